@@ -1,0 +1,6 @@
+//! `cpra-engine`: the core of CPRA — manifests, the monitor state machine, the thread-per-core
+//! runtime (shards, timing wheel, job ring) and the actions it takes.
+//!
+//! What it is for: turning a manifest of monitors into on-time checks, alerts and
+//! interventions. What it is not for: the network client side of a check (that is
+//! `cpra-net`) or benchmarks (that is `cpra-bench`).

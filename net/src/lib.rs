@@ -1,0 +1,11 @@
+//! `cpra-net`: the client side of every CPRA pulse (tcp, http/https, tls, icmp, dns, udp, grpc,
+//! docker), run on the calling glommio shard's io_uring sockets.
+//!
+//! What it is for: one bounded check per call, ending in an [`Outcome`]; never blocking the
+//! shard thread; every byte read bounded. What it is not for: scheduling, state, alerting
+//! (that is `cpra-engine`), or name resolution on a shard thread (callers hand in addresses
+//! already resolved).
+
+pub mod outcome;
+
+pub use outcome::{Detail, FailureKind, Outcome, Warning};
