@@ -229,8 +229,11 @@ pub struct MonitorState {
     verification_after: Generation,
     intervention_attempts: u8,
     flags: u8,
-    /// Monitor-local episode counter: bumped when an episode (failures or a warning) begins.
-    /// The incident id is this combined with the monitor id (see `alert::incident_id`).
+    /// Monitor-local episode counter: bumped when a run of failures begins (the monitor was
+    /// not recovering) or a warning appears on a quiet monitor. Each number names at most one
+    /// incident; every alert of the episode carries it, so receivers can tie the yellow, red
+    /// and green of one problem together. The incident id is this combined with the monitor
+    /// id (see `alert::incident_id`).
     incident_seq: u32,
     cooldowns: Cooldowns,
 }
@@ -330,11 +333,10 @@ impl MonitorState {
         self.has(flag::RECOVERING) || self.has(flag::WARNING)
     }
 
-    fn begin_episode_if_quiet(&mut self) {
-        if !self.in_episode() {
-            self.incident_seq = self.incident_seq.wrapping_add(1);
-            self.set(flag::ANNOUNCED, false);
-        }
+    /// A new episode number: alerts and the incident from here on carry it.
+    fn begin_episode(&mut self) {
+        self.incident_seq = self.incident_seq.wrapping_add(1);
+        self.set(flag::ANNOUNCED, false);
     }
 
     fn end_episode_if_quiet(&mut self) {
@@ -425,7 +427,11 @@ impl Step<'_> {
 
     fn check_failed(&mut self, generation: Generation) {
         let s = &mut *self.s;
-        s.begin_episode_if_quiet();
+        if !s.has(flag::RECOVERING) {
+            // Every run of failures gets its own number, even when it starts while a warning
+            // episode is open: so one number never names two incidents.
+            s.begin_episode();
+        }
         s.consecutive_failures = s.consecutive_failures.saturating_add(1);
         s.pulse_failures = s.pulse_failures.saturating_add(1);
         s.recovery_streak = 0;
@@ -480,7 +486,9 @@ impl Step<'_> {
 
         match (warning.is_some(), s.has(flag::WARNING)) {
             (true, false) => {
-                s.begin_episode_if_quiet();
+                if !s.in_episode() {
+                    s.begin_episode();
+                }
                 s.set(flag::WARNING, true);
                 self.alert(Colour::Yellow, Reason::WarningRaised);
             }

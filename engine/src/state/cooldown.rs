@@ -12,9 +12,9 @@
 //! `now - MAX_COOLDOWN` and drop the entries older than that (they can no longer delay
 //! anything). Reads are exact, with no wrap-around ambiguity, however long a monitor is idle.
 //!
-//! Resolution is one second, rounded so that a cooldown is never shortened: `now` is rounded
-//! up to the next whole second before it is stored. A delayed alert's `not_before_ms` is a whole
-//! second; an immediate one keeps the exact `now_ms`.
+//! Resolution is one second, rounded so that a cooldown is never shortened: a send time is
+//! rounded up to the next whole second before it is stored. A delayed alert's `not_before_ms`
+//! is a whole second; an immediate one keeps the exact `now_ms`.
 
 use crate::colour::Colour;
 
@@ -85,7 +85,7 @@ impl Cooldowns {
     }
 
     fn set(&mut self, colour: Colour, at_s: u64, now_s: u64) {
-        debug_assert!(at_s >= now_s && at_s <= now_s + MAX_COOLDOWN_S, "{at_s} vs now {now_s}");
+        debug_assert!(at_s >= now_s, "{at_s} vs now {now_s}");
         if at_s < self.base() || at_s - self.base() >= u64::from(NONE) {
             self.rebase(now_s);
         }
@@ -111,12 +111,21 @@ impl Cooldowns {
         self.set_base(new_base);
     }
 
-    /// The latest waiting send of any colour, if one is after `now_s`.
-    fn latest_waiting(&self, now_s: u64) -> Option<u64> {
-        Colour::ALL.into_iter().filter_map(|c| self.last(c)).filter(|&at| at > now_s).max()
+    /// The latest send of any colour that may still be waiting at `now_ms` (in ms). Judged in
+    /// milliseconds, so an alert sent at once this second counts too: ordering errs on the
+    /// side of waiting (by under a second), never of overtaking.
+    fn latest_waiting_ms(&self, now_ms: u64) -> Option<u64> {
+        Colour::ALL
+            .into_iter()
+            .filter_map(|c| self.last(c))
+            .map(|at_s| at_s * 1000)
+            .filter(|&at_ms| at_ms > now_ms)
+            .max()
     }
 
     /// Decides when an alert of `colour` queued at `now_ms` may be sent and records it.
+    /// Alerts that coalesce get the same `not_before_ms`, so the delivery layer's
+    /// "not queued twice" key is (monitor, colour, `not_before_ms`).
     ///
     /// `cooldown_ms == None` means the colour bypasses its cooldown (green by default).
     /// With `after_waiting`, the alert never goes before an alert of the same monitor that is
@@ -133,21 +142,34 @@ impl Cooldowns {
         let now_ms = now_ms.min(MAX_NOW_MS);
         let now_s = ceil_s(now_ms);
         let mut coalesced = false;
-        let own_s = match (self.last(colour), cooldown_ms) {
-            (_, None) | (None, _) => now_s,
+        let own_ms = match (self.last(colour), cooldown_ms) {
+            (_, None) | (None, _) => now_ms,
+            // Still waiting: join it. Judged in whole seconds, so an alert sent at once earlier
+            // in this second (stored rounded up) is never mistaken for a waiting one; the cost
+            // is that in the last second before a waiting alert goes, a new one is scheduled a
+            // cooldown later instead of joining it (never sooner).
             (Some(last), Some(_)) if last > now_s => {
                 coalesced = true;
-                last
+                last * 1000
             }
-            (Some(last), Some(cd_ms)) => now_s.max(last + cooldown_s(cd_ms)),
+            (Some(last), Some(cd_ms)) => now_ms.max((last + cooldown_s(cd_ms)) * 1000),
         };
-        let at_s = match self.latest_waiting(now_s) {
-            Some(waiting) if after_waiting => own_s.max(waiting),
-            _ => own_s,
+        let at_ms = match self.latest_waiting_ms(now_ms) {
+            Some(waiting_ms) if after_waiting && waiting_ms > own_ms => {
+                if coalesced {
+                    // It cannot join the waiting one of its colour (that one goes before the
+                    // alert it must follow), so it is a separate send: a cooldown after it.
+                    coalesced = false;
+                    let cd_s = cooldown_ms.map_or(0, cooldown_s);
+                    waiting_ms.max(own_ms + cd_s * 1000)
+                } else {
+                    waiting_ms
+                }
+            }
+            _ => own_ms,
         };
-        self.set(colour, at_s, now_s);
-        let delayed = at_s > now_s;
-        Slot { not_before_ms: if delayed { at_s * 1000 } else { now_ms }, delayed, coalesced }
+        self.set(colour, ceil_s(at_ms), now_s);
+        Slot { not_before_ms: at_ms, delayed: at_ms > now_ms, coalesced }
     }
 
     /// The queued alerts were dropped: a colour whose send was still waiting never went out, so

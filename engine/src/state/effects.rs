@@ -66,7 +66,9 @@ pub enum Effect {
     /// its cooldown (or must not overtake an earlier alert of the same monitor that is still
     /// waiting). A colour already queued for an endpoint is not queued twice: that is the
     /// delivery layer's job; the state machine gives a coalesced alert the same
-    /// `not_before_ms` as the one it joins, so the delivery layer can simply drop it.
+    /// `not_before_ms` as the one it joins, so the delivery layer drops an alert whose
+    /// (monitor, colour, `not_before_ms`) is already queued for the endpoint. It must not
+    /// drop on (monitor, colour) alone: two greens of two episodes can both be waiting.
     Alert {
         colour: Colour,
         reason: Reason,
