@@ -4,3 +4,7 @@
 //! What it is for: turning a manifest of monitors into on-time checks, alerts and
 //! interventions. What it is not for: the network client side of a check (that is
 //! `cpra-net`) or benchmarks (that is `cpra-bench`).
+
+pub mod alert;
+pub mod colour;
+pub mod state;
