@@ -6,6 +6,9 @@
 //! (that is `cpra-engine`), or name resolution on a shard thread (callers hand in addresses
 //! already resolved).
 
+pub mod deadline;
+pub mod limits;
 pub mod outcome;
 
+pub use deadline::Deadline;
 pub use outcome::{Detail, FailureKind, Outcome, Warning};
