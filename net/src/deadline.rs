@@ -2,9 +2,10 @@
 //! connect, handshake, request, response, retries and the pauses between them).
 //!
 //! What it is for: pure functions over instants so that the rules can be tested with a virtual
-//! clock (callers pass `now`). What it is not for: sleeping or racing futures; the probe modules
-//! do that with glommio's timer, asking this module how long they may wait.
+//! clock (callers pass `now`), and [`within`], the one place a probe races its work against
+//! glommio's timer. What it is not for: scheduling (the engine's wheel does that).
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// The longest pause between two attempts of one check. Go CPRA's rule: short enough that a
@@ -64,6 +65,21 @@ impl Deadline {
     pub fn elapsed_us(&self) -> u32 {
         self.elapsed_us_at(Instant::now())
     }
+}
+
+/// Runs `work` until it finishes or the deadline passes, whichever comes first; `None` means
+/// the deadline passed and `work` was dropped (which closes any socket it held). Must run on a
+/// glommio executor (it uses the shard's timer, so it never blocks the thread).
+pub async fn within<F: Future>(deadline: &Deadline, work: F) -> Option<F::Output> {
+    let remaining = deadline.remaining();
+    if remaining.is_zero() {
+        return None;
+    }
+    futures_lite::future::or(async { Some(work.await) }, async {
+        glommio::timer::Timer::new(remaining).await;
+        None
+    })
+    .await
 }
 
 /// A duration in whole microseconds, saturating at `u32::MAX` (~71 minutes, far above any

@@ -9,6 +9,9 @@
 pub mod deadline;
 pub mod limits;
 pub mod outcome;
+pub mod tcp;
+#[cfg(test)]
+mod test_executor;
 
 pub use deadline::Deadline;
 pub use outcome::{Detail, FailureKind, Outcome, Warning};
