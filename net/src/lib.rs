@@ -7,11 +7,13 @@
 //! already resolved).
 
 pub mod deadline;
+pub mod http_response;
 pub mod limits;
 pub mod outcome;
 pub mod tcp;
 #[cfg(test)]
 mod test_executor;
+pub mod tls;
 
 pub use deadline::Deadline;
 pub use outcome::{Detail, FailureKind, Outcome, Warning};
