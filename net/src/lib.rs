@@ -7,6 +7,7 @@
 //! already resolved).
 
 pub mod deadline;
+pub mod http;
 pub mod http_response;
 pub mod limits;
 pub mod outcome;
@@ -14,6 +15,7 @@ pub mod tcp;
 #[cfg(test)]
 mod test_executor;
 pub mod tls;
+pub mod tlscheck;
 
 pub use deadline::Deadline;
 pub use outcome::{Detail, FailureKind, Outcome, Warning};
