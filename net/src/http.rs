@@ -707,3 +707,318 @@ fn finish(cfg: &HttpConfig, deadline: &Deadline, attempt: Attempt) -> Outcome {
     }
     outcome
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_executor::run;
+    use crate::test_server::{self, cert_expiring_in, ok_close, ok_keep_alive};
+    use std::sync::atomic::Ordering;
+
+    const T: Duration = Duration::from_secs(3);
+
+    fn compile(spec: &HttpSpec) -> HttpConfig {
+        HttpConfig::compile(spec, &mut TlsConfigCache::default()).expect("compile")
+    }
+
+    fn check_once(cfg: HttpConfig, timeout: Duration) -> Outcome {
+        run(move || async move { HttpClient::new().check(&cfg, timeout).await })
+    }
+
+    #[test]
+    fn request_is_rendered_once_with_host_and_connection() {
+        let addr: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let mut spec = HttpSpec::get(addr, "api.example.com", "/health?x=1");
+        spec.method = "post".into();
+        spec.headers.push(("X-Token".into(), "abc".into()));
+        spec.body = Some(b"{}".to_vec());
+        let cfg = compile(&spec);
+        assert_eq!(
+            std::str::from_utf8(cfg.request_bytes()).unwrap(),
+            "POST /health?x=1 HTTP/1.1\r\nHost: api.example.com:8080\r\nUser-Agent: cpra\r\n\
+             X-Token: abc\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
+        );
+        assert!(!cfg.retryable_method);
+    }
+
+    #[test]
+    fn bad_specs_are_rejected_with_the_field_named() {
+        let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let bad = |f: fn(&mut HttpSpec)| {
+            let mut spec = HttpSpec::get(addr, "h", "/");
+            f(&mut spec);
+            HttpConfig::compile(&spec, &mut TlsConfigCache::default()).unwrap_err().0
+        };
+        assert!(bad(|s| s.method = "GE T".into()).contains("method"));
+        assert!(bad(|s| s.path = "health".into()).contains("path"));
+        assert!(bad(|s| s.body_regex = Some("(".into())).contains("body_regex"));
+        assert!(bad(|s| s.expected_status = vec![999]).contains("expected_status"));
+        assert!(bad(|s| s.headers.push(("Bad Name".into(), "v".into()))).contains("header"));
+        assert!(bad(|s| s.headers.push(("Connection".into(), "x".into()))).contains("keep_alive"));
+    }
+
+    #[test]
+    fn healthy_2xx_succeeds() {
+        let server = test_server::http(ok_close);
+        let o = check_once(compile(&HttpSpec::get(server.addr, "localhost", "/")), T);
+        assert!(o.is_success(), "{o:?}");
+        assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+    }
+
+    fn unavailable(_: &[u8]) -> (Vec<u8>, bool) {
+        (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec(), false)
+    }
+
+    #[test]
+    fn a_5xx_on_get_is_retried_within_the_deadline_then_reported() {
+        let server = test_server::http(unavailable);
+        let o = check_once(compile(&HttpSpec::get(server.addr, "localhost", "/")), T);
+        assert_eq!(o.failure, Some(FailureKind::Status));
+        assert_eq!(o.detail, Detail::HttpStatus(503));
+        assert_eq!(server.requests.load(Ordering::SeqCst), MAX_ATTEMPTS as usize);
+    }
+
+    #[test]
+    fn a_post_is_never_retried() {
+        let server = test_server::http(unavailable);
+        let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        spec.method = "POST".into();
+        let o = check_once(compile(&spec), T);
+        assert_eq!(o.failure, Some(FailureKind::Status));
+        assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn expected_status_replaces_the_2xx_rule() {
+        fn moved(_: &[u8]) -> (Vec<u8>, bool) {
+            (b"HTTP/1.1 301 Moved\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n".to_vec(), false)
+        }
+        let server = test_server::http(moved);
+        let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        spec.expected_status = vec![301];
+        assert!(check_once(compile(&spec), T).is_success());
+        spec.expected_status = vec![200];
+        assert_eq!(check_once(compile(&spec), T).failure, Some(FailureKind::Status));
+    }
+
+    fn chunked(_: &[u8]) -> (Vec<u8>, bool) {
+        let body = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                     7\r\n{\"statu\r\n8\r\ns\":\"up\"}\r\n0\r\n\r\n";
+        (body.to_vec(), false)
+    }
+
+    #[test]
+    fn body_assertions_on_plain_and_chunked_bodies() {
+        let plain = test_server::http(ok_close);
+        let mut spec = HttpSpec::get(plain.addr, "localhost", "/");
+        spec.body_contains = Some("healthy".into());
+        assert!(check_once(compile(&spec), T).is_success());
+        spec.body_contains = Some("sick".into());
+        let o = check_once(compile(&spec), T);
+        assert_eq!(o.failure, Some(FailureKind::Assertion));
+        assert_eq!(o.detail, Detail::Text("body_contains not found"));
+
+        let chunks = test_server::http(chunked);
+        let mut spec = HttpSpec::get(chunks.addr, "localhost", "/");
+        spec.body_regex = Some(r#"^\{"status":"up"\}$"#.into());
+        assert!(check_once(compile(&spec), T).is_success());
+        spec.body_regex = Some("down".into());
+        assert_eq!(check_once(compile(&spec), T).failure, Some(FailureKind::Assertion));
+    }
+
+    #[test]
+    fn header_block_over_16_kib_is_too_large() {
+        fn huge(_: &[u8]) -> (Vec<u8>, bool) {
+            let mut r = b"HTTP/1.1 200 OK\r\n".to_vec();
+            r.extend_from_slice(b"X-Big: ");
+            r.resize(r.len() + 40 * 1024, b'a');
+            r.extend_from_slice(b"\r\n\r\n");
+            (r, false)
+        }
+        let server = test_server::http(huge);
+        let o = check_once(compile(&HttpSpec::get(server.addr, "localhost", "/")), T);
+        assert_eq!(o.failure, Some(FailureKind::TooLarge), "{o:?}");
+        assert_eq!(o.detail, Detail::Bytes(MAX_HEADER_BLOCK_BYTES as u32));
+    }
+
+    #[test]
+    fn garbage_response_is_a_protocol_error() {
+        fn garbage(_: &[u8]) -> (Vec<u8>, bool) {
+            (b"SSH-2.0-OpenSSH_9.0\r\n\r\n".to_vec(), false)
+        }
+        let server = test_server::http(garbage);
+        let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        spec.retries = 0;
+        let o = check_once(compile(&spec), T);
+        assert_eq!(o.failure, Some(FailureKind::Protocol), "{o:?}");
+    }
+
+    #[test]
+    fn silent_server_times_out_after_connecting() {
+        let addr = test_server::silent();
+        let o =
+            check_once(compile(&HttpSpec::get(addr, "localhost", "/")), Duration::from_millis(300));
+        assert_eq!(o.failure, Some(FailureKind::Timeout), "{o:?}");
+        assert!(o.latency_us >= 300_000, "{o:?}");
+    }
+
+    #[test]
+    fn refused_is_retried_then_reported() {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let o = check_once(compile(&HttpSpec::get(addr, "localhost", "/")), T);
+        assert_eq!(o.failure, Some(FailureKind::ConnectRefused), "{o:?}");
+    }
+
+    #[test]
+    fn max_response_time_is_an_assertion() {
+        let server = test_server::http(ok_close);
+        let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        spec.max_response_time = Some(Duration::ZERO);
+        let o = check_once(compile(&spec), T);
+        assert_eq!(o.failure, Some(FailureKind::Assertion));
+        assert_eq!(o.detail, Detail::Text("slower than max_response_time"));
+    }
+
+    #[test]
+    fn keep_alive_reuses_one_connection_per_target() {
+        let server = test_server::http(ok_keep_alive);
+        let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        spec.keep_alive = true;
+        let cfg = compile(&spec);
+        let pooled = run(move || async move {
+            let client = HttpClient::new();
+            for _ in 0..5 {
+                let o = client.check(&cfg, T).await;
+                assert!(o.is_success(), "{o:?}");
+            }
+            client.pooled_connections()
+        });
+        assert_eq!(pooled, 1);
+        assert_eq!(server.requests.load(Ordering::SeqCst), 5);
+        assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn keep_alive_survives_a_server_closing_idle_connections() {
+        fn one_per_conn(_: &[u8]) -> (Vec<u8>, bool) {
+            // Says keep-alive but closes after each response, like a server whose idle
+            // timeout passed between two checks.
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(), false)
+        }
+        let server = test_server::http(one_per_conn);
+        let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        spec.keep_alive = true;
+        spec.retries = 0;
+        let cfg = compile(&spec);
+        run(move || async move {
+            let client = HttpClient::new();
+            for _ in 0..3 {
+                let o = client.check(&cfg, T).await;
+                assert!(o.is_success(), "{o:?}");
+            }
+        });
+        assert_eq!(server.requests.load(Ordering::SeqCst), 3);
+    }
+
+    fn https_spec(addr: SocketAddr) -> HttpSpec {
+        let mut spec = HttpSpec::get(addr, "localhost", "/");
+        spec.tls = true;
+        spec
+    }
+
+    #[test]
+    fn https_with_ca_file_reports_days_left_and_warns() {
+        let cert = cert_expiring_in(20);
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, &cert.cert_pem).unwrap();
+        let server = test_server::https(&cert, ok_close);
+        let mut spec = https_spec(server.addr);
+        spec.tls_options.ca_file = Some(ca);
+        let o = check_once(compile(&spec), T);
+        assert!(o.is_success(), "{o:?}");
+        let days = o.cert_days_left.expect("days left");
+        assert!((19..=20).contains(&days), "{days}");
+        assert_eq!(o.warning, None);
+        spec.cert_warn_days = Some(30);
+        let o = check_once(compile(&spec), T);
+        assert!(o.is_success(), "{o:?}");
+        assert_eq!(o.warning, Some(Warning::CertificateExpiring { days_left: days }));
+    }
+
+    #[test]
+    fn https_untrusted_certificate_fails_unless_skip_verify() {
+        let cert = cert_expiring_in(90);
+        let server = test_server::https(&cert, ok_close);
+        let mut spec = https_spec(server.addr);
+        let o = check_once(compile(&spec), T);
+        assert_eq!(o.failure, Some(FailureKind::Certificate), "{o:?}");
+        assert_eq!(o.detail, Detail::Text("certificate signed by an unknown issuer"));
+        spec.tls_options.insecure_skip_verify = true;
+        let o = check_once(compile(&spec), T);
+        assert!(o.is_success(), "{o:?}");
+        assert!(o.cert_days_left.is_some_and(|d| (89..=90).contains(&d)), "{o:?}");
+    }
+
+    #[test]
+    fn https_expired_certificate_says_how_long_ago() {
+        let cert = cert_expiring_in(-4);
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, &cert.cert_pem).unwrap();
+        let server = test_server::https(&cert, ok_close);
+        let mut spec = https_spec(server.addr);
+        spec.tls_options.ca_file = Some(ca);
+        let o = check_once(compile(&spec), T);
+        assert_eq!(o.failure, Some(FailureKind::Certificate), "{o:?}");
+        assert!(matches!(o.detail, Detail::CertDaysLeft(-4..=-3)), "{o:?}");
+        assert!(
+            o.describe("https://localhost/").contains("certificate expired"),
+            "{}",
+            o.describe("x")
+        );
+    }
+
+    #[test]
+    fn https_wrong_name_is_a_certificate_failure() {
+        let cert = cert_expiring_in(90);
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, &cert.cert_pem).unwrap();
+        let server = test_server::https(&cert, ok_close);
+        let mut spec = https_spec(server.addr);
+        spec.host = "other.example".into();
+        spec.tls_options.ca_file = Some(ca);
+        let o = check_once(compile(&spec), T);
+        assert_eq!(o.failure, Some(FailureKind::Certificate), "{o:?}");
+    }
+
+    #[test]
+    fn https_keep_alive_reuses_the_tls_session() {
+        let cert = cert_expiring_in(90);
+        let server = test_server::https(&cert, ok_keep_alive);
+        let mut spec = https_spec(server.addr);
+        spec.keep_alive = true;
+        spec.tls_options.insecure_skip_verify = true;
+        let cfg = compile(&spec);
+        run(move || async move {
+            let client = HttpClient::new();
+            for _ in 0..3 {
+                let o = client.check(&cfg, T).await;
+                assert!(o.is_success(), "{o:?}");
+            }
+        });
+        assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+        assert_eq!(server.requests.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn garbage_instead_of_tls_is_a_tls_failure() {
+        let addr = test_server::garbage();
+        let mut spec = https_spec(addr);
+        spec.tls_options.insecure_skip_verify = true;
+        spec.retries = 0;
+        let o = check_once(compile(&spec), T);
+        assert_eq!(o.failure, Some(FailureKind::Tls), "{o:?}");
+    }
+}

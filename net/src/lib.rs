@@ -14,6 +14,8 @@ pub mod outcome;
 pub mod tcp;
 #[cfg(test)]
 mod test_executor;
+#[cfg(test)]
+mod test_server;
 pub mod tls;
 pub mod tlscheck;
 

@@ -101,3 +101,59 @@ mod tests {
         assert_eq!(judge_days_left(-3, 30, 7), Err(Detail::CertDaysLeft(-3)));
     }
 }
+
+#[cfg(test)]
+mod handshake_tests {
+    use super::*;
+    use crate::test_executor::run;
+    use crate::test_server::{self, cert_expiring_in, ok_close};
+    use crate::tls::{client_config, TlsOptions};
+
+    fn tls_check(expires_in_days: i64) -> Outcome {
+        let cert = cert_expiring_in(expires_in_days);
+        let server = test_server::https(&cert, ok_close);
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, &cert.cert_pem).unwrap();
+        let opts = TlsOptions { ca_file: Some(ca), insecure_skip_verify: false };
+        let cfg =
+            TlsCheckConfig::new(server.addr, "localhost", client_config(&opts).unwrap(), 30, 7)
+                .unwrap();
+        run(move || async move { check(&cfg, Duration::from_secs(3)).await })
+    }
+
+    #[test]
+    fn healthy_certificate_passes_with_days_left() {
+        let o = tls_check(200);
+        assert!(o.is_success() && o.warning.is_none(), "{o:?}");
+        assert!(o.cert_days_left.is_some_and(|d| (199..=200).contains(&d)), "{o:?}");
+    }
+
+    #[test]
+    fn expiring_certificate_warns() {
+        let o = tls_check(20);
+        assert!(o.is_success(), "{o:?}");
+        assert!(matches!(o.warning, Some(Warning::CertificateExpiring { days_left: 19..=20 })));
+    }
+
+    #[test]
+    fn nearly_expired_certificate_fails() {
+        let o = tls_check(3);
+        assert_eq!(o.failure, Some(FailureKind::Certificate), "{o:?}");
+        assert!(matches!(o.detail, Detail::CertDaysLeft(2..=3)), "{o:?}");
+    }
+
+    #[test]
+    fn expired_certificate_fails_in_the_handshake() {
+        let o = tls_check(-10);
+        assert_eq!(o.failure, Some(FailureKind::Certificate), "{o:?}");
+        assert!(matches!(o.detail, Detail::CertDaysLeft(-10..=-9)), "{o:?}");
+    }
+
+    #[test]
+    fn invalid_thresholds_are_rejected() {
+        let client = client_config(&TlsOptions::default()).unwrap();
+        let addr = "127.0.0.1:443".parse().unwrap();
+        assert!(TlsCheckConfig::new(addr, "localhost", client, 5, 10).is_err());
+    }
+}
