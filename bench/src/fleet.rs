@@ -65,6 +65,7 @@ impl Drop for Server {
 /// A certificate for the healthy HTTPS server, with its PEM so clients can trust it.
 pub struct FleetCert {
     pub cert_pem: String,
+    pub key_pem: String,
     cert_der: Vec<u8>,
     key_der: Vec<u8>,
 }
@@ -77,6 +78,7 @@ impl FleetCert {
             .expect("rcgen self-signed certificate");
         FleetCert {
             cert_pem: ck.cert.pem(),
+            key_pem: ck.key_pair.serialize_pem(),
             cert_der: ck.cert.der().to_vec(),
             key_der: ck.key_pair.serialize_der(),
         }
