@@ -355,7 +355,8 @@ fn io_failure(err: &std::io::Error, what: &'static str) -> Failure {
 #[derive(Default)]
 pub struct HttpClient {
     spare_buffers: RefCell<Vec<Box<[u8]>>>,
-    pool: RefCell<HashMap<PoolKey, Conn>>,
+    /// Idle kept-alive connections, with the days left of the certificate seen at handshake.
+    pool: RefCell<HashMap<PoolKey, (Conn, Option<i32>)>>,
 }
 
 impl HttpClient {
@@ -383,12 +384,12 @@ impl HttpClient {
         }
     }
 
-    fn pool_put(&self, key: PoolKey, conn: Conn) {
+    fn pool_put(&self, key: PoolKey, conn: Conn, cert_days_left: Option<i32>) {
         let mut pool = self.pool.borrow_mut();
         // One per target: a second concurrent connection to the same target is closed. At the
         // total bound the new one is closed rather than evicting (no LRU bookkeeping per check).
         if pool.len() < MAX_POOLED_CONNECTIONS && !pool.contains_key(&key) {
-            pool.insert(key, conn);
+            pool.insert(key, (conn, cert_days_left));
         }
     }
 
@@ -477,7 +478,10 @@ impl HttpClient {
             if cfg.keep_alive { self.pool.borrow_mut().remove(&cfg.pool_key) } else { None };
         let reused = pooled.is_some();
         let mut conn = match pooled {
-            Some(conn) => conn,
+            Some((conn, days)) => {
+                cert_days.set(days);
+                conn
+            }
             None => self.connect(cfg, deadline, cert_days).await?,
         };
         phase.set(Phase::Exchange);
@@ -493,7 +497,7 @@ impl HttpClient {
         match result {
             Ok((status, reusable)) => {
                 if cfg.keep_alive && reusable {
-                    self.pool_put(cfg.pool_key, conn);
+                    self.pool_put(cfg.pool_key, conn, cert_days.get());
                 }
                 Ok(status)
             }
@@ -1000,12 +1004,18 @@ mod tests {
         let mut spec = https_spec(server.addr);
         spec.keep_alive = true;
         spec.tls_options.insecure_skip_verify = true;
+        spec.cert_warn_days = Some(100);
         let cfg = compile(&spec);
         run(move || async move {
             let client = HttpClient::new();
             for _ in 0..3 {
                 let o = client.check(&cfg, T).await;
                 assert!(o.is_success(), "{o:?}");
+                // Reused connections still report the certificate seen at the handshake.
+                assert!(
+                    matches!(o.warning, Some(Warning::CertificateExpiring { days_left: 89..=90 })),
+                    "{o:?}"
+                );
             }
         });
         assert_eq!(server.connections.load(Ordering::SeqCst), 1);
