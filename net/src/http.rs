@@ -845,6 +845,26 @@ mod tests {
         assert_eq!(o.detail, Detail::Bytes(MAX_HEADER_BLOCK_BYTES as u32));
     }
 
+    fn big_body(_: &[u8]) -> (Vec<u8>, bool) {
+        // 1 MiB body whose marker sits past the 64 KiB read bound.
+        let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 1 << 20).into_bytes();
+        let start = r.len();
+        r.resize(start + (1 << 20), b'.');
+        r[start + 100 * 1024..start + 100 * 1024 + 6].copy_from_slice(b"MARKER");
+        (r, false)
+    }
+
+    #[test]
+    fn body_is_read_only_up_to_its_bound() {
+        let server = test_server::http(big_body);
+        let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        assert!(check_once(compile(&spec), T).is_success(), "no assertion: head is enough");
+        spec.body_contains = Some("MARKER".into());
+        let o = check_once(compile(&spec), T);
+        assert_eq!(o.failure, Some(FailureKind::Assertion), "{o:?}");
+        assert_eq!(o.detail, Detail::Text("body_contains not found in the first 64 KiB"));
+    }
+
     #[test]
     fn garbage_response_is_a_protocol_error() {
         fn garbage(_: &[u8]) -> (Vec<u8>, bool) {
