@@ -6,6 +6,18 @@
 //! (that is `cpra-engine`), or name resolution on a shard thread (callers hand in addresses
 //! already resolved).
 
+pub mod deadline;
+pub mod http;
+pub mod http_response;
+pub mod limits;
 pub mod outcome;
+pub mod tcp;
+#[cfg(test)]
+mod test_executor;
+#[cfg(test)]
+mod test_server;
+pub mod tls;
+pub mod tlscheck;
 
+pub use deadline::Deadline;
 pub use outcome::{Detail, FailureKind, Outcome, Warning};

@@ -188,8 +188,9 @@ mod tests {
 
     #[test]
     fn outcome_is_small_and_copy() {
-        // Outcomes cross the probe -> state boundary millions of times a second.
-        assert!(std::mem::size_of::<Outcome>() <= 32, "{}", std::mem::size_of::<Outcome>());
+        // Outcomes cross the probe -> state boundary millions of times a second. 48 bytes:
+        // `Detail::Text` holds a fat `&'static str` (16 bytes), still Copy and heap-free.
+        assert!(std::mem::size_of::<Outcome>() <= 48, "{}", std::mem::size_of::<Outcome>());
     }
 
     #[test]

@@ -1,0 +1,8 @@
+//! `cpra-bench` as a library: the mock fleet (for end-to-end tests and benchmarks) and the
+//! benchmark subcommands, each in its own module with a clap `Args` and a `run`.
+//!
+//! What it is for: measuring CPRA side by side with a reference in one run, and giving tests
+//! real servers to probe. What it is not for: anything shipped in the `cpra` binary.
+
+pub mod fleet;
+pub mod probes;

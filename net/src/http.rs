@@ -1,0 +1,1054 @@
+//! The `http` and `https` pulses: one HTTP/1.1 exchange (or a few retries) inside one deadline.
+//!
+//! What it is for: a health check. The request is rendered once at load ([`HttpConfig::compile`]);
+//! a check writes it, parses the response head with httparse, reads the body only when an
+//! assertion needs it (at most [`MAX_BODY_BYTES`]) or a kept-alive connection must be drained,
+//! and closes otherwise. Each shard owns one [`HttpClient`]: its reusable buffers and its
+//! keep-alive pool (one connection per target). What it is not for: redirects, compression,
+//! HTTP/2, cookies; a health endpoint needs none of them.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_rustls::client::TlsStream;
+use glommio::net::TcpStream;
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+
+use crate::deadline::{retry_pause, saturating_us, within, Deadline};
+use crate::http_response::{dechunk, parse_head, status_ok, status_retryable, Framing, HeadError};
+use crate::limits::{
+    MAX_ATTEMPTS, MAX_BODY_BYTES, MAX_HEADER_BLOCK_BYTES, MAX_POOLED_CONNECTIONS, MAX_REQUEST_BYTES,
+};
+use crate::outcome::{Detail, FailureKind, Outcome, Warning};
+use crate::tcp::{self, Failure};
+use crate::tls::{self, TlsConfigError, TlsOptions};
+
+/// One check's buffer: the head, then the body right after it.
+const CHECK_BUFFER_BYTES: usize = MAX_HEADER_BLOCK_BYTES + MAX_BODY_BYTES;
+
+/// Most spare check buffers a shard keeps for reuse. A shard runs a bounded number of probe
+/// tasks (the engine's in-flight limit, 256 by default); 512 covers it with room, so the steady
+/// state never allocates a buffer. Past it a returned buffer is freed (80 KiB each: 40 MiB max).
+const MAX_SPARE_BUFFERS: usize = 512;
+
+/// What the manifest says about an `http`/`https` monitor, with its target already resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpSpec {
+    pub addr: SocketAddr,
+    /// The host name: `Host` header and, with TLS, SNI and the name the certificate must match.
+    pub host: String,
+    /// `https`.
+    pub tls: bool,
+    pub method: String,
+    /// Path and query, starting with `/`.
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    /// Accepted statuses; empty means any 2xx.
+    pub expected_status: Vec<u16>,
+    pub body_contains: Option<String>,
+    pub body_regex: Option<String>,
+    pub max_response_time: Option<Duration>,
+    pub keep_alive: bool,
+    pub cert_warn_days: Option<i32>,
+    pub tls_options: TlsOptions,
+    /// Retries after the first attempt (GET/HEAD/OPTIONS only); capped by `MAX_ATTEMPTS`.
+    pub retries: u32,
+}
+
+impl HttpSpec {
+    /// A plain `GET /` spec with the defaults of the manifest (2 retries, like Go CPRA).
+    pub fn get(addr: SocketAddr, host: &str, path: &str) -> Self {
+        HttpSpec {
+            addr,
+            host: host.to_owned(),
+            tls: false,
+            method: "GET".to_owned(),
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: None,
+            expected_status: Vec::new(),
+            body_contains: None,
+            body_regex: None,
+            max_response_time: None,
+            keep_alive: false,
+            cert_warn_days: None,
+            tls_options: TlsOptions::default(),
+            retries: MAX_ATTEMPTS - 1,
+        }
+    }
+}
+
+/// A configuration error found at load, written for the person who wrote the manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpConfigError(pub String);
+
+impl fmt::Display for HttpConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HttpConfigError {}
+
+impl From<TlsConfigError> for HttpConfigError {
+    fn from(e: TlsConfigError) -> Self {
+        HttpConfigError(e.0)
+    }
+}
+
+/// Identifies "the same target" for the keep-alive pool: address, scheme and host name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct PoolKey {
+    addr: SocketAddr,
+    tls: bool,
+    host_hash: u64,
+}
+
+#[derive(Clone, Debug)]
+struct TlsTarget {
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+}
+
+/// A compiled `http`/`https` monitor: everything a check needs, prepared once at load.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    addr: SocketAddr,
+    tls: Option<TlsTarget>,
+    request: Box<[u8]>,
+    head_request: bool,
+    retryable_method: bool,
+    attempts: u32,
+    expected_status: Box<[u16]>,
+    /// `body_contains` compiled as an escaped literal regex (a fast substring search).
+    body_contains: Option<regex::bytes::Regex>,
+    body_regex: Option<regex::bytes::Regex>,
+    max_response_time: Option<Duration>,
+    keep_alive: bool,
+    cert_warn_days: Option<i32>,
+    pool_key: PoolKey,
+}
+
+/// Shares rustls client configs between monitors with the same TLS options (building one
+/// copies the root store; a manifest has few distinct option sets).
+#[derive(Default)]
+pub struct TlsConfigCache {
+    configs: HashMap<TlsOptions, Arc<ClientConfig>>,
+}
+
+impl TlsConfigCache {
+    pub fn get(&mut self, opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsConfigError> {
+        if let Some(config) = self.configs.get(opts) {
+            return Ok(config.clone());
+        }
+        let config = tls::client_config(opts)?;
+        self.configs.insert(opts.clone(), config.clone());
+        Ok(config)
+    }
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn is_field_value(s: &str) -> bool {
+    s.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
+}
+
+impl HttpConfig {
+    /// Validates `spec` and renders its request. Errors say which field is wrong.
+    pub fn compile(
+        spec: &HttpSpec,
+        tls_cache: &mut TlsConfigCache,
+    ) -> Result<Self, HttpConfigError> {
+        let err = |m: String| Err(HttpConfigError(m));
+        let method = spec.method.to_ascii_uppercase();
+        if !is_token(&method) {
+            return err(format!("method `{}` is not a valid HTTP method", spec.method));
+        }
+        if !spec.path.starts_with('/') || !spec.path.bytes().all(|b| b.is_ascii_graphic()) {
+            return err(format!("path `{}` must start with `/` and contain no spaces", spec.path));
+        }
+        if spec.host.is_empty() || !is_field_value(&spec.host) || spec.host.contains(' ') {
+            return err(format!("host `{}` is not a valid host name", spec.host));
+        }
+        let mut request = Vec::with_capacity(256);
+        request.extend_from_slice(format!("{method} {} HTTP/1.1\r\n", spec.path).as_bytes());
+        let user_sets = |name: &str| spec.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+        if !user_sets("host") {
+            let default_port = if spec.tls { 443 } else { 80 };
+            if spec.addr.port() == default_port {
+                request.extend_from_slice(format!("Host: {}\r\n", spec.host).as_bytes());
+            } else {
+                request.extend_from_slice(
+                    format!("Host: {}:{}\r\n", spec.host, spec.addr.port()).as_bytes(),
+                );
+            }
+        }
+        if !user_sets("user-agent") {
+            request.extend_from_slice(b"User-Agent: cpra\r\n");
+        }
+        for (name, value) in &spec.headers {
+            if !is_token(name) || !is_field_value(value) {
+                return err(format!("header `{name}: {value}` is not a valid HTTP header"));
+            }
+            if name.eq_ignore_ascii_case("connection")
+                || name.eq_ignore_ascii_case("content-length")
+            {
+                return err(format!(
+                    "header `{name}` is set by CPRA (use keep_alive / body instead)"
+                ));
+            }
+            request.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        let connection = if spec.keep_alive { "keep-alive" } else { "close" };
+        request.extend_from_slice(format!("Connection: {connection}\r\n").as_bytes());
+        if let Some(body) = &spec.body {
+            request.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+            request.extend_from_slice(body);
+        } else {
+            request.extend_from_slice(b"\r\n");
+        }
+        if request.len() > MAX_REQUEST_BYTES {
+            return err(format!(
+                "request is {} bytes, more than the {MAX_REQUEST_BYTES} allowed",
+                request.len()
+            ));
+        }
+        let compile_regex = |what: &str, pattern: &str| {
+            regex::bytes::Regex::new(pattern)
+                .map_err(|e| HttpConfigError(format!("{what} `{pattern}` does not compile: {e}")))
+        };
+        let body_contains = match &spec.body_contains {
+            Some(s) if s.is_empty() => return err("body_contains is empty".to_owned()),
+            Some(s) => Some(compile_regex("body_contains", &regex::escape(s))?),
+            None => None,
+        };
+        let body_regex = match &spec.body_regex {
+            Some(p) => Some(compile_regex("body_regex", p)?),
+            None => None,
+        };
+        if let Some(bad) = spec.expected_status.iter().find(|s| !(100..600).contains(*s)) {
+            return err(format!("expected_status {bad} is not an HTTP status (100-599)"));
+        }
+        let tls = if spec.tls {
+            Some(TlsTarget {
+                config: tls_cache.get(&spec.tls_options)?,
+                name: tls::server_name(&spec.host)?,
+            })
+        } else {
+            None
+        };
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        spec.host.hash(&mut hasher);
+        let retryable_method = matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS");
+        Ok(HttpConfig {
+            addr: spec.addr,
+            tls,
+            request: request.into_boxed_slice(),
+            head_request: method == "HEAD",
+            retryable_method,
+            attempts: 1 + spec.retries.min(MAX_ATTEMPTS - 1),
+            expected_status: spec.expected_status.clone().into_boxed_slice(),
+            body_contains,
+            body_regex,
+            max_response_time: spec.max_response_time,
+            keep_alive: spec.keep_alive,
+            cert_warn_days: spec.cert_warn_days,
+            pool_key: PoolKey { addr: spec.addr, tls: spec.tls, host_hash: hasher.finish() },
+        })
+    }
+
+    /// The rendered request bytes (for tests and debugging).
+    pub fn request_bytes(&self) -> &[u8] {
+        &self.request
+    }
+
+    fn needs_body(&self) -> bool {
+        self.body_contains.is_some() || self.body_regex.is_some()
+    }
+}
+
+/// A connection, plain or TLS.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_close(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+        }
+    }
+}
+
+/// Where an attempt was when the deadline hit: decides `ConnectTimeout` vs `Timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Connect,
+    Exchange,
+}
+
+/// What one attempt ended with, before the latency and warnings are added.
+#[derive(Clone, Copy, Debug)]
+struct Attempt {
+    result: Result<u16, Failure>,
+    cert_days_left: Option<i32>,
+}
+
+fn io_failure(err: &std::io::Error, what: &'static str) -> Failure {
+    match err.kind() {
+        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof => {
+            (FailureKind::Protocol, Detail::Text(what))
+        }
+        _ => {
+            (FailureKind::Connection, err.raw_os_error().map_or(Detail::Text(what), Detail::Errno))
+        }
+    }
+}
+
+/// A shard's HTTP client: reusable buffers and the keep-alive pool. Create one per shard, on
+/// the shard's thread; it is not `Send` (the pooled sockets belong to that shard's ring).
+#[derive(Default)]
+pub struct HttpClient {
+    spare_buffers: RefCell<Vec<Box<[u8]>>>,
+    /// Idle kept-alive connections, with the days left of the certificate seen at handshake.
+    pool: RefCell<HashMap<PoolKey, (Conn, Option<i32>)>>,
+}
+
+impl HttpClient {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Idle pooled connections now held.
+    pub fn pooled_connections(&self) -> usize {
+        self.pool.borrow().len()
+    }
+
+    fn take_buffer(&self) -> Box<[u8]> {
+        self.spare_buffers
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| vec![0u8; CHECK_BUFFER_BYTES].into_boxed_slice())
+    }
+
+    fn give_buffer(&self, buf: Box<[u8]>) {
+        debug_assert_eq!(buf.len(), CHECK_BUFFER_BYTES);
+        let mut spare = self.spare_buffers.borrow_mut();
+        if spare.len() < MAX_SPARE_BUFFERS {
+            spare.push(buf);
+        }
+    }
+
+    fn pool_put(&self, key: PoolKey, conn: Conn, cert_days_left: Option<i32>) {
+        let mut pool = self.pool.borrow_mut();
+        // One per target: a second concurrent connection to the same target is closed. At the
+        // total bound the new one is closed rather than evicting (no LRU bookkeeping per check).
+        if pool.len() < MAX_POOLED_CONNECTIONS && !pool.contains_key(&key) {
+            pool.insert(key, (conn, cert_days_left));
+        }
+    }
+
+    /// Runs one check of `cfg` within `timeout` (retries and pauses included).
+    pub async fn check(&self, cfg: &HttpConfig, timeout: Duration) -> Outcome {
+        let deadline = Deadline::after(timeout);
+        let mut buf = self.take_buffer();
+        let mut attempts_left = cfg.attempts;
+        debug_assert!((1..=MAX_ATTEMPTS).contains(&attempts_left));
+        let outcome = loop {
+            attempts_left -= 1;
+            let attempt = self.attempt_within(cfg, &deadline, &mut buf).await;
+            let outcome = finish(cfg, &deadline, attempt);
+            let retry = cfg.retryable_method
+                && attempts_left > 0
+                && match attempt.result {
+                    Ok(status) => {
+                        status_retryable(status) && outcome.failure == Some(FailureKind::Status)
+                    }
+                    Err((kind, _)) => matches!(
+                        kind,
+                        FailureKind::ConnectRefused
+                            | FailureKind::Connection
+                            | FailureKind::Protocol
+                    ),
+                };
+            if !retry {
+                break outcome;
+            }
+            let pause = retry_pause(deadline.remaining(), attempts_left);
+            if pause.is_zero() {
+                break outcome;
+            }
+            glommio::timer::Timer::new(pause).await;
+        };
+        self.give_buffer(buf);
+        outcome
+    }
+
+    async fn attempt_within(
+        &self,
+        cfg: &HttpConfig,
+        deadline: &Deadline,
+        buf: &mut [u8],
+    ) -> Attempt {
+        let phase = Cell::new(Phase::Connect);
+        let cert_days = Cell::new(None);
+        match within(deadline, self.attempt(cfg, deadline, buf, &phase, &cert_days)).await {
+            Some(result) => Attempt { result, cert_days_left: cert_days.get() },
+            None => {
+                let kind = match phase.get() {
+                    Phase::Connect => FailureKind::ConnectTimeout,
+                    Phase::Exchange => FailureKind::Timeout,
+                };
+                Attempt { result: Err((kind, Detail::None)), cert_days_left: cert_days.get() }
+            }
+        }
+    }
+
+    async fn connect(
+        &self,
+        cfg: &HttpConfig,
+        deadline: &Deadline,
+        cert_days: &Cell<Option<i32>>,
+    ) -> Result<Conn, Failure> {
+        let tcp = tcp::connect(cfg.addr, deadline).await?;
+        match &cfg.tls {
+            None => Ok(Conn::Plain(tcp)),
+            Some(target) => {
+                let hs = tls::handshake(tcp, &target.config, &target.name, deadline).await?;
+                cert_days.set(hs.cert_days_left);
+                Ok(Conn::Tls(Box::new(hs.stream)))
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        cfg: &HttpConfig,
+        deadline: &Deadline,
+        buf: &mut [u8],
+        phase: &Cell<Phase>,
+        cert_days: &Cell<Option<i32>>,
+    ) -> Result<u16, Failure> {
+        let pooled =
+            if cfg.keep_alive { self.pool.borrow_mut().remove(&cfg.pool_key) } else { None };
+        let reused = pooled.is_some();
+        let mut conn = match pooled {
+            Some((conn, days)) => {
+                cert_days.set(days);
+                conn
+            }
+            None => self.connect(cfg, deadline, cert_days).await?,
+        };
+        phase.set(Phase::Exchange);
+        let mut result = exchange(cfg, &mut conn, buf).await;
+        if reused && matches!(result, Err(Stale)) {
+            // The server closed the idle connection before our request reached it: that is
+            // not the target failing, so reconnect once without spending an attempt.
+            phase.set(Phase::Connect);
+            conn = self.connect(cfg, deadline, cert_days).await?;
+            phase.set(Phase::Exchange);
+            result = exchange(cfg, &mut conn, buf).await;
+        }
+        match result {
+            Ok((status, reusable)) => {
+                if cfg.keep_alive && reusable {
+                    self.pool_put(cfg.pool_key, conn, cert_days.get());
+                }
+                Ok(status)
+            }
+            Err(Stale) => {
+                Err((FailureKind::Protocol, Detail::Text("connection closed before the response")))
+            }
+            Err(ExchangeError::Failed(f)) => Err(f),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum ExchangeError {
+    /// Nothing of a response arrived and the connection ended: on a reused connection, retry.
+    Stale,
+    Failed(Failure),
+}
+use ExchangeError::Stale;
+
+impl From<Failure> for ExchangeError {
+    fn from(f: Failure) -> Self {
+        ExchangeError::Failed(f)
+    }
+}
+
+/// Writes the request and reads the response as far as needed. Returns the status and whether
+/// the connection may be reused (the whole response was consumed and the server keeps it open).
+/// Body assertions are judged here, while the body is in `buf`.
+async fn exchange(
+    cfg: &HttpConfig,
+    conn: &mut Conn,
+    buf: &mut [u8],
+) -> Result<(u16, bool), ExchangeError> {
+    debug_assert_eq!(buf.len(), CHECK_BUFFER_BYTES);
+    if let Err(e) = conn.write_all(&cfg.request).await {
+        return Err(match e.kind() {
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => Stale,
+            _ => ExchangeError::Failed(io_failure(&e, "request write failed")),
+        });
+    }
+    if let Err(e) = conn.flush().await {
+        return Err(ExchangeError::Failed(io_failure(&e, "request write failed")));
+    }
+
+    // The head: read until httparse sees the blank line, at most MAX_HEADER_BLOCK_BYTES.
+    let mut filled = 0usize;
+    let head = loop {
+        let n = match conn.read(&mut buf[filled..MAX_HEADER_BLOCK_BYTES]).await {
+            Ok(n) => n,
+            Err(e) if filled == 0 && e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Err(Stale)
+            }
+            Err(e) => {
+                return Err(
+                    io_failure(&e, "connection broken while reading the response head").into()
+                )
+            }
+        };
+        if n == 0 {
+            if filled == 0 {
+                return Err(Stale);
+            }
+            return Err((
+                FailureKind::Protocol,
+                Detail::Text("connection closed inside the response head"),
+            )
+                .into());
+        }
+        filled += n;
+        match parse_head(&buf[..filled], cfg.head_request) {
+            Ok(Some(head)) => break head,
+            Ok(None) if filled == MAX_HEADER_BLOCK_BYTES => {
+                return Err(
+                    (FailureKind::TooLarge, Detail::Bytes(MAX_HEADER_BLOCK_BYTES as u32)).into()
+                )
+            }
+            Ok(None) => continue,
+            Err(HeadError::TooManyHeaders) => {
+                return Err(
+                    (FailureKind::TooLarge, Detail::Text("more than 64 response headers")).into()
+                )
+            }
+            Err(HeadError::Invalid(why)) => {
+                return Err((FailureKind::Protocol, Detail::Text(why)).into())
+            }
+        }
+    };
+    debug_assert!(head.len <= filled && filled <= MAX_HEADER_BLOCK_BYTES);
+    let status_good = status_ok(head.status, &cfg.expected_status);
+    let judge_body = status_good && cfg.needs_body();
+    let drain = cfg.keep_alive && !head.closes;
+    if !judge_body && !drain {
+        // Nothing needs the body: stop reading; dropping the connection closes it.
+        return Ok((head.status, false));
+    }
+
+    // The body goes right after the head in `buf`; at most MAX_BODY_BYTES of it are read.
+    let body_start = head.len;
+    let body_end_max = body_start + MAX_BODY_BYTES;
+    let mut raw_end = filled; // bytes of body received (raw, possibly chunked) end here
+    let (body_len, complete) = match head.framing {
+        Framing::Empty => (0, true),
+        Framing::Length(total) => {
+            let want = (total.min(MAX_BODY_BYTES as u64)) as usize;
+            while raw_end - body_start < want {
+                let n = read_body(conn, &mut buf[raw_end..body_start + want]).await?;
+                if n == 0 {
+                    return Err((
+                        FailureKind::Protocol,
+                        Detail::Text("connection closed inside the body"),
+                    )
+                        .into());
+                }
+                raw_end += n;
+            }
+            (want, total <= MAX_BODY_BYTES as u64 && raw_end - body_start == want)
+        }
+        Framing::Chunked => {
+            let mut consumed = body_start;
+            let mut decoded_end = body_start;
+            loop {
+                let d = dechunk(&mut buf[..raw_end], consumed, decoded_end)
+                    .map_err(|why| (FailureKind::Protocol, Detail::Text(why)))?;
+                consumed = d.consumed;
+                decoded_end = d.body_len;
+                if d.complete {
+                    break (decoded_end - body_start, consumed == raw_end);
+                }
+                if raw_end == body_end_max {
+                    break (decoded_end - body_start, false);
+                }
+                let n = read_body(conn, &mut buf[raw_end..body_end_max]).await?;
+                if n == 0 {
+                    return Err((
+                        FailureKind::Protocol,
+                        Detail::Text("connection closed inside the body"),
+                    )
+                        .into());
+                }
+                raw_end += n;
+            }
+        }
+        Framing::UntilClose => {
+            if !judge_body {
+                return Ok((head.status, false));
+            }
+            while raw_end < body_end_max {
+                let n = read_body(conn, &mut buf[raw_end..body_end_max]).await?;
+                if n == 0 {
+                    break;
+                }
+                raw_end += n;
+            }
+            (raw_end - body_start, false)
+        }
+    };
+    let body_len = body_len.min(MAX_BODY_BYTES);
+    if judge_body {
+        let body = &buf[body_start..body_start + body_len];
+        let truncated = !complete && !matches!(head.framing, Framing::UntilClose | Framing::Empty);
+        if let Some(re) = &cfg.body_contains {
+            if !re.is_match(body) {
+                let why = if truncated {
+                    "body_contains not found in the first 64 KiB"
+                } else {
+                    "body_contains not found"
+                };
+                return Err((FailureKind::Assertion, Detail::Text(why)).into());
+            }
+        }
+        if let Some(re) = &cfg.body_regex {
+            if !re.is_match(body) {
+                let why = if truncated {
+                    "body_regex did not match the first 64 KiB"
+                } else {
+                    "body_regex did not match"
+                };
+                return Err((FailureKind::Assertion, Detail::Text(why)).into());
+            }
+        }
+    }
+    Ok((head.status, drain && complete))
+}
+
+async fn read_body(conn: &mut Conn, into: &mut [u8]) -> Result<usize, ExchangeError> {
+    conn.read(into).await.map_err(|e| io_failure(&e, "connection broken inside the body").into())
+}
+
+/// Turns an attempt into the outcome: status rule, response time, certificate warning.
+fn finish(cfg: &HttpConfig, deadline: &Deadline, attempt: Attempt) -> Outcome {
+    let latency_us = deadline.elapsed_us();
+    let mut outcome = match attempt.result {
+        Err((kind, detail)) => Outcome::failure(kind, latency_us, detail),
+        Ok(status) if !status_ok(status, &cfg.expected_status) => {
+            Outcome::failure(FailureKind::Status, latency_us, Detail::HttpStatus(status))
+        }
+        Ok(_) => match cfg.max_response_time {
+            Some(max) if latency_us > saturating_us(max) => Outcome::failure(
+                FailureKind::Assertion,
+                latency_us,
+                Detail::Text("slower than max_response_time"),
+            ),
+            _ => Outcome::success(latency_us),
+        },
+    };
+    outcome.cert_days_left = attempt.cert_days_left;
+    if let (Some(days), Some(warn)) = (attempt.cert_days_left, cfg.cert_warn_days) {
+        if outcome.is_success() && days <= warn {
+            outcome.warning = Some(Warning::CertificateExpiring { days_left: days });
+        }
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_executor::run;
+    use crate::test_server::{self, cert_expiring_in, ok_close, ok_keep_alive};
+    use std::sync::atomic::Ordering;
+
+    const T: Duration = Duration::from_secs(3);
+
+    fn compile(spec: &HttpSpec) -> HttpConfig {
+        HttpConfig::compile(spec, &mut TlsConfigCache::default()).expect("compile")
+    }
+
+    fn check_once(cfg: HttpConfig, timeout: Duration) -> Outcome {
+        run(move || async move { HttpClient::new().check(&cfg, timeout).await })
+    }
+
+    #[test]
+    fn request_is_rendered_once_with_host_and_connection() {
+        let addr: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let mut spec = HttpSpec::get(addr, "api.example.com", "/health?x=1");
+        spec.method = "post".into();
+        spec.headers.push(("X-Token".into(), "abc".into()));
+        spec.body = Some(b"{}".to_vec());
+        let cfg = compile(&spec);
+        assert_eq!(
+            std::str::from_utf8(cfg.request_bytes()).unwrap(),
+            "POST /health?x=1 HTTP/1.1\r\nHost: api.example.com:8080\r\nUser-Agent: cpra\r\n\
+             X-Token: abc\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
+        );
+        assert!(!cfg.retryable_method);
+    }
+
+    #[test]
+    fn bad_specs_are_rejected_with_the_field_named() {
+        let addr: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let bad = |f: fn(&mut HttpSpec)| {
+            let mut spec = HttpSpec::get(addr, "h", "/");
+            f(&mut spec);
+            HttpConfig::compile(&spec, &mut TlsConfigCache::default()).unwrap_err().0
+        };
+        assert!(bad(|s| s.method = "GE T".into()).contains("method"));
+        assert!(bad(|s| s.path = "health".into()).contains("path"));
+        assert!(bad(|s| s.body_regex = Some("(".into())).contains("body_regex"));
+        assert!(bad(|s| s.expected_status = vec![999]).contains("expected_status"));
+        assert!(bad(|s| s.headers.push(("Bad Name".into(), "v".into()))).contains("header"));
+        assert!(bad(|s| s.headers.push(("Connection".into(), "x".into()))).contains("keep_alive"));
+    }
+
+    #[test]
+    fn healthy_2xx_succeeds() {
+        let server = test_server::http(ok_close);
+        let o = check_once(compile(&HttpSpec::get(server.addr, "localhost", "/")), T);
+        assert!(o.is_success(), "{o:?}");
+        assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+    }
+
+    fn unavailable(_: &[u8]) -> (Vec<u8>, bool) {
+        (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec(), false)
+    }
+
+    #[test]
+    fn a_5xx_on_get_is_retried_within_the_deadline_then_reported() {
+        let server = test_server::http(unavailable);
+        let o = check_once(compile(&HttpSpec::get(server.addr, "localhost", "/")), T);
+        assert_eq!(o.failure, Some(FailureKind::Status));
+        assert_eq!(o.detail, Detail::HttpStatus(503));
+        assert_eq!(server.requests.load(Ordering::SeqCst), MAX_ATTEMPTS as usize);
+    }
+
+    #[test]
+    fn a_post_is_never_retried() {
+        let server = test_server::http(unavailable);
+        let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        spec.method = "POST".into();
+        let o = check_once(compile(&spec), T);
+        assert_eq!(o.failure, Some(FailureKind::Status));
+        assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn expected_status_replaces_the_2xx_rule() {
+        fn moved(_: &[u8]) -> (Vec<u8>, bool) {
+            (b"HTTP/1.1 301 Moved\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n".to_vec(), false)
+        }
+        let server = test_server::http(moved);
+        let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        spec.expected_status = vec![301];
+        assert!(check_once(compile(&spec), T).is_success());
+        spec.expected_status = vec![200];
+        assert_eq!(check_once(compile(&spec), T).failure, Some(FailureKind::Status));
+    }
+
+    fn chunked(_: &[u8]) -> (Vec<u8>, bool) {
+        let body = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                     7\r\n{\"statu\r\n8\r\ns\":\"up\"}\r\n0\r\n\r\n";
+        (body.to_vec(), false)
+    }
+
+    #[test]
+    fn body_assertions_on_plain_and_chunked_bodies() {
+        let plain = test_server::http(ok_close);
+        let mut spec = HttpSpec::get(plain.addr, "localhost", "/");
+        spec.body_contains = Some("healthy".into());
+        assert!(check_once(compile(&spec), T).is_success());
+        spec.body_contains = Some("sick".into());
+        let o = check_once(compile(&spec), T);
+        assert_eq!(o.failure, Some(FailureKind::Assertion));
+        assert_eq!(o.detail, Detail::Text("body_contains not found"));
+
+        let chunks = test_server::http(chunked);
+        let mut spec = HttpSpec::get(chunks.addr, "localhost", "/");
+        spec.body_regex = Some(r#"^\{"status":"up"\}$"#.into());
+        assert!(check_once(compile(&spec), T).is_success());
+        spec.body_regex = Some("down".into());
+        assert_eq!(check_once(compile(&spec), T).failure, Some(FailureKind::Assertion));
+    }
+
+    #[test]
+    fn header_block_over_16_kib_is_too_large() {
+        fn huge(_: &[u8]) -> (Vec<u8>, bool) {
+            let mut r = b"HTTP/1.1 200 OK\r\n".to_vec();
+            r.extend_from_slice(b"X-Big: ");
+            r.resize(r.len() + 40 * 1024, b'a');
+            r.extend_from_slice(b"\r\n\r\n");
+            (r, false)
+        }
+        let server = test_server::http(huge);
+        let o = check_once(compile(&HttpSpec::get(server.addr, "localhost", "/")), T);
+        assert_eq!(o.failure, Some(FailureKind::TooLarge), "{o:?}");
+        assert_eq!(o.detail, Detail::Bytes(MAX_HEADER_BLOCK_BYTES as u32));
+    }
+
+    fn big_body(_: &[u8]) -> (Vec<u8>, bool) {
+        // 1 MiB body whose marker sits past the 64 KiB read bound.
+        let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 1 << 20).into_bytes();
+        let start = r.len();
+        r.resize(start + (1 << 20), b'.');
+        r[start + 100 * 1024..start + 100 * 1024 + 6].copy_from_slice(b"MARKER");
+        (r, false)
+    }
+
+    #[test]
+    fn body_is_read_only_up_to_its_bound() {
+        let server = test_server::http(big_body);
+        let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        assert!(check_once(compile(&spec), T).is_success(), "no assertion: head is enough");
+        spec.body_contains = Some("MARKER".into());
+        let o = check_once(compile(&spec), T);
+        assert_eq!(o.failure, Some(FailureKind::Assertion), "{o:?}");
+        assert_eq!(o.detail, Detail::Text("body_contains not found in the first 64 KiB"));
+    }
+
+    #[test]
+    fn garbage_response_is_a_protocol_error() {
+        fn garbage(_: &[u8]) -> (Vec<u8>, bool) {
+            (b"SSH-2.0-OpenSSH_9.0\r\n\r\n".to_vec(), false)
+        }
+        let server = test_server::http(garbage);
+        let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        spec.retries = 0;
+        let o = check_once(compile(&spec), T);
+        assert_eq!(o.failure, Some(FailureKind::Protocol), "{o:?}");
+    }
+
+    #[test]
+    fn silent_server_times_out_after_connecting() {
+        let addr = test_server::silent();
+        let o =
+            check_once(compile(&HttpSpec::get(addr, "localhost", "/")), Duration::from_millis(300));
+        assert_eq!(o.failure, Some(FailureKind::Timeout), "{o:?}");
+        assert!(o.latency_us >= 300_000, "{o:?}");
+    }
+
+    #[test]
+    fn refused_is_retried_then_reported() {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let o = check_once(compile(&HttpSpec::get(addr, "localhost", "/")), T);
+        assert_eq!(o.failure, Some(FailureKind::ConnectRefused), "{o:?}");
+    }
+
+    #[test]
+    fn max_response_time_is_an_assertion() {
+        let server = test_server::http(ok_close);
+        let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        spec.max_response_time = Some(Duration::ZERO);
+        let o = check_once(compile(&spec), T);
+        assert_eq!(o.failure, Some(FailureKind::Assertion));
+        assert_eq!(o.detail, Detail::Text("slower than max_response_time"));
+    }
+
+    #[test]
+    fn keep_alive_reuses_one_connection_per_target() {
+        let server = test_server::http(ok_keep_alive);
+        let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        spec.keep_alive = true;
+        let cfg = compile(&spec);
+        let pooled = run(move || async move {
+            let client = HttpClient::new();
+            for _ in 0..5 {
+                let o = client.check(&cfg, T).await;
+                assert!(o.is_success(), "{o:?}");
+            }
+            client.pooled_connections()
+        });
+        assert_eq!(pooled, 1);
+        assert_eq!(server.requests.load(Ordering::SeqCst), 5);
+        assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn keep_alive_survives_a_server_closing_idle_connections() {
+        fn one_per_conn(_: &[u8]) -> (Vec<u8>, bool) {
+            // Says keep-alive but closes after each response, like a server whose idle
+            // timeout passed between two checks.
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(), false)
+        }
+        let server = test_server::http(one_per_conn);
+        let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        spec.keep_alive = true;
+        spec.retries = 0;
+        let cfg = compile(&spec);
+        run(move || async move {
+            let client = HttpClient::new();
+            for _ in 0..3 {
+                let o = client.check(&cfg, T).await;
+                assert!(o.is_success(), "{o:?}");
+            }
+        });
+        assert_eq!(server.requests.load(Ordering::SeqCst), 3);
+    }
+
+    fn https_spec(addr: SocketAddr) -> HttpSpec {
+        let mut spec = HttpSpec::get(addr, "localhost", "/");
+        spec.tls = true;
+        spec
+    }
+
+    #[test]
+    fn https_with_ca_file_reports_days_left_and_warns() {
+        let cert = cert_expiring_in(20);
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, &cert.cert_pem).unwrap();
+        let server = test_server::https(&cert, ok_close);
+        let mut spec = https_spec(server.addr);
+        spec.tls_options.ca_file = Some(ca);
+        let o = check_once(compile(&spec), T);
+        assert!(o.is_success(), "{o:?}");
+        let days = o.cert_days_left.expect("days left");
+        assert!((19..=20).contains(&days), "{days}");
+        assert_eq!(o.warning, None);
+        spec.cert_warn_days = Some(30);
+        let o = check_once(compile(&spec), T);
+        assert!(o.is_success(), "{o:?}");
+        assert_eq!(o.warning, Some(Warning::CertificateExpiring { days_left: days }));
+    }
+
+    #[test]
+    fn https_untrusted_certificate_fails_unless_skip_verify() {
+        let cert = cert_expiring_in(90);
+        let server = test_server::https(&cert, ok_close);
+        let mut spec = https_spec(server.addr);
+        let o = check_once(compile(&spec), T);
+        assert_eq!(o.failure, Some(FailureKind::Certificate), "{o:?}");
+        assert_eq!(o.detail, Detail::Text("certificate signed by an unknown issuer"));
+        spec.tls_options.insecure_skip_verify = true;
+        let o = check_once(compile(&spec), T);
+        assert!(o.is_success(), "{o:?}");
+        assert!(o.cert_days_left.is_some_and(|d| (89..=90).contains(&d)), "{o:?}");
+    }
+
+    #[test]
+    fn https_expired_certificate_says_how_long_ago() {
+        let cert = cert_expiring_in(-4);
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, &cert.cert_pem).unwrap();
+        let server = test_server::https(&cert, ok_close);
+        let mut spec = https_spec(server.addr);
+        spec.tls_options.ca_file = Some(ca);
+        let o = check_once(compile(&spec), T);
+        assert_eq!(o.failure, Some(FailureKind::Certificate), "{o:?}");
+        assert!(matches!(o.detail, Detail::CertDaysLeft(-4..=-3)), "{o:?}");
+        assert!(
+            o.describe("https://localhost/").contains("certificate expired"),
+            "{}",
+            o.describe("x")
+        );
+    }
+
+    #[test]
+    fn https_wrong_name_is_a_certificate_failure() {
+        let cert = cert_expiring_in(90);
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, &cert.cert_pem).unwrap();
+        let server = test_server::https(&cert, ok_close);
+        let mut spec = https_spec(server.addr);
+        spec.host = "other.example".into();
+        spec.tls_options.ca_file = Some(ca);
+        let o = check_once(compile(&spec), T);
+        assert_eq!(o.failure, Some(FailureKind::Certificate), "{o:?}");
+    }
+
+    #[test]
+    fn https_keep_alive_reuses_the_tls_session() {
+        let cert = cert_expiring_in(90);
+        let server = test_server::https(&cert, ok_keep_alive);
+        let mut spec = https_spec(server.addr);
+        spec.keep_alive = true;
+        spec.tls_options.insecure_skip_verify = true;
+        spec.cert_warn_days = Some(100);
+        let cfg = compile(&spec);
+        run(move || async move {
+            let client = HttpClient::new();
+            for _ in 0..3 {
+                let o = client.check(&cfg, T).await;
+                assert!(o.is_success(), "{o:?}");
+                // Reused connections still report the certificate seen at the handshake.
+                assert!(
+                    matches!(o.warning, Some(Warning::CertificateExpiring { days_left: 89..=90 })),
+                    "{o:?}"
+                );
+            }
+        });
+        assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+        assert_eq!(server.requests.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn garbage_instead_of_tls_is_a_tls_failure() {
+        let addr = test_server::garbage();
+        let mut spec = https_spec(addr);
+        spec.tls_options.insecure_skip_verify = true;
+        spec.retries = 0;
+        let o = check_once(compile(&spec), T);
+        assert_eq!(o.failure, Some(FailureKind::Tls), "{o:?}");
+    }
+}

@@ -1,0 +1,131 @@
+//! The `tcp` pulse: a TCP connect to an already-resolved address succeeds.
+//!
+//! Also the connect step every TCP-based probe (http, https, tls) shares, so that refused,
+//! timed out and unreachable are told apart the same way everywhere.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use glommio::net::TcpStream;
+
+use crate::deadline::{within, Deadline};
+use crate::outcome::{Detail, FailureKind, Outcome};
+
+/// A `tcp` monitor's target, resolved before it reaches the shard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpConfig {
+    pub addr: SocketAddr,
+}
+
+/// A failed step of a check: the kind and the detail an `Outcome` carries.
+pub type Failure = (FailureKind, Detail);
+
+/// Connects to `addr` before the deadline. Never resolves a name (`SocketAddr` only), so the
+/// shard thread never blocks.
+pub async fn connect(addr: SocketAddr, deadline: &Deadline) -> Result<TcpStream, Failure> {
+    match within(deadline, TcpStream::connect(addr)).await {
+        None => Err((FailureKind::ConnectTimeout, Detail::None)),
+        Some(Ok(stream)) => {
+            // Health requests are one small write; Nagle would only add latency.
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        }
+        Some(Err(err)) => Err(classify_connect_error(&io::Error::from(err))),
+    }
+}
+
+/// Maps a connect error to the failure kind operators see.
+pub fn classify_connect_error(err: &io::Error) -> Failure {
+    match err.raw_os_error() {
+        Some(libc::ECONNREFUSED) => {
+            (FailureKind::ConnectRefused, Detail::Errno(libc::ECONNREFUSED))
+        }
+        Some(errno @ (libc::ETIMEDOUT | libc::ECANCELED)) => {
+            (FailureKind::ConnectTimeout, Detail::Errno(errno))
+        }
+        Some(errno) => (FailureKind::Connection, Detail::Errno(errno)),
+        None if err.kind() == io::ErrorKind::TimedOut => {
+            (FailureKind::ConnectTimeout, Detail::None)
+        }
+        None => (FailureKind::Connection, Detail::Text("connect failed")),
+    }
+}
+
+/// Runs one `tcp` check: success when the connection is established within `timeout`.
+pub async fn check(cfg: &TcpConfig, timeout: Duration) -> Outcome {
+    let deadline = Deadline::after(timeout);
+    match connect(cfg.addr, &deadline).await {
+        Ok(stream) => {
+            let latency_us = deadline.elapsed_us();
+            drop(stream);
+            Outcome::success(latency_us)
+        }
+        Err((kind, detail)) => Outcome::failure(kind, deadline.elapsed_us(), detail),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_executor::run;
+
+    #[test]
+    fn connect_to_a_listener_succeeds() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let o =
+            run(move || async move { check(&TcpConfig { addr }, Duration::from_secs(2)).await });
+        assert!(o.is_success(), "{o:?}");
+        drop(listener);
+    }
+
+    #[test]
+    fn closed_port_is_refused_with_errno() {
+        // Bind then drop: the port is free and nothing listens on it.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let o =
+            run(move || async move { check(&TcpConfig { addr }, Duration::from_secs(2)).await });
+        assert_eq!(o.failure, Some(FailureKind::ConnectRefused), "{o:?}");
+        assert_eq!(o.detail, Detail::Errno(libc::ECONNREFUSED));
+    }
+
+    #[test]
+    fn full_backlog_times_out_as_connect_timeout() {
+        // A listener with backlog 0 that never accepts: once its queue is full the kernel drops
+        // further SYNs, so the connect hangs until our deadline.
+        let listener = socket_with_backlog_0();
+        let addr = listener.local_addr().unwrap();
+        let mut fillers = Vec::new();
+        for _ in 0..4 {
+            if let Ok(s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                fillers.push(s);
+            }
+        }
+        let o = run(
+            move || async move { check(&TcpConfig { addr }, Duration::from_millis(300)).await },
+        );
+        assert_eq!(o.failure, Some(FailureKind::ConnectTimeout), "{o:?}");
+        drop(listener);
+    }
+
+    fn socket_with_backlog_0() -> std::net::TcpListener {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain socket syscalls on a fresh fd that we own and hand to TcpListener.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            assert!(fd >= 0);
+            let mut sa: libc::sockaddr_in = std::mem::zeroed();
+            sa.sin_family = libc::AF_INET as libc::sa_family_t;
+            sa.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 1]).to_be();
+            let rc = libc::bind(
+                fd,
+                &sa as *const libc::sockaddr_in as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            );
+            assert_eq!(rc, 0);
+            assert_eq!(libc::listen(fd, 0), 0);
+            std::net::TcpListener::from_raw_fd(fd)
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Small real servers on 127.0.0.1 for the probe tests: plain or TLS (rustls with rcgen
+//! certificates), answering each request with a scripted response. Test-only.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// What the server does with one request (given its head bytes): the bytes to write back, and
+/// whether to keep the connection for another request.
+pub type Script = fn(&[u8]) -> (Vec<u8>, bool);
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub connections: Arc<AtomicUsize>,
+    pub requests: Arc<AtomicUsize>,
+}
+
+/// A certificate and its key, PEM and DER.
+pub struct TestCert {
+    pub cert_pem: String,
+    pub cert_der: Vec<u8>,
+    pub key_der: Vec<u8>,
+}
+
+/// Civil date (y, m, d) of a day count since 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i32, u8, u8) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    ((if m <= 2 { y + 1 } else { y }) as i32, m, d)
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1 whose notAfter is midnight UTC
+/// `expires_in_days + 1` days from today, so its days left are `expires_in_days` (floor).
+pub fn cert_expiring_in(expires_in_days: i64) -> TestCert {
+    let today =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+            as i64
+            / 86_400;
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let (y, m, d) = civil_from_days(today + expires_in_days + 1);
+    params.not_after = rcgen::date_time_ymd(y, m, d);
+    let (y, m, d) = civil_from_days(today + expires_in_days.min(0) - 30);
+    params.not_before = rcgen::date_time_ymd(y, m, d);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    TestCert { cert_pem: cert.pem(), cert_der: cert.der().to_vec(), key_der: key.serialize_der() }
+}
+
+fn read_head(stream: &mut impl Read) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+        if head.len() > 64 * 1024 {
+            return None;
+        }
+    }
+    Some(head)
+}
+
+fn serve_conn(mut stream: impl Read + Write, script: Script, requests: &AtomicUsize) {
+    while let Some(head) = read_head(&mut stream) {
+        requests.fetch_add(1, Ordering::SeqCst);
+        let (response, keep) = script(&head);
+        if stream.write_all(&response).is_err() || stream.flush().is_err() || !keep {
+            return;
+        }
+    }
+}
+
+fn start(tls: Option<Arc<rustls::ServerConfig>>, script: Script) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let (c, r) = (connections.clone(), requests.clone());
+    // Detached: the thread ends with the test process; each connection gets its own thread so
+    // a slow test client never blocks another.
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            c.fetch_add(1, Ordering::SeqCst);
+            let (tls, r) = (tls.clone(), r.clone());
+            std::thread::spawn(move || match tls {
+                None => serve_conn(stream, script, &r),
+                Some(config) => {
+                    let Ok(conn) = rustls::ServerConnection::new(config) else { return };
+                    serve_conn(rustls::StreamOwned::new(conn, stream), script, &r);
+                }
+            });
+        }
+    });
+    Server { addr, connections, requests }
+}
+
+/// A plain HTTP server.
+pub fn http(script: Script) -> Server {
+    start(None, script)
+}
+
+/// An HTTPS server presenting `cert`.
+pub fn https(cert: &TestCert, script: Script) -> Server {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![rustls_pki_types::CertificateDer::from(cert.cert_der.clone())],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(cert.key_der.clone().into()),
+        )
+        .unwrap();
+    start(Some(Arc::new(config)), script)
+}
+
+/// A listener that accepts and never answers (holds the sockets open).
+pub fn silent() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held: Vec<TcpStream> = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    addr
+}
+
+/// A listener that answers every connection with bytes that are not TLS, then holds it open.
+pub fn garbage() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held: Vec<TcpStream> = Vec::new();
+        for mut s in listener.incoming().flatten() {
+            let _ = s.write_all(b"220 smtp.example ESMTP ready\r\n");
+            held.push(s);
+        }
+    });
+    addr
+}
+
+pub fn ok_close(_: &[u8]) -> (Vec<u8>, bool) {
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\nhealthy".to_vec(), false)
+}
+
+pub fn ok_keep_alive(_: &[u8]) -> (Vec<u8>, bool) {
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nhealthy".to_vec(), true)
+}

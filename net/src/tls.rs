@@ -1,0 +1,288 @@
+//! TLS for the `https` and `tls` pulses: the rustls client configuration (built once at load,
+//! shared by a shard's checks), the handshake on a glommio socket, and the certificate's days
+//! left read with x509-parser.
+//!
+//! What it is for: verifying the peer like a browser would (webpki-roots plus an optional
+//! `ca_file`), or, with `insecure_skip_verify`, not verifying but still reading the certificate
+//! so its expiry is reported. What it is not for: client certificates or pinning.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_rustls::client::TlsStream;
+use futures_rustls::TlsConnector;
+use glommio::net::TcpStream;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+use crate::deadline::{within, Deadline};
+use crate::limits::MAX_CA_FILE_BYTES;
+use crate::outcome::{Detail, FailureKind};
+use crate::tcp::Failure;
+
+const SECONDS_PER_DAY: i64 = 86_400;
+
+/// How a monitor wants the peer verified. Monitors with equal options share one config.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TlsOptions {
+    /// Extra trusted roots (PEM), added to webpki-roots.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Accept any certificate (still reads it, so days left are reported).
+    pub insecure_skip_verify: bool,
+}
+
+/// A load-time error, written for the person at the terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfigError(pub String);
+
+impl fmt::Display for TlsConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TlsConfigError {}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Builds the client config for `opts`. Call at load (reads `ca_file`), never per check.
+pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsConfigError> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsConfigError(format!("TLS: {e}")))?;
+    let config = if opts.insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate { provider }))
+            .with_no_client_auth()
+    } else {
+        let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        if let Some(path) = &opts.ca_file {
+            add_ca_file(&mut roots, path)?;
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    Ok(Arc::new(config))
+}
+
+fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), TlsConfigError> {
+    let shown = path.display();
+    let size =
+        std::fs::metadata(path).map_err(|e| TlsConfigError(format!("ca_file {shown}: {e}")))?.len();
+    if size > MAX_CA_FILE_BYTES {
+        return Err(TlsConfigError(format!(
+            "ca_file {shown}: {size} bytes, more than the {MAX_CA_FILE_BYTES} allowed; is it the right file?"
+        )));
+    }
+    let pem = std::fs::read(path).map_err(|e| TlsConfigError(format!("ca_file {shown}: {e}")))?;
+    let mut added = 0usize;
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| TlsConfigError(format!("ca_file {shown}: bad PEM: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| TlsConfigError(format!("ca_file {shown}: unusable certificate: {e}")))?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err(TlsConfigError(format!(
+            "ca_file {shown}: no PEM certificate found (expected -----BEGIN CERTIFICATE-----)"
+        )));
+    }
+    Ok(())
+}
+
+/// Parses the name sent as SNI and checked against the certificate (a DNS name or an IP).
+pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsConfigError> {
+    ServerName::try_from(host.to_owned())
+        .map_err(|_| TlsConfigError(format!("TLS: `{host}` is not a valid server name")))
+}
+
+/// Days from `now` until `not_after_unix` (negative once expired), rounded down, so a
+/// certificate expiring in 23 hours has 0 days left and one expired an hour ago has -1.
+pub fn days_until(not_after_unix: i64, now_unix: i64) -> i32 {
+    let days = (not_after_unix - now_unix).div_euclid(SECONDS_PER_DAY);
+    days.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Days left on a DER certificate, or `None` when it does not parse.
+pub fn cert_days_left(der: &[u8], now_unix: i64) -> Option<i32> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(days_until(cert.validity().not_after.timestamp(), now_unix))
+}
+
+/// A completed handshake: the stream and the peer certificate's days left.
+pub struct Handshake {
+    pub stream: TlsStream<TcpStream>,
+    pub cert_days_left: Option<i32>,
+}
+
+/// Runs the TLS handshake on `tcp` before the deadline. A deadline hit reports `Timeout`.
+pub async fn handshake(
+    tcp: TcpStream,
+    config: &Arc<ClientConfig>,
+    name: &ServerName<'static>,
+    deadline: &Deadline,
+) -> Result<Handshake, Failure> {
+    let connector = TlsConnector::from(config.clone());
+    match within(deadline, connector.connect(name.clone(), tcp)).await {
+        None => Err((FailureKind::Timeout, Detail::Text("TLS handshake did not finish"))),
+        Some(Ok(stream)) => {
+            let days = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(|leaf| cert_days_left(leaf, now_unix()));
+            Ok(Handshake { stream, cert_days_left: days })
+        }
+        Some(Err(err)) => Err(classify_handshake_error(&err)),
+    }
+}
+
+/// Maps a handshake error to `Certificate` (the peer's certificate is the problem) or `Tls`.
+pub fn classify_handshake_error(err: &std::io::Error) -> Failure {
+    let Some(rustls_err) = err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) else {
+        return match err.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                (FailureKind::Tls, Detail::Text("peer closed the connection during the handshake"))
+            }
+            std::io::ErrorKind::ConnectionReset => {
+                (FailureKind::Tls, Detail::Text("peer reset the connection during the handshake"))
+            }
+            _ => (FailureKind::Tls, err.raw_os_error().map_or(Detail::None, Detail::Errno)),
+        };
+    };
+    match rustls_err {
+        rustls::Error::InvalidCertificate(cert_err) => {
+            (FailureKind::Certificate, certificate_detail(cert_err))
+        }
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            (FailureKind::Tls, Detail::Text("peer does not speak TLS"))
+        }
+        rustls::Error::AlertReceived(_) => {
+            (FailureKind::Tls, Detail::Text("peer sent a TLS alert"))
+        }
+        rustls::Error::PeerIncompatible(_) => {
+            (FailureKind::Tls, Detail::Text("no TLS version or cipher in common"))
+        }
+        _ => (FailureKind::Tls, Detail::Text("TLS protocol error")),
+    }
+}
+
+fn certificate_detail(err: &CertificateError) -> Detail {
+    match err {
+        CertificateError::ExpiredContext { time, not_after } => {
+            Detail::CertDaysLeft(days_until(not_after.as_secs() as i64, time.as_secs() as i64))
+        }
+        CertificateError::Expired => Detail::Text("certificate expired"),
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            Detail::Text("certificate not valid yet")
+        }
+        CertificateError::UnknownIssuer => Detail::Text("certificate signed by an unknown issuer"),
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            Detail::Text("certificate not valid for this name")
+        }
+        CertificateError::Revoked => Detail::Text("certificate revoked"),
+        CertificateError::BadSignature => Detail::Text("certificate has a bad signature"),
+        _ => Detail::Text("certificate rejected"),
+    }
+}
+
+/// `insecure_skip_verify`: accepts any certificate chain but still checks that the handshake
+/// signatures are made by the presented key (so the session is at least with that key's owner).
+#[derive(Debug)]
+struct AcceptAnyCertificate {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_round_down_and_go_negative() {
+        let now = 1_700_000_000;
+        assert_eq!(days_until(now + 10 * SECONDS_PER_DAY, now), 10);
+        assert_eq!(days_until(now + 23 * 3600, now), 0);
+        assert_eq!(days_until(now - 3600, now), -1);
+        assert_eq!(days_until(now - 3 * SECONDS_PER_DAY, now), -3);
+    }
+
+    #[test]
+    fn ca_file_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "not a certificate").unwrap();
+        let opts = TlsOptions { ca_file: Some(path.clone()), insecure_skip_verify: false };
+        let err = client_config(&opts).unwrap_err();
+        assert!(err.0.contains("ca.pem") && err.0.contains("no PEM certificate"), "{err}");
+        let missing = TlsOptions { ca_file: Some(dir.path().join("nope.pem")), ..opts };
+        assert!(client_config(&missing).unwrap_err().0.contains("nope.pem"));
+    }
+
+    #[test]
+    fn ca_file_with_a_certificate_loads() {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, cert.cert.pem()).unwrap();
+        let opts = TlsOptions { ca_file: Some(path), insecure_skip_verify: false };
+        assert!(client_config(&opts).is_ok());
+    }
+
+    #[test]
+    fn server_names_accept_dns_and_ip() {
+        assert!(server_name("api.example.com").is_ok());
+        assert!(server_name("127.0.0.1").is_ok());
+        assert!(server_name("bad name!").is_err());
+    }
+}
