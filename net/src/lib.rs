@@ -9,3 +9,4 @@
 pub mod outcome;
 
 pub use outcome::{Detail, FailureKind, Outcome, Warning};
+pub mod resolver;
