@@ -10,3 +10,5 @@ pub mod outcome;
 
 pub use outcome::{Detail, FailureKind, Outcome, Warning};
 pub mod resolver;
+pub mod udp;
+mod within;
