@@ -9,6 +9,7 @@
 pub mod outcome;
 
 pub use outcome::{Detail, FailureKind, Outcome, Warning};
+pub mod dns;
 pub mod resolver;
 pub mod udp;
 mod within;
