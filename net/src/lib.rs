@@ -10,6 +10,7 @@ pub mod outcome;
 
 pub use outcome::{Detail, FailureKind, Outcome, Warning};
 pub mod dns;
+pub mod docker;
 pub mod icmp;
 pub mod resolver;
 pub mod udp;
