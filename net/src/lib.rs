@@ -11,6 +11,7 @@ pub mod outcome;
 pub use outcome::{Detail, FailureKind, Outcome, Warning};
 pub mod dns;
 pub mod docker;
+pub mod grpc;
 pub mod icmp;
 pub mod resolver;
 pub mod udp;
