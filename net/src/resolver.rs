@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -165,7 +165,10 @@ struct Shared {
 #[derive(Clone)]
 pub struct Resolver {
     shared: Arc<Shared>,
-    thread: Arc<ThreadGuard>,
+    /// The resolver thread, to `unpark` it when a request is queued.
+    worker: thread::Thread,
+    /// Held only so that the thread is stopped and joined when the last clone is dropped.
+    _thread: Arc<ThreadGuard>,
 }
 
 /// Stops and joins the resolver thread when the last `Resolver` clone goes away.
@@ -194,12 +197,13 @@ impl Resolver {
             lookups: AtomicU64::new(0),
             config,
         });
-        let worker = Arc::clone(&shared);
+        let state = Arc::clone(&shared);
         let handle =
-            thread::Builder::new().name("cpra-resolver".into()).spawn(move || run(&worker))?;
+            thread::Builder::new().name("cpra-resolver".into()).spawn(move || run(&state))?;
+        let worker = handle.thread().clone();
         let thread =
             Arc::new(ThreadGuard { shared: Arc::clone(&shared), handle: Mutex::new(Some(handle)) });
-        Ok(Resolver { shared, thread })
+        Ok(Resolver { shared, worker, _thread: thread })
     }
 
     /// How many times the resolver thread has called the system resolver.
@@ -223,10 +227,7 @@ impl Resolver {
         let request = Request { host: host.into(), reply: Arc::clone(&reply) };
         self.shared.queue.push(request).map_err(|_| ResolveError::Overloaded)?;
         // `unpark` is a futex wake: a syscall that never blocks the caller.
-        if let Some(handle) = self.thread.handle.lock().unwrap_or_else(|e| e.into_inner()).as_ref()
-        {
-            handle.thread().unpark();
-        }
+        self.worker.unpark();
         Ok(AwaitReply(reply))
     }
 }
@@ -247,34 +248,77 @@ fn run(shared: &Shared) {
     }
 }
 
-/// One blocking lookup on the resolver thread. Prefers IPv4: loopback and most monitored
-/// services answer on it, and a v6 address on a host without v6 routing fails every check.
+/// One blocking lookup on the resolver thread, with `getaddrinfo(3)` called directly: std's
+/// `ToSocketAddrs` folds its error codes into one error kind, and we need to tell "no such
+/// name" (cached, reported as such) from "the resolver failed" (transient). Prefers IPv4:
+/// loopback and most monitored services answer on it, and a v6 address on a host without v6
+/// routing would fail every check.
 fn lookup(host: &str) -> Answer {
-    match (host, 0u16).to_socket_addrs() {
-        Ok(addrs) => {
-            let mut first = None;
-            for addr in addrs {
-                if addr.is_ipv4() {
-                    return Ok(addr.ip());
-                }
-                first.get_or_insert(addr.ip());
+    let Ok(c_host) = std::ffi::CString::new(host) else {
+        return Err(ResolveError::InvalidName);
+    };
+    // SAFETY: an all-zero addrinfo is the documented "no hints" value; we then set fields.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_family = libc::AF_UNSPEC;
+    // One entry per address instead of one per socket type.
+    hints.ai_socktype = libc::SOCK_STREAM;
+    let mut list: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: valid NUL-terminated host, null service, valid hints and out pointer.
+    let rc = unsafe { libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut list) };
+    if rc != 0 {
+        return Err(classify_gai_error(rc));
+    }
+    let mut first = None;
+    let mut v4 = None;
+    let mut node = list;
+    while !node.is_null() && v4.is_none() {
+        // SAFETY: `node` is an element of the list getaddrinfo returned, not yet freed.
+        let info = unsafe { &*node };
+        // SAFETY: ai_addr points to a sockaddr of the family ai_family names.
+        let ip = unsafe { sockaddr_ip(info) };
+        if let Some(ip) = ip {
+            if ip.is_ipv4() {
+                v4 = Some(ip);
             }
-            first.ok_or(ResolveError::NotFound)
+            first.get_or_insert(ip);
         }
-        // std maps EAI_NONAME / EAI_NODATA to an `Uncategorized` error carrying the
-        // gai message; there is no portable code to tell "no such name" from "server failed",
-        // so read the message the C library wrote.
-        Err(e) => {
-            let text = e.to_string();
-            if text.contains("not known")
-                || text.contains("No address")
-                || text.contains("nodename")
-            {
-                Err(ResolveError::NotFound)
-            } else {
-                Err(ResolveError::Failed)
-            }
+        node = info.ai_next;
+    }
+    // SAFETY: `list` came from a successful getaddrinfo and is freed once.
+    unsafe { libc::freeaddrinfo(list) };
+    v4.or(first).ok_or(ResolveError::NotFound)
+}
+
+/// glibc's "name has no address of the requested family" (netdb.h, `__USE_GNU`); the libc
+/// crate does not export it for linux-gnu.
+const EAI_NODATA_GLIBC: libc::c_int = -5;
+
+/// Which `ResolveError` a `getaddrinfo` error code means. Pure.
+fn classify_gai_error(code: libc::c_int) -> ResolveError {
+    match code {
+        libc::EAI_NONAME | EAI_NODATA_GLIBC => ResolveError::NotFound,
+        _ => ResolveError::Failed,
+    }
+}
+
+/// The IP address in one `addrinfo` entry, for IPv4 and IPv6 entries.
+///
+/// # Safety
+/// `info.ai_addr` must point to a socket address of the family `info.ai_family` says.
+unsafe fn sockaddr_ip(info: &libc::addrinfo) -> Option<IpAddr> {
+    if info.ai_addr.is_null() {
+        return None;
+    }
+    match info.ai_family {
+        libc::AF_INET => {
+            let sin = &*(info.ai_addr as *const libc::sockaddr_in);
+            Some(IpAddr::V4(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))))
         }
+        libc::AF_INET6 => {
+            let sin6 = &*(info.ai_addr as *const libc::sockaddr_in6);
+            Some(IpAddr::V6(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+        }
+        _ => None,
     }
 }
 
@@ -375,6 +419,16 @@ impl ShardResolver {
         answer
     }
 
+    /// Resolves `host` and pairs it with `port`: what a probe config holds.
+    pub async fn resolve_socket_addr(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<SocketAddr, ResolveError> {
+        self.resolve(host, timeout).await.map(|ip| SocketAddr::new(ip, port))
+    }
+
     /// Names currently cached on this shard.
     pub fn cached(&self) -> usize {
         self.cache.borrow().len()
@@ -444,6 +498,7 @@ mod tests {
             let second = shard.resolve("no-such-host.invalid", LONG).await;
             (first, second)
         });
+        // NotFound where a DNS server answers; Failed on a host with no DNS server at all.
         assert!(matches!(first, Err(ResolveError::NotFound | ResolveError::Failed)), "{first:?}");
         assert_eq!(second, first);
         assert_eq!(resolver.lookups(), 1);
@@ -472,7 +527,7 @@ mod tests {
         let shared = Arc::clone(&resolver.shared);
         // Stop the thread without marking the resolver stopped to the shard side.
         shared.stop.store(true, Ordering::Release);
-        if let Some(h) = resolver.thread.handle.lock().unwrap().take() {
+        if let Some(h) = resolver._thread.handle.lock().unwrap().take() {
             h.thread().unpark();
             h.join().unwrap();
         }
@@ -484,6 +539,14 @@ mod tests {
         assert_eq!(resolver.submit("one-more.example").err(), Some(ResolveError::Overloaded));
         let o = ResolveError::Overloaded.to_outcome(0);
         assert!(o.describe("x.example").contains("resolver overloaded"), "{}", o.describe("x"));
+    }
+
+    #[test]
+    fn gai_error_codes_are_classified() {
+        assert_eq!(classify_gai_error(libc::EAI_NONAME), ResolveError::NotFound);
+        assert_eq!(classify_gai_error(EAI_NODATA_GLIBC), ResolveError::NotFound);
+        assert_eq!(classify_gai_error(libc::EAI_AGAIN), ResolveError::Failed);
+        assert_eq!(classify_gai_error(libc::EAI_FAIL), ResolveError::Failed);
     }
 
     #[test]
