@@ -8,7 +8,8 @@
 //! kernel, which is reported as `connect_refused`.
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
+use std::os::fd::FromRawFd;
 use std::time::{Duration, Instant};
 
 use glommio::net::UdpSocket;
@@ -89,13 +90,24 @@ async fn exchange(cfg: &UdpConfig) -> Result<(), Failure> {
     Ok(())
 }
 
-/// An unbound-port socket of the target's address family.
+/// A fresh UDP socket of the target's address family, not yet bound: `connect` binds it to a
+/// port of its own.
+///
+/// Not `glommio::net::UdpSocket::bind`: that sets `SO_REUSEPORT`, and with it Linux may give
+/// two concurrent checks the same ephemeral port; both connected to the same server, each
+/// then receives some of the other's replies (seen as DNS checks timing out under load).
 pub(crate) fn bind_for(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let local = match addr {
-        SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
-        SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+    let family = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
     };
-    UdpSocket::bind(local).map_err(io::Error::from)
+    // SAFETY: plain socket(2); the result is checked before use.
+    let fd = unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new datagram socket we own; the glommio socket takes ownership.
+    Ok(unsafe { UdpSocket::from_raw_fd(fd) })
 }
 
 /// The failure a socket error means for a datagram check.
