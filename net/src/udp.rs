@@ -189,6 +189,30 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_checks_never_share_a_port() {
+        // With SO_REUSEPORT, sockets bound to port 0 may share a port and steal each other's
+        // replies; ours must each get their own.
+        let server = StdUdp::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let ports = LocalExecutorBuilder::default()
+            .io_memory(64 << 10)
+            .spawn(move || async move {
+                let mut sockets = Vec::new();
+                for _ in 0..512 {
+                    let s = bind_for(addr).unwrap();
+                    s.connect(addr).await.unwrap();
+                    sockets.push(s);
+                }
+                sockets.iter().map(|s| s.local_addr().unwrap().port()).collect::<Vec<_>>()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let unique: std::collections::HashSet<_> = ports.iter().collect();
+        assert_eq!(unique.len(), ports.len());
+    }
+
+    #[test]
     fn oversized_payload_is_refused_at_config_time() {
         let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let err = UdpConfig::new(addr, &[0u8; MAX_PAYLOAD_BYTES + 1]).unwrap_err();
