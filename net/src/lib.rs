@@ -21,3 +21,10 @@ pub mod tlscheck;
 
 pub use deadline::Deadline;
 pub use outcome::{Detail, FailureKind, Outcome, Warning};
+pub mod dns;
+pub mod docker;
+pub mod grpc;
+pub mod icmp;
+pub mod resolver;
+pub mod udp;
+mod within;

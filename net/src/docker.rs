@@ -1,0 +1,540 @@
+//! The `docker` pulse: ask the Docker Engine API, over its unix socket, whether a container is
+//! running (`GET /containers/{name}/json`, then `State.Running`).
+//!
+//! What it is for: monitoring containers on the host CPRA runs on. What it is not for: remote
+//! engines over TCP (`DOCKER_HOST=tcp://...` is refused at load time: it would need TLS client
+//! certificates and is better checked with an `https` monitor), starting or restarting
+//! containers (that is an intervention, not a check), or Swarm services.
+//!
+//! A running container whose own `HEALTHCHECK` reports `unhealthy` fails too: Docker itself
+//! then considers it broken, and a monitor that ignores that would stay green on a dead app.
+//!
+//! No Docker engine runs on the machines where CPRA's tests run, so the tests start a unix
+//! socket server that answers with the Docker API's real response shapes (chunked JSON for
+//! inspect, `{"message": ...}` with 404 for a missing container).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::UnixStream;
+use serde::Deserialize;
+
+use crate::outcome::{Detail, FailureKind, Outcome};
+use crate::within::{deadline_after, elapsed_us, within};
+
+/// Where the engine listens when `DOCKER_HOST` is not set.
+pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+/// Bytes of response headers accepted. The engine sends about ten short headers; 16 KiB is the
+/// bound every CPRA probe uses. Beyond it the check fails with `too_large`.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Bytes of inspect body accepted. A container's inspect document is usually 5 to 30 KiB (it
+/// lists env, labels, mounts and networks); 256 KiB leaves room for very large ones. Beyond it
+/// the check fails with `too_large` instead of buffering without limit.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Bytes read per socket read: one page-sized step, so a small response needs one read.
+const READ_CHUNK_BYTES: usize = 8 * 1024;
+
+/// Longest container name or id accepted (Docker's own ids are 64 hex digits; names are
+/// short). Longer input is refused at load time.
+pub const MAX_CONTAINER_NAME: usize = 128;
+
+/// Headers parsed from the response.
+const MAX_HEADERS: usize = 32;
+
+/// A `docker` monitor.
+#[derive(Clone, Debug)]
+pub struct DockerConfig {
+    /// The engine's unix socket.
+    pub socket: PathBuf,
+    /// Container name or id.
+    pub container: String,
+    /// The request, built once at load time.
+    request: Box<[u8]>,
+}
+
+impl DockerConfig {
+    /// A config for `container` on the engine at `socket`. Refuses names Docker itself would
+    /// refuse, so nothing odd ends up in the request line.
+    pub fn new(socket: impl Into<PathBuf>, container: &str) -> Result<DockerConfig, String> {
+        let valid_first = container.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        let valid_rest =
+            container.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !valid_first || !valid_rest || container.len() > MAX_CONTAINER_NAME {
+            return Err(format!(
+                "invalid container name {container:?}: use the name or id Docker shows \
+                 ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most {MAX_CONTAINER_NAME} characters)"
+            ));
+        }
+        let request =
+            format!("GET /containers/{container}/json HTTP/1.1\r\nHost: docker\r\nUser-Agent: cpra\r\nConnection: close\r\n\r\n");
+        Ok(DockerConfig {
+            socket: socket.into(),
+            container: container.to_owned(),
+            request: request.into_bytes().into(),
+        })
+    }
+
+    /// A config for `container` on the engine named by `docker_host` (the `DOCKER_HOST`
+    /// value, if set), else [`DEFAULT_SOCKET`].
+    pub fn from_docker_host(
+        docker_host: Option<&str>,
+        container: &str,
+    ) -> Result<DockerConfig, String> {
+        Self::new(socket_from_docker_host(docker_host)?, container)
+    }
+}
+
+/// The unix socket path a `DOCKER_HOST` value names.
+pub fn socket_from_docker_host(docker_host: Option<&str>) -> Result<PathBuf, String> {
+    match docker_host.map(str::trim).filter(|h| !h.is_empty()) {
+        None => Ok(PathBuf::from(DEFAULT_SOCKET)),
+        Some(host) => match host.strip_prefix("unix://") {
+            Some(path) if path.starts_with('/') => Ok(PathBuf::from(path)),
+            Some(_) => Err(format!("DOCKER_HOST={host}: the unix socket path must be absolute")),
+            None => Err(format!(
+                "DOCKER_HOST={host}: only unix:// engines are supported by docker monitors; \
+                 check a remote engine with an https monitor on its API"
+            )),
+        },
+    }
+}
+
+/// Runs one `docker` check within `timeout`.
+pub async fn check(cfg: &DockerConfig, timeout: Duration) -> Outcome {
+    let start = Instant::now();
+    let deadline = deadline_after(start, timeout);
+    let result = within(deadline, inspect(&cfg.socket, &cfg.request)).await;
+    let latency_us = elapsed_us(start);
+    match result {
+        None => Outcome::failure(
+            FailureKind::Timeout,
+            latency_us,
+            Detail::Text("the Docker engine did not answer"),
+        ),
+        Some(Err(Failure::Connect(e))) => connect_outcome(&e, latency_us),
+        Some(Err(Failure::Io(e))) => Outcome::failure(
+            FailureKind::Connection,
+            latency_us,
+            e.raw_os_error()
+                .map_or(Detail::Text("connection to the Docker engine lost"), Detail::Errno),
+        ),
+        Some(Err(Failure::Protocol(text))) => {
+            Outcome::failure(FailureKind::Protocol, latency_us, Detail::Text(text))
+        }
+        Some(Err(Failure::TooLarge(n))) => Outcome::failure(
+            FailureKind::TooLarge,
+            latency_us,
+            Detail::Bytes(u32::try_from(n).unwrap_or(u32::MAX)),
+        ),
+        Some(Ok(response)) => judge(&response, latency_us),
+    }
+}
+
+#[derive(Debug)]
+enum Failure {
+    Connect(io::Error),
+    Io(io::Error),
+    Protocol(&'static str),
+    TooLarge(usize),
+}
+
+/// A complete response: status and de-chunked body.
+#[derive(Debug, PartialEq, Eq)]
+struct Response {
+    status: u16,
+    body: Vec<u8>,
+}
+
+async fn inspect(socket: &Path, request: &[u8]) -> Result<Response, Failure> {
+    let mut stream = UnixStream::connect(socket).await.map_err(|e| Failure::Connect(e.into()))?;
+    stream.write_all(request).await.map_err(Failure::Io)?;
+    let mut buf = Vec::with_capacity(READ_CHUNK_BYTES);
+    loop {
+        let filled = buf.len();
+        if filled >= MAX_HEADER_BYTES + MAX_BODY_BYTES {
+            return Err(Failure::TooLarge(filled));
+        }
+        buf.resize(filled + READ_CHUNK_BYTES.min(MAX_HEADER_BYTES + MAX_BODY_BYTES - filled), 0);
+        let n = stream.read(&mut buf[filled..]).await.map_err(Failure::Io)?;
+        buf.truncate(filled + n);
+        if let Some(response) = parse_response(&buf, n == 0)? {
+            return Ok(response);
+        }
+    }
+}
+
+/// Parses `buf` as an HTTP/1.1 response: `Ok(None)` while more bytes are needed (and `eof`
+/// is false), the response once complete. Pure, so every framing case is tested directly.
+fn parse_response(buf: &[u8], eof: bool) -> Result<Option<Response>, Failure> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut headers);
+    let header_len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEADER_BYTES => {
+            return Err(Failure::TooLarge(buf.len()))
+        }
+        Ok(httparse::Status::Partial) if eof => {
+            return Err(Failure::Protocol("connection closed inside the headers"))
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Failure::Protocol("too many response headers"))
+        }
+        Err(_) => return Err(Failure::Protocol("not an HTTP response")),
+    };
+    if header_len > MAX_HEADER_BYTES {
+        return Err(Failure::TooLarge(header_len));
+    }
+    let status = parsed.code.unwrap_or(0);
+    let mut content_length = None;
+    let mut chunked = false;
+    for h in parsed.headers.iter() {
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let text = std::str::from_utf8(h.value)
+                .map_err(|_| Failure::Protocol("bad Content-Length"))?;
+            content_length = Some(
+                text.trim()
+                    .parse::<usize>()
+                    .map_err(|_| Failure::Protocol("bad Content-Length"))?,
+            );
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = h.value.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"));
+        }
+    }
+    let body = &buf[header_len..];
+    if chunked {
+        return match dechunk(body)? {
+            Some(body) => Ok(Some(Response { status, body })),
+            None if eof => Err(Failure::Protocol("connection closed inside a chunked body")),
+            None => Ok(None),
+        };
+    }
+    match content_length {
+        Some(len) if len > MAX_BODY_BYTES => Err(Failure::TooLarge(len)),
+        Some(len) if body.len() >= len => Ok(Some(Response { status, body: body[..len].to_vec() })),
+        Some(_) if eof => Err(Failure::Protocol("connection closed before the end of the body")),
+        Some(_) => Ok(None),
+        None if eof => Ok(Some(Response { status, body: body.to_vec() })),
+        None => Ok(None),
+    }
+}
+
+/// Decodes a chunked body; `Ok(None)` until the last chunk has arrived.
+fn dechunk(mut rest: &[u8]) -> Result<Option<Vec<u8>>, Failure> {
+    let mut body = Vec::new();
+    loop {
+        let (size_len, size) = match httparse::parse_chunk_size(rest) {
+            Ok(httparse::Status::Complete((len, size))) => (len, size),
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err(Failure::Protocol("bad chunk size in the body")),
+        };
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        if size > MAX_BODY_BYTES.saturating_sub(body.len()) {
+            return Err(Failure::TooLarge(body.len().saturating_add(size)));
+        }
+        rest = &rest[size_len..];
+        if size == 0 {
+            // Trailers are not used by the engine; the final CRLF may still be in flight, but
+            // the body is complete.
+            return Ok(Some(body));
+        }
+        if rest.len() < size + 2 {
+            return Ok(None);
+        }
+        body.extend_from_slice(&rest[..size]);
+        if &rest[size..size + 2] != b"\r\n" {
+            return Err(Failure::Protocol("chunk not followed by CRLF"));
+        }
+        rest = &rest[size + 2..];
+    }
+}
+
+/// The part of the inspect document the check reads; everything else is skipped unparsed.
+#[derive(Deserialize)]
+struct Inspect<'a> {
+    #[serde(rename = "State")]
+    #[serde(borrow)]
+    state: State<'a>,
+}
+
+#[derive(Deserialize)]
+struct State<'a> {
+    #[serde(rename = "Running")]
+    running: bool,
+    #[serde(rename = "Status", default)]
+    status: &'a str,
+    #[serde(rename = "Health", default)]
+    #[serde(borrow)]
+    health: Option<Health<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Health<'a> {
+    #[serde(rename = "Status")]
+    status: &'a str,
+}
+
+/// The outcome an engine response means. Pure.
+fn judge(response: &Response, latency_us: u32) -> Outcome {
+    let fail = |kind, text| Outcome::failure(kind, latency_us, Detail::Text(text));
+    match response.status {
+        200 => {}
+        404 => return fail(FailureKind::Status, "no such container"),
+        status => {
+            return Outcome::failure(FailureKind::Status, latency_us, Detail::HttpStatus(status))
+        }
+    }
+    let Ok(inspect) = serde_json::from_slice::<Inspect>(&response.body) else {
+        return fail(FailureKind::Protocol, "the engine's inspect document has no State.Running");
+    };
+    let state = inspect.state;
+    if !state.running {
+        let text = match state.status {
+            "exited" => "container is not running (exited)",
+            "paused" => "container is not running (paused)",
+            "restarting" => "container is not running (restarting)",
+            "created" => "container is not running (created, never started)",
+            "dead" => "container is not running (dead)",
+            "removing" => "container is not running (being removed)",
+            _ => "container is not running",
+        };
+        return fail(FailureKind::Status, text);
+    }
+    if state.health.is_some_and(|h| h.status == "unhealthy") {
+        return fail(
+            FailureKind::Status,
+            "container is running but its HEALTHCHECK reports unhealthy",
+        );
+    }
+    Outcome::success(latency_us)
+}
+
+fn connect_outcome(e: &io::Error, latency_us: u32) -> Outcome {
+    let (kind, text) = match e.raw_os_error() {
+        Some(libc::ENOENT) => (
+            FailureKind::Connection,
+            "Docker socket not found: is the engine running? (set DOCKER_HOST=unix:///path/to/docker.sock)",
+        ),
+        Some(libc::EACCES) | Some(libc::EPERM) => (
+            FailureKind::Permission,
+            "no permission on the Docker socket: run as root or add the user to the docker group",
+        ),
+        Some(libc::ECONNREFUSED) => {
+            (FailureKind::ConnectRefused, "the Docker socket exists but nothing listens on it (engine stopped?)")
+        }
+        _ => (FailureKind::Connection, "cannot connect to the Docker socket"),
+    };
+    Outcome::failure(kind, latency_us, Detail::Text(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glommio::LocalExecutorBuilder;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixListener;
+
+    /// Real shapes of the engine's answers (abridged from Docker Engine API v1.43 output).
+    fn inspect_json(running: bool, status: &str, health: Option<&str>) -> String {
+        let health = health.map_or(String::new(), |h| {
+            format!(r#","Health":{{"Status":"{h}","FailingStreak":0,"Log":[]}}"#)
+        });
+        format!(
+            r#"{{"Id":"4fa6e0f0c6786287e131c3852c58a2e01cc697a68231826813597e4994f1d6e2","Created":"2026-11-28T10:00:00.000000000Z","Path":"nginx","Args":["-g","daemon off;"],"State":{{"Status":"{status}","Running":{running},"Paused":false,"Restarting":false,"OOMKilled":false,"Dead":false,"Pid":4242,"ExitCode":0,"Error":"","StartedAt":"2026-11-28T10:00:01Z","FinishedAt":"0001-01-01T00:00:00Z"{health}}},"Name":"/web","RestartCount":0,"Config":{{"Hostname":"4fa6e0f0c678","Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"Labels":{{"com.example.team":"web"}}}}}}"#
+        )
+    }
+
+    fn chunked(status_line: &str, body: &str) -> Vec<u8> {
+        let mut out = format!(
+            "{status_line}\r\nApi-Version: 1.43\r\nContent-Type: application/json\r\nDocker-Experimental: false\r\nOstype: linux\r\nServer: Docker/24.0.7 (linux)\r\nDate: Sat, 28 Nov 2026 15:00:00 GMT\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        .into_bytes();
+        // Split into uneven chunks, as a Go server flushing its buffer would.
+        for part in body.as_bytes().chunks(100) {
+            out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+            out.extend_from_slice(part);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        out
+    }
+
+    fn with_length(status_line: &str, body: &str) -> Vec<u8> {
+        format!(
+            "{status_line}\r\nApi-Version: 1.43\r\nContent-Type: application/json\r\nServer: Docker/24.0.7 (linux)\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    /// A fake engine on a unix socket in `dir`: serves one canned response per container name.
+    fn fake_engine(dir: &Path, requests: usize) -> (PathBuf, std::thread::JoinHandle<Vec<String>>) {
+        let path = dir.join("docker.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let handle = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for _ in 0..requests {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.ends_with(b"\r\n\r\n") {
+                    let n = conn.read(&mut buf).unwrap();
+                    assert!(n > 0);
+                    req.extend_from_slice(&buf[..n]);
+                }
+                let req = String::from_utf8(req).unwrap();
+                let path = req.split_whitespace().nth(1).unwrap().to_owned();
+                let response = match path.as_str() {
+                    "/containers/web/json" => {
+                        chunked("HTTP/1.1 200 OK", &inspect_json(true, "running", None))
+                    }
+                    "/containers/healthy/json" => {
+                        chunked("HTTP/1.1 200 OK", &inspect_json(true, "running", Some("healthy")))
+                    }
+                    "/containers/sick/json" => chunked(
+                        "HTTP/1.1 200 OK",
+                        &inspect_json(true, "running", Some("unhealthy")),
+                    ),
+                    "/containers/stopped/json" => {
+                        with_length("HTTP/1.1 200 OK", &inspect_json(false, "exited", None))
+                    }
+                    "/containers/garbage/json" => b"SSH-2.0-OpenSSH_9.2\r\n".to_vec(),
+                    _ => with_length(
+                        "HTTP/1.1 404 Not Found",
+                        &format!(
+                            r#"{{"message":"No such container: {}"}}"#,
+                            &path[12..path.len() - 5]
+                        ),
+                    ),
+                };
+                conn.write_all(&response).unwrap();
+                seen.push(path);
+            }
+            seen
+        });
+        (path, handle)
+    }
+
+    fn run_checks(cfgs: Vec<DockerConfig>) -> Vec<Outcome> {
+        LocalExecutorBuilder::default()
+            .io_memory(64 << 10)
+            .spawn(move || async move {
+                let mut out = Vec::new();
+                for cfg in &cfgs {
+                    out.push(check(cfg, Duration::from_secs(10)).await);
+                }
+                out
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn engine_answers_decide_the_check() {
+        let cases = [
+            ("web", None, ""),
+            ("healthy", None, ""),
+            ("sick", Some(FailureKind::Status), "unhealthy"),
+            ("stopped", Some(FailureKind::Status), "not running (exited)"),
+            ("ghost", Some(FailureKind::Status), "no such container"),
+            ("garbage", Some(FailureKind::Protocol), "not an HTTP response"),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let (socket, engine) = fake_engine(dir.path(), cases.len());
+        let cfgs =
+            cases.iter().map(|(name, _, _)| DockerConfig::new(&socket, name).unwrap()).collect();
+        let outcomes = run_checks(cfgs);
+        let seen = engine.join().unwrap();
+        assert_eq!(seen[0], "/containers/web/json");
+        for ((name, kind, text), o) in cases.iter().zip(&outcomes) {
+            assert_eq!(o.failure, *kind, "{name}: {o:?}");
+            assert!(o.describe(name).contains(text), "{name}: {}", o.describe(name));
+        }
+    }
+
+    #[test]
+    fn missing_socket_is_a_connection_failure_saying_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = DockerConfig::new(dir.path().join("nope.sock"), "web").unwrap();
+        let o = &run_checks(vec![cfg])[0];
+        assert_eq!(o.failure, Some(FailureKind::Connection), "{o:?}");
+        assert!(
+            o.describe("docker:web").contains("Docker socket not found"),
+            "{}",
+            o.describe("docker:web")
+        );
+    }
+
+    #[test]
+    fn silent_engine_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker.sock");
+        let _listener = UnixListener::bind(&path).unwrap(); // accepts (backlog) but never answers
+        let cfg = DockerConfig::new(&path, "web").unwrap();
+        let o = LocalExecutorBuilder::default()
+            .io_memory(64 << 10)
+            .spawn(move || async move { check(&cfg, Duration::from_millis(200)).await })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(o.failure, Some(FailureKind::Timeout), "{o:?}");
+    }
+
+    #[test]
+    fn docker_host_and_names_are_checked_at_load_time() {
+        assert_eq!(socket_from_docker_host(None).unwrap(), PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(socket_from_docker_host(Some("")).unwrap(), PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(
+            socket_from_docker_host(Some("unix:///run/user/1000/docker.sock")).unwrap(),
+            PathBuf::from("/run/user/1000/docker.sock")
+        );
+        assert!(socket_from_docker_host(Some("tcp://10.0.0.1:2376"))
+            .unwrap_err()
+            .contains("only unix://"));
+        assert!(socket_from_docker_host(Some("unix://relative")).is_err());
+        assert!(DockerConfig::new("/x", "web/../../info")
+            .unwrap_err()
+            .contains("invalid container name"));
+        assert!(DockerConfig::new("/x", "").is_err());
+        assert!(DockerConfig::new("/x", "-web").is_err());
+        assert!(DockerConfig::new("/x", "my_app.web-1").is_ok());
+    }
+
+    #[test]
+    fn framing_cases() {
+        let body = inspect_json(true, "running", None);
+        let full = chunked("HTTP/1.1 200 OK", &body);
+        // Every prefix of a chunked response is "need more", the whole is the body.
+        for cut in [10, 200, full.len() - 3] {
+            assert!(matches!(parse_response(&full[..cut], false), Ok(None)), "cut {cut}");
+        }
+        let r = parse_response(&full, false).unwrap().unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, body.as_bytes());
+        // Closed early is a protocol error, not a hang.
+        assert!(matches!(parse_response(&full[..200], true), Err(Failure::Protocol(_))));
+        // An endless header block stops at the bound.
+        let mut huge = b"HTTP/1.1 200 OK\r\n".to_vec();
+        while huge.len() <= MAX_HEADER_BYTES {
+            huge.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        }
+        assert!(matches!(
+            parse_response(&huge, false),
+            Err(Failure::TooLarge(_)) | Err(Failure::Protocol(_))
+        ));
+        // A declared body over the bound is refused before reading it.
+        let big = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", MAX_BODY_BYTES + 1);
+        assert!(matches!(parse_response(big.as_bytes(), false), Err(Failure::TooLarge(_))));
+        let big_chunk = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+            MAX_BODY_BYTES + 1
+        );
+        assert!(matches!(parse_response(big_chunk.as_bytes(), false), Err(Failure::TooLarge(_))));
+    }
+}

@@ -1,0 +1,720 @@
+//! The `grpc` pulse: a real `grpc.health.v1.Health/Check` call over HTTP/2 cleartext (h2c with
+//! prior knowledge), success when the server says `SERVING` for the monitor's `service`.
+//!
+//! What it is for: gRPC services that implement the standard health protocol (every major gRPC
+//! framework ships it). The Go CPRA only opened a TCP connection; this makes the call.
+//! What it is not for: gRPC over TLS (not implemented yet: it needs ALPN `h2` on the rustls
+//! stream, then the same frames), the streaming `Watch` method, or any other RPC.
+//!
+//! The HTTP/2 client here is deliberately minimal and hand-written: one connection, one
+//! stream, a request of a few hundred bytes that fits the default flow-control window, and a
+//! reply of a few frames. A general HTTP/2 crate (`h2`) needs tokio; what we need is ~200
+//! lines. HPACK is not hand-written: `fluke-hpack` (no runtime dependency) encodes the request
+//! once at load time and decodes the response headers, Huffman and dynamic table included.
+//! The request bytes (preface, SETTINGS, HEADERS, DATA) are built once per monitor; a check
+//! writes them in one call.
+
+use std::cell::Cell;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+
+use crate::outcome::{Detail, FailureKind, Outcome};
+use crate::within::{deadline_after, elapsed_us, within};
+
+/// Largest frame payload we accept: 16 KiB is HTTP/2's default SETTINGS_MAX_FRAME_SIZE, which
+/// we never raise, so a server sending more breaks the protocol (RFC 9113 4.2); such a frame
+/// fails the check with `protocol` before it is read.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+
+/// Bytes of one header block (HEADERS plus CONTINUATIONs). The health reply carries a handful
+/// of headers; 16 KiB is the bound every CPRA probe uses; beyond it, `too_large`.
+pub const MAX_HEADER_BLOCK_BYTES: usize = 16 * 1024;
+
+/// Bytes of gRPC message accepted. `HealthCheckResponse` is 2 bytes on the wire; 1 KiB leaves
+/// room for servers that add unknown fields, and stops an endless body at once (`too_large`).
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// Frames read per check before giving up with `protocol`. The health reply is 4 to 8 frames
+/// (SETTINGS, SETTINGS ACK, WINDOW_UPDATE, HEADERS, DATA, trailers, maybe PING); 64 bounds the
+/// work a hostile server can cause with a stream of empty frames before the deadline.
+pub const MAX_FRAMES: usize = 64;
+
+/// Longest `service` name accepted (gRPC service names are package-qualified identifiers).
+pub const MAX_SERVICE_NAME: usize = 256;
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const STREAM_ID: u32 = 1;
+
+mod frame {
+    pub const DATA: u8 = 0x0;
+    pub const HEADERS: u8 = 0x1;
+    pub const RST_STREAM: u8 = 0x3;
+    pub const SETTINGS: u8 = 0x4;
+    pub const PUSH_PROMISE: u8 = 0x5;
+    pub const PING: u8 = 0x6;
+    pub const GOAWAY: u8 = 0x7;
+    pub const CONTINUATION: u8 = 0x9;
+}
+
+mod flag {
+    pub const END_STREAM: u8 = 0x1;
+    pub const ACK: u8 = 0x1;
+    pub const END_HEADERS: u8 = 0x4;
+    pub const PADDED: u8 = 0x8;
+    pub const PRIORITY: u8 = 0x20;
+}
+
+/// SETTINGS_ENABLE_PUSH (RFC 9113 6.5.2): we set it to 0, so no PUSH_PROMISE may arrive.
+const SETTINGS_ENABLE_PUSH: u16 = 0x2;
+
+/// A `grpc` monitor.
+#[derive(Clone, Debug)]
+pub struct GrpcConfig {
+    pub addr: SocketAddr,
+    /// The service to ask about; empty asks about the server as a whole.
+    pub service: String,
+    /// Preface, SETTINGS, HEADERS and DATA, ready to write.
+    request: Box<[u8]>,
+}
+
+impl GrpcConfig {
+    /// `authority` is the `:authority` the server sees (the `host:port` of the monitor).
+    pub fn new(addr: SocketAddr, authority: &str, service: &str) -> Result<GrpcConfig, String> {
+        if service.len() > MAX_SERVICE_NAME {
+            return Err(format!(
+                "grpc service name is {} bytes; at most {MAX_SERVICE_NAME}",
+                service.len()
+            ));
+        }
+        if authority.is_empty()
+            || authority.len() > 255
+            || authority.bytes().any(|b| b <= b' ' || b == 0x7f)
+        {
+            return Err(format!("invalid grpc authority {authority:?}: expected host:port"));
+        }
+        Ok(GrpcConfig {
+            addr,
+            service: service.to_owned(),
+            request: build_request(authority, service).into(),
+        })
+    }
+}
+
+fn frame_header(out: &mut Vec<u8>, len: usize, kind: u8, flags: u8, stream: u32) {
+    debug_assert!(len <= MAX_FRAME_BYTES);
+    out.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
+    out.push(kind);
+    out.push(flags);
+    out.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
+}
+
+fn build_request(authority: &str, service: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + service.len());
+    out.extend_from_slice(PREFACE);
+    // SETTINGS: disable push; all else default.
+    frame_header(&mut out, 6, frame::SETTINGS, 0, 0);
+    out.extend_from_slice(&SETTINGS_ENABLE_PUSH.to_be_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes());
+    // HEADERS, HPACK-encoded by a fresh encoder: the server's decoder for this connection is
+    // fresh too, so the same bytes are valid on every connection.
+    let headers: [(&[u8], &[u8]); 7] = [
+        (b":method", b"POST"),
+        (b":scheme", b"http"),
+        (b":path", b"/grpc.health.v1.Health/Check"),
+        (b":authority", authority.as_bytes()),
+        (b"content-type", b"application/grpc"),
+        (b"te", b"trailers"),
+        (b"user-agent", b"cpra"),
+    ];
+    let block = fluke_hpack::Encoder::new().encode(headers);
+    frame_header(&mut out, block.len(), frame::HEADERS, flag::END_HEADERS, STREAM_ID);
+    out.extend_from_slice(&block);
+    // DATA: the 5-byte gRPC prefix (uncompressed, length), then HealthCheckRequest { service
+    // = 1 (string) }; an empty service is encoded as no field at all, as protobuf does.
+    let mut message = Vec::with_capacity(service.len() + 3);
+    if !service.is_empty() {
+        message.push(0x0a); // field 1, wire type 2 (length-delimited)
+        push_varint(&mut message, service.len() as u64);
+        message.extend_from_slice(service.as_bytes());
+    }
+    frame_header(&mut out, 5 + message.len(), frame::DATA, flag::END_STREAM, STREAM_ID);
+    out.push(0);
+    out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    out.extend_from_slice(&message);
+    out
+}
+
+fn push_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Runs one `grpc` check within `timeout`.
+pub async fn check(cfg: &GrpcConfig, timeout: Duration) -> Outcome {
+    let start = Instant::now();
+    let deadline = deadline_after(start, timeout);
+    let connected = Cell::new(false);
+    let result = within(deadline, call(cfg, &connected)).await;
+    let latency_us = elapsed_us(start);
+    match result {
+        None if connected.get() => Outcome::failure(
+            FailureKind::Timeout,
+            latency_us,
+            Detail::Text("no complete health reply"),
+        ),
+        None => Outcome::failure(FailureKind::ConnectTimeout, latency_us, Detail::None),
+        Some(Ok(reply)) => judge(&reply, latency_us),
+        Some(Err(Failure::Connect(e))) => {
+            let kind = match e.raw_os_error() {
+                Some(libc::ECONNREFUSED) => FailureKind::ConnectRefused,
+                _ => FailureKind::Connection,
+            };
+            Outcome::failure(kind, latency_us, e.raw_os_error().map_or(Detail::None, Detail::Errno))
+        }
+        Some(Err(Failure::Io(e))) => Outcome::failure(
+            FailureKind::Connection,
+            latency_us,
+            e.raw_os_error().map_or(
+                Detail::Text("connection closed before the reply was complete"),
+                Detail::Errno,
+            ),
+        ),
+        Some(Err(Failure::Protocol(text))) => {
+            Outcome::failure(FailureKind::Protocol, latency_us, Detail::Text(text))
+        }
+        Some(Err(Failure::TooLarge(n))) => Outcome::failure(
+            FailureKind::TooLarge,
+            latency_us,
+            Detail::Bytes(u32::try_from(n).unwrap_or(u32::MAX)),
+        ),
+    }
+}
+
+#[derive(Debug)]
+enum Failure {
+    Connect(io::Error),
+    Io(io::Error),
+    Protocol(&'static str),
+    TooLarge(usize),
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Io(e)
+    }
+}
+
+/// What the server answered on our stream.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Reply {
+    http_status: Option<u16>,
+    grpc_status: Option<u32>,
+    /// The `status` field of `HealthCheckResponse` (0 when absent, as proto3 defaults).
+    serving_status: Option<u64>,
+}
+
+async fn call(cfg: &GrpcConfig, connected: &Cell<bool>) -> Result<Reply, Failure> {
+    let mut stream = TcpStream::connect(cfg.addr).await.map_err(|e| Failure::Connect(e.into()))?;
+    connected.set(true);
+    stream.set_nodelay(true).map_err(|e| Failure::Io(e.into()))?;
+    stream.write_all(&cfg.request).await?;
+
+    let mut decoder = fluke_hpack::Decoder::new();
+    let mut payload = [0u8; MAX_FRAME_BYTES];
+    let mut block = [0u8; MAX_HEADER_BLOCK_BYTES];
+    let mut block_len = 0usize;
+    let mut message = [0u8; MAX_MESSAGE_BYTES + 5];
+    let mut message_len = 0usize;
+    let mut reply = Reply::default();
+    let mut stream_ends = false;
+    for index in 0..MAX_FRAMES {
+        let mut header = [0u8; 9];
+        stream.read_exact(&mut header).await?;
+        if index == 0 && header.starts_with(b"HTTP/1.") {
+            return Err(Failure::Protocol("the server speaks HTTP/1.x, not HTTP/2 (h2c)"));
+        }
+        let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let (kind, flags) = (header[3], header[4]);
+        let stream_id =
+            u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
+        if len > MAX_FRAME_BYTES {
+            return Err(Failure::Protocol(
+                "frame larger than the 16 KiB we allow (not an HTTP/2 server?)",
+            ));
+        }
+        if index == 0 && kind != frame::SETTINGS {
+            return Err(Failure::Protocol(
+                "the server's first frame is not SETTINGS (not HTTP/2?)",
+            ));
+        }
+        let body = &mut payload[..len];
+        stream.read_exact(body).await?;
+        match kind {
+            frame::SETTINGS if flags & flag::ACK == 0 => {
+                if len % 6 != 0 || stream_id != 0 {
+                    return Err(Failure::Protocol("malformed SETTINGS frame"));
+                }
+                let mut ack = [0u8; 9];
+                ack[3] = frame::SETTINGS;
+                ack[4] = flag::ACK;
+                stream.write_all(&ack).await?;
+            }
+            frame::PING if flags & flag::ACK == 0 && len == 8 => {
+                let mut pong = [0u8; 17];
+                pong[2] = 8;
+                pong[3] = frame::PING;
+                pong[4] = flag::ACK;
+                pong[9..].copy_from_slice(body);
+                stream.write_all(&pong).await?;
+            }
+            frame::GOAWAY if len >= 8 => {
+                let last = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) & 0x7fff_ffff;
+                if last < STREAM_ID {
+                    return Err(Failure::Protocol("the server refused the call (GOAWAY)"));
+                }
+            }
+            frame::PUSH_PROMISE => {
+                return Err(Failure::Protocol("PUSH_PROMISE although push is disabled"))
+            }
+            frame::RST_STREAM if stream_id == STREAM_ID => {
+                return Err(Failure::Protocol(
+                    "the server reset the health-check stream (RST_STREAM)",
+                ));
+            }
+            frame::HEADERS | frame::CONTINUATION if stream_id == STREAM_ID => {
+                let fragment =
+                    if kind == frame::HEADERS { headers_fragment(body, flags)? } else { &body[..] };
+                let end = block_len + fragment.len();
+                if end > MAX_HEADER_BLOCK_BYTES {
+                    return Err(Failure::TooLarge(end));
+                }
+                block[block_len..end].copy_from_slice(fragment);
+                block_len = end;
+                if kind == frame::HEADERS {
+                    // END_STREAM may sit on a HEADERS frame whose block continues in
+                    // CONTINUATION frames; the stream ends once the block is complete.
+                    stream_ends = flags & flag::END_STREAM != 0;
+                }
+                if flags & flag::END_HEADERS != 0 {
+                    decoder
+                        .decode_with_cb(&block[..block_len], |name, value| {
+                            read_header(&mut reply, &name, &value)
+                        })
+                        .map_err(|_| Failure::Protocol("undecodable HPACK header block"))?;
+                    block_len = 0;
+                    if stream_ends {
+                        return finish(reply, &message[..message_len]);
+                    }
+                }
+            }
+            frame::DATA if stream_id == STREAM_ID => {
+                let data = data_payload(body, flags)?;
+                let end = message_len + data.len();
+                if end > message.len() {
+                    return Err(Failure::TooLarge(end));
+                }
+                message[message_len..end].copy_from_slice(data);
+                message_len = end;
+                if flags & flag::END_STREAM != 0 {
+                    return finish(reply, &message[..message_len]);
+                }
+            }
+            // SETTINGS ACK, WINDOW_UPDATE, PRIORITY, frames on other streams, unknown types:
+            // nothing to do for a one-stream client whose request fits the default window.
+            _ => {}
+        }
+    }
+    Err(Failure::Protocol("too many frames without a complete reply"))
+}
+
+/// The header block fragment of a HEADERS frame, without padding and priority fields.
+fn headers_fragment(body: &[u8], flags: u8) -> Result<&[u8], Failure> {
+    let body = strip_padding(body, flags)?;
+    if flags & flag::PRIORITY != 0 {
+        return body.get(5..).ok_or(Failure::Protocol("HEADERS frame too short for its priority"));
+    }
+    Ok(body)
+}
+
+fn data_payload(body: &[u8], flags: u8) -> Result<&[u8], Failure> {
+    strip_padding(body, flags)
+}
+
+fn strip_padding(body: &[u8], flags: u8) -> Result<&[u8], Failure> {
+    if flags & flag::PADDED == 0 {
+        return Ok(body);
+    }
+    let pad =
+        usize::from(*body.first().ok_or(Failure::Protocol("padded frame without a pad length"))?);
+    if pad + 1 > body.len() {
+        return Err(Failure::Protocol("padding longer than the frame"));
+    }
+    Ok(&body[1..body.len() - pad])
+}
+
+fn read_header(reply: &mut Reply, name: &[u8], value: &[u8]) {
+    let number = || std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u32>().ok());
+    match name {
+        b":status" => reply.http_status = number().and_then(|n| u16::try_from(n).ok()),
+        b"grpc-status" => reply.grpc_status = number(),
+        _ => {}
+    }
+}
+
+/// The stream has ended: parse the one gRPC message, if any.
+fn finish(mut reply: Reply, message: &[u8]) -> Result<Reply, Failure> {
+    if message.is_empty() {
+        return Ok(reply);
+    }
+    let (prefix, rest) = message.split_at(message.len().min(5));
+    if prefix.len() < 5 {
+        return Err(Failure::Protocol("truncated gRPC message prefix"));
+    }
+    if prefix[0] != 0 {
+        return Err(Failure::Protocol("compressed gRPC message (we asked for none)"));
+    }
+    let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+    let body = rest.get(..len).ok_or(Failure::Protocol("truncated gRPC message"))?;
+    reply.serving_status = Some(serving_status(body)?);
+    Ok(reply)
+}
+
+/// The `status` (field 1, varint) of a `HealthCheckResponse`, skipping unknown fields.
+fn serving_status(mut msg: &[u8]) -> Result<u64, Failure> {
+    const BAD: &str = "malformed HealthCheckResponse";
+    let bad = || Failure::Protocol(BAD);
+    let mut status = 0;
+    while !msg.is_empty() {
+        let key = read_varint(&mut msg).ok_or_else(bad)?;
+        match (key >> 3, key & 7) {
+            (1, 0) => status = read_varint(&mut msg).ok_or_else(bad)?,
+            (_, 0) => {
+                read_varint(&mut msg).ok_or_else(bad)?;
+            }
+            (_, 1) => msg = msg.get(8..).ok_or_else(bad)?,
+            (_, 5) => msg = msg.get(4..).ok_or_else(bad)?,
+            (_, 2) => {
+                let n = read_varint(&mut msg).ok_or_else(bad)?;
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
+                msg = msg.get(n..).ok_or_else(bad)?;
+            }
+            _ => return Err(bad()),
+        }
+    }
+    Ok(status)
+}
+
+fn read_varint(msg: &mut &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for i in 0..10 {
+        let (&byte, rest) = msg.split_first()?;
+        *msg = rest;
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// The outcome a complete reply means. Pure.
+fn judge(reply: &Reply, latency_us: u32) -> Outcome {
+    let fail = |text| Outcome::failure(FailureKind::Status, latency_us, Detail::Text(text));
+    match reply.http_status {
+        Some(200) => {}
+        Some(code) => {
+            return Outcome::failure(FailureKind::Status, latency_us, Detail::HttpStatus(code))
+        }
+        None => {
+            return Outcome::failure(
+                FailureKind::Protocol,
+                latency_us,
+                Detail::Text("reply without :status"),
+            )
+        }
+    }
+    match reply.grpc_status {
+        Some(0) => {}
+        Some(code) => return fail(grpc_status_text(code)),
+        None => {
+            return Outcome::failure(
+                FailureKind::Protocol,
+                latency_us,
+                Detail::Text("reply without grpc-status"),
+            )
+        }
+    }
+    match reply.serving_status {
+        Some(1) => Outcome::success(latency_us),
+        Some(2) => fail("health: NOT_SERVING"),
+        Some(3) => fail("health: SERVICE_UNKNOWN"),
+        Some(0) => fail("health: UNKNOWN"),
+        Some(_) => fail("health: unrecognised status value"),
+        None => Outcome::failure(
+            FailureKind::Protocol,
+            latency_us,
+            Detail::Text("grpc-status OK without a message"),
+        ),
+    }
+}
+
+fn grpc_status_text(code: u32) -> &'static str {
+    match code {
+        1 => "grpc-status 1 CANCELLED",
+        2 => "grpc-status 2 UNKNOWN",
+        3 => "grpc-status 3 INVALID_ARGUMENT",
+        4 => "grpc-status 4 DEADLINE_EXCEEDED",
+        5 => "grpc-status 5 NOT_FOUND: the server does not know this service",
+        7 => "grpc-status 7 PERMISSION_DENIED",
+        8 => "grpc-status 8 RESOURCE_EXHAUSTED",
+        12 => "grpc-status 12 UNIMPLEMENTED: the server has no grpc.health.v1.Health service",
+        13 => "grpc-status 13 INTERNAL",
+        14 => "grpc-status 14 UNAVAILABLE",
+        16 => "grpc-status 16 UNAUTHENTICATED",
+        _ => "grpc-status not OK",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glommio::LocalExecutorBuilder;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream as StdTcp};
+
+    fn write_frame(out: &mut StdTcp, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+        let mut buf = Vec::new();
+        frame_header(&mut buf, payload.len(), kind, flags, stream);
+        buf.extend_from_slice(payload);
+        out.write_all(&buf).unwrap();
+    }
+
+    fn read_frame(conn: &mut StdTcp) -> (u8, u8, u32, Vec<u8>) {
+        let mut h = [0u8; 9];
+        conn.read_exact(&mut h).unwrap();
+        let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+        let mut p = vec![0u8; len];
+        conn.read_exact(&mut p).unwrap();
+        (h[3], h[4], u32::from_be_bytes([h[5], h[6], h[7], h[8]]), p)
+    }
+
+    /// A minimal h2c gRPC health server for tests: one connection per check, behaviour chosen
+    /// by the requested service name.
+    fn health_server(
+        connections: usize,
+    ) -> (SocketAddr, std::thread::JoinHandle<Vec<(String, String)>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for _ in 0..connections {
+                let (mut conn, _) = listener.accept().unwrap();
+                seen.push(serve_one(&mut conn));
+            }
+            seen
+        });
+        (addr, handle)
+    }
+
+    fn serve_one(conn: &mut StdTcp) -> (String, String) {
+        let mut preface = [0u8; 24];
+        conn.read_exact(&mut preface).unwrap();
+        assert_eq!(&preface, PREFACE);
+        // Our SETTINGS (with a real setting, max concurrent streams = 100), then a PING to
+        // make the client answer it.
+        write_frame(conn, frame::SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100]);
+        write_frame(conn, frame::PING, 0, 0, b"12345678");
+        let mut decoder = fluke_hpack::Decoder::new();
+        let mut path = String::new();
+        let mut message = Vec::new();
+        loop {
+            let (kind, flags, stream, payload) = read_frame(conn);
+            match kind {
+                frame::HEADERS => {
+                    assert_eq!(stream, 1);
+                    for (n, v) in decoder.decode(&payload).unwrap() {
+                        if n == b":path" {
+                            path = String::from_utf8(v).unwrap();
+                        }
+                    }
+                }
+                frame::DATA => {
+                    message.extend_from_slice(&payload);
+                    if flags & flag::END_STREAM != 0 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let len = u32::from_be_bytes([message[1], message[2], message[3], message[4]]) as usize;
+        let body = &message[5..5 + len];
+        let service = if body.is_empty() {
+            String::new()
+        } else {
+            String::from_utf8(body[2..].to_vec()).unwrap()
+        };
+        let mut enc = fluke_hpack::Encoder::new();
+        let response_headers = |enc: &mut fluke_hpack::Encoder, status: &[u8]| {
+            enc.encode([(&b":status"[..], status), (b"content-type", b"application/grpc")])
+        };
+        let trailers =
+            |enc: &mut fluke_hpack::Encoder, code: &[u8]| enc.encode([(&b"grpc-status"[..], code)]);
+        let reply_status = |conn: &mut StdTcp, enc: &mut fluke_hpack::Encoder, status: u8| {
+            let block = response_headers(enc, b"200");
+            write_frame(conn, frame::HEADERS, flag::END_HEADERS, 1, &block);
+            // Padded DATA frame, to exercise the padding rules.
+            let mut data = vec![3u8, 0, 0, 0, 0, 2, 0x08, status];
+            data.extend_from_slice(&[0, 0, 0]);
+            write_frame(conn, frame::DATA, flag::PADDED, 1, &data);
+            let block = trailers(enc, b"0");
+            write_frame(conn, frame::HEADERS, flag::END_HEADERS | flag::END_STREAM, 1, &block);
+        };
+        match service.as_str() {
+            "" | "svc.Ok" => reply_status(conn, &mut enc, 1),
+            "svc.Down" => reply_status(conn, &mut enc, 2),
+            "svc.Unknown" => {
+                // Trailers-only response, as grpc-go sends for NOT_FOUND.
+                let block = enc.encode([
+                    (&b":status"[..], &b"200"[..]),
+                    (b"content-type", b"application/grpc"),
+                    (b"grpc-status", b"5"),
+                    (b"grpc-message", b"unknown service"),
+                ]);
+                // Split across HEADERS + CONTINUATION.
+                let (a, b) = block.split_at(block.len() / 2);
+                write_frame(conn, frame::HEADERS, flag::END_STREAM, 1, a);
+                write_frame(conn, frame::CONTINUATION, flag::END_HEADERS, 1, b);
+            }
+            "svc.Http503" => {
+                let block = response_headers(&mut enc, b"503");
+                write_frame(conn, frame::HEADERS, flag::END_HEADERS | flag::END_STREAM, 1, &block);
+            }
+            "svc.Reset" => write_frame(conn, frame::RST_STREAM, 0, 1, &[0, 0, 0, 2]),
+            "svc.Huge" => {
+                let block = response_headers(&mut enc, b"200");
+                write_frame(conn, frame::HEADERS, flag::END_HEADERS, 1, &block);
+                let mut data = vec![0u8, 0, 1, 0, 0];
+                data.resize(5 + 65536, 0);
+                // The client gives up part-way and closes: stop writing at the first error.
+                for chunk in data.chunks(MAX_FRAME_BYTES - 9) {
+                    let mut buf = Vec::new();
+                    frame_header(&mut buf, chunk.len(), frame::DATA, 0, 1);
+                    buf.extend_from_slice(chunk);
+                    if conn.write_all(&buf).is_err() {
+                        break;
+                    }
+                }
+            }
+            other => panic!("unexpected service {other}"),
+        }
+        // Let the client finish reading before closing.
+        let mut rest = Vec::new();
+        let _ = conn.read_to_end(&mut rest);
+        (path, service)
+    }
+
+    fn run_checks(cfgs: Vec<GrpcConfig>, timeout: Duration) -> Vec<Outcome> {
+        LocalExecutorBuilder::default()
+            .io_memory(64 << 10)
+            .spawn(move || async move {
+                let mut out = Vec::new();
+                for cfg in &cfgs {
+                    out.push(check(cfg, timeout).await);
+                }
+                out
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn health_check_against_a_local_h2c_server() {
+        let cases = [
+            ("", None, ""),
+            ("svc.Ok", None, ""),
+            ("svc.Down", Some(FailureKind::Status), "NOT_SERVING"),
+            ("svc.Unknown", Some(FailureKind::Status), "NOT_FOUND"),
+            ("svc.Http503", Some(FailureKind::Status), "HTTP 503"),
+            ("svc.Reset", Some(FailureKind::Protocol), "RST_STREAM"),
+            ("svc.Huge", Some(FailureKind::TooLarge), ""),
+        ];
+        let (addr, server) = health_server(cases.len());
+        let authority = addr.to_string();
+        let cfgs = cases
+            .iter()
+            .map(|(svc, _, _)| GrpcConfig::new(addr, &authority, svc).unwrap())
+            .collect();
+        let outcomes = run_checks(cfgs, Duration::from_secs(10));
+        let seen = server.join().unwrap();
+        assert_eq!(seen[1], ("/grpc.health.v1.Health/Check".to_owned(), "svc.Ok".to_owned()));
+        for ((svc, kind, text), o) in cases.iter().zip(&outcomes) {
+            assert_eq!(o.failure, *kind, "{svc:?}: {o:?}");
+            assert!(o.describe(svc).contains(text), "{svc}: {}", o.describe(svc));
+        }
+    }
+
+    #[test]
+    fn hostile_and_absent_servers() {
+        // HTTP/1.1 instead of h2c.
+        let http1 = TcpListener::bind("127.0.0.1:0").unwrap();
+        let http1_addr = http1.local_addr().unwrap();
+        let http1_thread = std::thread::spawn(move || {
+            let (mut c, _) = http1.accept().unwrap();
+            let mut buf = [0u8; 64];
+            let _ = c.read(&mut buf);
+            c.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n").unwrap();
+        });
+        // Accepts (kernel backlog) and never answers.
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let cfgs = vec![
+            GrpcConfig::new(http1_addr, "x:1", "").unwrap(),
+            GrpcConfig::new(silent.local_addr().unwrap(), "x:1", "").unwrap(),
+            GrpcConfig::new(closed, "x:1", "").unwrap(),
+        ];
+        let o = run_checks(cfgs, Duration::from_millis(300));
+        http1_thread.join().unwrap();
+        assert_eq!(o[0].failure, Some(FailureKind::Protocol), "{:?}", o[0]);
+        assert!(o[0].describe("x").contains("HTTP/1.x"), "{}", o[0].describe("x"));
+        assert_eq!(o[1].failure, Some(FailureKind::Timeout), "{:?}", o[1]);
+        assert_eq!(o[2].failure, Some(FailureKind::ConnectRefused), "{:?}", o[2]);
+        drop(silent);
+    }
+
+    #[test]
+    fn request_bytes_are_a_valid_h2_request() {
+        let req = build_request("api:50051", "pkg.Svc");
+        assert!(req.starts_with(PREFACE));
+        let rest = &req[PREFACE.len()..];
+        // SETTINGS(6) + HEADERS + DATA with the protobuf for service "pkg.Svc".
+        assert_eq!(&rest[..9], &[0, 0, 6, frame::SETTINGS, 0, 0, 0, 0, 0]);
+        let tail = &req[req.len() - 14..];
+        assert_eq!(tail, &[0, 0, 0, 0, 9, 0x0a, 7, b'p', b'k', b'g', b'.', b'S', b'v', b'c']);
+        assert!(GrpcConfig::new("127.0.0.1:1".parse().unwrap(), "bad host", "").is_err());
+        assert!(GrpcConfig::new("127.0.0.1:1".parse().unwrap(), "h:1", &"s".repeat(300)).is_err());
+    }
+
+    #[test]
+    fn protobuf_status_parsing() {
+        assert_eq!(serving_status(&[0x08, 0x01]).ok(), Some(1));
+        assert_eq!(serving_status(&[]).ok(), Some(0));
+        // Unknown fields of every wire type are skipped.
+        let msg = [
+            0x12, 2, b'h', b'i', 0x18, 0x96, 0x01, 0x21, 0, 0, 0, 0, 0, 0, 0, 0, 0x2d, 0, 0, 0, 0,
+            0x08, 2,
+        ];
+        assert_eq!(serving_status(&msg).ok(), Some(2));
+        assert!(serving_status(&[0x08]).is_err());
+        assert!(serving_status(&[0x12, 5, 1]).is_err());
+        assert!(serving_status(&[0x0b]).is_err());
+    }
+}

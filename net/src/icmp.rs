@@ -1,0 +1,527 @@
+//! The `icmp` pulse: ICMP echo (ping) to an IPv4 address, `count` echoes, success on any reply.
+//!
+//! What it is for: "is the host up at all" when there is no port to check. What it is not for:
+//! path MTU, loss statistics or jitter (one reply is enough), or IPv6 (ICMPv6 echo is not
+//! implemented yet; an IPv6 target fails with `unsupported`).
+//!
+//! One [`IcmpClient`] per shard, created on the shard's thread, owns one socket for all of the
+//! shard's ICMP checks. Which socket is decided once, at creation:
+//! 1. a raw socket (`SOCK_RAW`, needs root or `CAP_NET_RAW`), filtered in the kernel to echo
+//!    replies only (`ICMP_FILTER`), matching replies by our identifier and sequence;
+//! 2. else a ping socket (`SOCK_DGRAM`, `IPPROTO_ICMP`), allowed for groups listed in
+//!    `net.ipv4.ping_group_range`; the kernel sets the identifier and hands us only our replies;
+//! 3. else every check fails at once with `permission` and a message saying how to grant it;
+//!    the check makes no syscall, so a host without the privilege pays nothing per check.
+//!
+//! How readability is awaited without blocking the shard: glommio has no raw-socket type, but
+//! its `UdpSocket` is a thin wrapper over any datagram-style fd (`FromRawFd`) whose `send_to`
+//! and `recv_from` are io_uring `sendmsg`/`recvmsg` (after one non-blocking attempt). Those
+//! work unchanged on raw and ping ICMP sockets, so the shard awaits replies in the same ring as
+//! every other socket: no polling loop, no timer backoff, no extra thread. One reader task per
+//! client receives every reply and hands it to the waiting check by sequence number.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::FromRawFd;
+use std::rc::{Rc, Weak};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use glommio::net::UdpSocket;
+
+use crate::outcome::{Detail, FailureKind, Outcome};
+use crate::udp::io_outcome;
+use crate::within::{deadline_after, elapsed_us, within};
+
+/// Echo requests in flight at once per shard (one slot each, indexed by sequence number). The
+/// shard's probe concurrency is bounded well below this; at the bound a check fails with
+/// `connection` "too many ICMP checks in flight" rather than reuse a slot still waited on.
+pub const MAX_IN_FLIGHT: usize = 1024;
+
+/// Echoes a monitor may ask for per check. More says nothing more about "is it up" and only
+/// stretches the check; larger `count`s are refused at load time.
+pub const MAX_COUNT: u8 = 10;
+
+/// Bytes read of each received packet: up to 60 bytes of IPv4 header (raw sockets include
+/// it) plus the 8-byte ICMP header is all we parse; the kernel truncates the rest.
+pub const RECV_BUFFER_BYTES: usize = 128;
+
+/// The payload carried in each echo request (and echoed back). 16 bytes: recognisable in a
+/// packet capture, small enough to never fragment.
+const PAYLOAD: &[u8; 16] = b"cpra-icmp-probe!";
+
+const ICMP_ECHO_REPLY: u8 = 0;
+const ICMP_ECHO_REQUEST: u8 = 8;
+/// `ICMP_FILTER` socket option of raw ICMP sockets (linux/icmp.h), level `SOL_RAW`.
+const ICMP_FILTER: libc::c_int = 1;
+
+/// What every check returns when neither socket is allowed.
+pub const PERMISSION_HELP: &str = "ICMP needs a raw socket (run as root, or grant it: \
+setcap cap_net_raw+ep /path/to/cpra) or ping sockets for our group \
+(sysctl -w net.ipv4.ping_group_range='0 2147483647')";
+
+/// An `icmp` monitor.
+#[derive(Clone, Copy, Debug)]
+pub struct IcmpConfig {
+    pub addr: IpAddr,
+    /// Echo requests per check, 1..=[`MAX_COUNT`]; the check succeeds on the first reply.
+    pub count: u8,
+}
+
+impl IcmpConfig {
+    pub fn new(addr: IpAddr, count: u8) -> Result<IcmpConfig, String> {
+        if count == 0 || count > MAX_COUNT {
+            return Err(format!("icmp count is {count}; it must be 1 to {MAX_COUNT}"));
+        }
+        Ok(IcmpConfig { addr, count })
+    }
+}
+
+/// Which kind of socket this shard got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IcmpMode {
+    Raw,
+    Ping,
+    /// Neither is permitted; checks fail with `permission`.
+    Denied,
+}
+
+#[derive(Default)]
+enum SlotState {
+    #[default]
+    Free,
+    Waiting(Option<Waker>),
+    Replied,
+}
+
+#[derive(Default)]
+struct Slot {
+    seq: u16,
+    state: SlotState,
+}
+
+struct Shared {
+    mode: IcmpMode,
+    /// Our echo identifier (raw mode); ping sockets get theirs from the kernel.
+    ident: u16,
+    next_seq: Cell<u16>,
+    slots: RefCell<Vec<Slot>>,
+}
+
+/// One shard's ICMP socket, reader task and table of pending echoes.
+pub struct IcmpClient {
+    shared: Rc<Shared>,
+    socket: Option<Rc<UdpSocket>>,
+    /// Kept only to cancel the reader when the client is dropped.
+    _reader: Option<glommio::Task<()>>,
+}
+
+impl IcmpClient {
+    /// Opens the shard's ICMP socket (raw, else ping, else none) and starts its reader task.
+    /// Call on the shard's thread, inside its executor.
+    pub fn new() -> IcmpClient {
+        match open_socket() {
+            Ok((mode, fd)) => {
+                // SAFETY: `fd` is a freshly created socket we own; ownership moves into the
+                // glommio socket, which closes it on drop.
+                let socket = Rc::new(unsafe { UdpSocket::from_raw_fd(fd) });
+                Self::with_socket(mode, socket)
+            }
+            Err(_) => Self::denied(),
+        }
+    }
+
+    /// A client that fails every check with `permission` (what `new` gives when unprivileged).
+    pub fn denied() -> IcmpClient {
+        IcmpClient { shared: Rc::new(Shared::new(IcmpMode::Denied)), socket: None, _reader: None }
+    }
+
+    fn with_socket(mode: IcmpMode, socket: Rc<UdpSocket>) -> IcmpClient {
+        let shared = Rc::new(Shared::new(mode));
+        let reader = glommio::spawn_local(read_replies(Rc::clone(&socket), Rc::downgrade(&shared)));
+        IcmpClient { shared, socket: Some(socket), _reader: Some(reader) }
+    }
+
+    pub fn mode(&self) -> IcmpMode {
+        self.shared.mode
+    }
+
+    /// The problem to log once at shard start, if ICMP checks cannot work here.
+    pub fn permission_problem(&self) -> Option<&'static str> {
+        (self.shared.mode == IcmpMode::Denied).then_some(PERMISSION_HELP)
+    }
+
+    /// Runs one `icmp` check within `timeout`: up to `count` echoes, each given an equal share
+    /// of the time left, stopping at the first reply.
+    pub async fn check(&self, cfg: &IcmpConfig, timeout: Duration) -> Outcome {
+        let start = Instant::now();
+        let deadline = deadline_after(start, timeout);
+        let (IpAddr::V4(ip), Some(socket)) = (cfg.addr, self.socket.as_ref()) else {
+            return match cfg.addr {
+                IpAddr::V6(_) => Outcome::failure(
+                    FailureKind::Unsupported,
+                    0,
+                    Detail::Text("ICMPv6 echo is not implemented; use tcp for IPv6 targets"),
+                ),
+                IpAddr::V4(_) => {
+                    Outcome::failure(FailureKind::Permission, 0, Detail::Text(PERMISSION_HELP))
+                }
+            };
+        };
+        debug_assert!(cfg.count >= 1 && cfg.count <= MAX_COUNT);
+        for sent in 0..cfg.count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let share = left / u32::from(cfg.count - sent);
+            let Some(seq) = self.shared.claim() else {
+                return Outcome::failure(
+                    FailureKind::Connection,
+                    elapsed_us(start),
+                    Detail::Text("too many ICMP checks in flight on this shard"),
+                );
+            };
+            let guard = SlotGuard { shared: &self.shared, seq };
+            let packet = echo_request(self.shared.ident, seq);
+            let to = SocketAddr::from((ip, 0));
+            let sent_ok = within(deadline, socket.send_to(&packet, to)).await;
+            match sent_ok {
+                None => break,
+                Some(Err(e)) => return io_outcome(&io::Error::from(e), elapsed_us(start)),
+                Some(Ok(_)) => {}
+            }
+            let echo_deadline = Instant::now() + share;
+            if within(echo_deadline.min(deadline), guard.replied()).await.is_some() {
+                return Outcome::success(elapsed_us(start));
+            }
+        }
+        Outcome::failure(FailureKind::Timeout, elapsed_us(start), Detail::Text("no echo reply"))
+    }
+}
+
+impl Default for IcmpClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shared {
+    fn new(mode: IcmpMode) -> Shared {
+        let mut slots = Vec::with_capacity(MAX_IN_FLIGHT);
+        slots.resize_with(MAX_IN_FLIGHT, Slot::default);
+        Shared { mode, ident: echo_ident(), next_seq: Cell::new(0), slots: RefCell::new(slots) }
+    }
+
+    /// A sequence number whose slot is free, marked waiting; `None` when the slot it maps to is
+    /// still in use (the table is full, or an echo from 65 536 sends ago is still waited on).
+    fn claim(&self) -> Option<u16> {
+        let seq = self.next_seq.get();
+        self.next_seq.set(seq.wrapping_add(1));
+        let mut slots = self.slots.borrow_mut();
+        let slot = &mut slots[usize::from(seq) % MAX_IN_FLIGHT];
+        if !matches!(slot.state, SlotState::Free) {
+            return None;
+        }
+        *slot = Slot { seq, state: SlotState::Waiting(None) };
+        Some(seq)
+    }
+
+    /// Called by the reader for each echo reply it matched to us.
+    fn deliver(&self, seq: u16) {
+        let mut slots = self.slots.borrow_mut();
+        let slot = &mut slots[usize::from(seq) % MAX_IN_FLIGHT];
+        if slot.seq != seq {
+            return; // a late reply for a finished check
+        }
+        match std::mem::replace(&mut slot.state, SlotState::Replied) {
+            SlotState::Waiting(Some(waker)) => waker.wake(),
+            SlotState::Waiting(None) | SlotState::Replied => {}
+            // No check waits on this slot any more: leave it free for the next claim.
+            SlotState::Free => slot.state = SlotState::Free,
+        }
+    }
+}
+
+/// Frees the echo's slot however the check ends (reply, timeout, cancellation).
+struct SlotGuard<'a> {
+    shared: &'a Shared,
+    seq: u16,
+}
+
+impl SlotGuard<'_> {
+    async fn replied(&self) {
+        std::future::poll_fn(|cx| {
+            let mut slots = self.shared.slots.borrow_mut();
+            let slot = &mut slots[usize::from(self.seq) % MAX_IN_FLIGHT];
+            debug_assert_eq!(slot.seq, self.seq);
+            match &mut slot.state {
+                SlotState::Replied => Poll::Ready(()),
+                SlotState::Waiting(waker) => {
+                    *waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+                SlotState::Free => unreachable!("slot freed while its check waits"),
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        let mut slots = self.shared.slots.borrow_mut();
+        let slot = &mut slots[usize::from(self.seq) % MAX_IN_FLIGHT];
+        debug_assert_eq!(slot.seq, self.seq);
+        slot.state = SlotState::Free;
+    }
+}
+
+/// The shard's one receive loop: every echo reply goes to the check waiting on its sequence.
+/// Ends when the client is dropped (its task is cancelled) or the socket fails for good.
+async fn read_replies(socket: Rc<UdpSocket>, shared: Weak<Shared>) {
+    let mut buf = [0u8; RECV_BUFFER_BYTES];
+    loop {
+        let n = match socket.recv_from(&mut buf).await {
+            Ok((n, _from)) => n,
+            // Transient errors (an ICMP error queued on the socket) must not end the loop.
+            Err(_) => continue,
+        };
+        let Some(shared) = shared.upgrade() else { return };
+        let raw = shared.mode == IcmpMode::Raw;
+        if let Some((ident, seq)) = parse_echo_reply(&buf[..n], raw) {
+            // Ping sockets rewrite the identifier and deliver only our own replies.
+            if !raw || ident == shared.ident {
+                shared.deliver(seq);
+            }
+        }
+    }
+}
+
+/// Creates the best ICMP socket this process may open.
+fn open_socket() -> io::Result<(IcmpMode, libc::c_int)> {
+    // SAFETY: plain socket(2) calls; the fd is checked before use.
+    let raw = unsafe {
+        libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_ICMP)
+    };
+    if raw >= 0 {
+        // Only echo replies reach us: without the filter every ICMP packet on the host (our
+        // own echo requests on loopback included) would wake the reader.
+        let filter: u32 = !(1u32 << ICMP_ECHO_REPLY);
+        // SAFETY: `filter` outlives the call and its size is passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                raw,
+                libc::SOL_RAW,
+                ICMP_FILTER,
+                &filter as *const u32 as *const libc::c_void,
+                std::mem::size_of::<u32>() as libc::socklen_t,
+            )
+        };
+        debug_assert_eq!(rc, 0, "ICMP_FILTER: {}", io::Error::last_os_error());
+        return Ok((IcmpMode::Raw, raw));
+    }
+    // SAFETY: as above.
+    let ping = unsafe {
+        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, libc::IPPROTO_ICMP)
+    };
+    if ping >= 0 {
+        return Ok((IcmpMode::Ping, ping));
+    }
+    Err(io::Error::last_os_error())
+}
+
+/// An echo request: type 8, code 0, checksum, identifier, sequence, then [`PAYLOAD`].
+fn echo_request(ident: u16, seq: u16) -> [u8; 8 + PAYLOAD.len()] {
+    let mut packet = [0u8; 8 + PAYLOAD.len()];
+    packet[0] = ICMP_ECHO_REQUEST;
+    packet[4..6].copy_from_slice(&ident.to_be_bytes());
+    packet[6..8].copy_from_slice(&seq.to_be_bytes());
+    packet[8..].copy_from_slice(PAYLOAD);
+    let sum = checksum(&packet);
+    packet[2..4].copy_from_slice(&sum.to_be_bytes());
+    packet
+}
+
+/// The Internet checksum (RFC 1071) over `data`.
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    let mut chunks = data.chunks_exact(2);
+    for pair in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        sum += u32::from(*last) << 8;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// The (identifier, sequence) of an echo reply, skipping the IPv4 header that raw sockets
+/// include; `None` for anything else or anything truncated.
+fn parse_echo_reply(packet: &[u8], has_ip_header: bool) -> Option<(u16, u16)> {
+    let icmp = if has_ip_header {
+        let ihl_bytes = usize::from(packet.first()? & 0x0f) * 4;
+        if ihl_bytes < 20 {
+            return None;
+        }
+        packet.get(ihl_bytes..)?
+    } else {
+        packet
+    };
+    let header = icmp.get(..8)?;
+    if header[0] != ICMP_ECHO_REPLY || header[1] != 0 {
+        return None;
+    }
+    Some((u16::from_be_bytes([header[4], header[5]]), u16::from_be_bytes([header[6], header[7]])))
+}
+
+/// This shard's echo identifier: the process id mixed with the executor id, so two shards (or
+/// two cpra processes) sharing the host's raw ICMP traffic tell their replies apart.
+fn echo_ident() -> u16 {
+    let pid = std::process::id();
+    let shard = glommio::executor().id() as u32;
+    ((pid ^ shard.wrapping_mul(0x9e37_79b9)) & 0xffff) as u16 ^ ((pid >> 16) as u16)
+}
+
+/// The loopback address, for tests and self-checks.
+pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glommio::LocalExecutorBuilder;
+
+    fn on_shard<T: Send + 'static, F: std::future::Future<Output = T> + 'static>(
+        f: impl FnOnce() -> F + Send + 'static,
+    ) -> T {
+        LocalExecutorBuilder::default()
+            .io_memory(64 << 10)
+            .spawn(move || async move { f().await })
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn loopback_answers_concurrent_echoes() {
+        let outcomes = on_shard(|| async {
+            let client = Rc::new(IcmpClient::new());
+            if client.mode() == IcmpMode::Denied {
+                return None;
+            }
+            let cfg = IcmpConfig::new(LOOPBACK, 3).unwrap();
+            let tasks: Vec<_> = (0..20)
+                .map(|_| {
+                    let client = Rc::clone(&client);
+                    glommio::spawn_local(async move {
+                        client.check(&cfg, Duration::from_secs(10)).await
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await);
+            }
+            Some((client.mode(), out))
+        });
+        let Some((mode, outcomes)) = outcomes else {
+            eprintln!(
+                "SKIP icmp loopback test: no raw or ping socket permitted here ({PERMISSION_HELP})"
+            );
+            return;
+        };
+        eprintln!("icmp mode: {mode:?}");
+        for o in outcomes {
+            assert!(o.is_success(), "{o:?}");
+        }
+    }
+
+    #[test]
+    fn denied_client_fails_with_permission_and_help() {
+        let (o, problem) = on_shard(|| async {
+            let client = IcmpClient::denied();
+            let cfg = IcmpConfig::new(LOOPBACK, 1).unwrap();
+            (client.check(&cfg, Duration::from_secs(1)).await, client.permission_problem())
+        });
+        assert_eq!(o.failure, Some(FailureKind::Permission));
+        let text = o.describe("127.0.0.1");
+        assert!(
+            text.contains("setcap cap_net_raw+ep") && text.contains("ping_group_range"),
+            "{text}"
+        );
+        assert_eq!(problem, Some(PERMISSION_HELP));
+    }
+
+    #[test]
+    fn ipv6_is_reported_unsupported() {
+        let o = on_shard(|| async {
+            let client = IcmpClient::new();
+            let cfg = IcmpConfig::new("::1".parse().unwrap(), 1).unwrap();
+            client.check(&cfg, Duration::from_secs(1)).await
+        });
+        assert_eq!(o.failure, Some(FailureKind::Unsupported), "{o:?}");
+    }
+
+    #[test]
+    fn replies_reach_only_the_echo_waiting_for_them() {
+        let (stale_free, claimed_after) = on_shard(|| async {
+            let shared = Shared::new(IcmpMode::Raw);
+            let seq = shared.claim().unwrap();
+            // A reply for a sequence nobody waits on changes nothing.
+            shared.deliver(seq.wrapping_add(1));
+            let guard = SlotGuard { shared: &shared, seq };
+            shared.deliver(seq);
+            // Already replied: the wait ends at once.
+            guard.replied().await;
+            drop(guard);
+            // A duplicate or late reply after the check ended leaves the slot free.
+            shared.deliver(seq);
+            let idx = usize::from(seq) % MAX_IN_FLIGHT;
+            let stale_free = matches!(shared.slots.borrow()[idx].state, SlotState::Free);
+            // The table wraps: MAX_IN_FLIGHT more claims reuse the freed slot.
+            let mut claimed = 0;
+            for _ in 0..MAX_IN_FLIGHT {
+                if shared.claim().is_some() {
+                    claimed += 1;
+                }
+            }
+            (stale_free, claimed)
+        });
+        assert!(stale_free);
+        assert_eq!(claimed_after, MAX_IN_FLIGHT);
+    }
+
+    #[test]
+    fn count_is_bounded_at_config_time() {
+        assert!(IcmpConfig::new(LOOPBACK, 0).is_err());
+        assert!(IcmpConfig::new(LOOPBACK, MAX_COUNT + 1).unwrap_err().contains("1 to 10"));
+    }
+
+    #[test]
+    fn echo_request_checksums_to_zero_and_parses_back() {
+        let packet = echo_request(0x1234, 7);
+        // A correct checksum makes the sum over the whole packet 0xffff, i.e. checksum() == 0.
+        assert_eq!(checksum(&packet), 0);
+        // Turn it into a reply as the peer would, behind a 20-byte IPv4 header.
+        let mut reply = packet;
+        reply[0] = ICMP_ECHO_REPLY;
+        let mut with_ip = vec![0x45u8];
+        with_ip.extend_from_slice(&[0; 19]);
+        with_ip.extend_from_slice(&reply);
+        assert_eq!(parse_echo_reply(&with_ip, true), Some((0x1234, 7)));
+        assert_eq!(parse_echo_reply(&reply, false), Some((0x1234, 7)));
+        // Requests, truncated packets and bad header lengths are not replies.
+        assert_eq!(parse_echo_reply(&packet, false), None);
+        assert_eq!(parse_echo_reply(&with_ip[..25], true), None);
+        assert_eq!(parse_echo_reply(&[0x41, 0, 0], true), None);
+        assert_eq!(parse_echo_reply(&[], true), None);
+    }
+
+    #[test]
+    fn checksum_matches_rfc1071_example() {
+        // RFC 1071 section 3: the sum of these bytes is 0xddf2 (one's complement 0x220d).
+        assert_eq!(checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0x220d);
+        assert_eq!(checksum(&[0xff]), !0xff00u16);
+    }
+}

@@ -1,0 +1,221 @@
+//! The `udp` pulse: send one datagram (`payload`) to the target and succeed on any non-empty
+//! reply, on a glommio (io_uring) UDP socket on the shard's thread.
+//!
+//! What it is for: services that answer a datagram (syslog relays with echo, game servers,
+//! custom health ports). What it is not for: DNS (see `dns.rs`, which checks the answer), or
+//! proving a silent UDP service is up: UDP has no handshake, so "no reply" can only ever be
+//! reported as `timeout`. A connected UDP socket does learn of ICMP port-unreachable from the
+//! kernel, which is reported as `connect_refused`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::FromRawFd;
+use std::time::{Duration, Instant};
+
+use glommio::net::UdpSocket;
+
+use crate::outcome::{Detail, FailureKind, Outcome};
+use crate::within::{deadline_after, elapsed_us, within};
+
+/// Largest payload a monitor may send: 1232 bytes fits in one datagram on any path without
+/// fragmentation (the figure DNS flag day 2020 settled on: 1280-byte IPv6 minimum MTU minus
+/// headers). Larger payloads are refused when the config is built, never truncated.
+pub const MAX_PAYLOAD_BYTES: usize = 1232;
+
+/// Bytes read of a reply. Only "non-empty" matters, so a small buffer suffices; the kernel
+/// truncates a longer datagram to this size (and discards the rest), so a peer cannot make the
+/// shard read more.
+pub const REPLY_BUFFER_BYTES: usize = 512;
+
+/// A `udp` monitor, with its address already resolved.
+#[derive(Clone, Debug)]
+pub struct UdpConfig {
+    pub addr: SocketAddr,
+    pub payload: Box<[u8]>,
+}
+
+impl UdpConfig {
+    /// Builds a config, refusing payloads over [`MAX_PAYLOAD_BYTES`].
+    pub fn new(addr: SocketAddr, payload: &[u8]) -> Result<UdpConfig, String> {
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(format!(
+                "udp payload is {} bytes; at most {MAX_PAYLOAD_BYTES} fit in one datagram",
+                payload.len()
+            ));
+        }
+        Ok(UdpConfig { addr, payload: payload.into() })
+    }
+}
+
+/// Runs one `udp` check within `timeout`.
+pub async fn check(cfg: &UdpConfig, timeout: Duration) -> Outcome {
+    debug_assert!(cfg.payload.len() <= MAX_PAYLOAD_BYTES);
+    let start = Instant::now();
+    let deadline = deadline_after(start, timeout);
+    match within(deadline, exchange(cfg)).await {
+        None => Outcome::failure(FailureKind::Timeout, elapsed_us(start), Detail::Text("no reply")),
+        Some(Ok(())) => Outcome::success(elapsed_us(start)),
+        Some(Err(Failure::Empty)) => Outcome::failure(
+            FailureKind::Protocol,
+            elapsed_us(start),
+            Detail::Text("empty datagram in reply"),
+        ),
+        Some(Err(Failure::Io(e))) => io_outcome(&e, elapsed_us(start)),
+    }
+}
+
+enum Failure {
+    Io(io::Error),
+    Empty,
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Io(e)
+    }
+}
+
+async fn exchange(cfg: &UdpConfig) -> Result<(), Failure> {
+    let socket = bind_for(cfg.addr)?;
+    // Connecting filters out datagrams from anyone else and lets the kernel report ICMP
+    // port-unreachable as ECONNREFUSED on the next receive. The address is a SocketAddr, so
+    // no name resolution happens here.
+    socket.connect(cfg.addr).await.map_err(io::Error::from)?;
+    socket.send(&cfg.payload).await.map_err(io::Error::from)?;
+    let mut reply = [0u8; REPLY_BUFFER_BYTES];
+    let n = socket.recv(&mut reply).await.map_err(io::Error::from)?;
+    if n == 0 {
+        return Err(Failure::Empty);
+    }
+    Ok(())
+}
+
+/// A fresh UDP socket of the target's address family, not yet bound: `connect` binds it to a
+/// port of its own.
+///
+/// Not `glommio::net::UdpSocket::bind`: that sets `SO_REUSEPORT`, and with it Linux may give
+/// two concurrent checks the same ephemeral port; both connected to the same server, each
+/// then receives some of the other's replies (seen as DNS checks timing out under load).
+pub(crate) fn bind_for(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let family = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    // SAFETY: plain socket(2); the result is checked before use.
+    let fd = unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new datagram socket we own; the glommio socket takes ownership.
+    Ok(unsafe { UdpSocket::from_raw_fd(fd) })
+}
+
+/// The failure a socket error means for a datagram check.
+pub(crate) fn io_outcome(e: &io::Error, latency_us: u32) -> Outcome {
+    let detail = e.raw_os_error().map_or(Detail::Text("socket error"), Detail::Errno);
+    let kind = match e.raw_os_error() {
+        Some(libc::ECONNREFUSED) => FailureKind::ConnectRefused,
+        Some(libc::EACCES) | Some(libc::EPERM) => FailureKind::Permission,
+        _ => FailureKind::Connection,
+    };
+    Outcome::failure(kind, latency_us, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glommio::LocalExecutorBuilder;
+    use std::net::UdpSocket as StdUdp;
+
+    fn run_check(cfg: UdpConfig, timeout: Duration) -> Outcome {
+        LocalExecutorBuilder::default()
+            .io_memory(64 << 10)
+            .spawn(move || async move { check(&cfg, timeout).await })
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    /// A one-shot echo server on a std thread: answers the first datagram with `reply`.
+    fn echo_once(reply: &'static [u8]) -> (SocketAddr, std::thread::JoinHandle<Vec<u8>>) {
+        let server = StdUdp::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let handle = std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let (n, from) = server.recv_from(&mut buf).unwrap();
+            server.send_to(reply, from).unwrap();
+            buf[..n].to_vec()
+        });
+        (addr, handle)
+    }
+
+    #[test]
+    fn reply_means_success_and_payload_is_sent() {
+        let (addr, server) = echo_once(b"pong");
+        let cfg = UdpConfig::new(addr, b"ping").unwrap();
+        let o = run_check(cfg, Duration::from_secs(10));
+        assert!(o.is_success(), "{o:?}");
+        assert_eq!(server.join().unwrap(), b"ping");
+    }
+
+    #[test]
+    fn empty_reply_is_a_protocol_failure() {
+        let (addr, server) = echo_once(b"");
+        let cfg = UdpConfig::new(addr, b"ping").unwrap();
+        let o = run_check(cfg, Duration::from_secs(10));
+        assert_eq!(o.failure, Some(FailureKind::Protocol), "{o:?}");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn silence_is_a_timeout() {
+        // Bound and kept open, never answering: no ICMP error, so only the deadline ends it.
+        let silent = StdUdp::bind("127.0.0.1:0").unwrap();
+        let cfg = UdpConfig::new(silent.local_addr().unwrap(), b"ping").unwrap();
+        let o = run_check(cfg, Duration::from_millis(200));
+        assert_eq!(o.failure, Some(FailureKind::Timeout), "{o:?}");
+        drop(silent);
+    }
+
+    #[test]
+    fn closed_port_is_connect_refused() {
+        // Bind then drop to get a port nobody listens on; loopback answers with ICMP
+        // port-unreachable, which the connected socket reports as ECONNREFUSED.
+        let addr = StdUdp::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let cfg = UdpConfig::new(addr, b"ping").unwrap();
+        let o = run_check(cfg, Duration::from_secs(10));
+        assert_eq!(o.failure, Some(FailureKind::ConnectRefused), "{o:?}");
+        assert_eq!(o.detail, Detail::Errno(libc::ECONNREFUSED));
+    }
+
+    #[test]
+    fn concurrent_checks_never_share_a_port() {
+        // With SO_REUSEPORT, sockets bound to port 0 may share a port and steal each other's
+        // replies; ours must each get their own.
+        let server = StdUdp::bind("127.0.0.1:0").unwrap();
+        let addr = server.local_addr().unwrap();
+        let ports = LocalExecutorBuilder::default()
+            .io_memory(64 << 10)
+            .spawn(move || async move {
+                let mut sockets = Vec::new();
+                for _ in 0..512 {
+                    let s = bind_for(addr).unwrap();
+                    s.connect(addr).await.unwrap();
+                    sockets.push(s);
+                }
+                sockets.iter().map(|s| s.local_addr().unwrap().port()).collect::<Vec<_>>()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let unique: std::collections::HashSet<_> = ports.iter().collect();
+        assert_eq!(unique.len(), ports.len());
+    }
+
+    #[test]
+    fn oversized_payload_is_refused_at_config_time() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let err = UdpConfig::new(addr, &[0u8; MAX_PAYLOAD_BYTES + 1]).unwrap_err();
+        assert!(err.contains("1233 bytes"), "{err}");
+    }
+}
