@@ -4,3 +4,13 @@
 //! What it is for: turning a manifest of monitors into on-time checks, alerts and
 //! interventions. What it is not for: the network client side of a check (that is
 //! `cpra-net`) or benchmarks (that is `cpra-bench`).
+
+pub mod clock;
+pub mod counters;
+pub mod probe;
+pub mod ring;
+pub mod runtime;
+pub mod schedule;
+pub mod shard;
+pub mod table;
+pub mod wheel;
