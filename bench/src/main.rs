@@ -1,12 +1,18 @@
 //! `cpra-bench`: benchmarks that run CPRA side by side with a reference in one run.
 
+mod counting_alloc;
+mod scheduler;
+
 use clap::{Parser, Subcommand};
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 #[derive(Parser)]
-#[command(name = "cpra-bench", about = "CPRA benchmarks, each side by side with a reference")]
+#[command(
+    name = "cpra-bench",
+    about = "CPRA benchmarks, each side by side with a reference (a summary, then one JSON line)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -14,17 +20,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The thread-per-core scheduler against a binary-heap, task-per-check baseline.
+    Scheduler(scheduler::Args),
     /// Probe throughput and CPU per check against wrk and blackbox_exporter.
     Probes(cpra_bench::probes::ProbesArgs),
 }
 
 fn main() {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Probes(args) => cpra_bench::probes::run(&args),
+    let code = match Cli::parse().command {
+        Command::Scheduler(args) => scheduler::run(args),
+        Command::Probes(args) => match cpra_bench::probes::run(&args) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("cpra-bench: {e}");
+                2
+            }
+        },
     };
-    if let Err(e) = result {
-        eprintln!("cpra-bench: {e}");
-        std::process::exit(2);
-    }
+    std::process::exit(code);
 }

@@ -6,5 +6,14 @@
 //! `cpra-net`) or benchmarks (that is `cpra-bench`).
 
 pub mod alert;
+pub mod clock;
 pub mod colour;
+pub mod counters;
+pub mod probe;
+pub mod ring;
+pub mod runtime;
+pub mod schedule;
+pub mod shard;
 pub mod state;
+pub mod table;
+pub mod wheel;

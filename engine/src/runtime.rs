@@ -1,0 +1,386 @@
+//! The thread-per-core runtime: one pinned glommio executor per shard, monitors partitioned
+//! by a stable hash, a stop handle and lock-free counters for the control plane.
+//!
+//! Placement an operator can predict: a monitor goes to shard `id_hash % shards`
+//! ([`shard_of`]), where `id_hash` is the stable hash of its id computed by the loader; the
+//! same id and shard count always give the same shard. Shards are pinned one per CPU, spread
+//! over the machine (`PoolPlacement::MaxSpread`).
+//!
+//! What it is for: starting shards, routing monitors to them, stopping them (programmatically
+//! or on SIGINT/SIGTERM) and reading their counters. What it is not for: what a check does
+//! (`probe`) or what a result means (`ResultHandler`). The process exit code is the caller's.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use glommio::{LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles};
+use hdrhistogram::Histogram;
+
+use crate::clock::{Clock, MonotonicClock};
+use crate::counters::{new_lateness_histogram, CountersSnapshot, ShardShared};
+use crate::probe::{Probe, ResultHandler, ShardInfo};
+use crate::ring::{DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_LIMIT};
+use crate::shard::{run_shard, ShardConfig, ShardCore, ShardReport};
+use crate::table::MonitorSpec;
+
+/// io_uring memory per executor. glommio's default (10 MiB) exceeds the usual 8 MiB
+/// `RLIMIT_MEMLOCK` of a non-root user on its own; 64 KiB is plenty for sockets (CPRA does no
+/// registered-buffer file I/O) and lets dozens of shards start under that limit.
+pub const IO_MEMORY_BYTES: usize = 64 << 10;
+
+/// How long checks in flight at shutdown may take to finish by default: longer than any sane
+/// check timeout, short enough that a service manager's stop does not escalate to SIGKILL
+/// (systemd's default is 90 s).
+pub const DEFAULT_GRACE_MS: u64 = 10_000;
+
+/// How long `start` waits for every executor to come up before giving up: executor start is
+/// milliseconds; a minute means something is badly wrong (the host is swapping).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The shard a monitor lives on: `id_hash % shards`.
+pub fn shard_of(id_hash: u64, shards: usize) -> usize {
+    assert!(shards > 0);
+    (id_hash % shards as u64) as usize
+}
+
+/// The number of CPUs this process may run on (the default shard count).
+pub fn online_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct RuntimeConfig {
+    /// Shards (pinned executors); 0 = one per online core.
+    pub shards: usize,
+    /// Checks in flight per shard (ring capacity and probe tasks).
+    pub max_in_flight: u32,
+    /// How long in-flight checks may take to finish after a stop.
+    pub grace_ms: u64,
+    /// Stop on SIGINT and SIGTERM (set in the `cpra` binary; tests use the stop handle).
+    pub handle_signals: bool,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            shards: 0,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            grace_ms: DEFAULT_GRACE_MS,
+            handle_signals: false,
+        }
+    }
+}
+
+/// Why the runtime could not start or run.
+#[derive(Debug)]
+pub enum RuntimeError {
+    Config(String),
+    /// A monitor spec was refused (names the monitor).
+    Monitor(String),
+    /// An executor failed to start; the message says what to do.
+    Start(String),
+    Signal(std::io::Error),
+    /// A shard thread panicked or failed.
+    Shard(String),
+}
+
+impl fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuntimeError::Config(m) => write!(f, "invalid runtime settings: {m}"),
+            RuntimeError::Monitor(m) => write!(f, "{m}"),
+            RuntimeError::Start(m) => write!(f, "{m}"),
+            RuntimeError::Signal(e) => write!(f, "cannot install SIGINT/SIGTERM handlers: {e}"),
+            RuntimeError::Shard(m) => write!(f, "a shard failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for RuntimeError {}
+
+/// Turns an executor start failure into advice. io_uring rings are locked memory: under a
+/// low `RLIMIT_MEMLOCK` the ring setup fails with ENOMEM/EPERM.
+pub fn start_error_message(detail: &str) -> String {
+    let lower = detail.to_ascii_lowercase();
+    let memlock = lower.contains("cannot allocate memory")
+        || lower.contains("out of memory")
+        || lower.contains("enomem")
+        || lower.contains("os error 12")
+        || lower.contains("operation not permitted")
+        || lower.contains("os error 1)");
+    if memlock {
+        format!(
+            "cannot start a shard executor: {detail}. io_uring needs locked memory \
+             (RLIMIT_MEMLOCK, about {IO_MEMORY_BYTES} bytes plus ring buffers per shard): \
+             check `ulimit -l`, raise it with `ulimit -l unlimited` or \
+             LimitMEMLOCK=infinity in the systemd unit (memlock in /etc/security/limits.conf), \
+             or run fewer shards with --shards"
+        )
+    } else {
+        format!("cannot start a shard executor: {detail}")
+    }
+}
+
+/// Stops a runtime: from a test, a `--duration` timer, or a signal handler.
+#[derive(Clone, Debug, Default)]
+pub struct StopHandle(Arc<AtomicBool>);
+
+impl StopHandle {
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A running set of shards.
+pub struct Runtime {
+    handles: PoolThreadHandles<ShardReport>,
+    shared: Vec<Arc<ShardShared>>,
+    stop: StopHandle,
+    shards: usize,
+    epoch: Instant,
+}
+
+/// The merged result of a run.
+#[derive(Debug)]
+pub struct RunReport {
+    pub shards: Vec<ShardReport>,
+    pub counters: CountersSnapshot,
+    pub lateness_us: Histogram<u64>,
+}
+
+impl Runtime {
+    /// Partitions `monitors` over the shards, starts one pinned executor per shard and returns
+    /// once all are running. `probe` and `handler` are called on each shard's own thread to
+    /// build that shard's probe and result handler.
+    pub fn start<P, H, PF, HF>(
+        config: RuntimeConfig,
+        monitors: Vec<MonitorSpec>,
+        probe: PF,
+        handler: HF,
+    ) -> Result<Runtime, RuntimeError>
+    where
+        P: Probe,
+        H: ResultHandler,
+        PF: Fn(&ShardInfo) -> P + Send + Sync + 'static,
+        HF: Fn(&ShardInfo) -> H + Send + Sync + 'static,
+    {
+        let shards = if config.shards == 0 { online_cores() } else { config.shards };
+        if config.max_in_flight == 0 || config.max_in_flight > MAX_IN_FLIGHT_LIMIT {
+            return Err(RuntimeError::Config(format!(
+                "max_in_flight {} must be in 1..={MAX_IN_FLIGHT_LIMIT}",
+                config.max_in_flight
+            )));
+        }
+        if shards > online_cores() {
+            return Err(RuntimeError::Config(format!(
+                "{shards} shards but only {} online cores: shards are pinned one per core",
+                online_cores()
+            )));
+        }
+        let mut parts: Vec<Vec<MonitorSpec>> = vec![Vec::new(); shards];
+        for spec in monitors {
+            parts[shard_of(spec.id_hash, shards)].push(spec);
+        }
+        // Build every shard's core here, before any thread starts, so a bad spec is reported
+        // with its monitor and nothing has to be torn down.
+        let epoch = Instant::now();
+        let clock = MonotonicClock::new(epoch);
+        let load_ms = clock.now_ms();
+        let mut cores = Vec::with_capacity(shards);
+        for part in &parts {
+            let core = ShardCore::new(part, load_ms, config.max_in_flight)
+                .map_err(|e| RuntimeError::Monitor(e.to_string()))?;
+            cores.push(Some(core));
+        }
+        let stop = StopHandle::default();
+        if config.handle_signals {
+            for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(signal, stop.0.clone())
+                    .map_err(RuntimeError::Signal)?;
+            }
+        }
+        let shared: Vec<Arc<ShardShared>> =
+            (0..shards).map(|_| Arc::new(ShardShared::new())).collect();
+        // Start-up hand-over (once per shard, so a mutex is fine): shard k takes part k.
+        let handover =
+            Arc::new(Mutex::new((parts.into_iter().map(Some).collect::<Vec<_>>(), cores)));
+        let next_shard = Arc::new(AtomicUsize::new(0));
+        let (started_tx, started_rx) = mpsc::channel::<usize>();
+        let probe = Arc::new(probe);
+        let handler = Arc::new(handler);
+        let fut_gen = {
+            let shared = shared.clone();
+            let stop = stop.0.clone();
+            let started_tx = Mutex::new(started_tx);
+            let started_tx = Arc::new(started_tx);
+            move || {
+                let shard = next_shard.fetch_add(1, Ordering::Relaxed);
+                let (specs, core) = {
+                    let mut h = handover.lock().expect("hand-over lock");
+                    (h.0[shard].take().expect("shard part"), h.1[shard].take().expect("shard core"))
+                };
+                let shared = shared[shard].clone();
+                let started_tx = started_tx.lock().expect("start channel").clone();
+                async move {
+                    let info = ShardInfo { shard, shards, monitors: &specs };
+                    let probe = probe(&info);
+                    let handler = handler(&info);
+                    let _ = started_tx.send(shard);
+                    let shard_config = ShardConfig {
+                        shard,
+                        max_in_flight: config.max_in_flight,
+                        grace_ms: config.grace_ms,
+                    };
+                    run_shard(shard_config, core, probe, handler, clock, shared, stop).await
+                }
+            }
+        };
+        let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(shards, None))
+            .name("cpra-shard")
+            .io_memory(IO_MEMORY_BYTES)
+            .on_all_shards(fut_gen)
+            .map_err(|e| RuntimeError::Start(start_error_message(&e.to_string())))?;
+        let runtime = Runtime { handles, shared, stop, shards, epoch };
+        match runtime.wait_started(&started_rx) {
+            Ok(()) => Ok(runtime),
+            Err(timeout) => {
+                // Some executor never came up: stop the others and report the real error.
+                runtime.stop.stop();
+                let detail = runtime
+                    .handles
+                    .join_all()
+                    .into_iter()
+                    .find_map(|r| r.err().map(|e| e.to_string()))
+                    .unwrap_or(timeout);
+                Err(RuntimeError::Start(start_error_message(&detail)))
+            }
+        }
+    }
+
+    /// Waits for every shard to report it is running. `Err` (with what is known) when a
+    /// thread ended first or start-up timed out.
+    fn wait_started(&self, started_rx: &mpsc::Receiver<usize>) -> Result<(), String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut started = 0;
+        while started < self.shards {
+            match started_rx.recv_timeout(Duration::from_millis(10)) {
+                Ok(_) => started += 1,
+                Err(_) if Instant::now() > deadline => {
+                    return Err(format!("executors did not start within {START_TIMEOUT:?}"));
+                }
+                Err(_) => {
+                    if self.handles.handles().iter().any(|h| h.is_finished()) {
+                        return Err("an executor thread exited during start-up".into());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    /// The instant all shards count time from (`Job` times are ms since then).
+    pub fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Each shard's published counters (lock-free reads; at most one dispatch round old).
+    pub fn shard_counters(&self) -> Vec<CountersSnapshot> {
+        self.shared.iter().map(|s| s.read()).collect()
+    }
+
+    /// All shards' counters merged.
+    pub fn counters(&self) -> CountersSnapshot {
+        let mut total = CountersSnapshot::default();
+        for s in &self.shared {
+            total.merge(&s.read());
+        }
+        total
+    }
+
+    /// The shards' lateness histograms merged, asking each for a copy; shards that do not
+    /// answer within `timeout` (busy, or stopped) are left out.
+    pub fn lateness_us(&self, timeout: Duration) -> Histogram<u64> {
+        for s in &self.shared {
+            s.request_lateness();
+        }
+        let deadline = Instant::now() + timeout;
+        let mut merged = new_lateness_histogram();
+        let mut answered = vec![false; self.shared.len()];
+        while answered.iter().any(|a| !a) && Instant::now() < deadline {
+            for (i, s) in self.shared.iter().enumerate() {
+                if let Some(h) = s.take_lateness() {
+                    merged.add(&h).expect("same bounds");
+                    answered[i] = true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        merged
+    }
+
+    /// Waits for the shards to end (after a stop or a signal) and merges their reports.
+    pub fn join(self) -> Result<RunReport, RuntimeError> {
+        let mut shards = Vec::with_capacity(self.shards);
+        let mut failures = Vec::new();
+        for result in self.handles.join_all() {
+            match result {
+                Ok(report) => shards.push(report),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(RuntimeError::Shard(failures.join("; ")));
+        }
+        shards.sort_by_key(|r| r.shard);
+        let mut counters = CountersSnapshot::default();
+        let mut lateness_us = new_lateness_histogram();
+        for r in &shards {
+            counters.merge(&r.counters);
+            lateness_us.add(&r.lateness_us).expect("same bounds");
+        }
+        Ok(RunReport { shards, counters, lateness_us })
+    }
+
+    /// Stops and joins.
+    pub fn stop_and_join(self) -> Result<RunReport, RuntimeError> {
+        self.stop.stop();
+        self.join()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placement_is_id_hash_mod_shards() {
+        assert_eq!(shard_of(0, 4), 0);
+        assert_eq!(shard_of(7, 4), 3);
+        assert_eq!(shard_of(u64::MAX, 3), (u64::MAX % 3) as usize);
+    }
+
+    #[test]
+    fn memlock_failures_say_which_limit_and_how_to_raise_it() {
+        let m = start_error_message("io_uring_setup: Cannot allocate memory (os error 12)");
+        assert!(m.contains("RLIMIT_MEMLOCK"), "{m}");
+        assert!(m.contains("ulimit -l"), "{m}");
+        assert!(m.contains("LimitMEMLOCK="), "{m}");
+        let other = start_error_message("no such CPU");
+        assert!(!other.contains("RLIMIT_MEMLOCK"));
+    }
+}

@@ -1,0 +1,422 @@
+//! A hierarchical timing wheel with 1 ms resolution whose entries are monitor indices.
+//!
+//! What it is for: holding each idle monitor of a shard until its next slot, with O(1) insert
+//! and cancel and no allocation per timer: the lists are intrusive (`next`/`prev` u32 arrays
+//! indexed by monitor), allocated once for the shard's monitors. What it is not for: knowing
+//! the time (callers pass `now_ms`), or deciding slots (that is `schedule`).
+//!
+//! Layout (the same scheme as tokio's and the Linux kernel's wheels): `LEVELS` levels of
+//! `SLOTS` slots; level `l` slot covers `64^l` ms. An entry goes to the level of the highest
+//! bit in which its expiry differs from `elapsed_ms` (the last time processed), so everything
+//! in level 0 precedes everything in level 1, and so on. When time reaches a higher-level
+//! slot, its entries cascade down; a level-0 slot is one exact millisecond and is spliced into
+//! the `due` list in O(1). Each list is circular with a sentinel node stored after the monitor
+//! nodes, so unlinking needs no knowledge of which list a node is on. A bitmap per level finds
+//! the next occupied slot with one `trailing_zeros`, which is how an idle shard knows how long
+//! it may sleep.
+
+/// Bits of time per level: 64 slots, so a level's occupancy is one `u64` bitmap.
+const LEVEL_BITS: u32 = 6;
+/// Slots per level.
+pub const SLOTS: usize = 1 << LEVEL_BITS;
+/// Six levels span 2^36 ms (about 2.2 years): far beyond the longest interval
+/// (`schedule::MAX_INTERVAL_MS`, 31 days), so no expiry ever wraps the top level.
+pub const LEVELS: usize = 6;
+/// The furthest ahead of `elapsed_ms` an expiry may be.
+pub const MAX_SPAN_MS: u64 = 1 << (LEVEL_BITS as usize * LEVELS);
+
+/// Marks a node that is on no list (not in the wheel).
+const UNLINKED: u32 = u32::MAX;
+
+/// One node of the intrusive lists: 16 bytes per monitor.
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    next: u32,
+    prev: u32,
+    /// The expiry: the monitor's scheduled slot, in ms of the shard's clock.
+    when_ms: u64,
+}
+
+/// The timing wheel of one shard.
+pub struct Wheel {
+    /// Monitor nodes `[0, capacity)`, then `LEVELS * SLOTS` slot sentinels, then the due
+    /// sentinel.
+    nodes: Vec<Node>,
+    occupied: [u64; LEVELS],
+    capacity: u32,
+    /// Every expiry `<= elapsed_ms` has been moved to the due list.
+    elapsed_ms: u64,
+    len: u32,
+}
+
+/// Bytes per monitor the wheel adds to the hot table.
+pub const BYTES_PER_ENTRY: usize = std::mem::size_of::<Node>();
+
+impl Wheel {
+    /// A wheel for monitor indices `0..capacity`, with time starting at `start_ms`.
+    /// Allocates once, here.
+    pub fn new(capacity: u32, start_ms: u64) -> Wheel {
+        assert!(
+            (capacity as usize) + LEVELS * SLOTS < UNLINKED as usize,
+            "too many monitors for one shard: {capacity}"
+        );
+        let sentinels = LEVELS * SLOTS + 1;
+        let mut nodes = Vec::with_capacity(capacity as usize + sentinels);
+        nodes.resize(capacity as usize, Node { next: UNLINKED, prev: UNLINKED, when_ms: 0 });
+        for s in 0..sentinels {
+            let me = capacity + s as u32;
+            nodes.push(Node { next: me, prev: me, when_ms: 0 });
+        }
+        Wheel { nodes, occupied: [0; LEVELS], capacity, elapsed_ms: start_ms, len: 0 }
+    }
+
+    /// Monitors currently in the wheel (waiting or due).
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The time up to which all expiries have been collected.
+    pub fn elapsed_ms(&self) -> u64 {
+        self.elapsed_ms
+    }
+
+    /// Whether `idx` is in the wheel.
+    pub fn contains(&self, idx: u32) -> bool {
+        self.nodes[idx as usize].next != UNLINKED
+    }
+
+    /// The expiry `idx` was last inserted with.
+    pub fn when_ms(&self, idx: u32) -> u64 {
+        self.nodes[idx as usize].when_ms
+    }
+
+    fn slot_sentinel(&self, level: usize, slot: usize) -> u32 {
+        self.capacity + (level * SLOTS + slot) as u32
+    }
+
+    fn due_sentinel(&self) -> u32 {
+        self.capacity + (LEVELS * SLOTS) as u32
+    }
+
+    /// Inserts `idx` to expire at `when_ms`. An expiry at or before `elapsed_ms` is due at
+    /// once. O(1).
+    pub fn insert(&mut self, idx: u32, when_ms: u64) {
+        assert!(idx < self.capacity, "monitor index {idx} out of range");
+        debug_assert!(!self.contains(idx), "monitor {idx} inserted twice");
+        assert!(
+            when_ms < self.elapsed_ms + MAX_SPAN_MS,
+            "expiry {when_ms} ms beyond the wheel's span from {}",
+            self.elapsed_ms
+        );
+        self.nodes[idx as usize].when_ms = when_ms;
+        self.len += 1;
+        self.place(idx);
+    }
+
+    /// Links `idx` (already counted in `len`) into the list its expiry belongs to.
+    fn place(&mut self, idx: u32) {
+        let when_ms = self.nodes[idx as usize].when_ms;
+        if when_ms <= self.elapsed_ms {
+            let due = self.due_sentinel();
+            self.link_tail(due, idx);
+            return;
+        }
+        let level = level_for(self.elapsed_ms, when_ms);
+        let slot = slot_for(when_ms, level);
+        let sentinel = self.slot_sentinel(level, slot);
+        self.link_tail(sentinel, idx);
+        self.occupied[level] |= 1 << slot;
+    }
+
+    /// Removes `idx` from the wheel if it is in it. O(1). Returns whether it was.
+    pub fn cancel(&mut self, idx: u32) -> bool {
+        assert!(idx < self.capacity, "monitor index {idx} out of range");
+        if !self.contains(idx) {
+            return false;
+        }
+        self.unlink(idx);
+        self.len -= 1;
+        true
+    }
+
+    fn link_tail(&mut self, sentinel: u32, idx: u32) {
+        let tail = self.nodes[sentinel as usize].prev;
+        self.nodes[idx as usize].prev = tail;
+        self.nodes[idx as usize].next = sentinel;
+        self.nodes[tail as usize].next = idx;
+        self.nodes[sentinel as usize].prev = idx;
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        let Node { next, prev, .. } = self.nodes[idx as usize];
+        debug_assert!(next != UNLINKED && prev != UNLINKED);
+        self.nodes[prev as usize].next = next;
+        self.nodes[next as usize].prev = prev;
+        self.nodes[idx as usize].next = UNLINKED;
+        self.nodes[idx as usize].prev = UNLINKED;
+        // The list became empty: only its sentinel is left, pointing at itself.
+        if next == prev && next >= self.capacity && next != self.due_sentinel() {
+            let s = (next - self.capacity) as usize;
+            self.occupied[s / SLOTS] &= !(1 << (s % SLOTS));
+        }
+    }
+
+    /// The earliest non-empty slot: (level, slot, the time it starts).
+    fn next_expiration(&self) -> Option<(usize, usize, u64)> {
+        for level in 0..LEVELS {
+            let occupied = self.occupied[level];
+            if occupied == 0 {
+                continue;
+            }
+            let shift = LEVEL_BITS * level as u32;
+            let pos = ((self.elapsed_ms >> shift) as usize) % SLOTS;
+            let slot = (pos + occupied.rotate_right(pos as u32).trailing_zeros() as usize) % SLOTS;
+            let slot_range_ms = 1u64 << shift;
+            let level_range_ms = slot_range_ms << LEVEL_BITS;
+            let level_start_ms = self.elapsed_ms & !(level_range_ms - 1);
+            let mut deadline_ms = level_start_ms + slot as u64 * slot_range_ms;
+            if deadline_ms <= self.elapsed_ms {
+                // Only the top level can hold a slot "behind" elapsed: it is the next
+                // rotation. Lower levels never do, because entries there are placed by
+                // the highest differing bit.
+                debug_assert_eq!(level, LEVELS - 1);
+                deadline_ms += level_range_ms;
+            }
+            return Some((level, slot, deadline_ms));
+        }
+        None
+    }
+
+    /// When the wheel next has something due: `Some(t)` with `t <= elapsed` if monitors are
+    /// due now, else the start of the earliest occupied slot (possibly a higher-level slot
+    /// that will cascade), `None` when empty. An idle shard sleeps until then.
+    pub fn next_due_ms(&self) -> Option<u64> {
+        let due = self.due_sentinel();
+        if self.nodes[due as usize].next != due {
+            return Some(self.elapsed_ms);
+        }
+        self.next_expiration().map(|(_, _, t)| t)
+    }
+
+    /// Whether some monitor is due at `now_ms`.
+    pub fn has_due(&self, now_ms: u64) -> bool {
+        self.next_due_ms().is_some_and(|t| t <= now_ms)
+    }
+
+    /// Removes and returns one monitor whose expiry is `<= now_ms`, earliest slot first.
+    /// Amortised O(1): each entry cascades at most `LEVELS - 1` times.
+    pub fn poll(&mut self, now_ms: u64) -> Option<u32> {
+        let due = self.due_sentinel();
+        loop {
+            let head = self.nodes[due as usize].next;
+            if head != due {
+                self.unlink(head);
+                self.len -= 1;
+                return Some(head);
+            }
+            let Some((level, slot, deadline_ms)) = self.next_expiration() else {
+                self.elapsed_ms = self.elapsed_ms.max(now_ms);
+                return None;
+            };
+            if deadline_ms > now_ms {
+                // Nothing expires before `deadline_ms`, so time may jump to `now_ms`.
+                self.elapsed_ms = self.elapsed_ms.max(now_ms);
+                return None;
+            }
+            self.elapsed_ms = deadline_ms;
+            let sentinel = self.slot_sentinel(level, slot);
+            self.occupied[level] &= !(1 << slot);
+            if level == 0 {
+                self.splice_into_due(sentinel);
+            } else {
+                self.cascade(sentinel);
+            }
+        }
+    }
+
+    /// Moves a whole level-0 slot (one millisecond) onto the empty due list in O(1).
+    fn splice_into_due(&mut self, sentinel: u32) {
+        let due = self.due_sentinel();
+        debug_assert_eq!(self.nodes[due as usize].next, due);
+        let Node { next: first, prev: last, .. } = self.nodes[sentinel as usize];
+        debug_assert!(first != sentinel, "spliced an empty slot");
+        self.nodes[due as usize].next = first;
+        self.nodes[due as usize].prev = last;
+        self.nodes[first as usize].prev = due;
+        self.nodes[last as usize].next = due;
+        self.nodes[sentinel as usize].next = sentinel;
+        self.nodes[sentinel as usize].prev = sentinel;
+    }
+
+    /// Re-places every entry of a higher-level slot relative to the new `elapsed_ms`.
+    fn cascade(&mut self, sentinel: u32) {
+        loop {
+            let idx = self.nodes[sentinel as usize].next;
+            if idx == sentinel {
+                return;
+            }
+            // Unlink without the occupancy bookkeeping: the slot's bit is already clear, and
+            // `place` may legitimately set bits of other slots.
+            let next = self.nodes[idx as usize].next;
+            self.nodes[sentinel as usize].next = next;
+            self.nodes[next as usize].prev = sentinel;
+            debug_assert!(self.nodes[idx as usize].when_ms >= self.elapsed_ms);
+            self.place(idx);
+        }
+    }
+}
+
+/// The level an expiry belongs to: that of the highest bit in which it differs from `elapsed`.
+fn level_for(elapsed_ms: u64, when_ms: u64) -> usize {
+    let masked = (elapsed_ms ^ when_ms) | (SLOTS as u64 - 1);
+    let masked = masked.min(MAX_SPAN_MS - 1);
+    let significant = 63 - masked.leading_zeros();
+    (significant / LEVEL_BITS) as usize
+}
+
+fn slot_for(when_ms: u64, level: usize) -> usize {
+    ((when_ms >> (LEVEL_BITS * level as u32)) as usize) % SLOTS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Polls every millisecond from the wheel's time to `until_ms` and returns (idx, fired_at).
+    fn run_ms_by_ms(wheel: &mut Wheel, until_ms: u64) -> Vec<(u32, u64)> {
+        let mut fired = Vec::new();
+        let mut now = wheel.elapsed_ms();
+        while now <= until_ms {
+            while let Some(idx) = wheel.poll(now) {
+                fired.push((idx, now));
+            }
+            now += 1;
+        }
+        fired
+    }
+
+    #[test]
+    fn fires_each_entry_exactly_at_its_millisecond() {
+        let mut wheel = Wheel::new(8, 0);
+        let whens = [1u64, 2, 63, 64, 65, 4_095, 4_096, 300_000];
+        for (i, &w) in whens.iter().enumerate() {
+            wheel.insert(i as u32, w);
+        }
+        let fired = run_ms_by_ms(&mut wheel, 300_001);
+        assert_eq!(fired.len(), whens.len());
+        for (idx, at) in fired {
+            assert_eq!(at, whens[idx as usize], "monitor {idx}");
+        }
+        assert!(wheel.is_empty());
+        assert_eq!(wheel.next_due_ms(), None);
+    }
+
+    #[test]
+    fn a_day_long_interval_fires_on_time_after_big_jumps() {
+        let day_ms = 24 * 3600 * 1000;
+        let mut wheel = Wheel::new(2, 5);
+        wheel.insert(0, 5 + day_ms);
+        wheel.insert(1, 5 + 31 * day_ms);
+        assert_eq!(wheel.poll(5 + day_ms - 1), None);
+        // The idle shard learns when to wake; following those hints never overshoots.
+        let mut now = 5 + day_ms - 1;
+        let mut fired = Vec::new();
+        while let Some(t) = wheel.next_due_ms() {
+            now = now.max(t);
+            while let Some(idx) = wheel.poll(now) {
+                fired.push((idx, now));
+            }
+        }
+        assert_eq!(fired, vec![(0, 5 + day_ms), (1, 5 + 31 * day_ms)]);
+    }
+
+    #[test]
+    fn cancel_removes_and_clears_the_slot() {
+        let mut wheel = Wheel::new(3, 0);
+        wheel.insert(0, 10);
+        wheel.insert(1, 10);
+        wheel.insert(2, 5_000);
+        assert!(wheel.cancel(0));
+        assert!(!wheel.cancel(0));
+        assert!(wheel.cancel(2));
+        assert_eq!(wheel.next_due_ms(), Some(10));
+        assert!(wheel.cancel(1));
+        assert_eq!(wheel.next_due_ms(), None);
+        assert_eq!(wheel.len(), 0);
+        assert_eq!(run_ms_by_ms(&mut wheel, 6_000), vec![]);
+    }
+
+    #[test]
+    fn late_poll_returns_everything_overdue_in_slot_order() {
+        let mut wheel = Wheel::new(4, 0);
+        wheel.insert(0, 900);
+        wheel.insert(1, 3);
+        wheel.insert(2, 70);
+        wheel.insert(3, 2_000);
+        let mut got = Vec::new();
+        while let Some(idx) = wheel.poll(1_000) {
+            got.push(idx);
+        }
+        assert_eq!(got, vec![1, 2, 0]);
+        assert_eq!(wheel.elapsed_ms(), 1_000);
+        // Inserting at or before elapsed is due at once.
+        wheel.insert(0, 1_000);
+        assert_eq!(wheel.poll(1_000), Some(0));
+    }
+
+    proptest! {
+        #[test]
+        fn every_entry_fires_once_never_early(
+            whens in proptest::collection::vec(0u64..20_000, 1..200),
+            cancel_every in 2usize..9,
+        ) {
+            let mut wheel = Wheel::new(whens.len() as u32, 0);
+            for (i, &w) in whens.iter().enumerate() {
+                wheel.insert(i as u32, w);
+            }
+            let mut cancelled = vec![false; whens.len()];
+            for i in (0..whens.len()).step_by(cancel_every) {
+                prop_assert!(wheel.cancel(i as u32));
+                cancelled[i] = true;
+            }
+            // Poll at irregular steps, as a busy shard would.
+            let mut fired = vec![None; whens.len()];
+            let mut now = 0u64;
+            while now <= 20_100 {
+                while let Some(idx) = wheel.poll(now) {
+                    prop_assert!(fired[idx as usize].is_none(), "fired twice");
+                    fired[idx as usize] = Some(now);
+                }
+                now += 1 + (now % 37);
+            }
+            for i in 0..whens.len() {
+                match fired[i] {
+                    Some(at) => {
+                        prop_assert!(!cancelled[i]);
+                        prop_assert!(at >= whens[i]);
+                    }
+                    None => prop_assert!(cancelled[i]),
+                }
+            }
+            prop_assert!(wheel.is_empty());
+        }
+
+        #[test]
+        fn polled_every_ms_fires_exactly_on_time(
+            whens in proptest::collection::vec(1u64..10_000, 1..100),
+        ) {
+            let mut wheel = Wheel::new(whens.len() as u32, 0);
+            for (i, &w) in whens.iter().enumerate() {
+                wheel.insert(i as u32, w);
+            }
+            for (idx, at) in run_ms_by_ms(&mut wheel, 10_000) {
+                prop_assert_eq!(at, whens[idx as usize]);
+            }
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Real shards on real pinned glommio executors, briefly, with test probes. Bounded in time by
+//! generous deadlines on *progress* (never a speed threshold): each test waits until the
+//! shards have done a given amount of work, then stops them.
+
+use std::collections::HashMap;
+use std::future::pending;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cpra_engine::probe::{NoopProbe, Probe, ResultHandler, ShardInfo, SleepProbe};
+use cpra_engine::ring::Job;
+use cpra_engine::runtime::{online_cores, shard_of, Runtime, RuntimeConfig};
+use cpra_engine::table::MonitorSpec;
+use cpra_net::Outcome;
+
+/// The longest a test waits for progress before failing: far beyond what the work needs
+/// even on a loaded 2-core machine, so it only trips when something is stuck.
+const PROGRESS_DEADLINE: Duration = Duration::from_secs(60);
+
+/// (shard, cold, generation, scheduled_ms) of every completed check.
+type Log = Arc<Mutex<Vec<(usize, u32, u32, u64)>>>;
+
+struct Recorder {
+    shard: usize,
+    log: Log,
+}
+
+impl ResultHandler for Recorder {
+    fn on_outcome(&mut self, job: &Job, outcome: &Outcome, _now_ms: u64) {
+        assert!(outcome.is_success());
+        self.log.lock().unwrap().push((self.shard, job.cold, job.generation, job.scheduled_ms));
+    }
+}
+
+fn recorder(log: &Log) -> impl Fn(&ShardInfo) -> Recorder + Send + Sync + 'static {
+    let log = log.clone();
+    move |info: &ShardInfo| Recorder { shard: info.shard, log: log.clone() }
+}
+
+fn specs(n: u32, interval_ms: u32) -> Vec<MonitorSpec> {
+    (0..n)
+        .map(|i| MonitorSpec {
+            id_hash: u64::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            interval_ms,
+            timeout_ms: 1_000,
+            enabled: true,
+            cold: i,
+        })
+        .collect()
+}
+
+fn shards() -> usize {
+    online_cores().min(2)
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < PROGRESS_DEADLINE, "no progress: {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether every enabled monitor has completed at least `n` checks.
+fn checked_at_least(log: &Log, all: &[MonitorSpec], n: u32) -> bool {
+    let log = log.lock().unwrap();
+    let mut seen: HashMap<u32, u32> = HashMap::new();
+    for &(_, cold, _, _) in log.iter() {
+        *seen.entry(cold).or_default() += 1;
+    }
+    all.iter().filter(|s| s.enabled).all(|s| seen.get(&s.cold).is_some_and(|&c| c >= n))
+}
+
+/// Per monitor, the generations seen must be 1, 2, 3, ... in order: one check at a time,
+/// none lost, none doubled; and each on the shard its hash routes it to.
+fn assert_orderly(log: &Log, all: &[MonitorSpec], shards: usize, min_checks: usize) {
+    let log = log.lock().unwrap();
+    let mut per_monitor: HashMap<u32, Vec<(u32, u64)>> = HashMap::new();
+    for &(shard, cold, generation, scheduled_ms) in log.iter() {
+        let spec = &all[cold as usize];
+        assert!(spec.enabled, "disabled monitor {cold} was checked");
+        assert_eq!(shard, shard_of(spec.id_hash, shards), "monitor {cold} on the wrong shard");
+        per_monitor.entry(cold).or_default().push((generation, scheduled_ms));
+    }
+    for spec in all.iter().filter(|s| s.enabled) {
+        let checks = per_monitor.get(&spec.cold).map(Vec::as_slice).unwrap_or(&[]);
+        assert!(checks.len() >= min_checks, "monitor {} ran {} times", spec.cold, checks.len());
+        for (i, pair) in checks.windows(2).enumerate() {
+            assert_eq!(pair[0].0 + 1, pair[1].0, "monitor {} generation gap at {i}", spec.cold);
+            // Fixed rate: consecutive slots are whole intervals apart.
+            let gap_ms = pair[1].1 - pair[0].1;
+            assert!(gap_ms > 0 && gap_ms % u64::from(spec.interval_ms) == 0);
+        }
+    }
+}
+
+#[test]
+fn shards_run_every_monitor_in_order_on_its_own_shard() {
+    let mut all = specs(300, 10);
+    all[7].enabled = false;
+    all[123].enabled = false;
+    let log: Log = Arc::default();
+    let config = RuntimeConfig { shards: shards(), ..Default::default() };
+    let runtime =
+        Runtime::start(config, all.clone(), |_: &ShardInfo| NoopProbe, recorder(&log)).unwrap();
+    assert_eq!(runtime.shards(), shards());
+    // Counters are readable from this thread while the shards run.
+    wait_until("every monitor checked 3 times", || checked_at_least(&log, &all, 3));
+    assert_eq!(runtime.counters().monitors, 300);
+    let lateness = runtime.lateness_us(PROGRESS_DEADLINE);
+    assert!(!lateness.is_empty());
+    let report = runtime.stop_and_join().unwrap();
+    assert_eq!(report.counters.checks_started, report.counters.checks_completed);
+    assert_eq!(report.counters.in_flight, 0);
+    assert!(report.shards.iter().all(|s| s.abandoned == 0));
+    assert_eq!(report.lateness_us.len(), report.counters.checks_started);
+    assert_orderly(&log, &all, shards(), 3);
+}
+
+#[test]
+fn a_tiny_ring_with_slow_probes_delays_but_strands_nothing() {
+    // Two checks in flight per shard, each taking 2 ms, 100 monitors due every 5 ms: far
+    // more work than capacity, so the ring is full most of the time.
+    let all = specs(100, 5);
+    let log: Log = Arc::default();
+    let config = RuntimeConfig { shards: shards(), max_in_flight: 2, ..Default::default() };
+    let probe = |_: &ShardInfo| SleepProbe(Duration::from_millis(2));
+    let runtime = Runtime::start(config, all.clone(), probe, recorder(&log)).unwrap();
+    wait_until("every monitor checked twice", || checked_at_least(&log, &all, 2));
+    for c in runtime.shard_counters() {
+        assert!(c.in_flight <= 2);
+    }
+    let report = runtime.stop_and_join().unwrap();
+    assert!(report.counters.ring_full_delays > 0);
+    assert!(report.counters.missed_slots > 0);
+    assert_eq!(report.counters.checks_started, report.counters.checks_completed);
+    assert_orderly(&log, &all, shards(), 2);
+}
+
+#[test]
+fn stop_lets_in_flight_checks_finish() {
+    let all = specs(20, 1);
+    let log: Log = Arc::default();
+    let config = RuntimeConfig { shards: shards(), ..Default::default() };
+    let probe = |_: &ShardInfo| SleepProbe(Duration::from_millis(30));
+    let runtime = Runtime::start(config, all, probe, recorder(&log)).unwrap();
+    wait_until("checks in flight", || runtime.counters().in_flight > 0);
+    let report = runtime.stop_and_join().unwrap();
+    assert!(report.counters.checks_started > 0);
+    assert_eq!(report.counters.checks_started, report.counters.checks_completed);
+    assert!(report.shards.iter().all(|s| s.abandoned == 0));
+    assert_eq!(log.lock().unwrap().len() as u64, report.counters.checks_completed);
+}
+
+/// A probe that never answers (a bug in a probe, or a deadline not enforced).
+struct Hang;
+
+impl Probe for Hang {
+    async fn check(&self, _job: &Job) -> Outcome {
+        pending().await
+    }
+}
+
+#[test]
+fn the_grace_period_bounds_shutdown() {
+    let all = specs(5, 1);
+    let log: Log = Arc::default();
+    let config = RuntimeConfig { shards: 1, grace_ms: 50, ..Default::default() };
+    let runtime = Runtime::start(config, all, |_: &ShardInfo| Hang, recorder(&log)).unwrap();
+    wait_until("all 5 checks in flight", || runtime.counters().in_flight == 5);
+    let report = runtime.stop_and_join().unwrap();
+    assert_eq!(report.shards[0].abandoned, 5);
+    assert_eq!(report.counters.checks_completed, 0);
+}
+
+#[test]
+fn a_bad_interval_is_refused_before_any_thread_starts() {
+    let mut all = specs(3, 10);
+    all[2].interval_ms = 0;
+    let log: Log = Arc::default();
+    let err =
+        Runtime::start(RuntimeConfig::default(), all, |_: &ShardInfo| NoopProbe, recorder(&log))
+            .err()
+            .unwrap();
+    assert!(err.to_string().contains("monitor #2"), "{err}");
+}
