@@ -339,7 +339,7 @@ impl Ctx<'_> {
         }
         let v = self.opt_str(f, key).unwrap_or_default();
         if v.is_empty() {
-            if let Some(e) = f.get(key) {
+            if let Some(e) = f.get(key).filter(|e| e.value.scalar() == Some("")) {
                 self.error(
                     Class::BadValue,
                     e.value.pos,
@@ -615,8 +615,22 @@ impl Ctx<'_> {
     }
 }
 
-/// Decode one monitor. `None` when it has an error (the problems are in `ctx`).
-pub fn decode_monitor(ctx: &mut Ctx, node: &Node, index: usize) -> Option<Monitor> {
+/// Decode one monitor. `Err` when it has an error (the problems are in `ctx`), with the id it
+/// would have had (to detect duplicates among invalid monitors too).
+pub fn decode_monitor(ctx: &mut Ctx, node: &Node, index: usize) -> Result<Monitor, Option<String>> {
+    let mut id = None;
+    match decode_monitor_inner(ctx, node, index, &mut id) {
+        Some(m) => Ok(m),
+        None => Err(id),
+    }
+}
+
+fn decode_monitor_inner(
+    ctx: &mut Ctx,
+    node: &Node,
+    index: usize,
+    id_out: &mut Option<String>,
+) -> Option<Monitor> {
     ctx.had_error = false;
     let base = format!("monitors[{index}]");
     // The label first, so every message about this monitor names it.
@@ -645,6 +659,9 @@ pub fn decode_monitor(ctx: &mut Ctx, node: &Node, index: usize) -> Option<Monito
         }
         None => derive_id(&name),
     };
+    if !name.is_empty() || f.get("id").is_some() {
+        *id_out = Some(id.clone());
+    }
     let enabled = ctx.bool_or(&f, "enabled", true);
     let tags = ctx.str_list(&f, "tags");
     let pulse_check = match f.get("pulse_check") {
@@ -766,7 +783,7 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
         "http" => {
             let c = ctx.config(f, "config", HTTP_FIELDS);
             let url = ctx.req_str(&c, "url", "https://example.com/health");
-            if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+            if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
                 let pos = c.get("url").map(|e| e.value.pos).unwrap_or(c.pos);
                 ctx.error(
                     Class::BadValue,

@@ -82,14 +82,7 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {}:{}:{}: ",
-            self.severity.as_str(),
-            self.file,
-            self.pos.line,
-            self.pos.column
-        )?;
+        write!(f, "{}: {}: ", self.severity.as_str(), self.file)?;
         if let Some(m) = &self.monitor {
             write!(f, "monitor '{m}': ")?;
         }

@@ -332,30 +332,39 @@ impl Loader<'_> {
             let index = self.report.monitors_seen;
             self.report.monitors_seen += 1;
             let mut ctx = self.ctx();
-            let Some(monitor) = decode_monitor(&mut ctx, &node, index) else { continue };
-            let hash = monitor.id_hash();
+            let (monitor, id) = match decode_monitor(&mut ctx, &node, index) {
+                Ok(m) => {
+                    let id = m.id.clone();
+                    (Some(m), id)
+                }
+                Err(Some(id)) => (None, id),
+                Err(None) => continue,
+            };
+            let hash = super::schema::id_hash(&id);
             if let Some(&first_line) = self.ids.get(&hash) {
                 let pos = node
                     .get("id")
                     .map(|e| e.value.pos)
                     .or(node.get("name").map(|e| e.value.pos))
                     .unwrap_or(node.pos);
+                let name =
+                    node.get("name").and_then(|e| e.value.scalar()).unwrap_or(&id).to_string();
                 self.report.problems.push(Diagnostic {
                     severity: Severity::Error,
                     class: Class::DuplicateId,
                     file: self.file.to_string(),
                     pos,
-                    monitor: Some(monitor.name.clone()),
+                    monitor: Some(name),
                     path: format!("monitors[{index}].id"),
                     message: format!(
-                        "duplicate id '{}' (first used by the monitor at line {first_line})",
-                        monitor.id
+                        "duplicate id '{id}' (first used by the monitor at line {first_line})"
                     ),
                     hint: "give each monitor a unique `id` (or a unique `name`)".into(),
                 });
                 continue;
             }
             self.ids.insert(hash, node.pos.line);
+            let Some(monitor) = monitor else { continue };
             self.report.monitors_loaded += 1;
             on_monitor(monitor);
         }
