@@ -6,9 +6,11 @@
 //! `cpra-net`) or benchmarks (that is `cpra-bench`).
 
 pub mod alert;
+pub mod cli;
 pub mod clock;
 pub mod colour;
 pub mod counters;
+pub mod manifest;
 pub mod probe;
 pub mod ring;
 pub mod runtime;
