@@ -5,6 +5,7 @@
 //! interventions. What it is not for: the network client side of a check (that is
 //! `cpra-net`) or benchmarks (that is `cpra-bench`).
 
+pub mod actions;
 pub mod alert;
 pub mod cli;
 pub mod clock;

@@ -1087,7 +1087,7 @@ fn decode_codes(ctx: &mut Ctx, f: &Fields) -> Arc<Codes> {
                         );
                         continue;
                     };
-                    if codes.by_colour[colour as usize].is_some() {
+                    if codes.by_colour[colour.index()].is_some() {
                         ctx.error(
                             Class::BadValue,
                             en.key_pos,
@@ -1140,7 +1140,7 @@ fn decode_codes(ctx: &mut Ctx, f: &Fields) -> Arc<Codes> {
                         None
                     };
                     if let Some(target) = target {
-                        codes.by_colour[colour as usize] = Some(Code { dispatch, target });
+                        codes.by_colour[colour.index()] = Some(Code { dispatch, target });
                     }
                 }
             }

@@ -259,45 +259,20 @@ pub struct DockerPulse {
     pub container: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Colour {
-    Red,
-    Yellow,
-    Green,
-    Cyan,
-    Gray,
-}
-
-impl Colour {
-    pub const ALL: [Colour; 5] =
-        [Colour::Red, Colour::Yellow, Colour::Green, Colour::Cyan, Colour::Gray];
-
-    /// Case-insensitive, as Go CPRA manifests write `RED` or `Red`; `grey` is accepted.
-    pub fn parse(s: &str) -> Option<Colour> {
-        match s.to_ascii_lowercase().as_str() {
-            "red" => Some(Colour::Red),
-            "yellow" => Some(Colour::Yellow),
-            "green" => Some(Colour::Green),
-            "cyan" => Some(Colour::Cyan),
-            "gray" | "grey" => Some(Colour::Gray),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        COLOURS[self as usize]
-    }
-}
+/// The alert colour is the engine-wide one, so a code's colour and a queued alert's colour are
+/// the same type and index the same per-colour tables.
+pub use crate::colour::Colour;
 
 /// A monitor's codes: at most one per colour.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Codes {
-    pub by_colour: [Option<Code>; 5],
+    /// Indexed by [`Colour::index`].
+    pub by_colour: [Option<Code>; Colour::COUNT],
 }
 
 impl Codes {
     pub fn get(&self, colour: Colour) -> Option<&Code> {
-        self.by_colour[colour as usize].as_ref()
+        self.by_colour[colour.index()].as_ref()
     }
 
     /// A colour is sent only if the monitor has a code for it with `dispatch` not false.

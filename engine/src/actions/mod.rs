@@ -1,0 +1,449 @@
+//! What a shard does with the alerts and interventions the state machine asks for: notifiers
+//! (log, webhook, chat, paging, email), their delivery (retries, bounds, dedup, undelivered
+//! accounting) and interventions (docker, webhook, systemd, kubernetes).
+//!
+//! What it is for: one [`Actions`] per shard, created on the shard's thread, used only there
+//! (`Rc`, no `Send`). What it is not for: deciding *whether* or *when* an alert goes out
+//! (`state.rs` does, including cooldowns: `not_before_ms` arrives already computed) or what it
+//! says (`alert.rs`).
+//!
+//! # API (the seam with the runtime wiring)
+//! ```text
+//! Actions::new(config: ActionsConfig) -> Rc<Actions>
+//! actions.queue_alert(monitor: u32, endpoints: &[Arc<Notify>], alert: Rc<RenderedAlert>)
+//!     // one delivery per endpoint, not before alert.not_before_ms (ActionsConfig::clock ms);
+//!     // dropped as a duplicate when (endpoint, monitor, colour, not_before_ms) is queued.
+//! actions.cancel_alerts(monitor: u32)            // Effect::CancelQueuedAlerts
+//! actions.start_intervention(monitor, &InterventionAction, done: Box<dyn FnOnce(InterventionResult)>)
+//!     // `done` runs on this shard with the result; never if cancelled.
+//! actions.cancel_intervention(monitor: u32)      // Effect::CancelIntervention
+//! actions.counters() -> ActionCounters          // queued, sent, retried, undelivered, ...
+//! actions.recent_undelivered() -> Vec<Undelivered> // the last few, with reasons (for the API)
+//! actions.drain(grace: Duration).await          // at shutdown
+//! ```
+//! `InterventionResult::{Succeeded, Failed, Unknown}` map to `state::Event::
+//! {InterventionSucceeded, InterventionFailed, InterventionUnknown}`-style events.
+
+pub mod delivery;
+pub mod exchange;
+pub mod intervention;
+pub mod kubeconfig;
+pub mod logfile;
+pub mod payload;
+pub mod retry;
+pub mod send;
+pub mod smtp;
+pub mod target;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cpra_net::resolver::ShardResolver;
+use glommio::sync::Semaphore;
+use glommio::task::JoinHandle;
+
+use crate::alert::RenderedAlert;
+use crate::clock::{Clock, MonotonicClock};
+use crate::manifest::{InterventionAction, Notify};
+
+pub use delivery::{DedupKey, Undelivered};
+pub use retry::{AttemptResult, RetryPolicy};
+
+/// Notifications being sent at once by one shard (connections open to receivers). 32 keeps a
+/// burst of alerts moving (a receiver answers in tens of ms) while bounding sockets and memory
+/// per shard to a few MiB; at the bound, deliveries wait their turn in the queue.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
+
+/// Deliveries queued per shard (waiting for a cooldown, a retry pause or an in-flight slot).
+/// 4,096 is a few alerts for each of thousands of monitors going down together; past it a new
+/// delivery is recorded undelivered ("queue full"), logged and counted, never dropped silently.
+pub const DEFAULT_MAX_QUEUED: usize = 4096;
+
+/// Undelivered records kept for the API. Older ones are only in the log and the counter.
+pub const MAX_RECENT_UNDELIVERED: usize = 64;
+
+/// Bound on one notification attempt (connect, TLS, request, response): receivers answer in
+/// well under a second; 10 s tolerates a slow one without holding a slot for long.
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Intervention timeout when the manifest gives none: long enough for a container restart
+/// (Docker waits up to 10 s before killing), short enough to alert on a hung call.
+pub const DEFAULT_INTERVENTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a shard's actions are bounded and where they reach the outside world.
+#[derive(Clone)]
+pub struct ActionsConfig {
+    /// The runtime's clock: `not_before_ms` is in its milliseconds.
+    pub clock: Rc<dyn Clock>,
+    pub max_in_flight: usize,
+    pub max_queued: usize,
+    pub retry: RetryPolicy,
+    pub attempt_timeout: Duration,
+    /// Resolves receiver host names; `None`: only IP-literal hosts can be reached (tests).
+    pub resolver: Option<Rc<ShardResolver>>,
+    /// The Docker engine's unix socket (interventions).
+    pub docker_socket: PathBuf,
+    /// The `systemctl` program (interventions); a stand-in script in tests.
+    pub systemctl: PathBuf,
+    /// Open log-notifier files per shard.
+    pub max_log_files: usize,
+    /// Where in-cluster Kubernetes credentials live (the service-account mount).
+    pub kube_service_account_dir: PathBuf,
+    /// Unix ms now: the `timestamp` of payloads. A function so tests can pin it.
+    pub wall_clock_ms: fn() -> i64,
+}
+
+impl ActionsConfig {
+    /// Production defaults on `clock`.
+    pub fn new(clock: Rc<dyn Clock>) -> ActionsConfig {
+        ActionsConfig {
+            clock,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_queued: DEFAULT_MAX_QUEUED,
+            retry: RetryPolicy::default(),
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            resolver: None,
+            docker_socket: PathBuf::from(cpra_net::docker::DEFAULT_SOCKET),
+            systemctl: PathBuf::from("systemctl"),
+            max_log_files: logfile::DEFAULT_MAX_OPEN_FILES,
+            kube_service_account_dir: PathBuf::from(kubeconfig::SERVICE_ACCOUNT_DIR),
+            wall_clock_ms: || chrono::Utc::now().timestamp_millis(),
+        }
+    }
+
+    /// Defaults on a fresh monotonic clock (tests, tools).
+    pub fn with_monotonic_clock() -> ActionsConfig {
+        ActionsConfig::new(Rc::new(MonotonicClock::new(std::time::Instant::now())))
+    }
+}
+
+/// The outcome of an intervention, fed back to the state machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InterventionResult {
+    Succeeded,
+    Failed,
+    /// The request went out but no answer came (broken connection, timeout): it may have run.
+    Unknown,
+}
+
+/// Counts since the shard started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ActionCounters {
+    /// Deliveries accepted (one per alert and endpoint).
+    pub queued: u64,
+    /// Deliveries that reached their receiver.
+    pub sent: u64,
+    /// Attempts after the first (retries).
+    pub retried: u64,
+    /// Deliveries given up on (see [`Undelivered`]).
+    pub undelivered: u64,
+    /// Deliveries not queued because the same one was already queued.
+    pub deduplicated: u64,
+    /// Deliveries dropped by `cancel_alerts` before they were sent.
+    pub cancelled: u64,
+    pub interventions_started: u64,
+    pub interventions_succeeded: u64,
+    pub interventions_failed: u64,
+    pub interventions_unknown: u64,
+}
+
+#[derive(Default)]
+struct CounterCells {
+    queued: Cell<u64>,
+    sent: Cell<u64>,
+    retried: Cell<u64>,
+    undelivered: Cell<u64>,
+    deduplicated: Cell<u64>,
+    cancelled: Cell<u64>,
+    interventions_started: Cell<u64>,
+    interventions_succeeded: Cell<u64>,
+    interventions_failed: Cell<u64>,
+    interventions_unknown: Cell<u64>,
+}
+
+fn bump(c: &Cell<u64>) {
+    c.set(c.get() + 1);
+}
+
+/// One delivery in the queue: its dedup key and the task that runs it.
+struct QueuedDelivery {
+    key: DedupKey,
+    task: Option<JoinHandle<()>>,
+}
+
+/// A running intervention: its job id (so a stale completion is recognised) and task.
+type RunningIntervention = (u64, Option<JoinHandle<()>>);
+
+/// One shard's notifiers and interventions.
+pub struct Actions {
+    config: ActionsConfig,
+    in_flight: Semaphore,
+    next_job: Cell<u64>,
+    /// Deliveries not finished, by job id.
+    queue: RefCell<HashMap<u64, QueuedDelivery>>,
+    interventions: RefCell<HashMap<u32, RunningIntervention>>,
+    counters: CounterCells,
+    recent_undelivered: RefCell<VecDeque<Undelivered>>,
+    sender: send::Sender,
+}
+
+impl Actions {
+    pub fn new(config: ActionsConfig) -> Rc<Actions> {
+        assert!(config.max_in_flight > 0 && config.max_queued > 0);
+        let sender = send::Sender::new(&config);
+        Rc::new(Actions {
+            in_flight: Semaphore::new(config.max_in_flight as u64),
+            next_job: Cell::new(1),
+            queue: RefCell::new(HashMap::new()),
+            interventions: RefCell::new(HashMap::new()),
+            counters: CounterCells::default(),
+            recent_undelivered: RefCell::new(VecDeque::with_capacity(MAX_RECENT_UNDELIVERED)),
+            sender,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &ActionsConfig {
+        &self.config
+    }
+
+    /// Queues `alert` to every endpoint, not before `alert.not_before_ms`.
+    pub fn queue_alert(
+        self: &Rc<Self>,
+        monitor: u32,
+        endpoints: &[Arc<Notify>],
+        alert: Rc<RenderedAlert>,
+    ) {
+        for endpoint in endpoints {
+            self.queue_one(monitor, endpoint.clone(), alert.clone());
+        }
+    }
+
+    fn queue_one(self: &Rc<Self>, monitor: u32, endpoint: Arc<Notify>, alert: Rc<RenderedAlert>) {
+        let key = DedupKey::new(&endpoint, monitor, alert.colour, alert.not_before_ms);
+        let mut queue = self.queue.borrow_mut();
+        if queue.values().any(|q| q.key == key) {
+            bump(&self.counters.deduplicated);
+            return;
+        }
+        bump(&self.counters.queued);
+        let job = self.next_job.get();
+        self.next_job.set(job + 1);
+        if queue.len() >= self.config.max_queued {
+            drop(queue);
+            self.record_undelivered(job, monitor, &endpoint, &alert, "delivery queue full");
+            return;
+        }
+        let me = self.clone();
+        let handle = glommio::spawn_local(async move {
+            me.deliver(job, monitor, endpoint, alert).await;
+            me.finish_job(job);
+        })
+        .detach();
+        queue.insert(job, QueuedDelivery { key, task: Some(handle) });
+    }
+
+    fn finish_job(&self, job: u64) {
+        self.queue.borrow_mut().remove(&job);
+    }
+
+    /// Waits for `not_before_ms`, then sends with retries.
+    async fn deliver(
+        &self,
+        job: u64,
+        monitor: u32,
+        endpoint: Arc<Notify>,
+        alert: Rc<RenderedAlert>,
+    ) {
+        let now_ms = self.config.clock.now_ms();
+        if alert.not_before_ms > now_ms {
+            glommio::timer::sleep(Duration::from_millis(alert.not_before_ms - now_ms)).await;
+        }
+        let mut schedule = retry::Schedule::new(self.config.retry, job);
+        loop {
+            let result = {
+                let _slot = self.in_flight.acquire_permit(1).await;
+                let wall_ms = (self.config.wall_clock_ms)();
+                self.sender.send(job, &endpoint, &alert, wall_ms).await
+            };
+            match schedule.next(&result, self.config.clock.now_ms()) {
+                retry::Next::Delivered => {
+                    bump(&self.counters.sent);
+                    return;
+                }
+                retry::Next::GiveUp(reason) => {
+                    self.record_undelivered(job, monitor, &endpoint, &alert, &reason);
+                    return;
+                }
+                retry::Next::RetryAt(at_ms) => {
+                    bump(&self.counters.retried);
+                    let now_ms = self.config.clock.now_ms();
+                    glommio::timer::sleep(Duration::from_millis(at_ms.saturating_sub(now_ms)))
+                        .await;
+                }
+            }
+        }
+    }
+
+    fn record_undelivered(
+        &self,
+        job: u64,
+        monitor: u32,
+        endpoint: &Notify,
+        alert: &RenderedAlert,
+        reason: &str,
+    ) {
+        bump(&self.counters.undelivered);
+        tracing::warn!(
+            job,
+            monitor = %alert.monitor,
+            monitor_id = %alert.monitor_id,
+            color = %alert.colour,
+            notifier = endpoint.kind(),
+            reason,
+            "alert undelivered"
+        );
+        let mut recent = self.recent_undelivered.borrow_mut();
+        if recent.len() == MAX_RECENT_UNDELIVERED {
+            recent.pop_front();
+        }
+        recent.push_back(Undelivered {
+            job,
+            monitor,
+            monitor_id: alert.monitor_id.clone(),
+            colour: alert.colour,
+            notifier: endpoint.kind(),
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Drops every delivery of `monitor` not yet sent (an attempt under way is abandoned).
+    pub fn cancel_alerts(&self, monitor: u32) {
+        let cancelled: Vec<QueuedDelivery> = {
+            let mut queue = self.queue.borrow_mut();
+            let jobs: Vec<u64> =
+                queue.iter().filter(|(_, q)| q.key.monitor == monitor).map(|(&j, _)| j).collect();
+            jobs.into_iter().filter_map(|j| queue.remove(&j)).collect()
+        };
+        for mut q in cancelled {
+            bump(&self.counters.cancelled);
+            if let Some(task) = q.task.take() {
+                task.cancel();
+            }
+        }
+    }
+
+    /// Runs `action` for `monitor`; `done` gets the result on this shard unless cancelled.
+    pub fn start_intervention(
+        self: &Rc<Self>,
+        monitor: u32,
+        action: &InterventionAction,
+        done: Box<dyn FnOnce(InterventionResult)>,
+    ) {
+        self.cancel_intervention(monitor);
+        bump(&self.counters.interventions_started);
+        let job = self.next_job.get();
+        self.next_job.set(job + 1);
+        let me = self.clone();
+        let action = action.clone();
+        let handle = glommio::spawn_local(async move {
+            let result = intervention::run(&me.config, &me.sender, &action).await;
+            let still_wanted = {
+                let mut running = me.interventions.borrow_mut();
+                match running.get(&monitor) {
+                    Some((j, _)) if *j == job => {
+                        running.remove(&monitor);
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if still_wanted {
+                match result {
+                    InterventionResult::Succeeded => bump(&me.counters.interventions_succeeded),
+                    InterventionResult::Failed => bump(&me.counters.interventions_failed),
+                    InterventionResult::Unknown => bump(&me.counters.interventions_unknown),
+                }
+                tracing::info!(monitor, action = action.action_name(), ?result, "intervention");
+                done(result);
+            }
+        })
+        .detach();
+        self.interventions.borrow_mut().insert(monitor, (job, Some(handle)));
+    }
+
+    /// Cancels `monitor`'s running intervention: its result, if it comes, is dropped.
+    pub fn cancel_intervention(&self, monitor: u32) {
+        let removed = self.interventions.borrow_mut().remove(&monitor);
+        if let Some((_, Some(task))) = removed {
+            task.cancel();
+        }
+    }
+
+    pub fn counters(&self) -> ActionCounters {
+        let c = &self.counters;
+        ActionCounters {
+            queued: c.queued.get(),
+            sent: c.sent.get(),
+            retried: c.retried.get(),
+            undelivered: c.undelivered.get(),
+            deduplicated: c.deduplicated.get(),
+            cancelled: c.cancelled.get(),
+            interventions_started: c.interventions_started.get(),
+            interventions_succeeded: c.interventions_succeeded.get(),
+            interventions_failed: c.interventions_failed.get(),
+            interventions_unknown: c.interventions_unknown.get(),
+        }
+    }
+
+    /// The last [`MAX_RECENT_UNDELIVERED`] undelivered records, oldest first.
+    pub fn recent_undelivered(&self) -> Vec<Undelivered> {
+        self.recent_undelivered.borrow().iter().cloned().collect()
+    }
+
+    /// Deliveries queued and not finished.
+    pub fn pending(&self) -> usize {
+        self.queue.borrow().len()
+    }
+
+    /// Waits until every queued alert is delivered or recorded undelivered, at most `grace`;
+    /// what is still queued then is recorded undelivered ("shut down before delivery").
+    pub async fn drain(&self, grace: Duration) {
+        /// How often the queue is looked at while draining: shutdown only, so a short poll
+        /// is simpler than a wake-up per finished delivery and costs nothing measurable.
+        const DRAIN_POLL: Duration = Duration::from_millis(5);
+        let start = std::time::Instant::now();
+        while self.pending() > 0 && start.elapsed() < grace {
+            glommio::timer::sleep(DRAIN_POLL.min(grace.saturating_sub(start.elapsed()))).await;
+        }
+        let left: Vec<(u64, QueuedDelivery)> = self.queue.borrow_mut().drain().collect();
+        for (job, mut q) in left {
+            if let Some(task) = q.task.take() {
+                task.cancel();
+            }
+            bump(&self.counters.undelivered);
+            tracing::warn!(
+                job,
+                monitor = q.key.monitor,
+                notifier = q.key.notifier,
+                "alert undelivered: shut down before delivery"
+            );
+            let mut recent = self.recent_undelivered.borrow_mut();
+            if recent.len() == MAX_RECENT_UNDELIVERED {
+                recent.pop_front();
+            }
+            recent.push_back(Undelivered {
+                job,
+                monitor: q.key.monitor,
+                monitor_id: String::new(),
+                colour: q.key.colour,
+                notifier: q.key.notifier,
+                reason: "shut down before delivery".to_owned(),
+            });
+        }
+    }
+}

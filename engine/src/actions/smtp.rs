@@ -1,0 +1,1 @@
+//! The `email` notifier: a minimal SMTP client (EHLO, STARTTLS, AUTH PLAIN, MAIL, RCPT, DATA).
