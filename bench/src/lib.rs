@@ -4,5 +4,7 @@
 //! What it is for: measuring CPRA side by side with a reference in one run, and giving tests
 //! real servers to probe. What it is not for: anything shipped in the `cpra` binary.
 
-pub mod fleet;
+/// The mock fleet now lives in the engine (the `cpra demo` runs it); re-exported here for the
+/// benchmarks and their tests.
+pub use cpra_engine::demo::fleet;
 pub mod probes;

@@ -5,6 +5,8 @@
 //! and are wired in by the integrator; `NoopProbe` and `SleepProbe` exist for tests and the
 //! scheduler benchmark. What it is not for: network code.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use cpra_net::Outcome;
@@ -19,6 +21,9 @@ pub struct ShardInfo<'a> {
     pub shards: usize,
     /// The shard's monitors, in table order: `Job::monitor` indexes this slice.
     pub monitors: &'a [MonitorSpec],
+    /// The instant the shard's clock counts from (`Job` times are ms since then), so work the
+    /// handler starts on its own (timers, deliveries) reads the same clock.
+    pub epoch: std::time::Instant,
 }
 
 /// Runs one check. Created on the shard's thread, used only there, so its futures need not be
@@ -34,6 +39,14 @@ pub trait Probe: 'static {
 /// (`Vec<MonitorState>`, 32 bytes each) and the action queue here.
 pub trait ResultHandler: 'static {
     fn on_outcome(&mut self, job: &Job, outcome: &Outcome, now_ms: u64);
+
+    /// Called once when the shard stops, after the checks in flight have finished (or the
+    /// grace period ended): the work the handler started (alerts being delivered) gets a
+    /// future that the shard awaits, bounded by `grace_ms`, before it exits.
+    fn drain(&mut self, grace_ms: u64) -> Option<Pin<Box<dyn Future<Output = ()>>>> {
+        let _ = grace_ms;
+        None
+    }
 }
 
 /// Completes at once with success: measures the runtime itself.

@@ -171,6 +171,21 @@ impl Runtime {
         PF: Fn(&ShardInfo) -> P + Send + Sync + 'static,
         HF: Fn(&ShardInfo) -> H + Send + Sync + 'static,
     {
+        Self::start_with(config, monitors, move |info: &ShardInfo| (probe(info), handler(info)))
+    }
+
+    /// Like [`Runtime::start`], with one factory building a shard's probe and handler
+    /// together, so the two can share shard-local state (an `Rc`) created on the shard.
+    pub fn start_with<P, H, F>(
+        config: RuntimeConfig,
+        monitors: Vec<MonitorSpec>,
+        factory: F,
+    ) -> Result<Runtime, RuntimeError>
+    where
+        P: Probe,
+        H: ResultHandler,
+        F: Fn(&ShardInfo) -> (P, H) + Send + Sync + 'static,
+    {
         let shards = if config.shards == 0 { online_cores() } else { config.shards };
         if config.max_in_flight == 0 || config.max_in_flight > MAX_IN_FLIGHT_LIMIT {
             return Err(RuntimeError::Config(format!(
@@ -213,10 +228,10 @@ impl Runtime {
             Arc::new(Mutex::new((parts.into_iter().map(Some).collect::<Vec<_>>(), cores)));
         let next_shard = Arc::new(AtomicUsize::new(0));
         let (started_tx, started_rx) = mpsc::channel::<usize>();
-        let probe = Arc::new(probe);
-        let handler = Arc::new(handler);
+        let factory = Arc::new(factory);
         let fut_gen = {
             let shared = shared.clone();
+            let factory = factory.clone();
             let stop = stop.0.clone();
             let started_tx = Mutex::new(started_tx);
             let started_tx = Arc::new(started_tx);
@@ -229,9 +244,8 @@ impl Runtime {
                 let shared = shared[shard].clone();
                 let started_tx = started_tx.lock().expect("start channel").clone();
                 async move {
-                    let info = ShardInfo { shard, shards, monitors: &specs };
-                    let probe = probe(&info);
-                    let handler = handler(&info);
+                    let info = ShardInfo { shard, shards, monitors: &specs, epoch: clock.epoch() };
+                    let (probe, handler) = factory(&info);
                     let _ = started_tx.send(shard);
                     let shard_config = ShardConfig {
                         shard,

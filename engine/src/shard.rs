@@ -411,6 +411,13 @@ pub async fn run_shard<P: Probe, H: ResultHandler, C: Clock>(
         let sleep_us = (grace_end_us - now_us).min(IDLE_POLL_MS * 1000);
         dispatcher_wait(&local, &mut timer, sleep_us).await;
     }
+    // Then what the handler started (alerts in delivery), within its own grace period: the
+    // drain future is the handler's, so no handler borrow is held while it runs.
+    let drain = local.handler.borrow_mut().drain(config.grace_ms);
+    if let Some(drain) = drain {
+        let limit = glommio::timer::sleep(Duration::from_millis(config.grace_ms));
+        futures_lite::future::or(drain, limit).await;
+    }
     local.exiting.set(true);
     while !local.parked.borrow().is_empty() {
         local.wake_one_parked();

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod gen;
+pub mod run;
 pub mod validate;
 
 /// Exit code: everything is fine.
@@ -34,6 +35,9 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Write a synthetic manifest (for big-fleet tests and benchmarks) to stdout or --output.
     Gen(gen::GenArgs),
+    /// Run the manifest's monitors: checks, alerts and interventions, until SIGINT/SIGTERM or
+    /// --duration, then drain what is in flight.
+    Run(run::RunArgs),
 }
 
 /// Run a parsed command line; returns the process exit code.
@@ -41,5 +45,6 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Validate(args) => validate::run(&args, &mut std::io::stdout().lock()),
         Command::Gen(args) => gen::run(&args),
+        Command::Run(args) => run::run(&args),
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE};
-use crate::manifest::{load_path, LoadOptions, MAX_PROBLEMS};
+use crate::manifest::{load_path, LoadOptions, LoadReport, MAX_PROBLEMS};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -55,22 +55,7 @@ pub fn run(args: &ValidateArgs, out: &mut dyn Write) -> i32 {
                     });
                     let _ = writeln!(out, "{v}");
                 } else {
-                    for d in &p.kept {
-                        let _ = writeln!(out, "{d}");
-                    }
-                    if p.total() > p.kept.len() {
-                        let _ = writeln!(
-                            out,
-                            "... and {} more problems (only the first {MAX_PROBLEMS} are shown)",
-                            p.total() - p.kept.len()
-                        );
-                    }
-                    let verdict = if report.is_valid() { "valid" } else { "INVALID" };
-                    let _ = writeln!(
-                        out,
-                        "{}: {verdict}: {} monitors, {} errors, {} warnings",
-                        report.file, report.monitors_seen, p.errors, p.warnings
-                    );
+                    write_human(&report, out);
                 }
                 if !report.is_valid() && code == EXIT_OK {
                     code = EXIT_INVALID;
@@ -79,4 +64,26 @@ pub fn run(args: &ValidateArgs, out: &mut dyn Write) -> i32 {
         }
     }
     code
+}
+
+/// The human report of one file: each problem kept, then a verdict line (also what
+/// `cpra run` prints when it refuses to start).
+pub fn write_human(report: &LoadReport, out: &mut dyn Write) {
+    let p = &report.problems;
+    for d in &p.kept {
+        let _ = writeln!(out, "{d}");
+    }
+    if p.total() > p.kept.len() {
+        let _ = writeln!(
+            out,
+            "... and {} more problems (only the first {MAX_PROBLEMS} are shown)",
+            p.total() - p.kept.len()
+        );
+    }
+    let verdict = if report.is_valid() { "valid" } else { "INVALID" };
+    let _ = writeln!(
+        out,
+        "{}: {verdict}: {} monitors, {} errors, {} warnings",
+        report.file, report.monitors_seen, p.errors, p.warnings
+    );
 }

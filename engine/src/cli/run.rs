@@ -1,0 +1,243 @@
+//! `cpra run FILE [--shards N] [--duration D] [--log-format human|json] [--grace D]`: load and
+//! validate the manifest (refusing to start on errors), run the engine until SIGINT/SIGTERM
+//! or `--duration`, then drain checks and alerts in flight within the grace period.
+//!
+//! What it is for: the main job, and the loop `cpra demo` reuses ([`run_plan`]). What it is
+//! not for: the engine's parts (see `pipeline`).
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+
+use super::validate::write_human;
+use super::{EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE};
+use crate::manifest::duration::parse_go_duration;
+use crate::manifest::{load_path, LoadOptions};
+use crate::pipeline::{self, AlertObserver, PipelineConfig, Plan, StatusSnapshot};
+use crate::runtime::{RuntimeConfig, DEFAULT_GRACE_MS};
+
+/// How often the status line is printed: often enough to watch, rare enough to read.
+pub const STATUS_EVERY: Duration = Duration::from_secs(5);
+/// How often the loading progress is redrawn, in monitors.
+const PROGRESS_EVERY_MONITORS: usize = 50_000;
+/// How often the main thread looks at the stop flag and the clock: bounds how late a
+/// `--duration` stop is, at 10 cheap wake-ups a second.
+const MAIN_POLL: Duration = Duration::from_millis(100);
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The manifest: YAML or JSON, optionally gzipped (.gz).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Shards (one pinned executor per core); 0 = one per online core.
+    #[arg(long, default_value_t = 0)]
+    pub shards: usize,
+    /// Stop after this long (Go duration: 30s, 5m); default: run until SIGINT/SIGTERM.
+    #[arg(long, value_name = "D")]
+    pub duration: Option<String>,
+    /// How long checks and alerts in flight may take to finish after a stop.
+    #[arg(long, value_name = "D", default_value = "10s")]
+    pub grace: String,
+    #[arg(long, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+    /// Treat unknown fields as errors rather than warnings.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// Installs the tracing subscriber (stderr). `RUST_LOG` overrides the level (default info).
+/// A second call (tests, demo after run) is a no-op.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// A Go duration option in ms, or a message naming the option.
+pub fn duration_ms(option: &str, text: &str) -> Result<u64, String> {
+    parse_go_duration(text).map(|ns| ns / 1_000_000).map_err(|e| format!("{option}: {e}"))
+}
+
+pub fn run(args: &RunArgs) -> i32 {
+    init_logging(args.log_format);
+    let grace_ms = match duration_ms("--grace", &args.grace) {
+        Ok(ms) => ms,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_UNREADABLE;
+        }
+    };
+    let duration = match args.duration.as_deref().map(|d| duration_ms("--duration", d)) {
+        None => None,
+        Some(Ok(ms)) => Some(Duration::from_millis(ms)),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return EXIT_UNREADABLE;
+        }
+    };
+    let plan = match load(&args.file, args.strict, &mut std::io::stderr()) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    let config = RunConfig { shards: args.shards, duration, grace_ms, observer: None };
+    run_plan(Arc::new(plan), &config, &mut std::io::stderr())
+}
+
+/// Loads and validates `file`, showing progress on a terminal. `Err` carries the exit code
+/// after the problems were printed to `out`.
+pub fn load(file: &std::path::Path, strict: bool, out: &mut dyn Write) -> Result<Plan, i32> {
+    let opts = LoadOptions { strict, ..LoadOptions::default() };
+    let progress = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut monitors = Vec::new();
+    let result = load_path(file, &opts, |m| {
+        monitors.push(m);
+        if progress && monitors.len() % PROGRESS_EVERY_MONITORS == 0 {
+            eprint!("\rloading {}: {} monitors", file.display(), monitors.len());
+        }
+    });
+    if progress && monitors.len() >= PROGRESS_EVERY_MONITORS {
+        eprintln!();
+    }
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            let _ = writeln!(out, "error: cannot read {}: {}", e.file, e.error);
+            return Err(EXIT_UNREADABLE);
+        }
+    };
+    if !report.is_valid() {
+        write_human(&report, out);
+        let _ = writeln!(
+            out,
+            "error: not starting: fix the errors above (`cpra validate` shows them too)"
+        );
+        return Err(EXIT_INVALID);
+    }
+    for d in &report.problems.kept {
+        tracing::warn!("{d}");
+    }
+    tracing::info!(
+        file = %report.file,
+        monitors = monitors.len(),
+        load_ms = started.elapsed().as_millis() as u64,
+        "manifest loaded"
+    );
+    Ok(Plan { monitors, registry: report.registry })
+}
+
+/// How to run a loaded plan.
+#[derive(Clone)]
+pub struct RunConfig {
+    pub shards: usize,
+    pub duration: Option<Duration>,
+    pub grace_ms: u64,
+    pub observer: Option<AlertObserver>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig { shards: 0, duration: None, grace_ms: DEFAULT_GRACE_MS, observer: None }
+    }
+}
+
+/// The status line: `monitors 12 up 9 down 2 unknown 1 | 48.0 checks/s | alerts sent 5, undelivered 0`.
+pub fn status_line(s: &StatusSnapshot, checks_per_s: f64) -> String {
+    format!(
+        "monitors {} up {} down {} unknown {} | {checks_per_s:.1} checks/s | alerts sent {}, undelivered {}",
+        s.up + s.down + s.unknown,
+        s.up,
+        s.down,
+        s.unknown,
+        s.alerts_sent,
+        s.alerts_undelivered
+    )
+}
+
+/// Runs `plan` until a signal or `config.duration`, printing the status line to `out` every
+/// [`STATUS_EVERY`]; then drains. Returns the exit code.
+pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32 {
+    let monitors = plan.monitors.len();
+    let pipeline_config = PipelineConfig {
+        runtime: RuntimeConfig {
+            shards: config.shards,
+            grace_ms: config.grace_ms,
+            handle_signals: true,
+            ..RuntimeConfig::default()
+        },
+        actions: None,
+        observer: config.observer.clone(),
+        wall_clock: None,
+    };
+    let running = match pipeline::start(plan, pipeline_config) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            return EXIT_INVALID;
+        }
+    };
+    tracing::info!(monitors, shards = running.runtime.shards(), "running");
+    let stop = running.runtime.stop_handle();
+    let started = Instant::now();
+    let mut last_print = Instant::now();
+    let mut last_checks = 0u64;
+    while !stop.is_stopped() {
+        std::thread::sleep(MAIN_POLL);
+        if config.duration.is_some_and(|d| started.elapsed() >= d) {
+            stop.stop();
+        }
+        if last_print.elapsed() >= STATUS_EVERY {
+            let checks = running.runtime.counters().checks_completed;
+            let rate = (checks - last_checks) as f64 / last_print.elapsed().as_secs_f64();
+            let _ = writeln!(out, "{}", status_line(&running.status.read(), rate));
+            last_checks = checks;
+            last_print = Instant::now();
+        }
+    }
+    let _ = writeln!(
+        out,
+        "stopping: draining checks and alerts in flight (up to {} ms)",
+        config.grace_ms
+    );
+    let status = running.status.clone();
+    match running.runtime.join() {
+        Ok(report) => {
+            let abandoned: u32 = report.shards.iter().map(|s| s.abandoned).sum();
+            let s = status.read();
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            let _ = writeln!(
+                out,
+                "{}",
+                status_line(&s, report.counters.checks_completed as f64 / secs)
+            );
+            let _ = writeln!(
+                out,
+                "stopped: {} checks, {} alerts queued, {} sent, {} undelivered, {} checks abandoned",
+                report.counters.checks_completed,
+                s.alerts_queued,
+                s.alerts_sent,
+                s.alerts_undelivered,
+                abandoned
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            EXIT_INVALID
+        }
+    }
+}

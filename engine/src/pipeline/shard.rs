@@ -1,0 +1,438 @@
+//! One shard's monitor pipeline: the [`Probe`] that runs a manifest monitor's pulse through
+//! `cpra-net`, and the [`ResultHandler`] that feeds its outcome through the state machine and
+//! applies the effects (alerts rendered and queued to [`Actions`], interventions started or
+//! cancelled, their results fed back as events).
+//!
+//! What it is for: everything per shard between a due job and an action, on the shard's own
+//! thread (`Rc`/`RefCell`, nothing shared mutably across cores). What it is not for:
+//! scheduling (`shard.rs`), deciding (`state.rs`), wording (`alert.rs`) or delivering
+//! (`actions`).
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cpra_net::http::{HttpClient, TlsConfigCache};
+use cpra_net::icmp::IcmpClient;
+use cpra_net::resolver::ShardResolver;
+use cpra_net::{Deadline, Detail, FailureKind, Outcome};
+
+use super::status::{FleetStatus, StatusSnapshot};
+use super::target::{compile, describe_target, host_of, Compiled};
+use super::Plan;
+use crate::actions::{Actions, InterventionResult};
+use crate::alert::{render, MonitorInfo, RenderedAlert};
+use crate::clock::{Clock, MonotonicClock};
+use crate::colour::{Colour, ColourSet};
+use crate::manifest::{CodeTarget, Monitor, Notify, Pulse};
+use crate::probe::{Probe, ResultHandler, ShardInfo};
+use crate::ring::Job;
+use crate::state::{transition, Effect, Event, Generation, MonitorState, Policy};
+
+/// How often a shard publishes its status and looks at maintenance windows when no window
+/// boundary comes sooner: 250 ms keeps the status line fresh at 4 cheap wake-ups a second.
+pub const HOUSEKEEPING_MS: u64 = 250;
+
+/// Called on the shard for every alert as it is queued (the demo prints it; tests record it).
+pub type AlertObserver = Arc<dyn Fn(&RenderedAlert) + Send + Sync>;
+
+/// Unix time in ms, for maintenance windows (cron in a timezone is wall-clock time).
+pub type WallClock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The compiled check of one monitor, for the address it was compiled against.
+enum Slot {
+    Empty,
+    Ready(Option<SocketAddr>, Rc<Compiled>),
+    /// The config cannot be compiled (logged once); every check fails `unsupported`.
+    Invalid,
+}
+
+/// What the last check said, for the status line.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Health {
+    Unknown,
+    Up,
+    Down,
+}
+
+/// Everything one shard's pipeline owns. Created on the shard thread.
+pub struct ShardPipeline {
+    shard: usize,
+    plan: Arc<Plan>,
+    /// Shard-local monitor index -> index in `plan.monitors`.
+    cold: Box<[u32]>,
+    policies: Box<[Policy]>,
+    /// The host and port to resolve per monitor (parsed once), `None` when nothing is resolved.
+    hosts: Box<[Option<(String, u16)>]>,
+    states: RefCell<Vec<MonitorState>>,
+    /// The last outcome per monitor: what an alert's summary describes.
+    last: RefCell<Vec<Option<Outcome>>>,
+    health: RefCell<Vec<Health>>,
+    slots: RefCell<Vec<Slot>>,
+    tls_cache: RefCell<TlsConfigCache>,
+    http: HttpClient,
+    icmp: Option<IcmpClient>,
+    resolver: Rc<ShardResolver>,
+    actions: Rc<Actions>,
+    clock: MonotonicClock,
+    status: FleetStatus,
+    local_status: Cell<StatusSnapshot>,
+    observer: Option<AlertObserver>,
+    wall_clock: Option<WallClock>,
+}
+
+/// The policy the state machine applies to `m`.
+pub fn policy_of(m: &Monitor) -> Policy {
+    let mut dispatch = ColourSet::EMPTY;
+    for colour in Colour::ALL {
+        if m.codes.dispatches(colour) {
+            dispatch = dispatch.with(colour);
+        }
+    }
+    Policy {
+        unhealthy: m.unhealthy_threshold().min(crate::state::MAX_THRESHOLD),
+        healthy: m.healthy_threshold().min(crate::state::MAX_THRESHOLD),
+        has_intervention: m.intervention.is_some(),
+        recovery_max_attempts: m.recovery_max_attempts().min(u16::from(u8::MAX)) as u8,
+        dispatch,
+        ..Policy::default()
+    }
+}
+
+/// The endpoints `colour`'s code of `m` sends to (a `notify` inline or a group's endpoints).
+pub fn endpoints_of(plan: &Plan, m: &Monitor, colour: Colour) -> Vec<Arc<Notify>> {
+    match m.codes.get(colour).map(|c| &c.target) {
+        None => Vec::new(),
+        Some(CodeTarget::Notify(n)) => vec![n.clone()],
+        Some(CodeTarget::Group { id, .. }) => {
+            plan.registry.group_endpoints(*id).map(|(_, n)| n.clone()).collect()
+        }
+    }
+}
+
+impl ShardPipeline {
+    pub fn new(
+        info: &ShardInfo,
+        plan: Arc<Plan>,
+        resolver: Rc<ShardResolver>,
+        actions: Rc<Actions>,
+        status: FleetStatus,
+        observer: Option<AlertObserver>,
+        wall_clock: Option<WallClock>,
+    ) -> Rc<ShardPipeline> {
+        let n = info.monitors.len();
+        let cold: Box<[u32]> = info.monitors.iter().map(|s| s.cold).collect();
+        let monitors = || cold.iter().map(|&c| &plan.monitors[c as usize]);
+        let policies = monitors().map(policy_of).collect();
+        let hosts =
+            monitors().map(|m| host_of(&m.pulse_check.pulse).ok().flatten()).collect::<Box<[_]>>();
+        let has_icmp = monitors().any(|m| matches!(m.pulse_check.pulse, Pulse::Icmp(_)));
+        let unknown = n as u64;
+        let pipeline = Rc::new(ShardPipeline {
+            shard: info.shard,
+            policies,
+            hosts,
+            states: RefCell::new(vec![MonitorState::new(); n]),
+            last: RefCell::new(vec![None; n]),
+            health: RefCell::new(vec![Health::Unknown; n]),
+            slots: RefCell::new((0..n).map(|_| Slot::Empty).collect()),
+            tls_cache: RefCell::new(TlsConfigCache::default()),
+            http: HttpClient::new(),
+            icmp: has_icmp.then(IcmpClient::new),
+            resolver,
+            actions,
+            clock: MonotonicClock::new(info.epoch),
+            status,
+            local_status: Cell::new(StatusSnapshot { unknown, ..Default::default() }),
+            observer,
+            wall_clock,
+            cold,
+            plan,
+        });
+        glommio::spawn_local(housekeeping(Rc::downgrade(&pipeline))).detach();
+        pipeline
+    }
+
+    fn monitor(&self, local: u32) -> &Monitor {
+        &self.plan.monitors[self.cold[local as usize] as usize]
+    }
+
+    /// The compiled check for `local`, (re)compiled when its address changed.
+    async fn compiled(&self, local: u32, deadline: &Deadline) -> Result<Rc<Compiled>, Outcome> {
+        let i = local as usize;
+        let addr = match &self.hosts[i] {
+            None => None,
+            Some((host, port)) => {
+                match self.resolver.resolve_socket_addr(host, *port, deadline.remaining()).await {
+                    Ok(addr) => Some(addr),
+                    Err(e) => return Err(e.to_outcome(deadline.elapsed_us())),
+                }
+            }
+        };
+        match &self.slots.borrow()[i] {
+            Slot::Ready(a, c) if *a == addr => return Ok(c.clone()),
+            Slot::Invalid => return Err(invalid_config()),
+            _ => {}
+        }
+        let monitor = self.monitor(local);
+        let compiled = compile(
+            &monitor.pulse_check.pulse,
+            addr,
+            monitor.pulse_check.retries,
+            &mut self.tls_cache.borrow_mut(),
+        );
+        let mut slots = self.slots.borrow_mut();
+        match compiled {
+            Ok(c) => {
+                let c = Rc::new(c);
+                slots[i] = Slot::Ready(addr, c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                tracing::error!(monitor = %monitor.name, line = monitor.line, "cannot check: {e}");
+                slots[i] = Slot::Invalid;
+                Err(invalid_config())
+            }
+        }
+    }
+
+    async fn run_check(&self, job: &Job) -> Outcome {
+        self.states.borrow_mut()[job.monitor as usize].begin_check();
+        let timeout = Duration::from_millis(self.monitor(job.monitor).timeout_ms());
+        let deadline = Deadline::after(timeout);
+        let compiled = match self.compiled(job.monitor, &deadline).await {
+            Ok(c) => c,
+            Err(outcome) => return outcome,
+        };
+        let left = deadline.remaining();
+        match &*compiled {
+            Compiled::Http(c) => self.http.check(c, left).await,
+            Compiled::Tcp(c) => cpra_net::tcp::check(c, left).await,
+            Compiled::Udp(c) => cpra_net::udp::check(c, left).await,
+            Compiled::Dns(c) => cpra_net::dns::check(c, left).await,
+            Compiled::Grpc(c) => cpra_net::grpc::check(c, left).await,
+            Compiled::Tls(c) => cpra_net::tlscheck::check(c, left).await,
+            Compiled::Docker(c) => cpra_net::docker::check(c, left).await,
+            Compiled::Icmp(c) => match &self.icmp {
+                Some(icmp) => icmp.check(c, left).await,
+                None => invalid_config(),
+            },
+        }
+    }
+
+    fn record(&self, local: u32, outcome: &Outcome) {
+        let i = local as usize;
+        self.last.borrow_mut()[i] = Some(*outcome);
+        let now = if outcome.is_success() { Health::Up } else { Health::Down };
+        let before = std::mem::replace(&mut self.health.borrow_mut()[i], now);
+        if before != now {
+            let mut s = self.local_status.get();
+            match before {
+                Health::Unknown => s.unknown -= 1,
+                Health::Up => s.up -= 1,
+                Health::Down => s.down -= 1,
+            }
+            match now {
+                Health::Unknown => s.unknown += 1,
+                Health::Up => s.up += 1,
+                Health::Down => s.down += 1,
+            }
+            self.local_status.set(s);
+        }
+    }
+
+    /// Runs `event` through the state machine for `local` and applies the effects in order.
+    /// No borrow of the state is held while effects run, so an action that reports back at
+    /// once (re-entering here) is safe.
+    pub fn apply(self: &Rc<Self>, local: u32, event: Event, now_ms: u64) {
+        let i = local as usize;
+        let effects = {
+            let mut states = self.states.borrow_mut();
+            transition(&mut states[i], &self.policies[i], event, now_ms)
+        };
+        for effect in &effects {
+            self.apply_effect(local, effect, now_ms);
+        }
+    }
+
+    fn apply_effect(self: &Rc<Self>, local: u32, effect: &Effect, now_ms: u64) {
+        let monitor = self.monitor(local);
+        match *effect {
+            Effect::Alert { colour, .. } => {
+                let target = describe_target(&monitor.pulse_check.pulse);
+                let intervention = monitor
+                    .intervention
+                    .as_ref()
+                    .map(|i| format!("{} intervention", i.action.action_name()));
+                let info = MonitorInfo {
+                    id: &monitor.id,
+                    name: &monitor.name,
+                    target: &target,
+                    intervention: intervention.as_deref(),
+                };
+                let last = self.last.borrow()[local as usize];
+                let Some(alert) = render(effect, &info, last.as_ref()) else { return };
+                tracing::info!(
+                    shard = self.shard,
+                    monitor = %monitor.name,
+                    colour = colour.as_str(),
+                    incident = alert.incident_id.as_deref().unwrap_or("-"),
+                    "{}: {}",
+                    alert.title,
+                    alert.summary
+                );
+                if let Some(observe) = &self.observer {
+                    observe(&alert);
+                }
+                let endpoints = endpoints_of(&self.plan, monitor, colour);
+                let mut s = self.local_status.get();
+                s.alerts_queued += endpoints.len() as u64;
+                self.local_status.set(s);
+                self.actions.queue_alert(local, &endpoints, Rc::new(alert));
+            }
+            Effect::StartIntervention { attempt } => {
+                let Some(intervention) = &monitor.intervention else {
+                    debug_assert!(false, "intervention effect without an intervention");
+                    return;
+                };
+                tracing::info!(
+                    shard = self.shard,
+                    monitor = %monitor.name,
+                    attempt,
+                    action = intervention.action.action_name(),
+                    "starting intervention"
+                );
+                let mut s = self.local_status.get();
+                s.interventions += 1;
+                self.local_status.set(s);
+                let me = Rc::downgrade(self);
+                let done = Box::new(move |result: InterventionResult| {
+                    let Some(me) = me.upgrade() else { return };
+                    let event = match result {
+                        InterventionResult::Succeeded => Event::InterventionSucceeded,
+                        InterventionResult::Failed => Event::InterventionFailed,
+                        InterventionResult::Unknown => Event::InterventionUnknown,
+                    };
+                    let now_ms = me.clock.now_ms();
+                    me.apply(local, event, now_ms);
+                });
+                self.actions.start_intervention(local, &intervention.action, done);
+            }
+            Effect::CancelIntervention => self.actions.cancel_intervention(local),
+            Effect::CancelQueuedAlerts => self.actions.cancel_alerts(local),
+            Effect::IncidentOpened { incident_seq } => {
+                tracing::warn!(monitor = %monitor.name, incident_seq, "incident opened");
+            }
+            Effect::IncidentClosed { incident_seq, silent } => {
+                tracing::info!(monitor = %monitor.name, incident_seq, silent, "incident closed");
+            }
+        }
+        let _ = now_ms;
+    }
+
+    /// Publishes this shard's status (with the delivery counts of its actions).
+    fn publish(&self) {
+        let mut s = self.local_status.get();
+        let c = self.actions.counters();
+        s.alerts_sent = c.sent;
+        s.alerts_undelivered = c.undelivered;
+        self.status.shard(self.shard).publish(&s);
+    }
+
+    /// Raises MaintenanceStarted/Ended for monitors whose window state changed at
+    /// `now_unix_ms`; returns the Unix ms of the next window boundary, if any.
+    fn maintenance(self: &Rc<Self>, now_unix_ms: i64) -> Option<i64> {
+        let mut next: Option<i64> = None;
+        for local in 0..self.cold.len() as u32 {
+            let monitor = self.monitor(local);
+            if monitor.maintenance.is_empty() {
+                continue;
+            }
+            let window = monitor.next_maintenance_window(now_unix_ms);
+            let inside =
+                window.is_some_and(|(start, end)| start <= now_unix_ms && now_unix_ms < end);
+            let boundary = window.map(|(start, end)| if inside { end } else { start });
+            if let Some(b) = boundary {
+                next = Some(next.map_or(b, |n| n.min(b)));
+            }
+            let was = self.states.borrow()[local as usize].in_maintenance();
+            if inside != was {
+                let event =
+                    if inside { Event::MaintenanceStarted } else { Event::MaintenanceEnded };
+                tracing::info!(monitor = %monitor.name, inside, "maintenance window");
+                self.apply(local, event, self.clock.now_ms());
+            }
+        }
+        next
+    }
+}
+
+fn invalid_config() -> Outcome {
+    Outcome::failure(
+        FailureKind::Unsupported,
+        0,
+        Detail::Text("the check's configuration cannot be used (see the log)"),
+    )
+}
+
+/// Publishes status and follows maintenance windows until the shard goes away.
+async fn housekeeping(me: std::rc::Weak<ShardPipeline>) {
+    loop {
+        let wait_ms = {
+            let Some(me) = me.upgrade() else { return };
+            me.publish();
+            let now_unix_ms = match &me.wall_clock {
+                Some(clock) => clock(),
+                None => chrono::Utc::now().timestamp_millis(),
+            };
+            match me.maintenance(now_unix_ms) {
+                Some(next) => ((next - now_unix_ms).max(1) as u64).min(HOUSEKEEPING_MS),
+                None => HOUSEKEEPING_MS,
+            }
+        };
+        glommio::timer::sleep(Duration::from_millis(wait_ms)).await;
+    }
+}
+
+/// The shard's [`Probe`]: runs the monitor's pulse.
+pub struct PulseProbe(pub Rc<ShardPipeline>);
+
+impl Probe for PulseProbe {
+    async fn check(&self, job: &Job) -> Outcome {
+        self.0.run_check(job).await
+    }
+}
+
+/// The shard's [`ResultHandler`]: outcome -> state machine -> effects.
+pub struct MonitorHandler(pub Rc<ShardPipeline>);
+
+impl ResultHandler for MonitorHandler {
+    fn on_outcome(&mut self, job: &Job, outcome: &Outcome, now_ms: u64) {
+        // The probe took this generation with `begin_check` when the check started: the
+        // state's u16 counter and the job's u32 advance together, one per started check.
+        let generation = Generation::new(job.generation as u16);
+        debug_assert_eq!(
+            self.0.states.borrow()[job.monitor as usize].generation(),
+            generation,
+            "one check in flight per monitor"
+        );
+        let event = match outcome.failure {
+            None => Event::CheckSucceeded { generation, warning: outcome.warning },
+            Some(kind) => Event::CheckFailed { generation, kind },
+        };
+        self.0.record(job.monitor, outcome);
+        self.0.apply(job.monitor, event, now_ms);
+    }
+
+    fn drain(&mut self, grace_ms: u64) -> Option<Pin<Box<dyn Future<Output = ()>>>> {
+        let me = self.0.clone();
+        Some(Box::pin(async move {
+            me.actions.drain(Duration::from_millis(grace_ms)).await;
+            me.publish();
+        }))
+    }
+}

@@ -1,0 +1,242 @@
+//! Where a pulse is aimed: the host to resolve, and how to turn the resolved address into a
+//! compiled `cpra-net` check config.
+//!
+//! What it is for: the per-monitor work done once per resolved address (parsing the URL,
+//! rendering the request, building TLS configs), never per check. What it is not for:
+//! resolving (the shard's `ShardResolver` does it) or running the check (`check.rs`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use cpra_net::dns::{system_nameserver, DnsConfig, DnsRecord};
+use cpra_net::docker::DockerConfig;
+use cpra_net::grpc::GrpcConfig;
+use cpra_net::http::{HttpConfig, HttpSpec, TlsConfigCache};
+use cpra_net::icmp::IcmpConfig;
+use cpra_net::tcp::TcpConfig;
+use cpra_net::tls::TlsOptions;
+use cpra_net::tlscheck::TlsCheckConfig;
+use cpra_net::udp::UdpConfig;
+
+use crate::manifest::{HttpPulse, Pulse};
+
+/// A compiled check, ready to run against one resolved address.
+pub enum Compiled {
+    Http(HttpConfig),
+    Tcp(TcpConfig),
+    Udp(UdpConfig),
+    Dns(DnsConfig),
+    Grpc(GrpcConfig),
+    Tls(TlsCheckConfig),
+    Icmp(IcmpConfig),
+    Docker(DockerConfig),
+}
+
+/// The parts of an `http(s)://host[:port]/path?query` URL a check needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UrlParts {
+    pub tls: bool,
+    /// Without brackets for IPv6 literals.
+    pub host: String,
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path: String,
+}
+
+/// Parses a monitor URL. Hand-written because only this small subset matters (no userinfo,
+/// no fragments) and the error must say what is wrong in the manifest's words.
+pub fn parse_url(url: &str) -> Result<UrlParts, String> {
+    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = url.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err(format!("url `{url}` must start with http:// or https://"));
+    };
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
+        Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+        None => (rest, "/".to_string()),
+    };
+    let path = match path.find('#') {
+        Some(i) => path[..i].to_string(),
+        None => path,
+    };
+    if authority.contains('@') {
+        return Err(format!("url `{url}`: credentials in the URL are not supported (use headers)"));
+    }
+    let default_port = if tls { 443 } else { 80 };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let end = v6.find(']').ok_or_else(|| format!("url `{url}`: unclosed `[`"))?;
+        let port = match &v6[end + 1..] {
+            "" => default_port,
+            p => parse_port(p.strip_prefix(':').unwrap_or(p), url)?,
+        };
+        (v6[..end].to_string(), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), parse_port(p, url)?),
+            None => (authority.to_string(), default_port),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("url `{url}` has no host"));
+    }
+    Ok(UrlParts { tls, host, port, path })
+}
+
+fn parse_port(p: &str, url: &str) -> Result<u16, String> {
+    p.parse::<u16>().map_err(|_| format!("url `{url}`: port `{p}` is not a number in 0..=65535"))
+}
+
+/// The host a pulse needs resolved and the port it goes to, or `None` when nothing is
+/// resolved (docker talks to a unix socket).
+pub fn host_of(pulse: &Pulse) -> Result<Option<(String, u16)>, String> {
+    Ok(match pulse {
+        Pulse::Http(h) => {
+            let u = parse_url(&h.url)?;
+            Some((u.host, u.port))
+        }
+        Pulse::Tcp(t) => Some((t.host.clone(), t.port)),
+        Pulse::Udp(u) => Some((u.host.clone(), u.port)),
+        Pulse::Grpc(g) => Some((g.host.clone(), g.port)),
+        Pulse::Tls(t) => Some((t.host.clone(), t.port)),
+        Pulse::Icmp(i) => Some((i.host.clone(), 0)),
+        // The name looked up is the check itself; what is resolved is the server, below.
+        Pulse::Dns(_) => None,
+        Pulse::Docker(_) => None,
+    })
+}
+
+/// What `target` in an alert says: the URL or `host:port`.
+pub fn describe_target(pulse: &Pulse) -> String {
+    match pulse {
+        Pulse::Http(h) => h.url.clone(),
+        Pulse::Tcp(t) => format!("{}:{}", t.host, t.port),
+        Pulse::Udp(u) => format!("udp {}:{}", u.host, u.port),
+        Pulse::Grpc(g) => format!("grpc {}:{}", g.host, g.port),
+        Pulse::Tls(t) => format!("tls {}:{}", t.host, t.port),
+        Pulse::Icmp(i) => format!("icmp {}", i.host),
+        Pulse::Dns(d) => format!("dns {}", d.host),
+        Pulse::Docker(d) => format!("docker {}", d.container),
+    }
+}
+
+/// The DNS server a `dns` pulse asks: `server` (`ip` or `ip:port`), else the system's.
+pub fn dns_server(server: Option<&str>) -> Result<SocketAddr, String> {
+    match server {
+        None => system_nameserver(),
+        Some(s) => {
+            if let Ok(addr) = s.parse::<SocketAddr>() {
+                return Ok(addr);
+            }
+            s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)).map_err(|_| {
+                format!("dns server `{s}` must be an IP address, optionally with :port")
+            })
+        }
+    }
+}
+
+fn http_spec(h: &HttpPulse, addr: SocketAddr, retries: Option<u32>) -> Result<HttpSpec, String> {
+    let u = parse_url(&h.url)?;
+    let mut spec = HttpSpec::get(addr, &u.host, &u.path);
+    spec.tls = u.tls;
+    spec.method = h.method.clone();
+    spec.headers = h.headers.as_ref().clone();
+    spec.body = h.body.as_ref().map(|b| b.as_bytes().to_vec());
+    spec.expected_status = h.expected_status.clone();
+    spec.body_contains = h.body_contains.clone();
+    spec.body_regex = h.body_regex.clone();
+    spec.max_response_time = h.max_response_time_ms.map(std::time::Duration::from_millis);
+    spec.tls_options = TlsOptions {
+        ca_file: h.ca_file.as_ref().map(PathBuf::from),
+        insecure_skip_verify: h.insecure_skip_verify,
+    };
+    if let Some(r) = h.retries.or(retries) {
+        spec.retries = r;
+    }
+    Ok(spec)
+}
+
+/// Compiles `pulse` for the resolved `addr` (ignored by docker and dns).
+pub fn compile(
+    pulse: &Pulse,
+    addr: Option<SocketAddr>,
+    retries: Option<u32>,
+    tls_cache: &mut TlsConfigCache,
+) -> Result<Compiled, String> {
+    let need = || addr.ok_or_else(|| "no address resolved".to_string());
+    Ok(match pulse {
+        Pulse::Http(h) => {
+            let spec = http_spec(h, need()?, retries)?;
+            Compiled::Http(HttpConfig::compile(&spec, tls_cache).map_err(|e| e.0)?)
+        }
+        Pulse::Tcp(_) => Compiled::Tcp(TcpConfig { addr: need()? }),
+        Pulse::Udp(u) => {
+            Compiled::Udp(UdpConfig::new(need()?, u.payload.as_deref().unwrap_or("").as_bytes())?)
+        }
+        Pulse::Grpc(g) => {
+            Compiled::Grpc(GrpcConfig::new(need()?, &g.host, g.service.as_deref().unwrap_or(""))?)
+        }
+        Pulse::Tls(t) => {
+            let opts = TlsOptions { ca_file: None, insecure_skip_verify: t.insecure_skip_verify };
+            let client = tls_cache.get(&opts).map_err(|e| e.0)?;
+            let name = t.server_name.as_deref().unwrap_or(&t.host);
+            Compiled::Tls(
+                TlsCheckConfig::new(
+                    need()?,
+                    name,
+                    client,
+                    t.warn_days.min(i32::MAX as u32) as i32,
+                    t.critical_days.min(i32::MAX as u32) as i32,
+                )
+                .map_err(|e| e.0)?,
+            )
+        }
+        Pulse::Icmp(i) => {
+            Compiled::Icmp(IcmpConfig::new(need()?.ip(), i.count.clamp(1, 255) as u8)?)
+        }
+        Pulse::Dns(d) => {
+            Compiled::Dns(DnsConfig::new(dns_server(d.server.as_deref())?, &d.host, DnsRecord::A)?)
+        }
+        Pulse::Docker(d) => Compiled::Docker(DockerConfig::from_docker_host(
+            std::env::var("DOCKER_HOST").ok().as_deref(),
+            &d.container,
+        )?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_what_a_check_needs() {
+        let u = parse_url("https://api.example.com/health?x=1").unwrap();
+        assert_eq!(
+            u,
+            UrlParts {
+                tls: true,
+                host: "api.example.com".into(),
+                port: 443,
+                path: "/health?x=1".into()
+            }
+        );
+        let u = parse_url("http://127.0.0.1:8080").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("127.0.0.1", 8080, "/"));
+        let u = parse_url("http://[::1]:9000/a#frag").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("::1", 9000, "/a"));
+        let u = parse_url("http://h?q").unwrap();
+        assert_eq!(u.path, "/?q");
+        assert!(parse_url("ftp://x").unwrap_err().contains("http://"));
+        assert!(parse_url("http://h:99999/").unwrap_err().contains("port"));
+        assert!(parse_url("http:///x").unwrap_err().contains("no host"));
+    }
+
+    #[test]
+    fn dns_servers_take_an_optional_port() {
+        assert_eq!(dns_server(Some("127.0.0.1")).unwrap(), "127.0.0.1:53".parse().unwrap());
+        assert_eq!(dns_server(Some("127.0.0.1:5353")).unwrap(), "127.0.0.1:5353".parse().unwrap());
+        assert!(dns_server(Some("ns.example")).is_err());
+    }
+}
