@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod demo;
 pub mod gen;
 pub mod run;
 pub mod validate;
@@ -21,7 +22,7 @@ pub const EXIT_UNREADABLE: i32 = 2;
     about = "CPRA: a thread-per-core health-check engine for very large fleets",
     long_about = "CPRA runs health checks (pulses) for very large fleets, runs interventions when they \
 fail and sends alerts (codes) by colour. It reads the YAML/JSON manifests of the Go CPRA unchanged.\n\n\
-Start with:  cpra validate docs/examples/fleet.yaml"
+Start with:  cpra demo"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -38,6 +39,10 @@ pub enum Command {
     /// Run the manifest's monitors: checks, alerts and interventions, until SIGINT/SIGTERM or
     /// --duration, then drain what is in flight.
     Run(run::RunArgs),
+    /// Run CPRA on a built-in fleet on 127.0.0.1 (healthy, failing, flapping, slow and hostile
+    /// targets, a flaky webhook receiver, an intervention that heals a target) and show the
+    /// alerts as they happen. No root, no network needed.
+    Demo(demo::DemoArgs),
 }
 
 /// Run a parsed command line; returns the process exit code.
@@ -46,5 +51,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Validate(args) => validate::run(&args, &mut std::io::stdout().lock()),
         Command::Gen(args) => gen::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Demo(args) => demo::run(&args),
     }
 }

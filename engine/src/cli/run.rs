@@ -55,11 +55,11 @@ pub struct RunArgs {
     pub strict: bool,
 }
 
-/// Installs the tracing subscriber (stderr). `RUST_LOG` overrides the level (default info).
+/// Installs the tracing subscriber (stderr). `RUST_LOG` overrides `default_level`.
 /// A second call (tests, demo after run) is a no-op.
-pub fn init_logging(format: LogFormat) {
+pub fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Human => builder.try_init(),
@@ -73,7 +73,7 @@ pub fn duration_ms(option: &str, text: &str) -> Result<u64, String> {
 }
 
 pub fn run(args: &RunArgs) -> i32 {
-    init_logging(args.log_format);
+    init_logging(args.log_format, "info");
     let grace_ms = match duration_ms("--grace", &args.grace) {
         Ok(ms) => ms,
         Err(e) => {
