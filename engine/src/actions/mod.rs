@@ -34,6 +34,8 @@ pub mod retry;
 pub mod send;
 pub mod smtp;
 pub mod target;
+#[cfg(test)]
+mod tests;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -238,13 +240,19 @@ impl Actions {
             self.record_undelivered(job, monitor, &endpoint, &alert, "delivery queue full");
             return;
         }
+        // Registered before the task is spawned: glommio may poll a new task at once, and a
+        // delivery with nothing to wait for finishes (and unregisters) in its first poll.
+        queue.insert(job, QueuedDelivery { key, task: None });
+        drop(queue);
         let me = self.clone();
         let handle = glommio::spawn_local(async move {
             me.deliver(job, monitor, endpoint, alert).await;
             me.finish_job(job);
         })
         .detach();
-        queue.insert(job, QueuedDelivery { key, task: Some(handle) });
+        if let Some(q) = self.queue.borrow_mut().get_mut(&job) {
+            q.task = Some(handle);
+        }
     }
 
     fn finish_job(&self, job: u64) {
@@ -348,6 +356,8 @@ impl Actions {
         bump(&self.counters.interventions_started);
         let job = self.next_job.get();
         self.next_job.set(job + 1);
+        // Registered before the task is spawned (see `queue_one`).
+        self.interventions.borrow_mut().insert(monitor, (job, None));
         let me = self.clone();
         let action = action.clone();
         let handle = glommio::spawn_local(async move {
@@ -373,7 +383,11 @@ impl Actions {
             }
         })
         .detach();
-        self.interventions.borrow_mut().insert(monitor, (job, Some(handle)));
+        if let Some(running) = self.interventions.borrow_mut().get_mut(&monitor) {
+            if running.0 == job {
+                running.1 = Some(handle);
+            }
+        }
     }
 
     /// Cancels `monitor`'s running intervention: its result, if it comes, is dropped.
