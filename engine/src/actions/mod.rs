@@ -171,12 +171,6 @@ fn bump(c: &Cell<u64>) {
     c.set(c.get() + 1);
 }
 
-/// One delivery in the queue: its dedup key and the task that runs it.
-struct QueuedDelivery {
-    key: DedupKey,
-    task: Option<JoinHandle<()>>,
-}
-
 /// A running intervention: its job id (so a stale completion is recognised) and task.
 type RunningIntervention = (u64, Option<JoinHandle<()>>);
 
@@ -186,7 +180,7 @@ pub struct Actions {
     in_flight: Semaphore,
     next_job: Cell<u64>,
     /// Deliveries not finished, by job id.
-    queue: RefCell<HashMap<u64, QueuedDelivery>>,
+    queue: RefCell<delivery::Queue<JoinHandle<()>>>,
     interventions: RefCell<HashMap<u32, RunningIntervention>>,
     counters: CounterCells,
     recent_undelivered: RefCell<VecDeque<Undelivered>>,
@@ -200,7 +194,7 @@ impl Actions {
         Rc::new(Actions {
             in_flight: Semaphore::new(config.max_in_flight as u64),
             next_job: Cell::new(1),
-            queue: RefCell::new(HashMap::new()),
+            queue: RefCell::new(delivery::Queue::default()),
             interventions: RefCell::new(HashMap::new()),
             counters: CounterCells::default(),
             recent_undelivered: RefCell::new(VecDeque::with_capacity(MAX_RECENT_UNDELIVERED)),
@@ -228,7 +222,7 @@ impl Actions {
     fn queue_one(self: &Rc<Self>, monitor: u32, endpoint: Arc<Notify>, alert: Rc<RenderedAlert>) {
         let key = DedupKey::new(&endpoint, monitor, alert.colour, alert.not_before_ms);
         let mut queue = self.queue.borrow_mut();
-        if queue.values().any(|q| q.key == key) {
+        if queue.contains(&key) {
             bump(&self.counters.deduplicated);
             return;
         }
@@ -242,7 +236,7 @@ impl Actions {
         }
         // Registered before the task is spawned: glommio may poll a new task at once, and a
         // delivery with nothing to wait for finishes (and unregisters) in its first poll.
-        queue.insert(job, QueuedDelivery { key, task: None });
+        queue.insert(job, key);
         drop(queue);
         let me = self.clone();
         let handle = glommio::spawn_local(async move {
@@ -250,13 +244,11 @@ impl Actions {
             me.finish_job(job);
         })
         .detach();
-        if let Some(q) = self.queue.borrow_mut().get_mut(&job) {
-            q.task = Some(handle);
-        }
+        self.queue.borrow_mut().set_task(job, handle);
     }
 
     fn finish_job(&self, job: u64) {
-        self.queue.borrow_mut().remove(&job);
+        self.queue.borrow_mut().remove(job);
     }
 
     /// Waits for `not_before_ms`, then sends with retries.
@@ -331,15 +323,10 @@ impl Actions {
 
     /// Drops every delivery of `monitor` not yet sent (an attempt under way is abandoned).
     pub fn cancel_alerts(&self, monitor: u32) {
-        let cancelled: Vec<QueuedDelivery> = {
-            let mut queue = self.queue.borrow_mut();
-            let jobs: Vec<u64> =
-                queue.iter().filter(|(_, q)| q.key.monitor == monitor).map(|(&j, _)| j).collect();
-            jobs.into_iter().filter_map(|j| queue.remove(&j)).collect()
-        };
-        for mut q in cancelled {
+        let cancelled = self.queue.borrow_mut().remove_monitor(monitor);
+        for (_, task) in cancelled {
             bump(&self.counters.cancelled);
-            if let Some(task) = q.task.take() {
+            if let Some(task) = task {
                 task.cancel();
             }
         }
@@ -434,16 +421,16 @@ impl Actions {
         while self.pending() > 0 && start.elapsed() < grace {
             glommio::timer::sleep(DRAIN_POLL.min(grace.saturating_sub(start.elapsed()))).await;
         }
-        let left: Vec<(u64, QueuedDelivery)> = self.queue.borrow_mut().drain().collect();
-        for (job, mut q) in left {
-            if let Some(task) = q.task.take() {
+        let left = self.queue.borrow_mut().take_all();
+        for (job, key, task) in left {
+            if let Some(task) = task {
                 task.cancel();
             }
             bump(&self.counters.undelivered);
             tracing::warn!(
                 job,
-                monitor = q.key.monitor,
-                notifier = q.key.notifier,
+                monitor = key.monitor,
+                notifier = key.notifier,
                 "alert undelivered: shut down before delivery"
             );
             let mut recent = self.recent_undelivered.borrow_mut();
@@ -452,10 +439,10 @@ impl Actions {
             }
             recent.push_back(Undelivered {
                 job,
-                monitor: q.key.monitor,
+                monitor: key.monitor,
                 monitor_id: String::new(),
-                colour: q.key.colour,
-                notifier: q.key.notifier,
+                colour: key.colour,
+                notifier: key.notifier,
                 reason: "shut down before delivery".to_owned(),
             });
         }
