@@ -91,6 +91,9 @@ pub struct ActionsConfig {
     pub docker_socket: PathBuf,
     /// The `systemctl` program (interventions); a stand-in script in tests.
     pub systemctl: PathBuf,
+    /// Extra trusted roots (PEM) for notifiers' TLS: a mail relay or webhook receiver with
+    /// an internal CA. Added to the web PKI roots.
+    pub extra_ca_file: Option<PathBuf>,
     /// Open log-notifier files per shard.
     pub max_log_files: usize,
     /// Where in-cluster Kubernetes credentials live (the service-account mount).
@@ -111,6 +114,7 @@ impl ActionsConfig {
             resolver: None,
             docker_socket: PathBuf::from(cpra_net::docker::DEFAULT_SOCKET),
             systemctl: PathBuf::from("systemctl"),
+            extra_ca_file: None,
             max_log_files: logfile::DEFAULT_MAX_OPEN_FILES,
             kube_service_account_dir: PathBuf::from(kubeconfig::SERVICE_ACCOUNT_DIR),
             wall_clock_ms: || chrono::Utc::now().timestamp_millis(),

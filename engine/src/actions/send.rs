@@ -91,6 +91,7 @@ pub struct Sender {
     resolver: Option<Rc<ShardResolver>>,
     attempt_timeout: Duration,
     logs: RefCell<LogFiles>,
+    extra_ca_file: Option<PathBuf>,
 }
 
 /// One HTTP request to send.
@@ -112,6 +113,7 @@ impl Sender {
             resolver: config.resolver.clone(),
             attempt_timeout: config.attempt_timeout,
             logs: RefCell::new(LogFiles::new(config.max_log_files)),
+            extra_ca_file: config.extra_ca_file.clone(),
         }
     }
 
@@ -216,12 +218,23 @@ impl Sender {
                     method: &req.method,
                     headers: req.headers,
                     body: Some(req.body),
-                    ca_file: None,
+                    ca_file: self.extra_ca_file.clone(),
                     insecure_skip_verify: false,
                 };
                 attempt_result(self.http(request, self.attempt_timeout).await)
             }
         }
+    }
+
+    /// The TLS client config for notifiers (web PKI roots plus `extra_ca_file`), cached.
+    pub(crate) fn tls_client_config(
+        &self,
+        insecure: bool,
+    ) -> Result<std::sync::Arc<rustls::ClientConfig>, cpra_net::tls::TlsConfigError> {
+        self.tls.borrow_mut().get(&TlsOptions {
+            ca_file: self.extra_ca_file.clone(),
+            insecure_skip_verify: insecure,
+        })
     }
 
     pub fn attempt_timeout(&self) -> Duration {

@@ -8,7 +8,6 @@
 //! config the HTTP notifiers already use; the part of SMTP a notifier needs is small.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use base64::Engine as _;
@@ -359,19 +358,6 @@ async fn session(
     // The message is accepted; a failed QUIT changes nothing.
     let _ = s.command("QUIT\r\n", "QUIT", 221).await;
     Ok(())
-}
-
-impl Sender {
-    /// A rustls config with the web PKI roots (`insecure`: accept any certificate).
-    pub(crate) fn tls_client_config(
-        &self,
-        insecure: bool,
-    ) -> Result<Arc<rustls::ClientConfig>, cpra_net::tls::TlsConfigError> {
-        cpra_net::tls::client_config(&cpra_net::tls::TlsOptions {
-            ca_file: None,
-            insecure_skip_verify: insecure,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -579,59 +579,98 @@ fn a_cancelled_intervention_never_reports() {
 
 // ---------------------------------------------------------------- email
 
-/// A one-connection SMTP server on 127.0.0.1: `starttls` says whether EHLO offers STARTTLS.
-/// Returns the commands it received and the message.
-fn smtp_server(starttls: bool) -> (u16, thread::JoinHandle<(Vec<String>, String)>) {
+/// How the stub SMTP server treats STARTTLS.
+#[derive(Clone)]
+enum StartTls {
+    NotOffered,
+    /// Offered; after `220` the stub records the first byte the client sends and hangs up.
+    OfferedNoCert,
+    /// Offered and completed with this server config.
+    Offered(Arc<rustls::ServerConfig>),
+}
+
+fn read_line(s: &mut impl Read) -> Option<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        if s.read(&mut byte).ok()? == 0 || line.len() > 64 * 1024 {
+            return None;
+        }
+        line.push(byte[0]);
+    }
+    Some(String::from_utf8_lossy(&line).into_owned())
+}
+
+/// One SMTP conversation on `s`, recording commands and the message. Returns true when the
+/// client asked for STARTTLS (and got `220`).
+fn converse(
+    s: &mut (impl Read + Write),
+    offer_starttls: bool,
+    commands: &mut Vec<String>,
+    message: &mut String,
+) -> bool {
+    while let Some(line) = read_line(s) {
+        let line = line.trim_end().to_owned();
+        commands.push(line.clone());
+        let verb = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        let reply: &[u8] = match verb.as_str() {
+            "EHLO" if offer_starttls => b"250-stub.local\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n",
+            "EHLO" => b"250-stub.local\r\n250-8BITMIME\r\n250 AUTH PLAIN LOGIN\r\n",
+            "STARTTLS" => {
+                s.write_all(b"220 go ahead\r\n").unwrap();
+                return true;
+            }
+            "AUTH" => b"235 ok\r\n",
+            "MAIL" | "RCPT" => b"250 ok\r\n",
+            "DATA" => {
+                s.write_all(b"354 go\r\n").unwrap();
+                while let Some(l) = read_line(s) {
+                    if l == ".\r\n" {
+                        break;
+                    }
+                    message.push_str(&l);
+                }
+                b"250 queued\r\n"
+            }
+            "QUIT" => {
+                s.write_all(b"221 bye\r\n").unwrap();
+                return false;
+            }
+            _ => b"500 what\r\n",
+        };
+        s.write_all(reply).unwrap();
+        s.flush().unwrap();
+    }
+    false
+}
+
+/// A one-connection SMTP server on 127.0.0.1. Returns the commands it received and the
+/// message.
+fn smtp_server(starttls: StartTls) -> (u16, thread::JoinHandle<(Vec<String>, String)>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let handle = thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
+        let (mut stream, _) = listener.accept().unwrap();
         stream.set_read_timeout(Some(WAIT)).unwrap();
-        let mut out = stream.try_clone().unwrap();
-        let mut reader = BufReader::new(stream);
         let mut commands = Vec::new();
         let mut message = String::new();
-        out.write_all(b"220 stub.local ESMTP\r\n").unwrap();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                break;
-            }
-            let line = line.trim_end().to_owned();
-            commands.push(line.clone());
-            let verb = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
-            let reply: &[u8] = match verb.as_str() {
-                "EHLO" if starttls => b"250-stub.local\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n",
-                "EHLO" => b"250-stub.local\r\n250-8BITMIME\r\n250 AUTH PLAIN LOGIN\r\n",
-                "STARTTLS" => {
-                    out.write_all(b"220 go ahead\r\n").unwrap();
+        stream.write_all(b"220 stub.local ESMTP\r\n").unwrap();
+        let offer = !matches!(starttls, StartTls::NotOffered);
+        if converse(&mut stream, offer, &mut commands, &mut message) {
+            match starttls {
+                StartTls::Offered(config) => {
+                    let conn = rustls::ServerConnection::new(config).unwrap();
+                    let mut tls = rustls::StreamOwned::new(conn, stream);
+                    commands.push("-- tls --".into());
+                    converse(&mut tls, false, &mut commands, &mut message);
+                }
+                _ => {
                     // The client now speaks TLS: note its first byte (a handshake record).
                     let mut first = [0u8; 1];
-                    reader.read_exact(&mut first).unwrap();
+                    stream.read_exact(&mut first).unwrap();
                     commands.push(format!("tls record 0x{:02x}", first[0]));
-                    break;
                 }
-                "AUTH" => b"235 ok\r\n",
-                "MAIL" | "RCPT" => b"250 ok\r\n",
-                "DATA" => {
-                    out.write_all(b"354 go\r\n").unwrap();
-                    loop {
-                        let mut l = String::new();
-                        reader.read_line(&mut l).unwrap();
-                        if l == ".\r\n" {
-                            break;
-                        }
-                        message.push_str(&l);
-                    }
-                    b"250 queued\r\n"
-                }
-                "QUIT" => {
-                    out.write_all(b"221 bye\r\n").unwrap();
-                    break;
-                }
-                _ => b"500 what\r\n",
-            };
-            out.write_all(reply).unwrap();
+            }
         }
         (commands, message)
     });
@@ -651,10 +690,19 @@ fn email(port: u16, allow_insecure: bool, username: Option<&str>) -> Arc<Notify>
 }
 
 fn send_one(endpoint: Arc<Notify>) -> (ActionCounters, Vec<Undelivered>) {
+    send_one_with(endpoint, None)
+}
+
+fn send_one_with(
+    endpoint: Arc<Notify>,
+    ca_file: Option<std::path::PathBuf>,
+) -> (ActionCounters, Vec<Undelivered>) {
     let out = Arc::new(Mutex::new((ActionCounters::default(), Vec::new())));
     let out2 = out.clone();
     run(move || async move {
-        let actions = Actions::new(fast_config());
+        let mut config = fast_config();
+        config.extra_ca_file = ca_file;
+        let actions = Actions::new(config);
         actions.queue_alert(1, &[endpoint], alert(Colour::Red, 0));
         actions.drain(WAIT).await;
         *out2.lock().unwrap() = (actions.counters(), actions.recent_undelivered());
@@ -665,7 +713,7 @@ fn send_one(endpoint: Arc<Notify>) -> (ActionCounters, Vec<Undelivered>) {
 
 #[test]
 fn email_through_a_real_smtp_conversation() {
-    let (port, server) = smtp_server(false);
+    let (port, server) = smtp_server(StartTls::NotOffered);
     let (c, _) = send_one(email(port, true, Some("alice")));
     let (commands, message) = server.join().unwrap();
     assert_eq!(c.sent, 1);
@@ -691,7 +739,7 @@ fn email_through_a_real_smtp_conversation() {
 #[test]
 fn email_requires_starttls_unless_allow_insecure() {
     // No STARTTLS offered and not allowed in clear: refused, not retried, nothing sent.
-    let (port, server) = smtp_server(false);
+    let (port, server) = smtp_server(StartTls::NotOffered);
     let (c, undelivered) = send_one(email(port, false, Some("alice")));
     drop(server); // the server thread ends when the client hangs up
     assert_eq!((c.sent, c.undelivered, c.retried), (0, 1, 0));
@@ -699,11 +747,55 @@ fn email_requires_starttls_unless_allow_insecure() {
 
     // STARTTLS offered: the client upgrades before anything else (here the stub cannot
     // finish the handshake, so the delivery ends undelivered after its retries).
-    let (port, server) = smtp_server(true);
+    let (port, server) = smtp_server(StartTls::OfferedNoCert);
     let endpoint = email(port, false, None);
     let (c, _) = send_one(endpoint);
     assert_eq!(c.sent, 0);
     let (commands, _) = server.join().unwrap();
     assert_eq!(commands[..2], ["EHLO cpra".to_owned(), "STARTTLS".to_owned()]);
     assert_eq!(commands[2], "tls record 0x16");
+}
+
+#[test]
+fn email_over_starttls_with_auth() {
+    // A self-signed certificate for 127.0.0.1, trusted through `extra_ca_file`.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("relay-ca.pem");
+    std::fs::write(&ca, cert.pem()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![rustls_pki_types::CertificateDer::from(cert.der().to_vec())],
+        rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    let (port, server) = smtp_server(StartTls::Offered(Arc::new(config)));
+    let (c, undelivered) = send_one_with(email(port, false, Some("alice")), Some(ca));
+    let (commands, message) = server.join().unwrap();
+    assert_eq!(c.sent, 1, "{undelivered:?}");
+    assert_eq!(
+        commands,
+        [
+            "EHLO cpra",
+            "STARTTLS",
+            "-- tls --",
+            "EHLO cpra",
+            "AUTH PLAIN AGFsaWNlAHB3",
+            "MAIL FROM:<cpra@example.com>",
+            "RCPT TO:<ops@example.com>",
+            "RCPT TO:<dev@example.com>",
+            "DATA",
+            "QUIT"
+        ]
+    );
+    assert!(message.contains("Subject: [CPRA] CRITICAL ALERT: Checkout API\r\n"));
 }
