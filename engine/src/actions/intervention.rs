@@ -32,6 +32,27 @@ pub const DOCKER_START_MARGIN: Duration = Duration::from_secs(20);
 /// unit's restart time.
 const CHILD_POLL: Duration = Duration::from_millis(10);
 
+/// A few words on `action` for alerts and logs (`MonitorInfo::intervention`), e.g.
+/// `docker restart web-1`.
+pub fn describe(action: &InterventionAction) -> String {
+    match action {
+        InterventionAction::Docker { container, .. } => format!("docker restart {container}"),
+        InterventionAction::Webhook { url, method, .. } => {
+            let method = if method.is_empty() { "POST" } else { method.as_str() };
+            format!("webhook {} {url}", method.to_ascii_uppercase())
+        }
+        InterventionAction::Systemd { unit, mode } => {
+            let verb = systemctl_args(unit, mode.as_deref())
+                .map_or_else(|_| "restart".to_owned(), |[verb, _]| verb);
+            format!("systemctl {verb} {unit}")
+        }
+        InterventionAction::Kubernetes { namespace, kind, name, replicas, .. } => match replicas {
+            Some(n) => format!("kubernetes scale {kind} {namespace}/{name} to {n}"),
+            None => format!("kubernetes rollout restart {kind} {namespace}/{name}"),
+        },
+    }
+}
+
 /// The Docker engine request for a restart.
 pub fn docker_restart_request(container: &str, stop_secs: u64) -> Result<Vec<u8>, String> {
     // The same rule as the docker pulse: nothing odd may reach the request line.
@@ -314,6 +335,30 @@ async fn bounded(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn descriptions() {
+        let d = |a| describe(&a);
+        assert_eq!(
+            d(InterventionAction::Docker { container: "web-1".into(), timeout_ms: None }),
+            "docker restart web-1"
+        );
+        assert_eq!(
+            d(InterventionAction::Systemd { unit: "nginx".into(), mode: Some("reload".into()) }),
+            "systemctl reload-or-restart nginx"
+        );
+        assert_eq!(
+            d(InterventionAction::Kubernetes {
+                namespace: "shop".into(),
+                kind: "deployment".into(),
+                name: "web".into(),
+                replicas: Some(3),
+                kubeconfig_path: None,
+                timeout_ms: None,
+            }),
+            "kubernetes scale deployment shop/web to 3"
+        );
+    }
 
     #[test]
     fn docker_request_bytes() {

@@ -50,7 +50,8 @@ use glommio::task::JoinHandle;
 
 use crate::alert::RenderedAlert;
 use crate::clock::{Clock, MonotonicClock};
-use crate::manifest::{InterventionAction, Notify};
+use crate::colour::Colour;
+use crate::manifest::{CodeTarget, Codes, InterventionAction, Notify, Registry};
 
 pub use delivery::{DedupKey, Undelivered};
 pub use retry::{AttemptResult, RetryPolicy};
@@ -75,6 +76,21 @@ pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Intervention timeout when the manifest gives none: long enough for a container restart
 /// (Docker waits up to 10 s before killing), short enough to alert on a hung call.
 pub const DEFAULT_INTERVENTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The endpoints an alert of `colour` goes to: the code's own `notify`, or the endpoints of
+/// its `notify_group`; empty when the monitor has no code for `colour` with `dispatch` on.
+/// Allocates: call it at load and keep the result per monitor and colour.
+pub fn endpoints_for(codes: &Codes, colour: Colour, registry: &Registry) -> Vec<Arc<Notify>> {
+    match codes.get(colour) {
+        Some(code) if code.dispatch => match &code.target {
+            CodeTarget::Notify(n) => vec![n.clone()],
+            CodeTarget::Group { id, .. } => {
+                registry.group_endpoints(*id).map(|(_, n)| n.clone()).collect()
+            }
+        },
+        _ => Vec::new(),
+    }
+}
 
 /// How a shard's actions are bounded and where they reach the outside world.
 #[derive(Clone)]
@@ -277,6 +293,14 @@ impl Actions {
             match schedule.next(&result, self.config.clock.now_ms()) {
                 retry::Next::Delivered => {
                     bump(&self.counters.sent);
+                    tracing::debug!(
+                        job,
+                        monitor_id = %alert.monitor_id,
+                        color = %alert.colour,
+                        notifier = endpoint.kind(),
+                        attempts = schedule.attempts(),
+                        "alert delivered"
+                    );
                     return;
                 }
                 retry::Next::GiveUp(reason) => {

@@ -268,6 +268,67 @@ fn dedup_cancel_and_queue_bound() {
 }
 
 #[test]
+fn an_alert_waits_for_its_not_before_time() {
+    // Ordering, not timing: the alert due in 1 s arrives after the one due now.
+    let rx = Receiver::start(vec![]);
+    let url = rx.url("/");
+    run(move || async move {
+        let config = fast_config();
+        let now = config.clock.now_ms();
+        let actions = Actions::new(config);
+        actions.queue_alert(1, &[webhook(url.clone())], alert(Colour::Green, now + 1_000));
+        actions.queue_alert(2, &[webhook(url)], alert(Colour::Red, now));
+        actions.drain(WAIT).await;
+        assert_eq!(actions.counters().sent, 2);
+    });
+    let colours: Vec<String> = rx
+        .seen()
+        .iter()
+        .map(|s| serde_json::from_slice::<serde_json::Value>(&s.body).unwrap()["color"].to_string())
+        .collect();
+    assert_eq!(colours, ["\"red\"", "\"green\""]);
+}
+
+#[test]
+fn endpoints_come_from_the_code_or_its_group() {
+    let text = r#"
+endpoints:
+  slack-ops:
+    type: slack
+    config: { hook: "http://127.0.0.1:1/a" }
+  file:
+    type: log
+    config: { file: /tmp/x.log }
+notification_groups:
+  ops: [slack-ops, file]
+monitors:
+  - name: web
+    pulse_check:
+      type: tcp
+      interval: 1s
+      timeout: 1s
+      config: { host: 127.0.0.1, port: 1 }
+    codes:
+      red: { notify_group: ops }
+      yellow: { notify: log, config: { file: /tmp/y.log } }
+      green: { notify: log, dispatch: false, config: { file: /tmp/y.log } }
+"#;
+    let (monitors, report) = crate::manifest::load_str(
+        text,
+        Some(crate::manifest::Format::Yaml),
+        &crate::manifest::LoadOptions::default(),
+    );
+    assert_eq!(monitors.len(), 1, "{:?}", report.problems);
+    let codes = &monitors[0].codes;
+    let kinds =
+        |c| endpoints_for(codes, c, &report.registry).iter().map(|n| n.kind()).collect::<Vec<_>>();
+    assert_eq!(kinds(Colour::Red), ["slack", "log"]);
+    assert_eq!(kinds(Colour::Yellow), ["log"]);
+    assert!(kinds(Colour::Green).is_empty());
+    assert!(kinds(Colour::Gray).is_empty());
+}
+
+#[test]
 fn drain_records_what_it_could_not_deliver() {
     let rx = Receiver::start(vec![]);
     let url = rx.url("/");
