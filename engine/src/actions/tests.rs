@@ -860,3 +860,34 @@ fn email_over_starttls_with_auth() {
     );
     assert!(message.contains("Subject: [CPRA] CRITICAL ALERT: Checkout API\r\n"));
 }
+
+#[test]
+fn configs_are_checked_before_start() {
+    assert!(check_endpoint(&Notify::Slack { hook: "https://hooks.slack.com/x".into() }).is_ok());
+    let err = check_endpoint(&Notify::Slack { hook: "hooks.slack.com/x".into() }).unwrap_err();
+    assert!(err.starts_with("slack: invalid URL `hooks.slack.com/x`"), "{err}");
+    let err = check_endpoint(&Notify::Alertmanager { url: "ftp://am:9093".into() }).unwrap_err();
+    assert!(err.contains("scheme `ftp`"), "{err}");
+    let email = Notify::Email {
+        server: "smtp:587".into(),
+        from: "a@x".into(),
+        to: vec![],
+        subject: None,
+        allow_insecure: false,
+        username: None,
+        password: None,
+    };
+    assert!(check_endpoint(&email).unwrap_err().contains("`to` needs 1 to 100"));
+    assert!(check_endpoint(&Notify::Log { file: None }).is_ok());
+    assert!(check_intervention(&InterventionAction::Systemd {
+        unit: "x".into(),
+        mode: Some("stop".into())
+    })
+    .unwrap_err()
+    .contains("mode `stop`"));
+    assert!(check_intervention(&InterventionAction::Docker {
+        container: "web".into(),
+        timeout_ms: None
+    })
+    .is_ok());
+}
