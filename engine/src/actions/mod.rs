@@ -9,20 +9,31 @@
 //!
 //! # API (the seam with the runtime wiring)
 //! ```text
-//! Actions::new(config: ActionsConfig) -> Rc<Actions>
+//! // at load, per monitor: resolve and check (errors name the endpoint kind and value)
+//! actions::endpoints_for(&monitor.codes, colour, &report.registry) -> Vec<Arc<Notify>>
+//! actions::check_endpoint(&Notify) -> Result<(), String>
+//! actions::check_intervention(&InterventionAction) -> Result<(), String>
+//! actions::intervention::describe(&InterventionAction) -> String   // MonitorInfo::intervention
+//!
+//! // per shard, on the shard thread
+//! let mut config = ActionsConfig::new(clock);   // Rc<dyn Clock>: the runtime's clock
+//! config.resolver = Some(Rc::new(resolver.shard_client()));  // for non-IP receiver hosts
+//! let actions = Actions::new(config);           // Rc<Actions>
 //! actions.queue_alert(monitor: u32, endpoints: &[Arc<Notify>], alert: Rc<RenderedAlert>)
-//!     // one delivery per endpoint, not before alert.not_before_ms (ActionsConfig::clock ms);
+//!     // Effect::Alert: one delivery per endpoint, not before alert.not_before_ms (clock ms);
 //!     // dropped as a duplicate when (endpoint, monitor, colour, not_before_ms) is queued.
-//! actions.cancel_alerts(monitor: u32)            // Effect::CancelQueuedAlerts
+//! actions.cancel_alerts(monitor)                // Effect::CancelQueuedAlerts
 //! actions.start_intervention(monitor, &InterventionAction, done: Box<dyn FnOnce(InterventionResult)>)
-//!     // `done` runs on this shard with the result; never if cancelled.
-//! actions.cancel_intervention(monitor: u32)      // Effect::CancelIntervention
+//!     // Effect::StartIntervention: `done` runs on this shard with the result, never if
+//!     // cancelled; a second start for the same monitor replaces (cancels) the first.
+//! actions.cancel_intervention(monitor)          // Effect::CancelIntervention
 //! actions.counters() -> ActionCounters          // queued, sent, retried, undelivered, ...
-//! actions.recent_undelivered() -> Vec<Undelivered> // the last few, with reasons (for the API)
-//! actions.drain(grace: Duration).await          // at shutdown
+//! actions.recent_undelivered() -> Vec<Undelivered>  // the last 64, with reasons (for an API)
+//! actions.pending() -> usize                    // deliveries not finished
+//! actions.drain(grace).await                    // at shutdown; what is left is undelivered
 //! ```
-//! `InterventionResult::{Succeeded, Failed, Unknown}` map to `state::Event::
-//! {InterventionSucceeded, InterventionFailed, InterventionUnknown}`-style events.
+//! `InterventionResult::{Succeeded, Failed, Unknown}` convert (`From`) to
+//! `state::Event::{InterventionSucceeded, InterventionFailed, InterventionUnknown}`.
 
 pub mod delivery;
 pub mod exchange;
@@ -214,6 +225,16 @@ pub enum InterventionResult {
     Failed,
     /// The request went out but no answer came (broken connection, timeout): it may have run.
     Unknown,
+}
+
+impl From<InterventionResult> for crate::state::Event {
+    fn from(result: InterventionResult) -> Self {
+        match result {
+            InterventionResult::Succeeded => crate::state::Event::InterventionSucceeded,
+            InterventionResult::Failed => crate::state::Event::InterventionFailed,
+            InterventionResult::Unknown => crate::state::Event::InterventionUnknown,
+        }
+    }
 }
 
 /// Counts since the shard started.
