@@ -1,6 +1,7 @@
 //! The identity of a queued delivery (for dedup and cancel) and the record of one that was
 //! given up on.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::colour::Colour;
@@ -45,4 +46,92 @@ pub struct Undelivered {
     pub colour: Colour,
     pub notifier: &'static str,
     pub reason: String,
+}
+
+/// The deliveries of one shard not yet finished, by job id, with their dedup keys indexed so
+/// "already queued?" costs one hash lookup. `T` is the handle of the task running a delivery.
+#[derive(Debug)]
+pub struct Queue<T> {
+    jobs: HashMap<u64, (DedupKey, Option<T>)>,
+    keys: HashSet<DedupKey>,
+}
+
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Queue { jobs: HashMap::new(), keys: HashSet::new() }
+    }
+}
+
+impl<T> Queue<T> {
+    pub fn len(&self) -> usize {
+        debug_assert_eq!(self.jobs.len(), self.keys.len());
+        self.jobs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    pub fn contains(&self, key: &DedupKey) -> bool {
+        self.keys.contains(key)
+    }
+
+    pub fn insert(&mut self, job: u64, key: DedupKey) {
+        let fresh = self.keys.insert(key);
+        assert!(fresh, "a duplicate delivery reached the queue");
+        let old = self.jobs.insert(job, (key, None));
+        assert!(old.is_none(), "job ids are unique");
+    }
+
+    /// Attaches the running task's handle to `job`, if it is still queued.
+    pub fn set_task(&mut self, job: u64, task: T) {
+        if let Some(entry) = self.jobs.get_mut(&job) {
+            entry.1 = Some(task);
+        }
+    }
+
+    pub fn remove(&mut self, job: u64) -> Option<(DedupKey, Option<T>)> {
+        let entry = self.jobs.remove(&job)?;
+        self.keys.remove(&entry.0);
+        Some(entry)
+    }
+
+    /// Removes every delivery of `monitor`.
+    pub fn remove_monitor(&mut self, monitor: u32) -> Vec<(DedupKey, Option<T>)> {
+        let jobs: Vec<u64> =
+            self.jobs.iter().filter(|(_, (k, _))| k.monitor == monitor).map(|(&j, _)| j).collect();
+        jobs.into_iter().filter_map(|j| self.remove(j)).collect()
+    }
+
+    /// Removes everything.
+    pub fn take_all(&mut self) -> Vec<(u64, DedupKey, Option<T>)> {
+        self.keys.clear();
+        self.jobs.drain().map(|(j, (k, t))| (j, k, t)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(monitor: u32, not_before_ms: u64) -> DedupKey {
+        let endpoint = Arc::new(Notify::Log { file: None });
+        let mut k = DedupKey::new(&endpoint, monitor, Colour::Red, not_before_ms);
+        k.endpoint = 1;
+        k
+    }
+
+    #[test]
+    fn keys_follow_jobs() {
+        let mut q: Queue<()> = Queue::default();
+        q.insert(1, key(1, 10));
+        q.insert(2, key(1, 20));
+        q.insert(3, key(2, 10));
+        assert!(q.contains(&key(1, 10)) && !q.contains(&key(3, 10)));
+        assert_eq!(q.remove_monitor(1).len(), 2);
+        assert!(!q.contains(&key(1, 10)));
+        assert_eq!(q.len(), 1);
+        assert!(q.remove(3).is_some() && q.remove(3).is_none());
+        assert!(q.is_empty());
+    }
 }

@@ -1,14 +1,439 @@
-//! Interventions: docker restart, webhook, systemd, kubernetes.
+//! Interventions: one attempt at bringing a target back, bounded by its timeout, ending in
+//! [`InterventionResult`]: succeeded, failed (it certainly did not work), or unknown (the
+//! request went out and no answer came: it may have run, so it is not retried).
+//!
+//! - docker: `POST /containers/{name}/restart?t=` on the engine's unix socket;
+//! - webhook: the request in `target`; 2xx succeeded, other statuses failed;
+//! - systemd: `systemctl restart|reload-or-restart UNIT` on a blocking thread (never on the
+//!   shard thread), its exit status the outcome;
+//! - kubernetes: a PATCH of the workload's pod template annotation (rollout restart) or of its
+//!   `scale` subresource, against the kubeconfig's server or the in-cluster one.
 
-use super::send::Sender;
-use super::{ActionsConfig, InterventionResult};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::exchange::{unix_request, ExchangeError};
+use super::kubeconfig::{self, Cluster};
+use super::send::{HttpResult, Request, Sender};
+use super::target::Target;
+use super::{ActionsConfig, InterventionResult, DEFAULT_INTERVENTION_TIMEOUT};
 use crate::manifest::InterventionAction;
+
+/// How long Docker waits for the container to stop before killing it (`t=`), when the
+/// manifest gives no timeout: Docker's own default.
+pub const DOCKER_DEFAULT_STOP_SECS: u64 = 10;
+
+/// Extra time given to a docker restart beyond its stop timeout: the start itself.
+pub const DOCKER_START_MARGIN: Duration = Duration::from_secs(20);
+
+/// How often a blocking thread looks at a running `systemctl`: cheap, and short next to any
+/// unit's restart time.
+const CHILD_POLL: Duration = Duration::from_millis(10);
+
+/// A few words on `action` for alerts and logs (`MonitorInfo::intervention`), e.g.
+/// `docker restart web-1`.
+pub fn describe(action: &InterventionAction) -> String {
+    match action {
+        InterventionAction::Docker { container, .. } => format!("docker restart {container}"),
+        InterventionAction::Webhook { url, method, .. } => {
+            let method = if method.is_empty() { "POST" } else { method.as_str() };
+            format!("webhook {} {url}", method.to_ascii_uppercase())
+        }
+        InterventionAction::Systemd { unit, mode } => {
+            let verb = systemctl_args(unit, mode.as_deref())
+                .map_or_else(|_| "restart".to_owned(), |[verb, _]| verb);
+            format!("systemctl {verb} {unit}")
+        }
+        InterventionAction::Kubernetes { namespace, kind, name, replicas, .. } => match replicas {
+            Some(n) => format!("kubernetes scale {kind} {namespace}/{name} to {n}"),
+            None => format!("kubernetes rollout restart {kind} {namespace}/{name}"),
+        },
+    }
+}
+
+/// The Docker engine request for a restart.
+pub fn docker_restart_request(container: &str, stop_secs: u64) -> Result<Vec<u8>, String> {
+    // The same rule as the docker pulse: nothing odd may reach the request line.
+    cpra_net::docker::DockerConfig::new("/", container)?;
+    Ok(format!(
+        "POST /containers/{container}/restart?t={stop_secs} HTTP/1.1\r\nHost: docker\r\n\
+         User-Agent: cpra\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes())
+}
+
+/// Docker answers 204 when restarted, 404 for no such container, 500 on an engine error.
+pub fn docker_result(result: Result<u16, ExchangeError>) -> InterventionResult {
+    match result {
+        Ok(s) if (200..300).contains(&s) => InterventionResult::Succeeded,
+        Ok(_) | Err(ExchangeError::NotSent(_)) => InterventionResult::Failed,
+        Err(ExchangeError::AfterSent(_)) => InterventionResult::Unknown,
+    }
+}
+
+/// A webhook's HTTP result as an intervention outcome.
+pub fn http_result(result: &HttpResult) -> InterventionResult {
+    match result {
+        HttpResult::Status(s) if (200..300).contains(s) => InterventionResult::Succeeded,
+        HttpResult::Status(_) | HttpResult::NotSent(_) | HttpResult::Invalid(_) => {
+            InterventionResult::Failed
+        }
+        HttpResult::Unknown(_) => InterventionResult::Unknown,
+    }
+}
+
+/// `systemctl` arguments for `mode` (default `restart`; `reload` means reload-or-restart).
+pub fn systemctl_args(unit: &str, mode: Option<&str>) -> Result<[String; 2], String> {
+    let verb = match mode.unwrap_or("restart").to_ascii_lowercase().as_str() {
+        "restart" => "restart",
+        "reload" | "reload-or-restart" => "reload-or-restart",
+        "try-restart" => "try-restart",
+        other => {
+            return Err(format!(
+                "systemd mode `{other}`: use restart, reload-or-restart or try-restart"
+            ))
+        }
+    };
+    if unit.is_empty() || unit.starts_with('-') || unit.chars().any(char::is_whitespace) {
+        return Err(format!("systemd unit `{unit}` is not a unit name"));
+    }
+    Ok([verb.to_owned(), unit.to_owned()])
+}
+
+/// Runs `program args` on the calling (blocking) thread, at most `timeout`; killed past it.
+pub fn run_bounded(program: &Path, args: &[String], timeout: Duration) -> InterventionResult {
+    let start = Instant::now();
+    let mut child = match Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(program = %program.display(), error = %e, "intervention: cannot run");
+            return InterventionResult::Failed;
+        }
+    };
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return InterventionResult::Succeeded,
+            Ok(Some(status)) => {
+                tracing::warn!(program = %program.display(), %status, "intervention: failed");
+                return InterventionResult::Failed;
+            }
+            Ok(None) if start.elapsed() >= timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                tracing::warn!(program = %program.display(), "intervention: timed out, killed");
+                // It may have restarted the unit before hanging.
+                return InterventionResult::Unknown;
+            }
+            Ok(None) => std::thread::sleep(CHILD_POLL),
+            Err(_) => return InterventionResult::Unknown,
+        }
+    }
+}
+
+/// The API path, content type and body of a Kubernetes intervention: a rollout restart
+/// (Deployment, StatefulSet, DaemonSet) or a scale to `replicas`.
+pub fn kubernetes_patch(
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    replicas: Option<u32>,
+    now_rfc3339: &str,
+) -> Result<(String, &'static str, String), String> {
+    let plural = match kind.to_ascii_lowercase().as_str() {
+        "deployment" | "deployments" | "deploy" => "deployments",
+        "statefulset" | "statefulsets" | "sts" => "statefulsets",
+        "daemonset" | "daemonsets" | "ds" => "daemonsets",
+        other => {
+            return Err(format!(
+                "kubernetes kind `{other}`: use deployment, statefulset or daemonset"
+            ))
+        }
+    };
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 253
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    };
+    if !valid(namespace) || !valid(name) {
+        return Err(format!("kubernetes name `{namespace}/{name}` is not a valid object name"));
+    }
+    let path = format!("/apis/apps/v1/namespaces/{namespace}/{plural}/{name}");
+    Ok(match replicas {
+        Some(n) if plural == "daemonsets" => {
+            return Err(format!("a daemonset cannot be scaled (replicas: {n})"))
+        }
+        Some(n) => (
+            format!("{path}/scale"),
+            "application/merge-patch+json",
+            serde_json::json!({ "spec": { "replicas": n } }).to_string(),
+        ),
+        None => (
+            path,
+            "application/strategic-merge-patch+json",
+            serde_json::json!({ "spec": { "template": { "metadata": { "annotations": {
+                "kubectl.kubernetes.io/restartedAt": now_rfc3339 } } } } })
+            .to_string(),
+        ),
+    })
+}
+
+/// A PEM written where rustls can read it as a `ca_file` (`certificate-authority-data`).
+fn ca_pem_file(pem: &[u8]) -> Result<PathBuf, String> {
+    use std::hash::{Hash, Hasher};
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    pem.hash(&mut h);
+    let path = std::env::temp_dir().join(format!("cpra-kube-ca-{:016x}.pem", h.finish()));
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(pem).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+async fn kubernetes(
+    config: &ActionsConfig,
+    sender: &Sender,
+    action: &InterventionAction,
+    timeout: Duration,
+) -> Result<InterventionResult, String> {
+    let InterventionAction::Kubernetes { namespace, kind, name, replicas, kubeconfig_path, .. } =
+        action
+    else {
+        unreachable!("kubernetes() is called for kubernetes actions")
+    };
+    let cluster: Cluster = match kubeconfig_path {
+        Some(p) => kubeconfig::load(Path::new(p))?,
+        None => kubeconfig::in_cluster(
+            &config.kube_service_account_dir,
+            std::env::var("KUBERNETES_SERVICE_HOST").ok().as_deref(),
+            std::env::var("KUBERNETES_SERVICE_PORT").ok().as_deref(),
+        )?,
+    };
+    let now = super::payload::rfc3339((config.wall_clock_ms)());
+    let (path, content_type, body) = kubernetes_patch(kind, namespace, name, *replicas, &now)?;
+    let target = Target::parse(&cluster.server)?.with_path(&path);
+    let mut headers = vec![("Content-Type".to_owned(), content_type.to_owned())];
+    if let Some(token) = &cluster.token {
+        headers.push(("Authorization".to_owned(), format!("Bearer {token}")));
+    }
+    let ca_file = match (&cluster.ca_pem, &cluster.ca_file) {
+        (Some(pem), _) => Some(ca_pem_file(pem)?),
+        (None, f) => f.clone(),
+    };
+    let request = Request {
+        target: &target,
+        method: "PATCH",
+        headers,
+        body: Some(body.into_bytes()),
+        ca_file,
+        insecure_skip_verify: cluster.insecure_skip_verify,
+    };
+    let result = sender.http(request, timeout).await;
+    if !matches!(result, HttpResult::Status(200..=299)) {
+        tracing::warn!(?result, "kubernetes intervention");
+    }
+    Ok(http_result(&result))
+}
+
+fn timeout_of(ms: Option<u64>) -> Duration {
+    ms.map_or(DEFAULT_INTERVENTION_TIMEOUT, Duration::from_millis)
+}
 
 /// Runs `action` once, bounded by its timeout.
 pub async fn run(
-    _config: &ActionsConfig,
-    _sender: &Sender,
-    _action: &InterventionAction,
+    config: &ActionsConfig,
+    sender: &Sender,
+    action: &InterventionAction,
 ) -> InterventionResult {
-    InterventionResult::Failed
+    match action {
+        InterventionAction::Docker { container, timeout_ms } => {
+            let stop_secs = timeout_ms.map_or(DOCKER_DEFAULT_STOP_SECS, |ms| ms.div_ceil(1000));
+            let request = match docker_restart_request(container, stop_secs) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "docker intervention");
+                    return InterventionResult::Failed;
+                }
+            };
+            let bound = Duration::from_secs(stop_secs) + DOCKER_START_MARGIN;
+            let socket = config.docker_socket.clone();
+            let work = async { docker_result(unix_request(&socket, &request).await) };
+            bounded(bound, work).await
+        }
+        InterventionAction::Webhook { url, method, headers, body, timeout_ms } => {
+            let target = match Target::parse(url) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook intervention");
+                    return InterventionResult::Failed;
+                }
+            };
+            let method =
+                if method.is_empty() { "POST".to_owned() } else { method.to_ascii_uppercase() };
+            let request = Request {
+                target: &target,
+                method: &method,
+                headers: headers.as_ref().clone(),
+                body: body.as_ref().map(|b| b.clone().into_bytes()),
+                ca_file: None,
+                insecure_skip_verify: false,
+            };
+            http_result(&sender.http(request, timeout_of(*timeout_ms)).await)
+        }
+        InterventionAction::Systemd { unit, mode } => {
+            let args = match systemctl_args(unit, mode.as_deref()) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "systemd intervention");
+                    return InterventionResult::Failed;
+                }
+            };
+            let program: Arc<Path> = config.systemctl.clone().into();
+            let timeout = DEFAULT_INTERVENTION_TIMEOUT;
+            glommio::executor().spawn_blocking(move || run_bounded(&program, &args, timeout)).await
+        }
+        InterventionAction::Kubernetes { timeout_ms, .. } => {
+            let timeout = timeout_of(*timeout_ms);
+            match kubernetes(config, sender, action, timeout).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "kubernetes intervention");
+                    InterventionResult::Failed
+                }
+            }
+        }
+    }
+}
+
+/// `work`, or `Unknown` if it has not finished within `bound` (it may be under way).
+async fn bounded(
+    bound: Duration,
+    work: impl std::future::Future<Output = InterventionResult>,
+) -> InterventionResult {
+    let timer = async {
+        glommio::timer::sleep(bound).await;
+        InterventionResult::Unknown
+    };
+    futures_lite::future::or(work, timer).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions() {
+        let d = |a| describe(&a);
+        assert_eq!(
+            d(InterventionAction::Docker { container: "web-1".into(), timeout_ms: None }),
+            "docker restart web-1"
+        );
+        assert_eq!(
+            d(InterventionAction::Systemd { unit: "nginx".into(), mode: Some("reload".into()) }),
+            "systemctl reload-or-restart nginx"
+        );
+        assert_eq!(
+            d(InterventionAction::Kubernetes {
+                namespace: "shop".into(),
+                kind: "deployment".into(),
+                name: "web".into(),
+                replicas: Some(3),
+                kubeconfig_path: None,
+                timeout_ms: None,
+            }),
+            "kubernetes scale deployment shop/web to 3"
+        );
+    }
+
+    #[test]
+    fn docker_request_bytes() {
+        let r = docker_restart_request("web-1", 10).unwrap();
+        assert_eq!(
+            String::from_utf8(r).unwrap(),
+            "POST /containers/web-1/restart?t=10 HTTP/1.1\r\nHost: docker\r\nUser-Agent: cpra\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        assert!(docker_restart_request("a b", 1).is_err());
+        assert!(docker_restart_request("../x", 1).is_err());
+    }
+
+    #[test]
+    fn outcomes() {
+        assert_eq!(docker_result(Ok(204)), InterventionResult::Succeeded);
+        assert_eq!(docker_result(Ok(404)), InterventionResult::Failed);
+        assert_eq!(
+            docker_result(Err(ExchangeError::NotSent("x".into()))),
+            InterventionResult::Failed
+        );
+        assert_eq!(
+            docker_result(Err(ExchangeError::AfterSent("x".into()))),
+            InterventionResult::Unknown
+        );
+        assert_eq!(http_result(&HttpResult::Status(202)), InterventionResult::Succeeded);
+        assert_eq!(http_result(&HttpResult::Status(500)), InterventionResult::Failed);
+        assert_eq!(http_result(&HttpResult::Unknown("reset".into())), InterventionResult::Unknown);
+    }
+
+    #[test]
+    fn systemctl_arguments() {
+        assert_eq!(systemctl_args("nginx.service", None).unwrap(), ["restart", "nginx.service"]);
+        assert_eq!(
+            systemctl_args("nginx", Some("reload")).unwrap(),
+            ["reload-or-restart", "nginx"]
+        );
+        assert!(systemctl_args("nginx", Some("stop")).is_err());
+        assert!(systemctl_args("--now", None).is_err());
+    }
+
+    #[test]
+    fn kubernetes_patches() {
+        let (path, ct, body) =
+            kubernetes_patch("Deployment", "shop", "web", None, "2026-01-01T00:00:00.000Z")
+                .unwrap();
+        assert_eq!(path, "/apis/apps/v1/namespaces/shop/deployments/web");
+        assert_eq!(ct, "application/strategic-merge-patch+json");
+        assert_eq!(
+            body,
+            "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"kubectl.kubernetes.io/restartedAt\":\"2026-01-01T00:00:00.000Z\"}}}}}"
+        );
+        let (path, ct, body) = kubernetes_patch("statefulset", "db", "pg", Some(3), "t").unwrap();
+        assert_eq!(path, "/apis/apps/v1/namespaces/db/statefulsets/pg/scale");
+        assert_eq!(
+            (ct, body.as_str()),
+            ("application/merge-patch+json", "{\"spec\":{\"replicas\":3}}")
+        );
+        assert!(kubernetes_patch("pod", "a", "b", None, "t").is_err());
+        assert!(kubernetes_patch("deployment", "A/../b", "b", None, "t").is_err());
+    }
+
+    #[test]
+    fn bounded_command() {
+        assert_eq!(
+            run_bounded(Path::new("true"), &[], Duration::from_secs(5)),
+            InterventionResult::Succeeded
+        );
+        assert_eq!(
+            run_bounded(Path::new("false"), &[], Duration::from_secs(5)),
+            InterventionResult::Failed
+        );
+        assert_eq!(
+            run_bounded(Path::new("/nonexistent/systemctl"), &[], Duration::from_secs(5)),
+            InterventionResult::Failed
+        );
+    }
 }

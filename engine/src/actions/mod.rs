@@ -9,20 +9,31 @@
 //!
 //! # API (the seam with the runtime wiring)
 //! ```text
-//! Actions::new(config: ActionsConfig) -> Rc<Actions>
+//! // at load, per monitor: resolve and check (errors name the endpoint kind and value)
+//! actions::endpoints_for(&monitor.codes, colour, &report.registry) -> Vec<Arc<Notify>>
+//! actions::check_endpoint(&Notify) -> Result<(), String>
+//! actions::check_intervention(&InterventionAction) -> Result<(), String>
+//! actions::intervention::describe(&InterventionAction) -> String   // MonitorInfo::intervention
+//!
+//! // per shard, on the shard thread
+//! let mut config = ActionsConfig::new(clock);   // Rc<dyn Clock>: the runtime's clock
+//! config.resolver = Some(Rc::new(resolver.shard_client()));  // for non-IP receiver hosts
+//! let actions = Actions::new(config);           // Rc<Actions>
 //! actions.queue_alert(monitor: u32, endpoints: &[Arc<Notify>], alert: Rc<RenderedAlert>)
-//!     // one delivery per endpoint, not before alert.not_before_ms (ActionsConfig::clock ms);
+//!     // Effect::Alert: one delivery per endpoint, not before alert.not_before_ms (clock ms);
 //!     // dropped as a duplicate when (endpoint, monitor, colour, not_before_ms) is queued.
-//! actions.cancel_alerts(monitor: u32)            // Effect::CancelQueuedAlerts
+//! actions.cancel_alerts(monitor)                // Effect::CancelQueuedAlerts
 //! actions.start_intervention(monitor, &InterventionAction, done: Box<dyn FnOnce(InterventionResult)>)
-//!     // `done` runs on this shard with the result; never if cancelled.
-//! actions.cancel_intervention(monitor: u32)      // Effect::CancelIntervention
+//!     // Effect::StartIntervention: `done` runs on this shard with the result, never if
+//!     // cancelled; a second start for the same monitor replaces (cancels) the first.
+//! actions.cancel_intervention(monitor)          // Effect::CancelIntervention
 //! actions.counters() -> ActionCounters          // queued, sent, retried, undelivered, ...
-//! actions.recent_undelivered() -> Vec<Undelivered> // the last few, with reasons (for the API)
-//! actions.drain(grace: Duration).await          // at shutdown
+//! actions.recent_undelivered() -> Vec<Undelivered>  // the last 64, with reasons (for an API)
+//! actions.pending() -> usize                    // deliveries not finished
+//! actions.drain(grace).await                    // at shutdown; what is left is undelivered
 //! ```
-//! `InterventionResult::{Succeeded, Failed, Unknown}` map to `state::Event::
-//! {InterventionSucceeded, InterventionFailed, InterventionUnknown}`-style events.
+//! `InterventionResult::{Succeeded, Failed, Unknown}` convert (`From`) to
+//! `state::Event::{InterventionSucceeded, InterventionFailed, InterventionUnknown}`.
 
 pub mod delivery;
 pub mod exchange;
@@ -34,6 +45,8 @@ pub mod retry;
 pub mod send;
 pub mod smtp;
 pub mod target;
+#[cfg(test)]
+mod tests;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -46,9 +59,10 @@ use cpra_net::resolver::ShardResolver;
 use glommio::sync::Semaphore;
 use glommio::task::JoinHandle;
 
-use crate::alert::RenderedAlert;
+use crate::alert::{self, RenderedAlert};
 use crate::clock::{Clock, MonotonicClock};
-use crate::manifest::{InterventionAction, Notify};
+use crate::colour::Colour;
+use crate::manifest::{CodeTarget, Codes, InterventionAction, Notify, Registry};
 
 pub use delivery::{DedupKey, Undelivered};
 pub use retry::{AttemptResult, RetryPolicy};
@@ -74,6 +88,85 @@ pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// (Docker waits up to 10 s before killing), short enough to alert on a hung call.
 pub const DEFAULT_INTERVENTION_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The endpoints an alert of `colour` goes to: the code's own `notify`, or the endpoints of
+/// its `notify_group`; empty when the monitor has no code for `colour` with `dispatch` on.
+/// Allocates: call it at load and keep the result per monitor and colour.
+pub fn endpoints_for(codes: &Codes, colour: Colour, registry: &Registry) -> Vec<Arc<Notify>> {
+    match codes.get(colour) {
+        Some(code) if code.dispatch => match &code.target {
+            CodeTarget::Notify(n) => vec![n.clone()],
+            CodeTarget::Group { id, .. } => {
+                registry.group_endpoints(*id).map(|(_, n)| n.clone()).collect()
+            }
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// Checks an endpoint's config before the engine starts, so a typo in a URL is reported at
+/// load (with the file, line and monitor the caller knows) rather than as an undelivered
+/// alert at 3 a.m. The message says what is wrong and with which value.
+pub fn check_endpoint(endpoint: &Notify) -> Result<(), String> {
+    match endpoint {
+        Notify::Log { file } => match file {
+            Some(f) if f.trim().is_empty() => Err("log: `file` is empty".into()),
+            _ => Ok(()),
+        },
+        Notify::Email { server, to, from, .. } => {
+            if server.trim().is_empty() {
+                return Err("email: `server` is empty (use host:port)".into());
+            }
+            if from.trim().is_empty() {
+                return Err("email: `from` is empty".into());
+            }
+            if to.is_empty() || to.len() > smtp::MAX_RECIPIENTS {
+                return Err(format!(
+                    "email: `to` needs 1 to {} addresses, not {}",
+                    smtp::MAX_RECIPIENTS,
+                    to.len()
+                ));
+            }
+            Ok(())
+        }
+        _ => {
+            // Any alert renders the same request shape; a sample shows the URL is usable.
+            let sample = alert::render(
+                &crate::state::Effect::Alert {
+                    colour: Colour::Red,
+                    reason: crate::state::Reason::ThresholdReached,
+                    incident_seq: Some(1),
+                    consecutive_failures: 1,
+                    not_before_ms: 0,
+                },
+                &alert::MonitorInfo { id: "m", name: "m", target: "t", intervention: None },
+                None,
+            )
+            .expect("an Alert effect renders");
+            let req = payload::http_request(endpoint, &sample, 0)
+                .expect("every other kind is an HTTP notifier");
+            target::Target::parse(&req.url)
+                .map(|_| ())
+                .map_err(|e| format!("{}: {e}", endpoint.kind()))
+        }
+    }
+}
+
+/// Checks an intervention's config before the engine starts (see [`check_endpoint`]).
+pub fn check_intervention(action: &InterventionAction) -> Result<(), String> {
+    match action {
+        InterventionAction::Docker { container, .. } => {
+            intervention::docker_restart_request(container, 0).map(|_| ())
+        }
+        InterventionAction::Webhook { url, .. } => target::Target::parse(url).map(|_| ()),
+        InterventionAction::Systemd { unit, mode } => {
+            intervention::systemctl_args(unit, mode.as_deref()).map(|_| ())
+        }
+        InterventionAction::Kubernetes { namespace, kind, name, replicas, .. } => {
+            intervention::kubernetes_patch(kind, namespace, name, *replicas, "").map(|_| ())
+        }
+    }
+}
+
 /// How a shard's actions are bounded and where they reach the outside world.
 #[derive(Clone)]
 pub struct ActionsConfig {
@@ -89,6 +182,9 @@ pub struct ActionsConfig {
     pub docker_socket: PathBuf,
     /// The `systemctl` program (interventions); a stand-in script in tests.
     pub systemctl: PathBuf,
+    /// Extra trusted roots (PEM) for notifiers' TLS: a mail relay or webhook receiver with
+    /// an internal CA. Added to the web PKI roots.
+    pub extra_ca_file: Option<PathBuf>,
     /// Open log-notifier files per shard.
     pub max_log_files: usize,
     /// Where in-cluster Kubernetes credentials live (the service-account mount).
@@ -109,6 +205,7 @@ impl ActionsConfig {
             resolver: None,
             docker_socket: PathBuf::from(cpra_net::docker::DEFAULT_SOCKET),
             systemctl: PathBuf::from("systemctl"),
+            extra_ca_file: None,
             max_log_files: logfile::DEFAULT_MAX_OPEN_FILES,
             kube_service_account_dir: PathBuf::from(kubeconfig::SERVICE_ACCOUNT_DIR),
             wall_clock_ms: || chrono::Utc::now().timestamp_millis(),
@@ -128,6 +225,16 @@ pub enum InterventionResult {
     Failed,
     /// The request went out but no answer came (broken connection, timeout): it may have run.
     Unknown,
+}
+
+impl From<InterventionResult> for crate::state::Event {
+    fn from(result: InterventionResult) -> Self {
+        match result {
+            InterventionResult::Succeeded => crate::state::Event::InterventionSucceeded,
+            InterventionResult::Failed => crate::state::Event::InterventionFailed,
+            InterventionResult::Unknown => crate::state::Event::InterventionUnknown,
+        }
+    }
 }
 
 /// Counts since the shard started.
@@ -169,12 +276,6 @@ fn bump(c: &Cell<u64>) {
     c.set(c.get() + 1);
 }
 
-/// One delivery in the queue: its dedup key and the task that runs it.
-struct QueuedDelivery {
-    key: DedupKey,
-    task: Option<JoinHandle<()>>,
-}
-
 /// A running intervention: its job id (so a stale completion is recognised) and task.
 type RunningIntervention = (u64, Option<JoinHandle<()>>);
 
@@ -184,7 +285,7 @@ pub struct Actions {
     in_flight: Semaphore,
     next_job: Cell<u64>,
     /// Deliveries not finished, by job id.
-    queue: RefCell<HashMap<u64, QueuedDelivery>>,
+    queue: RefCell<delivery::Queue<JoinHandle<()>>>,
     interventions: RefCell<HashMap<u32, RunningIntervention>>,
     counters: CounterCells,
     recent_undelivered: RefCell<VecDeque<Undelivered>>,
@@ -198,7 +299,7 @@ impl Actions {
         Rc::new(Actions {
             in_flight: Semaphore::new(config.max_in_flight as u64),
             next_job: Cell::new(1),
-            queue: RefCell::new(HashMap::new()),
+            queue: RefCell::new(delivery::Queue::default()),
             interventions: RefCell::new(HashMap::new()),
             counters: CounterCells::default(),
             recent_undelivered: RefCell::new(VecDeque::with_capacity(MAX_RECENT_UNDELIVERED)),
@@ -226,7 +327,7 @@ impl Actions {
     fn queue_one(self: &Rc<Self>, monitor: u32, endpoint: Arc<Notify>, alert: Rc<RenderedAlert>) {
         let key = DedupKey::new(&endpoint, monitor, alert.colour, alert.not_before_ms);
         let mut queue = self.queue.borrow_mut();
-        if queue.values().any(|q| q.key == key) {
+        if queue.contains(&key) {
             bump(&self.counters.deduplicated);
             return;
         }
@@ -238,17 +339,21 @@ impl Actions {
             self.record_undelivered(job, monitor, &endpoint, &alert, "delivery queue full");
             return;
         }
+        // Registered before the task is spawned: glommio may poll a new task at once, and a
+        // delivery with nothing to wait for finishes (and unregisters) in its first poll.
+        queue.insert(job, key);
+        drop(queue);
         let me = self.clone();
         let handle = glommio::spawn_local(async move {
             me.deliver(job, monitor, endpoint, alert).await;
             me.finish_job(job);
         })
         .detach();
-        queue.insert(job, QueuedDelivery { key, task: Some(handle) });
+        self.queue.borrow_mut().set_task(job, handle);
     }
 
     fn finish_job(&self, job: u64) {
-        self.queue.borrow_mut().remove(&job);
+        self.queue.borrow_mut().remove(job);
     }
 
     /// Waits for `not_before_ms`, then sends with retries.
@@ -273,6 +378,14 @@ impl Actions {
             match schedule.next(&result, self.config.clock.now_ms()) {
                 retry::Next::Delivered => {
                     bump(&self.counters.sent);
+                    tracing::debug!(
+                        job,
+                        monitor_id = %alert.monitor_id,
+                        color = %alert.colour,
+                        notifier = endpoint.kind(),
+                        attempts = schedule.attempts(),
+                        "alert delivered"
+                    );
                     return;
                 }
                 retry::Next::GiveUp(reason) => {
@@ -323,15 +436,10 @@ impl Actions {
 
     /// Drops every delivery of `monitor` not yet sent (an attempt under way is abandoned).
     pub fn cancel_alerts(&self, monitor: u32) {
-        let cancelled: Vec<QueuedDelivery> = {
-            let mut queue = self.queue.borrow_mut();
-            let jobs: Vec<u64> =
-                queue.iter().filter(|(_, q)| q.key.monitor == monitor).map(|(&j, _)| j).collect();
-            jobs.into_iter().filter_map(|j| queue.remove(&j)).collect()
-        };
-        for mut q in cancelled {
+        let cancelled = self.queue.borrow_mut().remove_monitor(monitor);
+        for (_, task) in cancelled {
             bump(&self.counters.cancelled);
-            if let Some(task) = q.task.take() {
+            if let Some(task) = task {
                 task.cancel();
             }
         }
@@ -348,6 +456,8 @@ impl Actions {
         bump(&self.counters.interventions_started);
         let job = self.next_job.get();
         self.next_job.set(job + 1);
+        // Registered before the task is spawned (see `queue_one`).
+        self.interventions.borrow_mut().insert(monitor, (job, None));
         let me = self.clone();
         let action = action.clone();
         let handle = glommio::spawn_local(async move {
@@ -373,7 +483,11 @@ impl Actions {
             }
         })
         .detach();
-        self.interventions.borrow_mut().insert(monitor, (job, Some(handle)));
+        if let Some(running) = self.interventions.borrow_mut().get_mut(&monitor) {
+            if running.0 == job {
+                running.1 = Some(handle);
+            }
+        }
     }
 
     /// Cancels `monitor`'s running intervention: its result, if it comes, is dropped.
@@ -420,16 +534,16 @@ impl Actions {
         while self.pending() > 0 && start.elapsed() < grace {
             glommio::timer::sleep(DRAIN_POLL.min(grace.saturating_sub(start.elapsed()))).await;
         }
-        let left: Vec<(u64, QueuedDelivery)> = self.queue.borrow_mut().drain().collect();
-        for (job, mut q) in left {
-            if let Some(task) = q.task.take() {
+        let left = self.queue.borrow_mut().take_all();
+        for (job, key, task) in left {
+            if let Some(task) = task {
                 task.cancel();
             }
             bump(&self.counters.undelivered);
             tracing::warn!(
                 job,
-                monitor = q.key.monitor,
-                notifier = q.key.notifier,
+                monitor = key.monitor,
+                notifier = key.notifier,
                 "alert undelivered: shut down before delivery"
             );
             let mut recent = self.recent_undelivered.borrow_mut();
@@ -438,10 +552,10 @@ impl Actions {
             }
             recent.push_back(Undelivered {
                 job,
-                monitor: q.key.monitor,
+                monitor: key.monitor,
                 monitor_id: String::new(),
-                colour: q.key.colour,
-                notifier: q.key.notifier,
+                colour: key.colour,
+                notifier: key.notifier,
                 reason: "shut down before delivery".to_owned(),
             });
         }

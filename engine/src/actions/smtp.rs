@@ -1,1 +1,401 @@
-//! The `email` notifier: a minimal SMTP client (EHLO, STARTTLS, AUTH PLAIN, MAIL, RCPT, DATA).
+//! The `email` notifier: a minimal SMTP submission client (RFC 5321 and 3207): EHLO,
+//! STARTTLS, EHLO again, AUTH PLAIN when `username` is set, MAIL, RCPT, DATA, QUIT.
+//!
+//! STARTTLS is required unless `allow_insecure` (then it is still used when offered), and
+//! credentials are never sent over a connection without TLS unless `allow_insecure`. Written
+//! here rather than taken from a crate (lettre) because lettre brings its own runtime
+//! (tokio/async-std) and TLS stack, while this runs on glommio's sockets and the rustls
+//! config the HTTP notifiers already use; the part of SMTP a notifier needs is small.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use base64::Engine as _;
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_rustls::client::TlsStream;
+use glommio::net::TcpStream;
+
+use super::payload::rfc3339;
+use super::retry::AttemptResult;
+use super::send::Sender;
+use crate::alert::RenderedAlert;
+use crate::manifest::Notify;
+
+/// The submission port, used when `server` names no port.
+pub const DEFAULT_PORT: u16 = 587;
+
+/// Longest reply accepted (all lines of a multi-line reply). RFC 5321 limits a reply line to
+/// 512 octets; EHLO lists a dozen extensions. 16 KiB is ample; past it the attempt fails as a
+/// protocol error instead of buffering a misbehaving server's output.
+pub const MAX_REPLY_BYTES: usize = 16 * 1024;
+
+/// Recipients per message: a notifier mails a team, not a list; bounds the RCPT loop.
+pub const MAX_RECIPIENTS: usize = 100;
+
+/// `host[:port]` of `server`.
+pub fn split_server(server: &str) -> (String, u16) {
+    if let Some(rest) = server.strip_prefix('[') {
+        if let Some((host, tail)) = rest.split_once(']') {
+            let port = tail.strip_prefix(':').and_then(|p| p.parse().ok()).unwrap_or(DEFAULT_PORT);
+            return (host.to_owned(), port);
+        }
+    }
+    match server.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => {
+            (host.to_owned(), port.parse().unwrap_or(DEFAULT_PORT))
+        }
+        _ => (server.to_owned(), DEFAULT_PORT),
+    }
+}
+
+/// The message: headers and the plain-text body, CRLF line ends, dot-stuffed, ending with the
+/// `.` line that closes DATA.
+pub fn message(
+    from: &str,
+    to: &[String],
+    subject: Option<&str>,
+    alert: &RenderedAlert,
+    wall_ms: i64,
+    message_id: &str,
+) -> String {
+    let subject = match subject {
+        Some(s) => format!("{s}: {}: {}", alert.title, alert.monitor),
+        None => format!("[CPRA] {}: {}", alert.title, alert.monitor),
+    };
+    let date = chrono::DateTime::from_timestamp_millis(wall_ms).unwrap_or_default().to_rfc2822();
+    let mut out = String::with_capacity(1024);
+    let header = |out: &mut String, name: &str, value: &str| {
+        // Header values come from the manifest and the alert: no line breaks may sneak in.
+        let value: String =
+            value.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect();
+        out.push_str(name);
+        out.push_str(": ");
+        out.push_str(&value);
+        out.push_str("\r\n");
+    };
+    header(&mut out, "From", from);
+    header(&mut out, "To", &to.join(", "));
+    header(&mut out, "Subject", &subject);
+    header(&mut out, "Date", &date);
+    header(&mut out, "Message-ID", &format!("<{message_id}>"));
+    header(&mut out, "MIME-Version", "1.0");
+    header(&mut out, "Content-Type", "text/plain; charset=utf-8");
+    header(&mut out, "Content-Transfer-Encoding", "8bit");
+    header(&mut out, "X-CPRA-Color", alert.colour.as_str());
+    out.push_str("\r\n");
+    let body = format!("{}Time: {}\n", alert.text(), rfc3339(wall_ms));
+    for line in body.lines() {
+        if line.starts_with('.') {
+            out.push('.');
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str(".\r\n");
+    out
+}
+
+/// The `AUTH PLAIN` initial response: base64 of `\0user\0password`.
+pub fn auth_plain(username: &str, password: &str) -> String {
+    let raw = format!("\0{username}\0{password}");
+    base64::engine::general_purpose::STANDARD.encode(raw)
+}
+
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_close(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+        }
+    }
+}
+
+/// Why a session ended early, and whether the message may have been accepted.
+#[derive(Debug)]
+enum Failure {
+    /// Before the end of DATA: safe to retry if `transient`.
+    Before { reason: String, transient: bool },
+    /// After the final `.` was sent: the server may have taken the message.
+    AfterData(String),
+}
+
+fn before(reason: impl Into<String>, transient: bool) -> Failure {
+    Failure::Before { reason: reason.into(), transient }
+}
+
+struct Session {
+    conn: Option<Conn>,
+    buf: Vec<u8>,
+}
+
+impl Session {
+    fn conn(&mut self) -> &mut Conn {
+        self.conn.as_mut().expect("connection present between steps")
+    }
+
+    /// Reads one reply (all its lines); returns the code and the text.
+    async fn reply(&mut self) -> std::io::Result<(u16, String)> {
+        let mut text = String::new();
+        loop {
+            let line = self.line().await?;
+            if line.len() < 3 || !line.as_bytes()[..3].iter().all(u8::is_ascii_digit) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "not an SMTP reply",
+                ));
+            }
+            let code: u16 = line[..3].parse().unwrap_or(0);
+            text.push_str(line.get(4..).unwrap_or(""));
+            text.push('\n');
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Ok((code, text));
+            }
+        }
+    }
+
+    async fn line(&mut self) -> std::io::Result<String> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                let line = String::from_utf8_lossy(&line).trim_end().to_owned();
+                return Ok(line);
+            }
+            if self.buf.len() >= MAX_REPLY_BYTES {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "reply too long"));
+            }
+            let mut chunk = [0u8; 1024];
+            let n = self.conn().read(&mut chunk).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    async fn write(&mut self, data: &str) -> std::io::Result<()> {
+        let conn = self.conn();
+        conn.write_all(data.as_bytes()).await?;
+        conn.flush().await
+    }
+
+    /// Sends `command` and expects a reply in `want` (e.g. 2xx); 4xx is transient, 5xx not.
+    async fn command(&mut self, command: &str, what: &str, want: u16) -> Result<String, Failure> {
+        self.write(command).await.map_err(|e| before(format!("{what}: {e}"), true))?;
+        self.expect(what, want).await
+    }
+
+    async fn expect(&mut self, what: &str, want: u16) -> Result<String, Failure> {
+        let (code, text) = self.reply().await.map_err(|e| before(format!("{what}: {e}"), true))?;
+        if code / 100 == want / 100 {
+            return Ok(text);
+        }
+        let text = text.trim_end().replace('\n', " ");
+        Err(before(format!("{what}: server answered {code} {text}"), code / 100 == 4))
+    }
+}
+
+fn has_extension(ehlo: &str, ext: &str) -> bool {
+    ehlo.lines().any(|l| l.split_whitespace().next().is_some_and(|w| w.eq_ignore_ascii_case(ext)))
+}
+
+/// One attempt to mail `alert` through the endpoint's server.
+pub async fn send(
+    sender: &Sender,
+    endpoint: &Notify,
+    alert: &RenderedAlert,
+    wall_ms: i64,
+) -> AttemptResult {
+    let Notify::Email { server, from, to, subject, allow_insecure, username, password } = endpoint
+    else {
+        return AttemptResult::Permanent("not an email endpoint".into());
+    };
+    if to.is_empty() || to.len() > MAX_RECIPIENTS {
+        return AttemptResult::Permanent(format!(
+            "email needs 1 to {MAX_RECIPIENTS} recipients, not {}",
+            to.len()
+        ));
+    }
+    let timeout = sender.attempt_timeout();
+    let start = std::time::Instant::now();
+    let (host, port) = split_server(server);
+    let addr = match sender.resolve_for_smtp(&host, port, timeout).await {
+        Ok(a) => a,
+        Err(e) => return AttemptResult::Retryable(e),
+    };
+    let left = timeout.saturating_sub(start.elapsed());
+    let id = format!("{}.{wall_ms}@cpra", alert.monitor_id);
+    let msg = message(from, to, subject.as_deref(), alert, wall_ms, &id);
+    let opts = Opts {
+        host: &host,
+        from,
+        to,
+        allow_insecure: *allow_insecure,
+        credentials: username.as_deref().map(|u| (u, password.as_deref().unwrap_or(""))),
+        message: &msg,
+    };
+    let work = session(sender, addr, &opts);
+    let timer = async {
+        glommio::timer::sleep(left).await;
+        Err(before(format!("no answer within {} ms", timeout.as_millis()), true))
+    };
+    match futures_lite::future::or(work, timer).await {
+        Ok(()) => AttemptResult::Delivered,
+        Err(Failure::Before { reason, transient: true }) => AttemptResult::Retryable(reason),
+        Err(Failure::Before { reason, transient: false }) => AttemptResult::Permanent(reason),
+        Err(Failure::AfterData(reason)) => AttemptResult::Permanent(format!(
+            "{reason} after the message was sent (not retried: it may have been delivered)"
+        )),
+    }
+}
+
+struct Opts<'a> {
+    host: &'a str,
+    from: &'a str,
+    to: &'a [String],
+    allow_insecure: bool,
+    credentials: Option<(&'a str, &'a str)>,
+    message: &'a str,
+}
+
+async fn session(
+    sender: &Sender,
+    addr: std::net::SocketAddr,
+    opts: &Opts<'_>,
+) -> Result<(), Failure> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| before(format!("connect to {addr}: {e}"), true))?;
+    let mut s = Session { conn: Some(Conn::Plain(tcp)), buf: Vec::with_capacity(1024) };
+    s.expect("greeting", 220).await?;
+    let mut ehlo = s.command("EHLO cpra\r\n", "EHLO", 250).await?;
+    let mut tls = false;
+    if has_extension(&ehlo, "STARTTLS") {
+        s.command("STARTTLS\r\n", "STARTTLS", 220).await?;
+        let Some(Conn::Plain(tcp)) = s.conn.take() else {
+            unreachable!("STARTTLS on a plain connection")
+        };
+        let config = sender
+            .tls_client_config(opts.allow_insecure)
+            .map_err(|e| before(format!("TLS config: {e}"), false))?;
+        let name = cpra_net::tls::server_name(opts.host)
+            .map_err(|e| before(format!("TLS server name: {e}"), false))?;
+        let stream = futures_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| before(format!("TLS handshake with {}: {e}", opts.host), true))?;
+        s.conn = Some(Conn::Tls(Box::new(stream)));
+        s.buf.clear();
+        tls = true;
+        ehlo = s.command("EHLO cpra\r\n", "EHLO after STARTTLS", 250).await?;
+    } else if !opts.allow_insecure {
+        return Err(before(
+            format!("{} does not offer STARTTLS (set allow_insecure to send in clear)", opts.host),
+            false,
+        ));
+    }
+    if let Some((user, password)) = opts.credentials {
+        if !tls && !opts.allow_insecure {
+            return Err(before("refusing to send credentials without TLS", false));
+        }
+        if !has_extension(&ehlo, "AUTH") {
+            return Err(before(format!("{} does not offer AUTH", opts.host), false));
+        }
+        let cmd = format!("AUTH PLAIN {}\r\n", auth_plain(user, password));
+        s.command(&cmd, "AUTH", 235).await?;
+    }
+    s.command(&format!("MAIL FROM:<{}>\r\n", opts.from), "MAIL FROM", 250).await?;
+    for rcpt in opts.to {
+        s.command(&format!("RCPT TO:<{rcpt}>\r\n"), "RCPT TO", 250).await?;
+    }
+    s.command("DATA\r\n", "DATA", 354).await?;
+    s.write(opts.message).await.map_err(|e| before(format!("DATA: {e}"), true))?;
+    match s.reply().await {
+        Ok((code, _)) if code / 100 == 2 => {}
+        Ok((code, text)) => {
+            return Err(before(
+                format!("message refused: {code} {}", text.trim_end()),
+                code / 100 == 4,
+            ))
+        }
+        Err(e) => return Err(Failure::AfterData(format!("end of DATA: {e}"))),
+    }
+    // The message is accepted; a failed QUIT changes nothing.
+    let _ = s.command("QUIT\r\n", "QUIT", 221).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::colour::Colour;
+
+    #[test]
+    fn server_host_and_port() {
+        assert_eq!(split_server("smtp.example.com"), ("smtp.example.com".into(), 587));
+        assert_eq!(split_server("127.0.0.1:2525"), ("127.0.0.1".into(), 2525));
+        assert_eq!(split_server("[::1]:25"), ("::1".into(), 25));
+    }
+
+    #[test]
+    fn auth_plain_encoding() {
+        assert_eq!(auth_plain("user", "pass"), "AHVzZXIAcGFzcw==");
+    }
+
+    #[test]
+    fn message_bytes() {
+        let mut a = super::super::payload::tests::alert(Colour::Red);
+        a.summary = ".starts with a dot".into();
+        let m = message(
+            "cpra@x",
+            &["a@x".into(), "b@x".into()],
+            None,
+            &a,
+            1_700_000_000_123,
+            "id@cpra",
+        );
+        let want_head = "From: cpra@x\r\nTo: a@x, b@x\r\nSubject: [CPRA] CRITICAL ALERT: Checkout API\r\n\
+            Date: Tue, 14 Nov 2023 22:13:20 +0000\r\nMessage-ID: <id@cpra>\r\nMIME-Version: 1.0\r\n\
+            Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\nX-CPRA-Color: red\r\n\r\n\
+            CRITICAL ALERT: Checkout API\r\n";
+        assert!(m.starts_with(want_head), "{m}");
+        assert!(m.contains("\r\n..starts with a dot\r\n"), "{m}");
+        assert!(m.ends_with("Time: 2023-11-14T22:13:20.123Z\r\n.\r\n"), "{m}");
+        assert!(!m.replace("\r\n", "").contains('\n'));
+    }
+}

@@ -1,0 +1,893 @@
+//! `Actions` against local servers that speak the real protocols on loopback: HTTP receivers
+//! with scripted statuses, a unix-socket server answering the Docker Engine API's restart
+//! call, an HTTP server answering the Kubernetes PATCH, an SMTP server, a stand-in
+//! `systemctl`. They are stand-ins because no Docker engine, cluster, PagerDuty or mail
+//! relay runs where the tests run; each speaks the wire protocol the real one does.
+
+use std::cell::Cell;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use glommio::LocalExecutorBuilder;
+
+use super::*;
+use crate::alert::RenderedAlert;
+use crate::colour::Colour;
+use crate::manifest::Headers;
+
+/// Bound on any wait in these tests: far above what they need; only a broken build hits it.
+const WAIT: Duration = Duration::from_secs(20);
+
+fn run<F, Fut>(f: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    LocalExecutorBuilder::default().spawn(f).unwrap().join().unwrap();
+}
+
+fn fast_config() -> ActionsConfig {
+    let mut c = ActionsConfig::with_monotonic_clock();
+    // Same schedule shape as production, a hundred times faster.
+    c.retry = RetryPolicy { max_attempts: 3, first_pause_ms: 20, jitter_permille: 200 };
+    c.attempt_timeout = Duration::from_secs(5);
+    c.wall_clock_ms = || 1_700_000_000_123;
+    c
+}
+
+fn alert(colour: Colour, not_before_ms: u64) -> Rc<RenderedAlert> {
+    let mut a = super::payload::tests::alert(colour);
+    a.not_before_ms = not_before_ms;
+    Rc::new(a)
+}
+
+/// One request as a receiver saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// What a receiver does with the next request.
+#[derive(Clone, Copy, Debug)]
+enum Reply {
+    Status(u16),
+    /// Read the request, then close without answering.
+    Close,
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 that records every request and answers from a script
+/// (then 200). Stops when dropped.
+struct Receiver {
+    port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Arc<AtomicBool>,
+}
+
+fn read_request<S: Read>(stream: S) -> Option<Seen> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_owned();
+    let path = parts.next()?.to_owned();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (n, v) = h.split_once(':')?;
+        headers.push((n.trim().to_owned(), v.trim().to_owned()));
+    }
+    let len = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0usize);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    Some(Seen { method, path, headers, body })
+}
+
+fn answer<S: Write>(mut stream: S, reply: Reply) {
+    if let Reply::Status(s) = reply {
+        let _ =
+            write!(stream, "HTTP/1.1 {s} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}");
+    }
+}
+
+impl Receiver {
+    fn start(script: Vec<Reply>) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen2, stop2) = (seen.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut script = script.into_iter();
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        stream.set_nonblocking(false).unwrap();
+                        stream.set_read_timeout(Some(WAIT)).unwrap();
+                        if let Some(req) = read_request(&stream) {
+                            seen2.lock().unwrap().push(req);
+                            answer(&stream, script.next().unwrap_or(Reply::Status(200)));
+                        }
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(1)),
+                }
+            }
+        });
+        Receiver { port, seen, stop }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn webhook(url: String) -> Arc<Notify> {
+    Arc::new(Notify::Webhook { url, method: "POST".into(), headers: Arc::new(Headers::new()) })
+}
+
+#[test]
+fn receiver_503_twice_then_200_gets_three_attempts_and_the_alert_once() {
+    let rx = Receiver::start(vec![Reply::Status(503), Reply::Status(503)]);
+    let url = rx.url("/hook");
+    let counters = Arc::new(Mutex::new(ActionCounters::default()));
+    let c2 = counters.clone();
+    run(move || async move {
+        let actions = Actions::new(fast_config());
+        actions.queue_alert(7, &[webhook(url)], alert(Colour::Red, 0));
+        actions.drain(WAIT).await;
+        *c2.lock().unwrap() = actions.counters();
+    });
+    let seen = rx.seen();
+    assert_eq!(seen.len(), 3);
+    assert!(seen.iter().all(|s| s.method == "POST" && s.path == "/hook"));
+    assert!(seen.windows(2).all(|w| w[0].body == w[1].body));
+    let body: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(body["color"], "red");
+    assert_eq!(seen[0].header("content-type"), Some("application/json"));
+    let c = *counters.lock().unwrap();
+    assert_eq!((c.queued, c.sent, c.retried, c.undelivered), (1, 1, 2, 0));
+}
+
+#[test]
+fn permanent_and_exhausted_failures_are_recorded_undelivered() {
+    let bad = Receiver::start(vec![Reply::Status(400)]);
+    let down = Receiver::start(vec![Reply::Status(500); 5]);
+    let (bad_url, down_url) = (bad.url("/"), down.url("/"));
+    let out = Arc::new(Mutex::new((ActionCounters::default(), Vec::new())));
+    let out2 = out.clone();
+    run(move || async move {
+        let actions = Actions::new(fast_config());
+        actions.queue_alert(1, &[webhook(bad_url), webhook(down_url)], alert(Colour::Red, 0));
+        actions.drain(WAIT).await;
+        *out2.lock().unwrap() = (actions.counters(), actions.recent_undelivered());
+    });
+    let (c, undelivered) = out.lock().unwrap().clone();
+    assert_eq!((c.queued, c.sent, c.undelivered), (2, 0, 2));
+    assert_eq!(bad.seen().len(), 1);
+    assert_eq!(down.seen().len(), 3);
+    let mut reasons: Vec<String> = undelivered.iter().map(|u| u.reason.clone()).collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        ["receiver answered HTTP 400", "receiver answered HTTP 500 (gave up after 3 attempts)"]
+    );
+    assert!(undelivered.iter().all(|u| u.monitor_id == "checkout-api" && u.notifier == "webhook"));
+}
+
+#[test]
+fn unreachable_receiver_is_retried_then_undelivered() {
+    // A port that was just free: connection refused, before anything was sent.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = Arc::new(Mutex::new(ActionCounters::default()));
+    let out2 = out.clone();
+    run(move || async move {
+        let actions = Actions::new(fast_config());
+        let n = Arc::new(Notify::Slack { hook: format!("http://127.0.0.1:{port}/x") });
+        actions.queue_alert(1, &[n], alert(Colour::Yellow, 0));
+        actions.drain(WAIT).await;
+        *out2.lock().unwrap() = actions.counters();
+    });
+    let c = *out.lock().unwrap();
+    assert_eq!((c.retried, c.undelivered, c.sent), (2, 1, 0));
+}
+
+#[test]
+fn dedup_cancel_and_queue_bound() {
+    let rx = Receiver::start(vec![]);
+    let url = rx.url("/");
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let out2 = out.clone();
+    run(move || async move {
+        let mut config = fast_config();
+        config.max_queued = 3;
+        let clock = config.clock.clone();
+        let actions = Actions::new(config);
+        let endpoint = webhook(url);
+        let later = clock.now_ms() + 60_000;
+        // The same (endpoint, monitor, colour, not_before) twice: queued once.
+        actions.queue_alert(1, std::slice::from_ref(&endpoint), alert(Colour::Red, later));
+        actions.queue_alert(1, std::slice::from_ref(&endpoint), alert(Colour::Red, later));
+        // Another episode's alert (different not_before) is not a duplicate.
+        actions.queue_alert(1, std::slice::from_ref(&endpoint), alert(Colour::Red, later + 1));
+        actions.queue_alert(2, std::slice::from_ref(&endpoint), alert(Colour::Red, later));
+        // The queue holds 3: the fourth is recorded undelivered, not dropped silently.
+        actions.queue_alert(3, std::slice::from_ref(&endpoint), alert(Colour::Red, later));
+        out2.lock().unwrap().push((actions.counters(), actions.pending()));
+        actions.cancel_alerts(1);
+        out2.lock().unwrap().push((actions.counters(), actions.pending()));
+        actions.cancel_alerts(2);
+        actions.drain(WAIT).await;
+        out2.lock().unwrap().push((actions.counters(), actions.pending()));
+        let reasons: Vec<String> =
+            actions.recent_undelivered().into_iter().map(|u| u.reason).collect();
+        assert_eq!(reasons, ["delivery queue full"]);
+    });
+    let snapshots = out.lock().unwrap().clone();
+    let (c, pending) = snapshots[0];
+    assert_eq!((c.queued, c.deduplicated, c.undelivered, pending), (4, 1, 1, 3));
+    let (c, pending) = snapshots[1];
+    assert_eq!((c.cancelled, pending), (2, 1));
+    let (c, pending) = snapshots[2];
+    assert_eq!((c.cancelled, c.sent, pending), (3, 0, 0));
+    assert!(rx.seen().is_empty());
+}
+
+#[test]
+fn an_alert_waits_for_its_not_before_time() {
+    // Ordering, not timing: the alert due in 1 s arrives after the one due now.
+    let rx = Receiver::start(vec![]);
+    let url = rx.url("/");
+    run(move || async move {
+        let config = fast_config();
+        let now = config.clock.now_ms();
+        let actions = Actions::new(config);
+        actions.queue_alert(1, &[webhook(url.clone())], alert(Colour::Green, now + 1_000));
+        actions.queue_alert(2, &[webhook(url)], alert(Colour::Red, now));
+        actions.drain(WAIT).await;
+        assert_eq!(actions.counters().sent, 2);
+    });
+    let colours: Vec<String> = rx
+        .seen()
+        .iter()
+        .map(|s| serde_json::from_slice::<serde_json::Value>(&s.body).unwrap()["color"].to_string())
+        .collect();
+    assert_eq!(colours, ["\"red\"", "\"green\""]);
+}
+
+#[test]
+fn endpoints_come_from_the_code_or_its_group() {
+    let text = r#"
+endpoints:
+  slack-ops:
+    type: slack
+    config: { hook: "http://127.0.0.1:1/a" }
+  file:
+    type: log
+    config: { file: /tmp/x.log }
+notification_groups:
+  ops: [slack-ops, file]
+monitors:
+  - name: web
+    pulse_check:
+      type: tcp
+      interval: 1s
+      timeout: 1s
+      config: { host: 127.0.0.1, port: 1 }
+    codes:
+      red: { notify_group: ops }
+      yellow: { notify: log, config: { file: /tmp/y.log } }
+      green: { notify: log, dispatch: false, config: { file: /tmp/y.log } }
+"#;
+    let (monitors, report) = crate::manifest::load_str(
+        text,
+        Some(crate::manifest::Format::Yaml),
+        &crate::manifest::LoadOptions::default(),
+    );
+    assert_eq!(monitors.len(), 1, "{:?}", report.problems);
+    let codes = &monitors[0].codes;
+    let kinds =
+        |c| endpoints_for(codes, c, &report.registry).iter().map(|n| n.kind()).collect::<Vec<_>>();
+    assert_eq!(kinds(Colour::Red), ["slack", "log"]);
+    assert_eq!(kinds(Colour::Yellow), ["log"]);
+    assert!(kinds(Colour::Green).is_empty());
+    assert!(kinds(Colour::Gray).is_empty());
+}
+
+#[test]
+fn drain_records_what_it_could_not_deliver() {
+    let rx = Receiver::start(vec![]);
+    let url = rx.url("/");
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let out2 = out.clone();
+    run(move || async move {
+        let config = fast_config();
+        let now = config.clock.now_ms();
+        let actions = Actions::new(config);
+        actions.queue_alert(1, &[webhook(url.clone())], alert(Colour::Red, now));
+        actions.queue_alert(2, &[webhook(url)], alert(Colour::Red, now + 3_600_000));
+        actions.drain(Duration::from_millis(300)).await;
+        *out2.lock().unwrap() = vec![(actions.counters(), actions.recent_undelivered())];
+    });
+    let (c, undelivered) = out.lock().unwrap()[0].clone();
+    assert_eq!((c.sent, c.undelivered), (1, 1));
+    assert_eq!(undelivered[0].reason, "shut down before delivery");
+    assert_eq!(undelivered[0].monitor, 2);
+    assert_eq!(rx.seen().len(), 1);
+}
+
+#[test]
+fn in_flight_bound_still_delivers_everything() {
+    let rx = Receiver::start(vec![]);
+    let url = rx.url("/");
+    let out = Arc::new(Mutex::new(ActionCounters::default()));
+    let out2 = out.clone();
+    run(move || async move {
+        let mut config = fast_config();
+        config.max_in_flight = 1;
+        let actions = Actions::new(config);
+        for m in 0..20 {
+            actions.queue_alert(m, &[webhook(url.clone())], alert(Colour::Yellow, 0));
+        }
+        actions.drain(WAIT).await;
+        *out2.lock().unwrap() = actions.counters();
+    });
+    assert_eq!(out.lock().unwrap().sent, 20);
+    assert_eq!(rx.seen().len(), 20);
+}
+
+#[test]
+fn log_notifier_appends_json_lines_with_mode_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs/cpra/alerts.jsonl");
+    let file = path.to_str().unwrap().to_owned();
+    run(move || async move {
+        let actions = Actions::new(fast_config());
+        let n = Arc::new(Notify::Log { file: Some(file) });
+        actions.queue_alert(1, std::slice::from_ref(&n), alert(Colour::Yellow, 0));
+        actions.queue_alert(1, &[n], alert(Colour::Red, 0));
+        actions.drain(WAIT).await;
+        assert_eq!(actions.counters().sent, 2);
+    });
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    let mut colours: Vec<&str> = lines.iter().map(|l| l["color"].as_str().unwrap()).collect();
+    colours.sort();
+    assert_eq!(colours, ["red", "yellow"]);
+    assert!(lines.iter().all(|l| l["monitor_id"] == "checkout-api"
+        && l["incident_id"] == "checkout-api#3"
+        && l["timestamp"] == "2023-11-14T22:13:20.123Z"));
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn every_http_notifier_reaches_its_receiver_through_the_url_override() {
+    let rx = Receiver::start(vec![]);
+    let u = |p: &str| rx.url(p);
+    let endpoints = vec![
+        Arc::new(Notify::Slack { hook: u("/slack") }),
+        Arc::new(Notify::Discord { webhook_url: u("/discord") }),
+        Arc::new(Notify::Mattermost { webhook_url: u("/mm"), channel: None, username: None }),
+        Arc::new(Notify::Teams { webhook_url: u("/teams") }),
+        Arc::new(Notify::Telegram {
+            bot_token: "1:a".into(),
+            chat_id: "9".into(),
+            url: Some(u("")),
+        }),
+        Arc::new(Notify::Opsgenie { api_key: "k".into(), url: Some(u("/v2/alerts")) }),
+        Arc::new(Notify::Pagerduty { routing_key: "r".into(), url: Some(u("/v2/enqueue")) }),
+        Arc::new(Notify::Alertmanager { url: u("") }),
+    ];
+    run(move || async move {
+        let actions = Actions::new(fast_config());
+        actions.queue_alert(1, &endpoints, alert(Colour::Red, 0));
+        actions.drain(WAIT).await;
+        assert_eq!(actions.counters().sent, 8);
+    });
+    let mut paths: Vec<String> = rx.seen().into_iter().map(|s| s.path).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "/api/v2/alerts",
+            "/bot1:a/sendMessage",
+            "/discord",
+            "/mm",
+            "/slack",
+            "/teams",
+            "/v2/alerts",
+            "/v2/enqueue"
+        ]
+    );
+    let opsgenie = rx.seen().into_iter().find(|s| s.path == "/v2/alerts").unwrap();
+    assert_eq!(opsgenie.header("authorization"), Some("GenieKey k"));
+}
+
+// ---------------------------------------------------------------- interventions
+
+/// Runs one intervention and returns its result (or `None` if `done` was never called).
+fn intervene(
+    customise: impl FnOnce(&mut ActionsConfig) + Send + 'static,
+    action: InterventionAction,
+) -> Option<InterventionResult> {
+    let out = Arc::new(Mutex::new(None));
+    let out2 = out.clone();
+    run(move || async move {
+        let mut config = fast_config();
+        customise(&mut config);
+        let actions = Actions::new(config);
+        let result = Rc::new(Cell::new(None));
+        let r2 = result.clone();
+        actions.start_intervention(4, &action, Box::new(move |r| r2.set(Some(r))));
+        let start = std::time::Instant::now();
+        while result.get().is_none() && start.elapsed() < WAIT {
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+        }
+        *out2.lock().unwrap() = result.get();
+    });
+    let r = *out.lock().unwrap();
+    r
+}
+
+/// A unix-socket server answering the Docker Engine API's restart call with `reply`, once.
+fn docker_engine(socket: &Path, reply: Reply) -> thread::JoinHandle<Option<Seen>> {
+    let listener = UnixListener::bind(socket).unwrap();
+    thread::spawn(move || {
+        let (stream, _) = listener.accept().ok()?;
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let seen = read_request(&stream)?;
+        answer(&stream, reply);
+        Some(seen)
+    })
+}
+
+#[test]
+fn docker_restart_over_the_unix_socket() {
+    for (reply, want) in [
+        (Reply::Status(204), InterventionResult::Succeeded),
+        (Reply::Status(404), InterventionResult::Failed),
+        (Reply::Close, InterventionResult::Unknown),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        let engine = docker_engine(&socket, reply);
+        let action =
+            InterventionAction::Docker { container: "web-1".into(), timeout_ms: Some(5_000) };
+        assert_eq!(intervene(move |c| c.docker_socket = socket, action), Some(want));
+        let seen = engine.join().unwrap().unwrap();
+        assert_eq!(
+            (seen.method.as_str(), seen.path.as_str()),
+            ("POST", "/containers/web-1/restart?t=5")
+        );
+    }
+    // No engine at all: the restart certainly did not happen.
+    let action = InterventionAction::Docker { container: "web-1".into(), timeout_ms: None };
+    let no_engine = |c: &mut ActionsConfig| c.docker_socket = "/nonexistent/docker.sock".into();
+    assert_eq!(intervene(no_engine, action), Some(InterventionResult::Failed));
+}
+
+#[test]
+fn webhook_intervention_outcomes() {
+    for (reply, want) in [
+        (Reply::Status(202), InterventionResult::Succeeded),
+        (Reply::Status(500), InterventionResult::Failed),
+        (Reply::Close, InterventionResult::Unknown),
+    ] {
+        let rx = Receiver::start(vec![reply]);
+        let action = InterventionAction::Webhook {
+            url: rx.url("/restart?svc=web"),
+            method: "post".into(),
+            headers: Arc::new(vec![("X-Key".into(), "k".into())]),
+            body: Some("{\"svc\":\"web\"}".into()),
+            timeout_ms: Some(5_000),
+        };
+        assert_eq!(intervene(|_| {}, action), Some(want), "{reply:?}");
+        let seen = rx.seen();
+        assert_eq!(seen.len(), 1, "an intervention is one attempt");
+        assert_eq!(seen[0].path, "/restart?svc=web");
+        assert_eq!(seen[0].header("x-key"), Some("k"));
+        assert_eq!(seen[0].body, b"{\"svc\":\"web\"}");
+    }
+}
+
+#[test]
+fn kubernetes_rollout_restart_and_scale_patch_the_api_server() {
+    let dir = tempfile::tempdir().unwrap();
+    for (replicas, path, content_type) in [
+        (
+            None,
+            "/apis/apps/v1/namespaces/shop/deployments/web",
+            "application/strategic-merge-patch+json",
+        ),
+        (
+            Some(4),
+            "/apis/apps/v1/namespaces/shop/deployments/web/scale",
+            "application/merge-patch+json",
+        ),
+    ] {
+        let api = Receiver::start(vec![Reply::Status(200)]);
+        let kubeconfig = dir.path().join("config");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:{}\n\
+                 contexts:\n- name: x\n  context:\n    cluster: c\n    user: u\n\
+                 current-context: x\nusers:\n- name: u\n  user:\n    token: tok\n",
+                api.port
+            ),
+        )
+        .unwrap();
+        let action = InterventionAction::Kubernetes {
+            namespace: "shop".into(),
+            kind: "Deployment".into(),
+            name: "web".into(),
+            replicas,
+            kubeconfig_path: Some(kubeconfig.to_str().unwrap().into()),
+            timeout_ms: Some(5_000),
+        };
+        assert_eq!(intervene(|_| {}, action), Some(InterventionResult::Succeeded));
+        let seen = api.seen();
+        assert_eq!(seen.len(), 1);
+        assert_eq!((seen[0].method.as_str(), seen[0].path.as_str()), ("PATCH", path));
+        assert_eq!(seen[0].header("content-type"), Some(content_type));
+        assert_eq!(seen[0].header("authorization"), Some("Bearer tok"));
+        let body: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+        match replicas {
+            Some(n) => assert_eq!(body["spec"]["replicas"], n),
+            None => assert_eq!(
+                body["spec"]["template"]["metadata"]["annotations"]
+                    ["kubectl.kubernetes.io/restartedAt"],
+                "2023-11-14T22:13:20.123Z"
+            ),
+        }
+    }
+    // A kubeconfig that does not exist: failed, with nothing sent.
+    let action = InterventionAction::Kubernetes {
+        namespace: "shop".into(),
+        kind: "deployment".into(),
+        name: "web".into(),
+        replicas: None,
+        kubeconfig_path: Some("/nonexistent/kubeconfig".into()),
+        timeout_ms: None,
+    };
+    assert_eq!(intervene(|_| {}, action), Some(InterventionResult::Failed));
+}
+
+#[test]
+fn systemd_runs_systemctl_off_the_shard_thread() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for (exit, want) in [(0, InterventionResult::Succeeded), (3, InterventionResult::Failed)] {
+        // A stand-in systemctl: records its arguments, exits with `exit`.
+        let script = dir.path().join(format!("systemctl-{exit}"));
+        let record = dir.path().join(format!("args-{exit}"));
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho \"$@\" > {}\nexit {exit}\n", record.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let action = InterventionAction::Systemd {
+            unit: "nginx.service".into(),
+            mode: Some("reload".into()),
+        };
+        assert_eq!(intervene(move |c| c.systemctl = script, action), Some(want));
+        assert_eq!(std::fs::read_to_string(&record).unwrap(), "reload-or-restart nginx.service\n");
+    }
+}
+
+#[test]
+fn a_cancelled_intervention_never_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    let _listener = UnixListener::bind(&socket).unwrap(); // accepts, never answers
+    let called = Arc::new(AtomicBool::new(false));
+    let called2 = called.clone();
+    run(move || async move {
+        let mut config = fast_config();
+        config.docker_socket = socket;
+        let actions = Actions::new(config);
+        let action = InterventionAction::Docker { container: "web".into(), timeout_ms: None };
+        actions.start_intervention(
+            1,
+            &action,
+            Box::new(move |_| called2.store(true, Ordering::Relaxed)),
+        );
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+        actions.cancel_intervention(1);
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+        assert_eq!(actions.counters().interventions_started, 1);
+    });
+    assert!(!called.load(Ordering::Relaxed));
+}
+
+// ---------------------------------------------------------------- email
+
+/// How the stub SMTP server treats STARTTLS.
+#[derive(Clone)]
+enum StartTls {
+    NotOffered,
+    /// Offered; after `220` the stub records the first byte the client sends and hangs up.
+    OfferedNoCert,
+    /// Offered and completed with this server config.
+    Offered(Arc<rustls::ServerConfig>),
+}
+
+fn read_line(s: &mut impl Read) -> Option<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        if s.read(&mut byte).ok()? == 0 || line.len() > 64 * 1024 {
+            return None;
+        }
+        line.push(byte[0]);
+    }
+    Some(String::from_utf8_lossy(&line).into_owned())
+}
+
+/// One SMTP conversation on `s`, recording commands and the message. Returns true when the
+/// client asked for STARTTLS (and got `220`).
+fn converse(
+    s: &mut (impl Read + Write),
+    offer_starttls: bool,
+    commands: &mut Vec<String>,
+    message: &mut String,
+) -> bool {
+    while let Some(line) = read_line(s) {
+        let line = line.trim_end().to_owned();
+        commands.push(line.clone());
+        let verb = line.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        let reply: &[u8] = match verb.as_str() {
+            "EHLO" if offer_starttls => b"250-stub.local\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n",
+            "EHLO" => b"250-stub.local\r\n250-8BITMIME\r\n250 AUTH PLAIN LOGIN\r\n",
+            "STARTTLS" => {
+                s.write_all(b"220 go ahead\r\n").unwrap();
+                return true;
+            }
+            "AUTH" => b"235 ok\r\n",
+            "MAIL" | "RCPT" => b"250 ok\r\n",
+            "DATA" => {
+                s.write_all(b"354 go\r\n").unwrap();
+                while let Some(l) = read_line(s) {
+                    if l == ".\r\n" {
+                        break;
+                    }
+                    message.push_str(&l);
+                }
+                b"250 queued\r\n"
+            }
+            "QUIT" => {
+                s.write_all(b"221 bye\r\n").unwrap();
+                return false;
+            }
+            _ => b"500 what\r\n",
+        };
+        s.write_all(reply).unwrap();
+        s.flush().unwrap();
+    }
+    false
+}
+
+/// A one-connection SMTP server on 127.0.0.1. Returns the commands it received and the
+/// message.
+fn smtp_server(starttls: StartTls) -> (u16, thread::JoinHandle<(Vec<String>, String)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut commands = Vec::new();
+        let mut message = String::new();
+        stream.write_all(b"220 stub.local ESMTP\r\n").unwrap();
+        let offer = !matches!(starttls, StartTls::NotOffered);
+        if converse(&mut stream, offer, &mut commands, &mut message) {
+            match starttls {
+                StartTls::Offered(config) => {
+                    let conn = rustls::ServerConnection::new(config).unwrap();
+                    let mut tls = rustls::StreamOwned::new(conn, stream);
+                    commands.push("-- tls --".into());
+                    converse(&mut tls, false, &mut commands, &mut message);
+                }
+                _ => {
+                    // The client now speaks TLS: note its first byte (a handshake record).
+                    let mut first = [0u8; 1];
+                    stream.read_exact(&mut first).unwrap();
+                    commands.push(format!("tls record 0x{:02x}", first[0]));
+                }
+            }
+        }
+        (commands, message)
+    });
+    (port, handle)
+}
+
+fn email(port: u16, allow_insecure: bool, username: Option<&str>) -> Arc<Notify> {
+    Arc::new(Notify::Email {
+        server: format!("127.0.0.1:{port}"),
+        from: "cpra@example.com".into(),
+        to: vec!["ops@example.com".into(), "dev@example.com".into()],
+        subject: None,
+        allow_insecure,
+        username: username.map(Into::into),
+        password: Some("pw".into()),
+    })
+}
+
+fn send_one(endpoint: Arc<Notify>) -> (ActionCounters, Vec<Undelivered>) {
+    send_one_with(endpoint, None)
+}
+
+fn send_one_with(
+    endpoint: Arc<Notify>,
+    ca_file: Option<std::path::PathBuf>,
+) -> (ActionCounters, Vec<Undelivered>) {
+    let out = Arc::new(Mutex::new((ActionCounters::default(), Vec::new())));
+    let out2 = out.clone();
+    run(move || async move {
+        let mut config = fast_config();
+        config.extra_ca_file = ca_file;
+        let actions = Actions::new(config);
+        actions.queue_alert(1, &[endpoint], alert(Colour::Red, 0));
+        actions.drain(WAIT).await;
+        *out2.lock().unwrap() = (actions.counters(), actions.recent_undelivered());
+    });
+    let r = out.lock().unwrap().clone();
+    r
+}
+
+#[test]
+fn email_through_a_real_smtp_conversation() {
+    let (port, server) = smtp_server(StartTls::NotOffered);
+    let (c, _) = send_one(email(port, true, Some("alice")));
+    let (commands, message) = server.join().unwrap();
+    assert_eq!(c.sent, 1);
+    assert_eq!(
+        commands,
+        [
+            "EHLO cpra",
+            "AUTH PLAIN AGFsaWNlAHB3",
+            "MAIL FROM:<cpra@example.com>",
+            "RCPT TO:<ops@example.com>",
+            "RCPT TO:<dev@example.com>",
+            "DATA",
+            "QUIT"
+        ]
+    );
+    assert!(
+        message.starts_with("From: cpra@example.com\r\nTo: ops@example.com, dev@example.com\r\n")
+    );
+    assert!(message.contains("Subject: [CPRA] CRITICAL ALERT: Checkout API\r\n"));
+    assert!(message.contains("\r\n\r\nCRITICAL ALERT: Checkout API\r\nStatus: FAILED"));
+}
+
+#[test]
+fn email_requires_starttls_unless_allow_insecure() {
+    // No STARTTLS offered and not allowed in clear: refused, not retried, nothing sent.
+    let (port, server) = smtp_server(StartTls::NotOffered);
+    let (c, undelivered) = send_one(email(port, false, Some("alice")));
+    drop(server); // the server thread ends when the client hangs up
+    assert_eq!((c.sent, c.undelivered, c.retried), (0, 1, 0));
+    assert!(undelivered[0].reason.contains("does not offer STARTTLS"), "{undelivered:?}");
+
+    // STARTTLS offered: the client upgrades before anything else (here the stub cannot
+    // finish the handshake, so the delivery ends undelivered after its retries).
+    let (port, server) = smtp_server(StartTls::OfferedNoCert);
+    let endpoint = email(port, false, None);
+    let (c, _) = send_one(endpoint);
+    assert_eq!(c.sent, 0);
+    let (commands, _) = server.join().unwrap();
+    assert_eq!(commands[..2], ["EHLO cpra".to_owned(), "STARTTLS".to_owned()]);
+    assert_eq!(commands[2], "tls record 0x16");
+}
+
+#[test]
+fn email_over_starttls_with_auth() {
+    // A self-signed certificate for 127.0.0.1, trusted through `extra_ca_file`.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("relay-ca.pem");
+    std::fs::write(&ca, cert.pem()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![rustls_pki_types::CertificateDer::from(cert.der().to_vec())],
+        rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    let (port, server) = smtp_server(StartTls::Offered(Arc::new(config)));
+    let (c, undelivered) = send_one_with(email(port, false, Some("alice")), Some(ca));
+    let (commands, message) = server.join().unwrap();
+    assert_eq!(c.sent, 1, "{undelivered:?}");
+    assert_eq!(
+        commands,
+        [
+            "EHLO cpra",
+            "STARTTLS",
+            "-- tls --",
+            "EHLO cpra",
+            "AUTH PLAIN AGFsaWNlAHB3",
+            "MAIL FROM:<cpra@example.com>",
+            "RCPT TO:<ops@example.com>",
+            "RCPT TO:<dev@example.com>",
+            "DATA",
+            "QUIT"
+        ]
+    );
+    assert!(message.contains("Subject: [CPRA] CRITICAL ALERT: Checkout API\r\n"));
+}
+
+#[test]
+fn configs_are_checked_before_start() {
+    assert!(check_endpoint(&Notify::Slack { hook: "https://hooks.slack.com/x".into() }).is_ok());
+    let err = check_endpoint(&Notify::Slack { hook: "hooks.slack.com/x".into() }).unwrap_err();
+    assert!(err.starts_with("slack: invalid URL `hooks.slack.com/x`"), "{err}");
+    let err = check_endpoint(&Notify::Alertmanager { url: "ftp://am:9093".into() }).unwrap_err();
+    assert!(err.contains("scheme `ftp`"), "{err}");
+    let email = Notify::Email {
+        server: "smtp:587".into(),
+        from: "a@x".into(),
+        to: vec![],
+        subject: None,
+        allow_insecure: false,
+        username: None,
+        password: None,
+    };
+    assert!(check_endpoint(&email).unwrap_err().contains("`to` needs 1 to 100"));
+    assert!(check_endpoint(&Notify::Log { file: None }).is_ok());
+    assert!(check_intervention(&InterventionAction::Systemd {
+        unit: "x".into(),
+        mode: Some("stop".into())
+    })
+    .unwrap_err()
+    .contains("mode `stop`"));
+    assert!(check_intervention(&InterventionAction::Docker {
+        container: "web".into(),
+        timeout_ms: None
+    })
+    .is_ok());
+}
