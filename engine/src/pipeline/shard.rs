@@ -24,11 +24,11 @@ use cpra_net::{Deadline, Detail, FailureKind, Outcome};
 use super::status::{FleetStatus, StatusSnapshot};
 use super::target::{compile, describe_target, host_of, Compiled};
 use super::Plan;
-use crate::actions::{Actions, InterventionResult};
+use crate::actions::{self, Actions, InterventionResult};
 use crate::alert::{render, MonitorInfo, RenderedAlert};
 use crate::clock::{Clock, MonotonicClock};
 use crate::colour::{Colour, ColourSet};
-use crate::manifest::{CodeTarget, Monitor, Notify, Pulse};
+use crate::manifest::{Monitor, Pulse};
 use crate::probe::{Probe, ResultHandler, ShardInfo};
 use crate::ring::Job;
 use crate::state::{transition, Effect, Event, Generation, MonitorState, Policy};
@@ -100,17 +100,6 @@ pub fn policy_of(m: &Monitor) -> Policy {
         recovery_max_attempts: m.recovery_max_attempts().min(u16::from(u8::MAX)) as u8,
         dispatch,
         ..Policy::default()
-    }
-}
-
-/// The endpoints `colour`'s code of `m` sends to (a `notify` inline or a group's endpoints).
-pub fn endpoints_of(plan: &Plan, m: &Monitor, colour: Colour) -> Vec<Arc<Notify>> {
-    match m.codes.get(colour).map(|c| &c.target) {
-        None => Vec::new(),
-        Some(CodeTarget::Notify(n)) => vec![n.clone()],
-        Some(CodeTarget::Group { id, .. }) => {
-            plan.registry.group_endpoints(*id).map(|(_, n)| n.clone()).collect()
-        }
     }
 }
 
@@ -267,7 +256,7 @@ impl ShardPipeline {
                 let intervention = monitor
                     .intervention
                     .as_ref()
-                    .map(|i| format!("{} intervention", i.action.action_name()));
+                    .map(|i| actions::intervention::describe(&i.action));
                 let info = MonitorInfo {
                     id: &monitor.id,
                     name: &monitor.name,
@@ -288,7 +277,7 @@ impl ShardPipeline {
                 if let Some(observe) = &self.observer {
                     observe(&alert);
                 }
-                let endpoints = endpoints_of(&self.plan, monitor, colour);
+                let endpoints = actions::endpoints_for(&monitor.codes, colour, &self.plan.registry);
                 let mut s = self.local_status.get();
                 s.alerts_queued += endpoints.len() as u64;
                 self.local_status.set(s);
@@ -312,11 +301,7 @@ impl ShardPipeline {
                 let me = Rc::downgrade(self);
                 let done = Box::new(move |result: InterventionResult| {
                     let Some(me) = me.upgrade() else { return };
-                    let event = match result {
-                        InterventionResult::Succeeded => Event::InterventionSucceeded,
-                        InterventionResult::Failed => Event::InterventionFailed,
-                        InterventionResult::Unknown => Event::InterventionUnknown,
-                    };
+                    let event = Event::from(result);
                     let now_ms = me.clock.now_ms();
                     me.apply(local, event, now_ms);
                 });
