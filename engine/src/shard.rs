@@ -218,9 +218,10 @@ struct Local<P, H, C> {
     clock: C,
     /// The time of the current round, so a batch of instant checks reads the clock once.
     now_us: Cell<u64>,
-    /// Wakers of parked probe tasks (a stack: the most recently parked is warmest in cache).
-    /// Capacity is the number of probe tasks, so pushing never reallocates.
-    parked: RefCell<Vec<Waker>>,
+    /// Wakers of parked probe tasks (a stack: the most recently parked is warmest in cache),
+    /// each with its task's "parked" flag. Capacity is the number of probe tasks, so pushing
+    /// never reallocates.
+    parked: RefCell<Vec<(Waker, Rc<Cell<bool>>)>>,
     /// Probe tasks able to take a job now (not parked, not blocked in a probe).
     available: Cell<u32>,
     dispatcher: RefCell<Option<Waker>>,
@@ -233,7 +234,9 @@ struct Local<P, H, C> {
 
 impl<P: Probe, H: ResultHandler, C: Clock> Local<P, H, C> {
     fn wake_one_parked(&self) {
-        if let Some(waker) = self.parked.borrow_mut().pop() {
+        let popped = self.parked.borrow_mut().pop();
+        if let Some((waker, parked)) = popped {
+            parked.set(false);
             self.available.set(self.available.get() + 1);
             waker.wake();
         }
@@ -247,17 +250,36 @@ impl<P: Probe, H: ResultHandler, C: Clock> Local<P, H, C> {
     }
 
     /// The next job, parking while the ring is empty; `None` when the shard exits.
-    async fn next_job(&self) -> Option<Job> {
+    ///
+    /// A parked task can be polled without `wake_one_parked` having woken it: a timer or
+    /// socket its last check registered may still fire (real probes do this). `parked` (the
+    /// task's own flag, set while its waker is in the stack) makes such a spurious poll a
+    /// no-op, or, if a job is waiting, takes the task out of the stack before it runs the job,
+    /// so `available` stays exact.
+    async fn next_job(&self, parked: &Rc<Cell<bool>>) -> Option<Job> {
         poll_fn(|cx| {
-            if let Some(job) = self.core.borrow_mut().take_job() {
+            let job = self.core.borrow_mut().take_job();
+            if parked.get() {
+                if job.is_none() && !self.exiting.get() {
+                    return Poll::Pending;
+                }
+                let mut stack = self.parked.borrow_mut();
+                if let Some(i) = stack.iter().position(|(_, p)| Rc::ptr_eq(p, parked)) {
+                    stack.swap_remove(i);
+                }
+                parked.set(false);
+                self.available.set(self.available.get() + 1);
+            }
+            if let Some(job) = job {
                 return Poll::Ready(Some(job));
             }
             if self.exiting.get() {
                 return Poll::Ready(None);
             }
-            let mut parked = self.parked.borrow_mut();
-            debug_assert!(parked.len() < parked.capacity(), "a probe task parked twice");
-            parked.push(cx.waker().clone());
+            let mut stack = self.parked.borrow_mut();
+            debug_assert!(stack.len() < stack.capacity(), "a probe task parked twice");
+            stack.push((cx.waker().clone(), parked.clone()));
+            parked.set(true);
             self.available.set(self.available.get() - 1);
             Poll::Pending
         })
@@ -307,7 +329,8 @@ impl<P: Probe, H: ResultHandler, C: Clock> Local<P, H, C> {
 }
 
 async fn probe_task<P: Probe, H: ResultHandler, C: Clock>(local: Rc<Local<P, H, C>>) {
-    while let Some(job) = local.next_job().await {
+    let parked = Rc::new(Cell::new(false));
+    while let Some(job) = local.next_job(&parked).await {
         local.run_check(&job).await;
     }
 }

@@ -184,3 +184,49 @@ fn a_bad_interval_is_refused_before_any_thread_starts() {
             .unwrap();
     assert!(err.to_string().contains("monitor #2"), "{err}");
 }
+
+/// A probe that leaves a stale waker behind: each check wakes the task that ran the previous
+/// one (now parked, or running another check), as a timer or socket of a finished real check
+/// can. The shard must take such spurious wake-ups in its stride: it once double-counted a
+/// parked task and underflowed `available` (seen with real HTTP probes hitting timeouts in
+/// `cpra demo`; this stand-in exercises the path but did not reproduce that panic reliably).
+struct StrayWakeProbe {
+    stale: std::cell::RefCell<Option<std::task::Waker>>,
+}
+
+impl Probe for StrayWakeProbe {
+    async fn check(&self, _job: &Job) -> Outcome {
+        if let Some(w) = self.stale.borrow_mut().take() {
+            w.wake();
+        }
+        let mut first = true;
+        std::future::poll_fn(|cx| {
+            *self.stale.borrow_mut() = Some(cx.waker().clone());
+            if first {
+                // Block once, so the task parks and peers take over the ring.
+                first = false;
+                cx.waker().wake_by_ref();
+                return std::task::Poll::Pending;
+            }
+            std::task::Poll::Ready(())
+        })
+        .await;
+        Outcome::success(1)
+    }
+}
+
+#[test]
+fn spurious_wakeups_of_parked_probe_tasks_are_harmless() {
+    let log: Log = Arc::default();
+    let config = RuntimeConfig { shards: 1, max_in_flight: 3, ..RuntimeConfig::default() };
+    let runtime = Runtime::start(
+        config,
+        specs(64, 2),
+        |_: &ShardInfo| StrayWakeProbe { stale: std::cell::RefCell::new(None) },
+        recorder(&log),
+    )
+    .unwrap();
+    wait_until("20000 checks", || log.lock().unwrap().len() >= 20_000);
+    let report = runtime.stop_and_join().unwrap();
+    assert_eq!(report.counters.checks_started, report.counters.checks_completed);
+}

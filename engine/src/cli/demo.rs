@@ -251,7 +251,13 @@ pub fn run(args: &DemoArgs) -> i32 {
     let started = Instant::now();
     let observer = Arc::new(move |a: &RenderedAlert| {
         // Shards print from their own threads: one write per line keeps lines whole.
-        let line = alert_line(a, started.elapsed(), colour);
+        let mut line = alert_line(a, started.elapsed(), colour);
+        // The runtime's clock starts just after `started`, so this slightly overstates the
+        // wait: fine for a hint.
+        let held_ms = a.not_before_ms.saturating_sub(started.elapsed().as_millis() as u64);
+        if held_ms >= 1_000 {
+            line.push_str(&format!(" (cooldown: sent in {} s)", held_ms / 1_000));
+        }
         let _ = writeln!(std::io::stdout().lock(), "{line}");
     });
     let config = RunConfig {

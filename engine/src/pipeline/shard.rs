@@ -310,7 +310,7 @@ impl ShardPipeline {
             Effect::CancelIntervention => self.actions.cancel_intervention(local),
             Effect::CancelQueuedAlerts => self.actions.cancel_alerts(local),
             Effect::IncidentOpened { incident_seq } => {
-                tracing::warn!(monitor = %monitor.name, incident_seq, "incident opened");
+                tracing::info!(monitor = %monitor.name, incident_seq, "incident opened");
             }
             Effect::IncidentClosed { incident_seq, silent } => {
                 tracing::info!(monitor = %monitor.name, incident_seq, silent, "incident closed");
