@@ -308,6 +308,12 @@ impl Runtime {
         self.epoch
     }
 
+    /// Whether a shard thread has ended (after a stop, or because it failed): a caller
+    /// waiting on the stop flag should stop and `join` to learn why.
+    pub fn shard_exited(&self) -> bool {
+        self.handles.handles().iter().any(|h| h.is_finished())
+    }
+
     pub fn stop_handle(&self) -> StopHandle {
         self.stop.clone()
     }

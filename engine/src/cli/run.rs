@@ -14,8 +14,11 @@ use clap::{Args, ValueEnum};
 
 use super::validate::write_human;
 use super::{EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE};
+use crate::actions;
+use crate::colour::Colour;
 use crate::manifest::duration::parse_go_duration;
-use crate::manifest::{load_path, LoadOptions};
+use crate::manifest::{load_path, LoadOptions, Monitor, Registry, MAX_PROBLEMS};
+use crate::pipeline::target::host_of;
 use crate::pipeline::{self, AlertObserver, PipelineConfig, Plan, StatusSnapshot};
 use crate::runtime::{RuntimeConfig, DEFAULT_GRACE_MS};
 
@@ -131,6 +134,18 @@ pub fn load(file: &std::path::Path, strict: bool, out: &mut dyn Write) -> Result
     for d in &report.problems.kept {
         tracing::warn!("{d}");
     }
+    let problems = run_problems(&report.file, &monitors, &report.registry);
+    if !problems.is_empty() {
+        for p in problems.iter().take(MAX_PROBLEMS) {
+            let _ = writeln!(out, "{p}");
+        }
+        if problems.len() > MAX_PROBLEMS {
+            let _ = writeln!(out, "... and {} more problems", problems.len() - MAX_PROBLEMS);
+        }
+        let _ =
+            writeln!(out, "error: not starting: {} monitors cannot run as written", problems.len());
+        return Err(EXIT_INVALID);
+    }
     tracing::info!(
         file = %report.file,
         monitors = monitors.len(),
@@ -138,6 +153,33 @@ pub fn load(file: &std::path::Path, strict: bool, out: &mut dyn Write) -> Result
         "manifest loaded"
     );
     Ok(Plan { monitors, registry: report.registry })
+}
+
+/// What the loader accepts but the engine cannot run: a URL it cannot parse, a notifier or
+/// intervention its actions refuse. One line per problem, `error: FILE:LINE: monitor NAME: ...`.
+pub fn run_problems(file: &str, monitors: &[Monitor], registry: &Registry) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in monitors {
+        let mut problem = |what: String| {
+            out.push(format!("error: {file}:{}: monitor {}: {what}", m.line, m.name));
+        };
+        if let Err(e) = host_of(&m.pulse_check.pulse) {
+            problem(e);
+        }
+        if let Some(i) = &m.intervention {
+            if let Err(e) = actions::check_intervention(&i.action) {
+                problem(format!("intervention: {e}"));
+            }
+        }
+        for colour in Colour::ALL {
+            for endpoint in actions::endpoints_for(&m.codes, colour, registry) {
+                if let Err(e) = actions::check_endpoint(&endpoint) {
+                    problem(format!("{colour} code: {e}", colour = colour.as_str()));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// How to run a loaded plan.
@@ -198,6 +240,10 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
     while !stop.is_stopped() {
         std::thread::sleep(MAIN_POLL);
         if config.duration.is_some_and(|d| started.elapsed() >= d) {
+            stop.stop();
+        }
+        if running.runtime.shard_exited() {
+            tracing::error!("a shard stopped unexpectedly; stopping the others");
             stop.stop();
         }
         if last_print.elapsed() >= STATUS_EVERY {

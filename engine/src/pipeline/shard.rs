@@ -68,6 +68,9 @@ pub struct ShardPipeline {
     policies: Box<[Policy]>,
     /// The host and port to resolve per monitor (parsed once), `None` when nothing is resolved.
     hosts: Box<[Option<(String, u16)>]>,
+    /// The monitors with maintenance windows (shard-local indexes): the only ones the
+    /// housekeeping task looks at, so a big shard without windows costs it nothing.
+    with_windows: Box<[u32]>,
     states: RefCell<Vec<MonitorState>>,
     /// The last outcome per monitor: what an alert's summary describes.
     last: RefCell<Vec<Option<Outcome>>>,
@@ -119,12 +122,18 @@ impl ShardPipeline {
         let policies = monitors().map(policy_of).collect();
         let hosts =
             monitors().map(|m| host_of(&m.pulse_check.pulse).ok().flatten()).collect::<Box<[_]>>();
+        let with_windows = monitors()
+            .enumerate()
+            .filter(|(_, m)| !m.maintenance.is_empty())
+            .map(|(i, _)| i as u32)
+            .collect();
         let has_icmp = monitors().any(|m| matches!(m.pulse_check.pulse, Pulse::Icmp(_)));
         let unknown = n as u64;
         let pipeline = Rc::new(ShardPipeline {
             shard: info.shard,
             policies,
             hosts,
+            with_windows,
             states: RefCell::new(vec![MonitorState::new(); n]),
             last: RefCell::new(vec![None; n]),
             health: RefCell::new(vec![Health::Unknown; n]),
@@ -332,11 +341,8 @@ impl ShardPipeline {
     /// `now_unix_ms`; returns the Unix ms of the next window boundary, if any.
     fn maintenance(self: &Rc<Self>, now_unix_ms: i64) -> Option<i64> {
         let mut next: Option<i64> = None;
-        for local in 0..self.cold.len() as u32 {
+        for &local in self.with_windows.iter() {
             let monitor = self.monitor(local);
-            if monitor.maintenance.is_empty() {
-                continue;
-            }
             let window = monitor.next_maintenance_window(now_unix_ms);
             let inside =
                 window.is_some_and(|(start, end)| start <= now_unix_ms && now_unix_ms < end);
