@@ -72,8 +72,6 @@ pub struct ShardPipeline {
     /// housekeeping task looks at, so a big shard without windows costs it nothing.
     with_windows: Box<[u32]>,
     states: RefCell<Vec<MonitorState>>,
-    /// The last outcome per monitor: what an alert's summary describes.
-    last: RefCell<Vec<Option<Outcome>>>,
     health: RefCell<Vec<Health>>,
     slots: RefCell<Vec<Slot>>,
     tls_cache: RefCell<TlsConfigCache>,
@@ -135,7 +133,6 @@ impl ShardPipeline {
             hosts,
             with_windows,
             states: RefCell::new(vec![MonitorState::new(); n]),
-            last: RefCell::new(vec![None; n]),
             health: RefCell::new(vec![Health::Unknown; n]),
             slots: RefCell::new((0..n).map(|_| Slot::Empty).collect()),
             tls_cache: RefCell::new(TlsConfigCache::default()),
@@ -224,7 +221,6 @@ impl ShardPipeline {
 
     fn record(&self, local: u32, outcome: &Outcome) {
         let i = local as usize;
-        self.last.borrow_mut()[i] = Some(*outcome);
         let now = if outcome.is_success() { Health::Up } else { Health::Down };
         let before = std::mem::replace(&mut self.health.borrow_mut()[i], now);
         if before != now {
@@ -244,20 +240,28 @@ impl ShardPipeline {
     }
 
     /// Runs `event` through the state machine for `local` and applies the effects in order.
+    /// `outcome` is the check behind the event, if it is a check (alerts describe it; other
+    /// events' alerts say what happened without it, so no outcome is kept per monitor).
     /// No borrow of the state is held while effects run, so an action that reports back at
     /// once (re-entering here) is safe.
-    pub fn apply(self: &Rc<Self>, local: u32, event: Event, now_ms: u64) {
+    pub fn apply(
+        self: &Rc<Self>,
+        local: u32,
+        event: Event,
+        now_ms: u64,
+        outcome: Option<&Outcome>,
+    ) {
         let i = local as usize;
         let effects = {
             let mut states = self.states.borrow_mut();
             transition(&mut states[i], &self.policies[i], event, now_ms)
         };
         for effect in &effects {
-            self.apply_effect(local, effect, now_ms);
+            self.apply_effect(local, effect, outcome);
         }
     }
 
-    fn apply_effect(self: &Rc<Self>, local: u32, effect: &Effect, now_ms: u64) {
+    fn apply_effect(self: &Rc<Self>, local: u32, effect: &Effect, outcome: Option<&Outcome>) {
         let monitor = self.monitor(local);
         match *effect {
             Effect::Alert { colour, .. } => {
@@ -272,8 +276,7 @@ impl ShardPipeline {
                     target: &target,
                     intervention: intervention.as_deref(),
                 };
-                let last = self.last.borrow()[local as usize];
-                let Some(alert) = render(effect, &info, last.as_ref()) else { return };
+                let Some(alert) = render(effect, &info, outcome) else { return };
                 tracing::info!(
                     shard = self.shard,
                     monitor = %monitor.name,
@@ -312,7 +315,7 @@ impl ShardPipeline {
                     let Some(me) = me.upgrade() else { return };
                     let event = Event::from(result);
                     let now_ms = me.clock.now_ms();
-                    me.apply(local, event, now_ms);
+                    me.apply(local, event, now_ms, None);
                 });
                 self.actions.start_intervention(local, &intervention.action, done);
             }
@@ -325,7 +328,6 @@ impl ShardPipeline {
                 tracing::info!(monitor = %monitor.name, incident_seq, silent, "incident closed");
             }
         }
-        let _ = now_ms;
     }
 
     /// Publishes this shard's status (with the delivery counts of its actions).
@@ -355,7 +357,7 @@ impl ShardPipeline {
                 let event =
                     if inside { Event::MaintenanceStarted } else { Event::MaintenanceEnded };
                 tracing::info!(monitor = %monitor.name, inside, "maintenance window");
-                self.apply(local, event, self.clock.now_ms());
+                self.apply(local, event, self.clock.now_ms(), None);
             }
         }
         next
@@ -416,7 +418,7 @@ impl ResultHandler for MonitorHandler {
             Some(kind) => Event::CheckFailed { generation, kind },
         };
         self.0.record(job.monitor, outcome);
-        self.0.apply(job.monitor, event, now_ms);
+        self.0.apply(job.monitor, event, now_ms, Some(outcome));
     }
 
     fn drain(&mut self, grace_ms: u64) -> Option<Pin<Box<dyn Future<Output = ()>>>> {
