@@ -203,7 +203,11 @@ impl ActionsConfig {
             retry: RetryPolicy::default(),
             attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
             resolver: None,
-            docker_socket: PathBuf::from(cpra_net::docker::DEFAULT_SOCKET),
+            // The same engine the docker pulse talks to: DOCKER_HOST=unix://... or the default.
+            docker_socket: cpra_net::docker::socket_from_docker_host(
+                std::env::var("DOCKER_HOST").ok().as_deref(),
+            )
+            .unwrap_or_else(|_| PathBuf::from(cpra_net::docker::DEFAULT_SOCKET)),
             systemctl: PathBuf::from("systemctl"),
             extra_ca_file: None,
             max_log_files: logfile::DEFAULT_MAX_OPEN_FILES,
