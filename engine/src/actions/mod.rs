@@ -280,6 +280,13 @@ fn bump(c: &Cell<u64>) {
     c.set(c.get() + 1);
 }
 
+/// What the shard keeps per queued delivery: the alert (for the undelivered record if the
+/// shard shuts down first) and the task running the delivery.
+struct QueuedDelivery {
+    alert: Rc<RenderedAlert>,
+    task: Option<JoinHandle<()>>,
+}
+
 /// A running intervention: its job id (so a stale completion is recognised) and task.
 type RunningIntervention = (u64, Option<JoinHandle<()>>);
 
@@ -289,7 +296,7 @@ pub struct Actions {
     in_flight: Semaphore,
     next_job: Cell<u64>,
     /// Deliveries not finished, by job id.
-    queue: RefCell<delivery::Queue<JoinHandle<()>>>,
+    queue: RefCell<delivery::Queue<QueuedDelivery>>,
     interventions: RefCell<HashMap<u32, RunningIntervention>>,
     counters: CounterCells,
     recent_undelivered: RefCell<VecDeque<Undelivered>>,
@@ -345,7 +352,7 @@ impl Actions {
         }
         // Registered before the task is spawned: glommio may poll a new task at once, and a
         // delivery with nothing to wait for finishes (and unregisters) in its first poll.
-        queue.insert(job, key);
+        queue.insert(job, key, QueuedDelivery { alert: alert.clone(), task: None });
         drop(queue);
         let me = self.clone();
         let handle = glommio::spawn_local(async move {
@@ -353,7 +360,9 @@ impl Actions {
             me.finish_job(job);
         })
         .detach();
-        self.queue.borrow_mut().set_task(job, handle);
+        if let Some(q) = self.queue.borrow_mut().get_mut(job) {
+            q.task = Some(handle);
+        }
     }
 
     fn finish_job(&self, job: u64) {
@@ -441,9 +450,9 @@ impl Actions {
     /// Drops every delivery of `monitor` not yet sent (an attempt under way is abandoned).
     pub fn cancel_alerts(&self, monitor: u32) {
         let cancelled = self.queue.borrow_mut().remove_monitor(monitor);
-        for (_, task) in cancelled {
+        for (_, q) in cancelled {
             bump(&self.counters.cancelled);
-            if let Some(task) = task {
+            if let Some(task) = q.task {
                 task.cancel();
             }
         }
@@ -539,14 +548,16 @@ impl Actions {
             glommio::timer::sleep(DRAIN_POLL.min(grace.saturating_sub(start.elapsed()))).await;
         }
         let left = self.queue.borrow_mut().take_all();
-        for (job, key, task) in left {
-            if let Some(task) = task {
+        for (job, key, q) in left {
+            if let Some(task) = q.task {
                 task.cancel();
             }
             bump(&self.counters.undelivered);
             tracing::warn!(
                 job,
-                monitor = key.monitor,
+                monitor = %q.alert.monitor,
+                monitor_id = %q.alert.monitor_id,
+                color = %key.colour,
                 notifier = key.notifier,
                 "alert undelivered: shut down before delivery"
             );
@@ -557,7 +568,7 @@ impl Actions {
             recent.push_back(Undelivered {
                 job,
                 monitor: key.monitor,
-                monitor_id: String::new(),
+                monitor_id: q.alert.monitor_id.clone(),
                 colour: key.colour,
                 notifier: key.notifier,
                 reason: "shut down before delivery".to_owned(),

@@ -346,7 +346,7 @@ fn drain_records_what_it_could_not_deliver() {
     let (c, undelivered) = out.lock().unwrap()[0].clone();
     assert_eq!((c.sent, c.undelivered), (1, 1));
     assert_eq!(undelivered[0].reason, "shut down before delivery");
-    assert_eq!(undelivered[0].monitor, 2);
+    assert_eq!((undelivered[0].monitor, undelivered[0].monitor_id.as_str()), (2, "checkout-api"));
     assert_eq!(rx.seen().len(), 1);
 }
 
