@@ -116,8 +116,10 @@ pub fn check_endpoint(endpoint: &Notify) -> Result<(), String> {
             if server.trim().is_empty() {
                 return Err("email: `server` is empty (use host:port)".into());
             }
-            if from.trim().is_empty() {
-                return Err("email: `from` is empty".into());
+            if let Some(bad) =
+                std::iter::once(from).chain(to.iter()).find(|a| !smtp::valid_address(a))
+            {
+                return Err(format!("email: `{bad}` is not a mail address"));
             }
             if to.is_empty() || to.len() > smtp::MAX_RECIPIENTS {
                 return Err(format!(

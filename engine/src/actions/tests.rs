@@ -227,6 +227,31 @@ fn unreachable_receiver_is_retried_then_undelivered() {
 }
 
 #[test]
+fn a_receiver_that_never_answers_is_not_retried() {
+    // Accepts, reads, never answers: the request was sent, so a repeat could duplicate it.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let out = Arc::new(Mutex::new((ActionCounters::default(), Vec::new())));
+    let out2 = out.clone();
+    run(move || async move {
+        let mut config = fast_config();
+        config.attempt_timeout = Duration::from_millis(200);
+        let actions = Actions::new(config);
+        actions.queue_alert(
+            1,
+            &[webhook(format!("http://127.0.0.1:{port}/"))],
+            alert(Colour::Red, 0),
+        );
+        actions.drain(WAIT).await;
+        *out2.lock().unwrap() = (actions.counters(), actions.recent_undelivered());
+    });
+    drop(listener);
+    let (c, undelivered) = out.lock().unwrap().clone();
+    assert_eq!((c.sent, c.retried, c.undelivered), (0, 0, 1));
+    assert!(undelivered[0].reason.contains("it may have been delivered"), "{undelivered:?}");
+}
+
+#[test]
 fn dedup_cancel_and_queue_bound() {
     let rx = Receiver::start(vec![]);
     let url = rx.url("/");
