@@ -300,6 +300,9 @@ pub struct Actions {
     /// Deliveries not finished, by job id.
     queue: RefCell<delivery::Queue<QueuedDelivery>>,
     interventions: RefCell<HashMap<u32, RunningIntervention>>,
+    /// One lane per (endpoint, monitor): a monitor's alerts reach an endpoint in the order
+    /// they were queued (yellow before red), retries included. A lane is dropped when idle.
+    lanes: RefCell<HashMap<(usize, u32), Rc<Semaphore>>>,
     counters: CounterCells,
     recent_undelivered: RefCell<VecDeque<Undelivered>>,
     sender: send::Sender,
@@ -314,6 +317,7 @@ impl Actions {
             next_job: Cell::new(1),
             queue: RefCell::new(delivery::Queue::default()),
             interventions: RefCell::new(HashMap::new()),
+            lanes: RefCell::new(HashMap::new()),
             counters: CounterCells::default(),
             recent_undelivered: RefCell::new(VecDeque::with_capacity(MAX_RECENT_UNDELIVERED)),
             sender,
@@ -358,7 +362,16 @@ impl Actions {
         drop(queue);
         let me = self.clone();
         let handle = glommio::spawn_local(async move {
-            me.deliver(job, monitor, endpoint, alert).await;
+            let lane_key = (key.endpoint, monitor);
+            let lane = me
+                .lanes
+                .borrow_mut()
+                .entry(lane_key)
+                .or_insert_with(|| Rc::new(Semaphore::new(1)))
+                .clone();
+            me.deliver(job, monitor, endpoint, alert, &lane).await;
+            drop(lane);
+            me.release_lane(lane_key);
             me.finish_job(job);
         })
         .detach();
@@ -367,22 +380,34 @@ impl Actions {
         }
     }
 
+    /// Forgets the lane of `key` if no delivery holds it any more.
+    fn release_lane(&self, key: (usize, u32)) {
+        let mut lanes = self.lanes.borrow_mut();
+        if lanes.get(&key).is_some_and(|l| Rc::strong_count(l) == 1) {
+            lanes.remove(&key);
+        }
+    }
+
     fn finish_job(&self, job: u64) {
         self.queue.borrow_mut().remove(job);
     }
 
-    /// Waits for `not_before_ms`, then sends with retries.
+    /// Waits for `not_before_ms`, then for its turn in its lane, then sends with retries.
     async fn deliver(
         &self,
         job: u64,
         monitor: u32,
         endpoint: Arc<Notify>,
         alert: Rc<RenderedAlert>,
+        lane: &Semaphore,
     ) {
         let now_ms = self.config.clock.now_ms();
         if alert.not_before_ms > now_ms {
             glommio::timer::sleep(Duration::from_millis(alert.not_before_ms - now_ms)).await;
         }
+        // Held across retry pauses: the next alert of this monitor to this endpoint must not
+        // overtake this one. The in-flight slot, by contrast, is released during pauses.
+        let _turn = lane.acquire_permit(1).await;
         let mut schedule = retry::Schedule::new(self.config.retry, job);
         loop {
             let result = {
@@ -458,6 +483,9 @@ impl Actions {
                 task.cancel();
             }
         }
+        // A cancelled task drops its lane handle without `release_lane`: forget idle lanes of
+        // this monitor now (the task's future is dropped when glommio next runs it).
+        self.lanes.borrow_mut().retain(|&(_, m), lane| m != monitor || Rc::strong_count(lane) > 1);
     }
 
     /// Runs `action` for `monitor`; `done` gets the result on this shard unless cancelled.

@@ -293,6 +293,32 @@ fn dedup_cancel_and_queue_bound() {
 }
 
 #[test]
+fn a_monitors_alerts_reach_an_endpoint_in_order_retries_included() {
+    // Yellow's first attempt gets 503; red, queued right after, must wait for yellow's retry.
+    let rx = Receiver::start(vec![Reply::Status(503)]);
+    let url = rx.url("/");
+    let other = rx.url("/other");
+    run(move || async move {
+        let actions = Actions::new(fast_config());
+        let endpoint = webhook(url);
+        actions.queue_alert(1, std::slice::from_ref(&endpoint), alert(Colour::Yellow, 0));
+        actions.queue_alert(1, std::slice::from_ref(&endpoint), alert(Colour::Red, 0));
+        actions.drain(WAIT).await;
+        assert_eq!(actions.counters().sent, 2);
+        assert!(actions.lanes.borrow().is_empty(), "idle lanes are forgotten");
+        // Another monitor does not wait for this one.
+        actions.queue_alert(2, &[webhook(other)], alert(Colour::Red, 0));
+        actions.drain(WAIT).await;
+    });
+    let colours: Vec<String> = rx
+        .seen()
+        .iter()
+        .map(|s| serde_json::from_slice::<serde_json::Value>(&s.body).unwrap()["color"].to_string())
+        .collect();
+    assert_eq!(colours, ["\"yellow\"", "\"yellow\"", "\"red\"", "\"red\""]);
+}
+
+#[test]
 fn an_alert_waits_for_its_not_before_time() {
     // Ordering, not timing: the alert due in 1 s arrives after the one due now.
     let rx = Receiver::start(vec![]);
