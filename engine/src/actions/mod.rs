@@ -21,7 +21,8 @@
 //! let actions = Actions::new(config);           // Rc<Actions>
 //! actions.queue_alert(monitor: u32, endpoints: &[Arc<Notify>], alert: Rc<RenderedAlert>)
 //!     // Effect::Alert: one delivery per endpoint, not before alert.not_before_ms (clock ms);
-//!     // dropped as a duplicate when (endpoint, monitor, colour, not_before_ms) is queued.
+//!     // dropped as a duplicate when (endpoint, monitor, colour, not_before_ms) is queued;
+//!     // a monitor's alerts reach an endpoint in queue order (retries included).
 //! actions.cancel_alerts(monitor)                // Effect::CancelQueuedAlerts
 //! actions.start_intervention(monitor, &InterventionAction, done: Box<dyn FnOnce(InterventionResult)>)
 //!     // Effect::StartIntervention: `done` runs on this shard with the result, never if
