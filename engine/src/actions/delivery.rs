@@ -35,7 +35,7 @@ impl DedupKey {
 }
 
 /// A delivery given up on: logged, counted, and kept (the last few) for the API.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Undelivered {
     /// The delivery's job id (the `job_id` of log lines).
     pub job: u64,

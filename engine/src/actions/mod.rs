@@ -234,6 +234,22 @@ pub enum InterventionResult {
     Unknown,
 }
 
+impl ActionCounters {
+    /// Adds `other` (another shard's counts) into `self`, for a process-wide total.
+    pub fn add(&mut self, other: &ActionCounters) {
+        self.queued += other.queued;
+        self.sent += other.sent;
+        self.retried += other.retried;
+        self.undelivered += other.undelivered;
+        self.deduplicated += other.deduplicated;
+        self.cancelled += other.cancelled;
+        self.interventions_started += other.interventions_started;
+        self.interventions_succeeded += other.interventions_succeeded;
+        self.interventions_failed += other.interventions_failed;
+        self.interventions_unknown += other.interventions_unknown;
+    }
+}
+
 impl From<InterventionResult> for crate::state::Event {
     fn from(result: InterventionResult) -> Self {
         match result {
@@ -245,7 +261,7 @@ impl From<InterventionResult> for crate::state::Event {
 }
 
 /// Counts since the shard started.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ActionCounters {
     /// Deliveries accepted (one per alert and endpoint).
     pub queued: u64,
