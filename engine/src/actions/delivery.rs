@@ -35,13 +35,12 @@ impl DedupKey {
 }
 
 /// A delivery given up on: logged, counted, and kept (the last few) for the API.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Undelivered {
     /// The delivery's job id (the `job_id` of log lines).
     pub job: u64,
     /// The monitor's index on its shard.
     pub monitor: u32,
-    /// Empty when the record was made at shutdown without the alert at hand.
     pub monitor_id: String,
     pub colour: Colour,
     pub notifier: &'static str,
@@ -52,7 +51,7 @@ pub struct Undelivered {
 /// "already queued?" costs one hash lookup. `T` is the handle of the task running a delivery.
 #[derive(Debug)]
 pub struct Queue<T> {
-    jobs: HashMap<u64, (DedupKey, Option<T>)>,
+    jobs: HashMap<u64, (DedupKey, T)>,
     keys: HashSet<DedupKey>,
 }
 
@@ -76,35 +75,33 @@ impl<T> Queue<T> {
         self.keys.contains(key)
     }
 
-    pub fn insert(&mut self, job: u64, key: DedupKey) {
+    pub fn insert(&mut self, job: u64, key: DedupKey, value: T) {
         let fresh = self.keys.insert(key);
         assert!(fresh, "a duplicate delivery reached the queue");
-        let old = self.jobs.insert(job, (key, None));
+        let old = self.jobs.insert(job, (key, value));
         assert!(old.is_none(), "job ids are unique");
     }
 
-    /// Attaches the running task's handle to `job`, if it is still queued.
-    pub fn set_task(&mut self, job: u64, task: T) {
-        if let Some(entry) = self.jobs.get_mut(&job) {
-            entry.1 = Some(task);
-        }
+    /// The value of `job`, if it is still queued.
+    pub fn get_mut(&mut self, job: u64) -> Option<&mut T> {
+        self.jobs.get_mut(&job).map(|(_, v)| v)
     }
 
-    pub fn remove(&mut self, job: u64) -> Option<(DedupKey, Option<T>)> {
+    pub fn remove(&mut self, job: u64) -> Option<(DedupKey, T)> {
         let entry = self.jobs.remove(&job)?;
         self.keys.remove(&entry.0);
         Some(entry)
     }
 
     /// Removes every delivery of `monitor`.
-    pub fn remove_monitor(&mut self, monitor: u32) -> Vec<(DedupKey, Option<T>)> {
+    pub fn remove_monitor(&mut self, monitor: u32) -> Vec<(DedupKey, T)> {
         let jobs: Vec<u64> =
             self.jobs.iter().filter(|(_, (k, _))| k.monitor == monitor).map(|(&j, _)| j).collect();
         jobs.into_iter().filter_map(|j| self.remove(j)).collect()
     }
 
     /// Removes everything.
-    pub fn take_all(&mut self) -> Vec<(u64, DedupKey, Option<T>)> {
+    pub fn take_all(&mut self) -> Vec<(u64, DedupKey, T)> {
         self.keys.clear();
         self.jobs.drain().map(|(j, (k, t))| (j, k, t)).collect()
     }
@@ -124,9 +121,9 @@ mod tests {
     #[test]
     fn keys_follow_jobs() {
         let mut q: Queue<()> = Queue::default();
-        q.insert(1, key(1, 10));
-        q.insert(2, key(1, 20));
-        q.insert(3, key(2, 10));
+        q.insert(1, key(1, 10), ());
+        q.insert(2, key(1, 20), ());
+        q.insert(3, key(2, 10), ());
         assert!(q.contains(&key(1, 10)) && !q.contains(&key(3, 10)));
         assert_eq!(q.remove_monitor(1).len(), 2);
         assert!(!q.contains(&key(1, 10)));

@@ -21,7 +21,8 @@
 //! let actions = Actions::new(config);           // Rc<Actions>
 //! actions.queue_alert(monitor: u32, endpoints: &[Arc<Notify>], alert: Rc<RenderedAlert>)
 //!     // Effect::Alert: one delivery per endpoint, not before alert.not_before_ms (clock ms);
-//!     // dropped as a duplicate when (endpoint, monitor, colour, not_before_ms) is queued.
+//!     // dropped as a duplicate when (endpoint, monitor, colour, not_before_ms) is queued;
+//!     // a monitor's alerts reach an endpoint in queue order (retries included).
 //! actions.cancel_alerts(monitor)                // Effect::CancelQueuedAlerts
 //! actions.start_intervention(monitor, &InterventionAction, done: Box<dyn FnOnce(InterventionResult)>)
 //!     // Effect::StartIntervention: `done` runs on this shard with the result, never if
@@ -116,8 +117,10 @@ pub fn check_endpoint(endpoint: &Notify) -> Result<(), String> {
             if server.trim().is_empty() {
                 return Err("email: `server` is empty (use host:port)".into());
             }
-            if from.trim().is_empty() {
-                return Err("email: `from` is empty".into());
+            if let Some(bad) =
+                std::iter::once(from).chain(to.iter()).find(|a| !smtp::valid_address(a))
+            {
+                return Err(format!("email: `{bad}` is not a mail address"));
             }
             if to.is_empty() || to.len() > smtp::MAX_RECIPIENTS {
                 return Err(format!(
@@ -203,7 +206,11 @@ impl ActionsConfig {
             retry: RetryPolicy::default(),
             attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
             resolver: None,
-            docker_socket: PathBuf::from(cpra_net::docker::DEFAULT_SOCKET),
+            // The same engine the docker pulse talks to: DOCKER_HOST=unix://... or the default.
+            docker_socket: cpra_net::docker::socket_from_docker_host(
+                std::env::var("DOCKER_HOST").ok().as_deref(),
+            )
+            .unwrap_or_else(|_| PathBuf::from(cpra_net::docker::DEFAULT_SOCKET)),
             systemctl: PathBuf::from("systemctl"),
             extra_ca_file: None,
             max_log_files: logfile::DEFAULT_MAX_OPEN_FILES,
@@ -227,6 +234,22 @@ pub enum InterventionResult {
     Unknown,
 }
 
+impl ActionCounters {
+    /// Adds `other` (another shard's counts) into `self`, for a process-wide total.
+    pub fn add(&mut self, other: &ActionCounters) {
+        self.queued += other.queued;
+        self.sent += other.sent;
+        self.retried += other.retried;
+        self.undelivered += other.undelivered;
+        self.deduplicated += other.deduplicated;
+        self.cancelled += other.cancelled;
+        self.interventions_started += other.interventions_started;
+        self.interventions_succeeded += other.interventions_succeeded;
+        self.interventions_failed += other.interventions_failed;
+        self.interventions_unknown += other.interventions_unknown;
+    }
+}
+
 impl From<InterventionResult> for crate::state::Event {
     fn from(result: InterventionResult) -> Self {
         match result {
@@ -238,7 +261,7 @@ impl From<InterventionResult> for crate::state::Event {
 }
 
 /// Counts since the shard started.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ActionCounters {
     /// Deliveries accepted (one per alert and endpoint).
     pub queued: u64,
@@ -276,6 +299,13 @@ fn bump(c: &Cell<u64>) {
     c.set(c.get() + 1);
 }
 
+/// What the shard keeps per queued delivery: the alert (for the undelivered record if the
+/// shard shuts down first) and the task running the delivery.
+struct QueuedDelivery {
+    alert: Rc<RenderedAlert>,
+    task: Option<JoinHandle<()>>,
+}
+
 /// A running intervention: its job id (so a stale completion is recognised) and task.
 type RunningIntervention = (u64, Option<JoinHandle<()>>);
 
@@ -285,8 +315,11 @@ pub struct Actions {
     in_flight: Semaphore,
     next_job: Cell<u64>,
     /// Deliveries not finished, by job id.
-    queue: RefCell<delivery::Queue<JoinHandle<()>>>,
+    queue: RefCell<delivery::Queue<QueuedDelivery>>,
     interventions: RefCell<HashMap<u32, RunningIntervention>>,
+    /// One lane per (endpoint, monitor): a monitor's alerts reach an endpoint in the order
+    /// they were queued (yellow before red), retries included. A lane is dropped when idle.
+    lanes: RefCell<HashMap<(usize, u32), Rc<Semaphore>>>,
     counters: CounterCells,
     recent_undelivered: RefCell<VecDeque<Undelivered>>,
     sender: send::Sender,
@@ -301,6 +334,7 @@ impl Actions {
             next_job: Cell::new(1),
             queue: RefCell::new(delivery::Queue::default()),
             interventions: RefCell::new(HashMap::new()),
+            lanes: RefCell::new(HashMap::new()),
             counters: CounterCells::default(),
             recent_undelivered: RefCell::new(VecDeque::with_capacity(MAX_RECENT_UNDELIVERED)),
             sender,
@@ -341,33 +375,56 @@ impl Actions {
         }
         // Registered before the task is spawned: glommio may poll a new task at once, and a
         // delivery with nothing to wait for finishes (and unregisters) in its first poll.
-        queue.insert(job, key);
+        queue.insert(job, key, QueuedDelivery { alert: alert.clone(), task: None });
         drop(queue);
         let me = self.clone();
         let handle = glommio::spawn_local(async move {
-            me.deliver(job, monitor, endpoint, alert).await;
+            let lane_key = (key.endpoint, monitor);
+            let lane = me
+                .lanes
+                .borrow_mut()
+                .entry(lane_key)
+                .or_insert_with(|| Rc::new(Semaphore::new(1)))
+                .clone();
+            me.deliver(job, monitor, endpoint, alert, &lane).await;
+            drop(lane);
+            me.release_lane(lane_key);
             me.finish_job(job);
         })
         .detach();
-        self.queue.borrow_mut().set_task(job, handle);
+        if let Some(q) = self.queue.borrow_mut().get_mut(job) {
+            q.task = Some(handle);
+        }
+    }
+
+    /// Forgets the lane of `key` if no delivery holds it any more.
+    fn release_lane(&self, key: (usize, u32)) {
+        let mut lanes = self.lanes.borrow_mut();
+        if lanes.get(&key).is_some_and(|l| Rc::strong_count(l) == 1) {
+            lanes.remove(&key);
+        }
     }
 
     fn finish_job(&self, job: u64) {
         self.queue.borrow_mut().remove(job);
     }
 
-    /// Waits for `not_before_ms`, then sends with retries.
+    /// Waits for `not_before_ms`, then for its turn in its lane, then sends with retries.
     async fn deliver(
         &self,
         job: u64,
         monitor: u32,
         endpoint: Arc<Notify>,
         alert: Rc<RenderedAlert>,
+        lane: &Semaphore,
     ) {
         let now_ms = self.config.clock.now_ms();
         if alert.not_before_ms > now_ms {
             glommio::timer::sleep(Duration::from_millis(alert.not_before_ms - now_ms)).await;
         }
+        // Held across retry pauses: the next alert of this monitor to this endpoint must not
+        // overtake this one. The in-flight slot, by contrast, is released during pauses.
+        let _turn = lane.acquire_permit(1).await;
         let mut schedule = retry::Schedule::new(self.config.retry, job);
         loop {
             let result = {
@@ -437,12 +494,15 @@ impl Actions {
     /// Drops every delivery of `monitor` not yet sent (an attempt under way is abandoned).
     pub fn cancel_alerts(&self, monitor: u32) {
         let cancelled = self.queue.borrow_mut().remove_monitor(monitor);
-        for (_, task) in cancelled {
+        for (_, q) in cancelled {
             bump(&self.counters.cancelled);
-            if let Some(task) = task {
+            if let Some(task) = q.task {
                 task.cancel();
             }
         }
+        // A cancelled task drops its lane handle without `release_lane`: forget idle lanes of
+        // this monitor now (the task's future is dropped when glommio next runs it).
+        self.lanes.borrow_mut().retain(|&(_, m), lane| m != monitor || Rc::strong_count(lane) > 1);
     }
 
     /// Runs `action` for `monitor`; `done` gets the result on this shard unless cancelled.
@@ -535,14 +595,16 @@ impl Actions {
             glommio::timer::sleep(DRAIN_POLL.min(grace.saturating_sub(start.elapsed()))).await;
         }
         let left = self.queue.borrow_mut().take_all();
-        for (job, key, task) in left {
-            if let Some(task) = task {
+        for (job, key, q) in left {
+            if let Some(task) = q.task {
                 task.cancel();
             }
             bump(&self.counters.undelivered);
             tracing::warn!(
                 job,
-                monitor = key.monitor,
+                monitor = %q.alert.monitor,
+                monitor_id = %q.alert.monitor_id,
+                color = %key.colour,
                 notifier = key.notifier,
                 "alert undelivered: shut down before delivery"
             );
@@ -553,7 +615,7 @@ impl Actions {
             recent.push_back(Undelivered {
                 job,
                 monitor: key.monitor,
-                monitor_id: String::new(),
+                monitor_id: q.alert.monitor_id.clone(),
                 colour: key.colour,
                 notifier: key.notifier,
                 reason: "shut down before delivery".to_owned(),

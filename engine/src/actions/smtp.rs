@@ -32,6 +32,15 @@ pub const MAX_REPLY_BYTES: usize = 16 * 1024;
 /// Recipients per message: a notifier mails a team, not a list; bounds the RCPT loop.
 pub const MAX_RECIPIENTS: usize = 100;
 
+/// A mailbox as it goes into `MAIL FROM:<...>` / `RCPT TO:<...>`: no spaces, brackets or
+/// line breaks (which would let a manifest value inject SMTP commands), one `@`.
+pub fn valid_address(addr: &str) -> bool {
+    !addr.is_empty()
+        && addr.len() <= 254
+        && addr.matches('@').count() == 1
+        && !addr.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>'))
+}
+
 /// `host[:port]` of `server`.
 pub fn split_server(server: &str) -> (String, u16) {
     if let Some(rest) = server.strip_prefix('[') {
@@ -251,6 +260,9 @@ pub async fn send(
             to.len()
         ));
     }
+    if let Some(bad) = std::iter::once(from).chain(to.iter()).find(|a| !valid_address(a)) {
+        return AttemptResult::Permanent(format!("email: `{bad}` is not a mail address"));
+    }
     let timeout = sender.attempt_timeout();
     let start = std::time::Instant::now();
     let (host, port) = split_server(server);
@@ -370,6 +382,14 @@ mod tests {
         assert_eq!(split_server("smtp.example.com"), ("smtp.example.com".into(), 587));
         assert_eq!(split_server("127.0.0.1:2525"), ("127.0.0.1".into(), 2525));
         assert_eq!(split_server("[::1]:25"), ("::1".into(), 25));
+    }
+
+    #[test]
+    fn addresses() {
+        assert!(valid_address("ops@example.com"));
+        assert!(!valid_address("a@x>\r\nRCPT TO:<b@y"));
+        assert!(!valid_address("no-at-sign"));
+        assert!(!valid_address("a b@x"));
     }
 
     #[test]

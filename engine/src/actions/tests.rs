@@ -227,6 +227,31 @@ fn unreachable_receiver_is_retried_then_undelivered() {
 }
 
 #[test]
+fn a_receiver_that_never_answers_is_not_retried() {
+    // Accepts, reads, never answers: the request was sent, so a repeat could duplicate it.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let out = Arc::new(Mutex::new((ActionCounters::default(), Vec::new())));
+    let out2 = out.clone();
+    run(move || async move {
+        let mut config = fast_config();
+        config.attempt_timeout = Duration::from_millis(200);
+        let actions = Actions::new(config);
+        actions.queue_alert(
+            1,
+            &[webhook(format!("http://127.0.0.1:{port}/"))],
+            alert(Colour::Red, 0),
+        );
+        actions.drain(WAIT).await;
+        *out2.lock().unwrap() = (actions.counters(), actions.recent_undelivered());
+    });
+    drop(listener);
+    let (c, undelivered) = out.lock().unwrap().clone();
+    assert_eq!((c.sent, c.retried, c.undelivered), (0, 0, 1));
+    assert!(undelivered[0].reason.contains("it may have been delivered"), "{undelivered:?}");
+}
+
+#[test]
 fn dedup_cancel_and_queue_bound() {
     let rx = Receiver::start(vec![]);
     let url = rx.url("/");
@@ -265,6 +290,32 @@ fn dedup_cancel_and_queue_bound() {
     let (c, pending) = snapshots[2];
     assert_eq!((c.cancelled, c.sent, pending), (3, 0, 0));
     assert!(rx.seen().is_empty());
+}
+
+#[test]
+fn a_monitors_alerts_reach_an_endpoint_in_order_retries_included() {
+    // Yellow's first attempt gets 503; red, queued right after, must wait for yellow's retry.
+    let rx = Receiver::start(vec![Reply::Status(503)]);
+    let url = rx.url("/");
+    let other = rx.url("/other");
+    run(move || async move {
+        let actions = Actions::new(fast_config());
+        let endpoint = webhook(url);
+        actions.queue_alert(1, std::slice::from_ref(&endpoint), alert(Colour::Yellow, 0));
+        actions.queue_alert(1, std::slice::from_ref(&endpoint), alert(Colour::Red, 0));
+        actions.drain(WAIT).await;
+        assert_eq!(actions.counters().sent, 2);
+        assert!(actions.lanes.borrow().is_empty(), "idle lanes are forgotten");
+        // Another monitor does not wait for this one.
+        actions.queue_alert(2, &[webhook(other)], alert(Colour::Red, 0));
+        actions.drain(WAIT).await;
+    });
+    let colours: Vec<String> = rx
+        .seen()
+        .iter()
+        .map(|s| serde_json::from_slice::<serde_json::Value>(&s.body).unwrap()["color"].to_string())
+        .collect();
+    assert_eq!(colours, ["\"yellow\"", "\"yellow\"", "\"red\"", "\"red\""]);
 }
 
 #[test]
@@ -346,7 +397,7 @@ fn drain_records_what_it_could_not_deliver() {
     let (c, undelivered) = out.lock().unwrap()[0].clone();
     assert_eq!((c.sent, c.undelivered), (1, 1));
     assert_eq!(undelivered[0].reason, "shut down before delivery");
-    assert_eq!(undelivered[0].monitor, 2);
+    assert_eq!((undelivered[0].monitor, undelivered[0].monitor_id.as_str()), (2, "checkout-api"));
     assert_eq!(rx.seen().len(), 1);
 }
 
