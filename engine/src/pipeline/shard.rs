@@ -429,3 +429,48 @@ impl ResultHandler for MonitorHandler {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{load_str, LoadOptions};
+
+    #[test]
+    fn policy_follows_the_manifest() {
+        let yaml = r#"
+version: "1"
+monitors:
+  - name: a
+    pulse_check:
+      type: tcp
+      max_failures: 4
+      config: {host: 127.0.0.1, port: 1}
+    intervention:
+      action: webhook
+      target: {url: "http://127.0.0.1:1/restart"}
+      max_failures: 2
+    codes:
+      red: {notify: log}
+      green: {notify: log, dispatch: false}
+  - name: b
+    pulse_check:
+      type: tcp
+      unhealthy_threshold: 0
+      healthy_threshold: 5
+      config: {host: 127.0.0.1, port: 1}
+"#;
+        let (monitors, report) = load_str(yaml, None, &LoadOptions::default());
+        assert!(report.is_valid(), "{:?}", report.problems.kept);
+        let a = policy_of(&monitors[0]);
+        assert_eq!(
+            (a.unhealthy, a.healthy, a.has_intervention, a.recovery_max_attempts),
+            (4, 2, true, 2)
+        );
+        assert!(a.dispatch.contains(Colour::Red));
+        assert!(!a.dispatch.contains(Colour::Green), "dispatch: false");
+        assert!(!a.dispatch.contains(Colour::Yellow), "no code");
+        let b = policy_of(&monitors[1]);
+        assert_eq!((b.unhealthy, b.healthy, b.has_intervention), (1, 5, false));
+        assert_eq!(b.dispatch, ColourSet::EMPTY);
+    }
+}
