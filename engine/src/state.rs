@@ -33,6 +33,13 @@
 //!   without opening the incident (an intervention was queued), the next failure of the same
 //!   run would queue yellow again while the intervention runs.
 //! - Disabling keeps the incident state (like a config change); only Removed closes it.
+//!
+//! Incident ids: every alert and incident effect carries the monitor-local episode number
+//! (`incident_seq`, a `u32` in the state, bumped when a run of failures begins or a warning
+//! appears on a quiet monitor). The caller makes it global by pairing it with the monitor id
+//! (`alert::incident_id`: `"<monitor id>#<seq>"`); it stays stable across restarts when the
+//! store snapshots `MonitorState` (plain `Copy` data) or restores the number with
+//! `MonitorState::resume`.
 
 mod cooldown;
 mod effects;
@@ -216,6 +223,12 @@ mod flag {
 /// The hot state of one monitor: 32 bytes (asserted in tests), so it fits with the
 /// scheduling fields in a 64-byte per-monitor budget. Plain `Copy` data: the store snapshots
 /// it as is, which also keeps `incident_seq` (and so incident ids) stable across restarts.
+///
+/// Layout: four `u16` counters (saturating: a long maintenance window may pin
+/// `pulse_failures` at its maximum, which still reads as "past the threshold"), two `u16`
+/// generations, `u8` attempts, `u8` flags, the `u32` episode number, and 14 bytes of
+/// per-colour cooldown times (a `u32` base in seconds plus a `u16` offset per colour, see
+/// `cooldown.rs`) = 32 bytes, no padding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MonitorState {
     consecutive_failures: u16,
@@ -399,6 +412,8 @@ impl Step<'_> {
             return;
         }
         match event {
+            // The kind matters for the message (rendered later from the Outcome) and metrics,
+            // not for the state: every failure kind counts the same (timeout included).
             Event::CheckFailed { generation, kind: _ } => self.check_failed(generation),
             Event::CheckSucceeded { generation, warning } => {
                 self.check_succeeded(generation, warning)
