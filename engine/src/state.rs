@@ -8,6 +8,32 @@
 //! delivering them (the actions layer). It never allocates; time is a `u64` of milliseconds
 //! passed in, so it runs the same under a virtual clock in tests.
 //!
+//! How a shard uses it:
+//!
+//! ```
+//! use cpra_engine::colour::Colour;
+//! use cpra_engine::state::{transition, Effect, Event, MonitorState, Policy};
+//! use cpra_net::FailureKind;
+//!
+//! let policy = Policy { unhealthy: 1, ..Policy::default() };
+//! let mut state = MonitorState::new();
+//! // When the check is handed to a probe:
+//! let generation = state.begin_check();
+//! // When its outcome comes back (now_ms from the shard's clock):
+//! let event = Event::CheckFailed { generation, kind: FailureKind::ConnectRefused };
+//! let effects = transition(&mut state, &policy, event, 60_000);
+//! // Apply in order: journal, then act.
+//! let colours: Vec<Colour> = effects
+//!     .iter()
+//!     .filter_map(|e| match e {
+//!         Effect::Alert { colour, .. } => Some(*colour),
+//!         _ => None,
+//!     })
+//!     .collect();
+//! assert_eq!(colours, [Colour::Yellow, Colour::Red]);
+//! assert!(state.incident_open());
+//! ```
+//!
 //! Where this module departs from, or makes precise, the text of STATE_MACHINE.md (each is
 //! also commented where it happens):
 //! - A stale check (started before the intervention succeeded) counts for nothing while the
