@@ -98,6 +98,8 @@ enum SlotState {
 #[derive(Default)]
 struct Slot {
     seq: u16,
+    /// Who the echo went to: a reply from anyone else is not ours (spoofed or stray).
+    peer: Option<IpAddr>,
     state: SlotState,
 }
 
@@ -173,7 +175,7 @@ impl IcmpClient {
         for sent in 0..cfg.count {
             let left = deadline.saturating_duration_since(Instant::now());
             let share = left / u32::from(cfg.count - sent);
-            let Some(seq) = self.shared.claim() else {
+            let Some(seq) = self.shared.claim(cfg.addr) else {
                 return Outcome::failure(
                     FailureKind::Connection,
                     elapsed_us(start),
@@ -213,7 +215,7 @@ impl Shared {
 
     /// A sequence number whose slot is free, marked waiting; `None` when the slot it maps to is
     /// still in use (the table is full, or an echo from 65 536 sends ago is still waited on).
-    fn claim(&self) -> Option<u16> {
+    fn claim(&self, peer: IpAddr) -> Option<u16> {
         let seq = self.next_seq.get();
         self.next_seq.set(seq.wrapping_add(1));
         let mut slots = self.slots.borrow_mut();
@@ -221,15 +223,15 @@ impl Shared {
         if !matches!(slot.state, SlotState::Free) {
             return None;
         }
-        *slot = Slot { seq, state: SlotState::Waiting(None) };
+        *slot = Slot { seq, peer: Some(peer), state: SlotState::Waiting(None) };
         Some(seq)
     }
 
     /// Called by the reader for each echo reply it matched to us.
-    fn deliver(&self, seq: u16) {
+    fn deliver(&self, seq: u16, from: IpAddr) {
         let mut slots = self.slots.borrow_mut();
         let slot = &mut slots[usize::from(seq) % MAX_IN_FLIGHT];
-        if slot.seq != seq {
+        if slot.seq != seq || slot.peer != Some(from) {
             return; // a late reply for a finished check
         }
         match std::mem::replace(&mut slot.state, SlotState::Replied) {
@@ -279,22 +281,37 @@ impl Drop for SlotGuard<'_> {
 /// Ends when the client is dropped (its task is cancelled) or the socket fails for good.
 async fn read_replies(socket: Rc<UdpSocket>, shared: Weak<Shared>) {
     let mut buf = [0u8; RECV_BUFFER_BYTES];
+    let mut pause_ms = 0u64;
     loop {
-        let n = match socket.recv_from(&mut buf).await {
-            Ok((n, _from)) => n,
-            // Transient errors (an ICMP error queued on the socket) must not end the loop.
-            Err(_) => continue,
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(received) => {
+                pause_ms = 0;
+                received
+            }
+            // An error queued on the socket (an ICMP error for an earlier send) is transient;
+            // a socket that keeps failing must not spin the shard, so back off, doubling up to
+            // MAX_READ_ERROR_PAUSE_MS, until a receive works again.
+            Err(_) => {
+                pause_ms = (pause_ms * 2).clamp(1, MAX_READ_ERROR_PAUSE_MS);
+                glommio::timer::sleep(Duration::from_millis(pause_ms)).await;
+                continue;
+            }
         };
         let Some(shared) = shared.upgrade() else { return };
         let raw = shared.mode == IcmpMode::Raw;
         if let Some((ident, seq)) = parse_echo_reply(&buf[..n], raw) {
             // Ping sockets rewrite the identifier and deliver only our own replies.
             if !raw || ident == shared.ident {
-                shared.deliver(seq);
+                shared.deliver(seq, from.ip());
             }
         }
     }
 }
+
+/// Longest pause of the reply reader after repeated receive errors: short enough that replies
+/// are read again soon after the socket recovers, long enough that a broken socket costs
+/// nothing measurable.
+const MAX_READ_ERROR_PAUSE_MS: u64 = 100;
 
 /// Creates the best ICMP socket this process may open.
 fn open_socket() -> io::Result<(IcmpMode, libc::c_int)> {
@@ -467,22 +484,24 @@ mod tests {
     fn replies_reach_only_the_echo_waiting_for_them() {
         let (stale_free, claimed_after) = on_shard(|| async {
             let shared = Shared::new(IcmpMode::Raw);
-            let seq = shared.claim().unwrap();
-            // A reply for a sequence nobody waits on changes nothing.
-            shared.deliver(seq.wrapping_add(1));
+            let seq = shared.claim(LOOPBACK).unwrap();
+            // A reply for a sequence nobody waits on changes nothing, nor one from elsewhere.
+            shared.deliver(seq.wrapping_add(1), LOOPBACK);
+            shared.deliver(seq, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+            let idx = usize::from(seq) % MAX_IN_FLIGHT;
+            assert!(matches!(shared.slots.borrow()[idx].state, SlotState::Waiting(_)));
             let guard = SlotGuard { shared: &shared, seq };
-            shared.deliver(seq);
+            shared.deliver(seq, LOOPBACK);
             // Already replied: the wait ends at once.
             guard.replied().await;
             drop(guard);
             // A duplicate or late reply after the check ended leaves the slot free.
-            shared.deliver(seq);
-            let idx = usize::from(seq) % MAX_IN_FLIGHT;
+            shared.deliver(seq, LOOPBACK);
             let stale_free = matches!(shared.slots.borrow()[idx].state, SlotState::Free);
             // The table wraps: MAX_IN_FLIGHT more claims reuse the freed slot.
             let mut claimed = 0;
             for _ in 0..MAX_IN_FLIGHT {
-                if shared.claim().is_some() {
+                if shared.claim(LOOPBACK).is_some() {
                     claimed += 1;
                 }
             }
