@@ -673,6 +673,19 @@ mod tests {
             let _ = c.read(&mut buf);
             c.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n").unwrap();
         });
+        // Sends one byte every 50 ms: never a whole frame within the timeout. Bounded to 40
+        // bytes so the thread ends on its own.
+        let trickle = TcpListener::bind("127.0.0.1:0").unwrap();
+        let trickle_addr = trickle.local_addr().unwrap();
+        let trickle_thread = std::thread::spawn(move || {
+            let (mut c, _) = trickle.accept().unwrap();
+            for _ in 0..40 {
+                if c.write_all(&[0]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
         // Accepts (kernel backlog) and never answers.
         let silent = TcpListener::bind("127.0.0.1:0").unwrap();
         let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
@@ -680,6 +693,7 @@ mod tests {
             GrpcConfig::new(http1_addr, "x:1", "").unwrap(),
             GrpcConfig::new(silent.local_addr().unwrap(), "x:1", "").unwrap(),
             GrpcConfig::new(closed, "x:1", "").unwrap(),
+            GrpcConfig::new(trickle_addr, "x:1", "").unwrap(),
         ];
         let o = run_checks(cfgs, Duration::from_millis(300));
         http1_thread.join().unwrap();
@@ -687,6 +701,8 @@ mod tests {
         assert!(o[0].describe("x").contains("HTTP/1.x"), "{}", o[0].describe("x"));
         assert_eq!(o[1].failure, Some(FailureKind::Timeout), "{:?}", o[1]);
         assert_eq!(o[2].failure, Some(FailureKind::ConnectRefused), "{:?}", o[2]);
+        assert_eq!(o[3].failure, Some(FailureKind::Timeout), "{:?}", o[3]);
+        trickle_thread.join().unwrap();
         drop(silent);
     }
 
