@@ -4,3 +4,6 @@
 //! What it is for: turning a manifest of monitors into on-time checks, alerts and
 //! interventions. What it is not for: the network client side of a check (that is
 //! `cpra-net`) or benchmarks (that is `cpra-bench`).
+
+pub mod cli;
+pub mod manifest;

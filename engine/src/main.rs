@@ -1,9 +1,11 @@
 //! The `cpra` command line.
 
+use clap::Parser;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    eprintln!("cpra: no commands yet");
-    std::process::exit(2);
+    let cli = cpra_engine::cli::Cli::parse();
+    std::process::exit(cpra_engine::cli::run(cli));
 }

@@ -1,0 +1,45 @@
+//! The `cpra` command line: one module per subcommand. To add one (`run`, `demo`), add a
+//! variant to [`Command`] with its args struct and a `run` function in its own module.
+
+use clap::{Parser, Subcommand};
+
+pub mod gen;
+pub mod validate;
+
+/// Exit code: everything is fine.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: the input is invalid (or, for other commands, the run failed).
+pub const EXIT_INVALID: i32 = 1;
+/// Exit code: a file could not be read or written, or the command line is wrong.
+pub const EXIT_UNREADABLE: i32 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cpra",
+    version,
+    about = "CPRA: a thread-per-core health-check engine for very large fleets",
+    long_about = "CPRA runs health checks (pulses) for very large fleets, runs interventions when they \
+fail and sends alerts (codes) by colour. It reads the YAML/JSON manifests of the Go CPRA unchanged.\n\n\
+Start with:  cpra validate docs/examples/fleet.yaml"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check manifests and report every problem (up to 100 per file) with file, line, column,
+    /// monitor, field path and how to fix it. Exit 0 valid, 1 invalid, 2 unreadable.
+    Validate(validate::ValidateArgs),
+    /// Write a synthetic manifest (for big-fleet tests and benchmarks) to stdout or --output.
+    Gen(gen::GenArgs),
+}
+
+/// Run a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Validate(args) => validate::run(&args, &mut std::io::stdout().lock()),
+        Command::Gen(args) => gen::run(&args),
+    }
+}

@@ -1,0 +1,1226 @@
+//! From one monitor's [`Node`] tree to a typed [`Monitor`], reporting every problem found
+//! (not just the first) with its position, field path and a hint.
+//!
+//! The field lists (`*_FIELDS`) are the single source of what the loader accepts: unknown-field
+//! warnings, "did you mean" and the docs test all read them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::diagnostic::{choices_hint, did_you_mean, Class, Diagnostic, Problems, Severity};
+use super::duration::parse_go_duration;
+use super::env::{expand, Env, ExpandError};
+use super::event::Pos;
+use super::intern::Interner;
+use super::maintenance::MaintenanceWindow;
+use super::node::{Entry, Node, NodeKind};
+use super::schema::*;
+
+pub const TOP_FIELDS: &[&str] = &["version", "monitors", "endpoints", "notification_groups"];
+pub const MONITOR_FIELDS: &[&str] =
+    &["id", "name", "enabled", "tags", "pulse_check", "codes", "intervention", "maintenance"];
+pub const PULSE_CHECK_FIELDS: &[&str] = &[
+    "type",
+    "interval",
+    "timeout",
+    "unhealthy_threshold",
+    "healthy_threshold",
+    "max_failures",
+    "retries",
+    "groups",
+    "config",
+];
+pub const HTTP_FIELDS: &[&str] = &[
+    "url",
+    "method",
+    "headers",
+    "body",
+    "expected_status",
+    "insecure_skip_verify",
+    "retries",
+    "body_contains",
+    "body_regex",
+    "max_response_time",
+    "ca_file",
+];
+pub const TCP_FIELDS: &[&str] = &["host", "port"];
+pub const ICMP_FIELDS: &[&str] = &["host", "count", "ignore_privilege"];
+pub const DNS_FIELDS: &[&str] = &["host", "server"];
+pub const UDP_FIELDS: &[&str] = &["host", "port", "payload"];
+pub const GRPC_FIELDS: &[&str] = &["host", "port", "service"];
+pub const TLS_FIELDS: &[&str] =
+    &["host", "port", "server_name", "warn_days", "critical_days", "insecure_skip_verify"];
+pub const DOCKER_PULSE_FIELDS: &[&str] = &["container"];
+pub const INTERVENTION_FIELDS: &[&str] = &["action", "target", "retries", "max_failures"];
+pub const DOCKER_TARGET_FIELDS: &[&str] = &["container", "timeout"];
+pub const WEBHOOK_TARGET_FIELDS: &[&str] = &["url", "method", "headers", "body", "timeout"];
+pub const SYSTEMD_TARGET_FIELDS: &[&str] = &["unit", "mode"];
+pub const KUBERNETES_TARGET_FIELDS: &[&str] =
+    &["namespace", "kind", "name", "replicas", "kubeconfig_path", "timeout"];
+pub const CODE_FIELDS: &[&str] = &["dispatch", "notify", "config", "notify_group"];
+pub const ENDPOINT_FIELDS: &[&str] = &["type", "config"];
+pub const MAINTENANCE_FIELDS: &[&str] = &["cron", "duration", "timezone"];
+pub const LOG_FIELDS: &[&str] = &["file"];
+pub const WEBHOOK_NOTIFY_FIELDS: &[&str] = &["url", "method", "headers"];
+pub const SLACK_FIELDS: &[&str] = &["hook"];
+pub const PAGERDUTY_FIELDS: &[&str] = &["routing_key", "url"];
+pub const EMAIL_FIELDS: &[&str] =
+    &["server", "from", "to", "subject", "allow_insecure", "username", "password"];
+pub const DISCORD_FIELDS: &[&str] = &["webhook_url"];
+pub const TELEGRAM_FIELDS: &[&str] = &["bot_token", "chat_id", "url"];
+pub const OPSGENIE_FIELDS: &[&str] = &["api_key", "url"];
+pub const MATTERMOST_FIELDS: &[&str] = &["webhook_url", "channel", "username"];
+pub const TEAMS_FIELDS: &[&str] = &["webhook_url"];
+pub const ALERTMANAGER_FIELDS: &[&str] = &["url"];
+
+/// Every field list, for the docs test.
+pub const ALL_FIELD_LISTS: &[&[&str]] = &[
+    TOP_FIELDS,
+    MONITOR_FIELDS,
+    PULSE_CHECK_FIELDS,
+    HTTP_FIELDS,
+    TCP_FIELDS,
+    ICMP_FIELDS,
+    DNS_FIELDS,
+    UDP_FIELDS,
+    GRPC_FIELDS,
+    TLS_FIELDS,
+    DOCKER_PULSE_FIELDS,
+    INTERVENTION_FIELDS,
+    DOCKER_TARGET_FIELDS,
+    WEBHOOK_TARGET_FIELDS,
+    SYSTEMD_TARGET_FIELDS,
+    KUBERNETES_TARGET_FIELDS,
+    CODE_FIELDS,
+    ENDPOINT_FIELDS,
+    MAINTENANCE_FIELDS,
+    LOG_FIELDS,
+    WEBHOOK_NOTIFY_FIELDS,
+    SLACK_FIELDS,
+    PAGERDUTY_FIELDS,
+    EMAIL_FIELDS,
+    DISCORD_FIELDS,
+    TELEGRAM_FIELDS,
+    OPSGENIE_FIELDS,
+    MATTERMOST_FIELDS,
+    TEAMS_FIELDS,
+    ALERTMANAGER_FIELDS,
+];
+
+/// Default interval when `pulse_check.interval` is absent (Go CPRA's default).
+pub const DEFAULT_INTERVAL_MS: u64 = 30_000;
+/// Default timeout when absent: 10 s, or the interval if shorter.
+pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+/// Most headers in one block: real requests carry a dozen; the bound keeps a request small.
+pub const MAX_HEADERS: usize = 64;
+/// Most tags / groups / statuses / windows per monitor: generous for real use, bounded so one
+/// monitor cannot hold an unbounded list.
+pub const MAX_LIST_ITEMS: usize = 256;
+
+/// Notification groups named by monitors, numbered as first seen, with where each was first
+/// referenced (to report a group that turns out not to exist).
+#[derive(Default)]
+pub struct GroupNames {
+    pub ids: HashMap<String, u32>,
+    pub names: Vec<String>,
+    pub first_ref: Vec<RefSite>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RefSite {
+    pub pos: Pos,
+    pub monitor: Option<String>,
+    pub path: String,
+}
+
+impl GroupNames {
+    pub fn reference(&mut self, name: &str, site: impl FnOnce() -> RefSite) -> GroupId {
+        if let Some(&id) = self.ids.get(name) {
+            return GroupId(id);
+        }
+        let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.ids.insert(name.to_string(), id);
+        self.names.push(name.to_string());
+        self.first_ref.push(site());
+        GroupId(id)
+    }
+}
+
+#[derive(Default)]
+pub struct Interners {
+    pub codes: Interner<Codes>,
+    pub headers: Interner<Headers>,
+    pub notify: Interner<Notify>,
+}
+
+/// What decoding needs: where to report, and the shared interners.
+pub struct Ctx<'a> {
+    pub file: &'a str,
+    pub monitor: Option<String>,
+    pub problems: &'a mut Problems,
+    pub strict: bool,
+    pub env: &'a dyn Env,
+    pub had_error: bool,
+    pub interners: &'a mut Interners,
+    pub groups: &'a mut GroupNames,
+}
+
+/// A mapping being decoded, with its path for messages.
+pub struct Fields<'n> {
+    pub entries: &'n [Entry],
+    pub pos: Pos,
+    pub path: String,
+}
+
+impl<'n> Fields<'n> {
+    fn get(&self, key: &str) -> Option<&'n Entry> {
+        self.entries.iter().find(|e| e.key == key)
+    }
+
+    fn sub(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+}
+
+impl Ctx<'_> {
+    pub fn report(
+        &mut self,
+        severity: Severity,
+        class: Class,
+        pos: Pos,
+        path: String,
+        message: String,
+        hint: String,
+    ) {
+        if severity == Severity::Error {
+            self.had_error = true;
+        }
+        self.problems.push(Diagnostic {
+            severity,
+            class,
+            file: self.file.to_string(),
+            pos,
+            monitor: self.monitor.clone(),
+            path,
+            message,
+            hint,
+        });
+    }
+
+    pub fn error(
+        &mut self,
+        class: Class,
+        pos: Pos,
+        path: String,
+        message: String,
+        hint: impl Into<String>,
+    ) {
+        self.report(Severity::Error, class, pos, path, message, hint.into());
+    }
+
+    /// View `node` as a mapping with the given known fields; unknown keys are warnings (errors
+    /// with `--strict`). `None` (reported) when it is not a mapping.
+    pub fn fields<'n>(
+        &mut self,
+        node: &'n Node,
+        path: String,
+        known: &[&str],
+    ) -> Option<Fields<'n>> {
+        let NodeKind::Map(entries) = &node.kind else {
+            if !node.is_null() {
+                self.error(
+                    Class::WrongType,
+                    node.pos,
+                    path,
+                    format!("expected a mapping, found {}", node.type_name()),
+                    "write `key: value` pairs here",
+                );
+            }
+            return None;
+        };
+        for (i, e) in entries.iter().enumerate() {
+            if !known.contains(&e.key.as_str()) {
+                let severity = if self.strict { Severity::Error } else { Severity::Warning };
+                let mut hint = format!("known fields here: {}", known.join(", "));
+                if let Some(m) = did_you_mean(&e.key, known) {
+                    hint = format!("did you mean '{m}'? {hint}");
+                }
+                let p = if path.is_empty() { e.key.clone() } else { format!("{path}.{}", e.key) };
+                self.report(
+                    severity,
+                    Class::UnknownField,
+                    e.key_pos,
+                    p,
+                    format!("unknown field '{}'", e.key),
+                    hint,
+                );
+            } else if entries[..i].iter().any(|prev| prev.key == e.key) {
+                let p = if path.is_empty() { e.key.clone() } else { format!("{path}.{}", e.key) };
+                self.error(
+                    Class::BadValue,
+                    e.key_pos,
+                    p,
+                    format!("field '{}' is given twice", e.key),
+                    "keep one; the first is used",
+                );
+            }
+        }
+        Some(Fields { entries, pos: node.pos, path })
+    }
+
+    /// The entry for `key` if present and not null.
+    fn entry<'n>(&self, f: &Fields<'n>, key: &str) -> Option<&'n Entry> {
+        f.get(key).filter(|e| !e.value.is_null())
+    }
+
+    /// A scalar's text, `${NAME}` expanded. Reports a non-scalar.
+    fn scalar_text(
+        &mut self,
+        node: &Node,
+        path: &dyn Fn() -> String,
+        what: &str,
+    ) -> Option<(String, bool)> {
+        match &node.kind {
+            NodeKind::Scalar { value, quoted } => {
+                match expand(value, self.env) {
+                    Ok(None) => Some((value.clone(), *quoted)),
+                    Ok(Some(v)) => Some((v, true)),
+                    Err(e) => {
+                        let (msg, hint) = match e {
+                        ExpandError::Unset(name) => (
+                            format!("environment variable '{name}' is not set"),
+                            format!("export {name}=... before starting cpra, or write the value here"),
+                        ),
+                        ExpandError::BadName(name) => (
+                            format!("'${{{name}}}' is not a valid variable reference"),
+                            "names are letters, digits and '_'; write '$${' for a literal '${'".to_string(),
+                        ),
+                        ExpandError::Unclosed => {
+                            ("unclosed '${'".to_string(), "close it with '}', or write '$${' for a literal".to_string())
+                        }
+                    };
+                        self.error(Class::UnsetVariable, node.pos, path(), msg, hint);
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.error(
+                    Class::WrongType,
+                    node.pos,
+                    path(),
+                    format!("expected {what}, found {}", node.type_name()),
+                    format!("write {what} here"),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn opt_str(&mut self, f: &Fields, key: &str) -> Option<String> {
+        let e = self.entry(f, key)?;
+        self.scalar_text(&e.value, &|| f.sub(key), "a string").map(|(s, _)| s)
+    }
+
+    pub fn req_str(&mut self, f: &Fields, key: &str, example: &str) -> String {
+        if self.entry(f, key).is_none() {
+            self.error(
+                Class::Missing,
+                f.pos,
+                f.sub(key),
+                format!("missing required field '{key}'"),
+                format!("add `{key}: {example}`"),
+            );
+            return String::new();
+        }
+        let v = self.opt_str(f, key).unwrap_or_default();
+        if v.is_empty() {
+            if let Some(e) = f.get(key).filter(|e| e.value.scalar() == Some("")) {
+                self.error(
+                    Class::BadValue,
+                    e.value.pos,
+                    f.sub(key),
+                    format!("'{key}' is empty"),
+                    format!("e.g. `{key}: {example}`"),
+                );
+            }
+        }
+        v
+    }
+
+    pub fn bool_or(&mut self, f: &Fields, key: &str, default: bool) -> bool {
+        let Some(e) = self.entry(f, key) else { return default };
+        let Some((text, _)) = self.scalar_text(&e.value, &|| f.sub(key), "true or false") else {
+            return default;
+        };
+        match text.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" => true,
+            "false" | "no" | "off" => false,
+            _ => {
+                self.error(
+                    Class::WrongType,
+                    e.value.pos,
+                    f.sub(key),
+                    format!("'{text}' is not a boolean"),
+                    "write true or false",
+                );
+                default
+            }
+        }
+    }
+
+    pub fn opt_int(&mut self, f: &Fields, key: &str, min: i64, max: i64) -> Option<i64> {
+        let e = self.entry(f, key)?;
+        let (text, _) = self.scalar_text(&e.value, &|| f.sub(key), "a whole number")?;
+        match text.trim().parse::<i64>() {
+            Ok(v) if (min..=max).contains(&v) => Some(v),
+            Ok(v) => {
+                self.error(
+                    Class::BadValue,
+                    e.value.pos,
+                    f.sub(key),
+                    format!("{v} is out of range"),
+                    format!("use a value from {min} to {max}"),
+                );
+                None
+            }
+            Err(_) => {
+                self.error(
+                    Class::WrongType,
+                    e.value.pos,
+                    f.sub(key),
+                    format!("'{text}' is not a whole number"),
+                    "write a number without quotes or units",
+                );
+                None
+            }
+        }
+    }
+
+    pub fn port(&mut self, f: &Fields, key: &str, default: Option<u16>) -> u16 {
+        match self.opt_int(f, key, 1, 65535) {
+            Some(v) => v as u16,
+            None => match default {
+                Some(d) => d,
+                None => {
+                    if self.entry(f, key).is_none() {
+                        self.error(
+                            Class::Missing,
+                            f.pos,
+                            f.sub(key),
+                            format!("missing required field '{key}'"),
+                            format!("add `{key}: 443` (1-65535)"),
+                        );
+                    }
+                    0
+                }
+            },
+        }
+    }
+
+    /// A Go duration, in whole milliseconds (at least 1 ms when `positive`).
+    pub fn opt_duration_ms(&mut self, f: &Fields, key: &str, positive: bool) -> Option<u64> {
+        let e = self.entry(f, key)?;
+        let (text, _) = self.scalar_text(&e.value, &|| f.sub(key), "a duration such as 30s")?;
+        match parse_go_duration(&text) {
+            Ok(ns) => {
+                let ms = ns / 1_000_000;
+                if positive && ms == 0 {
+                    self.error(
+                        Class::BadDuration,
+                        e.value.pos,
+                        f.sub(key),
+                        format!("'{key}' must be greater than 0 (got '{text}')"),
+                        "use at least 1ms, e.g. 30s",
+                    );
+                    None
+                } else {
+                    Some(ms)
+                }
+            }
+            Err(msg) => {
+                self.error(
+                    Class::BadDuration,
+                    e.value.pos,
+                    f.sub(key),
+                    format!("bad duration: {msg}"),
+                    "write a Go duration such as 30s, 1m30s or 500ms",
+                );
+                None
+            }
+        }
+    }
+
+    /// A string or a list of strings.
+    pub fn str_list(&mut self, f: &Fields, key: &str) -> Vec<String> {
+        let Some(e) = self.entry(f, key) else { return Vec::new() };
+        match &e.value.kind {
+            NodeKind::Seq(items) => {
+                let mut out = Vec::with_capacity(items.len().min(MAX_LIST_ITEMS));
+                for (i, item) in items.iter().enumerate() {
+                    if i >= MAX_LIST_ITEMS {
+                        self.error(
+                            Class::BadValue,
+                            item.pos,
+                            f.sub(key),
+                            format!("more than {MAX_LIST_ITEMS} items"),
+                            "split the list",
+                        );
+                        break;
+                    }
+                    if let Some((s, _)) =
+                        self.scalar_text(item, &|| format!("{}[{i}]", f.sub(key)), "a string")
+                    {
+                        out.push(s);
+                    }
+                }
+                out
+            }
+            NodeKind::Map(entries) if key == "tags" => {
+                // Tags written as a map become "key=value".
+                let mut out = Vec::with_capacity(entries.len());
+                for en in entries.iter().take(MAX_LIST_ITEMS) {
+                    let sub = format!("{}.{}", f.sub(key), en.key);
+                    if let Some((v, _)) = self.scalar_text(&en.value, &|| sub.clone(), "a string") {
+                        out.push(format!("{}={v}", en.key));
+                    }
+                }
+                out
+            }
+            _ => self
+                .scalar_text(&e.value, &|| f.sub(key), "a string or a list of strings")
+                .map(|(s, _)| vec![s])
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Headers: a map, or Go CPRA's list of "Name: value" strings. Interned.
+    pub fn headers(&mut self, f: &Fields, key: &str) -> Arc<Headers> {
+        let mut out: Headers = Vec::new();
+        if let Some(e) = self.entry(f, key) {
+            match &e.value.kind {
+                NodeKind::Map(entries) => {
+                    for en in entries.iter().take(MAX_HEADERS) {
+                        let sub = format!("{}.{}", f.sub(key), en.key);
+                        if let Some((v, _)) =
+                            self.scalar_text(&en.value, &|| sub.clone(), "a header value")
+                        {
+                            out.push((en.key.clone(), v));
+                        }
+                    }
+                    if entries.len() > MAX_HEADERS {
+                        self.error(
+                            Class::BadValue,
+                            e.value.pos,
+                            f.sub(key),
+                            format!("more than {MAX_HEADERS} headers"),
+                            "send fewer headers",
+                        );
+                    }
+                }
+                NodeKind::Seq(items) => {
+                    for (i, item) in items.iter().enumerate().take(MAX_HEADERS) {
+                        let sub = || format!("{}[{i}]", f.sub(key));
+                        let Some((line, _)) =
+                            self.scalar_text(item, &sub, "a \"Name: value\" string")
+                        else {
+                            continue;
+                        };
+                        match line.split_once(':') {
+                            Some((n, v)) if !n.trim().is_empty() => {
+                                out.push((n.trim().to_string(), v.trim().to_string()))
+                            }
+                            _ => self.error(
+                                Class::BadValue,
+                                item.pos,
+                                sub(),
+                                format!("header '{line}' is not \"Name: value\""),
+                                "write e.g. \"Authorization: Bearer ${TOKEN}\"",
+                            ),
+                        }
+                    }
+                    if items.len() > MAX_HEADERS {
+                        self.error(
+                            Class::BadValue,
+                            e.value.pos,
+                            f.sub(key),
+                            format!("more than {MAX_HEADERS} headers"),
+                            "send fewer headers",
+                        );
+                    }
+                }
+                _ => self.error(
+                    Class::WrongType,
+                    e.value.pos,
+                    f.sub(key),
+                    format!(
+                        "expected a mapping or a list of \"Name: value\" strings, found {}",
+                        e.value.type_name()
+                    ),
+                    "write `Name: value` pairs",
+                ),
+            }
+        }
+        self.interners.headers.intern(out)
+    }
+
+    /// An enum value (case-insensitive), with "did you mean".
+    fn choice(
+        &mut self,
+        f: &Fields,
+        key: &str,
+        choices: &[&str],
+        class: Class,
+        what: &str,
+    ) -> Option<String> {
+        let Some(e) = self.entry(f, key) else {
+            self.error(
+                Class::Missing,
+                f.pos,
+                f.sub(key),
+                format!("missing required field '{key}'"),
+                format!("add `{key}: ...`; expected one of {}", choices.join(", ")),
+            );
+            return None;
+        };
+        let (text, _) = self.scalar_text(&e.value, &|| f.sub(key), "a string")?;
+        let lower = text.to_ascii_lowercase();
+        if choices.contains(&lower.as_str()) {
+            Some(lower)
+        } else {
+            self.error(
+                class,
+                e.value.pos,
+                f.sub(key),
+                format!("unknown {what} '{text}'"),
+                choices_hint(&text, choices),
+            );
+            None
+        }
+    }
+
+    fn config<'n>(&mut self, f: &Fields<'n>, key: &str, known: &[&str]) -> Fields<'n> {
+        let path = f.sub(key);
+        match f.get(key) {
+            Some(e) => match self.fields(&e.value, path.clone(), known) {
+                Some(c) => c,
+                None => Fields { entries: &[], pos: e.value.pos, path },
+            },
+            None => Fields { entries: &[], pos: f.pos, path },
+        }
+    }
+}
+
+/// Decode one monitor. `Err` when it has an error (the problems are in `ctx`), with the id it
+/// would have had (to detect duplicates among invalid monitors too).
+pub fn decode_monitor(ctx: &mut Ctx, node: &Node, index: usize) -> Result<Monitor, Option<String>> {
+    let mut id = None;
+    match decode_monitor_inner(ctx, node, index, &mut id) {
+        Some(m) => Ok(m),
+        None => Err(id),
+    }
+}
+
+fn decode_monitor_inner(
+    ctx: &mut Ctx,
+    node: &Node,
+    index: usize,
+    id_out: &mut Option<String>,
+) -> Option<Monitor> {
+    ctx.had_error = false;
+    let base = format!("monitors[{index}]");
+    // The label first, so every message about this monitor names it.
+    ctx.monitor = Some(
+        node.get("name")
+            .and_then(|e| e.value.scalar())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("#{index}")),
+    );
+    let f = ctx.fields(node, base, MONITOR_FIELDS)?;
+    let name = ctx.req_str(&f, "name", "api-gateway");
+    let id = match ctx.opt_str(&f, "id") {
+        Some(id) => {
+            if !is_valid_id(&id) {
+                let pos = f.get("id").map(|e| e.value.pos).unwrap_or(f.pos);
+                ctx.error(
+                    Class::BadValue,
+                    pos,
+                    f.sub("id"),
+                    format!("id '{id}' does not match [A-Za-z0-9][A-Za-z0-9._:-]{{0,127}}"),
+                    format!("use letters, digits, '.', '_', ':', '-', e.g. '{}'", derive_id(&id)),
+                );
+            }
+            id
+        }
+        None => derive_id(&name),
+    };
+    if !name.is_empty() || f.get("id").is_some() {
+        *id_out = Some(id.clone());
+    }
+    let enabled = ctx.bool_or(&f, "enabled", true);
+    let tags = ctx.str_list(&f, "tags");
+    let pulse_check = match f.get("pulse_check") {
+        Some(e) => {
+            let path = f.sub("pulse_check");
+            match ctx.fields(&e.value, path.clone(), PULSE_CHECK_FIELDS) {
+                Some(pf) => decode_pulse_check(ctx, &pf),
+                None => {
+                    if e.value.is_null() {
+                        ctx.error(
+                            Class::Missing,
+                            e.value.pos,
+                            path,
+                            "'pulse_check' is empty".into(),
+                            "add `type:` and `config:`",
+                        );
+                    }
+                    None
+                }
+            }
+        }
+        None => {
+            ctx.error(
+                Class::Missing,
+                f.pos,
+                f.sub("pulse_check"),
+                "missing required field 'pulse_check'".into(),
+                "add `pulse_check: {type: http, interval: 30s, config: {url: ...}}`",
+            );
+            None
+        }
+    };
+    let codes = decode_codes(ctx, &f);
+    let intervention = match f.get("intervention").filter(|e| !e.value.is_null()) {
+        Some(e) => {
+            let path = f.sub("intervention");
+            ctx.fields(&e.value, path, INTERVENTION_FIELDS)
+                .and_then(|inf| decode_intervention(ctx, &inf))
+        }
+        None => None,
+    };
+    let maintenance = decode_maintenance(ctx, &f);
+    if ctx.had_error {
+        return None;
+    }
+    let pulse_check = pulse_check?;
+    Some(Monitor {
+        id,
+        name,
+        enabled,
+        tags,
+        pulse_check,
+        codes,
+        intervention,
+        maintenance,
+        line: node.pos.line,
+    })
+}
+
+fn decode_pulse_check(ctx: &mut Ctx, f: &Fields) -> Option<PulseCheck> {
+    let kind = ctx.choice(f, "type", &PULSE_TYPES, Class::UnknownType, "pulse type");
+    let interval_ms = ctx.opt_duration_ms(f, "interval", true).unwrap_or(DEFAULT_INTERVAL_MS);
+    let timeout_ms =
+        ctx.opt_duration_ms(f, "timeout", true).unwrap_or(DEFAULT_TIMEOUT_MS.min(interval_ms));
+    if timeout_ms > interval_ms {
+        let pos = f.get("timeout").map(|e| e.value.pos).unwrap_or(f.pos);
+        ctx.report(
+            Severity::Warning,
+            Class::TimeoutOverInterval,
+            pos,
+            f.sub("timeout"),
+            format!(
+                "timeout ({}) is longer than interval ({})",
+                super::duration::format_ms(timeout_ms),
+                super::duration::format_ms(interval_ms)
+            ),
+            "checks cannot overlap, so slots will be missed; make the timeout shorter than the interval".into(),
+        );
+    }
+    let unhealthy_threshold = ctx.opt_int(f, "unhealthy_threshold", i64::MIN, i64::MAX);
+    let healthy_threshold = ctx.opt_int(f, "healthy_threshold", i64::MIN, i64::MAX);
+    let max_failures = ctx.opt_int(f, "max_failures", i64::MIN, i64::MAX);
+    let retries = ctx.opt_int(f, "retries", 0, i64::from(u32::MAX)).map(|v| v as u32);
+    let groups = ctx.str_list(f, "groups");
+    let pulse = match kind.as_deref() {
+        Some(k) => decode_pulse(ctx, f, k),
+        None => None,
+    };
+    Some(PulseCheck {
+        pulse: pulse?,
+        interval_ms,
+        timeout_ms,
+        unhealthy_threshold,
+        healthy_threshold,
+        max_failures,
+        retries,
+        groups,
+    })
+}
+
+fn require_config(ctx: &mut Ctx, f: &Fields) {
+    if f.get("config").is_none_or(|e| e.value.is_null()) {
+        ctx.error(
+            Class::Missing,
+            f.pos,
+            f.sub("config"),
+            "missing required field 'config'".into(),
+            "add `config:` with the target (url, host, ...)",
+        );
+    }
+}
+
+fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
+    require_config(ctx, f);
+    if ctx.had_error && f.get("config").is_none() {
+        return None;
+    }
+    let pulse = match kind {
+        "http" => {
+            let c = ctx.config(f, "config", HTTP_FIELDS);
+            let url = ctx.req_str(&c, "url", "https://example.com/health");
+            if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+                let pos = c.get("url").map(|e| e.value.pos).unwrap_or(c.pos);
+                ctx.error(
+                    Class::BadValue,
+                    pos,
+                    c.sub("url"),
+                    format!("url '{url}' is not http:// or https://"),
+                    "write a full URL, e.g. https://example.com/health",
+                );
+            }
+            let method = ctx
+                .opt_str(&c, "method")
+                .map(|m| m.to_ascii_uppercase())
+                .unwrap_or_else(|| "GET".into());
+            let headers = ctx.headers(&c, "headers");
+            let body = ctx.opt_str(&c, "body");
+            let expected_status = decode_statuses(ctx, &c);
+            let insecure_skip_verify = ctx.bool_or(&c, "insecure_skip_verify", false);
+            let retries = ctx.opt_int(&c, "retries", 0, i64::from(u32::MAX)).map(|v| v as u32);
+            let body_contains = ctx.opt_str(&c, "body_contains");
+            let body_regex = ctx.opt_str(&c, "body_regex");
+            if let Some(re) = &body_regex {
+                if let Err(e) = regex::Regex::new(re) {
+                    let pos = c.get("body_regex").map(|e| e.value.pos).unwrap_or(c.pos);
+                    let first = e.to_string().lines().last().unwrap_or("").to_string();
+                    ctx.error(
+                        Class::BadValue,
+                        pos,
+                        c.sub("body_regex"),
+                        format!("bad regular expression: {first}"),
+                        "see https://docs.rs/regex for the syntax",
+                    );
+                }
+            }
+            let max_response_time_ms = ctx.opt_duration_ms(&c, "max_response_time", true);
+            let ca_file = ctx.opt_str(&c, "ca_file");
+            Pulse::Http(HttpPulse {
+                url,
+                method,
+                headers,
+                body,
+                expected_status,
+                insecure_skip_verify,
+                retries,
+                body_contains,
+                body_regex,
+                max_response_time_ms,
+                ca_file,
+            })
+        }
+        "tcp" => {
+            let c = ctx.config(f, "config", TCP_FIELDS);
+            Pulse::Tcp(TcpPulse {
+                host: ctx.req_str(&c, "host", "db.internal"),
+                port: ctx.port(&c, "port", None),
+            })
+        }
+        "icmp" => {
+            let c = ctx.config(f, "config", ICMP_FIELDS);
+            Pulse::Icmp(IcmpPulse {
+                host: ctx.req_str(&c, "host", "10.0.0.1"),
+                count: ctx.opt_int(&c, "count", 1, 100).map(|v| v as u32).unwrap_or(1),
+                ignore_privilege: ctx.bool_or(&c, "ignore_privilege", false),
+            })
+        }
+        "dns" => {
+            let c = ctx.config(f, "config", DNS_FIELDS);
+            Pulse::Dns(DnsPulse {
+                host: ctx.req_str(&c, "host", "example.com"),
+                server: ctx.opt_str(&c, "server"),
+            })
+        }
+        "udp" => {
+            let c = ctx.config(f, "config", UDP_FIELDS);
+            Pulse::Udp(UdpPulse {
+                host: ctx.req_str(&c, "host", "ntp.internal"),
+                port: ctx.port(&c, "port", None),
+                payload: ctx.opt_str(&c, "payload"),
+            })
+        }
+        "grpc" => {
+            let c = ctx.config(f, "config", GRPC_FIELDS);
+            Pulse::Grpc(GrpcPulse {
+                host: ctx.req_str(&c, "host", "api.internal"),
+                port: ctx.port(&c, "port", None),
+                service: ctx.opt_str(&c, "service"),
+            })
+        }
+        "tls" => {
+            let c = ctx.config(f, "config", TLS_FIELDS);
+            let host = ctx.req_str(&c, "host", "example.com");
+            let port = ctx.port(&c, "port", Some(443));
+            let server_name = ctx.opt_str(&c, "server_name");
+            let warn_days = ctx
+                .opt_int(&c, "warn_days", 0, 3650)
+                .map(|v| v as u32)
+                .unwrap_or(DEFAULT_TLS_WARN_DAYS);
+            let critical_days = ctx
+                .opt_int(&c, "critical_days", 0, 3650)
+                .map(|v| v as u32)
+                .unwrap_or(DEFAULT_TLS_CRITICAL_DAYS);
+            if critical_days > warn_days {
+                let pos = c.get("critical_days").map(|e| e.value.pos).unwrap_or(c.pos);
+                ctx.report(
+                    Severity::Warning,
+                    Class::BadValue,
+                    pos,
+                    c.sub("critical_days"),
+                    format!("critical_days ({critical_days}) is more than warn_days ({warn_days})"),
+                    "the warning would never be seen; make warn_days the larger".into(),
+                );
+            }
+            let insecure_skip_verify = ctx.bool_or(&c, "insecure_skip_verify", false);
+            Pulse::Tls(TlsPulse {
+                host,
+                port,
+                server_name,
+                warn_days,
+                critical_days,
+                insecure_skip_verify,
+            })
+        }
+        "docker" => {
+            let c = ctx.config(f, "config", DOCKER_PULSE_FIELDS);
+            Pulse::Docker(DockerPulse { container: ctx.req_str(&c, "container", "web-1") })
+        }
+        _ => return None,
+    };
+    Some(pulse)
+}
+
+fn decode_statuses(ctx: &mut Ctx, c: &Fields) -> Vec<u16> {
+    let Some(e) = c.get("expected_status").filter(|e| !e.value.is_null()) else {
+        return Vec::new();
+    };
+    let items: Vec<&Node> = match &e.value.kind {
+        NodeKind::Seq(items) => items.iter().take(MAX_LIST_ITEMS).collect(),
+        _ => vec![&e.value],
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let path = || format!("{}[{i}]", c.sub("expected_status"));
+        let Some((text, _)) = ctx.scalar_text(item, &path, "an HTTP status code") else { continue };
+        match text.trim().parse::<u16>() {
+            Ok(v) if (100..=599).contains(&v) => out.push(v),
+            _ => ctx.error(
+                Class::BadValue,
+                item.pos,
+                path(),
+                format!("'{text}' is not an HTTP status code"),
+                "use 100-599, e.g. [200, 204]",
+            ),
+        }
+    }
+    out
+}
+
+fn decode_intervention(ctx: &mut Ctx, f: &Fields) -> Option<Intervention> {
+    let action =
+        ctx.choice(f, "action", &INTERVENTION_ACTIONS, Class::UnknownKind, "intervention action");
+    let retries = ctx.opt_int(f, "retries", 0, i64::from(u32::MAX)).map(|v| v as u32);
+    let max_failures = ctx.opt_int(f, "max_failures", i64::MIN, i64::MAX);
+    let action = match action.as_deref()? {
+        "docker" => {
+            let t = ctx.config(f, "target", DOCKER_TARGET_FIELDS);
+            InterventionAction::Docker {
+                container: ctx.req_str(&t, "container", "web-1"),
+                timeout_ms: ctx.opt_duration_ms(&t, "timeout", true),
+            }
+        }
+        "webhook" => {
+            let t = ctx.config(f, "target", WEBHOOK_TARGET_FIELDS);
+            InterventionAction::Webhook {
+                url: ctx.req_str(&t, "url", "https://ops.example.com/restart"),
+                method: ctx
+                    .opt_str(&t, "method")
+                    .map(|m| m.to_ascii_uppercase())
+                    .unwrap_or_else(|| "POST".into()),
+                headers: ctx.headers(&t, "headers"),
+                body: ctx.opt_str(&t, "body"),
+                timeout_ms: ctx.opt_duration_ms(&t, "timeout", true),
+            }
+        }
+        "systemd" => {
+            let t = ctx.config(f, "target", SYSTEMD_TARGET_FIELDS);
+            InterventionAction::Systemd {
+                unit: ctx.req_str(&t, "unit", "nginx.service"),
+                mode: ctx.opt_str(&t, "mode"),
+            }
+        }
+        "kubernetes" => {
+            let t = ctx.config(f, "target", KUBERNETES_TARGET_FIELDS);
+            InterventionAction::Kubernetes {
+                namespace: ctx.opt_str(&t, "namespace").unwrap_or_else(|| "default".into()),
+                kind: ctx.opt_str(&t, "kind").unwrap_or_else(|| "deployment".into()),
+                name: ctx.req_str(&t, "name", "web"),
+                replicas: ctx.opt_int(&t, "replicas", 0, 100_000).map(|v| v as u32),
+                kubeconfig_path: ctx.opt_str(&t, "kubeconfig_path"),
+                timeout_ms: ctx.opt_duration_ms(&t, "timeout", true),
+            }
+        }
+        _ => return None,
+    };
+    Some(Intervention { action, retries, max_failures })
+}
+
+/// `notify` kind + `config` (or an endpoint's `type` + `config`), interned.
+pub fn decode_notify(ctx: &mut Ctx, f: &Fields, kind_key: &str) -> Option<Arc<Notify>> {
+    let kind = ctx.choice(f, kind_key, &NOTIFY_KINDS, Class::UnknownKind, "notify kind")?;
+    let known: &[&str] = match kind.as_str() {
+        "log" => LOG_FIELDS,
+        "webhook" => WEBHOOK_NOTIFY_FIELDS,
+        "slack" => SLACK_FIELDS,
+        "pagerduty" => PAGERDUTY_FIELDS,
+        "email" => EMAIL_FIELDS,
+        "discord" => DISCORD_FIELDS,
+        "telegram" => TELEGRAM_FIELDS,
+        "opsgenie" => OPSGENIE_FIELDS,
+        "mattermost" => MATTERMOST_FIELDS,
+        "teams" => TEAMS_FIELDS,
+        _ => ALERTMANAGER_FIELDS,
+    };
+    let c = ctx.config(f, "config", known);
+    let notify = match kind.as_str() {
+        "log" => Notify::Log { file: ctx.opt_str(&c, "file") },
+        "webhook" => Notify::Webhook {
+            url: ctx.req_str(&c, "url", "https://hooks.example.com/cpra"),
+            method: ctx
+                .opt_str(&c, "method")
+                .map(|m| m.to_ascii_uppercase())
+                .unwrap_or_else(|| "POST".into()),
+            headers: ctx.headers(&c, "headers"),
+        },
+        "slack" => {
+            Notify::Slack { hook: ctx.req_str(&c, "hook", "https://hooks.slack.com/services/...") }
+        }
+        "pagerduty" => Notify::Pagerduty {
+            routing_key: ctx.req_str(&c, "routing_key", "${PAGERDUTY_KEY}"),
+            url: ctx.opt_str(&c, "url"),
+        },
+        "email" => Notify::Email {
+            server: ctx.req_str(&c, "server", "smtp.example.com:587"),
+            from: ctx.req_str(&c, "from", "cpra@example.com"),
+            to: {
+                let to = ctx.str_list(&c, "to");
+                if to.is_empty() && c.get("to").is_none() {
+                    ctx.error(
+                        Class::Missing,
+                        c.pos,
+                        c.sub("to"),
+                        "missing required field 'to'".into(),
+                        "add `to: [oncall@example.com]`",
+                    );
+                }
+                to
+            },
+            subject: ctx.opt_str(&c, "subject"),
+            allow_insecure: ctx.bool_or(&c, "allow_insecure", false),
+            username: ctx.opt_str(&c, "username"),
+            password: ctx.opt_str(&c, "password"),
+        },
+        "discord" => Notify::Discord {
+            webhook_url: ctx.req_str(&c, "webhook_url", "https://discord.com/api/webhooks/..."),
+        },
+        "telegram" => Notify::Telegram {
+            bot_token: ctx.req_str(&c, "bot_token", "${TELEGRAM_TOKEN}"),
+            chat_id: ctx.req_str(&c, "chat_id", "-100123456"),
+            url: ctx.opt_str(&c, "url"),
+        },
+        "opsgenie" => Notify::Opsgenie {
+            api_key: ctx.req_str(&c, "api_key", "${OPSGENIE_KEY}"),
+            url: ctx.opt_str(&c, "url"),
+        },
+        "mattermost" => Notify::Mattermost {
+            webhook_url: ctx.req_str(&c, "webhook_url", "https://mattermost.example.com/hooks/..."),
+            channel: ctx.opt_str(&c, "channel"),
+            username: ctx.opt_str(&c, "username"),
+        },
+        "teams" => Notify::Teams {
+            webhook_url: ctx.req_str(&c, "webhook_url", "https://example.webhook.office.com/..."),
+        },
+        _ => Notify::Alertmanager { url: ctx.req_str(&c, "url", "http://alertmanager:9093") },
+    };
+    Some(ctx.interners.notify.intern(notify))
+}
+
+fn decode_codes(ctx: &mut Ctx, f: &Fields) -> Arc<Codes> {
+    let mut codes = Codes::default();
+    if let Some(e) = f.get("codes").filter(|e| !e.value.is_null()) {
+        let path = f.sub("codes");
+        match &e.value.kind {
+            NodeKind::Map(entries) => {
+                for en in entries {
+                    let cpath = format!("{path}.{}", en.key);
+                    let Some(colour) = Colour::parse(&en.key) else {
+                        ctx.error(
+                            Class::UnknownType,
+                            en.key_pos,
+                            cpath,
+                            format!("unknown colour '{}'", en.key),
+                            choices_hint(&en.key, &COLOURS),
+                        );
+                        continue;
+                    };
+                    if codes.by_colour[colour as usize].is_some() {
+                        ctx.error(
+                            Class::BadValue,
+                            en.key_pos,
+                            cpath,
+                            format!("colour '{}' is given twice", colour.as_str()),
+                            "keep one code per colour",
+                        );
+                        continue;
+                    }
+                    let Some(cf) = ctx.fields(&en.value, cpath.clone(), CODE_FIELDS) else {
+                        if en.value.is_null() {
+                            ctx.error(
+                                Class::Missing,
+                                en.value.pos,
+                                cpath,
+                                "empty code".into(),
+                                "add `notify:` and `config:`, or `notify_group:`",
+                            );
+                        }
+                        continue;
+                    };
+                    let dispatch = ctx.bool_or(&cf, "dispatch", true);
+                    let target = if let Some(group) = ctx.opt_str(&cf, "notify_group") {
+                        if cf.get("notify").is_some() {
+                            let pos = cf.get("notify").map(|e| e.key_pos).unwrap_or(cf.pos);
+                            ctx.error(
+                                Class::BadValue,
+                                pos,
+                                cf.sub("notify"),
+                                "both 'notify' and 'notify_group' are given".into(),
+                                "keep one of them",
+                            );
+                        }
+                        let pos = cf.get("notify_group").map(|e| e.value.pos).unwrap_or(cf.pos);
+                        let monitor = ctx.monitor.clone();
+                        let gpath = cf.sub("notify_group");
+                        let id =
+                            ctx.groups.reference(&group, || RefSite { pos, monitor, path: gpath });
+                        Some(CodeTarget::Group { name: group, id })
+                    } else if cf.get("notify").is_some() {
+                        decode_notify(ctx, &cf, "notify").map(CodeTarget::Notify)
+                    } else {
+                        ctx.error(
+                            Class::Missing,
+                            cf.pos,
+                            cf.sub("notify"),
+                            "missing 'notify' (or 'notify_group')".into(),
+                            "add `notify: webhook` with `config:`, or `notify_group: oncall`",
+                        );
+                        None
+                    };
+                    if let Some(target) = target {
+                        codes.by_colour[colour as usize] = Some(Code { dispatch, target });
+                    }
+                }
+            }
+            _ => ctx.error(
+                Class::WrongType,
+                e.value.pos,
+                path,
+                format!("expected a mapping of colours, found {}", e.value.type_name()),
+                "write e.g. `codes: {red: {notify: log}}`",
+            ),
+        }
+    }
+    ctx.interners.codes.intern(codes)
+}
+
+fn decode_maintenance(ctx: &mut Ctx, f: &Fields) -> Vec<MaintenanceWindow> {
+    let Some(e) = f.get("maintenance").filter(|e| !e.value.is_null()) else { return Vec::new() };
+    let path = f.sub("maintenance");
+    let items: Vec<&Node> = match &e.value.kind {
+        NodeKind::Seq(items) => items.iter().take(MAX_LIST_ITEMS).collect(),
+        NodeKind::Map(_) => vec![&e.value],
+        _ => {
+            ctx.error(
+                Class::WrongType,
+                e.value.pos,
+                path,
+                format!("expected a list of windows, found {}", e.value.type_name()),
+                "write `- {cron: \"0 2 * * *\", duration: 1h}`",
+            );
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let Some(w) = ctx.fields(item, format!("{path}[{i}]"), MAINTENANCE_FIELDS) else {
+            continue;
+        };
+        let cron = ctx.req_str(&w, "cron", "\"0 2 * * *\"");
+        let duration_ms = match ctx.opt_duration_ms(&w, "duration", true) {
+            Some(d) => d,
+            None => {
+                if w.get("duration").is_none() {
+                    ctx.error(
+                        Class::Missing,
+                        w.pos,
+                        w.sub("duration"),
+                        "missing required field 'duration'".into(),
+                        "add `duration: 1h`",
+                    );
+                }
+                continue;
+            }
+        };
+        let tz = ctx.opt_str(&w, "timezone").unwrap_or_else(|| "UTC".into());
+        if cron.is_empty() {
+            continue;
+        }
+        match MaintenanceWindow::new(&cron, duration_ms, &tz) {
+            Ok(win) => out.push(win),
+            Err((true, msg)) => {
+                let pos = w.get("cron").map(|e| e.value.pos).unwrap_or(w.pos);
+                ctx.error(
+                    Class::BadCron,
+                    pos,
+                    w.sub("cron"),
+                    msg,
+                    "5 fields: minute hour day-of-month month day-of-week, e.g. \"0 2 * * 0\"",
+                );
+            }
+            Err((false, msg)) => {
+                let pos = w.get("timezone").map(|e| e.value.pos).unwrap_or(w.pos);
+                ctx.error(
+                    Class::BadTimezone,
+                    pos,
+                    w.sub("timezone"),
+                    msg,
+                    "use an IANA name such as UTC, Europe/Paris, America/New_York",
+                );
+            }
+        }
+    }
+    out
+}

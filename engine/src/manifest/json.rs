@@ -1,0 +1,531 @@
+//! A streaming JSON event reader with line/column positions.
+//!
+//! Why hand-written rather than serde_json: serde_json's streaming API (`StreamDeserializer`)
+//! yields whole values, not events, and it gives no positions for nested values; building a
+//! `serde_json::Value` for a manifest of millions would hold the whole document in memory.
+//! This reader pulls bytes from a bounded buffer, emits one event at a time with the position
+//! of its first character, and never holds more than one string at once. It is RFC 8259 JSON
+//! (no comments, no trailing commas). Not for writing JSON.
+
+use std::io::Read;
+
+use super::event::{Event, EventSource, Pos, SyntaxError};
+
+/// Read buffer size: large enough that `read` syscalls are amortised over many monitors,
+/// small enough to be irrelevant to the load's memory. A refill happens when it is drained.
+const READ_BUFFER_BYTES: usize = 256 << 10;
+
+/// Deepest nesting accepted. A manifest needs about 8 levels; the bound stops a hostile
+/// input (`[[[[...`) from growing the container stack without end. Past it: a syntax error.
+pub const MAX_DEPTH: usize = 128;
+
+/// Longest string or number accepted, in bytes. A manifest value (a URL, a body, a token)
+/// is far shorter; past it: a syntax error rather than unbounded growth.
+pub const MAX_SCALAR_BYTES: usize = 1 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Frame {
+    /// In an object: the bool says whether at least one member was read.
+    ObjectKey(bool),
+    ObjectValue,
+    ObjectNext,
+    /// In an array: the bool says whether at least one element was read.
+    ArrayValue(bool),
+    ArrayNext,
+}
+
+pub struct JsonReader<R: Read> {
+    reader: R,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    line: u32,
+    column: u32,
+    stack: Vec<Frame>,
+    started: bool,
+    finished: bool,
+    scratch: Vec<u8>,
+}
+
+impl<R: Read> JsonReader<R> {
+    pub fn new(reader: R) -> Self {
+        JsonReader {
+            reader,
+            buf: vec![0u8; READ_BUFFER_BYTES].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            eof: false,
+            line: 1,
+            column: 1,
+            stack: Vec::with_capacity(16),
+            started: false,
+            finished: false,
+            scratch: Vec::with_capacity(256),
+        }
+    }
+
+    fn pos(&self) -> Pos {
+        Pos { line: self.line, column: self.column }
+    }
+
+    fn err<T>(&self, message: impl Into<String>) -> Result<T, SyntaxError> {
+        Err(SyntaxError { pos: self.pos(), message: message.into() })
+    }
+
+    fn fill(&mut self) -> Result<bool, SyntaxError> {
+        if self.start < self.end {
+            return Ok(true);
+        }
+        if self.eof {
+            return Ok(false);
+        }
+        loop {
+            match self.reader.read(&mut self.buf) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.start = 0;
+                    self.end = n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return self.err(format!("cannot read input: {e}")),
+            }
+        }
+    }
+
+    #[inline]
+    fn peek(&mut self) -> Result<Option<u8>, SyntaxError> {
+        if self.start < self.end {
+            return Ok(Some(self.buf[self.start]));
+        }
+        if self.fill()? {
+            Ok(Some(self.buf[self.start]))
+        } else {
+            Ok(None)
+        }
+    }
+
+    #[inline]
+    fn bump(&mut self, b: u8) {
+        self.start += 1;
+        if b == b'\n' {
+            self.line += 1;
+            self.column = 1;
+        } else if b & 0xC0 != 0x80 {
+            // Continuation bytes of a UTF-8 sequence do not start a new character.
+            self.column += 1;
+        }
+    }
+
+    fn skip_ws(&mut self) -> Result<Option<u8>, SyntaxError> {
+        loop {
+            match self.peek()? {
+                Some(b @ (b' ' | b'\t' | b'\n' | b'\r')) => self.bump(b),
+                other => return Ok(other),
+            }
+        }
+    }
+
+    fn expect_byte(&mut self, want: u8, what: &str) -> Result<(), SyntaxError> {
+        match self.skip_ws()? {
+            Some(b) if b == want => {
+                self.bump(b);
+                Ok(())
+            }
+            Some(b) => self.err(format!("expected {what}, found '{}'", printable(b))),
+            None => self.err(format!("expected {what}, found end of input")),
+        }
+    }
+
+    fn read_string(&mut self) -> Result<String, SyntaxError> {
+        // The opening quote is current.
+        self.bump(b'"');
+        self.scratch.clear();
+        loop {
+            // Fast path: copy a run of plain bytes straight from the buffer.
+            if self.start < self.end {
+                let chunk = &self.buf[self.start..self.end];
+                let run = chunk
+                    .iter()
+                    .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                    .unwrap_or(chunk.len());
+                if run > 0 {
+                    let columns = chunk[..run].iter().filter(|&&b| b & 0xC0 != 0x80).count();
+                    self.scratch.extend_from_slice(&chunk[..run]);
+                    self.start += run;
+                    self.column += columns as u32;
+                    if self.scratch.len() > MAX_SCALAR_BYTES {
+                        return self.err(format!("string longer than {MAX_SCALAR_BYTES} bytes"));
+                    }
+                    continue;
+                }
+            }
+            let Some(b) = self.peek()? else {
+                return self.err("unterminated string (missing closing '\"')");
+            };
+            match b {
+                b'"' => {
+                    self.bump(b);
+                    break;
+                }
+                b'\\' => {
+                    self.bump(b);
+                    self.read_escape()?;
+                }
+                b if b < 0x20 => {
+                    return self.err("control character in string (escape it, e.g. \\n)");
+                }
+                _ => unreachable!("plain bytes are taken by the fast path"),
+            }
+        }
+        match String::from_utf8(std::mem::take(&mut self.scratch)) {
+            Ok(s) => Ok(s),
+            Err(_) => self.err("string is not valid UTF-8"),
+        }
+    }
+
+    fn read_escape(&mut self) -> Result<(), SyntaxError> {
+        let Some(b) = self.peek()? else {
+            return self.err("unterminated escape");
+        };
+        self.bump(b);
+        let c = match b {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hi = self.read_hex4()?;
+                if (0xD800..0xDC00).contains(&hi) {
+                    // A surrogate pair: the low half must follow as another \u escape.
+                    if self.peek()? != Some(b'\\') {
+                        return self.err("unpaired surrogate in \\u escape");
+                    }
+                    self.bump(b'\\');
+                    if self.peek()? != Some(b'u') {
+                        return self.err("unpaired surrogate in \\u escape");
+                    }
+                    self.bump(b'u');
+                    let lo = self.read_hex4()?;
+                    if !(0xDC00..0xE000).contains(&lo) {
+                        return self.err("invalid low surrogate in \\u escape");
+                    }
+                    let code = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                    char::from_u32(code).unwrap_or('\u{FFFD}')
+                } else {
+                    match char::from_u32(hi) {
+                        Some(c) => c,
+                        None => return self.err("invalid \\u escape (lone low surrogate)"),
+                    }
+                }
+            }
+            other => return self.err(format!("invalid escape '\\{}'", printable(other))),
+        };
+        let mut tmp = [0u8; 4];
+        self.scratch.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
+        Ok(())
+    }
+
+    fn read_hex4(&mut self) -> Result<u32, SyntaxError> {
+        let mut v = 0u32;
+        for _ in 0..4 {
+            let Some(b) = self.peek()? else {
+                return self.err("unterminated \\u escape");
+            };
+            let d = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                b'A'..=b'F' => b - b'A' + 10,
+                _ => return self.err("expected 4 hex digits after \\u"),
+            };
+            self.bump(b);
+            v = v * 16 + u32::from(d);
+        }
+        Ok(v)
+    }
+
+    /// Numbers and the literals `true`, `false`, `null`: read a run of word characters and
+    /// check its grammar.
+    fn read_word(&mut self) -> Result<String, SyntaxError> {
+        let pos = self.pos();
+        self.scratch.clear();
+        while let Some(b) = self.peek()? {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.') {
+                self.bump(b);
+                self.scratch.push(b);
+                if self.scratch.len() > MAX_SCALAR_BYTES {
+                    return self.err("number too long");
+                }
+            } else {
+                break;
+            }
+        }
+        // Only ASCII bytes were pushed.
+        let word = String::from_utf8(std::mem::take(&mut self.scratch)).unwrap_or_default();
+        if matches!(word.as_str(), "true" | "false" | "null") || is_json_number(&word) {
+            Ok(word)
+        } else {
+            Err(SyntaxError {
+                pos,
+                message: format!("invalid JSON value '{word}' (strings must be in double quotes)"),
+            })
+        }
+    }
+
+    fn value_event(&mut self, b: u8) -> Result<(Event, Pos), SyntaxError> {
+        let pos = self.pos();
+        match b {
+            b'{' => {
+                self.bump(b);
+                self.push(Frame::ObjectKey(false))?;
+                Ok((Event::MapStart { anchor: 0 }, pos))
+            }
+            b'[' => {
+                self.bump(b);
+                self.push(Frame::ArrayValue(false))?;
+                Ok((Event::SeqStart { anchor: 0 }, pos))
+            }
+            b'"' => {
+                let value = self.read_string()?;
+                Ok((Event::Scalar { value, quoted: true, anchor: 0 }, pos))
+            }
+            b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
+                let value = self.read_word()?;
+                Ok((Event::Scalar { value, quoted: false, anchor: 0 }, pos))
+            }
+            other => self.err(format!("expected a value, found '{}'", printable(other))),
+        }
+    }
+
+    fn push(&mut self, frame: Frame) -> Result<(), SyntaxError> {
+        if self.stack.len() >= MAX_DEPTH {
+            return self.err(format!("nesting deeper than {MAX_DEPTH} levels"));
+        }
+        self.stack.push(frame);
+        Ok(())
+    }
+
+    fn set_top(&mut self, frame: Frame) {
+        if let Some(top) = self.stack.last_mut() {
+            *top = frame;
+        }
+    }
+}
+
+impl<R: Read> EventSource for JsonReader<R> {
+    fn next_event(&mut self) -> Result<(Event, Pos), SyntaxError> {
+        loop {
+            let next = self.skip_ws()?;
+            let pos = self.pos();
+            let Some(top) = self.stack.last().copied() else {
+                if !self.started {
+                    self.started = true;
+                    return match next {
+                        Some(b) => self.value_event(b),
+                        None => self.err("empty document"),
+                    };
+                }
+                if self.finished {
+                    return Ok((Event::End, pos));
+                }
+                return match next {
+                    None => {
+                        self.finished = true;
+                        Ok((Event::End, pos))
+                    }
+                    Some(b) => self.err(format!(
+                        "unexpected '{}' after the end of the document",
+                        printable(b)
+                    )),
+                };
+            };
+            let Some(b) = next else {
+                return self.err("unexpected end of input (unclosed '{' or '[')");
+            };
+            match top {
+                Frame::ObjectKey(any) => {
+                    if b == b'}' && !any {
+                        self.bump(b);
+                        self.stack.pop();
+                        return Ok((Event::MapEnd, pos));
+                    }
+                    if b != b'"' {
+                        return self.err(format!(
+                            "expected a key in double quotes, found '{}'",
+                            printable(b)
+                        ));
+                    }
+                    let value = self.read_string()?;
+                    self.expect_byte(b':', "':' after the key")?;
+                    self.set_top(Frame::ObjectValue);
+                    return Ok((Event::Scalar { value, quoted: true, anchor: 0 }, pos));
+                }
+                Frame::ObjectValue => {
+                    self.set_top(Frame::ObjectNext);
+                    return self.value_event(b);
+                }
+                Frame::ObjectNext => match b {
+                    b',' => {
+                        self.bump(b);
+                        self.set_top(Frame::ObjectKey(true));
+                    }
+                    b'}' => {
+                        self.bump(b);
+                        self.stack.pop();
+                        return Ok((Event::MapEnd, pos));
+                    }
+                    _ => {
+                        return self.err(format!("expected ',' or '}}', found '{}'", printable(b)))
+                    }
+                },
+                Frame::ArrayValue(any) => {
+                    if b == b']' && !any {
+                        self.bump(b);
+                        self.stack.pop();
+                        return Ok((Event::SeqEnd, pos));
+                    }
+                    self.set_top(Frame::ArrayNext);
+                    return self.value_event(b);
+                }
+                Frame::ArrayNext => match b {
+                    b',' => {
+                        self.bump(b);
+                        self.set_top(Frame::ArrayValue(true));
+                    }
+                    b']' => {
+                        self.bump(b);
+                        self.stack.pop();
+                        return Ok((Event::SeqEnd, pos));
+                    }
+                    _ => return self.err(format!("expected ',' or ']', found '{}'", printable(b))),
+                },
+            }
+        }
+    }
+}
+
+fn printable(b: u8) -> String {
+    if b.is_ascii_graphic() {
+        (b as char).to_string()
+    } else {
+        format!("\\x{b:02x}")
+    }
+}
+
+/// RFC 8259 number grammar: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+fn is_json_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            while matches!(b.get(i), Some(b'0'..=b'9')) {
+                i += 1;
+            }
+        }
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let s = i;
+        while matches!(b.get(i), Some(b'0'..=b'9')) {
+            i += 1;
+        }
+        if i == s {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let s = i;
+        while matches!(b.get(i), Some(b'0'..=b'9')) {
+            i += 1;
+        }
+        if i == s {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(src: &str) -> Result<Vec<(Event, Pos)>, SyntaxError> {
+        let mut r = JsonReader::new(src.as_bytes());
+        let mut out = Vec::new();
+        loop {
+            let (e, p) = r.next_event()?;
+            if e == Event::End {
+                return Ok(out);
+            }
+            out.push((e, p));
+        }
+    }
+
+    fn s(v: &str, quoted: bool) -> Event {
+        Event::Scalar { value: v.into(), quoted, anchor: 0 }
+    }
+
+    #[test]
+    fn events_and_positions() {
+        let ev = events("{\"a\": [1, \"x\\u00e9\\ud83d\\ude00\"],\n \"b\": {}}").unwrap();
+        let kinds: Vec<Event> = ev.iter().map(|(e, _)| e.clone()).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                Event::MapStart { anchor: 0 },
+                s("a", true),
+                Event::SeqStart { anchor: 0 },
+                s("1", false),
+                s("xé😀", true),
+                Event::SeqEnd,
+                s("b", true),
+                Event::MapStart { anchor: 0 },
+                Event::MapEnd,
+                Event::MapEnd,
+            ]
+        );
+        assert_eq!(ev[6].1, Pos { line: 2, column: 2 });
+        assert_eq!(ev[3].1, Pos { line: 1, column: 8 });
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let e = events("{\"a\": 1,\n  \"b\" 2}").unwrap_err();
+        assert_eq!(e.pos, Pos { line: 2, column: 7 });
+        assert!(e.message.contains("':'"), "{}", e.message);
+        assert!(events("[1, 2").is_err());
+        assert!(events("{\"a\": tru}").is_err());
+        assert!(events("[01]").is_err());
+        assert!(events("[1,]").is_err());
+        assert!(events("{} x").is_err());
+        assert!(events("").is_err());
+        assert!(events(&"[".repeat(MAX_DEPTH + 1)).is_err());
+    }
+
+    #[test]
+    fn numbers() {
+        for ok in ["0", "-1", "1.5", "1e9", "-0.5E-3", "123"] {
+            assert!(is_json_number(ok), "{ok}");
+        }
+        for bad in ["", "-", "01", "1.", ".5", "1e", "+1", "0x10"] {
+            assert!(!is_json_number(bad), "{bad}");
+        }
+    }
+}

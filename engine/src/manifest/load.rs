@@ -1,0 +1,526 @@
+//! The streaming loader: reads events, builds one monitor's tree at a time, decodes it, hands
+//! the `Monitor` to the caller, and drops the tree. `endpoints` and `notification_groups` may
+//! come before or after `monitors`; references to them are checked at the end, against the
+//! positions remembered when they were made.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::decode::{
+    decode_monitor, decode_notify, Ctx, GroupNames, Interners, ENDPOINT_FIELDS, TOP_FIELDS,
+};
+use super::diagnostic::{choices_hint, did_you_mean, Class, Diagnostic, Problems, Severity};
+use super::env::{Env, ProcessEnv};
+use super::event::{Event, EventSource, Pos, SyntaxError};
+use super::json::JsonReader;
+use super::node::{build, Anchors, Node, NodeKind};
+use super::schema::{GroupId, Monitor, Notify};
+use super::source::{open, open_reader, Format};
+use super::yaml::YamlReader;
+
+pub struct LoadOptions<'a> {
+    /// Unknown fields are errors instead of warnings.
+    pub strict: bool,
+    /// Where `${NAME}` values come from.
+    pub env: &'a dyn Env,
+}
+
+impl Default for LoadOptions<'_> {
+    fn default() -> Self {
+        LoadOptions { strict: false, env: &ProcessEnv }
+    }
+}
+
+/// Named endpoints and notification groups, resolved after the whole file is read.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    /// `endpoints`, in file order.
+    pub endpoints: Vec<(String, Arc<Notify>)>,
+    /// Groups by [`GroupId`] (numbered as monitors first name them; groups no monitor names
+    /// come after): name and endpoint indexes into `endpoints`.
+    pub groups: Vec<(String, Vec<usize>)>,
+}
+
+impl Registry {
+    /// The endpoints a `notify_group` code sends to.
+    pub fn group_endpoints(
+        &self,
+        id: GroupId,
+    ) -> impl Iterator<Item = &(String, Arc<Notify>)> + '_ {
+        self.groups
+            .get(id.0 as usize)
+            .map(|(_, idx)| idx.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|&i| self.endpoints.get(i))
+    }
+
+    pub fn group_by_name(&self, name: &str) -> Option<GroupId> {
+        self.groups.iter().position(|(n, _)| n == name).map(|i| GroupId(i as u32))
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub file: String,
+    pub format: Option<Format>,
+    pub version: Option<String>,
+    /// Monitors seen in the file (valid or not).
+    pub monitors_seen: usize,
+    /// Monitors handed to the callback (valid ones).
+    pub monitors_loaded: usize,
+    pub problems: Problems,
+    pub registry: Registry,
+    /// Distinct `codes` blocks after interning.
+    pub distinct_codes: usize,
+    pub distinct_headers: usize,
+}
+
+impl LoadReport {
+    /// No errors (warnings allowed). Monitors handed on are only to be run when this holds:
+    /// a reference checked at the end can still fail after monitors were handed on.
+    pub fn is_valid(&self) -> bool {
+        self.problems.errors == 0
+    }
+}
+
+/// The file could not be opened or read at all (exit code 2 in `cpra validate`).
+#[derive(Debug)]
+pub struct LoadError {
+    pub file: String,
+    pub error: std::io::Error,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot read {}: {}", self.file, self.error)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Load a manifest file (YAML/JSON, optionally gzipped), handing each valid monitor to
+/// `on_monitor` as soon as it is decoded.
+pub fn load_path(
+    path: &Path,
+    opts: &LoadOptions,
+    on_monitor: impl FnMut(Monitor),
+) -> Result<LoadReport, LoadError> {
+    let file = path.display().to_string();
+    let (reader, format) = open(path).map_err(|error| LoadError { file: file.clone(), error })?;
+    Ok(load_reader(reader, format, &file, opts, on_monitor))
+}
+
+/// Load from any reader (decompressing if gzipped; `format` sniffed if `None`).
+pub fn load_bytes(
+    bytes: Vec<u8>,
+    format: Option<Format>,
+    file: &str,
+    opts: &LoadOptions,
+    on_monitor: impl FnMut(Monitor),
+) -> LoadReport {
+    match open_reader(Box::new(std::io::Cursor::new(bytes)), format) {
+        Ok((reader, format)) => load_reader(reader, format, file, opts, on_monitor),
+        Err(e) => {
+            let mut report = LoadReport { file: file.to_string(), ..Default::default() };
+            report.problems.push(Diagnostic {
+                severity: Severity::Error,
+                class: Class::Syntax,
+                file: file.to_string(),
+                pos: Pos { line: 1, column: 1 },
+                monitor: None,
+                path: String::new(),
+                message: format!("cannot decode input: {e}"),
+                hint: "is the gzip stream complete?".into(),
+            });
+            report
+        }
+    }
+}
+
+pub fn load_reader(
+    reader: Box<dyn Read>,
+    format: Format,
+    file: &str,
+    opts: &LoadOptions,
+    on_monitor: impl FnMut(Monitor),
+) -> LoadReport {
+    let mut src: Box<dyn EventSource> = match format {
+        Format::Json => Box::new(JsonReader::new(reader)),
+        Format::Yaml => Box::new(YamlReader::new(reader)),
+    };
+    let mut loader = Loader {
+        file,
+        opts,
+        report: LoadReport { file: file.to_string(), format: Some(format), ..Default::default() },
+        interners: Interners::default(),
+        groups: GroupNames::default(),
+        anchors: Anchors::default(),
+        ids: HashMap::new(),
+        endpoints: None,
+        group_defs: None,
+    };
+    if let Err(e) = loader.run(src.as_mut(), on_monitor) {
+        loader.syntax(e);
+    }
+    loader.finish()
+}
+
+struct Loader<'a> {
+    file: &'a str,
+    opts: &'a LoadOptions<'a>,
+    report: LoadReport,
+    interners: Interners,
+    groups: GroupNames,
+    anchors: Anchors,
+    /// id hash -> line of the first monitor with it. Keeping hashes, not ids, bounds memory to
+    /// 12 bytes per monitor; a 64-bit collision between two different ids in a fleet of a
+    /// million has a probability near 3e-8, and would be reported as a duplicate id.
+    ids: HashMap<u64, u32>,
+    endpoints: Option<Node>,
+    group_defs: Option<Node>,
+}
+
+impl Loader<'_> {
+    fn ctx(&mut self) -> Ctx<'_> {
+        Ctx {
+            file: self.file,
+            monitor: None,
+            problems: &mut self.report.problems,
+            strict: self.opts.strict,
+            env: self.opts.env,
+            had_error: false,
+            interners: &mut self.interners,
+            groups: &mut self.groups,
+        }
+    }
+
+    fn syntax(&mut self, e: SyntaxError) {
+        self.report.problems.push(Diagnostic {
+            severity: Severity::Error,
+            class: Class::Syntax,
+            file: self.file.to_string(),
+            pos: e.pos,
+            monitor: None,
+            path: String::new(),
+            message: e.message,
+            hint: "fix the syntax here; nothing after it was read".into(),
+        });
+    }
+
+    fn run(
+        &mut self,
+        src: &mut dyn EventSource,
+        mut on_monitor: impl FnMut(Monitor),
+    ) -> Result<(), SyntaxError> {
+        let (first, pos) = src.next_event()?;
+        match first {
+            Event::MapStart { .. } => {}
+            // Go CPRA also accepted a bare list of monitors.
+            Event::SeqStart { .. } => return self.monitors(src, &mut on_monitor),
+            Event::End => {
+                self.top_error(pos, "the manifest is empty", "start with `monitors:`");
+                return Ok(());
+            }
+            _ => {
+                self.top_error(
+                    pos,
+                    "the top level must be a mapping with `monitors:`",
+                    "start with `monitors:`",
+                );
+                return Ok(());
+            }
+        }
+        let mut seen_monitors = false;
+        loop {
+            let (ev, pos) = src.next_event()?;
+            let key = match ev {
+                Event::MapEnd => break,
+                Event::Scalar { value, .. } => value,
+                _ => {
+                    return Err(SyntaxError {
+                        pos,
+                        message: "mapping keys must be plain strings".into(),
+                    })
+                }
+            };
+            match key.as_str() {
+                "monitors" => {
+                    seen_monitors = true;
+                    let (ev, vpos) = src.next_event()?;
+                    match ev {
+                        Event::SeqStart { .. } => self.monitors(src, &mut on_monitor)?,
+                        other => {
+                            let node = build(src, (other, vpos), &mut self.anchors)?;
+                            if !node.is_null() {
+                                self.top_error(
+                                    vpos,
+                                    &format!(
+                                        "'monitors' must be a list, found {}",
+                                        node.type_name()
+                                    ),
+                                    "write `monitors:` then `- name: ...` items",
+                                );
+                            }
+                        }
+                    }
+                }
+                "endpoints" | "notification_groups" | "version" => {
+                    let first = src.next_event()?;
+                    let node = build(src, first, &mut self.anchors)?;
+                    match key.as_str() {
+                        "endpoints" => self.endpoints = Some(node),
+                        "notification_groups" => self.group_defs = Some(node),
+                        _ => self.report.version = node.scalar().map(str::to_string),
+                    }
+                }
+                other => {
+                    let severity =
+                        if self.opts.strict { Severity::Error } else { Severity::Warning };
+                    let mut hint = format!("known top-level fields: {}", TOP_FIELDS.join(", "));
+                    if let Some(m) = did_you_mean(other, TOP_FIELDS) {
+                        hint = format!("did you mean '{m}'? {hint}");
+                    }
+                    self.report.problems.push(Diagnostic {
+                        severity,
+                        class: Class::UnknownField,
+                        file: self.file.to_string(),
+                        pos,
+                        monitor: None,
+                        path: other.to_string(),
+                        message: format!("unknown field '{other}'"),
+                        hint,
+                    });
+                    let first = src.next_event()?;
+                    build(src, first, &mut self.anchors)?;
+                }
+            }
+        }
+        if !seen_monitors {
+            self.top_error(pos, "no 'monitors' list", "add `monitors:` with at least one monitor");
+        }
+        Ok(())
+    }
+
+    fn top_error(&mut self, pos: Pos, message: &str, hint: &str) {
+        self.report.problems.push(Diagnostic {
+            severity: Severity::Error,
+            class: Class::Missing,
+            file: self.file.to_string(),
+            pos,
+            monitor: None,
+            path: String::new(),
+            message: message.to_string(),
+            hint: hint.to_string(),
+        });
+    }
+
+    /// The items of `monitors`, one at a time (the `SeqStart` has been read).
+    fn monitors(
+        &mut self,
+        src: &mut dyn EventSource,
+        on_monitor: &mut impl FnMut(Monitor),
+    ) -> Result<(), SyntaxError> {
+        loop {
+            let (ev, pos) = src.next_event()?;
+            if ev == Event::SeqEnd {
+                return Ok(());
+            }
+            let node = build(src, (ev, pos), &mut self.anchors)?;
+            let index = self.report.monitors_seen;
+            self.report.monitors_seen += 1;
+            let mut ctx = self.ctx();
+            let (monitor, id) = match decode_monitor(&mut ctx, &node, index) {
+                Ok(m) => {
+                    let id = m.id.clone();
+                    (Some(m), id)
+                }
+                Err(Some(id)) => (None, id),
+                Err(None) => continue,
+            };
+            let hash = super::schema::id_hash(&id);
+            if let Some(&first_line) = self.ids.get(&hash) {
+                let pos = node
+                    .get("id")
+                    .map(|e| e.value.pos)
+                    .or(node.get("name").map(|e| e.value.pos))
+                    .unwrap_or(node.pos);
+                let name =
+                    node.get("name").and_then(|e| e.value.scalar()).unwrap_or(&id).to_string();
+                self.report.problems.push(Diagnostic {
+                    severity: Severity::Error,
+                    class: Class::DuplicateId,
+                    file: self.file.to_string(),
+                    pos,
+                    monitor: Some(name),
+                    path: format!("monitors[{index}].id"),
+                    message: format!(
+                        "duplicate id '{id}' (first used by the monitor at line {first_line})"
+                    ),
+                    hint: "give each monitor a unique `id` (or a unique `name`)".into(),
+                });
+                continue;
+            }
+            self.ids.insert(hash, node.pos.line);
+            let Some(monitor) = monitor else { continue };
+            self.report.monitors_loaded += 1;
+            on_monitor(monitor);
+        }
+    }
+
+    /// Decode `endpoints` and `notification_groups`, and check every reference.
+    fn finish(mut self) -> LoadReport {
+        let mut endpoint_index: HashMap<String, usize> = HashMap::new();
+        let mut endpoints: Vec<(String, Arc<Notify>)> = Vec::new();
+        if let Some(node) = self.endpoints.take() {
+            let mut ctx = self.ctx();
+            if let NodeKind::Map(entries) = &node.kind {
+                for e in entries {
+                    ctx.monitor = None;
+                    let path = format!("endpoints.{}", e.key);
+                    let Some(f) = ctx.fields(&e.value, path, ENDPOINT_FIELDS) else { continue };
+                    if let Some(n) = decode_notify(&mut ctx, &f, "type") {
+                        endpoint_index.insert(e.key.clone(), endpoints.len());
+                        endpoints.push((e.key.clone(), n));
+                    } else {
+                        // Remember the name so groups naming it are not also reported.
+                        endpoint_index.insert(e.key.clone(), usize::MAX);
+                    }
+                }
+            } else if !node.is_null() {
+                ctx.error(
+                    Class::WrongType,
+                    node.pos,
+                    "endpoints".into(),
+                    format!("expected a mapping of endpoint names, found {}", node.type_name()),
+                    "write `endpoints: {oncall-hook: {type: webhook, config: {url: ...}}}`",
+                );
+            }
+        }
+        self.report.registry.endpoints = endpoints;
+        let known_endpoints: Vec<String> = endpoint_index.keys().cloned().collect();
+        let mut defined: HashMap<String, Vec<usize>> = HashMap::new();
+        if let Some(node) = self.group_defs.take() {
+            let mut ctx = self.ctx();
+            if let NodeKind::Map(entries) = &node.kind {
+                for e in entries {
+                    let mut members = Vec::new();
+                    let items: Vec<&Node> = match &e.value.kind {
+                        NodeKind::Seq(items) => items.iter().collect(),
+                        NodeKind::Scalar { .. } if !e.value.is_null() => vec![&e.value],
+                        _ => {
+                            ctx.error(
+                                Class::WrongType,
+                                e.value.pos,
+                                format!("notification_groups.{}", e.key),
+                                format!(
+                                    "expected a list of endpoint names, found {}",
+                                    e.value.type_name()
+                                ),
+                                "write `oncall: [pagerduty-main, slack-ops]`",
+                            );
+                            Vec::new()
+                        }
+                    };
+                    for (i, item) in items.into_iter().enumerate() {
+                        let path = format!("notification_groups.{}[{i}]", e.key);
+                        let Some(name) = item.scalar() else {
+                            ctx.error(
+                                Class::WrongType,
+                                item.pos,
+                                path,
+                                "expected an endpoint name".into(),
+                                "write the endpoint's name",
+                            );
+                            continue;
+                        };
+                        match endpoint_index.get(name) {
+                            Some(&usize::MAX) => {}
+                            Some(&idx) => members.push(idx),
+                            None => {
+                                let refs: Vec<&str> =
+                                    known_endpoints.iter().map(String::as_str).collect();
+                                let hint = if refs.is_empty() {
+                                    "define it under `endpoints:`".to_string()
+                                } else {
+                                    format!(
+                                        "define it under `endpoints:`; {}",
+                                        choices_hint(name, &refs)
+                                    )
+                                };
+                                ctx.error(
+                                    Class::UnknownReference,
+                                    item.pos,
+                                    path,
+                                    format!("endpoint '{name}' does not exist"),
+                                    hint,
+                                );
+                            }
+                        }
+                    }
+                    defined.insert(e.key.clone(), members);
+                }
+            } else if !node.is_null() {
+                ctx.error(
+                    Class::WrongType,
+                    node.pos,
+                    "notification_groups".into(),
+                    format!("expected a mapping of group names, found {}", node.type_name()),
+                    "write `notification_groups: {oncall: [pagerduty-main]}`",
+                );
+            }
+        }
+        let defined_names: Vec<String> = defined.keys().cloned().collect();
+        let refs: Vec<&str> = defined_names.iter().map(String::as_str).collect();
+        let mut groups = Vec::with_capacity(self.groups.names.len());
+        for (i, name) in self.groups.names.iter().enumerate() {
+            match defined.remove(name) {
+                Some(members) => groups.push((name.clone(), members)),
+                None => {
+                    let site = &self.groups.first_ref[i];
+                    let hint = if refs.is_empty() {
+                        "define it under `notification_groups:`".to_string()
+                    } else {
+                        format!(
+                            "define it under `notification_groups:`; {}",
+                            choices_hint(name, &refs)
+                        )
+                    };
+                    self.report.problems.push(Diagnostic {
+                        severity: Severity::Error,
+                        class: Class::UnknownReference,
+                        file: self.file.to_string(),
+                        pos: site.pos,
+                        monitor: site.monitor.clone(),
+                        path: site.path.clone(),
+                        message: format!("notify_group '{name}' does not exist"),
+                        hint,
+                    });
+                    groups.push((name.clone(), Vec::new()));
+                }
+            }
+        }
+        // Groups no monitor named, in a stable order.
+        let mut rest: Vec<(String, Vec<usize>)> = defined.into_iter().collect();
+        rest.sort_by(|a, b| a.0.cmp(&b.0));
+        groups.extend(rest);
+        self.report.registry.groups = groups;
+        self.report.distinct_codes = self.interners.codes.len();
+        self.report.distinct_headers = self.interners.headers.len();
+        self.report
+    }
+}
+
+/// Convenience for tests and tools: load a whole string, keeping every monitor.
+pub fn load_str(
+    text: &str,
+    format: Option<Format>,
+    opts: &LoadOptions,
+) -> (Vec<Monitor>, LoadReport) {
+    let mut monitors = Vec::new();
+    let report =
+        load_bytes(text.as_bytes().to_vec(), format, "<input>", opts, |m| monitors.push(m));
+    (monitors, report)
+}

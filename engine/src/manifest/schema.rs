@@ -1,0 +1,483 @@
+//! The typed manifest: what a monitor is once loaded. Names are the manifest's own words, so a
+//! user's YAML and the code read alike. Every field here is documented in
+//! `docs/configuration.md` (a test checks that every accepted field name appears there).
+//!
+//! Shared blocks (`codes`, headers) are `Arc`s handed out by the loader's interner: identical
+//! blocks are stored once. They are read-only after load.
+
+use std::sync::Arc;
+
+use super::maintenance::MaintenanceWindow;
+
+/// Header list in file order (a map, or Go CPRA's list of "Name: value" strings).
+pub type Headers = Vec<(String, String)>;
+
+/// The kinds of pulse, in the order the docs list them.
+pub const PULSE_TYPES: [&str; 8] = ["http", "tcp", "icmp", "dns", "udp", "grpc", "tls", "docker"];
+pub const NOTIFY_KINDS: [&str; 11] = [
+    "log",
+    "webhook",
+    "slack",
+    "pagerduty",
+    "email",
+    "discord",
+    "telegram",
+    "opsgenie",
+    "mattermost",
+    "teams",
+    "alertmanager",
+];
+pub const INTERVENTION_ACTIONS: [&str; 4] = ["docker", "webhook", "systemd", "kubernetes"];
+pub const COLOURS: [&str; 5] = ["red", "yellow", "green", "cyan", "gray"];
+
+#[derive(Clone, Debug)]
+pub struct Monitor {
+    /// Given, or derived stably from `name` (see [`derive_id`]).
+    pub id: String,
+    pub name: String,
+    pub enabled: bool,
+    pub tags: Vec<String>,
+    pub pulse_check: PulseCheck,
+    /// Codes by colour; interned (identical blocks shared).
+    pub codes: Arc<Codes>,
+    pub intervention: Option<Intervention>,
+    pub maintenance: Vec<MaintenanceWindow>,
+    /// Where the monitor starts in its file (for messages at run time).
+    pub line: u32,
+}
+
+/// Values below 1 count as 1 (STATE_MACHINE.md, Policy).
+fn at_least_one(v: i64) -> u16 {
+    v.clamp(1, i64::from(u16::MAX)) as u16
+}
+
+impl Monitor {
+    /// `pulse_check.unhealthy_threshold`, else legacy `max_failures`, else 1.
+    pub fn unhealthy_threshold(&self) -> u16 {
+        at_least_one(
+            self.pulse_check.unhealthy_threshold.or(self.pulse_check.max_failures).unwrap_or(1),
+        )
+    }
+
+    /// `pulse_check.healthy_threshold`, else 2.
+    pub fn healthy_threshold(&self) -> u16 {
+        at_least_one(self.pulse_check.healthy_threshold.unwrap_or(2))
+    }
+
+    /// `intervention.max_failures`, else 1, per incident.
+    pub fn recovery_max_attempts(&self) -> u16 {
+        at_least_one(self.intervention.as_ref().and_then(|i| i.max_failures).unwrap_or(1))
+    }
+
+    pub fn interval_ms(&self) -> u64 {
+        self.pulse_check.interval_ms
+    }
+
+    pub fn timeout_ms(&self) -> u64 {
+        self.pulse_check.timeout_ms
+    }
+
+    /// The stable 64-bit hash of the id: the runtime routes a monitor to shard
+    /// `id_hash % shards` and spreads first checks by `id_hash % interval`. See [`id_hash`].
+    pub fn id_hash(&self) -> u64 {
+        id_hash(&self.id)
+    }
+
+    /// The maintenance window that contains `after_unix_ms`, else the next one to start, as
+    /// `(start_ms, end_ms)` (end exclusive). `None` when the monitor has no windows.
+    pub fn next_maintenance_window(&self, after_unix_ms: i64) -> Option<(i64, i64)> {
+        self.maintenance
+            .iter()
+            .filter_map(|w| w.next_window(after_unix_ms))
+            .min_by_key(|&(start, _)| start)
+    }
+}
+
+/// FNV-1a 64 over the id's UTF-8 bytes, then the SplitMix64 finaliser (so the low bits used
+/// by `% shards` are well mixed). Written out here, not taken from a crate, because it must
+/// never change between versions: changing it would move monitors between shards and nodes.
+pub fn id_hash(id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in id.as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// The longest id the pattern allows.
+pub const MAX_ID_CHARS: usize = 128;
+
+/// `[A-Za-z0-9][A-Za-z0-9._:-]{0,127}`.
+pub fn is_valid_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_ID_CHARS
+        && b[0].is_ascii_alphanumeric()
+        && b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
+}
+
+/// The id of a monitor without one: its name if the name is a valid id; otherwise the name
+/// with every other character replaced by `-`, cut to fit, plus `-` and 16 hex digits of the
+/// name's hash, so two names that differ only in replaced characters get different ids.
+pub fn derive_id(name: &str) -> String {
+    if is_valid_id(name) {
+        return name.to_string();
+    }
+    let mut slug: String =
+        name.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-') {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(MAX_ID_CHARS - 17)
+            .collect();
+    if !slug.as_bytes().first().is_some_and(|b| b.is_ascii_alphanumeric()) {
+        slug.insert(0, 'm');
+        slug.truncate(MAX_ID_CHARS - 17);
+    }
+    let id = format!("{slug}-{:016x}", id_hash(name));
+    debug_assert!(is_valid_id(&id), "{id}");
+    id
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PulseCheck {
+    pub pulse: Pulse,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub unhealthy_threshold: Option<i64>,
+    pub healthy_threshold: Option<i64>,
+    /// Legacy (Go CPRA): the unhealthy threshold when `unhealthy_threshold` is absent.
+    pub max_failures: Option<i64>,
+    pub retries: Option<u32>,
+    pub groups: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Pulse {
+    Http(HttpPulse),
+    Tcp(TcpPulse),
+    Icmp(IcmpPulse),
+    Dns(DnsPulse),
+    Udp(UdpPulse),
+    Grpc(GrpcPulse),
+    Tls(TlsPulse),
+    Docker(DockerPulse),
+}
+
+impl Pulse {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Pulse::Http(_) => "http",
+            Pulse::Tcp(_) => "tcp",
+            Pulse::Icmp(_) => "icmp",
+            Pulse::Dns(_) => "dns",
+            Pulse::Udp(_) => "udp",
+            Pulse::Grpc(_) => "grpc",
+            Pulse::Tls(_) => "tls",
+            Pulse::Docker(_) => "docker",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HttpPulse {
+    pub url: String,
+    /// Default GET.
+    pub method: String,
+    pub headers: Arc<Headers>,
+    pub body: Option<String>,
+    /// Empty: any 2xx.
+    pub expected_status: Vec<u16>,
+    pub insecure_skip_verify: bool,
+    pub retries: Option<u32>,
+    pub body_contains: Option<String>,
+    /// Checked to compile at load.
+    pub body_regex: Option<String>,
+    pub max_response_time_ms: Option<u64>,
+    pub ca_file: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TcpPulse {
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IcmpPulse {
+    pub host: String,
+    /// Default 1.
+    pub count: u32,
+    pub ignore_privilege: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DnsPulse {
+    pub host: String,
+    pub server: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UdpPulse {
+    pub host: String,
+    pub port: u16,
+    pub payload: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GrpcPulse {
+    pub host: String,
+    pub port: u16,
+    pub service: Option<String>,
+}
+
+/// Default `warn_days`: a month's notice is the usual renewal window.
+pub const DEFAULT_TLS_WARN_DAYS: u32 = 30;
+/// Default `critical_days`: a week left is an outage in the making.
+pub const DEFAULT_TLS_CRITICAL_DAYS: u32 = 7;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TlsPulse {
+    pub host: String,
+    /// Default 443.
+    pub port: u16,
+    pub server_name: Option<String>,
+    pub warn_days: u32,
+    pub critical_days: u32,
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DockerPulse {
+    pub container: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Colour {
+    Red,
+    Yellow,
+    Green,
+    Cyan,
+    Gray,
+}
+
+impl Colour {
+    pub const ALL: [Colour; 5] =
+        [Colour::Red, Colour::Yellow, Colour::Green, Colour::Cyan, Colour::Gray];
+
+    /// Case-insensitive, as Go CPRA manifests write `RED` or `Red`; `grey` is accepted.
+    pub fn parse(s: &str) -> Option<Colour> {
+        match s.to_ascii_lowercase().as_str() {
+            "red" => Some(Colour::Red),
+            "yellow" => Some(Colour::Yellow),
+            "green" => Some(Colour::Green),
+            "cyan" => Some(Colour::Cyan),
+            "gray" | "grey" => Some(Colour::Gray),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        COLOURS[self as usize]
+    }
+}
+
+/// A monitor's codes: at most one per colour.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Codes {
+    pub by_colour: [Option<Code>; 5],
+}
+
+impl Codes {
+    pub fn get(&self, colour: Colour) -> Option<&Code> {
+        self.by_colour[colour as usize].as_ref()
+    }
+
+    /// A colour is sent only if the monitor has a code for it with `dispatch` not false.
+    pub fn dispatches(&self, colour: Colour) -> bool {
+        self.get(colour).is_some_and(|c| c.dispatch)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Code {
+    /// Default true.
+    pub dispatch: bool,
+    pub target: CodeTarget,
+}
+
+/// Where a code's alerts go.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CodeTarget {
+    /// `notify` + `config` written in the code itself.
+    Notify(Arc<Notify>),
+    /// `notify_group`: the endpoints of a group in `notification_groups`, resolved after the
+    /// whole file is read (the group may come after the monitors). Look it up with
+    /// [`super::Registry::group_endpoints`].
+    Group { name: String, id: GroupId },
+}
+
+/// Index of a notification group in [`super::Registry`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GroupId(pub u32);
+
+/// A notification destination: a kind and its config.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Notify {
+    Log {
+        file: Option<String>,
+    },
+    Webhook {
+        url: String,
+        method: String,
+        headers: Arc<Headers>,
+    },
+    Slack {
+        hook: String,
+    },
+    Pagerduty {
+        routing_key: String,
+        url: Option<String>,
+    },
+    Email {
+        server: String,
+        from: String,
+        to: Vec<String>,
+        subject: Option<String>,
+        allow_insecure: bool,
+        username: Option<String>,
+        password: Option<String>,
+    },
+    Discord {
+        webhook_url: String,
+    },
+    Telegram {
+        bot_token: String,
+        chat_id: String,
+        url: Option<String>,
+    },
+    Opsgenie {
+        api_key: String,
+        url: Option<String>,
+    },
+    Mattermost {
+        webhook_url: String,
+        channel: Option<String>,
+        username: Option<String>,
+    },
+    Teams {
+        webhook_url: String,
+    },
+    Alertmanager {
+        url: String,
+    },
+}
+
+impl Notify {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Notify::Log { .. } => "log",
+            Notify::Webhook { .. } => "webhook",
+            Notify::Slack { .. } => "slack",
+            Notify::Pagerduty { .. } => "pagerduty",
+            Notify::Email { .. } => "email",
+            Notify::Discord { .. } => "discord",
+            Notify::Telegram { .. } => "telegram",
+            Notify::Opsgenie { .. } => "opsgenie",
+            Notify::Mattermost { .. } => "mattermost",
+            Notify::Teams { .. } => "teams",
+            Notify::Alertmanager { .. } => "alertmanager",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Intervention {
+    pub action: InterventionAction,
+    pub retries: Option<u32>,
+    /// Attempts per incident (`recovery_max_attempts`); default 1.
+    pub max_failures: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum InterventionAction {
+    Docker {
+        container: String,
+        timeout_ms: Option<u64>,
+    },
+    Webhook {
+        url: String,
+        method: String,
+        headers: Arc<Headers>,
+        body: Option<String>,
+        timeout_ms: Option<u64>,
+    },
+    Systemd {
+        unit: String,
+        mode: Option<String>,
+    },
+    Kubernetes {
+        namespace: String,
+        kind: String,
+        name: String,
+        replicas: Option<u32>,
+        kubeconfig_path: Option<String>,
+        timeout_ms: Option<u64>,
+    },
+}
+
+impl InterventionAction {
+    pub fn action_name(&self) -> &'static str {
+        match self {
+            InterventionAction::Docker { .. } => "docker",
+            InterventionAction::Webhook { .. } => "webhook",
+            InterventionAction::Systemd { .. } => "systemd",
+            InterventionAction::Kubernetes { .. } => "kubernetes",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(is_valid_id("web-1.prod:8080_x"));
+        assert!(!is_valid_id("-x"));
+        assert!(!is_valid_id(""));
+        assert!(!is_valid_id(&"a".repeat(129)));
+        assert_eq!(derive_id("api-gateway"), "api-gateway");
+        let a = derive_id("API gateway (EU)");
+        let b = derive_id("API gateway [EU]");
+        assert!(is_valid_id(&a) && is_valid_id(&b));
+        assert_ne!(a, b);
+        assert_eq!(a, derive_id("API gateway (EU)"));
+        assert!(is_valid_id(&derive_id("  ")));
+        assert!(is_valid_id(&derive_id(&"é".repeat(300))));
+    }
+
+    #[test]
+    fn id_hash_is_stable() {
+        // Pinned values: if these change, monitors move between shards. Do not update them
+        // without a migration note.
+        assert_eq!(id_hash(""), 0xf52a_15e9_a9b5_e89b);
+        assert_eq!(id_hash("web-1"), 0xf576_b188_329f_7edd);
+        assert_eq!(id_hash("monitor-000001"), 0x9c22_1849_5b00_1a4c);
+        assert_ne!(id_hash("a"), id_hash("b"));
+    }
+
+    #[test]
+    fn colours_case_insensitive() {
+        assert_eq!(Colour::parse("RED"), Some(Colour::Red));
+        assert_eq!(Colour::parse("Grey"), Some(Colour::Gray));
+        assert_eq!(Colour::parse("purple"), None);
+    }
+}

@@ -1,0 +1,188 @@
+//! YAML events with positions, from saphyr-parser's event parser, read from a stream.
+//!
+//! saphyr-parser is a pull parser that gives each event a line/column marker, so the loader
+//! can report `line 88, column 11` without building a document tree. Input is decoded from
+//! bytes to chars as it is read ([`Utf8Chars`]), so a huge file is never held whole in memory.
+//! Not for writing YAML.
+
+use std::io::{BufRead, Read};
+
+use saphyr_parser::{BufferedInput, Event as YEvent, Parser, ScalarStyle};
+
+use super::event::{Event, EventSource, Pos, SyntaxError};
+
+/// Decodes UTF-8 bytes from a reader into chars. An invalid sequence becomes U+FFFD and is
+/// remembered so the loader can report it, rather than panicking or silently accepting it.
+pub struct Utf8Chars<R: BufRead> {
+    reader: R,
+    /// 1-based character number of the first invalid sequence.
+    invalid_at_char: Option<u64>,
+    chars: u64,
+    io_error: Option<String>,
+}
+
+impl<R: BufRead> Utf8Chars<R> {
+    pub fn new(reader: R) -> Self {
+        Utf8Chars { reader, invalid_at_char: None, chars: 0, io_error: None }
+    }
+
+    fn next_byte(&mut self) -> Option<u8> {
+        loop {
+            match self.reader.fill_buf() {
+                Ok([]) => return None,
+                Ok(buf) => {
+                    let b = buf[0];
+                    self.reader.consume(1);
+                    return Some(b);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.io_error = Some(e.to_string());
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn peek_byte(&mut self) -> Option<u8> {
+        match self.reader.fill_buf() {
+            Ok(buf) => buf.first().copied(),
+            Err(_) => None,
+        }
+    }
+
+    fn invalid(&mut self) -> char {
+        if self.invalid_at_char.is_none() {
+            self.invalid_at_char = Some(self.chars);
+        }
+        '\u{FFFD}'
+    }
+}
+
+impl<R: BufRead> Iterator for Utf8Chars<R> {
+    type Item = char;
+
+    fn next(&mut self) -> Option<char> {
+        let b0 = self.next_byte()?;
+        self.chars += 1;
+        if b0 < 0x80 {
+            return Some(b0 as char);
+        }
+        let (len, init) = match b0 {
+            0xC2..=0xDF => (2, u32::from(b0 & 0x1F)),
+            0xE0..=0xEF => (3, u32::from(b0 & 0x0F)),
+            0xF0..=0xF4 => (4, u32::from(b0 & 0x07)),
+            _ => return Some(self.invalid()),
+        };
+        let mut code = init;
+        for _ in 1..len {
+            match self.peek_byte() {
+                Some(b) if b & 0xC0 == 0x80 => {
+                    self.next_byte();
+                    code = (code << 6) | u32::from(b & 0x3F);
+                }
+                _ => return Some(self.invalid()),
+            }
+        }
+        match char::from_u32(code) {
+            Some(c) if c.len_utf8() == len => Some(c),
+            _ => Some(self.invalid()),
+        }
+    }
+}
+
+/// Read a fast path of a plain `Read` through a large buffer.
+const READ_BUFFER_BYTES: usize = 256 << 10;
+
+pub struct YamlReader<R: Read + 'static> {
+    parser: Parser<'static, BufferedInput<Utf8Chars<std::io::BufReader<R>>>>,
+    done: bool,
+}
+
+impl<R: Read + 'static> YamlReader<R> {
+    pub fn new(reader: R) -> Self {
+        let chars = Utf8Chars::new(std::io::BufReader::with_capacity(READ_BUFFER_BYTES, reader));
+        YamlReader { parser: Parser::new_from_iter(chars), done: false }
+    }
+}
+
+fn pos_of(marker: &saphyr_parser::Marker) -> Pos {
+    Pos {
+        line: u32::try_from(marker.line()).unwrap_or(u32::MAX),
+        column: u32::try_from(marker.col() + 1).unwrap_or(u32::MAX),
+    }
+}
+
+impl<R: Read + 'static> EventSource for YamlReader<R> {
+    fn next_event(&mut self) -> Result<(Event, Pos), SyntaxError> {
+        loop {
+            if self.done {
+                return Ok((Event::End, Pos::default()));
+            }
+            let Some(next) = self.parser.next_event() else {
+                self.done = true;
+                return Ok((Event::End, Pos::default()));
+            };
+            let (ev, span) = next.map_err(|e| SyntaxError {
+                pos: pos_of(e.marker()),
+                message: format!("YAML syntax error: {}", e.info()),
+            })?;
+            let pos = pos_of(&span.start);
+            let out = match ev {
+                YEvent::Nothing | YEvent::StreamStart | YEvent::DocumentStart(_) => continue,
+                YEvent::DocumentEnd => continue,
+                YEvent::StreamEnd => {
+                    self.done = true;
+                    Event::End
+                }
+                YEvent::Alias(id) => Event::Alias(id),
+                YEvent::Scalar(value, style, anchor, _tag) => Event::Scalar {
+                    value: value.into_owned(),
+                    quoted: style != ScalarStyle::Plain,
+                    anchor,
+                },
+                YEvent::SequenceStart(anchor, _) => Event::SeqStart { anchor },
+                YEvent::SequenceEnd => Event::SeqEnd,
+                YEvent::MappingStart(anchor, _) => Event::MapStart { anchor },
+                YEvent::MappingEnd => Event::MapEnd,
+            };
+            return Ok((out, pos));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_events_with_positions() {
+        let src = "a:\n  - 1\n  - \"x\"\nb: {c: d}\n";
+        let mut r = YamlReader::new(std::io::Cursor::new(src.as_bytes().to_vec()));
+        let mut got = Vec::new();
+        loop {
+            let (e, p) = r.next_event().unwrap();
+            if e == Event::End {
+                break;
+            }
+            got.push((e, p));
+        }
+        assert_eq!(got[0].0, Event::MapStart { anchor: 0 });
+        assert_eq!(got[3].0, Event::Scalar { value: "1".into(), quoted: false, anchor: 0 });
+        assert_eq!(got[3].1, Pos { line: 2, column: 5 });
+        assert_eq!(got[4].0, Event::Scalar { value: "x".into(), quoted: true, anchor: 0 });
+        assert_eq!(got[6].1, Pos { line: 4, column: 1 });
+    }
+
+    #[test]
+    fn utf8_decoding() {
+        let bytes = "é😀a".as_bytes().to_vec();
+        let s: String = Utf8Chars::new(&bytes[..]).collect();
+        assert_eq!(s, "é😀a");
+        let bad = [b'a', 0xFF, b'b', 0xE2, 0x82];
+        let mut it = Utf8Chars::new(&bad[..]);
+        let s: String = (&mut it).collect();
+        assert_eq!(s, "a\u{FFFD}b\u{FFFD}");
+        assert_eq!(it.invalid_at_char, Some(2), "1-based character number");
+    }
+}
