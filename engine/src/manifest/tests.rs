@@ -550,3 +550,27 @@ proptest! {
         prop_assert!(r.problems.kept.len() <= MAX_PROBLEMS);
     }
 }
+
+#[test]
+fn every_accepted_field_is_documented() {
+    let doc = include_str!("../../../docs/configuration.md");
+    for list in ALL_FIELD_LISTS {
+        for field in *list {
+            assert!(
+                doc.contains(&format!("`{field}`")),
+                "docs/configuration.md does not mention `{field}`"
+            );
+        }
+    }
+    for word in PULSE_TYPES
+        .iter()
+        .chain(NOTIFY_KINDS.iter())
+        .chain(INTERVENTION_ACTIONS.iter())
+        .chain(COLOURS.iter())
+    {
+        assert!(
+            doc.contains(&format!("`{word}`")),
+            "docs/configuration.md does not mention `{word}`"
+        );
+    }
+}
