@@ -18,7 +18,7 @@ use clap::Args;
 use cpra_engine::manifest::gen::{parse_mix, write_manifest, GenOptions};
 use cpra_engine::manifest::{load_path, Format, LoadOptions, Monitor};
 
-use crate::rss::{reset_peak, rss_and_peak};
+use crate::rss::{reset_peak, rss_and_peak, thread_cpu_seconds};
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
@@ -47,12 +47,14 @@ struct Measure {
     format: &'static str,
     monitors: usize,
     seconds: f64,
+    cpu_seconds: f64,
     peak_rss_bytes: u64,
     steady_rss_bytes: u64,
     peak_over_base: u64,
     kept_over_base: u64,
     file_bytes: u64,
     ref_seconds: Option<f64>,
+    ref_cpu_seconds: Option<f64>,
     ref_peak_over_base: Option<u64>,
     ref_name: &'static str,
 }
@@ -120,11 +122,12 @@ pub fn run(args: &LoadArgs) -> i32 {
             _ => "-".into(),
         };
         println!(
-            "{:<6} {:>10} {:>8.2} {:>12.0} {:>10.1} {:>10.1} {:>10.2} {:>24}",
+            "{:<6} {:>10} {:>8.2} {:>12.0} {:>14.0} {:>10.1} {:>10.1} {:>10.2}  {}",
             m.format,
             m.monitors,
             m.seconds,
             m.monitors as f64 / m.seconds,
+            m.monitors as f64 / m.cpu_seconds.max(1e-9),
             m.kept_over_base as f64 / 1e6,
             m.peak_over_base as f64 / 1e6,
             m.peak_over_base as f64 / m.kept_over_base.max(1) as f64,
@@ -148,12 +151,15 @@ fn json_line(m: &Measure) -> serde_json::Value {
         "monitors": m.monitors,
         "seconds": m.seconds,
         "monitors_per_sec": m.monitors as f64 / m.seconds,
+        "cpu_seconds": m.cpu_seconds,
+        "monitors_per_cpu_sec": m.monitors as f64 / m.cpu_seconds.max(1e-9),
         "peak_rss_bytes": m.peak_rss_bytes,
         "steady_rss_bytes": m.steady_rss_bytes,
         "peak_over_kept": m.peak_over_base as f64 / m.kept_over_base.max(1) as f64,
         "file_bytes": m.file_bytes,
         "reference": m.ref_name,
         "reference_seconds": m.ref_seconds,
+        "reference_cpu_seconds": m.ref_cpu_seconds,
         "reference_peak_over_base_bytes": m.ref_peak_over_base,
     })
 }
@@ -182,6 +188,7 @@ fn measure(
     let (base, _) = rss_and_peak();
     let mut store: Vec<Vec<Monitor>> = Vec::new();
     let t = Instant::now();
+    let cpu0 = thread_cpu_seconds();
     let report = load_path(path, &LoadOptions::default(), |m| {
         if store.last().is_none_or(|c| c.len() == CHUNK_MONITORS) {
             store.push(Vec::with_capacity(CHUNK_MONITORS));
@@ -192,6 +199,7 @@ fn measure(
     })
     .map_err(|e| e.to_string())?;
     let seconds = t.elapsed().as_secs_f64();
+    let cpu_seconds = thread_cpu_seconds() - cpu0;
     let (steady, peak) = rss_and_peak();
     if !report.is_valid() {
         return Err(format!(
@@ -201,11 +209,13 @@ fn measure(
     }
     let monitors: usize = store.iter().map(Vec::len).sum();
     println!(
-        "{}: loaded {} monitors in {:.2} s ({:.0}/s); {} distinct codes blocks; kept {:.1} MB, peak {:.1} MB over a base of {:.1} MB{}",
+        "{}: loaded {} monitors in {:.2} s ({:.0}/s; {:.2} s of CPU: {:.0}/s per core); {} distinct codes blocks; kept {:.1} MB, peak {:.1} MB over a base of {:.1} MB{}",
         format.as_str(),
         monitors,
         seconds,
         monitors as f64 / seconds,
+        cpu_seconds,
+        monitors as f64 / cpu_seconds.max(1e-9),
         report.distinct_codes,
         steady.saturating_sub(base) as f64 / 1e6,
         peak.saturating_sub(base) as f64 / 1e6,
@@ -213,12 +223,13 @@ fn measure(
         if resettable { "" } else { " (peak not resettable: since process start)" }
     );
     drop(store);
-    let (mut ref_seconds, mut ref_peak) = (None, None);
+    let (mut ref_seconds, mut ref_peak, mut ref_cpu) = (None, None, None);
     let mut ref_name = "none";
     if reference {
         reset_peak();
         let (rbase, _) = rss_and_peak();
         let t = Instant::now();
+        let rcpu0 = thread_cpu_seconds();
         match format {
             Format::Json => {
                 ref_name = "serde_json::Value";
@@ -227,6 +238,7 @@ fn measure(
                     serde_json::from_reader(BufReader::with_capacity(256 << 10, file))
                         .map_err(|e| e.to_string())?;
                 ref_seconds = Some(t.elapsed().as_secs_f64());
+                ref_cpu = Some(thread_cpu_seconds() - rcpu0);
                 let (_, p) = rss_and_peak();
                 ref_peak = Some(p.saturating_sub(rbase));
                 let n = v.get("monitors").and_then(|m| m.as_array()).map_or(0, Vec::len);
@@ -236,6 +248,7 @@ fn measure(
                 ref_name = "saphyr events only";
                 let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
                 let t = Instant::now();
+                let rcpu0 = thread_cpu_seconds();
                 let mut parser = saphyr_parser::Parser::new_from_str(&text);
                 let mut events = 0u64;
                 while let Some(ev) = parser.next_event() {
@@ -243,6 +256,7 @@ fn measure(
                     events += 1;
                 }
                 ref_seconds = Some(t.elapsed().as_secs_f64());
+                ref_cpu = Some(thread_cpu_seconds() - rcpu0);
                 println!("yaml reference: saphyr-parser bare events ({events} events, no decoding) in {:.2} s", ref_seconds.unwrap_or(0.0));
             }
         }
@@ -251,12 +265,14 @@ fn measure(
         format: format.as_str(),
         monitors,
         seconds,
+        cpu_seconds,
         peak_rss_bytes: peak,
         steady_rss_bytes: steady,
         peak_over_base: peak.saturating_sub(base),
         kept_over_base: steady.saturating_sub(base),
         file_bytes,
         ref_seconds,
+        ref_cpu_seconds: ref_cpu,
         ref_peak_over_base: ref_peak,
         ref_name,
     })

@@ -189,8 +189,10 @@ impl<R: Read> JsonReader<R> {
                 _ => continue,
             }
         }
-        match String::from_utf8(std::mem::take(&mut self.scratch)) {
-            Ok(s) => Ok(s),
+        // Copy out at the exact size and keep `scratch` for the next string: one allocation
+        // per string instead of a chain of growing reallocations.
+        match std::str::from_utf8(&self.scratch) {
+            Ok(s) => Ok(s.to_owned()),
             Err(_) => self.err("string is not valid UTF-8"),
         }
     }
@@ -276,7 +278,7 @@ impl<R: Read> JsonReader<R> {
             }
         }
         // Only ASCII bytes were pushed.
-        let word = String::from_utf8(std::mem::take(&mut self.scratch)).unwrap_or_default();
+        let word = std::str::from_utf8(&self.scratch).unwrap_or_default().to_owned();
         if matches!(word.as_str(), "true" | "false" | "null") || is_json_number(&word) {
             Ok(word)
         } else {

@@ -158,7 +158,7 @@ pub fn load_reader(
         interners: Interners::default(),
         groups: GroupNames::default(),
         anchors: Anchors::default(),
-        ids: HashMap::new(),
+        ids: HashMap::default(),
         endpoints: None,
         group_defs: None,
     };
@@ -178,7 +178,7 @@ struct Loader<'a> {
     /// id hash -> line of the first monitor with it. Keeping hashes, not ids, bounds memory to
     /// 12 bytes per monitor; a 64-bit collision between two different ids in a fleet of a
     /// million has a probability near 3e-8, and would be reported as a duplicate id.
-    ids: HashMap<u64, u32>,
+    ids: HashMap<u64, u32, super::intern::FxBuildHasher>,
     endpoints: Option<Node>,
     group_defs: Option<Node>,
 }

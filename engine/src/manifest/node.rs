@@ -118,14 +118,19 @@ pub fn build(
                 if stack.len() >= MAX_NODE_DEPTH {
                     return Err(too_deep(pos));
                 }
-                stack.push(Open::Seq { items: Vec::new(), pos, anchor });
+                stack.push(Open::Seq { items: Vec::with_capacity(4), pos, anchor });
                 None
             }
             Event::MapStart { anchor } => {
                 if stack.len() >= MAX_NODE_DEPTH {
                     return Err(too_deep(pos));
                 }
-                stack.push(Open::Map { entries: Vec::new(), pending_key: None, pos, anchor });
+                stack.push(Open::Map {
+                    entries: Vec::with_capacity(8),
+                    pending_key: None,
+                    pos,
+                    anchor,
+                });
                 None
             }
             Event::SeqEnd => match stack.pop() {
