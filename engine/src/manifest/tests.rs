@@ -285,6 +285,27 @@ monitors:
     assert!(w.codes.dispatches(Colour::Red));
     assert!(!w.codes.dispatches(Colour::Yellow));
     assert!(w.codes.dispatches(Colour::Gray));
+    // Anchors and merge keys share blocks, as Go's YAML library allows.
+    let shared = r#"
+x-defaults: &defaults
+  pulse_check: &pc {type: tcp, interval: 10s, config: {host: h, port: 1}}
+  codes: {red: {notify: log}}
+monitors:
+  - <<: *defaults
+    name: one
+  - <<: *defaults
+    name: two
+    pulse_check: {<<: *pc, interval: 20s}
+"#;
+    let (m, r) = load(shared);
+    assert!(r.is_valid(), "{:#?}", r.problems.kept);
+    assert_eq!(
+        r.problems.warnings, 1,
+        "x-defaults is an unknown top-level field: {:#?}",
+        r.problems.kept
+    );
+    assert_eq!((m[0].interval_ms(), m[1].interval_ms()), (10_000, 20_000));
+    assert!(m[1].codes.dispatches(Colour::Red));
     // A bare list of monitors at the top level, as some Go CPRA files are written.
     let (m, _) = load_ok("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n");
     assert_eq!(m.len(), 1);
