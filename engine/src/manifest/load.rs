@@ -9,7 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::decode::{
-    decode_monitor, decode_notify, Ctx, GroupNames, Interners, ENDPOINT_FIELDS, TOP_FIELDS,
+    decode_monitor, decode_notify, Ctx, FieldPath, GroupNames, Interners, ENDPOINT_FIELDS,
+    TOP_FIELDS,
 };
 use super::diagnostic::{choices_hint, did_you_mean, Class, Diagnostic, Problems, Severity};
 use super::env::{Env, ProcessEnv};
@@ -379,7 +380,8 @@ impl Loader<'_> {
             if let NodeKind::Map(entries) = &node.kind {
                 for e in entries {
                     ctx.monitor = None;
-                    let path = format!("endpoints.{}", e.key);
+                    let top = FieldPath::Top("endpoints");
+                    let path = FieldPath::Key(&top, &e.key);
                     let Some(f) = ctx.fields(&e.value, path, ENDPOINT_FIELDS) else { continue };
                     if let Some(n) = decode_notify(&mut ctx, &f, "type") {
                         endpoint_index.insert(e.key.clone(), endpoints.len());
