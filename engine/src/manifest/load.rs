@@ -17,7 +17,7 @@ use super::env::{Env, ProcessEnv};
 use super::event::{Event, EventSource, Pos, SyntaxError};
 use super::json::JsonReader;
 use super::node::{build, Anchors, Node, NodeKind};
-use super::schema::{GroupId, Monitor, Notify};
+use super::schema::{Code, CodeTarget, GroupId, Monitor, Notify};
 use super::source::{open, open_reader, Format};
 use super::yaml::YamlReader;
 
@@ -56,6 +56,21 @@ impl Registry {
             .unwrap_or(&[])
             .iter()
             .filter_map(|&i| self.endpoints.get(i))
+    }
+
+    /// Every destination of a code, whether written inline (`notify`) or through a group
+    /// (`notify_group`): one delivery per item.
+    pub fn destinations<'a>(
+        &'a self,
+        code: &'a Code,
+    ) -> impl Iterator<Item = &'a Arc<Notify>> + 'a {
+        let (inline, group) = match &code.target {
+            CodeTarget::Notify(n) => (Some(n), None),
+            CodeTarget::Group { id, .. } => (None, Some(*id)),
+        };
+        inline
+            .into_iter()
+            .chain(group.into_iter().flat_map(move |id| self.group_endpoints(id).map(|(_, n)| n)))
     }
 
     pub fn group_by_name(&self, name: &str) -> Option<GroupId> {

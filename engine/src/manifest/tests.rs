@@ -167,6 +167,10 @@ fn every_field_is_read() {
     assert_eq!(name, "team");
     let kinds: Vec<&str> = r.registry.group_endpoints(*id).map(|(_, n)| n.kind()).collect();
     assert_eq!(kinds, ["webhook", "email"]);
+    let kinds: Vec<&str> = r.registry.destinations(green).map(|n| n.kind()).collect();
+    assert_eq!(kinds, ["webhook", "email"]);
+    let kinds: Vec<&str> = r.registry.destinations(red).map(|n| n.kind()).collect();
+    assert_eq!(kinds, ["slack"]);
     // Defaults on the others.
     let tcp = &m[1];
     assert!(tcp.enabled);
