@@ -67,6 +67,9 @@ pub struct Args {
     /// Length of the saturated run (per scheduler), seconds.
     #[arg(long, default_value_t = 3)]
     saturate_seconds: u64,
+    /// Run CPRA's on-time workload only (for profiling); prints no JSON line.
+    #[arg(long)]
+    profile_only: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -209,6 +212,9 @@ struct Window {
     allocations: u64,
     lateness_us: Histogram<u64>,
     rss_bytes: u64,
+    /// CPU time the process used in the window (the main thread only sleeps, so this is the
+    /// shards' time): on a shared machine, checks per CPU-second is the fair capacity figure.
+    cpu_secs: f64,
 }
 
 impl Window {
@@ -216,9 +222,24 @@ impl Window {
         self.checks as f64 / self.secs
     }
 
+    fn rate_per_cpu_sec(&self) -> f64 {
+        self.checks as f64 / self.cpu_secs.max(1e-9)
+    }
+
     fn allocations_per_check(&self) -> f64 {
         self.allocations as f64 / (self.checks.max(1)) as f64
     }
+}
+
+/// User + system CPU time of the whole process, seconds.
+fn process_cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn rss_bytes() -> u64 {
@@ -248,10 +269,12 @@ fn run_cpra<P: Probe>(
     let h0 = runtime.lateness_us(read_timeout);
     let c0 = runtime.counters();
     let a0 = allocations();
+    let cpu0 = process_cpu_secs();
     let t0 = Instant::now();
     std::thread::sleep(window);
     let c1 = runtime.counters();
     let a1 = allocations();
+    let cpu_secs = process_cpu_secs() - cpu0;
     let secs = t0.elapsed().as_secs_f64();
     let rss = rss_bytes();
     let mut lateness_us = runtime.lateness_us(read_timeout);
@@ -264,6 +287,7 @@ fn run_cpra<P: Probe>(
         allocations: a1 - a0,
         lateness_us,
         rss_bytes: rss,
+        cpu_secs,
     })
 }
 
@@ -429,8 +453,10 @@ fn run_baseline<P: Probe>(
         read(|s| s.missed.load(Ordering::Relaxed)),
         allocations(),
     );
+    let cpu0 = process_cpu_secs();
     let t0 = Instant::now();
     std::thread::sleep(window);
+    let cpu_secs = process_cpu_secs() - cpu0;
     let (c1, m1, a1) = (
         read(|s| s.completed.load(Ordering::Relaxed)),
         read(|s| s.missed.load(Ordering::Relaxed)),
@@ -451,6 +477,7 @@ fn run_baseline<P: Probe>(
         allocations: a1 - a0,
         lateness_us,
         rss_bytes: rss,
+        cpu_secs,
     })
 }
 
@@ -508,8 +535,10 @@ fn pct_us(h: &Histogram<u64>, q: f64) -> u64 {
 
 fn describe(name: &str, w: &Window) {
     println!(
-        "  {name:<9} {:>12.0} checks/s  lateness p50 {} us, p99 {} us, p99.9 {} us, max {} us  missed {}  allocs/check {:.4}  rss {} MiB",
+        "  {name:<9} {:>10.0} checks/s ({:>10.0} per CPU-second, {:.2} CPUs busy)  lateness p50 {} us, p99 {} us, p99.9 {} us, max {} us  missed {}  allocs/check {:.4}  rss {} MiB",
         w.rate(),
+        w.rate_per_cpu_sec(),
+        w.cpu_secs / w.secs,
         pct_us(&w.lateness_us, 0.5),
         pct_us(&w.lateness_us, 0.99),
         pct_us(&w.lateness_us, 0.999),
@@ -554,6 +583,20 @@ pub fn run(args: Args) -> i32 {
         warmup.as_secs_f64(),
         window.as_secs_f64()
     );
+    if args.profile_only {
+        let specs = workload(args.monitors, interval_ms);
+        let max = args.max_in_flight;
+        return match run_cpra(specs, shards, max, warmup, window, |_: &ShardInfo| NoopProbe) {
+            Ok(w) => {
+                describe("cpra", &w);
+                0
+            }
+            Err(e) => {
+                eprintln!("scheduler: {e}");
+                1
+            }
+        };
+    }
     let (on_time, base_on_time) = match run_both(&args, shards, interval_ms, warmup, window) {
         Ok(r) => r,
         Err(e) => {
@@ -582,6 +625,12 @@ pub fn run(args: Args) -> i32 {
     let dispatches_per_sec = saturated.rate();
     let baseline_dispatches_per_sec = base_saturated.rate();
     let ratio = dispatches_per_sec / baseline_dispatches_per_sec.max(1.0);
+    println!(
+        "capacity per CPU-second of shard time (fair on a shared machine): cpra {:.2} M/s, baseline {:.2} M/s, {:.1}x",
+        saturated.rate_per_cpu_sec() / 1e6,
+        base_saturated.rate_per_cpu_sec() / 1e6,
+        saturated.rate_per_cpu_sec() / base_saturated.rate_per_cpu_sec().max(1.0),
+    );
     println!(
         "capacity: {:.2} M dispatches/s ({:.2} M per core), {:.1}x the baseline; hot bytes per monitor {HOT_BYTES_PER_MONITOR}; \
          allocations per check in steady state: {:.4} on time, {:.4} saturated",
