@@ -43,6 +43,22 @@ const SATURATED_WARMUP: Duration = Duration::from_millis(500);
 const MAX_MONITORS: u32 = 50_000_000;
 /// The longest run accepted, so a typo cannot hold a shared machine for hours.
 const MAX_SECONDS: u64 = 600;
+/// How long a scheduler may take to load its monitors and complete its first check before
+/// the run is abandoned (10 M monitors load in seconds; minutes means something is wrong).
+const FIRST_CHECK_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Waits until `completed()` is non-zero, so warm-up starts once the scheduler runs (loading
+/// millions of monitors takes a while, differently for each scheduler).
+fn wait_first_check(completed: impl Fn() -> u64) -> Result<(), String> {
+    let start = Instant::now();
+    while completed() == 0 {
+        if start.elapsed() > FIRST_CHECK_DEADLINE {
+            return Err(format!("no check completed within {FIRST_CHECK_DEADLINE:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -264,6 +280,7 @@ fn run_cpra<P: Probe>(
     let runtime =
         Runtime::start(config, specs, probe, |info: &ShardInfo| StateSim::new(info.monitors.len()))
             .map_err(|e| e.to_string())?;
+    wait_first_check(|| runtime.counters().checks_completed)?;
     std::thread::sleep(warmup);
     let read_timeout = Duration::from_secs(5);
     let h0 = runtime.lateness_us(read_timeout);
@@ -446,6 +463,12 @@ fn run_baseline<P: Probe>(
         .on_all_shards(fut_gen)
         .map_err(|e| e.to_string())?;
     let read = |f: fn(&BaselineShared) -> u64| shared.iter().map(|s| f(s)).sum::<u64>();
+    let first = wait_first_check(|| read(|s| s.completed.load(Ordering::Relaxed)));
+    if let Err(e) = first {
+        stop.store(true, Ordering::Relaxed);
+        handles.join_all();
+        return Err(format!("baseline: {e}"));
+    }
     std::thread::sleep(warmup);
     measuring.store(true, Ordering::Relaxed);
     let (c0, m0, a0) = (
