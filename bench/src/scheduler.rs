@@ -664,25 +664,30 @@ pub fn run(args: Args) -> i32 {
         saturated.allocations_per_check(),
     );
     let h = &on_time.lateness_us;
-    let json = serde_json::json!({
-        "bench": "scheduler",
-        "monitors": args.monitors,
-        "shards": shards,
-        "probe": args.probe.name(),
-        "dispatches_per_sec": dispatches_per_sec.round() as u64,
-        "dispatches_per_sec_per_core": (dispatches_per_sec / shards as f64).round() as u64,
-        "lateness_us": {
-            "p50": pct_us(h, 0.5),
-            "p99": pct_us(h, 0.99),
-            "p999": pct_us(h, 0.999),
-            "max": h.max(),
-        },
-        "missed_slots": on_time.missed,
-        "hot_bytes_per_monitor": HOT_BYTES_PER_MONITOR,
-        "rss_bytes": on_time.rss_bytes,
-        "baseline_dispatches_per_sec": baseline_dispatches_per_sec.round() as u64,
-        "ratio_vs_baseline": (ratio * 100.0).round() / 100.0,
-    });
+    // Written by hand to keep the issue's key order (serde_json's map sorts keys).
+    let json = format!(
+        concat!(
+            r#"{{"bench":"scheduler","monitors":{},"shards":{},"probe":{},"dispatches_per_sec":{},"#,
+            r#""dispatches_per_sec_per_core":{},"lateness_us":{{"p50":{},"p99":{},"p999":{},"max":{}}},"#,
+            r#""missed_slots":{},"hot_bytes_per_monitor":{},"rss_bytes":{},"baseline_dispatches_per_sec":{},"#,
+            r#""ratio_vs_baseline":{}}}"#
+        ),
+        args.monitors,
+        shards,
+        serde_json::Value::from(args.probe.name()),
+        dispatches_per_sec.round() as u64,
+        (dispatches_per_sec / shards as f64).round() as u64,
+        pct_us(h, 0.5),
+        pct_us(h, 0.99),
+        pct_us(h, 0.999),
+        h.max(),
+        on_time.missed,
+        HOT_BYTES_PER_MONITOR,
+        on_time.rss_bytes,
+        baseline_dispatches_per_sec.round() as u64,
+        (ratio * 100.0).round() / 100.0,
+    );
+    debug_assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok(), "{json}");
     println!("{json}");
     0
 }
