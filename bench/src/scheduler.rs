@@ -26,7 +26,7 @@ use cpra_engine::probe::{NoopProbe, Probe, ResultHandler, ShardInfo, SleepProbe}
 use cpra_engine::ring::{Job, DEFAULT_MAX_IN_FLIGHT};
 use cpra_engine::runtime::{online_cores, shard_of, Runtime, RuntimeConfig, IO_MEMORY_BYTES};
 use cpra_engine::schedule::{deadline_ms, first_slot_ms, next_slot_ms};
-use cpra_engine::table::{MonitorSpec, HOT_BYTES_PER_MONITOR};
+use cpra_engine::table::{prefetch_line, MonitorSpec, HOT_BYTES_PER_MONITOR};
 use cpra_net::Outcome;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use hdrhistogram::Histogram;
@@ -204,20 +204,6 @@ impl ResultHandler for StateSim {
             }
         }
     }
-}
-
-/// Asks the CPU to start loading `value`'s cache line.
-fn prefetch_line<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint; it never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(
-            value as *const T as *const i8,
-            std::arch::x86_64::_MM_HINT_T0,
-        );
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
 }
 
 fn splitmix64(mut x: u64) -> u64 {

@@ -95,6 +95,9 @@ impl ShardCore {
             let Some(monitor) = self.wheel.poll(now_ms) else {
                 break;
             };
+            if let Some(upcoming) = self.wheel.upcoming() {
+                self.table.prefetch(upcoming);
+            }
             let scheduled_ms = self.wheel.when_ms(monitor);
             let sched = self.table.get_mut(monitor);
             debug_assert!(sched.interval_ms != 0, "disabled monitor {monitor} was in the wheel");

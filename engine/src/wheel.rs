@@ -64,6 +64,9 @@ pub struct Wheel {
     len: u32,
     /// The due lane `poll` serves next.
     next_lane: usize,
+    /// The monitor behind the one `poll` last returned in its lane (UNLINKED if none): it
+    /// comes out `LANES` polls later, so callers can prefetch its data now.
+    successor: u32,
 }
 
 /// Bytes per monitor the wheel adds to the hot table.
@@ -84,7 +87,15 @@ impl Wheel {
             nodes.push(Node { next: me, prev: me, when_ms: 0 });
         }
         let occupied = [Occupancy::EMPTY; LEVELS];
-        Wheel { nodes, occupied, capacity, elapsed_ms: start_ms, len: 0, next_lane: 0 }
+        Wheel {
+            nodes,
+            occupied,
+            capacity,
+            elapsed_ms: start_ms,
+            len: 0,
+            next_lane: 0,
+            successor: UNLINKED,
+        }
     }
 
     /// Monitors currently in the wheel (waiting or due).
@@ -232,6 +243,11 @@ impl Wheel {
         self.next_expiration().map(|(_, _, t)| t)
     }
 
+    /// A monitor that `poll` will return soon (see `successor`), for prefetching.
+    pub fn upcoming(&self) -> Option<u32> {
+        (self.successor != UNLINKED).then_some(self.successor)
+    }
+
     /// Whether some monitor is due at `now_ms`.
     pub fn has_due(&self, now_ms: u64) -> bool {
         self.next_due_ms().is_some_and(|t| t <= now_ms)
@@ -246,6 +262,8 @@ impl Wheel {
                 let due = self.due_sentinel(lane);
                 let head = self.nodes[due as usize].next;
                 if head != due {
+                    let next = self.nodes[head as usize].next;
+                    self.successor = if next < self.capacity { next } else { UNLINKED };
                     self.unlink(head);
                     self.len -= 1;
                     self.next_lane = (lane + 1) % LANES;
