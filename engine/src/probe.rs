@@ -34,6 +34,11 @@ pub trait Probe: 'static {
 /// (`Vec<MonitorState>`, 32 bytes each) and the action queue here.
 pub trait ResultHandler: 'static {
     fn on_outcome(&mut self, job: &Job, outcome: &Outcome, now_ms: u64);
+
+    /// A hint that `job`'s outcome will be handled soon: a handler whose per-monitor state is
+    /// large and cold (a million monitors due once a second) can prefetch it here, so the
+    /// cache miss overlaps with the checks before it. The shard calls it a few jobs ahead.
+    fn prefetch(&self, _job: &Job) {}
 }
 
 /// Completes at once with success: measures the runtime itself.
