@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
+use crate::deadline::{saturating_us, until, Deadline};
 use crate::outcome::{Detail, FailureKind, Outcome};
-use crate::within::{deadline_after, elapsed_us, within};
 
 /// Largest frame payload we accept: 16 KiB is HTTP/2's default SETTINGS_MAX_FRAME_SIZE, which
 /// we never raise, so a server sending more breaks the protocol (RFC 9113 4.2); such a frame
@@ -159,10 +159,10 @@ fn push_varint(out: &mut Vec<u8>, mut value: u64) {
 /// Runs one `grpc` check within `timeout`.
 pub async fn check(cfg: &GrpcConfig, timeout: Duration) -> Outcome {
     let start = Instant::now();
-    let deadline = deadline_after(start, timeout);
+    let deadline = Deadline::new(start, timeout).end();
     let connected = Cell::new(false);
-    let result = within(deadline, call(cfg, &connected)).await;
-    let latency_us = elapsed_us(start);
+    let result = until(deadline, call(cfg, &connected)).await;
+    let latency_us = saturating_us(start.elapsed());
     match result {
         None if connected.get() => Outcome::failure(
             FailureKind::Timeout,

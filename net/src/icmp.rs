@@ -30,9 +30,9 @@ use std::time::{Duration, Instant};
 
 use glommio::net::UdpSocket;
 
+use crate::deadline::{saturating_us, until, Deadline};
 use crate::outcome::{Detail, FailureKind, Outcome};
 use crate::udp::io_outcome;
-use crate::within::{deadline_after, elapsed_us, within};
 
 /// Echo requests in flight at once per shard (one slot each, indexed by sequence number). The
 /// shard's probe concurrency is bounded well below this; at the bound a check fails with
@@ -201,7 +201,7 @@ impl IcmpClient {
     /// of the time left, stopping at the first reply.
     pub async fn check(&self, cfg: &IcmpConfig, timeout: Duration) -> Outcome {
         let start = Instant::now();
-        let deadline = deadline_after(start, timeout);
+        let deadline = Deadline::new(start, timeout).end();
         let family = if cfg.addr.is_ipv6() { &self.v6 } else { &self.v4 };
         let Some(socket) = family.socket.as_ref() else {
             let (kind, text) = family.unavailable;
@@ -215,25 +215,31 @@ impl IcmpClient {
             let Some(seq) = shared.claim(cfg.addr) else {
                 return Outcome::failure(
                     FailureKind::Connection,
-                    elapsed_us(start),
+                    saturating_us(start.elapsed()),
                     Detail::Text("too many ICMP checks in flight on this shard"),
                 );
             };
             let guard = SlotGuard { shared, seq };
             let packet = echo_request(shared.ident, seq, shared.v6);
             let to = SocketAddr::new(cfg.addr, 0);
-            let sent_ok = within(deadline, socket.send_to(&packet, to)).await;
+            let sent_ok = until(deadline, socket.send_to(&packet, to)).await;
             match sent_ok {
                 None => break,
-                Some(Err(e)) => return io_outcome(&io::Error::from(e), elapsed_us(start)),
+                Some(Err(e)) => {
+                    return io_outcome(&io::Error::from(e), saturating_us(start.elapsed()))
+                }
                 Some(Ok(_)) => {}
             }
             let echo_deadline = Instant::now() + share;
-            if within(echo_deadline.min(deadline), guard.replied()).await.is_some() {
-                return Outcome::success(elapsed_us(start));
+            if until(echo_deadline.min(deadline), guard.replied()).await.is_some() {
+                return Outcome::success(saturating_us(start.elapsed()));
             }
         }
-        Outcome::failure(FailureKind::Timeout, elapsed_us(start), Detail::Text("no echo reply"))
+        Outcome::failure(
+            FailureKind::Timeout,
+            saturating_us(start.elapsed()),
+            Detail::Text("no echo reply"),
+        )
     }
 }
 
