@@ -28,10 +28,13 @@ fi
 
 cargo build --release -p cpra-bench
 out=target/bench-probes.jsonl
+log=target/bench-probes.log
 : > "$out"
+: > "$log"
 for kind in http-close http-keepalive tcp https; do
-    echo "== probes --kind $kind --seconds $seconds --in-flight $in_flight"
+    echo "== probes --kind $kind --seconds $seconds --in-flight $in_flight" | tee -a "$log"
     target/release/cpra-bench probes --kind "$kind" --seconds "$seconds" --in-flight "$in_flight" \
-        | tee /dev/stderr | tail -n 1 >> "$out"
+        | tee -a "$log"
+    tail -n 1 "$log" >> "$out"
 done
-echo "JSON lines: $out"
+echo "summaries: $log; JSON lines: $out"

@@ -1,6 +1,9 @@
-//! `cpra-bench`: benchmarks that run CPRA side by side with a reference in one run.
+//! `cpra-bench`: benchmarks that run CPRA side by side with a reference in one run, print a
+//! human summary and, last, one JSON line.
 
 mod counting_alloc;
+mod load;
+mod rss;
 mod scheduler;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +23,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Generate a manifest (YAML and JSON, same generator as `cpra gen`), load it through the
+    /// real streaming loader, and compare with whole-document-tree parsing.
+    Load(load::LoadArgs),
     /// The thread-per-core scheduler against a binary-heap, task-per-check baseline.
     Scheduler(scheduler::Args),
     /// Probe throughput and CPU per check against wrk and blackbox_exporter.
@@ -28,6 +34,7 @@ enum Command {
 
 fn main() {
     let code = match Cli::parse().command {
+        Command::Load(args) => load::run(&args),
         Command::Scheduler(args) => scheduler::run(args),
         Command::Probes(args) => match cpra_bench::probes::run(&args) {
             Ok(()) => 0,

@@ -26,7 +26,7 @@ use cpra_engine::probe::{NoopProbe, Probe, ResultHandler, ShardInfo, SleepProbe}
 use cpra_engine::ring::{Job, DEFAULT_MAX_IN_FLIGHT};
 use cpra_engine::runtime::{online_cores, shard_of, Runtime, RuntimeConfig, IO_MEMORY_BYTES};
 use cpra_engine::schedule::{deadline_ms, first_slot_ms, next_slot_ms};
-use cpra_engine::table::{MonitorSpec, HOT_BYTES_PER_MONITOR};
+use cpra_engine::table::{prefetch_line, MonitorSpec, HOT_BYTES_PER_MONITOR};
 use cpra_net::Outcome;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use hdrhistogram::Histogram;
@@ -43,6 +43,22 @@ const SATURATED_WARMUP: Duration = Duration::from_millis(500);
 const MAX_MONITORS: u32 = 50_000_000;
 /// The longest run accepted, so a typo cannot hold a shared machine for hours.
 const MAX_SECONDS: u64 = 600;
+/// How long a scheduler may take to load its monitors and complete its first check before
+/// the run is abandoned (10 M monitors load in seconds; minutes means something is wrong).
+const FIRST_CHECK_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Waits until `completed()` is non-zero, so warm-up starts once the scheduler runs (loading
+/// millions of monitors takes a while, differently for each scheduler).
+fn wait_first_check(completed: impl Fn() -> u64) -> Result<(), String> {
+    let start = Instant::now();
+    while completed() == 0 {
+        if start.elapsed() > FIRST_CHECK_DEADLINE {
+            return Err(format!("no check completed within {FIRST_CHECK_DEADLINE:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -67,6 +83,9 @@ pub struct Args {
     /// Length of the saturated run (per scheduler), seconds.
     #[arg(long, default_value_t = 3)]
     saturate_seconds: u64,
+    /// Run CPRA's on-time workload only (for profiling); prints no JSON line.
+    #[arg(long)]
+    profile_only: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -141,6 +160,12 @@ impl StateSim {
 }
 
 impl ResultHandler for StateSim {
+    fn prefetch(&self, job: &Job) {
+        if let Some(state) = self.states.get(job.monitor as usize) {
+            prefetch_line(state);
+        }
+    }
+
     fn on_outcome(&mut self, job: &Job, outcome: &Outcome, now_ms: u64) {
         let s = &mut self.states[job.monitor as usize];
         if job.generation <= s.generation {
@@ -209,6 +234,9 @@ struct Window {
     allocations: u64,
     lateness_us: Histogram<u64>,
     rss_bytes: u64,
+    /// CPU time the process used in the window (the main thread only sleeps, so this is the
+    /// shards' time): on a shared machine, checks per CPU-second is the fair capacity figure.
+    cpu_secs: f64,
 }
 
 impl Window {
@@ -216,9 +244,24 @@ impl Window {
         self.checks as f64 / self.secs
     }
 
+    fn rate_per_cpu_sec(&self) -> f64 {
+        self.checks as f64 / self.cpu_secs.max(1e-9)
+    }
+
     fn allocations_per_check(&self) -> f64 {
         self.allocations as f64 / (self.checks.max(1)) as f64
     }
+}
+
+/// User + system CPU time of the whole process, seconds.
+fn process_cpu_secs() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn rss_bytes() -> u64 {
@@ -243,15 +286,18 @@ fn run_cpra<P: Probe>(
     let runtime =
         Runtime::start(config, specs, probe, |info: &ShardInfo| StateSim::new(info.monitors.len()))
             .map_err(|e| e.to_string())?;
+    wait_first_check(|| runtime.counters().checks_completed)?;
     std::thread::sleep(warmup);
     let read_timeout = Duration::from_secs(5);
     let h0 = runtime.lateness_us(read_timeout);
     let c0 = runtime.counters();
     let a0 = allocations();
+    let cpu0 = process_cpu_secs();
     let t0 = Instant::now();
     std::thread::sleep(window);
     let c1 = runtime.counters();
     let a1 = allocations();
+    let cpu_secs = process_cpu_secs() - cpu0;
     let secs = t0.elapsed().as_secs_f64();
     let rss = rss_bytes();
     let mut lateness_us = runtime.lateness_us(read_timeout);
@@ -264,6 +310,7 @@ fn run_cpra<P: Probe>(
         allocations: a1 - a0,
         lateness_us,
         rss_bytes: rss,
+        cpu_secs,
     })
 }
 
@@ -422,6 +469,12 @@ fn run_baseline<P: Probe>(
         .on_all_shards(fut_gen)
         .map_err(|e| e.to_string())?;
     let read = |f: fn(&BaselineShared) -> u64| shared.iter().map(|s| f(s)).sum::<u64>();
+    let first = wait_first_check(|| read(|s| s.completed.load(Ordering::Relaxed)));
+    if let Err(e) = first {
+        stop.store(true, Ordering::Relaxed);
+        handles.join_all();
+        return Err(format!("baseline: {e}"));
+    }
     std::thread::sleep(warmup);
     measuring.store(true, Ordering::Relaxed);
     let (c0, m0, a0) = (
@@ -429,8 +482,10 @@ fn run_baseline<P: Probe>(
         read(|s| s.missed.load(Ordering::Relaxed)),
         allocations(),
     );
+    let cpu0 = process_cpu_secs();
     let t0 = Instant::now();
     std::thread::sleep(window);
+    let cpu_secs = process_cpu_secs() - cpu0;
     let (c1, m1, a1) = (
         read(|s| s.completed.load(Ordering::Relaxed)),
         read(|s| s.missed.load(Ordering::Relaxed)),
@@ -451,6 +506,7 @@ fn run_baseline<P: Probe>(
         allocations: a1 - a0,
         lateness_us,
         rss_bytes: rss,
+        cpu_secs,
     })
 }
 
@@ -508,8 +564,10 @@ fn pct_us(h: &Histogram<u64>, q: f64) -> u64 {
 
 fn describe(name: &str, w: &Window) {
     println!(
-        "  {name:<9} {:>12.0} checks/s  lateness p50 {} us, p99 {} us, p99.9 {} us, max {} us  missed {}  allocs/check {:.4}  rss {} MiB",
+        "  {name:<9} {:>10.0} checks/s ({:>10.0} per CPU-second, {:.2} CPUs busy)  lateness p50 {} us, p99 {} us, p99.9 {} us, max {} us  missed {}  allocs/check {:.4}  rss {} MiB",
         w.rate(),
+        w.rate_per_cpu_sec(),
+        w.cpu_secs / w.secs,
         pct_us(&w.lateness_us, 0.5),
         pct_us(&w.lateness_us, 0.99),
         pct_us(&w.lateness_us, 0.999),
@@ -554,6 +612,20 @@ pub fn run(args: Args) -> i32 {
         warmup.as_secs_f64(),
         window.as_secs_f64()
     );
+    if args.profile_only {
+        let specs = workload(args.monitors, interval_ms);
+        let max = args.max_in_flight;
+        return match run_cpra(specs, shards, max, warmup, window, |_: &ShardInfo| NoopProbe) {
+            Ok(w) => {
+                describe("cpra", &w);
+                0
+            }
+            Err(e) => {
+                eprintln!("scheduler: {e}");
+                1
+            }
+        };
+    }
     let (on_time, base_on_time) = match run_both(&args, shards, interval_ms, warmup, window) {
         Ok(r) => r,
         Err(e) => {
@@ -583,6 +655,12 @@ pub fn run(args: Args) -> i32 {
     let baseline_dispatches_per_sec = base_saturated.rate();
     let ratio = dispatches_per_sec / baseline_dispatches_per_sec.max(1.0);
     println!(
+        "capacity per CPU-second of shard time (fair on a shared machine): cpra {:.2} M/s, baseline {:.2} M/s, {:.1}x",
+        saturated.rate_per_cpu_sec() / 1e6,
+        base_saturated.rate_per_cpu_sec() / 1e6,
+        saturated.rate_per_cpu_sec() / base_saturated.rate_per_cpu_sec().max(1.0),
+    );
+    println!(
         "capacity: {:.2} M dispatches/s ({:.2} M per core), {:.1}x the baseline; hot bytes per monitor {HOT_BYTES_PER_MONITOR}; \
          allocations per check in steady state: {:.4} on time, {:.4} saturated",
         dispatches_per_sec / 1e6,
@@ -592,25 +670,30 @@ pub fn run(args: Args) -> i32 {
         saturated.allocations_per_check(),
     );
     let h = &on_time.lateness_us;
-    let json = serde_json::json!({
-        "bench": "scheduler",
-        "monitors": args.monitors,
-        "shards": shards,
-        "probe": args.probe.name(),
-        "dispatches_per_sec": dispatches_per_sec.round() as u64,
-        "dispatches_per_sec_per_core": (dispatches_per_sec / shards as f64).round() as u64,
-        "lateness_us": {
-            "p50": pct_us(h, 0.5),
-            "p99": pct_us(h, 0.99),
-            "p999": pct_us(h, 0.999),
-            "max": h.max(),
-        },
-        "missed_slots": on_time.missed,
-        "hot_bytes_per_monitor": HOT_BYTES_PER_MONITOR,
-        "rss_bytes": on_time.rss_bytes,
-        "baseline_dispatches_per_sec": baseline_dispatches_per_sec.round() as u64,
-        "ratio_vs_baseline": (ratio * 100.0).round() / 100.0,
-    });
+    // Written by hand to keep the issue's key order (serde_json's map sorts keys).
+    let json = format!(
+        concat!(
+            r#"{{"bench":"scheduler","monitors":{},"shards":{},"probe":{},"dispatches_per_sec":{},"#,
+            r#""dispatches_per_sec_per_core":{},"lateness_us":{{"p50":{},"p99":{},"p999":{},"max":{}}},"#,
+            r#""missed_slots":{},"hot_bytes_per_monitor":{},"rss_bytes":{},"baseline_dispatches_per_sec":{},"#,
+            r#""ratio_vs_baseline":{}}}"#
+        ),
+        args.monitors,
+        shards,
+        serde_json::Value::from(args.probe.name()),
+        dispatches_per_sec.round() as u64,
+        (dispatches_per_sec / shards as f64).round() as u64,
+        pct_us(h, 0.5),
+        pct_us(h, 0.99),
+        pct_us(h, 0.999),
+        h.max(),
+        on_time.missed,
+        HOT_BYTES_PER_MONITOR,
+        on_time.rss_bytes,
+        baseline_dispatches_per_sec.round() as u64,
+        (ratio * 100.0).round() / 100.0,
+    );
+    debug_assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok(), "{json}");
     println!("{json}");
     0
 }

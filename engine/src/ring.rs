@@ -78,6 +78,18 @@ impl JobRing {
         Ok(())
     }
 
+    /// The job `ahead` places behind the head, if the ring holds that many.
+    pub fn peek(&self, ahead: usize) -> Option<&Job> {
+        if ahead >= self.len {
+            return None;
+        }
+        let mut i = self.head + ahead;
+        if i >= self.slots.len() {
+            i -= self.slots.len();
+        }
+        Some(&self.slots[i])
+    }
+
     pub fn pop(&mut self) -> Option<Job> {
         if self.len == 0 {
             return None;
@@ -109,6 +121,8 @@ mod tests {
             ring.push(job(round * 10 + 2)).unwrap();
             assert!(ring.is_full());
             assert_eq!(ring.push(job(99)), Err(job(99)));
+            assert_eq!(ring.peek(2).unwrap().monitor, round * 10 + 2);
+            assert_eq!(ring.peek(3), None);
             assert_eq!(ring.pop().unwrap().monitor, round * 10);
             assert_eq!(ring.pop().unwrap().monitor, round * 10 + 1);
             assert_eq!(ring.pop().unwrap().monitor, round * 10 + 2);

@@ -105,7 +105,9 @@ impl std::error::Error for RuntimeError {}
 /// low `RLIMIT_MEMLOCK` the ring setup fails with ENOMEM/EPERM.
 pub fn start_error_message(detail: &str) -> String {
     let lower = detail.to_ascii_lowercase();
-    let memlock = lower.contains("cannot allocate memory")
+    // glommio checks the limit itself and says `MemLockLimit(current/needed)` in bytes.
+    let memlock = lower.contains("memlock")
+        || lower.contains("cannot allocate memory")
         || lower.contains("out of memory")
         || lower.contains("enomem")
         || lower.contains("os error 12")
@@ -114,7 +116,7 @@ pub fn start_error_message(detail: &str) -> String {
     if memlock {
         format!(
             "cannot start a shard executor: {detail}. io_uring needs locked memory \
-             (RLIMIT_MEMLOCK, about {IO_MEMORY_BYTES} bytes plus ring buffers per shard): \
+             (RLIMIT_MEMLOCK, about 512 KiB per shard with {IO_MEMORY_BYTES} bytes of io_memory): \
              check `ulimit -l`, raise it with `ulimit -l unlimited` or \
              LimitMEMLOCK=infinity in the systemd unit (memlock in /etc/security/limits.conf), \
              or run fewer shards with --shards"
@@ -400,6 +402,9 @@ mod tests {
         assert!(m.contains("RLIMIT_MEMLOCK"), "{m}");
         assert!(m.contains("ulimit -l"), "{m}");
         assert!(m.contains("LimitMEMLOCK="), "{m}");
+        // What glommio 0.9 really says under `ulimit -l 64` (seen as a non-root user).
+        let m = start_error_message("IO error occurred: MemLockLimit(65536/524288)");
+        assert!(m.contains("RLIMIT_MEMLOCK") && m.contains("ulimit -l"), "{m}");
         let other = start_error_message("no such CPU");
         assert!(!other.contains("RLIMIT_MEMLOCK"));
     }

@@ -36,6 +36,11 @@ use crate::wheel::Wheel;
 /// wake-ups a second (an idle shard still does not spin).
 pub const IDLE_POLL_MS: u64 = 50;
 
+/// How many jobs ahead of the one being run a probe task hints the result handler to
+/// prefetch (`ResultHandler::prefetch`): enough to cover a memory miss (~100 ns) with the
+/// ~10-40 ns a fast check takes, small enough that the lines are still cached when used.
+pub const PREFETCH_AHEAD: usize = 8;
+
 /// The synchronous state of one shard. Times are passed in, never read.
 pub struct ShardCore {
     table: Table,
@@ -90,6 +95,9 @@ impl ShardCore {
             let Some(monitor) = self.wheel.poll(now_ms) else {
                 break;
             };
+            if let Some(upcoming) = self.wheel.upcoming() {
+                self.table.prefetch(upcoming);
+            }
             let scheduled_ms = self.wheel.when_ms(monitor);
             let sched = self.table.get_mut(monitor);
             debug_assert!(sched.interval_ms != 0, "disabled monitor {monitor} was in the wheel");
@@ -118,6 +126,11 @@ impl ShardCore {
     /// The next job for a probe task.
     pub fn take_job(&mut self) -> Option<Job> {
         self.ring.pop()
+    }
+
+    /// A job waiting in the ring, `ahead` places behind the next one.
+    pub fn peek_job(&self, ahead: usize) -> Option<&Job> {
+        self.ring.peek(ahead)
     }
 
     /// Records the end of `job` at `now_ms` and puts its monitor back in the wheel at the next
@@ -289,6 +302,9 @@ impl<P: Probe, H: ResultHandler, C: Clock> Local<P, H, C> {
     /// Runs one check. The future is polled inline; if it blocks, this task stops being
     /// available and a parked peer takes over the ring.
     async fn run_check(&self, job: &Job) -> bool {
+        if let Some(ahead) = self.core.borrow().peek_job(PREFETCH_AHEAD) {
+            self.handler.borrow().prefetch(ahead);
+        }
         let mut check = std::pin::pin!(self.probe.check(job));
         let mut blocked = false;
         let outcome = poll_fn(|cx| match check.as_mut().poll(cx) {

@@ -8,6 +8,32 @@
 //! delivering them (the actions layer). It never allocates; time is a `u64` of milliseconds
 //! passed in, so it runs the same under a virtual clock in tests.
 //!
+//! How a shard uses it:
+//!
+//! ```
+//! use cpra_engine::colour::Colour;
+//! use cpra_engine::state::{transition, Effect, Event, MonitorState, Policy};
+//! use cpra_net::FailureKind;
+//!
+//! let policy = Policy { unhealthy: 1, ..Policy::default() };
+//! let mut state = MonitorState::new();
+//! // When the check is handed to a probe:
+//! let generation = state.begin_check();
+//! // When its outcome comes back (now_ms from the shard's clock):
+//! let event = Event::CheckFailed { generation, kind: FailureKind::ConnectRefused };
+//! let effects = transition(&mut state, &policy, event, 60_000);
+//! // Apply in order: journal, then act.
+//! let colours: Vec<Colour> = effects
+//!     .iter()
+//!     .filter_map(|e| match e {
+//!         Effect::Alert { colour, .. } => Some(*colour),
+//!         _ => None,
+//!     })
+//!     .collect();
+//! assert_eq!(colours, [Colour::Yellow, Colour::Red]);
+//! assert!(state.incident_open());
+//! ```
+//!
 //! Where this module departs from, or makes precise, the text of STATE_MACHINE.md (each is
 //! also commented where it happens):
 //! - A stale check (started before the intervention succeeded) counts for nothing while the
@@ -33,6 +59,13 @@
 //!   without opening the incident (an intervention was queued), the next failure of the same
 //!   run would queue yellow again while the intervention runs.
 //! - Disabling keeps the incident state (like a config change); only Removed closes it.
+//!
+//! Incident ids: every alert and incident effect carries the monitor-local episode number
+//! (`incident_seq`, a `u32` in the state, bumped when a run of failures begins or a warning
+//! appears on a quiet monitor). The caller makes it global by pairing it with the monitor id
+//! (`alert::incident_id`: `"<monitor id>#<seq>"`); it stays stable across restarts when the
+//! store snapshots `MonitorState` (plain `Copy` data) or restores the number with
+//! `MonitorState::resume`.
 
 mod cooldown;
 mod effects;
@@ -216,6 +249,12 @@ mod flag {
 /// The hot state of one monitor: 32 bytes (asserted in tests), so it fits with the
 /// scheduling fields in a 64-byte per-monitor budget. Plain `Copy` data: the store snapshots
 /// it as is, which also keeps `incident_seq` (and so incident ids) stable across restarts.
+///
+/// Layout: four `u16` counters (saturating: a long maintenance window may pin
+/// `pulse_failures` at its maximum, which still reads as "past the threshold"), two `u16`
+/// generations, `u8` attempts, `u8` flags, the `u32` episode number, and 14 bytes of
+/// per-colour cooldown times (a `u32` base in seconds plus a `u16` offset per colour, see
+/// `cooldown.rs`) = 32 bytes, no padding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MonitorState {
     consecutive_failures: u16,
@@ -399,6 +438,8 @@ impl Step<'_> {
             return;
         }
         match event {
+            // The kind matters for the message (rendered later from the Outcome) and metrics,
+            // not for the state: every failure kind counts the same (timeout included).
             Event::CheckFailed { generation, kind: _ } => self.check_failed(generation),
             Event::CheckSucceeded { generation, warning } => {
                 self.check_succeeded(generation, warning)

@@ -230,3 +230,21 @@ fn spurious_wakeups_of_parked_probe_tasks_are_harmless() {
     let report = runtime.stop_and_join().unwrap();
     assert_eq!(report.counters.checks_started, report.counters.checks_completed);
 }
+
+#[test]
+fn sigterm_stops_the_runtime_and_in_flight_checks_finish() {
+    let all = specs(50, 1);
+    let log: Log = Arc::default();
+    let config = RuntimeConfig { shards: 1, handle_signals: true, ..Default::default() };
+    let probe = |_: &ShardInfo| SleepProbe(Duration::from_millis(5));
+    let runtime = Runtime::start(config, all, probe, recorder(&log)).unwrap();
+    wait_until("checks in flight", || runtime.counters().in_flight > 0);
+    // The handler only sets the stop flag (signal-hook), so the test process survives.
+    // SAFETY: raise has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::raise(libc::SIGTERM) }, 0);
+    let stop = runtime.stop_handle();
+    wait_until("the signal sets the stop flag", || stop.is_stopped());
+    let report = runtime.join().unwrap();
+    assert!(report.counters.checks_completed > 0);
+    assert_eq!(report.counters.checks_started, report.counters.checks_completed);
+}

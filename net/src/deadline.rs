@@ -71,7 +71,13 @@ impl Deadline {
 /// the deadline passed and `work` was dropped (which closes any socket it held). Must run on a
 /// glommio executor (it uses the shard's timer, so it never blocks the thread).
 pub async fn within<F: Future>(deadline: &Deadline, work: F) -> Option<F::Output> {
-    let remaining = deadline.remaining();
+    until(deadline.end(), work).await
+}
+
+/// [`within`] for a bare end instant (a probe that splits its deadline into shorter ones,
+/// like one ICMP echo among `count`).
+pub async fn until<F: Future>(end: Instant, work: F) -> Option<F::Output> {
+    let remaining = end.saturating_duration_since(Instant::now());
     if remaining.is_zero() {
         return None;
     }

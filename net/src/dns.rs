@@ -19,9 +19,9 @@ use hickory_proto::op::{Header, Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
+use crate::deadline::{saturating_us, until, Deadline};
 use crate::outcome::{Detail, FailureKind, Outcome};
 use crate::udp::{bind_for, io_outcome};
-use crate::within::{deadline_after, elapsed_us, within};
 
 /// Bytes read of a reply. We send no EDNS OPT record, so a conforming server answers in at
 /// most 512 bytes (RFC 1035 4.2.1) and sets TC beyond; only the header is decoded anyway, and
@@ -104,7 +104,7 @@ pub fn system_nameserver() -> Result<SocketAddr, String> {
 /// Runs one `dns` check within `timeout`.
 pub async fn check(cfg: &DnsConfig, timeout: Duration) -> Outcome {
     let start = Instant::now();
-    let deadline = deadline_after(start, timeout);
+    let deadline = Deadline::new(start, timeout).end();
     let id = next_query_id();
     let mut query = [0u8; 512];
     let Some(query) = query.get_mut(..cfg.query.len()) else {
@@ -116,14 +116,14 @@ pub async fn check(cfg: &DnsConfig, timeout: Duration) -> Outcome {
     };
     query.copy_from_slice(&cfg.query);
     query[..2].copy_from_slice(&id.to_be_bytes());
-    match within(deadline, exchange(cfg.server, query, id)).await {
+    match until(deadline, exchange(cfg.server, query, id)).await {
         None => Outcome::failure(
             FailureKind::Timeout,
-            elapsed_us(start),
+            saturating_us(start.elapsed()),
             Detail::Text("no answer from the DNS server"),
         ),
-        Some(Err(e)) => io_outcome(&e, elapsed_us(start)),
-        Some(Ok(reply)) => judge(reply, elapsed_us(start)),
+        Some(Err(e)) => io_outcome(&e, saturating_us(start.elapsed())),
+        Some(Ok(reply)) => judge(reply, saturating_us(start.elapsed())),
     }
 }
 

@@ -21,8 +21,8 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::UnixStream;
 use serde::Deserialize;
 
+use crate::deadline::{saturating_us, until, Deadline};
 use crate::outcome::{Detail, FailureKind, Outcome};
-use crate::within::{deadline_after, elapsed_us, within};
 
 /// Where the engine listens when `DOCKER_HOST` is not set.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -107,9 +107,9 @@ pub fn socket_from_docker_host(docker_host: Option<&str>) -> Result<PathBuf, Str
 /// Runs one `docker` check within `timeout`.
 pub async fn check(cfg: &DockerConfig, timeout: Duration) -> Outcome {
     let start = Instant::now();
-    let deadline = deadline_after(start, timeout);
-    let result = within(deadline, inspect(&cfg.socket, &cfg.request)).await;
-    let latency_us = elapsed_us(start);
+    let deadline = Deadline::new(start, timeout).end();
+    let result = until(deadline, inspect(&cfg.socket, &cfg.request)).await;
+    let latency_us = saturating_us(start.elapsed());
     match result {
         None => Outcome::failure(
             FailureKind::Timeout,

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
+use crate::deadline::{saturating_us, until, Deadline};
 use crate::outcome::{Detail, FailureKind, Outcome};
-use crate::within::{deadline_after, elapsed_us, within};
 
 /// Largest frame payload we accept: 16 KiB is HTTP/2's default SETTINGS_MAX_FRAME_SIZE, which
 /// we never raise, so a server sending more breaks the protocol (RFC 9113 4.2); such a frame
@@ -159,10 +159,10 @@ fn push_varint(out: &mut Vec<u8>, mut value: u64) {
 /// Runs one `grpc` check within `timeout`.
 pub async fn check(cfg: &GrpcConfig, timeout: Duration) -> Outcome {
     let start = Instant::now();
-    let deadline = deadline_after(start, timeout);
+    let deadline = Deadline::new(start, timeout).end();
     let connected = Cell::new(false);
-    let result = within(deadline, call(cfg, &connected)).await;
-    let latency_us = elapsed_us(start);
+    let result = until(deadline, call(cfg, &connected)).await;
+    let latency_us = saturating_us(start.elapsed());
     match result {
         None if connected.get() => Outcome::failure(
             FailureKind::Timeout,
@@ -673,6 +673,19 @@ mod tests {
             let _ = c.read(&mut buf);
             c.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n").unwrap();
         });
+        // Sends one byte every 50 ms: never a whole frame within the timeout. Bounded to 40
+        // bytes so the thread ends on its own.
+        let trickle = TcpListener::bind("127.0.0.1:0").unwrap();
+        let trickle_addr = trickle.local_addr().unwrap();
+        let trickle_thread = std::thread::spawn(move || {
+            let (mut c, _) = trickle.accept().unwrap();
+            for _ in 0..40 {
+                if c.write_all(&[0]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
         // Accepts (kernel backlog) and never answers.
         let silent = TcpListener::bind("127.0.0.1:0").unwrap();
         let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
@@ -680,6 +693,7 @@ mod tests {
             GrpcConfig::new(http1_addr, "x:1", "").unwrap(),
             GrpcConfig::new(silent.local_addr().unwrap(), "x:1", "").unwrap(),
             GrpcConfig::new(closed, "x:1", "").unwrap(),
+            GrpcConfig::new(trickle_addr, "x:1", "").unwrap(),
         ];
         let o = run_checks(cfgs, Duration::from_millis(300));
         http1_thread.join().unwrap();
@@ -687,6 +701,8 @@ mod tests {
         assert!(o[0].describe("x").contains("HTTP/1.x"), "{}", o[0].describe("x"));
         assert_eq!(o[1].failure, Some(FailureKind::Timeout), "{:?}", o[1]);
         assert_eq!(o[2].failure, Some(FailureKind::ConnectRefused), "{:?}", o[2]);
+        assert_eq!(o[3].failure, Some(FailureKind::Timeout), "{:?}", o[3]);
+        trickle_thread.join().unwrap();
         drop(silent);
     }
 

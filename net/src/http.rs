@@ -437,7 +437,10 @@ impl HttpClient {
     ) -> Attempt {
         let phase = Cell::new(Phase::Connect);
         let cert_days = Cell::new(None);
-        match within(deadline, self.attempt(cfg, deadline, buf, &phase, &cert_days)).await {
+        // Pinned in place and raced by reference: the attempt's future is large (it holds the
+        // exchange's state), and moving it into the race costs a memcpy per check.
+        let work = std::pin::pin!(self.attempt(cfg, deadline, buf, &phase, &cert_days));
+        match within(deadline, work).await {
             Some(result) => Attempt { result, cert_days_left: cert_days.get() },
             None => {
                 let kind = match phase.get() {
@@ -459,7 +462,10 @@ impl HttpClient {
         match &cfg.tls {
             None => Ok(Conn::Plain(tcp)),
             Some(target) => {
-                let hs = tls::handshake(tcp, &target.config, &target.name, deadline).await?;
+                // Boxed: the rustls handshake state is kilobytes; kept out of every plain
+                // check's future (a TLS handshake allocates anyway).
+                let hs =
+                    Box::pin(tls::handshake(tcp, &target.config, &target.name, deadline)).await?;
                 cert_days.set(hs.cert_days_left);
                 Ok(Conn::Tls(Box::new(hs.stream)))
             }

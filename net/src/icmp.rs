@@ -1,11 +1,11 @@
-//! The `icmp` pulse: ICMP echo (ping) to an IPv4 address, `count` echoes, success on any reply.
+//! The `icmp` pulse: ICMP echo (ping) to an IPv4 or IPv6 address, `count` echoes, success on
+//! any reply.
 //!
 //! What it is for: "is the host up at all" when there is no port to check. What it is not for:
-//! path MTU, loss statistics or jitter (one reply is enough), or IPv6 (ICMPv6 echo is not
-//! implemented yet; an IPv6 target fails with `unsupported`).
+//! path MTU, loss statistics or jitter (one reply is enough).
 //!
-//! One [`IcmpClient`] per shard, created on the shard's thread, owns one socket for all of the
-//! shard's ICMP checks. Which socket is decided once, at creation:
+//! One [`IcmpClient`] per shard, created on the shard's thread, owns one socket per address
+//! family for all of the shard's ICMP checks. Which socket is decided once, at creation:
 //! 1. a raw socket (`SOCK_RAW`, needs root or `CAP_NET_RAW`), filtered in the kernel to echo
 //!    replies only (`ICMP_FILTER`), matching replies by our identifier and sequence;
 //! 2. else a ping socket (`SOCK_DGRAM`, `IPPROTO_ICMP`), allowed for groups listed in
@@ -30,9 +30,9 @@ use std::time::{Duration, Instant};
 
 use glommio::net::UdpSocket;
 
+use crate::deadline::{saturating_us, until, Deadline};
 use crate::outcome::{Detail, FailureKind, Outcome};
 use crate::udp::io_outcome;
-use crate::within::{deadline_after, elapsed_us, within};
 
 /// Echo requests in flight at once per shard (one slot each, indexed by sequence number). The
 /// shard's probe concurrency is bounded well below this; at the bound a check fails with
@@ -53,8 +53,12 @@ const PAYLOAD: &[u8; 16] = b"cpra-icmp-probe!";
 
 const ICMP_ECHO_REPLY: u8 = 0;
 const ICMP_ECHO_REQUEST: u8 = 8;
+const ICMP6_ECHO_REQUEST: u8 = 128;
+const ICMP6_ECHO_REPLY: u8 = 129;
 /// `ICMP_FILTER` socket option of raw ICMP sockets (linux/icmp.h), level `SOL_RAW`.
 const ICMP_FILTER: libc::c_int = 1;
+/// `ICMP6_FILTER` socket option of raw ICMPv6 sockets (linux/icmpv6.h), level IPPROTO_ICMPV6.
+const ICMP6_FILTER: libc::c_int = 1;
 
 /// What every check returns when neither socket is allowed.
 pub const PERMISSION_HELP: &str = "ICMP needs a raw socket (run as root, or grant it: \
@@ -98,103 +102,144 @@ enum SlotState {
 #[derive(Default)]
 struct Slot {
     seq: u16,
+    /// Who the echo went to: a reply from anyone else is not ours (spoofed or stray).
+    peer: Option<IpAddr>,
     state: SlotState,
 }
 
 struct Shared {
     mode: IcmpMode,
+    /// ICMPv6 (echo types 128/129, no IP header on raw receives) rather than ICMP.
+    v6: bool,
     /// Our echo identifier (raw mode); ping sockets get theirs from the kernel.
     ident: u16,
     next_seq: Cell<u16>,
     slots: RefCell<Vec<Slot>>,
 }
 
-/// One shard's ICMP socket, reader task and table of pending echoes.
-pub struct IcmpClient {
+/// One address family's socket, reader task and table of pending echoes.
+struct Family {
     shared: Rc<Shared>,
     socket: Option<Rc<UdpSocket>>,
+    /// Why checks of this family cannot run, when `socket` is `None`.
+    unavailable: (FailureKind, &'static str),
     /// Kept only to cancel the reader when the client is dropped.
     _reader: Option<glommio::Task<()>>,
 }
 
-impl IcmpClient {
-    /// Opens the shard's ICMP socket (raw, else ping, else none) and starts its reader task.
-    /// Call on the shard's thread, inside its executor.
-    pub fn new() -> IcmpClient {
-        match open_socket() {
+impl Family {
+    fn open(v6: bool) -> Family {
+        match open_socket(v6) {
             Ok((mode, fd)) => {
                 // SAFETY: `fd` is a freshly created socket we own; ownership moves into the
                 // glommio socket, which closes it on drop.
                 let socket = Rc::new(unsafe { UdpSocket::from_raw_fd(fd) });
-                Self::with_socket(mode, socket)
+                let shared = Rc::new(Shared::new(mode, v6));
+                let reader =
+                    glommio::spawn_local(read_replies(Rc::clone(&socket), Rc::downgrade(&shared)));
+                Family {
+                    shared,
+                    socket: Some(socket),
+                    unavailable: (FailureKind::Permission, PERMISSION_HELP),
+                    _reader: Some(reader),
+                }
             }
-            Err(_) => Self::denied(),
+            Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => Family::closed(
+                v6,
+                (FailureKind::Unsupported, "this host has no IPv6 (address family not supported)"),
+            ),
+            Err(_) => Family::closed(v6, (FailureKind::Permission, PERMISSION_HELP)),
         }
+    }
+
+    fn closed(v6: bool, why: (FailureKind, &'static str)) -> Family {
+        Family {
+            shared: Rc::new(Shared::new(IcmpMode::Denied, v6)),
+            socket: None,
+            unavailable: why,
+            _reader: None,
+        }
+    }
+}
+
+/// One shard's ICMP sockets (IPv4 and IPv6), reader tasks and tables of pending echoes.
+pub struct IcmpClient {
+    v4: Family,
+    v6: Family,
+}
+
+impl IcmpClient {
+    /// Opens the shard's ICMP sockets (raw, else ping, else none) and starts their reader
+    /// tasks. Call on the shard's thread, inside its executor.
+    pub fn new() -> IcmpClient {
+        IcmpClient { v4: Family::open(false), v6: Family::open(true) }
     }
 
     /// A client that fails every check with `permission` (what `new` gives when unprivileged).
     pub fn denied() -> IcmpClient {
-        IcmpClient { shared: Rc::new(Shared::new(IcmpMode::Denied)), socket: None, _reader: None }
+        let why = (FailureKind::Permission, PERMISSION_HELP);
+        IcmpClient { v4: Family::closed(false, why), v6: Family::closed(true, why) }
     }
 
-    fn with_socket(mode: IcmpMode, socket: Rc<UdpSocket>) -> IcmpClient {
-        let shared = Rc::new(Shared::new(mode));
-        let reader = glommio::spawn_local(read_replies(Rc::clone(&socket), Rc::downgrade(&shared)));
-        IcmpClient { shared, socket: Some(socket), _reader: Some(reader) }
-    }
-
+    /// The kind of IPv4 socket this shard got.
     pub fn mode(&self) -> IcmpMode {
-        self.shared.mode
+        self.v4.shared.mode
+    }
+
+    /// The kind of IPv6 socket this shard got.
+    pub fn mode_v6(&self) -> IcmpMode {
+        self.v6.shared.mode
     }
 
     /// The problem to log once at shard start, if ICMP checks cannot work here.
     pub fn permission_problem(&self) -> Option<&'static str> {
-        (self.shared.mode == IcmpMode::Denied).then_some(PERMISSION_HELP)
+        (self.v4.socket.is_none() && self.v4.unavailable.0 == FailureKind::Permission)
+            .then_some(PERMISSION_HELP)
     }
 
     /// Runs one `icmp` check within `timeout`: up to `count` echoes, each given an equal share
     /// of the time left, stopping at the first reply.
     pub async fn check(&self, cfg: &IcmpConfig, timeout: Duration) -> Outcome {
         let start = Instant::now();
-        let deadline = deadline_after(start, timeout);
-        let (IpAddr::V4(ip), Some(socket)) = (cfg.addr, self.socket.as_ref()) else {
-            return match cfg.addr {
-                IpAddr::V6(_) => Outcome::failure(
-                    FailureKind::Unsupported,
-                    0,
-                    Detail::Text("ICMPv6 echo is not implemented; use tcp for IPv6 targets"),
-                ),
-                IpAddr::V4(_) => {
-                    Outcome::failure(FailureKind::Permission, 0, Detail::Text(PERMISSION_HELP))
-                }
-            };
+        let deadline = Deadline::new(start, timeout).end();
+        let family = if cfg.addr.is_ipv6() { &self.v6 } else { &self.v4 };
+        let Some(socket) = family.socket.as_ref() else {
+            let (kind, text) = family.unavailable;
+            return Outcome::failure(kind, 0, Detail::Text(text));
         };
+        let shared = &family.shared;
         debug_assert!(cfg.count >= 1 && cfg.count <= MAX_COUNT);
         for sent in 0..cfg.count {
             let left = deadline.saturating_duration_since(Instant::now());
             let share = left / u32::from(cfg.count - sent);
-            let Some(seq) = self.shared.claim() else {
+            let Some(seq) = shared.claim(cfg.addr) else {
                 return Outcome::failure(
                     FailureKind::Connection,
-                    elapsed_us(start),
+                    saturating_us(start.elapsed()),
                     Detail::Text("too many ICMP checks in flight on this shard"),
                 );
             };
-            let guard = SlotGuard { shared: &self.shared, seq };
-            let packet = echo_request(self.shared.ident, seq);
-            let to = SocketAddr::from((ip, 0));
-            let sent_ok = within(deadline, socket.send_to(&packet, to)).await;
+            let guard = SlotGuard { shared, seq };
+            let packet = echo_request(shared.ident, seq, shared.v6);
+            let to = SocketAddr::new(cfg.addr, 0);
+            let sent_ok = until(deadline, socket.send_to(&packet, to)).await;
             match sent_ok {
                 None => break,
-                Some(Err(e)) => return io_outcome(&io::Error::from(e), elapsed_us(start)),
+                Some(Err(e)) => {
+                    return io_outcome(&io::Error::from(e), saturating_us(start.elapsed()))
+                }
                 Some(Ok(_)) => {}
             }
             let echo_deadline = Instant::now() + share;
-            if within(echo_deadline.min(deadline), guard.replied()).await.is_some() {
-                return Outcome::success(elapsed_us(start));
+            if until(echo_deadline.min(deadline), guard.replied()).await.is_some() {
+                return Outcome::success(saturating_us(start.elapsed()));
             }
         }
-        Outcome::failure(FailureKind::Timeout, elapsed_us(start), Detail::Text("no echo reply"))
+        Outcome::failure(
+            FailureKind::Timeout,
+            saturating_us(start.elapsed()),
+            Detail::Text("no echo reply"),
+        )
     }
 }
 
@@ -205,15 +250,15 @@ impl Default for IcmpClient {
 }
 
 impl Shared {
-    fn new(mode: IcmpMode) -> Shared {
+    fn new(mode: IcmpMode, v6: bool) -> Shared {
         let mut slots = Vec::with_capacity(MAX_IN_FLIGHT);
         slots.resize_with(MAX_IN_FLIGHT, Slot::default);
-        Shared { mode, ident: echo_ident(), next_seq: Cell::new(0), slots: RefCell::new(slots) }
+        Shared { mode, v6, ident: echo_ident(), next_seq: Cell::new(0), slots: RefCell::new(slots) }
     }
 
     /// A sequence number whose slot is free, marked waiting; `None` when the slot it maps to is
     /// still in use (the table is full, or an echo from 65 536 sends ago is still waited on).
-    fn claim(&self) -> Option<u16> {
+    fn claim(&self, peer: IpAddr) -> Option<u16> {
         let seq = self.next_seq.get();
         self.next_seq.set(seq.wrapping_add(1));
         let mut slots = self.slots.borrow_mut();
@@ -221,15 +266,15 @@ impl Shared {
         if !matches!(slot.state, SlotState::Free) {
             return None;
         }
-        *slot = Slot { seq, state: SlotState::Waiting(None) };
+        *slot = Slot { seq, peer: Some(peer), state: SlotState::Waiting(None) };
         Some(seq)
     }
 
     /// Called by the reader for each echo reply it matched to us.
-    fn deliver(&self, seq: u16) {
+    fn deliver(&self, seq: u16, from: IpAddr) {
         let mut slots = self.slots.borrow_mut();
         let slot = &mut slots[usize::from(seq) % MAX_IN_FLIGHT];
-        if slot.seq != seq {
+        if slot.seq != seq || slot.peer != Some(from) {
             return; // a late reply for a finished check
         }
         match std::mem::replace(&mut slot.state, SlotState::Replied) {
@@ -279,60 +324,100 @@ impl Drop for SlotGuard<'_> {
 /// Ends when the client is dropped (its task is cancelled) or the socket fails for good.
 async fn read_replies(socket: Rc<UdpSocket>, shared: Weak<Shared>) {
     let mut buf = [0u8; RECV_BUFFER_BYTES];
+    let mut pause_ms = 0u64;
     loop {
-        let n = match socket.recv_from(&mut buf).await {
-            Ok((n, _from)) => n,
-            // Transient errors (an ICMP error queued on the socket) must not end the loop.
-            Err(_) => continue,
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(received) => {
+                pause_ms = 0;
+                received
+            }
+            // An error queued on the socket (an ICMP error for an earlier send) is transient;
+            // a socket that keeps failing must not spin the shard, so back off, doubling up to
+            // MAX_READ_ERROR_PAUSE_MS, until a receive works again.
+            Err(_) => {
+                pause_ms = (pause_ms * 2).clamp(1, MAX_READ_ERROR_PAUSE_MS);
+                glommio::timer::sleep(Duration::from_millis(pause_ms)).await;
+                continue;
+            }
         };
         let Some(shared) = shared.upgrade() else { return };
         let raw = shared.mode == IcmpMode::Raw;
-        if let Some((ident, seq)) = parse_echo_reply(&buf[..n], raw) {
+        // Raw IPv4 sockets hand us the IP header; IPv6 raw sockets and ping sockets do not.
+        if let Some((ident, seq)) = parse_echo_reply(&buf[..n], raw && !shared.v6, shared.v6) {
             // Ping sockets rewrite the identifier and deliver only our own replies.
             if !raw || ident == shared.ident {
-                shared.deliver(seq);
+                shared.deliver(seq, from.ip());
             }
         }
     }
 }
 
-/// Creates the best ICMP socket this process may open.
-fn open_socket() -> io::Result<(IcmpMode, libc::c_int)> {
-    // SAFETY: plain socket(2) calls; the fd is checked before use.
-    let raw = unsafe {
-        libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_ICMP)
+/// Longest pause of the reply reader after repeated receive errors: short enough that replies
+/// are read again soon after the socket recovers, long enough that a broken socket costs
+/// nothing measurable.
+const MAX_READ_ERROR_PAUSE_MS: u64 = 100;
+
+/// Creates the best ICMP (or ICMPv6) socket this process may open.
+fn open_socket(v6: bool) -> io::Result<(IcmpMode, libc::c_int)> {
+    let (family, protocol) = if v6 {
+        (libc::AF_INET6, libc::IPPROTO_ICMPV6)
+    } else {
+        (libc::AF_INET, libc::IPPROTO_ICMP)
     };
+    // SAFETY: plain socket(2) calls; the fd is checked before use.
+    let raw = unsafe { libc::socket(family, libc::SOCK_RAW | libc::SOCK_CLOEXEC, protocol) };
     if raw >= 0 {
         // Only echo replies reach us: without the filter every ICMP packet on the host (our
         // own echo requests on loopback included) would wake the reader.
-        let filter: u32 = !(1u32 << ICMP_ECHO_REPLY);
-        // SAFETY: `filter` outlives the call and its size is passed.
-        let rc = unsafe {
-            libc::setsockopt(
-                raw,
-                libc::SOL_RAW,
-                ICMP_FILTER,
-                &filter as *const u32 as *const libc::c_void,
-                std::mem::size_of::<u32>() as libc::socklen_t,
-            )
+        let rc = if v6 {
+            // icmp6_filter: a set bit blocks that type; block all but echo reply (129).
+            let mut filter = [u32::MAX; 8];
+            filter[usize::from(ICMP6_ECHO_REPLY >> 5)] &= !(1u32 << (ICMP6_ECHO_REPLY & 31));
+            set_filter(raw, libc::IPPROTO_ICMPV6, ICMP6_FILTER, &filter)
+        } else {
+            // ICMP_FILTER: a set bit blocks that type.
+            let filter: u32 = !(1u32 << ICMP_ECHO_REPLY);
+            set_filter(raw, libc::SOL_RAW, ICMP_FILTER, &filter)
         };
-        debug_assert_eq!(rc, 0, "ICMP_FILTER: {}", io::Error::last_os_error());
+        debug_assert_eq!(rc, 0, "ICMP filter: {}", io::Error::last_os_error());
         return Ok((IcmpMode::Raw, raw));
     }
+    let raw_error = io::Error::last_os_error();
+    if raw_error.raw_os_error() == Some(libc::EAFNOSUPPORT) {
+        return Err(raw_error);
+    }
     // SAFETY: as above.
-    let ping = unsafe {
-        libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, libc::IPPROTO_ICMP)
-    };
+    let ping = unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, protocol) };
     if ping >= 0 {
         return Ok((IcmpMode::Ping, ping));
     }
     Err(io::Error::last_os_error())
 }
 
-/// An echo request: type 8, code 0, checksum, identifier, sequence, then [`PAYLOAD`].
-fn echo_request(ident: u16, seq: u16) -> [u8; 8 + PAYLOAD.len()] {
+fn set_filter<T>(
+    fd: libc::c_int,
+    level: libc::c_int,
+    name: libc::c_int,
+    filter: &T,
+) -> libc::c_int {
+    // SAFETY: `filter` outlives the call and its size is passed.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            filter as *const T as *const libc::c_void,
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    }
+}
+
+/// An echo request: type 8 (ICMPv6: 128), code 0, checksum, identifier, sequence, then
+/// [`PAYLOAD`]. For ICMPv6 the kernel computes the checksum (it covers a pseudo-header with
+/// addresses only the kernel knows), overwriting ours.
+fn echo_request(ident: u16, seq: u16, v6: bool) -> [u8; 8 + PAYLOAD.len()] {
     let mut packet = [0u8; 8 + PAYLOAD.len()];
-    packet[0] = ICMP_ECHO_REQUEST;
+    packet[0] = if v6 { ICMP6_ECHO_REQUEST } else { ICMP_ECHO_REQUEST };
     packet[4..6].copy_from_slice(&ident.to_be_bytes());
     packet[6..8].copy_from_slice(&seq.to_be_bytes());
     packet[8..].copy_from_slice(PAYLOAD);
@@ -357,9 +442,9 @@ fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// The (identifier, sequence) of an echo reply, skipping the IPv4 header that raw sockets
+/// The (identifier, sequence) of an echo reply, skipping the IPv4 header that raw IPv4 sockets
 /// include; `None` for anything else or anything truncated.
-fn parse_echo_reply(packet: &[u8], has_ip_header: bool) -> Option<(u16, u16)> {
+fn parse_echo_reply(packet: &[u8], has_ip_header: bool, v6: bool) -> Option<(u16, u16)> {
     let icmp = if has_ip_header {
         let ihl_bytes = usize::from(packet.first()? & 0x0f) * 4;
         if ihl_bytes < 20 {
@@ -370,7 +455,8 @@ fn parse_echo_reply(packet: &[u8], has_ip_header: bool) -> Option<(u16, u16)> {
         packet
     };
     let header = icmp.get(..8)?;
-    if header[0] != ICMP_ECHO_REPLY || header[1] != 0 {
+    let reply_type = if v6 { ICMP6_ECHO_REPLY } else { ICMP_ECHO_REPLY };
+    if header[0] != reply_type || header[1] != 0 {
         return None;
     }
     Some((u16::from_be_bytes([header[4], header[5]]), u16::from_be_bytes([header[6], header[7]])))
@@ -454,35 +540,50 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_is_reported_unsupported() {
-        let o = on_shard(|| async {
+    fn ipv6_loopback_answers() {
+        let outcome = on_shard(|| async {
             let client = IcmpClient::new();
-            let cfg = IcmpConfig::new("::1".parse().unwrap(), 1).unwrap();
-            client.check(&cfg, Duration::from_secs(1)).await
+            let cfg = IcmpConfig::new("::1".parse().unwrap(), 2).unwrap();
+            let o = client.check(&cfg, Duration::from_secs(10)).await;
+            (client.mode_v6(), o)
         });
-        assert_eq!(o.failure, Some(FailureKind::Unsupported), "{o:?}");
+        match outcome {
+            (IcmpMode::Denied, o) => {
+                eprintln!("SKIP icmpv6 loopback test: {o:?}");
+                assert!(matches!(
+                    o.failure,
+                    Some(FailureKind::Permission | FailureKind::Unsupported)
+                ));
+            }
+            (mode, o) => {
+                eprintln!("icmpv6 mode: {mode:?}");
+                assert!(o.is_success(), "{o:?}");
+            }
+        }
     }
 
     #[test]
     fn replies_reach_only_the_echo_waiting_for_them() {
         let (stale_free, claimed_after) = on_shard(|| async {
-            let shared = Shared::new(IcmpMode::Raw);
-            let seq = shared.claim().unwrap();
-            // A reply for a sequence nobody waits on changes nothing.
-            shared.deliver(seq.wrapping_add(1));
+            let shared = Shared::new(IcmpMode::Raw, false);
+            let seq = shared.claim(LOOPBACK).unwrap();
+            // A reply for a sequence nobody waits on changes nothing, nor one from elsewhere.
+            shared.deliver(seq.wrapping_add(1), LOOPBACK);
+            shared.deliver(seq, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+            let idx = usize::from(seq) % MAX_IN_FLIGHT;
+            assert!(matches!(shared.slots.borrow()[idx].state, SlotState::Waiting(_)));
             let guard = SlotGuard { shared: &shared, seq };
-            shared.deliver(seq);
+            shared.deliver(seq, LOOPBACK);
             // Already replied: the wait ends at once.
             guard.replied().await;
             drop(guard);
             // A duplicate or late reply after the check ended leaves the slot free.
-            shared.deliver(seq);
-            let idx = usize::from(seq) % MAX_IN_FLIGHT;
+            shared.deliver(seq, LOOPBACK);
             let stale_free = matches!(shared.slots.borrow()[idx].state, SlotState::Free);
             // The table wraps: MAX_IN_FLIGHT more claims reuse the freed slot.
             let mut claimed = 0;
             for _ in 0..MAX_IN_FLIGHT {
-                if shared.claim().is_some() {
+                if shared.claim(LOOPBACK).is_some() {
                     claimed += 1;
                 }
             }
@@ -500,7 +601,7 @@ mod tests {
 
     #[test]
     fn echo_request_checksums_to_zero_and_parses_back() {
-        let packet = echo_request(0x1234, 7);
+        let packet = echo_request(0x1234, 7, false);
         // A correct checksum makes the sum over the whole packet 0xffff, i.e. checksum() == 0.
         assert_eq!(checksum(&packet), 0);
         // Turn it into a reply as the peer would, behind a 20-byte IPv4 header.
@@ -509,13 +610,19 @@ mod tests {
         let mut with_ip = vec![0x45u8];
         with_ip.extend_from_slice(&[0; 19]);
         with_ip.extend_from_slice(&reply);
-        assert_eq!(parse_echo_reply(&with_ip, true), Some((0x1234, 7)));
-        assert_eq!(parse_echo_reply(&reply, false), Some((0x1234, 7)));
+        assert_eq!(parse_echo_reply(&with_ip, true, false), Some((0x1234, 7)));
+        assert_eq!(parse_echo_reply(&reply, false, false), Some((0x1234, 7)));
         // Requests, truncated packets and bad header lengths are not replies.
-        assert_eq!(parse_echo_reply(&packet, false), None);
-        assert_eq!(parse_echo_reply(&with_ip[..25], true), None);
-        assert_eq!(parse_echo_reply(&[0x41, 0, 0], true), None);
-        assert_eq!(parse_echo_reply(&[], true), None);
+        assert_eq!(parse_echo_reply(&packet, false, false), None);
+        assert_eq!(parse_echo_reply(&with_ip[..25], true, false), None);
+        assert_eq!(parse_echo_reply(&[0x41, 0, 0], true, false), None);
+        assert_eq!(parse_echo_reply(&[], true, false), None);
+        // ICMPv6: type 129 is the reply, an ICMPv4 reply is not one.
+        let mut v6_reply = echo_request(0x1234, 9, true);
+        assert_eq!(v6_reply[0], ICMP6_ECHO_REQUEST);
+        v6_reply[0] = ICMP6_ECHO_REPLY;
+        assert_eq!(parse_echo_reply(&v6_reply, false, true), Some((0x1234, 9)));
+        assert_eq!(parse_echo_reply(&reply, false, true), None);
     }
 
     #[test]

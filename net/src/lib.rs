@@ -27,4 +27,3 @@ pub mod grpc;
 pub mod icmp;
 pub mod resolver;
 pub mod udp;
-mod within;

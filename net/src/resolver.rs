@@ -1,6 +1,7 @@
-//! Host-name resolution off the shards: one resolver thread doing blocking `getaddrinfo`, fed
-//! through a bounded queue, answering each shard through a reply slot that wakes the waiting
-//! task; each shard keeps its own TTL cache so a cached name never leaves the shard.
+//! Host-name resolution off the shards: a few resolver threads (4 by default) doing blocking
+//! `getaddrinfo`, fed through one bounded queue, answering each shard through a reply slot that
+//! wakes the waiting tasks; each shard keeps its own TTL cache, so a cached name never leaves
+//! the shard, and merges concurrent misses for one name into one lookup.
 //!
 //! What it is for: turning the names in monitors (`api.example.com`) into the `IpAddr` every
 //! probe config holds, without ever blocking a shard thread (glommio's own
@@ -9,7 +10,7 @@
 //! protocol to a chosen server), nor honouring record TTLs: `getaddrinfo` does not report them,
 //! so the cache uses one configured TTL for answers and a shorter one for failures.
 //!
-//! Shape: [`Resolver`] owns the thread and is shared (`Send + Sync`, cheap to clone);
+//! Shape: [`Resolver`] owns the threads and is shared (`Send + Sync`, cheap to clone);
 //! each shard calls [`Resolver::shard_client`] once on its own thread and keeps the
 //! [`ShardResolver`] (not `Send`), whose cache is touched only by that shard.
 
@@ -60,11 +61,23 @@ pub struct ResolverConfig {
     /// a recovered DNS server is noticed quickly, but long enough that a broken name checked
     /// every second does not hammer the system resolver.
     pub negative_ttl: Duration,
+    /// Resolver threads, 1..=[`MAX_RESOLVER_THREADS`]. More than one, so that a name whose
+    /// DNS server is dead (getaddrinfo then blocks for its whole retry schedule, 10 s or more)
+    /// does not hold up every other lookup behind it.
+    pub threads: usize,
 }
+
+/// Most resolver threads: they only block in getaddrinfo, so a few cover many slow names;
+/// more would just be idle stacks.
+pub const MAX_RESOLVER_THREADS: usize = 16;
 
 impl Default for ResolverConfig {
     fn default() -> Self {
-        ResolverConfig { ttl: Duration::from_secs(60), negative_ttl: Duration::from_secs(5) }
+        ResolverConfig {
+            ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(5),
+            threads: 4,
+        }
     }
 }
 
@@ -102,9 +115,10 @@ impl ResolveError {
 
 type Answer = Result<IpAddr, ResolveError>;
 
-/// Where the resolver thread leaves one answer and wakes the shard task waiting for it.
-/// A `Mutex` is fine here: it is held for a few instructions, contended only by the one
-/// resolver thread, and only on cache misses (never on the per-check fast path).
+/// Where a resolver thread leaves one answer and wakes every shard task waiting for it (all
+/// the checks on one shard that missed the cache for the same name share one lookup).
+/// A `Mutex` is fine here: it is held for a few instructions, contended only by one resolver
+/// thread, and only on cache misses (never on the per-check fast path).
 #[derive(Default)]
 struct ReplySlot {
     state: Mutex<SlotState>,
@@ -113,38 +127,52 @@ struct ReplySlot {
 #[derive(Default)]
 struct SlotState {
     answer: Option<Answer>,
-    waker: Option<Waker>,
+    /// Tasks to wake; at most [`MAX_WAITERS_PER_LOOKUP`].
+    wakers: Vec<Waker>,
 }
+
+/// Checks on one shard that may wait for the same lookup. Beyond it (a lookup stuck for
+/// seconds while thousands of checks of the same host come due) a check fails at once with
+/// "resolver overloaded" instead of growing the waiter list without bound. 4096 is above any
+/// shard's probe concurrency, so in practice only a stuck lookup reaches it.
+pub const MAX_WAITERS_PER_LOOKUP: usize = 4096;
 
 impl ReplySlot {
     fn fulfil(&self, answer: Answer) {
-        let waker = {
+        let wakers = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             state.answer = Some(answer);
-            state.waker.take()
+            std::mem::take(&mut state.wakers)
         };
         // glommio accepts wakes from foreign threads: it queues the waker on the owning
         // executor's notifier and wakes its reactor.
-        if let Some(waker) = waker {
+        for waker in wakers {
             waker.wake();
         }
     }
+
+    fn answered(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).answer.is_some()
+    }
 }
 
-/// The future a shard awaits for one answer.
+/// The future a shard task awaits for one answer.
 struct AwaitReply(Arc<ReplySlot>);
 
 impl Future for AwaitReply {
     type Output = Answer;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
         let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
-        match state.answer.take() {
-            Some(answer) => Poll::Ready(answer),
-            None => {
-                state.waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
+        if let Some(answer) = state.answer {
+            return Poll::Ready(answer);
         }
+        if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            if state.wakers.len() >= MAX_WAITERS_PER_LOOKUP {
+                return Poll::Ready(Err(ResolveError::Overloaded));
+            }
+            state.wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
     }
 }
 
@@ -161,52 +189,74 @@ struct Shared {
     config: ResolverConfig,
 }
 
-/// The resolver thread and its queue; clone it to hand to each shard.
+/// The resolver threads and their queue; clone it to hand to each shard.
 #[derive(Clone)]
 pub struct Resolver {
     shared: Arc<Shared>,
-    /// The resolver thread, to `unpark` it when a request is queued.
-    worker: thread::Thread,
-    /// Held only so that the thread is stopped and joined when the last clone is dropped.
-    _thread: Arc<ThreadGuard>,
+    /// The resolver threads, to `unpark` them when a request is queued.
+    workers: Arc<[thread::Thread]>,
+    /// Held only so that the threads are stopped and joined when the last clone is dropped.
+    _threads: Arc<ThreadGuard>,
 }
 
-/// Stops and joins the resolver thread when the last `Resolver` clone goes away.
+/// Stops and joins the resolver threads when the last `Resolver` clone goes away.
 struct ThreadGuard {
     shared: Arc<Shared>,
-    handle: Mutex<Option<thread::JoinHandle<()>>>,
+    handles: Mutex<Vec<thread::JoinHandle<()>>>,
 }
 
-impl Drop for ThreadGuard {
-    fn drop(&mut self) {
+impl ThreadGuard {
+    fn stop_and_join(&self) {
         self.shared.stop.store(true, Ordering::Release);
-        if let Some(handle) = self.handle.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        let handles = std::mem::take(&mut *self.handles.lock().unwrap_or_else(|e| e.into_inner()));
+        for handle in handles {
             handle.thread().unpark();
             let _ = handle.join();
         }
     }
 }
 
+impl Drop for ThreadGuard {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
 impl Resolver {
-    /// Starts the resolver thread (named `cpra-resolver`).
+    /// Starts the resolver threads (named `cpra-resolver`).
     pub fn start(config: ResolverConfig) -> io::Result<Resolver> {
         assert!(config.negative_ttl <= config.ttl, "negative TTL longer than positive TTL");
+        assert!(
+            (1..=MAX_RESOLVER_THREADS).contains(&config.threads),
+            "resolver threads out of range"
+        );
         let shared = Arc::new(Shared {
             queue: ArrayQueue::new(REQUEST_QUEUE_CAPACITY),
             stop: AtomicBool::new(false),
             lookups: AtomicU64::new(0),
             config,
         });
-        let state = Arc::clone(&shared);
-        let handle =
-            thread::Builder::new().name("cpra-resolver".into()).spawn(move || run(&state))?;
-        let worker = handle.thread().clone();
-        let thread =
-            Arc::new(ThreadGuard { shared: Arc::clone(&shared), handle: Mutex::new(Some(handle)) });
-        Ok(Resolver { shared, worker, _thread: thread })
+        let mut handles = Vec::with_capacity(config.threads);
+        for _ in 0..config.threads {
+            let state = Arc::clone(&shared);
+            let spawned =
+                thread::Builder::new().name("cpra-resolver".into()).spawn(move || run(&state));
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(e) => {
+                    ThreadGuard { shared: Arc::clone(&shared), handles: Mutex::new(handles) }
+                        .stop_and_join();
+                    return Err(e);
+                }
+            }
+        }
+        let workers: Arc<[thread::Thread]> = handles.iter().map(|h| h.thread().clone()).collect();
+        let threads =
+            Arc::new(ThreadGuard { shared: Arc::clone(&shared), handles: Mutex::new(handles) });
+        Ok(Resolver { shared, workers, _threads: threads })
     }
 
-    /// How many times the resolver thread has called the system resolver.
+    /// How many times the resolver threads have called the system resolver.
     pub fn lookups(&self) -> u64 {
         self.shared.lookups.load(Ordering::Relaxed)
     }
@@ -216,19 +266,23 @@ impl Resolver {
         ShardResolver {
             resolver: self.clone(),
             cache: RefCell::new(DnsCache::new(CACHE_CAPACITY_PER_SHARD)),
+            inflight: RefCell::new(HashMap::new()),
         }
     }
 
-    fn submit(&self, host: &str) -> Result<AwaitReply, ResolveError> {
+    fn submit(&self, host: &str) -> Result<Arc<ReplySlot>, ResolveError> {
         if self.shared.stop.load(Ordering::Acquire) {
             return Err(ResolveError::Stopped);
         }
         let reply = Arc::new(ReplySlot::default());
         let request = Request { host: host.into(), reply: Arc::clone(&reply) };
         self.shared.queue.push(request).map_err(|_| ResolveError::Overloaded)?;
-        // `unpark` is a futex wake: a syscall that never blocks the caller.
-        self.worker.unpark();
-        Ok(AwaitReply(reply))
+        // `unpark` is a futex wake: a syscall that never blocks the caller. Wake them all:
+        // misses are rare, and an idle thread takes the request at once.
+        for worker in self.workers.iter() {
+            worker.unpark();
+        }
+        Ok(reply)
     }
 }
 
@@ -376,6 +430,13 @@ impl DnsCache {
 pub struct ShardResolver {
     resolver: Resolver,
     cache: RefCell<DnsCache>,
+    /// Lookups queued and not yet taken into the cache, by name, so that checks missing the
+    /// cache for the same name together wait for one lookup (a TTL expiry on a host with
+    /// thousands of monitors would otherwise fill the request queue at once). An entry leaves
+    /// when a waiter takes its answer into the cache; an answered entry nobody took (all its
+    /// waiters timed out) is stale and replaced by a fresh lookup. Bounded by the distinct
+    /// names with a lookup in flight, which the request queue bounds.
+    inflight: RefCell<HashMap<Box<str>, Arc<ReplySlot>>>,
 }
 
 impl ShardResolver {
@@ -399,12 +460,18 @@ impl ShardResolver {
         if let Some(answer) = self.cache.borrow().get(host, Instant::now()) {
             return answer;
         }
-        let reply = self.resolver.submit(host)?;
+        let slot = self.join_or_submit(host)?;
         let timer = async {
             glommio::timer::sleep(timeout).await;
             Err(ResolveError::Timeout)
         };
-        let answer = futures_lite::future::or(reply, timer).await;
+        let answer = futures_lite::future::or(AwaitReply(Arc::clone(&slot)), timer).await;
+        if slot.answered() {
+            let mut inflight = self.inflight.borrow_mut();
+            if inflight.get(host).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                inflight.remove(host);
+            }
+        }
         match answer {
             Ok(_) | Err(ResolveError::NotFound) | Err(ResolveError::Failed) => {
                 self.cache.borrow_mut().insert(
@@ -417,6 +484,23 @@ impl ShardResolver {
             Err(_) => {}
         }
         answer
+    }
+
+    /// The pending lookup for `host`, or a new one.
+    fn join_or_submit(&self, host: &str) -> Result<Arc<ReplySlot>, ResolveError> {
+        if let Some(slot) = self.inflight.borrow().get(host) {
+            if !slot.answered() {
+                return Ok(Arc::clone(slot));
+            }
+        }
+        let slot = self.resolver.submit(host)?;
+        self.inflight.borrow_mut().insert(host.into(), Arc::clone(&slot));
+        Ok(slot)
+    }
+
+    /// Lookups this shard is waiting for.
+    pub fn in_flight(&self) -> usize {
+        self.inflight.borrow().len()
     }
 
     /// Resolves `host` and pairs it with `port`: what a probe config holds.
@@ -440,6 +524,7 @@ mod tests {
     use super::*;
     use glommio::LocalExecutorBuilder;
     use std::net::Ipv4Addr;
+    use std::rc::Rc;
 
     fn on_shard<F, T>(f: impl FnOnce() -> F + Send + 'static) -> T
     where
@@ -472,6 +557,29 @@ mod tests {
         assert_eq!(cached, 1);
         // The second resolve was a cache hit: one lookup only on the thread.
         assert_eq!(resolver.lookups(), 1);
+    }
+
+    #[test]
+    fn concurrent_misses_for_one_name_share_one_lookup() {
+        let resolver = Resolver::start(ResolverConfig::default()).unwrap();
+        let r = resolver.clone();
+        let (answers, in_flight) = on_shard(move || async move {
+            let shard = Rc::new(r.shard_client());
+            let tasks: Vec<_> = (0..50)
+                .map(|_| {
+                    let shard = Rc::clone(&shard);
+                    glommio::spawn_local(async move { shard.resolve("localhost", LONG).await })
+                })
+                .collect();
+            let mut answers = Vec::new();
+            for t in tasks {
+                answers.push(t.await);
+            }
+            (answers, shard.in_flight())
+        });
+        assert!(answers.iter().all(|a| a.is_ok_and(|ip| ip.is_loopback())), "{answers:?}");
+        assert_eq!(resolver.lookups(), 1);
+        assert_eq!(in_flight, 0);
     }
 
     #[test]
@@ -525,12 +633,8 @@ mod tests {
         // and check that the next request fails at once instead of blocking.
         let resolver = Resolver::start(ResolverConfig::default()).unwrap();
         let shared = Arc::clone(&resolver.shared);
-        // Stop the thread without marking the resolver stopped to the shard side.
-        shared.stop.store(true, Ordering::Release);
-        if let Some(h) = resolver._thread.handle.lock().unwrap().take() {
-            h.thread().unpark();
-            h.join().unwrap();
-        }
+        // Stop the threads without marking the resolver stopped to the shard side.
+        resolver._threads.stop_and_join();
         shared.stop.store(false, Ordering::Release);
         for i in 0..REQUEST_QUEUE_CAPACITY {
             let host = format!("h{i}.example");
@@ -551,8 +655,11 @@ mod tests {
 
     #[test]
     fn cache_expiry_follows_ttls_on_a_virtual_clock() {
-        let config =
-            ResolverConfig { ttl: Duration::from_secs(60), negative_ttl: Duration::from_secs(5) };
+        let config = ResolverConfig {
+            ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(5),
+            threads: 4,
+        };
         let mut cache = DnsCache::new(2);
         let t0 = Instant::now();
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);

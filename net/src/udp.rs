@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use glommio::net::UdpSocket;
 
+use crate::deadline::{saturating_us, until, Deadline};
 use crate::outcome::{Detail, FailureKind, Outcome};
-use crate::within::{deadline_after, elapsed_us, within};
 
 /// Largest payload a monitor may send: 1232 bytes fits in one datagram on any path without
 /// fragmentation (the figure DNS flag day 2020 settled on: 1280-byte IPv6 minimum MTU minus
@@ -51,16 +51,20 @@ impl UdpConfig {
 pub async fn check(cfg: &UdpConfig, timeout: Duration) -> Outcome {
     debug_assert!(cfg.payload.len() <= MAX_PAYLOAD_BYTES);
     let start = Instant::now();
-    let deadline = deadline_after(start, timeout);
-    match within(deadline, exchange(cfg)).await {
-        None => Outcome::failure(FailureKind::Timeout, elapsed_us(start), Detail::Text("no reply")),
-        Some(Ok(())) => Outcome::success(elapsed_us(start)),
+    let deadline = Deadline::new(start, timeout).end();
+    match until(deadline, exchange(cfg)).await {
+        None => Outcome::failure(
+            FailureKind::Timeout,
+            saturating_us(start.elapsed()),
+            Detail::Text("no reply"),
+        ),
+        Some(Ok(())) => Outcome::success(saturating_us(start.elapsed())),
         Some(Err(Failure::Empty)) => Outcome::failure(
             FailureKind::Protocol,
-            elapsed_us(start),
+            saturating_us(start.elapsed()),
             Detail::Text("empty datagram in reply"),
         ),
-        Some(Err(Failure::Io(e))) => io_outcome(&e, elapsed_us(start)),
+        Some(Err(Failure::Io(e))) => io_outcome(&e, saturating_us(start.elapsed())),
     }
 }
 

@@ -5,6 +5,7 @@
 //! ```sh
 //! cargo run --release -p cpra-bench --bin misc-probes -- --kind icmp --seconds 10 --in-flight 64
 //! cargo run --release -p cpra-bench --bin misc-probes -- --kind dns  --seconds 10 --in-flight 64
+//! cargo run --release -p cpra-bench --bin misc-probes -- --kind grpc --seconds 10 --in-flight 16
 //! ```
 //!
 //! Method: CPRA runs `in_flight` checks at a time on one glommio shard for `seconds`; its CPU is
@@ -12,7 +13,8 @@
 //! blackbox_exporter then runs for the same time, driven by `in_flight` keep-alive HTTP
 //! clients calling `/probe`; its CPU is read from `/proc/<pid>/stat` (the driver's is not
 //! counted). ICMP's target is the kernel's loopback; DNS's is a minimal UDP server thread in
-//! this process that answers every A query with 127.0.0.1. The phases run one after the other
+//! this process that answers every A query with 127.0.0.1; gRPC's is an h2c health server in
+//! this process (a thread per connection, as both clients open one per check). The phases run one after the other
 //! so they never share the target or the cores. Everything is on 127.0.0.1; both phases are
 //! bounded by `--seconds`. Needs root (raw ICMP) and `prometheus-blackbox-exporter` on PATH
 //! (Debian package of that name; skipped with a message when absent).
@@ -26,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use cpra_net::{dns, icmp};
+use cpra_net::{dns, grpc, icmp};
 use hdrhistogram::Histogram;
 
 #[global_allocator]
@@ -41,7 +43,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Parser, Debug)]
 struct Args {
-    /// icmp or dns
+    /// icmp, dns or grpc
     #[arg(long)]
     kind: String,
     #[arg(long, default_value_t = 10)]
@@ -145,9 +147,93 @@ fn dns_target(stop: Arc<AtomicBool>) -> (SocketAddr, std::thread::JoinHandle<u64
     (addr, handle)
 }
 
+/// A minimal h2c gRPC health server: a thread per connection (each check opens its own),
+/// sends SETTINGS, acknowledges the client's, and answers the first request on each stream
+/// with SERVING (HEADERS, DATA, trailers), then waits for the client to close.
+fn grpc_target(stop: Arc<AtomicBool>) -> (SocketAddr, std::thread::JoinHandle<u64>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut enc = fluke_hpack::Encoder::new();
+    let headers =
+        enc.encode([(&b":status"[..], &b"200"[..]), (b"content-type", b"application/grpc")]);
+    let trailers = enc.encode([(&b"grpc-status"[..], &b"0"[..])]);
+    // The encoder indexed these headers: every connection's decoder is fresh, so the reply
+    // must be encoded by a fresh encoder too, which is what these bytes are.
+    let frame = |kind: u8, flags: u8, stream: u32, payload: &[u8]| {
+        let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        f.extend_from_slice(&[kind, flags]);
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    };
+    let reply = Arc::new((headers, trailers));
+    let handle = std::thread::spawn(move || {
+        let mut served = 0u64;
+        let served_count = Arc::new(AtomicU64::new(0));
+        while !stop.load(Ordering::Relaxed) {
+            let (mut conn, _) = match listener.accept() {
+                Ok(c) => c,
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+            };
+            served += 1;
+            let reply = Arc::clone(&reply);
+            let count = Arc::clone(&served_count);
+            std::thread::spawn(move || {
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.set_nodelay(true);
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut preface = [0u8; 24];
+                if conn.read_exact(&mut preface).is_err() {
+                    return;
+                }
+                let mut out = frame(0x4, 0, 0, &[]);
+                let _ = conn.write_all(&out);
+                loop {
+                    let mut h = [0u8; 9];
+                    if conn.read_exact(&mut h).is_err() {
+                        return;
+                    }
+                    let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+                    let mut p = vec![0u8; len];
+                    if conn.read_exact(&mut p).is_err() {
+                        return;
+                    }
+                    let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+                    match (h[3], h[4]) {
+                        (0x4, flags) if flags & 1 == 0 => {
+                            let _ = conn.write_all(&frame(0x4, 1, 0, &[]));
+                        }
+                        (0x0, flags) if flags & 1 != 0 => {
+                            out.clear();
+                            out.extend_from_slice(&frame(0x1, 0x4, stream, &reply.0));
+                            out.extend_from_slice(&frame(
+                                0x0,
+                                0,
+                                stream,
+                                &[0, 0, 0, 0, 2, 0x08, 1],
+                            ));
+                            out.extend_from_slice(&frame(0x1, 0x5, stream, &reply.1));
+                            let _ = conn.write_all(&out);
+                            count.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {}
+                    }
+                }
+            });
+        }
+        served
+    });
+    (addr, handle)
+}
+
 enum Probe {
     Icmp(icmp::IcmpConfig),
     Dns(dns::DnsConfig),
+    Grpc(grpc::GrpcConfig),
 }
 
 fn run_cpra(probe: Probe, seconds: u64, in_flight: usize) -> Result<Figures, String> {
@@ -174,6 +260,7 @@ fn run_cpra(probe: Probe, seconds: u64, in_flight: usize) -> Result<Figures, Str
                         let outcome = match &*probe {
                             Probe::Icmp(cfg) => client.check(cfg, CHECK_TIMEOUT).await,
                             Probe::Dns(cfg) => dns::check(cfg, CHECK_TIMEOUT).await,
+                            Probe::Grpc(cfg) => grpc::check(cfg, CHECK_TIMEOUT).await,
                         };
                         checks += 1;
                         failures += u64::from(!outcome.is_success());
@@ -220,7 +307,7 @@ fn start_blackbox(bin: &str, dns_query: &str) -> Result<Blackbox, String> {
     let dir = std::env::temp_dir().join(format!("cpra-bb-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let config = format!(
-        "modules:\n  icmp:\n    prober: icmp\n    timeout: 2s\n    icmp:\n      preferred_ip_protocol: ip4\n  dns:\n    prober: dns\n    timeout: 2s\n    dns:\n      query_name: \"{dns_query}\"\n      query_type: A\n      preferred_ip_protocol: ip4\n      transport_protocol: udp\n"
+        "modules:\n  icmp:\n    prober: icmp\n    timeout: 2s\n    icmp:\n      preferred_ip_protocol: ip4\n  dns:\n    prober: dns\n    timeout: 2s\n    dns:\n      query_name: \"{dns_query}\"\n      query_type: A\n      preferred_ip_protocol: ip4\n      transport_protocol: udp\n  grpc:\n    prober: grpc\n    timeout: 2s\n    grpc:\n      preferred_ip_protocol: ip4\n      tls: false\n"
     );
     let config_path = dir.join("blackbox.yml");
     std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
@@ -343,8 +430,13 @@ fn main() {
             let cfg = dns::DnsConfig::new(addr, "bench.cpra.test", dns::DnsRecord::A).unwrap();
             (Probe::Dns(cfg), addr.to_string(), Some(handle))
         }
+        "grpc" => {
+            let (addr, handle) = grpc_target(Arc::clone(&stop));
+            let cfg = grpc::GrpcConfig::new(addr, &addr.to_string(), "").unwrap();
+            (Probe::Grpc(cfg), addr.to_string(), Some(handle))
+        }
         other => {
-            eprintln!("unknown --kind {other}: expected icmp or dns");
+            eprintln!("unknown --kind {other}: expected icmp, dns or grpc");
             std::process::exit(2);
         }
     };
@@ -396,8 +488,12 @@ fn main() {
             ("null".to_owned(), "null".to_owned())
         }
     };
-    if args.kind == "dns" {
-        println!("  (dns target answered {} queries in all)", answered.load(Ordering::Relaxed));
+    if args.kind != "icmp" {
+        println!(
+            "  ({} target answered {} queries/connections in all)",
+            args.kind,
+            answered.load(Ordering::Relaxed)
+        );
     }
     println!(
         "{{\"bench\":\"misc-probes\",\"kind\":\"{}\",\"seconds\":{},\"in_flight\":{},\"cpra\":{},\"blackbox_exporter\":{},\"ratios\":{}}}",

@@ -50,9 +50,15 @@ pub struct JsonReader<R: Read> {
 
 impl<R: Read> JsonReader<R> {
     pub fn new(reader: R) -> Self {
+        Self::with_buffer(reader, READ_BUFFER_BYTES)
+    }
+
+    /// With a given buffer size (tests use tiny ones to cross refill boundaries everywhere).
+    pub fn with_buffer(reader: R, buffer_bytes: usize) -> Self {
+        assert!(buffer_bytes > 0);
         JsonReader {
             reader,
-            buf: vec![0u8; READ_BUFFER_BYTES].into_boxed_slice(),
+            buf: vec![0u8; buffer_bytes].into_boxed_slice(),
             start: 0,
             end: 0,
             eof: false,
@@ -179,11 +185,14 @@ impl<R: Read> JsonReader<R> {
                 b if b < 0x20 => {
                     return self.err("control character in string (escape it, e.g. \\n)");
                 }
-                _ => unreachable!("plain bytes are taken by the fast path"),
+                // The buffer was just refilled: go back to the fast path.
+                _ => continue,
             }
         }
-        match String::from_utf8(std::mem::take(&mut self.scratch)) {
-            Ok(s) => Ok(s),
+        // Copy out at the exact size and keep `scratch` for the next string: one allocation
+        // per string instead of a chain of growing reallocations.
+        match std::str::from_utf8(&self.scratch) {
+            Ok(s) => Ok(s.to_owned()),
             Err(_) => self.err("string is not valid UTF-8"),
         }
     }
@@ -269,7 +278,7 @@ impl<R: Read> JsonReader<R> {
             }
         }
         // Only ASCII bytes were pushed.
-        let word = String::from_utf8(std::mem::take(&mut self.scratch)).unwrap_or_default();
+        let word = std::str::from_utf8(&self.scratch).unwrap_or_default().to_owned();
         if matches!(word.as_str(), "true" | "false" | "null") || is_json_number(&word) {
             Ok(word)
         } else {
@@ -517,6 +526,25 @@ mod tests {
         assert!(events("{} x").is_err());
         assert!(events("").is_err());
         assert!(events(&"[".repeat(MAX_DEPTH + 1)).is_err());
+    }
+
+    #[test]
+    fn tiny_buffers_give_the_same_events() {
+        let src =
+            "{\"a\": [1, \"xé\\n\\u00e9 long string here\", true, null],\n \"b\": {\"c\": -1.5e3}}";
+        let want = events(src).unwrap();
+        for size in 1..9 {
+            let mut r = JsonReader::with_buffer(src.as_bytes(), size);
+            let mut got = Vec::new();
+            loop {
+                let (e, p) = r.next_event().unwrap();
+                if e == Event::End {
+                    break;
+                }
+                got.push((e, p));
+            }
+            assert_eq!(got, want, "buffer of {size} bytes");
+        }
     }
 
     #[test]

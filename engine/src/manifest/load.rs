@@ -9,14 +9,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::decode::{
-    decode_monitor, decode_notify, Ctx, GroupNames, Interners, ENDPOINT_FIELDS, TOP_FIELDS,
+    decode_monitor, decode_notify, Ctx, FieldPath, GroupNames, Interners, ENDPOINT_FIELDS,
+    TOP_FIELDS,
 };
 use super::diagnostic::{choices_hint, did_you_mean, Class, Diagnostic, Problems, Severity};
 use super::env::{Env, ProcessEnv};
 use super::event::{Event, EventSource, Pos, SyntaxError};
 use super::json::JsonReader;
 use super::node::{build, Anchors, Node, NodeKind};
-use super::schema::{GroupId, Monitor, Notify};
+use super::schema::{Code, CodeTarget, GroupId, Monitor, Notify};
 use super::source::{open, open_reader, Format};
 use super::yaml::YamlReader;
 
@@ -55,6 +56,21 @@ impl Registry {
             .unwrap_or(&[])
             .iter()
             .filter_map(|&i| self.endpoints.get(i))
+    }
+
+    /// Every destination of a code, whether written inline (`notify`) or through a group
+    /// (`notify_group`): one delivery per item.
+    pub fn destinations<'a>(
+        &'a self,
+        code: &'a Code,
+    ) -> impl Iterator<Item = &'a Arc<Notify>> + 'a {
+        let (inline, group) = match &code.target {
+            CodeTarget::Notify(n) => (Some(n), None),
+            CodeTarget::Group { id, .. } => (None, Some(*id)),
+        };
+        inline
+            .into_iter()
+            .chain(group.into_iter().flat_map(move |id| self.group_endpoints(id).map(|(_, n)| n)))
     }
 
     pub fn group_by_name(&self, name: &str) -> Option<GroupId> {
@@ -158,7 +174,7 @@ pub fn load_reader(
         interners: Interners::default(),
         groups: GroupNames::default(),
         anchors: Anchors::default(),
-        ids: HashMap::new(),
+        ids: HashMap::default(),
         endpoints: None,
         group_defs: None,
     };
@@ -178,7 +194,7 @@ struct Loader<'a> {
     /// id hash -> line of the first monitor with it. Keeping hashes, not ids, bounds memory to
     /// 12 bytes per monitor; a 64-bit collision between two different ids in a fleet of a
     /// million has a probability near 3e-8, and would be reported as a duplicate id.
-    ids: HashMap<u64, u32>,
+    ids: HashMap<u64, u32, super::intern::FxBuildHasher>,
     endpoints: Option<Node>,
     group_defs: Option<Node>,
 }
@@ -379,7 +395,8 @@ impl Loader<'_> {
             if let NodeKind::Map(entries) = &node.kind {
                 for e in entries {
                     ctx.monitor = None;
-                    let path = format!("endpoints.{}", e.key);
+                    let top = FieldPath::Top("endpoints");
+                    let path = FieldPath::Key(&top, &e.key);
                     let Some(f) = ctx.fields(&e.value, path, ENDPOINT_FIELDS) else { continue };
                     if let Some(n) = decode_notify(&mut ctx, &f, "type") {
                         endpoint_index.insert(e.key.clone(), endpoints.len());

@@ -13,6 +13,7 @@ pub mod diagnostic;
 pub mod duration;
 pub mod env;
 pub mod event;
+pub mod export;
 pub mod gen;
 pub mod intern;
 pub mod json;
@@ -30,3 +31,6 @@ pub use load::{
 pub use maintenance::MaintenanceWindow;
 pub use schema::*;
 pub use source::Format;
+
+#[cfg(test)]
+mod tests;

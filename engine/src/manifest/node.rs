@@ -81,8 +81,9 @@ pub struct Anchors {
     nodes: HashMap<usize, Node>,
 }
 
-/// Most anchors remembered: each holds a copy of its node; past it, older anchors still
-/// resolve and new ones are an error.
+/// Most anchors remembered: each holds a copy of its node. Past it, new anchors are not
+/// remembered (a file with an anchor on every one of a million monitors still loads), and an
+/// alias to one of them is an error that names this bound.
 pub const MAX_ANCHORS: usize = 4096;
 
 enum Open {
@@ -111,21 +112,28 @@ pub fn build(
                     Some((n.clone(), 0))
                 }
                 None => {
-                    return Err(SyntaxError { pos, message: "alias to an unknown anchor".into() })
+                    return Err(SyntaxError { pos, message: format!(
+                            "alias to an unknown anchor (or one past the first {MAX_ANCHORS} anchors, which are all that is remembered)"
+                        ) })
                 }
             },
             Event::SeqStart { anchor } => {
                 if stack.len() >= MAX_NODE_DEPTH {
                     return Err(too_deep(pos));
                 }
-                stack.push(Open::Seq { items: Vec::new(), pos, anchor });
+                stack.push(Open::Seq { items: Vec::with_capacity(4), pos, anchor });
                 None
             }
             Event::MapStart { anchor } => {
                 if stack.len() >= MAX_NODE_DEPTH {
                     return Err(too_deep(pos));
                 }
-                stack.push(Open::Map { entries: Vec::new(), pending_key: None, pos, anchor });
+                stack.push(Open::Map {
+                    entries: Vec::with_capacity(8),
+                    pending_key: None,
+                    pos,
+                    anchor,
+                });
                 None
             }
             Event::SeqEnd => match stack.pop() {
@@ -136,7 +144,7 @@ pub fn build(
             },
             Event::MapEnd => match stack.pop() {
                 Some(Open::Map { entries, pending_key: None, pos, anchor }) => {
-                    Some((Node { kind: NodeKind::Map(entries), pos }, anchor))
+                    Some((Node { kind: NodeKind::Map(apply_merge_keys(entries)), pos }, anchor))
                 }
                 _ => return Err(SyntaxError { pos, message: "unexpected end of mapping".into() }),
             },
@@ -152,13 +160,7 @@ pub fn build(
                     message: format!("block has more than {MAX_BLOCK_NODES} values (alias bomb?)"),
                 });
             }
-            if anchor != 0 {
-                if anchors.nodes.len() >= MAX_ANCHORS {
-                    return Err(SyntaxError {
-                        pos,
-                        message: format!("more than {MAX_ANCHORS} anchors"),
-                    });
-                }
+            if anchor != 0 && anchors.nodes.len() < MAX_ANCHORS {
                 anchors.nodes.insert(anchor, node.clone());
             }
             match stack.last_mut() {
@@ -182,6 +184,47 @@ pub fn build(
         }
         ev = src.next_event()?;
     }
+}
+
+/// YAML merge keys (`<<: *defaults`, or `<<: [*a, *b]`), which Go's YAML library applies and
+/// Go CPRA manifests use to share blocks: the merged mappings' entries are added where the
+/// mapping does not set them itself; among several merged mappings, the first wins. A `<<`
+/// whose value is not a mapping is left in place (the decoder reports it as unknown).
+fn apply_merge_keys(entries: Vec<Entry>) -> Vec<Entry> {
+    if !entries.iter().any(|e| e.key == "<<") {
+        return entries;
+    }
+    let mut own = Vec::with_capacity(entries.len());
+    let mut merged: Vec<Vec<Entry>> = Vec::new();
+    for e in entries {
+        if e.key != "<<" {
+            own.push(e);
+            continue;
+        }
+        match e.value.kind {
+            NodeKind::Map(m) => merged.push(m),
+            NodeKind::Seq(items) if items.iter().all(|i| matches!(i.kind, NodeKind::Map(_))) => {
+                for item in items {
+                    if let NodeKind::Map(m) = item.kind {
+                        merged.push(m);
+                    }
+                }
+            }
+            kind => own.push(Entry {
+                key: e.key,
+                key_pos: e.key_pos,
+                value: Node { kind, pos: e.value.pos },
+            }),
+        }
+    }
+    for m in merged {
+        for e in m {
+            if !own.iter().any(|o| o.key == e.key) {
+                own.push(e);
+            }
+        }
+    }
+    own
 }
 
 fn too_deep(pos: Pos) -> SyntaxError {
@@ -219,6 +262,20 @@ mod tests {
         let c = n.get("c").unwrap();
         assert_eq!(c.value.get("b").unwrap().value.scalar(), Some("1"));
         assert_eq!(n.get("d").unwrap().key_pos, Pos { line: 3, column: 1 });
+    }
+
+    #[test]
+    fn merge_keys() {
+        let n = parse(
+            "d: &d {a: 1, b: 2}\ne: &e {c: 3, a: 9}\nm:\n  <<: [*d, *e]\n  b: 5\nx: {<<: 1}\n",
+        )
+        .unwrap();
+        let m = &n.get("m").unwrap().value;
+        assert_eq!(m.get("a").unwrap().value.scalar(), Some("1"));
+        assert_eq!(m.get("b").unwrap().value.scalar(), Some("5"));
+        assert_eq!(m.get("c").unwrap().value.scalar(), Some("3"));
+        assert!(m.get("<<").is_none());
+        assert!(n.get("x").unwrap().value.get("<<").is_some());
     }
 
     #[test]

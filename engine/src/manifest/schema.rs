@@ -30,7 +30,7 @@ pub const NOTIFY_KINDS: [&str; 11] = [
 pub const INTERVENTION_ACTIONS: [&str; 4] = ["docker", "webhook", "systemd", "kubernetes"];
 pub const COLOURS: [&str; 5] = ["red", "yellow", "green", "cyan", "gray"];
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Monitor {
     /// Given, or derived stably from `name` (see [`derive_id`]).
     pub id: String,
@@ -288,8 +288,9 @@ pub struct Code {
     pub target: CodeTarget,
 }
 
-/// Where a code's alerts go.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// Where a code's alerts go. Two group targets are equal when they name the same group (the
+/// id is only that name's number within one load).
+#[derive(Clone, Debug)]
 pub enum CodeTarget {
     /// `notify` + `config` written in the code itself.
     Notify(Arc<Notify>),
@@ -297,6 +298,33 @@ pub enum CodeTarget {
     /// whole file is read (the group may come after the monitors). Look it up with
     /// [`super::Registry::group_endpoints`].
     Group { name: String, id: GroupId },
+}
+
+impl PartialEq for CodeTarget {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (CodeTarget::Notify(a), CodeTarget::Notify(b)) => a == b,
+            (CodeTarget::Group { name: a, .. }, CodeTarget::Group { name: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for CodeTarget {}
+
+impl std::hash::Hash for CodeTarget {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            CodeTarget::Notify(n) => {
+                0u8.hash(state);
+                n.hash(state);
+            }
+            CodeTarget::Group { name, .. } => {
+                1u8.hash(state);
+                name.hash(state);
+            }
+        }
+    }
 }
 
 /// Index of a notification group in [`super::Registry`].

@@ -5,7 +5,9 @@
 //! bytes to chars as it is read ([`Utf8Chars`]), so a huge file is never held whole in memory.
 //! Not for writing YAML.
 
+use std::cell::RefCell;
 use std::io::{BufRead, Read};
+use std::rc::Rc;
 
 use saphyr_parser::{BufferedInput, Event as YEvent, Parser, ScalarStyle};
 
@@ -15,6 +17,8 @@ use super::event::{Event, EventSource, Pos, SyntaxError};
 /// remembered so the loader can report it, rather than panicking or silently accepting it.
 pub struct Utf8Chars<R: BufRead> {
     reader: R,
+    /// Set on the first invalid sequence or read error, for the reader to report.
+    problem: Rc<RefCell<Option<String>>>,
     /// 1-based character number of the first invalid sequence.
     invalid_at_char: Option<u64>,
     chars: u64,
@@ -23,7 +27,13 @@ pub struct Utf8Chars<R: BufRead> {
 
 impl<R: BufRead> Utf8Chars<R> {
     pub fn new(reader: R) -> Self {
-        Utf8Chars { reader, invalid_at_char: None, chars: 0, io_error: None }
+        Utf8Chars {
+            reader,
+            problem: Rc::new(RefCell::new(None)),
+            invalid_at_char: None,
+            chars: 0,
+            io_error: None,
+        }
     }
 
     fn next_byte(&mut self) -> Option<u8> {
@@ -38,6 +48,9 @@ impl<R: BufRead> Utf8Chars<R> {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     self.io_error = Some(e.to_string());
+                    self.problem
+                        .borrow_mut()
+                        .get_or_insert_with(|| format!("cannot read input: {e}"));
                     return None;
                 }
             }
@@ -54,6 +67,9 @@ impl<R: BufRead> Utf8Chars<R> {
     fn invalid(&mut self) -> char {
         if self.invalid_at_char.is_none() {
             self.invalid_at_char = Some(self.chars);
+            self.problem.borrow_mut().get_or_insert_with(|| {
+                format!("invalid UTF-8 at character {} (save the file as UTF-8)", self.chars)
+            });
         }
         '\u{FFFD}'
     }
@@ -96,13 +112,15 @@ const READ_BUFFER_BYTES: usize = 256 << 10;
 
 pub struct YamlReader<R: Read + 'static> {
     parser: Parser<'static, BufferedInput<Utf8Chars<std::io::BufReader<R>>>>,
+    problem: Rc<RefCell<Option<String>>>,
     done: bool,
 }
 
 impl<R: Read + 'static> YamlReader<R> {
     pub fn new(reader: R) -> Self {
         let chars = Utf8Chars::new(std::io::BufReader::with_capacity(READ_BUFFER_BYTES, reader));
-        YamlReader { parser: Parser::new_from_iter(chars), done: false }
+        let problem = Rc::clone(&chars.problem);
+        YamlReader { parser: Parser::new_from_iter(chars), problem, done: false }
     }
 }
 
@@ -128,6 +146,11 @@ impl<R: Read + 'static> EventSource for YamlReader<R> {
                 message: format!("YAML syntax error: {}", e.info()),
             })?;
             let pos = pos_of(&span.start);
+            if let Some(message) = self.problem.borrow_mut().take() {
+                // The scanner reads ahead, so the position is near, not at, the bad bytes.
+                self.done = true;
+                return Err(SyntaxError { pos, message });
+            }
             let out = match ev {
                 YEvent::Nothing | YEvent::StreamStart | YEvent::DocumentStart(_) => continue,
                 YEvent::DocumentEnd => continue,
@@ -172,6 +195,22 @@ mod tests {
         assert_eq!(got[3].1, Pos { line: 2, column: 5 });
         assert_eq!(got[4].0, Event::Scalar { value: "x".into(), quoted: true, anchor: 0 });
         assert_eq!(got[6].1, Pos { line: 4, column: 1 });
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_syntax_error() {
+        let mut bytes = b"a: 1\nb: x".to_vec();
+        bytes.push(0xFF);
+        bytes.extend_from_slice(b"y\nc: 2\n");
+        let mut r = YamlReader::new(std::io::Cursor::new(bytes));
+        let err = loop {
+            match r.next_event() {
+                Ok((Event::End, _)) => panic!("no error"),
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        assert!(err.message.contains("invalid UTF-8"), "{}", err.message);
     }
 
     #[test]

@@ -325,6 +325,24 @@ proptest! {
         for op in ops {
             run.step(op)?;
         }
+        // Never stuck (the Go version could strand a monitor): whatever happened, once the
+        // monitor is enabled, out of maintenance, its intervention has answered, and `healthy`
+        // checks pass, it has recovered and closed its incident.
+        if !run.model.removed {
+            let healthy = run.policy.healthy.clamp(1, MAX_THRESHOLD);
+            for op in [Op::End { ok: true, warn: false }, Op::Enable, Op::MEnd, Op::IvFail] {
+                run.step(op)?;
+            }
+            for _ in 0..healthy {
+                run.step(Op::Check { ok: true, warn: false })?;
+            }
+            let st = &run.state;
+            prop_assert!(
+                !st.recovering() && !st.incident_open() && !st.intervention_pending() && !st.warning(),
+                "stuck: {st:?}"
+            );
+            prop_assert_eq!(run.model.incident_open, None);
+        }
     }
 
     /// Any events at all, in any order, with any generations, policy values and times (even a

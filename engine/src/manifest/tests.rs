@@ -1,0 +1,601 @@
+//! Loader tests across modules: every field round-trips, every error class gives its
+//! message, Go CPRA manifests load, gzip works, and the loader never panics.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use proptest::prelude::*;
+
+use super::decode::ALL_FIELD_LISTS;
+use super::export::manifest_json;
+use super::gen::{parse_mix, write_manifest, GenOptions};
+use super::*;
+
+const FLEET_YAML: &str = include_str!("../../../docs/examples/fleet.yaml");
+
+/// Every field the loader accepts, with a non-default value (a test checks the coverage).
+const ALL_FIELDS_YAML: &str = r#"
+version: "2"
+endpoints:
+  hook: {type: webhook, config: {url: "http://127.0.0.1:1/a", method: put, headers: {X-A: "1"}}}
+  mail:
+    type: email
+    config: {server: "smtp:25", from: a@b, to: [c@d], subject: s, allow_insecure: true, username: u, password: p}
+notification_groups:
+  team: [hook, mail]
+monitors:
+  - id: "all.fields:1"
+    name: All fields
+    enabled: false
+    tags: [a, b]
+    pulse_check:
+      type: http
+      interval: 1m30s
+      timeout: 1500ms
+      unhealthy_threshold: 4
+      healthy_threshold: 3
+      max_failures: 9
+      retries: 2
+      groups: g1
+      config:
+        url: "https://127.0.0.1:8443/x"
+        method: post
+        headers: ["Content-Type: application/json", "X-Token: a:b"]
+        body: '{"q": 1}'
+        expected_status: [200, 201]
+        insecure_skip_verify: true
+        retries: 1
+        body_contains: ok
+        body_regex: "^o.$"
+        max_response_time: 250ms
+        ca_file: /etc/ca.pem
+    intervention:
+      action: webhook
+      target: {url: "http://127.0.0.1:1/fix", method: put, headers: {A: b}, body: x, timeout: 3s}
+      retries: 2
+      max_failures: 3
+    maintenance:
+      - {cron: "30 1 * * 1", duration: 45m, timezone: America/New_York}
+    codes:
+      red: {dispatch: false, notify: slack, config: {hook: "http://127.0.0.1:1/s"}}
+      yellow: {notify: log, config: {file: /tmp/x.log}}
+      green: {notify_group: team}
+      cyan: {notify: discord, config: {webhook_url: "http://127.0.0.1:1/d"}}
+      gray: {notify: telegram, config: {bot_token: t, chat_id: "1", url: "http://127.0.0.1:1/t"}}
+  - name: tcp
+    pulse_check: {type: tcp, config: {host: h, port: 1}}
+    intervention: {action: docker, target: {container: c, timeout: 5s}}
+    codes:
+      red: {notify: pagerduty, config: {routing_key: k, url: "http://127.0.0.1:1/p"}}
+      yellow: {notify: opsgenie, config: {api_key: k, url: "http://127.0.0.1:1/o"}}
+      green: {notify: mattermost, config: {webhook_url: "http://127.0.0.1:1/m", channel: c, username: u}}
+      cyan: {notify: teams, config: {webhook_url: "http://127.0.0.1:1/t"}}
+      gray: {notify: alertmanager, config: {url: "http://127.0.0.1:1/am"}}
+  - name: icmp
+    pulse_check: {type: icmp, config: {host: h, count: 3, ignore_privilege: true}}
+    intervention: {action: systemd, target: {unit: u.service, mode: restart}}
+  - name: dns
+    pulse_check: {type: dns, config: {host: h, server: "127.0.0.1:53"}}
+    intervention:
+      action: kubernetes
+      target: {namespace: n, kind: statefulset, name: s, replicas: 2, kubeconfig_path: /k, timeout: 1m}
+  - name: udp
+    pulse_check: {type: udp, config: {host: h, port: 2, payload: p}}
+  - name: grpc
+    pulse_check: {type: grpc, config: {host: h, port: 3, service: s}}
+  - name: tls
+    pulse_check: {type: tls, config: {host: h, port: 4, server_name: sn, warn_days: 20, critical_days: 5, insecure_skip_verify: true}}
+  - name: docker
+    pulse_check: {type: docker, config: {container: c}}
+"#;
+
+fn load(text: &str) -> (Vec<Monitor>, LoadReport) {
+    load_str(text, None, &LoadOptions::default())
+}
+
+fn load_ok(text: &str) -> (Vec<Monitor>, LoadReport) {
+    let (m, r) = load(text);
+    assert!(r.is_valid() && r.problems.warnings == 0, "{:#?}", r.problems.kept);
+    (m, r)
+}
+
+#[test]
+fn the_all_fields_manifest_uses_every_field() {
+    for list in ALL_FIELD_LISTS {
+        for field in *list {
+            assert!(
+                ALL_FIELDS_YAML.contains(&format!("{field}:")),
+                "field '{field}' is not exercised"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_field_is_read() {
+    let (m, r) = load_ok(ALL_FIELDS_YAML);
+    assert_eq!(m.len(), 8);
+    assert_eq!(r.version.as_deref(), Some("2"));
+    let a = &m[0];
+    assert_eq!(a.id, "all.fields:1");
+    assert_eq!(a.name, "All fields");
+    assert!(!a.enabled);
+    assert_eq!(a.tags, ["a", "b"]);
+    let p = &a.pulse_check;
+    assert_eq!((p.interval_ms, p.timeout_ms), (90_000, 1_500));
+    assert_eq!(
+        (p.unhealthy_threshold, p.healthy_threshold, p.max_failures),
+        (Some(4), Some(3), Some(9))
+    );
+    assert_eq!(p.retries, Some(2));
+    assert_eq!(p.groups, ["g1"]);
+    let Pulse::Http(h) = &p.pulse else { panic!("http") };
+    assert_eq!(h.url, "https://127.0.0.1:8443/x");
+    assert_eq!(h.method, "POST");
+    assert_eq!(
+        *h.headers,
+        vec![("Content-Type".into(), "application/json".into()), ("X-Token".into(), "a:b".into())]
+    );
+    assert_eq!(h.body.as_deref(), Some("{\"q\": 1}"));
+    assert_eq!(h.expected_status, [200, 201]);
+    assert!(h.insecure_skip_verify);
+    assert_eq!(h.retries, Some(1));
+    assert_eq!(h.body_contains.as_deref(), Some("ok"));
+    assert_eq!(h.body_regex.as_deref(), Some("^o.$"));
+    assert_eq!(h.max_response_time_ms, Some(250));
+    assert_eq!(h.ca_file.as_deref(), Some("/etc/ca.pem"));
+    // Policy inputs.
+    assert_eq!(
+        (a.unhealthy_threshold(), a.healthy_threshold(), a.recovery_max_attempts()),
+        (4, 3, 3)
+    );
+    let i = a.intervention.as_ref().unwrap();
+    assert_eq!(i.retries, Some(2));
+    assert!(
+        matches!(&i.action, InterventionAction::Webhook { method, timeout_ms: Some(3000), body: Some(b), .. } if method == "PUT" && b == "x")
+    );
+    assert_eq!(a.maintenance[0].cron, "30 1 * * 1");
+    assert_eq!(a.maintenance[0].duration_ms, 45 * 60_000);
+    assert_eq!(a.maintenance[0].timezone, chrono_tz::America::New_York);
+    let red = a.codes.get(Colour::Red).unwrap();
+    assert!(!red.dispatch && !a.codes.dispatches(Colour::Red));
+    assert!(
+        matches!(&red.target, CodeTarget::Notify(n) if matches!(&**n, Notify::Slack { hook } if hook == "http://127.0.0.1:1/s"))
+    );
+    let green = a.codes.get(Colour::Green).unwrap();
+    let CodeTarget::Group { name, id } = &green.target else { panic!("group") };
+    assert_eq!(name, "team");
+    let kinds: Vec<&str> = r.registry.group_endpoints(*id).map(|(_, n)| n.kind()).collect();
+    assert_eq!(kinds, ["webhook", "email"]);
+    let kinds: Vec<&str> = r.registry.destinations(green).map(|n| n.kind()).collect();
+    assert_eq!(kinds, ["webhook", "email"]);
+    let kinds: Vec<&str> = r.registry.destinations(red).map(|n| n.kind()).collect();
+    assert_eq!(kinds, ["slack"]);
+    // Defaults on the others.
+    let tcp = &m[1];
+    assert!(tcp.enabled);
+    assert_eq!((tcp.interval_ms(), tcp.timeout_ms()), (30_000, 10_000));
+    assert_eq!(
+        (tcp.unhealthy_threshold(), tcp.healthy_threshold(), tcp.recovery_max_attempts()),
+        (1, 2, 1)
+    );
+    assert_eq!(tcp.id, "tcp");
+    let Pulse::Tls(t) = &m[6].pulse_check.pulse else { panic!("tls") };
+    assert_eq!(
+        (t.port, t.warn_days, t.critical_days, t.server_name.as_deref()),
+        (4, 20, 5, Some("sn"))
+    );
+    let Pulse::Icmp(ic) = &m[2].pulse_check.pulse else { panic!("icmp") };
+    assert_eq!((ic.count, ic.ignore_privilege), (3, true));
+}
+
+/// Load, write back as JSON, load again: the same monitors and registry.
+fn round_trip(text: &str) {
+    let (first, r1) = load_ok(text);
+    let json = manifest_json(&first, &r1.registry, r1.version.as_deref()).to_string();
+    let (second, r2) = load_str(&json, Some(Format::Json), &LoadOptions::default());
+    assert!(r2.is_valid() && r2.problems.warnings == 0, "{:#?}\n{json}", r2.problems.kept);
+    // Lines differ (one line of JSON); everything else is equal.
+    let unline =
+        |v: Vec<Monitor>| v.into_iter().map(|m| Monitor { line: 0, ..m }).collect::<Vec<_>>();
+    assert_eq!(unline(first), unline(second));
+    assert_eq!(r1.version, r2.version);
+    let names = |r: &LoadReport| -> Vec<(String, Vec<String>)> {
+        r.registry
+            .groups
+            .iter()
+            .map(|(n, _)| {
+                (
+                    n.clone(),
+                    r.registry
+                        .group_endpoints(r.registry.group_by_name(n).unwrap())
+                        .map(|(e, _)| e.clone())
+                        .collect(),
+                )
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_iter()
+            .collect()
+    };
+    assert_eq!(names(&r1), names(&r2));
+    let eps = |r: &LoadReport| {
+        r.registry
+            .endpoints
+            .iter()
+            .map(|(n, e)| (n.clone(), (**e).clone()))
+            .collect::<HashMap<_, _>>()
+    };
+    assert_eq!(eps(&r1), eps(&r2));
+}
+
+#[test]
+fn every_field_round_trips_through_json() {
+    round_trip(ALL_FIELDS_YAML);
+    round_trip(FLEET_YAML);
+}
+
+#[test]
+fn the_example_fleet_is_valid_and_covers_every_type_and_kind() {
+    let (m, r) = load_ok(FLEET_YAML);
+    let types: std::collections::HashSet<&str> =
+        m.iter().map(|m| m.pulse_check.pulse.type_name()).collect();
+    assert_eq!(types.len(), PULSE_TYPES.len());
+    let mut kinds: std::collections::HashSet<&str> =
+        r.registry.endpoints.iter().map(|(_, n)| n.kind()).collect();
+    for mon in &m {
+        for c in mon.codes.by_colour.iter().flatten() {
+            if let CodeTarget::Notify(n) = &c.target {
+                kinds.insert(n.kind());
+            }
+        }
+    }
+    assert_eq!(kinds.len(), NOTIFY_KINDS.len(), "{kinds:?}");
+    let actions: std::collections::HashSet<&str> =
+        m.iter().filter_map(|m| m.intervention.as_ref()).map(|i| i.action.action_name()).collect();
+    assert_eq!(actions.len(), INTERVENTION_ACTIONS.len());
+}
+
+#[test]
+fn go_cpra_manifests_load() {
+    let go = r#"
+monitors:
+  - name: legacy web
+    pulse_check:
+      type: HTTP
+      interval: 1m
+      max_failures: 3
+      config:
+        url: http://127.0.0.1:8080/
+        headers:
+          - "Authorization: Bearer abc"
+          - "Accept: */*"
+    intervention:
+      action: docker
+      target: {container: web}
+    codes:
+      RED: {notify: log}
+      Yellow: {dispatch: false, notify: log}
+      GREY: {notify: log}
+"#;
+    let (m, _) = load_ok(go);
+    let w = &m[0];
+    assert_eq!(w.unhealthy_threshold(), 3);
+    assert_eq!(w.id, derive_id("legacy web"));
+    assert!(is_valid_id(&w.id));
+    let Pulse::Http(h) = &w.pulse_check.pulse else { panic!() };
+    assert_eq!(h.headers[0], ("Authorization".into(), "Bearer abc".into()));
+    assert_eq!(h.method, "GET");
+    assert!(h.expected_status.is_empty());
+    assert!(w.codes.dispatches(Colour::Red));
+    assert!(!w.codes.dispatches(Colour::Yellow));
+    assert!(w.codes.dispatches(Colour::Gray));
+    // Anchors and merge keys share blocks, as Go's YAML library allows.
+    let shared = r#"
+x-defaults: &defaults
+  pulse_check: &pc {type: tcp, interval: 10s, config: {host: h, port: 1}}
+  codes: {red: {notify: log}}
+monitors:
+  - <<: *defaults
+    name: one
+  - <<: *defaults
+    name: two
+    pulse_check: {<<: *pc, interval: 20s}
+"#;
+    let (m, r) = load(shared);
+    assert!(r.is_valid(), "{:#?}", r.problems.kept);
+    assert_eq!(
+        r.problems.warnings, 1,
+        "x-defaults is an unknown top-level field: {:#?}",
+        r.problems.kept
+    );
+    assert_eq!((m[0].interval_ms(), m[1].interval_ms()), (10_000, 20_000));
+    assert!(m[1].codes.dispatches(Colour::Red));
+    // A bare list of monitors at the top level, as some Go CPRA files are written.
+    let (m, _) = load_ok("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n");
+    assert_eq!(m.len(), 1);
+}
+
+#[test]
+fn references_resolve_when_defined_after_the_monitors() {
+    let text = "monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: h, port: 1}}\n    codes: {red: {notify_group: g}}\nnotification_groups: {g: [e]}\nendpoints: {e: {type: slack, config: {hook: x}}}\n";
+    let (m, r) = load_ok(text);
+    let CodeTarget::Group { id, .. } = &m[0].codes.get(Colour::Red).unwrap().target else {
+        panic!()
+    };
+    assert_eq!(r.registry.group_endpoints(*id).count(), 1);
+}
+
+#[test]
+fn identical_blocks_are_stored_once() {
+    let text = "monitors:\n".to_string()
+        + &(0..10)
+            .map(|i| format!("  - name: m{i}\n    pulse_check: {{type: http, config: {{url: \"http://h/\", headers: {{A: b}}}}}}\n    codes: {{red: {{notify: log}}}}\n"))
+            .collect::<String>();
+    let (m, r) = load_ok(&text);
+    assert!(std::sync::Arc::ptr_eq(&m[0].codes, &m[9].codes));
+    let (Pulse::Http(a), Pulse::Http(b)) = (&m[0].pulse_check.pulse, &m[9].pulse_check.pulse)
+    else {
+        panic!()
+    };
+    assert!(std::sync::Arc::ptr_eq(&a.headers, &b.headers));
+    assert_eq!(r.distinct_codes, 1);
+}
+
+#[test]
+fn env_variables_are_expanded() {
+    let mut env = HashMap::new();
+    env.insert("CPRA_TEST_HOST".to_string(), "db.internal".to_string());
+    let opts = LoadOptions { strict: false, env: &env };
+    let (m, r) = load_str("monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: \"${CPRA_TEST_HOST}\", port: 1}}\n", None, &opts);
+    assert!(r.is_valid());
+    let Pulse::Tcp(t) = &m[0].pulse_check.pulse else { panic!() };
+    assert_eq!(t.host, "db.internal");
+}
+
+/// (manifest monitors block, expected class, text expected in message or hint)
+const BAD: &[(&str, Class, &str)] = &[
+    ("- name: a\n  pulse_check: {type: htp, config: {url: x}}", Class::UnknownType, "did you mean 'http'?"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {port: 1}}", Class::Missing, "missing required field 'host'"),
+    ("- pulse_check: {type: tcp, config: {host: h, port: 1}}", Class::Missing, "missing required field 'name'"),
+    ("- name: a", Class::Missing, "missing required field 'pulse_check'"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: abc}}", Class::WrongType, "not a whole number"),
+    ("- name: a\n  enabled: maybe\n  pulse_check: {type: tcp, config: {host: h, port: 1}}", Class::WrongType, "not a boolean"),
+    ("- name: a\n  pulse_check: {type: tcp, config: [1]}", Class::WrongType, "expected a mapping"),
+    ("- name: a\n  pulse_check: {type: tcp, interval: 30, config: {host: h, port: 1}}", Class::BadDuration, "without a unit"),
+    ("- name: a\n  pulse_check: {type: tcp, interval: 0s, config: {host: h, port: 1}}", Class::BadDuration, "greater than 0"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  codes: {red: {notify: slak}}", Class::UnknownKind, "did you mean 'slack'?"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  codes: {purple: {notify: log}}", Class::UnknownType, "unknown colour"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  intervention: {action: reboot}", Class::UnknownKind, "unknown intervention action"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 2}}", Class::DuplicateId, "duplicate id 'a'"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  codes: {red: {notify_group: nope}}", Class::UnknownReference, "notify_group 'nope' does not exist"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  maintenance: [{cron: \"0 2 * *\", duration: 1h}]", Class::BadCron, "expected 5"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  maintenance: [{cron: \"0 2 * * *\", duration: 1h, timezone: Mars/Base}]", Class::BadTimezone, "unknown timezone 'Mars/Base'"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: \"${CPRA_SURELY_UNSET_VAR}\", port: 1}}", Class::UnsetVariable, "'CPRA_SURELY_UNSET_VAR' is not set"),
+    ("- name: a\n  id: \"-bad\"\n  pulse_check: {type: tcp, config: {host: h, port: 1}}", Class::BadValue, "does not match"),
+    ("- name: a\n  pulse_check: {type: http, config: {url: \"http://h/\", body_regex: \"(\"}}", Class::BadValue, "bad regular expression"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}\n", Class::Syntax, "YAML syntax error"),
+];
+
+#[test]
+fn every_error_class_gives_its_message() {
+    for (block, class, text) in BAD {
+        let manifest = format!(
+            "monitors:\n{}\n",
+            block.lines().map(|l| format!("  {l}\n")).collect::<String>()
+        );
+        let (_, r) = load(&manifest);
+        assert!(!r.is_valid(), "{block}");
+        let d = r
+            .problems
+            .kept
+            .iter()
+            .find(|d| d.class == *class)
+            .unwrap_or_else(|| panic!("no {class:?} for {block}: {:#?}", r.problems.kept));
+        let all = format!("{d}");
+        assert!(all.contains(text), "'{text}' not in: {all}");
+        assert!(d.pos.line >= 1 && d.pos.column >= 1, "{d:?}");
+    }
+}
+
+#[test]
+fn messages_name_the_position_monitor_and_path() {
+    let (_, r) = load(
+        "monitors:\n  - name: web\n    pulse_check:\n      type: htp\n      config: {url: x}\n",
+    );
+    let d = &r.problems.kept[0];
+    assert_eq!((d.pos.line, d.pos.column), (4, 13));
+    assert_eq!(d.monitor.as_deref(), Some("web"));
+    assert_eq!(d.path, "monitors[0].pulse_check.type");
+    assert_eq!(
+        d.to_string(),
+        "error: <input>: monitor 'web': unknown pulse type 'htp' at monitors[0].pulse_check.type (line 4, column 13); expected one of http, tcp, icmp, dns, udp, grpc, tls, docker; did you mean 'http'?"
+    );
+}
+
+#[test]
+fn warnings_unknown_fields_and_timeout_over_interval() {
+    let text = "monitors:\n  - name: a\n    colour: red\n    pulse_check: {type: tcp, interval: 5s, timeout: 10s, config: {host: h, port: 1, hots: x}}\n";
+    let (m, r) = load(text);
+    assert!(r.is_valid());
+    assert_eq!(m.len(), 1);
+    assert_eq!(r.problems.warnings, 3, "{:#?}", r.problems.kept);
+    assert!(r.problems.kept.iter().any(|d| d.class == Class::TimeoutOverInterval));
+    assert!(r.problems.kept.iter().any(|d| d.to_string().contains("did you mean 'host'?")));
+    let (m, r) = load_str(text, None, &LoadOptions { strict: true, ..LoadOptions::default() });
+    assert!(!r.is_valid());
+    assert_eq!(r.problems.errors, 2);
+    assert!(m.is_empty());
+}
+
+#[test]
+fn many_problems_are_all_reported_up_to_the_bound() {
+    let text = "monitors:\n".to_string()
+        + &(0..150)
+            .map(|i| format!("  - name: m{i}\n    pulse_check: {{type: htp}}\n"))
+            .collect::<String>();
+    let (_, r) = load(&text);
+    assert_eq!(r.problems.kept.len(), MAX_PROBLEMS);
+    assert!(r.problems.errors >= 150);
+}
+
+#[test]
+fn json_errors_have_positions() {
+    let (_, r) = load_str("{\"monitors\": [\n  {\"name\": \"a\", \"pulse_check\": {\"type\": \"tcpp\", \"config\": {\"host\": \"h\", \"port\": 1}}}]}", None, &LoadOptions::default());
+    let d = &r.problems.kept[0];
+    assert_eq!(d.class, Class::UnknownType);
+    assert_eq!((d.pos.line, d.pos.column), (2, 41));
+}
+
+#[test]
+fn gzip_files_load() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("fleet.yaml.gz", FLEET_YAML.to_string()),
+        ("fleet.json.gz", {
+            let (m, r) = load_ok(FLEET_YAML);
+            manifest_json(&m, &r.registry, None).to_string()
+        }),
+    ] {
+        let path = dir.path().join(name);
+        let mut enc = flate2::write::GzEncoder::new(
+            std::fs::File::create(&path).unwrap(),
+            flate2::Compression::default(),
+        );
+        enc.write_all(text.as_bytes()).unwrap();
+        enc.finish().unwrap();
+        let mut n = 0;
+        let r = load_path(&path, &LoadOptions::default(), |_| n += 1).unwrap();
+        assert!(r.is_valid(), "{name}: {:#?}", r.problems.kept);
+        assert_eq!(n, 8, "{name}");
+    }
+    // A gzipped file without a telling extension is sniffed.
+    let path = dir.path().join("fleet.dat");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).unwrap(),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(FLEET_YAML.as_bytes()).unwrap();
+    enc.finish().unwrap();
+    assert!(load_path(&path, &LoadOptions::default(), |_| {}).unwrap().is_valid());
+    // Truncated gzip: an error, not a panic.
+    let bytes = std::fs::read(&path).unwrap();
+    let r = load_bytes(
+        bytes[..bytes.len() / 2].to_vec(),
+        None,
+        "cut.gz",
+        &LoadOptions::default(),
+        |_| {},
+    );
+    assert!(!r.is_valid());
+}
+
+#[test]
+fn unreadable_files_are_load_errors() {
+    assert!(load_path(
+        std::path::Path::new("/nonexistent/cpra.yaml"),
+        &LoadOptions::default(),
+        |_| {}
+    )
+    .is_err());
+    let dir = tempfile::tempdir().unwrap();
+    assert!(load_path(dir.path(), &LoadOptions::default(), |_| {}).is_err());
+}
+
+#[test]
+fn maintenance_window_on_the_monitor() {
+    let (m, _) = load_ok(FLEET_YAML);
+    let w = m.iter().find(|m| !m.maintenance.is_empty()).unwrap();
+    // 2026-01-04 is a Sunday; 02:00 Paris = 01:00 UTC.
+    let sat = chrono::NaiveDate::from_ymd_opt(2026, 1, 3)
+        .unwrap()
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis();
+    let (start, end) = w.next_maintenance_window(sat).unwrap();
+    let want = chrono::NaiveDate::from_ymd_opt(2026, 1, 4)
+        .unwrap()
+        .and_hms_opt(1, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis();
+    assert_eq!((start, end), (want, want + 2 * 3_600_000));
+}
+
+fn generated(monitors: u64, format: Format, seed: u64, mix: &str) -> Vec<u8> {
+    let opts = GenOptions {
+        monitors,
+        format,
+        targets: vec!["127.0.0.1:9000".into(), "127.0.0.1:9001".into()],
+        mix: parse_mix(mix).unwrap(),
+        interval: "15s".into(),
+        seed,
+    };
+    let mut out = Vec::new();
+    write_manifest(&opts, &mut out).unwrap();
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn generated_manifests_load(n in 0u64..40, seed in any::<u64>(), json in any::<bool>(), w in proptest::collection::vec(0u32..5, 6)) {
+        let format = if json { Format::Json } else { Format::Yaml };
+        let names = ["http", "tcp", "icmp", "dns", "udp", "tls"];
+        let mut mix: Vec<String> = names.iter().zip(&w).map(|(n, w)| format!("{n}={w}")).collect();
+        mix.push("http=1".into());
+        let bytes = generated(n, format, seed, &mix.join(","));
+        let mut count = 0;
+        let r = load_bytes(bytes, None, "gen", &LoadOptions::default(), |_| count += 1);
+        prop_assert!(r.is_valid(), "{:#?}", r.problems.kept);
+        prop_assert_eq!(count as u64, n);
+    }
+
+    #[test]
+    fn byte_mutations_never_panic(
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8),
+        which in 0usize..3,
+    ) {
+        let mut bytes = match which {
+            0 => FLEET_YAML.as_bytes().to_vec(),
+            1 => ALL_FIELDS_YAML.as_bytes().to_vec(),
+            _ => generated(5, Format::Json, 7, "http=1,tcp=1,tls=1"),
+        };
+        for (at, byte, op) in edits {
+            let i = at.index(bytes.len().max(1));
+            match op {
+                0 if i < bytes.len() => bytes[i] = byte,
+                1 => bytes.insert(i.min(bytes.len()), byte),
+                _ if i < bytes.len() => { bytes.remove(i); }
+                _ => {}
+            }
+        }
+        let r = load_bytes(bytes, None, "mutated", &LoadOptions::default(), |_| {});
+        prop_assert!(r.problems.kept.len() <= MAX_PROBLEMS);
+    }
+}
+
+#[test]
+fn every_accepted_field_is_documented() {
+    let doc = include_str!("../../../docs/configuration.md");
+    for list in ALL_FIELD_LISTS {
+        for field in *list {
+            assert!(
+                doc.contains(&format!("`{field}`")),
+                "docs/configuration.md does not mention `{field}`"
+            );
+        }
+    }
+    for word in PULSE_TYPES
+        .iter()
+        .chain(NOTIFY_KINDS.iter())
+        .chain(INTERVENTION_ACTIONS.iter())
+        .chain(COLOURS.iter())
+    {
+        assert!(
+            doc.contains(&format!("`{word}`")),
+            "docs/configuration.md does not mention `{word}`"
+        );
+    }
+}
