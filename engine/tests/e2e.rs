@@ -134,6 +134,19 @@ fn more_checks(target: &ScriptedServer, path: &str, n: usize) {
     target.wait_for(Some(path), BOUND, |r| r.len() >= before + n);
 }
 
+/// The colours the receiver got for `monitor`, in arrival order, once it has `n` of them.
+fn delivered(receiver: &ScriptedServer, monitor: &str, n: usize) -> Vec<String> {
+    let of_monitor = |r: &[Recorded]| -> Vec<String> {
+        r.iter()
+            .filter(|x| (200..300).contains(&x.status))
+            .filter_map(|x| serde_json::from_slice::<serde_json::Value>(&x.body).ok())
+            .filter(|v| v["monitor"] == monitor)
+            .map(|v| v["color"].as_str().unwrap_or("?").to_string())
+            .collect()
+    };
+    of_monitor(&receiver.wait_for(Some("/alerts"), BOUND, |r| of_monitor(r).len() >= n))
+}
+
 fn servers() -> (ScriptedServer, ScriptedServer) {
     (ScriptedServer::start().unwrap(), ScriptedServer::start().unwrap())
 }
@@ -151,6 +164,7 @@ fn scenario_1_threshold_red_then_green_after_two_successes() {
     assert_eq!(run.wait_colour("s1", "green"), ["yellow", "red", "green"]);
     more_checks(&target, "/s1", 5);
     assert_eq!(run.colours("s1"), ["yellow", "red", "green"]);
+    assert_eq!(delivered(&receiver, "s1", 3), ["yellow", "red", "green"]);
 }
 
 #[test]
@@ -183,6 +197,7 @@ fn scenario_2_intervention_succeeds_then_verified_green() {
     assert_eq!(run.wait_colour("s2", "green"), ["yellow", "cyan", "green"]);
     more_checks(&target, "/s2", 5);
     assert_eq!(run.colours("s2"), ["yellow", "cyan", "green"]);
+    assert_eq!(delivered(&receiver, "s2", 3), ["yellow", "cyan", "green"]);
     assert_eq!(receiver.requests(Some("/restart")).len(), 1, "one intervention per incident");
 }
 
