@@ -151,8 +151,12 @@ impl ReplySlot {
         }
     }
 
+    fn answer(&self) -> Option<Answer> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).answer
+    }
+
     fn answered(&self) -> bool {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).answer.is_some()
+        self.answer().is_some()
     }
 }
 
@@ -460,6 +464,11 @@ impl ShardResolver {
         if let Some(answer) = self.cache.borrow().get(host, Instant::now()) {
             return answer;
         }
+        // The resolver thread may have answered a lookup whose waiters have not run yet: take
+        // that answer rather than submit the same name again.
+        if let Some(answer) = self.harvest(host) {
+            return answer;
+        }
         let slot = self.join_or_submit(host)?;
         let timer = async {
             glommio::timer::sleep(timeout).await;
@@ -472,6 +481,12 @@ impl ShardResolver {
                 inflight.remove(host);
             }
         }
+        self.remember(host, answer);
+        answer
+    }
+
+    /// Caches `answer` unless it was a transient failure not of the name's making.
+    fn remember(&self, host: &str, answer: Answer) {
         match answer {
             Ok(_) | Err(ResolveError::NotFound) | Err(ResolveError::Failed) => {
                 self.cache.borrow_mut().insert(
@@ -483,15 +498,21 @@ impl ShardResolver {
             }
             Err(_) => {}
         }
-        answer
+    }
+
+    /// The answer of an in-flight lookup for `host` that has come back, moved into the cache.
+    fn harvest(&self, host: &str) -> Option<Answer> {
+        let answer = self.inflight.borrow().get(host).and_then(|slot| slot.answer())?;
+        self.inflight.borrow_mut().remove(host);
+        self.remember(host, answer);
+        Some(answer)
     }
 
     /// The pending lookup for `host`, or a new one.
     fn join_or_submit(&self, host: &str) -> Result<Arc<ReplySlot>, ResolveError> {
+        // An answered slot still here (answered since `harvest` looked) resolves at once.
         if let Some(slot) = self.inflight.borrow().get(host) {
-            if !slot.answered() {
-                return Ok(Arc::clone(slot));
-            }
+            return Ok(Arc::clone(slot));
         }
         let slot = self.resolver.submit(host)?;
         self.inflight.borrow_mut().insert(host.into(), Arc::clone(&slot));
