@@ -4,7 +4,7 @@
 //!
 //! - docker: `POST /containers/{name}/restart?t=` on the engine's unix socket;
 //! - webhook: the request in `target`; 2xx succeeded, other statuses failed;
-//! - systemd: `systemctl restart|reload-or-restart UNIT` on a blocking thread (never on the
+//! - systemd: `systemctl restart|reload-or-restart|try-restart [--job-mode=M] UNIT` on a blocking thread (never on the
 //!   shard thread), its exit status the outcome;
 //! - kubernetes: a PATCH of the workload's pod template annotation (rollout restart) or of its
 //!   `scale` subresource, against the kubeconfig's server or the in-cluster one.
@@ -42,9 +42,9 @@ pub fn describe(action: &InterventionAction) -> String {
             format!("webhook {} {url}", method.to_ascii_uppercase())
         }
         InterventionAction::Systemd { unit, mode } => {
-            let verb = systemctl_args(unit, mode.as_deref())
-                .map_or_else(|_| "restart".to_owned(), |[verb, _]| verb);
-            format!("systemctl {verb} {unit}")
+            let args = systemctl_args(unit, mode.as_deref())
+                .unwrap_or_else(|_| vec!["restart".to_owned(), unit.clone()]);
+            format!("systemctl {}", args.join(" "))
         }
         InterventionAction::Kubernetes { namespace, kind, name, replicas, .. } => match replicas {
             Some(n) => format!("kubernetes scale {kind} {namespace}/{name} to {n}"),
@@ -84,22 +84,37 @@ pub fn http_result(result: &HttpResult) -> InterventionResult {
     }
 }
 
-/// `systemctl` arguments for `mode` (default `restart`; `reload` means reload-or-restart).
-pub fn systemctl_args(unit: &str, mode: Option<&str>) -> Result<[String; 2], String> {
-    let verb = match mode.unwrap_or("restart").to_ascii_lowercase().as_str() {
-        "restart" => "restart",
-        "reload" | "reload-or-restart" => "reload-or-restart",
-        "try-restart" => "try-restart",
+/// systemd job modes (`systemctl --job-mode=`), the `mode` that systemd's D-Bus
+/// `RestartUnit(unit, mode)` takes. Manifests written for the Go CPRA say `mode: replace`, so
+/// such a mode means "restart, queued with this job mode".
+const SYSTEMD_JOB_MODES: [&str; 6] =
+    ["replace", "fail", "isolate", "ignore-dependencies", "ignore-requirements", "flush"];
+
+/// `systemctl` arguments for `mode`: a verb (`restart`, the default; `reload` or
+/// `reload-or-restart`; `try-restart`) or, as the Go CPRA wrote it, a job mode
+/// (`replace`, `fail`, ...), which restarts with `--job-mode=MODE`.
+pub fn systemctl_args(unit: &str, mode: Option<&str>) -> Result<Vec<String>, String> {
+    let mode = mode.unwrap_or("restart").to_ascii_lowercase();
+    let mut args = match mode.as_str() {
+        "restart" => vec!["restart".to_owned()],
+        "reload" | "reload-or-restart" => vec!["reload-or-restart".to_owned()],
+        "try-restart" => vec!["try-restart".to_owned()],
+        job if SYSTEMD_JOB_MODES.contains(&job) => {
+            vec!["restart".to_owned(), format!("--job-mode={job}")]
+        }
         other => {
             return Err(format!(
-                "systemd mode `{other}`: use restart, reload-or-restart or try-restart"
+                "systemd mode `{other}`: use restart, reload-or-restart or try-restart, or a job \
+                 mode ({})",
+                SYSTEMD_JOB_MODES.join(", ")
             ))
         }
     };
     if unit.is_empty() || unit.starts_with('-') || unit.chars().any(char::is_whitespace) {
         return Err(format!("systemd unit `{unit}` is not a unit name"));
     }
-    Ok([verb.to_owned(), unit.to_owned()])
+    args.push(unit.to_owned());
+    Ok(args)
 }
 
 /// Runs `program args` on the calling (blocking) thread, at most `timeout`; killed past it.
@@ -395,6 +410,10 @@ mod tests {
         assert_eq!(
             systemctl_args("nginx", Some("reload")).unwrap(),
             ["reload-or-restart", "nginx"]
+        );
+        assert_eq!(
+            systemctl_args("unbound.service", Some("replace")).unwrap(),
+            ["restart", "--job-mode=replace", "unbound.service"]
         );
         assert!(systemctl_args("nginx", Some("stop")).is_err());
         assert!(systemctl_args("--now", None).is_err());
