@@ -6,6 +6,7 @@
 //! (that is `cpra-engine`), or name resolution on a shard thread (callers hand in addresses
 //! already resolved).
 
+pub mod conn;
 pub mod deadline;
 pub mod http;
 pub mod http_response;

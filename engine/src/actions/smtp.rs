@@ -7,12 +7,9 @@
 //! (tokio/async-std) and TLS stack, while this runs on glommio's sockets and the rustls
 //! config the HTTP notifiers already use; the part of SMTP a notifier needs is small.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use base64::Engine as _;
-use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use futures_rustls::client::TlsStream;
+use cpra_net::conn::Conn;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use super::payload::rfc3339;
@@ -108,51 +105,6 @@ pub fn message(
 pub fn auth_plain(username: &str, password: &str) -> String {
     let raw = format!("\0{username}\0{password}");
     base64::engine::general_purpose::STANDARD.encode(raw)
-}
-
-enum Conn {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Conn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Conn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Conn::Plain(s) => Pin::new(s).poll_close(cx),
-            Conn::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
-        }
-    }
 }
 
 /// Why a session ended early, and whether the message may have been accepted.
