@@ -217,7 +217,6 @@ fn next_query_id() -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use glommio::LocalExecutorBuilder;
     use hickory_proto::rr::rdata::{A, AAAA};
     use hickory_proto::rr::{RData, Record};
     use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket as StdUdp};
@@ -271,18 +270,13 @@ mod tests {
     }
 
     fn run_checks(cfgs: Vec<DnsConfig>) -> Vec<Outcome> {
-        LocalExecutorBuilder::default()
-            .io_memory(64 << 10)
-            .spawn(move || async move {
-                let mut out = Vec::new();
-                for cfg in &cfgs {
-                    out.push(check(cfg, Duration::from_secs(10)).await);
-                }
-                out
-            })
-            .unwrap()
-            .join()
-            .unwrap()
+        crate::test_executor::run(move || async move {
+            let mut out = Vec::new();
+            for cfg in &cfgs {
+                out.push(check(cfg, Duration::from_secs(10)).await);
+            }
+            out
+        })
     }
 
     #[test]
@@ -317,17 +311,12 @@ mod tests {
         let cfg_silent =
             DnsConfig::new(silent.local_addr().unwrap(), "ok.test", DnsRecord::A).unwrap();
         let cfg_closed = DnsConfig::new(closed, "ok.test", DnsRecord::A).unwrap();
-        let outcomes = LocalExecutorBuilder::default()
-            .io_memory(64 << 10)
-            .spawn(move || async move {
-                (
-                    check(&cfg_silent, Duration::from_millis(200)).await,
-                    check(&cfg_closed, Duration::from_secs(10)).await,
-                )
-            })
-            .unwrap()
-            .join()
-            .unwrap();
+        let outcomes = crate::test_executor::run(move || async move {
+            (
+                check(&cfg_silent, Duration::from_millis(200)).await,
+                check(&cfg_closed, Duration::from_secs(10)).await,
+            )
+        });
         assert_eq!(outcomes.0.failure, Some(FailureKind::Timeout), "{:?}", outcomes.0);
         assert_eq!(outcomes.1.failure, Some(FailureKind::ConnectRefused), "{:?}", outcomes.1);
     }

@@ -335,7 +335,6 @@ fn connect_outcome(e: &io::Error, latency_us: u32) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use glommio::LocalExecutorBuilder;
     use std::io::{Read, Write};
     use std::os::unix::net::UnixListener;
 
@@ -421,18 +420,13 @@ mod tests {
     }
 
     fn run_checks(cfgs: Vec<DockerConfig>) -> Vec<Outcome> {
-        LocalExecutorBuilder::default()
-            .io_memory(64 << 10)
-            .spawn(move || async move {
-                let mut out = Vec::new();
-                for cfg in &cfgs {
-                    out.push(check(cfg, Duration::from_secs(10)).await);
-                }
-                out
-            })
-            .unwrap()
-            .join()
-            .unwrap()
+        crate::test_executor::run(move || async move {
+            let mut out = Vec::new();
+            for cfg in &cfgs {
+                out.push(check(cfg, Duration::from_secs(10)).await);
+            }
+            out
+        })
     }
 
     #[test]
@@ -477,12 +471,9 @@ mod tests {
         let path = dir.path().join("docker.sock");
         let _listener = UnixListener::bind(&path).unwrap(); // accepts (backlog) but never answers
         let cfg = DockerConfig::new(&path, "web").unwrap();
-        let o = LocalExecutorBuilder::default()
-            .io_memory(64 << 10)
-            .spawn(move || async move { check(&cfg, Duration::from_millis(200)).await })
-            .unwrap()
-            .join()
-            .unwrap();
+        let o = crate::test_executor::run(move || async move {
+            check(&cfg, Duration::from_millis(200)).await
+        });
         assert_eq!(o.failure, Some(FailureKind::Timeout), "{o:?}");
     }
 

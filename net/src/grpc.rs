@@ -485,7 +485,6 @@ fn grpc_status_text(code: u32) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use glommio::LocalExecutorBuilder;
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream as StdTcp};
 
@@ -622,18 +621,13 @@ mod tests {
     }
 
     fn run_checks(cfgs: Vec<GrpcConfig>, timeout: Duration) -> Vec<Outcome> {
-        LocalExecutorBuilder::default()
-            .io_memory(64 << 10)
-            .spawn(move || async move {
-                let mut out = Vec::new();
-                for cfg in &cfgs {
-                    out.push(check(cfg, timeout).await);
-                }
-                out
-            })
-            .unwrap()
-            .join()
-            .unwrap()
+        crate::test_executor::run(move || async move {
+            let mut out = Vec::new();
+            for cfg in &cfgs {
+                out.push(check(cfg, timeout).await);
+            }
+            out
+        })
     }
 
     #[test]

@@ -476,17 +476,11 @@ pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use glommio::LocalExecutorBuilder;
 
     fn on_shard<T: Send + 'static, F: std::future::Future<Output = T> + 'static>(
         f: impl FnOnce() -> F + Send + 'static,
     ) -> T {
-        LocalExecutorBuilder::default()
-            .io_memory(64 << 10)
-            .spawn(move || async move { f().await })
-            .unwrap()
-            .join()
-            .unwrap()
+        crate::test_executor::run(move || async move { f().await })
     }
 
     #[test]

@@ -543,7 +543,6 @@ impl ShardResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use glommio::LocalExecutorBuilder;
     use std::net::Ipv4Addr;
     use std::rc::Rc;
 
@@ -552,12 +551,7 @@ mod tests {
         F: Future<Output = T> + 'static,
         T: Send + 'static,
     {
-        LocalExecutorBuilder::default()
-            .io_memory(64 << 10)
-            .spawn(move || async move { f().await })
-            .unwrap()
-            .join()
-            .unwrap()
+        crate::test_executor::run(move || async move { f().await })
     }
 
     const LONG: Duration = Duration::from_secs(30);

@@ -128,16 +128,10 @@ pub(crate) fn io_outcome(e: &io::Error, latency_us: u32) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use glommio::LocalExecutorBuilder;
     use std::net::UdpSocket as StdUdp;
 
     fn run_check(cfg: UdpConfig, timeout: Duration) -> Outcome {
-        LocalExecutorBuilder::default()
-            .io_memory(64 << 10)
-            .spawn(move || async move { check(&cfg, timeout).await })
-            .unwrap()
-            .join()
-            .unwrap()
+        crate::test_executor::run(move || async move { check(&cfg, timeout).await })
     }
 
     /// A one-shot echo server on a std thread: answers the first datagram with `reply`.
@@ -198,20 +192,15 @@ mod tests {
         // replies; ours must each get their own.
         let server = StdUdp::bind("127.0.0.1:0").unwrap();
         let addr = server.local_addr().unwrap();
-        let ports = LocalExecutorBuilder::default()
-            .io_memory(64 << 10)
-            .spawn(move || async move {
-                let mut sockets = Vec::new();
-                for _ in 0..512 {
-                    let s = bind_for(addr).unwrap();
-                    s.connect(addr).await.unwrap();
-                    sockets.push(s);
-                }
-                sockets.iter().map(|s| s.local_addr().unwrap().port()).collect::<Vec<_>>()
-            })
-            .unwrap()
-            .join()
-            .unwrap();
+        let ports = crate::test_executor::run(move || async move {
+            let mut sockets = Vec::new();
+            for _ in 0..512 {
+                let s = bind_for(addr).unwrap();
+                s.connect(addr).await.unwrap();
+                sockets.push(s);
+            }
+            sockets.iter().map(|s| s.local_addr().unwrap().port()).collect::<Vec<_>>()
+        });
         let unique: std::collections::HashSet<_> = ports.iter().collect();
         assert_eq!(unique.len(), ports.len());
     }
