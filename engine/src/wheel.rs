@@ -433,6 +433,22 @@ mod tests {
     }
 
     #[test]
+    fn expiries_under_4096_ms_ahead_stay_in_level_0_across_a_page_boundary() {
+        // A 1 s monitor whose next slot crosses a 4096 ms page must not go to level 1: that
+        // is what made a quarter of a 1 s fleet cascade at once at every page boundary.
+        assert_eq!(level_for(4_000, 5_000), 0);
+        assert_eq!(level_for(8_191, 8_192 + 4_000), 0);
+        assert_eq!(level_for(4_000, 4_000 + 4_096), 1);
+        assert_eq!(level_for(0, 1 << 24), 2);
+        let mut wheel = Wheel::new(1, 4_000);
+        wheel.insert(0, 5_000);
+        assert!(wheel.occupied[0].summary != 0 && wheel.occupied[1].summary == 0);
+        assert_eq!(wheel.next_due_ms(), Some(5_000));
+        assert_eq!(wheel.poll(4_999), None);
+        assert_eq!(wheel.poll(5_000), Some(0));
+    }
+
+    #[test]
     fn occupancy_finds_the_next_slot_wrapping() {
         let mut o = Occupancy::EMPTY;
         assert_eq!(o.next_at_or_after(5), None);
