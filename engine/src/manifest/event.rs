@@ -19,7 +19,10 @@ impl fmt::Display for Pos {
 }
 
 /// One parse event. Keys of a mapping arrive as `Scalar` events like any value.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Events carry no text, so reading one allocates nothing: a `Scalar`'s text is read with
+/// [`EventSource::scalar`] before the next event is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     MapStart {
         anchor: usize,
@@ -32,7 +35,6 @@ pub enum Event {
     /// `quoted` is false for YAML plain scalars and JSON numbers/`true`/`false`/`null`, so
     /// `"true"` stays a string while `true` is a boolean.
     Scalar {
-        value: String,
         quoted: bool,
         anchor: usize,
     },
@@ -52,4 +54,35 @@ pub struct SyntaxError {
 /// A pull reader of events.
 pub trait EventSource {
     fn next_event(&mut self) -> Result<(Event, Pos), SyntaxError>;
+
+    /// The text of the last `Scalar` event returned (unspecified after any other event). It
+    /// borrows the reader's buffer, so it is valid only until the next `next_event`.
+    fn scalar(&self) -> &str;
+}
+
+/// An event with its scalar's text (empty for other events): what tests and differential
+/// checks compare. The loader never keeps events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owned {
+    pub event: Event,
+    pub text: String,
+}
+
+impl Owned {
+    pub fn of(event: Event, text: &str) -> Owned {
+        Owned { event, text: text.to_owned() }
+    }
+}
+
+/// Every event of `src` before `End`, with texts; stops at the first error.
+pub fn collect(src: &mut dyn EventSource) -> Result<Vec<(Owned, Pos)>, SyntaxError> {
+    let mut out = Vec::new();
+    loop {
+        let (event, pos) = src.next_event()?;
+        if event == Event::End {
+            return Ok(out);
+        }
+        let text = if matches!(event, Event::Scalar { .. }) { src.scalar() } else { "" };
+        out.push((Owned::of(event, text), pos));
+    }
 }

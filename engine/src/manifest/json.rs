@@ -46,6 +46,8 @@ pub struct JsonReader<R: Read> {
     started: bool,
     finished: bool,
     scratch: Vec<u8>,
+    /// The last scalar's text (see `EventSource::scalar`).
+    text: String,
 }
 
 impl<R: Read> JsonReader<R> {
@@ -68,6 +70,7 @@ impl<R: Read> JsonReader<R> {
             started: false,
             finished: false,
             scratch: Vec::with_capacity(256),
+            text: String::new(),
         }
     }
 
@@ -303,12 +306,12 @@ impl<R: Read> JsonReader<R> {
                 Ok((Event::SeqStart { anchor: 0 }, pos))
             }
             b'"' => {
-                let value = self.read_string()?;
-                Ok((Event::Scalar { value, quoted: true, anchor: 0 }, pos))
+                self.text = self.read_string()?;
+                Ok((Event::Scalar { quoted: true, anchor: 0 }, pos))
             }
             b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
-                let value = self.read_word()?;
-                Ok((Event::Scalar { value, quoted: false, anchor: 0 }, pos))
+                self.text = self.read_word()?;
+                Ok((Event::Scalar { quoted: false, anchor: 0 }, pos))
             }
             other => self.err(format!("expected a value, found '{}'", printable(other))),
         }
@@ -330,6 +333,10 @@ impl<R: Read> JsonReader<R> {
 }
 
 impl<R: Read> EventSource for JsonReader<R> {
+    fn scalar(&self) -> &str {
+        &self.text
+    }
+
     fn next_event(&mut self) -> Result<(Event, Pos), SyntaxError> {
         loop {
             let next = self.skip_ws()?;
@@ -372,10 +379,10 @@ impl<R: Read> EventSource for JsonReader<R> {
                             printable(b)
                         ));
                     }
-                    let value = self.read_string()?;
+                    self.text = self.read_string()?;
                     self.expect_byte(b':', "':' after the key")?;
                     self.set_top(Frame::ObjectValue);
-                    return Ok((Event::Scalar { value, quoted: true, anchor: 0 }, pos));
+                    return Ok((Event::Scalar { quoted: true, anchor: 0 }, pos));
                 }
                 Frame::ObjectValue => {
                     self.set_top(Frame::ObjectNext);
@@ -474,40 +481,37 @@ fn is_json_number(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::event::{collect, Owned};
 
-    fn events(src: &str) -> Result<Vec<(Event, Pos)>, SyntaxError> {
-        let mut r = JsonReader::new(src.as_bytes());
-        let mut out = Vec::new();
-        loop {
-            let (e, p) = r.next_event()?;
-            if e == Event::End {
-                return Ok(out);
-            }
-            out.push((e, p));
-        }
+    fn events(src: &str) -> Result<Vec<(Owned, Pos)>, SyntaxError> {
+        collect(&mut JsonReader::new(src.as_bytes()))
     }
 
-    fn s(v: &str, quoted: bool) -> Event {
-        Event::Scalar { value: v.into(), quoted, anchor: 0 }
+    fn s(v: &str, quoted: bool) -> Owned {
+        Owned::of(Event::Scalar { quoted, anchor: 0 }, v)
+    }
+
+    fn e(event: Event) -> Owned {
+        Owned::of(event, "")
     }
 
     #[test]
     fn events_and_positions() {
         let ev = events("{\"a\": [1, \"x\\u00e9\\ud83d\\ude00\"],\n \"b\": {}}").unwrap();
-        let kinds: Vec<Event> = ev.iter().map(|(e, _)| e.clone()).collect();
+        let kinds: Vec<Owned> = ev.iter().map(|(e, _)| e.clone()).collect();
         assert_eq!(
             kinds,
             vec![
-                Event::MapStart { anchor: 0 },
+                e(Event::MapStart { anchor: 0 }),
                 s("a", true),
-                Event::SeqStart { anchor: 0 },
+                e(Event::SeqStart { anchor: 0 }),
                 s("1", false),
                 s("xé😀", true),
-                Event::SeqEnd,
+                e(Event::SeqEnd),
                 s("b", true),
-                Event::MapStart { anchor: 0 },
-                Event::MapEnd,
-                Event::MapEnd,
+                e(Event::MapStart { anchor: 0 }),
+                e(Event::MapEnd),
+                e(Event::MapEnd),
             ]
         );
         assert_eq!(ev[6].1, Pos { line: 2, column: 2 });
@@ -534,15 +538,7 @@ mod tests {
             "{\"a\": [1, \"xé\\n\\u00e9 long string here\", true, null],\n \"b\": {\"c\": -1.5e3}}";
         let want = events(src).unwrap();
         for size in 1..9 {
-            let mut r = JsonReader::with_buffer(src.as_bytes(), size);
-            let mut got = Vec::new();
-            loop {
-                let (e, p) = r.next_event().unwrap();
-                if e == Event::End {
-                    break;
-                }
-                got.push((e, p));
-            }
+            let got = collect(&mut JsonReader::with_buffer(src.as_bytes(), size)).unwrap();
             assert_eq!(got, want, "buffer of {size} bytes");
         }
     }

@@ -254,7 +254,7 @@ impl Loader<'_> {
             let (ev, pos) = src.next_event()?;
             let key = match ev {
                 Event::MapEnd => break,
-                Event::Scalar { value, .. } => value,
+                Event::Scalar { .. } => src.scalar().to_owned(),
                 _ => {
                     return Err(SyntaxError {
                         pos,

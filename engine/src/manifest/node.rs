@@ -103,7 +103,8 @@ pub fn build(
     loop {
         let (event, pos) = ev;
         let completed: Option<(Node, usize)> = match event {
-            Event::Scalar { value, quoted, anchor } => {
+            Event::Scalar { quoted, anchor } => {
+                let value = src.scalar().to_owned();
                 Some((Node { kind: NodeKind::Scalar { value, quoted }, pos }, anchor))
             }
             Event::Alias(id) => match anchors.nodes.get(&id) {

@@ -114,13 +114,20 @@ pub struct YamlReader<R: Read + 'static> {
     parser: Parser<'static, BufferedInput<Utf8Chars<std::io::BufReader<R>>>>,
     problem: Rc<RefCell<Option<String>>>,
     done: bool,
+    /// The last scalar's text (see `EventSource::scalar`).
+    text: String,
 }
 
 impl<R: Read + 'static> YamlReader<R> {
     pub fn new(reader: R) -> Self {
         let chars = Utf8Chars::new(std::io::BufReader::with_capacity(READ_BUFFER_BYTES, reader));
         let problem = Rc::clone(&chars.problem);
-        YamlReader { parser: Parser::new_from_iter(chars), problem, done: false }
+        YamlReader {
+            parser: Parser::new_from_iter(chars),
+            problem,
+            done: false,
+            text: String::new(),
+        }
     }
 }
 
@@ -132,6 +139,10 @@ fn pos_of(marker: &saphyr_parser::Marker) -> Pos {
 }
 
 impl<R: Read + 'static> EventSource for YamlReader<R> {
+    fn scalar(&self) -> &str {
+        &self.text
+    }
+
     fn next_event(&mut self) -> Result<(Event, Pos), SyntaxError> {
         loop {
             if self.done {
@@ -159,11 +170,11 @@ impl<R: Read + 'static> EventSource for YamlReader<R> {
                     Event::End
                 }
                 YEvent::Alias(id) => Event::Alias(id),
-                YEvent::Scalar(value, style, anchor, _tag) => Event::Scalar {
-                    value: value.into_owned(),
-                    quoted: style != ScalarStyle::Plain,
-                    anchor,
-                },
+                YEvent::Scalar(value, style, anchor, _tag) => {
+                    self.text.clear();
+                    self.text.push_str(&value);
+                    Event::Scalar { quoted: style != ScalarStyle::Plain, anchor }
+                }
                 YEvent::SequenceStart(anchor, _) => Event::SeqStart { anchor },
                 YEvent::SequenceEnd => Event::SeqEnd,
                 YEvent::MappingStart(anchor, _) => Event::MapStart { anchor },
@@ -177,23 +188,17 @@ impl<R: Read + 'static> EventSource for YamlReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::event::{collect, Owned};
 
     #[test]
     fn yaml_events_with_positions() {
         let src = "a:\n  - 1\n  - \"x\"\nb: {c: d}\n";
         let mut r = YamlReader::new(std::io::Cursor::new(src.as_bytes().to_vec()));
-        let mut got = Vec::new();
-        loop {
-            let (e, p) = r.next_event().unwrap();
-            if e == Event::End {
-                break;
-            }
-            got.push((e, p));
-        }
-        assert_eq!(got[0].0, Event::MapStart { anchor: 0 });
-        assert_eq!(got[3].0, Event::Scalar { value: "1".into(), quoted: false, anchor: 0 });
+        let got = collect(&mut r).unwrap();
+        assert_eq!(got[0].0, Owned::of(Event::MapStart { anchor: 0 }, ""));
+        assert_eq!(got[3].0, Owned::of(Event::Scalar { quoted: false, anchor: 0 }, "1"));
         assert_eq!(got[3].1, Pos { line: 2, column: 5 });
-        assert_eq!(got[4].0, Event::Scalar { value: "x".into(), quoted: true, anchor: 0 });
+        assert_eq!(got[4].0, Owned::of(Event::Scalar { quoted: true, anchor: 0 }, "x"));
         assert_eq!(got[6].1, Pos { line: 4, column: 1 });
     }
 
