@@ -237,6 +237,71 @@ struct Window {
     /// CPU time the process used in the window (the main thread only sleeps, so this is the
     /// shards' time): on a shared machine, checks per CPU-second is the fair capacity figure.
     cpu_secs: f64,
+    /// What the host did to us in the window, so a lateness tail can be attributed.
+    noise: HostNoise,
+}
+
+/// Host interference over a window: the share of CPU time the hypervisor gave to other
+/// guests (steal), and how often the kernel preempted this process's threads (involuntary
+/// context switches). A shard that is preempted cannot start a check on time, whatever the
+/// scheduler does, so the lateness tail is read beside these.
+#[derive(Clone, Copy, Debug, Default)]
+struct HostNoise {
+    steal_pct: f64,
+    preemptions: u64,
+}
+
+/// Cumulative (steal, total) jiffies of all CPUs, from the first line of /proc/stat.
+fn cpu_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    (fields.get(7).copied().unwrap_or(0), fields.iter().sum())
+}
+
+/// Involuntary context switches of every thread of this process so far.
+fn preemptions() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("status")).ok())
+        .filter_map(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// A reading of the host's interference counters; `since` gives the window's figures.
+#[derive(Clone, Copy)]
+struct NoiseMark {
+    steal: u64,
+    total: u64,
+    preemptions: u64,
+}
+
+impl NoiseMark {
+    fn now() -> NoiseMark {
+        let (steal, total) = cpu_jiffies();
+        NoiseMark { steal, total, preemptions: preemptions() }
+    }
+
+    fn since(self, start: NoiseMark) -> HostNoise {
+        let total = self.total.saturating_sub(start.total).max(1);
+        HostNoise {
+            steal_pct: self.steal.saturating_sub(start.steal) as f64 * 100.0 / total as f64,
+            preemptions: self.preemptions.saturating_sub(start.preemptions),
+        }
+    }
 }
 
 impl Window {
@@ -293,11 +358,13 @@ fn run_cpra<P: Probe>(
     let c0 = runtime.counters();
     let a0 = allocations();
     let cpu0 = process_cpu_secs();
+    let n0 = NoiseMark::now();
     let t0 = Instant::now();
     std::thread::sleep(window);
     let c1 = runtime.counters();
     let a1 = allocations();
     let cpu_secs = process_cpu_secs() - cpu0;
+    let noise = NoiseMark::now().since(n0);
     let secs = t0.elapsed().as_secs_f64();
     let rss = rss_bytes();
     let mut lateness_us = runtime.lateness_us(read_timeout);
@@ -311,6 +378,7 @@ fn run_cpra<P: Probe>(
         lateness_us,
         rss_bytes: rss,
         cpu_secs,
+        noise,
     })
 }
 
@@ -483,9 +551,11 @@ fn run_baseline<P: Probe>(
         allocations(),
     );
     let cpu0 = process_cpu_secs();
+    let n0 = NoiseMark::now();
     let t0 = Instant::now();
     std::thread::sleep(window);
     let cpu_secs = process_cpu_secs() - cpu0;
+    let noise = NoiseMark::now().since(n0);
     let (c1, m1, a1) = (
         read(|s| s.completed.load(Ordering::Relaxed)),
         read(|s| s.missed.load(Ordering::Relaxed)),
@@ -507,6 +577,7 @@ fn run_baseline<P: Probe>(
         lateness_us,
         rss_bytes: rss,
         cpu_secs,
+        noise,
     })
 }
 
@@ -564,7 +635,7 @@ fn pct_us(h: &Histogram<u64>, q: f64) -> u64 {
 
 fn describe(name: &str, w: &Window) {
     println!(
-        "  {name:<9} {:>10.0} checks/s ({:>10.0} per CPU-second, {:.2} CPUs busy)  lateness p50 {} us, p99 {} us, p99.9 {} us, max {} us  missed {}  allocs/check {:.4}  rss {} MiB",
+        "  {name:<9} {:>10.0} checks/s ({:>10.0} per CPU-second, {:.2} CPUs busy)  lateness p50 {} us, p99 {} us, p99.9 {} us, max {} us  missed {}  allocs/check {:.4}  rss {} MiB  host: steal {:.1}%, {} preemptions",
         w.rate(),
         w.rate_per_cpu_sec(),
         w.cpu_secs / w.secs,
@@ -575,6 +646,8 @@ fn describe(name: &str, w: &Window) {
         w.missed,
         w.allocations_per_check(),
         w.rss_bytes >> 20,
+        w.noise.steal_pct,
+        w.noise.preemptions,
     );
 }
 
@@ -676,7 +749,8 @@ pub fn run(args: Args) -> i32 {
             r#"{{"bench":"scheduler","monitors":{},"shards":{},"probe":{},"dispatches_per_sec":{},"#,
             r#""dispatches_per_sec_per_core":{},"lateness_us":{{"p50":{},"p99":{},"p999":{},"max":{}}},"#,
             r#""missed_slots":{},"hot_bytes_per_monitor":{},"rss_bytes":{},"baseline_dispatches_per_sec":{},"#,
-            r#""ratio_vs_baseline":{}}}"#
+            r#""ratio_vs_baseline":{},"allocations_per_check":{{"on_time":{},"saturated":{}}},"#,
+            r#""host_noise":{{"steal_pct":{},"preemptions":{}}}}}"#
         ),
         args.monitors,
         shards,
@@ -692,6 +766,10 @@ pub fn run(args: Args) -> i32 {
         on_time.rss_bytes,
         baseline_dispatches_per_sec.round() as u64,
         (ratio * 100.0).round() / 100.0,
+        (on_time.allocations_per_check() * 1e4).round() / 1e4,
+        (saturated.allocations_per_check() * 1e4).round() / 1e4,
+        (on_time.noise.steal_pct * 10.0).round() / 10.0,
+        on_time.noise.preemptions,
     );
     debug_assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok(), "{json}");
     println!("{json}");
