@@ -1578,3 +1578,76 @@ mod differential {
         }
     }
 }
+
+#[cfg(test)]
+mod loader {
+    //! Through the real loader: a file (plain and gzipped) loads the same, with the same
+    //! diagnostics, on the fast path, after a fallback, and through saphyr alone.
+
+    use std::io::Write;
+
+    use crate::manifest::gen::{write_manifest, GenOptions};
+    use crate::manifest::source::open;
+    use crate::manifest::{load_path, load_reader, LoadOptions, LoadReport, Monitor};
+
+    /// Load `path` through `load_path` (the fast path) and through saphyr alone.
+    fn both(path: &std::path::Path) -> [(Vec<Monitor>, LoadReport); 2] {
+        let opts = LoadOptions::default();
+        let mut fast = Vec::new();
+        let fast_report = load_path(path, &opts, |m| fast.push(m)).unwrap();
+        let (reader, format) = open(path).unwrap();
+        let mut slow = Vec::new();
+        let slow_report =
+            load_reader(reader, format, &path.display().to_string(), &opts, |m| slow.push(m));
+        [(fast, fast_report), (slow, slow_report)]
+    }
+
+    fn write(dir: &tempfile::TempDir, name: &str, text: &str, gz: bool) -> std::path::PathBuf {
+        let path = dir.path().join(name);
+        let file = std::fs::File::create(&path).unwrap();
+        if gz {
+            let mut w = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+            w.write_all(text.as_bytes()).unwrap();
+            w.finish().unwrap();
+        } else {
+            let mut w = file;
+            w.write_all(text.as_bytes()).unwrap();
+        }
+        path
+    }
+
+    fn fleet(monitors: u64) -> String {
+        let mut buf = Vec::new();
+        write_manifest(&GenOptions { monitors, ..Default::default() }, &mut buf).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn fast_fallback_and_saphyr_load_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = fleet(30);
+        // A block scalar late in the file: the fast path falls back after 20-odd monitors.
+        let exotic = plain.replacen(
+            "  - name: svc-00000025\n",
+            "  - name: svc-00000025\n    description: |\n      two\n      lines\n",
+            1,
+        );
+        // A syntax error late in the file: saphyr's message and position.
+        let broken = plain.replacen("  - name: svc-00000027\n", "  - name: [svc-00000027\n", 1);
+        for (name, text) in [("plain", &plain), ("exotic", &exotic), ("broken", &broken)] {
+            for gz in [false, true] {
+                let file = format!("{name}.yaml{}", if gz { ".gz" } else { "" });
+                let [(fast, fast_report), (slow, slow_report)] =
+                    both(&write(&dir, &file, text, gz));
+                assert_eq!(fast, slow, "{file}");
+                assert_eq!(fast_report.problems.kept, slow_report.problems.kept, "{file}");
+                assert_eq!(fast_report.monitors_seen, slow_report.monitors_seen, "{file}");
+                if name == "broken" {
+                    assert!(!fast_report.is_valid(), "{file}");
+                } else {
+                    assert_eq!(fast.len(), 30, "{file}: {:?}", fast_report.problems.kept);
+                }
+            }
+        }
+    }
+}
