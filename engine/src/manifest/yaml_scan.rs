@@ -8,9 +8,11 @@
 //! What it is for: emitting exactly the events (kind, `quoted`, anchor id, text, position)
 //! that [`YamlReader`] emits, for block mappings and sequences (compact `- key: v` nesting,
 //! sequences at their parent key's indent), one-line flow collections, one-line plain /
-//! single- / double-quoted scalars, comments, a leading `---`, empty values, anchors, aliases.
-//! What it is not for: anything else (tags, directives, several documents, block scalars,
-//! multi-line scalars, `?` keys, tabs, CR line ends, invalid UTF-8, malformed input). On such
+//! single- / double-quoted scalars, literal and folded block scalars (`|`, `>`, with `-`/`+`),
+//! comments, a leading `---`, empty values, anchors, aliases.
+//! What it is not for: anything else (tags, directives, several documents, multi-line plain
+//! or quoted scalars, block scalars with an indentation digit or more-indented folded lines,
+//! `?` keys, tabs, CR line ends, invalid UTF-8, malformed input). On such
 //! input it does not fail: it reports "unsupported" before handing out any event that depends
 //! on it, and [`FastYaml`] re-reads the input from the start with saphyr, skips the events
 //! already handed out (identical by construction) and continues from saphyr. So exotic YAML
@@ -80,6 +82,32 @@ enum Place {
     NextLine,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Chomp {
+    Clip,
+    Strip,
+    Keep,
+}
+
+/// A block scalar (`|` or `>`) being read, line by line.
+#[derive(Clone, Copy, Debug)]
+struct BlockScalar {
+    folded: bool,
+    chomp: Chomp,
+    /// Content must be indented more than the enclosing block.
+    min_indent: usize,
+    /// The content's indent, set by its first non-blank line.
+    indent: Option<usize>,
+    /// The most spaces on a blank line before the first content line (saphyr refuses more
+    /// than the content's indent).
+    leading_blank_spaces: usize,
+    /// Line breaks since the last content line (its own included), or blank lines so far.
+    breaks: usize,
+    has_content: bool,
+    pos: Pos,
+    anchor: usize,
+}
+
 /// A node whose content starts on a later line (or is empty).
 #[derive(Clone, Copy, Debug)]
 struct Pending {
@@ -136,6 +164,11 @@ pub struct YamlScanner<R: Read> {
     finished: bool,
     /// The current line is ASCII, so byte columns are character columns.
     line_ascii: bool,
+    /// The last line read had no `\n` (the input's end).
+    unterminated: bool,
+    /// A block scalar being read, and its text so far.
+    block: Option<BlockScalar>,
+    block_text: String,
 }
 
 fn is_flow(b: u8) -> bool {
@@ -164,6 +197,9 @@ impl<R: Read> YamlScanner<R> {
             started: false,
             finished: false,
             line_ascii: true,
+            unterminated: false,
+            block: None,
+            block_text: String::new(),
         }
     }
 
@@ -269,6 +305,7 @@ impl<R: Read> YamlScanner<R> {
             if self.eof {
                 if self.start < self.filled {
                     self.line_ascii = high < 0x80;
+                    self.unterminated = true;
                     let line = (self.start, self.filled);
                     self.start = self.filled;
                     self.line_no += 1;
@@ -344,6 +381,13 @@ impl<R: Read> YamlScanner<R> {
 
     /// End of input: the pending value is empty, every open block ends.
     fn finish(&mut self) -> Step {
+        if self.block.is_some() {
+            if self.unterminated {
+                // The last line break of a block scalar is missing: saphyr's call.
+                return Err(Unsupported);
+            }
+            self.end_block_scalar()?;
+        }
         if let Some(p) = self.pending.take() {
             self.resolve_null(p);
         }
@@ -393,6 +437,9 @@ impl<R: Read> YamlScanner<R> {
         };
         let b = line.as_bytes();
         let n = b.iter().position(|&c| c != b' ').unwrap_or(b.len());
+        if self.block.is_some() && self.block_line(line, n)? {
+            return Ok(true);
+        }
         if n == b.len() || b[n] == b'#' {
             return Ok(false);
         }
@@ -534,6 +581,15 @@ impl<R: Read> YamlScanner<R> {
             }
         }
         match b[i] {
+            b'|' | b'>' => {
+                let (Place::AfterDash, Some(Block { kind: Kind::Seq, indent: dash, .. })) =
+                    (place, self.stack.last().copied())
+                else {
+                    return Err(Unsupported);
+                };
+                let node_anchor = here_anchor.or(anchor);
+                return self.start_block_scalar(line, i, dash + 1, node_anchor);
+            }
             b'[' | b'{' | b'*' => {
                 if root {
                     return Err(Unsupported);
@@ -616,6 +672,7 @@ impl<R: Read> YamlScanner<R> {
             }
         }
         match b[i] {
+            b'|' | b'>' => self.start_block_scalar(line, i, indent + 1, anchor),
             b'[' | b'{' | b'*' => {
                 let end = self.flow_node(line, i, anchor, 0)?;
                 self.end_of_line(b, end)
@@ -633,6 +690,117 @@ impl<R: Read> YamlScanner<R> {
                 self.end_of_line(b, end)
             }
         }
+    }
+
+    /// A block scalar's header (`|`, `>`, with `-` or `+`) at byte `at`; its content is on
+    /// the next lines, indented at least `min_indent`.
+    fn start_block_scalar(
+        &mut self,
+        line: &str,
+        at: usize,
+        min_indent: usize,
+        anchor: Option<(usize, Pos)>,
+    ) -> Step {
+        let b = line.as_bytes();
+        let chomp = match b.get(at + 1) {
+            Some(b'-') => Chomp::Strip,
+            Some(b'+') => Chomp::Keep,
+            _ => Chomp::Clip,
+        };
+        let end = if chomp == Chomp::Clip { at + 1 } else { at + 2 };
+        // An explicit indentation digit, or anything but a comment after the header, is left
+        // to saphyr.
+        if end < b.len() && b[end] != b' ' {
+            return Err(Unsupported);
+        }
+        self.end_of_line(b, end)?;
+        self.block_text.clear();
+        self.block = Some(BlockScalar {
+            folded: b[at] == b'>',
+            chomp,
+            min_indent,
+            indent: None,
+            leading_blank_spaces: 0,
+            breaks: 0,
+            has_content: false,
+            // saphyr places an anchored block scalar at its anchor, else at its first
+            // content line (set there).
+            pos: anchor.map_or(Pos::default(), |(_, p)| p),
+            anchor: anchor.map_or(0, |a| a.0),
+        });
+        Ok(())
+    }
+
+    /// A line while a block scalar is open (`n` leading spaces): true if it was the scalar's,
+    /// false if it ended the scalar (and is to be read as usual).
+    fn block_line(&mut self, line: &str, n: usize) -> Step<bool> {
+        let Some(mut bs) = self.block else { return Ok(false) };
+        let blank = n == line.len();
+        let indent = match bs.indent {
+            _ if blank => {
+                if bs.indent.is_some_and(|i| n > i) {
+                    // Spaces past the indent on a blank line are content: saphyr's call.
+                    return Err(Unsupported);
+                }
+                bs.leading_blank_spaces = bs.leading_blank_spaces.max(n);
+                bs.breaks += 1;
+                self.block = Some(bs);
+                return Ok(true);
+            }
+            Some(i) if n >= i => i,
+            None if n >= bs.min_indent => {
+                if bs.leading_blank_spaces > n {
+                    return Err(Unsupported);
+                }
+                n
+            }
+            _ => {
+                self.end_block_scalar()?;
+                return Ok(false);
+            }
+        };
+        if bs.folded && n > indent {
+            // More-indented lines keep their breaks in folded scalars: saphyr's call.
+            return Err(Unsupported);
+        }
+        if !bs.has_content && bs.anchor == 0 {
+            bs.pos = self.pos(line, indent);
+        }
+        bs.indent = Some(indent);
+        let text = line.get(indent..).ok_or(Unsupported)?;
+        if bs.folded && bs.has_content {
+            if bs.breaks == 1 {
+                self.block_text.push(' ');
+            } else {
+                push_breaks(&mut self.block_text, bs.breaks - 1);
+            }
+        } else {
+            push_breaks(&mut self.block_text, bs.breaks);
+        }
+        self.block_text.push_str(text);
+        bs.has_content = true;
+        bs.breaks = 1;
+        self.block = Some(bs);
+        Ok(true)
+    }
+
+    /// The open block scalar ends: queue it, chomped.
+    fn end_block_scalar(&mut self) -> Step {
+        let Some(bs) = self.block.take() else { return Ok(()) };
+        if !bs.has_content {
+            // An empty block scalar: saphyr places it where the next token is.
+            return Err(Unsupported);
+        }
+        let start = self.texts.len();
+        self.texts.push_str(&self.block_text);
+        match bs.chomp {
+            Chomp::Strip => {}
+            Chomp::Clip => self.texts.push('\n'),
+            Chomp::Keep => push_breaks(&mut self.texts, bs.breaks),
+        }
+        let tok = ScalarTok { quoted: true, text: (start, self.texts.len()), pos: bs.pos };
+        self.push_scalar(tok, bs.anchor);
+        Ok(())
     }
 
     /// After a value only blanks and a comment may follow.
@@ -960,6 +1128,12 @@ fn anchor_name(line: &str, at: usize) -> Step<(&str, usize)> {
     Ok((line.get(at..end).ok_or(Unsupported)?, end))
 }
 
+fn push_breaks(text: &mut String, n: usize) {
+    for _ in 0..n {
+        text.push('\n');
+    }
+}
+
 fn skip_spaces(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && b[i] == b' ' {
         i += 1;
@@ -1204,6 +1378,10 @@ mod tests {
         "k:\n  value\nj: &a\n  v2\nl:\n  'q'\nm:\n  [1]\n",
         "- \n  x\n- &a\n  y\n-\n  - z\n",
         "a: {b: c}   # c\nd: [e]  # f\n",
+        "a: |\n  line 1\n   line 2\n\n  # not a comment\nb: >\n  folded\n  text\n\n\n  para\n",
+        "- |-\n  x\n\n- >+\n  y\n\n\n- &a |\n    z\n  # comment\n- *a\n",
+        "a: | # c\n\n\n    x\nc: >-\n  x\n\n  y\n",
+        "k:\n  - a: |\n      t\n    b: 1\n  - |\n   u\n",
         "é: {ü: \"ö\", x: [ä, 'ß']}\n",
     ];
 
@@ -1231,8 +1409,13 @@ mod tests {
     #[test]
     fn unsupported_yaml_falls_back_to_saphyr() {
         falls_back("a: !tag x\n");
-        falls_back("a: |\n  text\n");
-        falls_back("a: >\n  text\n");
+        falls_back("a: |2\n   text\n");
+        falls_back("a: >\n  text\n    more indented\n");
+        falls_back("a: |\n  text");
+        falls_back("a: |+\n\n");
+        falls_back("a: |\nb: 1\n");
+        falls_back("c: >-\n  x\n   \n  y\n");
+        falls_back("a: |x\n  text\n");
         falls_back("a: plain\n  continued\n");
         falls_back("a: \"quoted\n  continued\"\n");
         falls_back("? complex\n: value\n");
@@ -1486,6 +1669,28 @@ mod differential {
                 }
                 out.push_str(r.pick(VALUES));
                 out.push('\n');
+            }
+            5 | 6 if r.below(3) == 0 => {
+                if !seq {
+                    out.push(' ');
+                }
+                out.push_str(r.pick(&["|", ">", "|-", ">-", "|+", ">+", "| # c"]));
+                out.push('\n');
+                let pad = " ".repeat(indent + 2 + r.below(2) as usize);
+                for _ in 0..1 + r.below(4) {
+                    match r.below(5) {
+                        0 => out.push('\n'),
+                        1 => {
+                            out.push_str(&pad);
+                            out.push_str("# text\n");
+                        }
+                        _ => {
+                            out.push_str(&pad);
+                            out.push_str(r.pick(VALUES));
+                            out.push('\n');
+                        }
+                    }
+                }
             }
             3 if seq => {
                 // Compact nesting on the dash's line.
