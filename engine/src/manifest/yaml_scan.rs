@@ -12,7 +12,7 @@
 //! comments, a leading `---`, empty values, anchors, aliases.
 //! What it is not for: anything else (tags, directives, several documents, multi-line plain
 //! or quoted scalars, block scalars with an indentation digit or more-indented folded lines,
-//! `?` keys, tabs, CR line ends, invalid UTF-8, malformed input). On such
+//! `?` keys, tabs, a CR not before a LF, invalid UTF-8, malformed input). On such
 //! input it does not fail: it reports "unsupported" before handing out any event that depends
 //! on it, and [`FastYaml`] re-reads the input from the start with saphyr, skips the events
 //! already handed out (identical by construction) and continues from saphyr. So exotic YAML
@@ -292,15 +292,17 @@ impl<R: Read> YamlScanner<R> {
                 high |= c;
                 i += 1;
             }
-            if i < unread.len() {
-                if unread[i] != b'\n' {
-                    return Err(Unsupported);
-                }
+            // A CR is a line end only before a LF (Windows files); elsewhere it is saphyr's.
+            let crlf = i + 1 < unread.len() && unread[i] == b'\r' && unread[i + 1] == b'\n';
+            if i < unread.len() && (unread[i] == b'\n' || crlf) {
                 self.line_ascii = high < 0x80;
                 let line = (self.start, self.start + i);
-                self.start += i + 1;
+                self.start += i + 1 + usize::from(crlf);
                 self.line_no += 1;
                 return Ok(Some(line));
+            }
+            if i < unread.len() && !(unread[i] == b'\r' && i + 1 == unread.len() && !self.eof) {
+                return Err(Unsupported);
             }
             if self.eof {
                 if self.start < self.filled {
@@ -923,7 +925,13 @@ impl<R: Read> YamlScanner<R> {
                     j = self.flow_node(line, v, None, depth + 1)?;
                     j = skip_spaces(b, j);
                     match b.get(j) {
-                        Some(b',') => j = skip_spaces(b, j + 1),
+                        Some(b',') => {
+                            j = skip_spaces(b, j + 1);
+                            if b.get(j) == Some(&b'}') {
+                                // saphyr places the end of `{a: b,}` at the comma.
+                                return Err(Unsupported);
+                            }
+                        }
                         Some(b'}') => {}
                         _ => return Err(Unsupported),
                     }
@@ -1388,7 +1396,8 @@ mod tests {
     #[test]
     fn fast_cases_match_saphyr() {
         let mut failed = Vec::new();
-        for text in FAST_CASES {
+        let crlf: Vec<String> = FAST_CASES.iter().map(|t| t.replace('\n', "\r\n")).collect();
+        for text in FAST_CASES.iter().copied().chain(crlf.iter().map(String::as_str)) {
             let want = saphyr(text);
             let (got, fell_back) = wrapped(text);
             if show(&got) != show(&want) || fell_back {
@@ -1422,7 +1431,8 @@ mod tests {
         falls_back("%YAML 1.2\n---\na: 1\n");
         falls_back("a: 1\n---\nb: 2\n");
         falls_back("a:\tb\n");
-        falls_back("a: 1\r\nb: 2\r\n");
+        falls_back("a: 1\rb: 2\n");
+        falls_back("a: 1\r");
         falls_back("scalar\n");
         falls_back("a: {x: 1,\n  y: 2}\n");
         falls_back("a: *unknown\n");
@@ -1439,6 +1449,7 @@ mod tests {
         falls_back("a: @x\n");
         falls_back("a: [#x, b]\n");
         falls_back("d: [e]#f\n");
+        falls_back("d: {e: f,}\n");
         falls_back("é: {ü: \"ö\", x: [ä, 'ß']}\n- x\n");
         falls_back("a: 1\0\n");
         falls_back("\u{FEFF}a: 1\n");
@@ -1754,6 +1765,8 @@ mod differential {
         fn generated_documents_match_saphyr(seed in any::<u64>()) {
             let text = document(seed);
             let r = check(text.as_bytes());
+            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+            let r = check(text.replace('\n', "\r\n").as_bytes());
             prop_assert!(r.is_ok(), "{}", r.unwrap_err());
         }
 
