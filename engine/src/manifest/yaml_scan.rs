@@ -40,6 +40,10 @@ const MAX_SCAN_ANCHORS: usize = 4096;
 /// Longest implicit key saphyr accepts is 1024 characters; keys near it are left to saphyr.
 const MAX_KEY_BYTES: usize = 1000;
 
+/// Longest block scalar (`|`, `>`) text the scanner gathers; a longer one is left to saphyr.
+/// A manifest's longest text (a script, a template) is kilobytes; 16 MiB bounds the buffer.
+const MAX_BLOCK_SCALAR_BYTES: usize = 16 << 20;
+
 /// The input uses YAML the scanner does not handle (or is malformed): read it with saphyr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unsupported;
@@ -237,15 +241,21 @@ impl<R: Read> YamlScanner<R> {
         if self.head == 0 {
             return;
         }
-        let cut =
-            self.events[self.head..].iter().map(|q| q.text.0).min().unwrap_or(self.texts.len());
-        let cut = cut.min(self.texts.len());
+        let is_scalar = |q: &Queued| matches!(q.event, Event::Scalar { .. });
+        let cut = self.events[self.head..]
+            .iter()
+            .filter(|q| is_scalar(q))
+            .map(|q| q.text.0)
+            .min()
+            .unwrap_or(self.texts.len())
+            .min(self.texts.len());
         self.events.drain(..self.head);
         self.texts.drain(..cut);
-        for q in &mut self.events {
-            q.text.0 -= cut.min(q.text.0);
-            q.text.1 -= cut.min(q.text.1);
+        for q in self.events.iter_mut().filter(|q| is_scalar(q)) {
+            q.text.0 -= cut;
+            q.text.1 -= cut;
         }
+        debug_assert!(self.events.iter().all(|q| q.text.1 <= self.texts.len()));
         self.safe -= self.head;
         self.head = 0;
     }
@@ -780,6 +790,9 @@ impl<R: Read> YamlScanner<R> {
             push_breaks(&mut self.block_text, bs.breaks);
         }
         self.block_text.push_str(text);
+        if self.block_text.len() > MAX_BLOCK_SCALAR_BYTES {
+            return Err(Unsupported);
+        }
         bs.has_content = true;
         bs.breaks = 1;
         self.block = Some(bs);
@@ -1453,6 +1466,32 @@ mod tests {
         falls_back("é: {ü: \"ö\", x: [ä, 'ß']}\n- x\n");
         falls_back("a: 1\0\n");
         falls_back("\u{FEFF}a: 1\n");
+    }
+
+    /// Texts of events handed out are dropped: the buffers stay line-sized on a long input
+    /// where every line opens a collection.
+    #[test]
+    fn buffers_stay_bounded() {
+        let mut text = String::new();
+        for i in 0..20_000 {
+            text.push_str(&format!("- [item-{i}, {{k: value-{i}}}]\n  # c\n- name-{i}\n"));
+        }
+        let mut s = YamlScanner::new(std::io::Cursor::new(text.into_bytes()));
+        let mut events = 0;
+        loop {
+            let (event, _) = s.next_event().unwrap();
+            assert!(
+                s.texts.len() < 256 && s.events.len() < 32,
+                "{} {}",
+                s.texts.len(),
+                s.events.len()
+            );
+            events += 1;
+            if event == Event::End {
+                break;
+            }
+        }
+        assert_eq!(events, 1 + 20_000 * 8 + 1 + 1);
     }
 
     #[test]
