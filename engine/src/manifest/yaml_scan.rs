@@ -210,13 +210,28 @@ impl<R: Read> YamlScanner<R> {
     /// The next event, or `Unsupported` (after which the scanner must not be used again).
     #[inline]
     pub fn next_event(&mut self) -> Step<(Event, Pos)> {
-        if self.head == self.safe && !self.refill()? {
-            return Ok((Event::End, Pos::default()));
+        loop {
+            if let Some(q) = self.pop_ready() {
+                return Ok((q.event, q.pos));
+            }
+            if !self.refill()? {
+                return Ok((Event::End, Pos::default()));
+            }
         }
-        let q = self.events[self.head];
+    }
+
+    /// The next event if one is ready, without reading: the per-event hot path. It lends the
+    /// queued event rather than returning a new `Result`, which the optimiser was assembling
+    /// on the stack with a store-forwarding stall per event.
+    #[inline]
+    fn pop_ready(&mut self) -> Option<&Queued> {
+        if self.head == self.safe {
+            return None;
+        }
+        let q = &self.events[self.head];
         self.head += 1;
         self.current = q.text;
-        Ok((q.event, q.pos))
+        Some(q)
     }
 
     /// Read lines until an event is safe to hand out; false once the input is done with.
@@ -1243,8 +1258,9 @@ impl FastYaml {
 impl EventSource for FastYaml {
     fn next_event(&mut self) -> Result<(Event, Pos), SyntaxError> {
         if let Some(fast) = &mut self.fast {
-            match fast.next_event() {
-                Ok((event, pos)) => {
+            loop {
+                if let Some(q) = fast.pop_ready() {
+                    let (event, pos) = (q.event, q.pos);
                     self.handed += 1;
                     #[cfg(debug_assertions)]
                     {
@@ -1254,8 +1270,13 @@ impl EventSource for FastYaml {
                     }
                     return Ok((event, pos));
                 }
-                Err(Unsupported) => self.fall_back()?,
+                match fast.refill() {
+                    Ok(true) => {}
+                    Ok(false) => return Ok((Event::End, Pos::default())),
+                    Err(Unsupported) => break,
+                }
             }
+            self.fall_back()?;
         }
         match &mut self.slow {
             Some(slow) => slow.next_event(),
