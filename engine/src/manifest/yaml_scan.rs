@@ -40,6 +40,10 @@ const MAX_SCAN_ANCHORS: usize = 4096;
 /// Longest implicit key saphyr accepts is 1024 characters; keys near it are left to saphyr.
 const MAX_KEY_BYTES: usize = 1000;
 
+/// Events handed out before the queue is compacted: bounds the queue (and its texts) to a
+/// few lines' worth while copying it rarely.
+const COMPACT_AFTER_EVENTS: usize = 64;
+
 /// Longest block scalar (`|`, `>`) text the scanner gathers; a longer one is left to saphyr.
 /// A manifest's longest text (a script, a template) is kilobytes; 16 MiB bounds the buffer.
 const MAX_BLOCK_SCALAR_BYTES: usize = 16 << 20;
@@ -253,7 +257,9 @@ impl<R: Read> YamlScanner<R> {
 
     /// Drop the events already handed out (and their texts).
     fn compact(&mut self) {
-        if self.head == 0 {
+        // Compacting after every line costs a copy per line; every few dozen events is enough
+        // to keep the queue and its texts a few lines long.
+        if self.head < COMPACT_AFTER_EVENTS {
             return;
         }
         let is_scalar = |q: &Queued| matches!(q.event, Event::Scalar { .. });
@@ -308,7 +314,7 @@ impl<R: Read> YamlScanner<R> {
         loop {
             let unread = &self.buf[self.start..self.filled];
             let mut high = 0u8;
-            let mut i = 0;
+            let mut i = printable_ascii_prefix(unread);
             while i < unread.len() {
                 let c = unread[i];
                 if c < 0x20 || c == 0x7f {
@@ -1164,6 +1170,25 @@ fn anchor_name(line: &str, at: usize) -> Step<(&str, usize)> {
     Ok((line.get(at..end).ok_or(Unsupported)?, end))
 }
 
+/// How many leading bytes of `b`, in whole 8-byte words, are printable ASCII (0x20..0x7f):
+/// the line scan's fast path, a word at a time (a line is ~40 bytes, nearly all printable).
+fn printable_ascii_prefix(b: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(word) = b.get(i..i + 8) {
+        let x = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+        // A byte below 0x20, a byte 0x7f (zero after xor), or a byte with its high bit set.
+        let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGHS;
+        let del = (x ^ (ONES * 0x7f)).wrapping_sub(ONES) & !(x ^ (ONES * 0x7f)) & HIGHS;
+        if below_space | del | (x & HIGHS) != 0 {
+            break;
+        }
+        i += 8;
+    }
+    i
+}
+
 fn push_breaks(text: &mut String, n: usize) {
     for _ in 0..n {
         text.push('\n');
@@ -1502,7 +1527,7 @@ mod tests {
         loop {
             let (event, _) = s.next_event().unwrap();
             assert!(
-                s.texts.len() < 256 && s.events.len() < 32,
+                s.texts.len() < 1024 && s.events.len() < 2 * COMPACT_AFTER_EVENTS,
                 "{} {}",
                 s.texts.len(),
                 s.events.len()
@@ -1513,6 +1538,20 @@ mod tests {
             }
         }
         assert_eq!(events, 1 + 20_000 * 8 + 1 + 1);
+    }
+
+    #[test]
+    fn printable_ascii_words() {
+        assert_eq!(printable_ascii_prefix(b"abcdefgh~ abcdefg\n"), 16);
+        assert_eq!(printable_ascii_prefix(b"abcdefg"), 0);
+        for bad in [0x00u8, 0x09, 0x0a, 0x0d, 0x1f, 0x7f, 0x80, 0xc3, 0xff] {
+            for at in 0..8 {
+                let mut w = *b"abcdefghijklmnop";
+                w[8 + at] = bad;
+                assert_eq!(printable_ascii_prefix(&w), 8, "{bad:#x} at {at}");
+            }
+        }
+        assert_eq!(printable_ascii_prefix(b" !~}{|01 !~}{|01"), 16);
     }
 
     #[test]
