@@ -7,7 +7,8 @@
 //! steady RSS with the fleet still held. Peak and steady are measured above the RSS before the
 //! load, so "peak / kept" is the loader's overhead over the fleet it produces. Reference, same
 //! run: the whole-document-tree approach (serde_json::Value for JSON) and, for YAML,
-//! saphyr-parser's bare event stream (the parser floor, no decoding at all).
+//! saphyr-parser's bare event stream and the loader's own scanner's (`yaml_scan`, events only:
+//! the parser floors, no decoding at all).
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -15,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
+use cpra_engine::manifest::event::Event;
 use cpra_engine::manifest::gen::{parse_mix, write_manifest, GenOptions};
+use cpra_engine::manifest::yaml_scan::YamlScanner;
 use cpra_engine::manifest::{load_path, Format, LoadOptions, Monitor};
 
 use crate::rss::{reset_peak, rss_and_peak, thread_cpu_seconds};
@@ -57,6 +60,8 @@ struct Measure {
     ref_cpu_seconds: Option<f64>,
     ref_peak_over_base: Option<u64>,
     ref_name: &'static str,
+    /// YAML: CPU time of the loader's fast scanner alone (events, no decoding).
+    scan_cpu_seconds: Option<f64>,
 }
 
 pub fn run(args: &LoadArgs) -> i32 {
@@ -210,6 +215,17 @@ fn finish(lines: &[serde_json::Value]) {
             reference
         );
     }
+    for v in lines {
+        if let Some(ratio) =
+            v.get("yaml_scan_events_per_cpu_sec_over_saphyr").and_then(serde_json::Value::as_f64)
+        {
+            println!(
+                "yaml events only: yaml_scan {:.0} monitors per CPU-second, saphyr {:.0}: {ratio:.2}x (target >= 4x)",
+                num(v, "monitors") / num(v, "yaml_scan_events_cpu_seconds").max(1e-9),
+                num(v, "monitors") / num(v, "reference_cpu_seconds").max(1e-9),
+            );
+        }
+    }
     println!("targets: >= 100000 monitors/s (yaml), >= 500000 monitors/s (json), peak/kept <= 1.5");
     for l in lines {
         println!("{l}");
@@ -237,6 +253,8 @@ fn json_line(m: &Measure) -> serde_json::Value {
         "reference_seconds": m.ref_seconds,
         "reference_cpu_seconds": m.ref_cpu_seconds,
         "reference_peak_over_base_bytes": m.ref_peak_over_base,
+        "yaml_scan_events_cpu_seconds": m.scan_cpu_seconds,
+        "yaml_scan_events_per_cpu_sec_over_saphyr": m.scan_cpu_seconds.zip(m.ref_cpu_seconds).map(|(s, r)| r / s.max(1e-9)),
     })
 }
 
@@ -300,6 +318,7 @@ fn measure(
     );
     drop(store);
     let (mut ref_seconds, mut ref_peak, mut ref_cpu) = (None, None, None);
+    let mut scan_cpu_seconds = None;
     let mut ref_name = "none";
     if reference {
         reset_peak();
@@ -333,7 +352,32 @@ fn measure(
                 }
                 ref_seconds = Some(t.elapsed().as_secs_f64());
                 ref_cpu = Some(thread_cpu_seconds() - rcpu0);
-                println!("yaml reference: saphyr-parser bare events ({events} events, no decoding) in {:.2} s", ref_seconds.unwrap_or(0.0));
+                drop(text);
+                println!("yaml reference: saphyr-parser bare events ({events} events, no decoding) in {:.2} s ({:.2} s of CPU: {:.0} monitors/s per core)", ref_seconds.unwrap_or(0.0), ref_cpu.unwrap_or(0.0), monitors as f64 / ref_cpu.unwrap_or(0.0).max(1e-9));
+                // The loader's own YAML scanner, events only, read from the file as the loader
+                // reads it: what replaced saphyr on the fast path.
+                let file = File::open(path).map_err(|e| e.to_string())?;
+                let t = Instant::now();
+                let scpu0 = thread_cpu_seconds();
+                let mut scanner = YamlScanner::new(file);
+                let mut scanned = 0u64;
+                loop {
+                    match scanner.next_event() {
+                        Ok((Event::End, _)) => break,
+                        Ok(_) => scanned += 1,
+                        Err(_) => {
+                            return Err("yaml_scan fell back on the generated manifest".into())
+                        }
+                    }
+                }
+                let scan_s = t.elapsed().as_secs_f64();
+                let scan_cpu = thread_cpu_seconds() - scpu0;
+                scan_cpu_seconds = Some(scan_cpu);
+                println!(
+                    "yaml_scan events only ({scanned} events, no decoding) in {scan_s:.2} s ({scan_cpu:.2} s of CPU: {:.0} monitors/s per core, {:.2}x saphyr's events-only rate)",
+                    monitors as f64 / scan_cpu.max(1e-9),
+                    ref_cpu.unwrap_or(0.0) / scan_cpu.max(1e-9)
+                );
             }
         }
     }
@@ -351,5 +395,6 @@ fn measure(
         ref_cpu_seconds: ref_cpu,
         ref_peak_over_base: ref_peak,
         ref_name,
+        scan_cpu_seconds,
     })
 }

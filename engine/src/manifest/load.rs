@@ -19,7 +19,7 @@ use super::json::JsonReader;
 use super::node::{build, Anchors, Node, NodeKind};
 use super::schema::{Code, CodeTarget, GroupId, Monitor, Notify};
 use super::source::{open, open_reader, Format};
-use super::yaml::YamlReader;
+use super::yaml_scan::{yaml_source, Reopen};
 
 pub struct LoadOptions<'a> {
     /// Unknown fields are errors instead of warnings.
@@ -126,7 +126,10 @@ pub fn load_path(
 ) -> Result<LoadReport, LoadError> {
     let file = path.display().to_string();
     let (reader, format) = open(path).map_err(|error| LoadError { file: file.clone(), error })?;
-    Ok(load_reader(reader, format, &file, opts, on_monitor))
+    // The YAML fast path re-reads the file from its start if it falls back to saphyr.
+    let owned = path.to_path_buf();
+    let reopen: Reopen = Box::new(move || open(&owned).map(|(r, _)| r));
+    Ok(load_source(reader, format, Some(reopen), &file, opts, on_monitor))
 }
 
 /// Load from any reader (decompressing if gzipped; `format` sniffed if `None`).
@@ -137,8 +140,14 @@ pub fn load_bytes(
     opts: &LoadOptions,
     on_monitor: impl FnMut(Monitor),
 ) -> LoadReport {
+    let bytes: std::sync::Arc<[u8]> = bytes.into();
+    let again = std::sync::Arc::clone(&bytes);
+    let reopen: Reopen = Box::new(move || {
+        open_reader(Box::new(std::io::Cursor::new(std::sync::Arc::clone(&again))), None)
+            .map(|(r, _)| r)
+    });
     match open_reader(Box::new(std::io::Cursor::new(bytes)), format) {
-        Ok((reader, format)) => load_reader(reader, format, file, opts, on_monitor),
+        Ok((reader, format)) => load_source(reader, format, Some(reopen), file, opts, on_monitor),
         Err(e) => {
             let mut report = LoadReport { file: file.to_string(), ..Default::default() };
             report.problems.push(Diagnostic {
@@ -163,9 +172,22 @@ pub fn load_reader(
     opts: &LoadOptions,
     on_monitor: impl FnMut(Monitor),
 ) -> LoadReport {
+    load_source(reader, format, None, file, opts, on_monitor)
+}
+
+/// `load_reader`, with a way to read the input again from its start (for the YAML fast
+/// path's saphyr fallback); without it YAML is read by saphyr alone.
+fn load_source(
+    reader: Box<dyn Read>,
+    format: Format,
+    reopen: Option<Reopen>,
+    file: &str,
+    opts: &LoadOptions,
+    on_monitor: impl FnMut(Monitor),
+) -> LoadReport {
     let mut src: Box<dyn EventSource> = match format {
         Format::Json => Box::new(JsonReader::new(reader)),
-        Format::Yaml => Box::new(YamlReader::new(reader)),
+        Format::Yaml => yaml_source(reader, reopen),
     };
     let mut loader = Loader {
         file,

@@ -23,6 +23,7 @@ pub mod node;
 pub mod schema;
 pub mod source;
 pub mod yaml;
+pub mod yaml_scan;
 
 pub use diagnostic::{Class, Diagnostic, Problems, Severity, MAX_PROBLEMS};
 pub use load::{
