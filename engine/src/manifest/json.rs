@@ -130,11 +130,34 @@ impl<R: Read> JsonReader<R> {
         }
     }
 
+    /// Skips whitespace in whole-buffer runs (not per-byte `peek`/`bump` calls: this loop runs
+    /// between every pair of tokens), keeping line and column up to date.
     fn skip_ws(&mut self) -> Result<Option<u8>, SyntaxError> {
         loop {
-            match self.peek()? {
-                Some(b @ (b' ' | b'\t' | b'\n' | b'\r')) => self.bump(b),
-                other => return Ok(other),
+            let (mut line, mut column) = (self.line, self.column);
+            let end = self.end;
+            let mut i = self.start;
+            while i < end {
+                match self.buf[i] {
+                    b' ' | b'\t' | b'\r' => column += 1,
+                    b'\n' => {
+                        line += 1;
+                        column = 1;
+                    }
+                    b => {
+                        self.start = i;
+                        self.line = line;
+                        self.column = column;
+                        return Ok(Some(b));
+                    }
+                }
+                i += 1;
+            }
+            self.start = end;
+            self.line = line;
+            self.column = column;
+            if !self.fill()? {
+                return Ok(None);
             }
         }
     }
@@ -150,9 +173,43 @@ impl<R: Read> JsonReader<R> {
         }
     }
 
-    fn read_string(&mut self) -> Result<String, SyntaxError> {
+    /// Reads a string into `self.text` (reused, so a string allocates nothing once the buffer
+    /// has grown to the longest string seen).
+    fn read_string(&mut self) -> Result<(), SyntaxError> {
         // The opening quote is current.
         self.bump(b'"');
+        // Fast path, nearly every string of a manifest: it ends in the buffer and has no
+        // escapes, so it is validated and copied once, straight from the buffer.
+        let chunk = &self.buf[self.start..self.end];
+        let mut i = 0;
+        let mut ascii = true;
+        while i < chunk.len() {
+            match STRING_BYTE[chunk[i] as usize] {
+                PLAIN => i += 1,
+                HIGH => {
+                    ascii = false;
+                    i += 1;
+                }
+                _ => break,
+            }
+        }
+        if i < chunk.len() && chunk[i] == b'"' && i <= MAX_SCALAR_BYTES {
+            let columns =
+                if ascii { i } else { chunk[..i].iter().filter(|&&b| b & 0xC0 != 0x80).count() };
+            let valid = std::str::from_utf8(&chunk[..i]);
+            self.text.clear();
+            if let Ok(s) = valid {
+                self.text.push_str(s);
+            }
+            let ok = valid.is_ok();
+            // Past the string and its closing quote (the position a UTF-8 error names).
+            self.start += i + 1;
+            self.column += columns as u32 + 1;
+            if !ok {
+                return self.err("string is not valid UTF-8");
+            }
+            return Ok(());
+        }
         self.scratch.clear();
         loop {
             // Fast path: copy a run of plain bytes straight from the buffer.
@@ -192,10 +249,12 @@ impl<R: Read> JsonReader<R> {
                 _ => continue,
             }
         }
-        // Copy out at the exact size and keep `scratch` for the next string: one allocation
-        // per string instead of a chain of growing reallocations.
+        self.text.clear();
         match std::str::from_utf8(&self.scratch) {
-            Ok(s) => Ok(s.to_owned()),
+            Ok(s) => {
+                self.text.push_str(s);
+                Ok(())
+            }
             Err(_) => self.err("string is not valid UTF-8"),
         }
     }
@@ -264,26 +323,41 @@ impl<R: Read> JsonReader<R> {
         Ok(v)
     }
 
-    /// Numbers and the literals `true`, `false`, `null`: read a run of word characters and
-    /// check its grammar.
-    fn read_word(&mut self) -> Result<String, SyntaxError> {
+    /// Numbers and the literals `true`, `false`, `null`: read a run of word characters into
+    /// `self.text` and check its grammar.
+    fn read_word(&mut self) -> Result<(), SyntaxError> {
         let pos = self.pos();
-        self.scratch.clear();
-        while let Some(b) = self.peek()? {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.') {
-                self.bump(b);
-                self.scratch.push(b);
-                if self.scratch.len() > MAX_SCALAR_BYTES {
-                    return self.err("number too long");
+        self.text.clear();
+        // Fast path: the word ends inside the buffer (a word is ASCII, so columns are bytes).
+        let chunk = &self.buf[self.start..self.end];
+        let run = chunk.iter().position(|&b| !is_word_byte(b));
+        match run {
+            Some(n) if n <= MAX_SCALAR_BYTES => {
+                // Only ASCII bytes matched.
+                self.text.push_str(std::str::from_utf8(&chunk[..n]).unwrap_or_default());
+                self.start += n;
+                self.column += n as u32;
+            }
+            _ => {
+                self.scratch.clear();
+                while let Some(b) = self.peek()? {
+                    if is_word_byte(b) {
+                        self.bump(b);
+                        self.scratch.push(b);
+                        if self.scratch.len() > MAX_SCALAR_BYTES {
+                            return self.err("number too long");
+                        }
+                    } else {
+                        break;
+                    }
                 }
-            } else {
-                break;
+                // Only ASCII bytes were pushed.
+                self.text.push_str(std::str::from_utf8(&self.scratch).unwrap_or_default());
             }
         }
-        // Only ASCII bytes were pushed.
-        let word = std::str::from_utf8(&self.scratch).unwrap_or_default().to_owned();
-        if matches!(word.as_str(), "true" | "false" | "null") || is_json_number(&word) {
-            Ok(word)
+        let word = self.text.as_str();
+        if matches!(word, "true" | "false" | "null") || is_json_number(word) {
+            Ok(())
         } else {
             Err(SyntaxError {
                 pos,
@@ -306,11 +380,11 @@ impl<R: Read> JsonReader<R> {
                 Ok((Event::SeqStart { anchor: 0 }, pos))
             }
             b'"' => {
-                self.text = self.read_string()?;
+                self.read_string()?;
                 Ok((Event::Scalar { quoted: true, anchor: 0 }, pos))
             }
             b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
-                self.text = self.read_word()?;
+                self.read_word()?;
                 Ok((Event::Scalar { quoted: false, anchor: 0 }, pos))
             }
             other => self.err(format!("expected a value, found '{}'", printable(other))),
@@ -379,7 +453,7 @@ impl<R: Read> EventSource for JsonReader<R> {
                             printable(b)
                         ));
                     }
-                    self.text = self.read_string()?;
+                    self.read_string()?;
                     self.expect_byte(b':', "':' after the key")?;
                     self.set_top(Frame::ObjectValue);
                     return Ok((Event::Scalar { quoted: true, anchor: 0 }, pos));
@@ -426,6 +500,34 @@ impl<R: Read> EventSource for JsonReader<R> {
             }
         }
     }
+}
+
+/// Byte classes inside a JSON string, for the fast scan: a table lookup per byte instead of
+/// three comparisons and a UTF-8 check.
+const PLAIN: u8 = 0;
+/// The end of a run: `"`, `\\` or a control character.
+const STOP: u8 = 1;
+/// A byte of a multi-byte UTF-8 character (the string must be validated, columns counted).
+const HIGH: u8 = 2;
+
+static STRING_BYTE: [u8; 256] = {
+    let mut t = [PLAIN; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = if b < 0x20 || b == b'"' as usize || b == b'\\' as usize {
+            STOP
+        } else if b >= 0x80 {
+            HIGH
+        } else {
+            PLAIN
+        };
+        b += 1;
+    }
+    t
+};
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')
 }
 
 fn printable(b: u8) -> String {
@@ -541,6 +643,37 @@ mod tests {
             let got = collect(&mut JsonReader::with_buffer(src.as_bytes(), size)).unwrap();
             assert_eq!(got, want, "buffer of {size} bytes");
         }
+    }
+
+    /// The fast paths (a token wholly in the buffer) and the slow ones (a token across a
+    /// refill) must give the same events, texts, positions and errors.
+    #[test]
+    fn tiny_buffers_give_the_same_errors_and_columns() {
+        let inputs: [&[u8]; 9] = [
+            "{\"é\": \"ü😀x\",\n  \"k\": [\"a\", 12, nul]}".as_bytes(),
+            b"{\"a\": \"x\ty\"}",
+            b"{\"a\": \"\xff\xfe\"}",
+            "[\"日本語\", \"b\"  ,\r\n  -0.5e+3, \"c\\u00e9\"]".as_bytes(),
+            b"[1, 2, 3x]",
+            b"[\"unterminated",
+            b"[\"bad \\q escape\"]",
+            b"\n\n  {\"a\":\n [true, false, null, \"\"]}  ",
+            "[\"é\"\"é\"]".as_bytes(),
+        ];
+        for src in inputs {
+            let want = collect(&mut JsonReader::new(src));
+            for size in 1..12 {
+                let got = collect(&mut JsonReader::with_buffer(src, size));
+                assert_eq!(
+                    got,
+                    want,
+                    "buffer of {size} bytes, input {:?}",
+                    String::from_utf8_lossy(src)
+                );
+            }
+        }
+        let e = collect(&mut JsonReader::new("[\"é\", 1, \"x\u{1}\"]".as_bytes())).unwrap_err();
+        assert_eq!(e.pos, Pos { line: 1, column: 12 }, "{}", e.message);
     }
 
     #[test]
