@@ -152,6 +152,13 @@ pub struct Interners {
     pub codes: Interner<Codes>,
     pub headers: Interner<Headers>,
     pub notify: Interner<Notify>,
+    /// `codes` blocks already decoded without a problem, by their text (see `Node::encode`):
+    /// a fleet repeats a few blocks a million times, and decoding one again would only build
+    /// the same value to find it in `codes`. At most `MAX_INTERNED` blocks; past it, blocks
+    /// are decoded every time.
+    codes_by_block: HashMap<Vec<u8>, Arc<Codes>, super::intern::FxBuildHasher>,
+    block_key: Vec<u8>,
+    block_stack: Vec<(u32, u32)>,
 }
 
 /// What decoding needs: where to report, and the shared interners.
@@ -284,8 +291,8 @@ impl Ctx<'_> {
             }
             return None;
         };
-        for (i, e) in entries.iter().enumerate() {
-            if !known.contains(&e.key) {
+        for (e, is_known, repeated) in entries.check_keys(known) {
+            if !is_known {
                 let severity = if self.strict { Severity::Error } else { Severity::Warning };
                 let mut hint = format!("known fields here: {}", known.join(", "));
                 if let Some(m) = did_you_mean(e.key, known) {
@@ -300,7 +307,7 @@ impl Ctx<'_> {
                     format!("unknown field '{}'", e.key),
                     hint,
                 );
-            } else if entries.iter().take(i).any(|prev| prev.key == e.key) {
+            } else if repeated {
                 let p = FieldPath::Key(&path, e.key).render();
                 self.error(
                     Class::BadValue,
@@ -703,9 +710,7 @@ fn decode_monitor_inner(
         }
         None => derive_id(&name),
     };
-    if !name.is_empty() || f.get("id").is_some() {
-        *id_out = Some(id.clone());
-    }
+    let has_id = !name.is_empty() || f.get("id").is_some();
     let enabled = ctx.bool_or(&f, "enabled", true);
     let tags = ctx.str_list(&f, "tags");
     let pulse_check = match f.get("pulse_check") {
@@ -748,10 +753,15 @@ fn decode_monitor_inner(
         None => None,
     };
     let maintenance = decode_maintenance(ctx, &f);
-    if ctx.had_error {
-        return None;
-    }
-    let pulse_check = pulse_check?;
+    let pulse_check = match pulse_check {
+        Some(p) if !ctx.had_error => p,
+        _ => {
+            if has_id {
+                *id_out = Some(id);
+            }
+            return None;
+        }
+    };
     Some(Monitor {
         id,
         name,
@@ -1116,6 +1126,32 @@ pub fn decode_notify(ctx: &mut Ctx, f: &Fields, kind_key: &str) -> Option<Arc<No
 }
 
 fn decode_codes(ctx: &mut Ctx, f: &Fields) -> Arc<Codes> {
+    let Some(e) = f.get("codes").filter(|e| !e.value.is_null()) else {
+        return decode_codes_block(ctx, f);
+    };
+    let i = &mut *ctx.interners;
+    i.block_key.clear();
+    let cacheable = e.value.encode(&mut i.block_stack, &mut i.block_key);
+    if cacheable {
+        if let Some(codes) = i.codes_by_block.get(i.block_key.as_slice()) {
+            return Arc::clone(codes);
+        }
+    }
+    let problems_before = ctx.problems.total();
+    let codes = decode_codes_block(ctx, f);
+    // Only a block that decoded without a word said: decoding it again would say nothing
+    // either, and its notify groups are already referenced.
+    let i = &mut *ctx.interners;
+    if cacheable
+        && ctx.problems.total() == problems_before
+        && i.codes_by_block.len() < super::intern::MAX_INTERNED
+    {
+        i.codes_by_block.insert(i.block_key.clone(), Arc::clone(&codes));
+    }
+    codes
+}
+
+fn decode_codes_block(ctx: &mut Ctx, f: &Fields) -> Arc<Codes> {
     let mut codes = Codes::default();
     if let Some(e) = f.get("codes").filter(|e| !e.value.is_null()) {
         let path = FieldPath::Key(&f.path, "codes");

@@ -365,15 +365,13 @@ impl Loader<'_> {
             let index = self.report.monitors_seen;
             self.report.monitors_seen += 1;
             let mut ctx = self.ctx();
-            let (monitor, id) = match decode_monitor(&mut ctx, &node, index) {
-                Ok(m) => {
-                    let id = m.id.clone();
-                    (Some(m), id)
-                }
-                Err(Some(id)) => (None, id),
+            let decoded = decode_monitor(&mut ctx, &node, index);
+            let id = match &decoded {
+                Ok(m) => m.id.as_str(),
+                Err(Some(id)) => id.as_str(),
                 Err(None) => continue,
             };
-            let hash = super::schema::id_hash(&id);
+            let hash = super::schema::id_hash(id);
             if let Some(&first_line) = self.ids.get(&hash) {
                 let pos = node
                     .get("id")
@@ -381,7 +379,7 @@ impl Loader<'_> {
                     .or(node.get("name").map(|e| e.value.pos))
                     .unwrap_or(node.pos);
                 let name =
-                    node.get("name").and_then(|e| e.value.scalar()).unwrap_or(&id).to_string();
+                    node.get("name").and_then(|e| e.value.scalar()).unwrap_or(id).to_string();
                 self.report.problems.push(Diagnostic {
                     severity: Severity::Error,
                     class: Class::DuplicateId,
@@ -397,7 +395,7 @@ impl Loader<'_> {
                 continue;
             }
             self.ids.insert(hash, node.pos.line);
-            let Some(monitor) = monitor else { continue };
+            let Ok(monitor) = decoded else { continue };
             self.report.monitors_loaded += 1;
             on_monitor(monitor);
         }

@@ -52,6 +52,8 @@ enum Tag {
 /// children range in `Tree::nodes`. `key_*`: the key it sits under, when in a mapping.
 #[derive(Clone, Copy, Debug)]
 struct Rec {
+    /// [`key_tag`] of the key: field lookups compare this word before any text.
+    key_tag: u64,
     pos: Pos,
     key_pos: Pos,
     start: u32,
@@ -63,7 +65,7 @@ struct Rec {
 
 impl Rec {
     fn scalar(tag: Tag, start: u32, len: u32, pos: Pos) -> Rec {
-        Rec { pos, key_pos: Pos::default(), start, len, key_start: 0, key_len: 0, tag }
+        Rec { key_tag: 0, pos, key_pos: Pos::default(), start, len, key_start: 0, key_len: 0, tag }
     }
 
     fn is_container(&self) -> bool {
@@ -258,6 +260,7 @@ impl<'t> Entries<'t> {
             nodes: Vec::new(),
             text: String::new(),
             root: Rec {
+                key_tag: 0,
                 pos: Pos { line: 0, column: 0 },
                 key_pos: Pos { line: 0, column: 0 },
                 start: 0,
@@ -282,7 +285,31 @@ impl<'t> Entries<'t> {
     /// The first entry with this key.
     pub fn get(&self, key: &str) -> Option<Entry<'t>> {
         let tree = self.tree;
-        self.recs().iter().find(|r| tree.str(r.key_range()) == key).map(|r| tree.entry(*r))
+        let tag = key_tag(key);
+        self.recs()
+            .iter()
+            .find(|r| r.key_tag == tag && (key.len() < 8 || tree.str(r.key_range()) == key))
+            .map(|r| tree.entry(*r))
+    }
+
+    /// Each entry with two checks of its key: whether it is one of `known`, and whether an
+    /// earlier entry has the same key. Compares tags first (see [`key_tag`]): this runs for
+    /// every mapping of every monitor.
+    pub fn check_keys<'k>(
+        &self,
+        known: &'k [&'k str],
+    ) -> impl Iterator<Item = (Entry<'t>, bool, bool)> + use<'t, 'k> {
+        let tree = self.tree;
+        let recs = self.recs();
+        recs.iter().enumerate().map(move |(i, r)| {
+            let key = tree.str(r.key_range());
+            let is_known =
+                known.iter().any(|k| key_tag(k) == r.key_tag && (key.len() < 8 || *k == key));
+            let repeated = recs[..i].iter().any(|p| {
+                p.key_tag == r.key_tag && (key.len() < 8 || tree.str(p.key_range()) == key)
+            });
+            (tree.entry(*r), is_known, repeated)
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -351,6 +378,61 @@ impl<'t> Node<'t> {
     pub fn get(&self, key: &str) -> Option<Entry<'t>> {
         self.entries()?.get(key)
     }
+
+    /// Appends to `out` an encoding of this subtree (keys, texts, quoting, shape; not
+    /// positions) such that two subtrees encode alike exactly when they are alike: a cache key
+    /// for blocks that thousands of monitors repeat. `stack` is scratch (reused by the caller).
+    /// False, with `out` partly written, when a scalar holds a `$` (values that may expand an
+    /// environment variable are not cached).
+    pub fn encode(&self, stack: &mut Vec<(u32, u32)>, out: &mut Vec<u8>) -> bool {
+        stack.clear();
+        let tree = match self.kind {
+            NodeKind::Scalar { value, quoted } => {
+                out.push(if quoted { 1 } else { 0 });
+                put_text(out, value);
+                return !value.contains('$');
+            }
+            NodeKind::Seq(items) => {
+                out.push(2);
+                stack.push((items.start, items.len));
+                items.tree
+            }
+            NodeKind::Map(entries) => {
+                out.push(3);
+                stack.push((entries.start, entries.len));
+                entries.tree
+            }
+        };
+        // Each children block is written whole (a count, then per child its key, kind and
+        // text or count); blocks of nested containers follow in a fixed order, so the bytes
+        // read back into exactly one tree.
+        while let Some((start, len)) = stack.pop() {
+            out.extend_from_slice(&len.to_le_bytes());
+            for r in &tree.nodes[start as usize..start as usize + len as usize] {
+                put_text(out, tree.str(r.key_range()));
+                match r.tag {
+                    Tag::Plain | Tag::Quoted => {
+                        let value = tree.str(r.range());
+                        if value.contains('$') {
+                            return false;
+                        }
+                        out.push(if r.tag == Tag::Quoted { 1 } else { 0 });
+                        put_text(out, value);
+                    }
+                    Tag::Seq | Tag::Map => {
+                        out.push(if r.tag == Tag::Seq { 2 } else { 3 });
+                        stack.push((r.start, r.len));
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+fn put_text(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
 }
 
 /// Anchors seen so far (YAML `&name`), by the parser's anchor id, for `*name` aliases: copies
@@ -477,6 +559,8 @@ impl Arena {
                             let len = self.pending.len() - o.first;
                             self.pending.truncate(o.first);
                             let rec = Rec {
+
+                                key_tag: 0,
                                 pos: o.pos,
                                 key_pos: Pos::default(),
                                 start: start as u32,
@@ -528,6 +612,7 @@ impl Arena {
                             Some((key_start, key_len, key_pos)) => {
                                 rec.key_start = key_start;
                                 rec.key_len = key_len;
+                                rec.key_tag = key_tag(self.tree.str(rec.key_range()));
                                 rec.key_pos = key_pos;
                                 self.pending.push(rec);
                             }
@@ -573,6 +658,18 @@ impl Arena {
         self.pending.truncate(first);
         self.pending.extend_from_slice(own);
     }
+}
+
+/// A word that tells keys apart without reading their text: up to the first 7 bytes and the
+/// length (capped at 255). Two keys shorter than 8 bytes are equal exactly when their tags are;
+/// longer keys with equal tags are then compared in full.
+pub fn key_tag(key: &str) -> u64 {
+    let b = key.as_bytes();
+    let mut word = [0u8; 8];
+    let n = b.len().min(7);
+    word[..n].copy_from_slice(&b[..n]);
+    word[7] = b.len().min(255) as u8;
+    u64::from_le_bytes(word)
 }
 
 fn too_deep(pos: Pos) -> SyntaxError {
@@ -645,6 +742,64 @@ mod tests {
 
     /// One arena reused block after block gives the same trees as a fresh tree per block, and
     /// anchors outlive the block (and the arena reset) they were defined in.
+    #[test]
+    fn key_tags_tell_keys_apart() {
+        let t = parse("abcdefg: 1\nabcdefgh: 2\nabcdefgi: 3\n\"\": 4\nabc: 5\nabcdefgh: 6\nx: 7\n")
+            .unwrap();
+        let m = t.root();
+        for (k, v) in
+            [("abcdefg", "1"), ("abcdefgh", "2"), ("abcdefgi", "3"), ("", "4"), ("abc", "5")]
+        {
+            assert_eq!(m.get(k).unwrap().value.scalar(), Some(v), "{k}");
+        }
+        assert!(m.get("abcdef").is_none());
+        assert!(m.get("abcdefgj").is_none());
+        let checks: Vec<(&str, bool, bool)> = m
+            .entries()
+            .unwrap()
+            .check_keys(&["abcdefgh", "x", ""])
+            .map(|(e, known, repeated)| (e.key, known, repeated))
+            .collect();
+        assert_eq!(
+            checks,
+            [
+                ("abcdefg", false, false),
+                ("abcdefgh", true, false),
+                ("abcdefgi", false, false),
+                ("", true, false),
+                ("abc", false, false),
+                ("abcdefgh", true, true),
+                ("x", true, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn encodings_are_equal_exactly_for_equal_subtrees() {
+        let t = parse(
+            "a: {x: [1, {y: 2}], z: '3'}\nb: {x: [1, {y: 2}], z: '3'}\nc: {x: [1, {y: 2}], z: 3}\n\
+             d: {x: [1, {y: 2}, {}], z: '3'}\ne: {x: [{y: 2}, 1], z: '3'}\nf: {x: [1, {y: 2}], w: '3'}\n\
+             g: {x: [1, {y: 2}], z: '${A}'}\nh: {x: [1, {y: 2}], z: '3', v: ''}\n",
+        )
+        .unwrap();
+        let root = t.root();
+        let mut stack = Vec::new();
+        let enc = |k: &str, stack: &mut Vec<(u32, u32)>| {
+            let mut out = Vec::new();
+            let ok = root.get(k).unwrap().value.encode(stack, &mut out);
+            (ok, out)
+        };
+        let a = enc("a", &mut stack);
+        assert!(a.0);
+        assert_eq!(a, enc("b", &mut stack));
+        for other in ["c", "d", "e", "f", "h"] {
+            let o = enc(other, &mut stack);
+            assert!(o.0);
+            assert_ne!(a.1, o.1, "{other}");
+        }
+        assert!(!enc("g", &mut stack).0);
+    }
+
     #[test]
     fn arena_reuse_gives_the_same_trees() {
         let src = "- {name: a, tags: [x, y], deep: {k: [1, {z: 2}]}}\n\
