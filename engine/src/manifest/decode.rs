@@ -377,7 +377,7 @@ impl Ctx<'_> {
     }
 
     pub fn req_str(&mut self, f: &Fields, key: &str, example: &str) -> String {
-        if self.entry(f, key).is_none() {
+        let Some(e) = self.entry(f, key) else {
             self.error(
                 Class::Missing,
                 f.pos,
@@ -386,8 +386,11 @@ impl Ctx<'_> {
                 format!("add `{key}: {example}`"),
             );
             return String::new();
-        }
-        let v = self.opt_str(f, key).unwrap_or_default();
+        };
+        let v = self
+            .scalar_text(&e.value, &|| f.sub(key), "a string")
+            .map(|(s, _)| s.into_owned())
+            .unwrap_or_default();
         if v.is_empty() {
             if let Some(e) = f.get(key).filter(|e| e.value.scalar() == Some("")) {
                 self.error(

@@ -302,13 +302,14 @@ impl<'t> Entries<'t> {
         let tree = self.tree;
         let recs = self.recs();
         recs.iter().enumerate().map(move |(i, r)| {
-            let key = tree.str(r.key_range());
+            let entry = tree.entry(*r);
+            let key = entry.key;
             let is_known =
                 known.iter().any(|k| key_tag(k) == r.key_tag && (key.len() < 8 || *k == key));
             let repeated = recs[..i].iter().any(|p| {
                 p.key_tag == r.key_tag && (key.len() < 8 || tree.str(p.key_range()) == key)
             });
-            (tree.entry(*r), is_known, repeated)
+            (entry, is_known, repeated)
         })
     }
 
@@ -595,29 +596,31 @@ impl Arena {
                         return Ok(());
                     }
                     Some(o) if o.tag == Tag::Seq => self.pending.push(rec),
-                    Some(o) => {
-                        match o.key.take() {
-                            None => {
-                                if rec.is_container() {
-                                    return Err(SyntaxError {
+                    Some(o) => match o.key.take() {
+                        None => {
+                            if rec.is_container() {
+                                return Err(SyntaxError {
                                     pos: rec.pos,
-                                    message: "mapping keys must be plain strings, not lists or mappings".into(),
+                                    message:
+                                        "mapping keys must be plain strings, not lists or mappings"
+                                            .into(),
                                 });
-                                }
-                                if self.tree.str(rec.range()) == "<<" {
-                                    o.merge = true;
-                                }
-                                o.key = Some((rec.start, rec.len, rec.pos));
                             }
-                            Some((key_start, key_len, key_pos)) => {
-                                rec.key_start = key_start;
-                                rec.key_len = key_len;
-                                rec.key_tag = key_tag(self.tree.str(rec.key_range()));
-                                rec.key_pos = key_pos;
-                                self.pending.push(rec);
+                            if self.tree.text.as_bytes().get(rec.range()) == Some(b"<<") {
+                                o.merge = true;
                             }
+                            o.key = Some((rec.start, rec.len, rec.pos));
                         }
-                    }
+                        Some((key_start, key_len, key_pos)) => {
+                            rec.key_start = key_start;
+                            rec.key_len = key_len;
+                            rec.key_tag = tag_of(
+                                self.tree.text.as_bytes().get(rec.key_range()).unwrap_or_default(),
+                            );
+                            rec.key_pos = key_pos;
+                            self.pending.push(rec);
+                        }
+                    },
                 }
             }
             ev = src.next_event()?;
@@ -664,12 +667,17 @@ impl Arena {
 /// length (capped at 255). Two keys shorter than 8 bytes are equal exactly when their tags are;
 /// longer keys with equal tags are then compared in full.
 pub fn key_tag(key: &str) -> u64 {
-    let b = key.as_bytes();
-    let mut word = [0u8; 8];
-    let n = b.len().min(7);
-    word[..n].copy_from_slice(&b[..n]);
-    word[7] = b.len().min(255) as u8;
-    u64::from_le_bytes(word)
+    tag_of(key.as_bytes())
+}
+
+#[inline]
+fn tag_of(b: &[u8]) -> u64 {
+    // Byte by byte rather than a slice copy: a copy of variable length is a `memcpy` call.
+    let mut word = (b.len().min(255) as u64) << 56;
+    for (i, &c) in b.iter().take(7).enumerate() {
+        word |= u64::from(c) << (8 * i);
+    }
+    word
 }
 
 fn too_deep(pos: Pos) -> SyntaxError {
