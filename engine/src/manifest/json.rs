@@ -46,8 +46,12 @@ pub struct JsonReader<R: Read> {
     started: bool,
     finished: bool,
     scratch: Vec<u8>,
-    /// The last scalar's text (see `EventSource::scalar`).
+    /// The last scalar's text (see `EventSource::scalar`) when `lent` is `None`.
     text: String,
+    /// The last scalar's text as a range of `buf` instead, already checked to be UTF-8 (the
+    /// bool: and ASCII): the fast path copies a string once, into the caller's buffer
+    /// (`scalar_into`), not first into `text`. Valid until the next event (the next refill).
+    lent: Option<(usize, usize, bool)>,
 }
 
 impl<R: Read> JsonReader<R> {
@@ -71,6 +75,7 @@ impl<R: Read> JsonReader<R> {
             finished: false,
             scratch: Vec::with_capacity(256),
             text: String::new(),
+            lent: None,
         }
     }
 
@@ -88,6 +93,12 @@ impl<R: Read> JsonReader<R> {
         }
         if self.eof {
             return Ok(false);
+        }
+        // A key's text is still lent while its ':' is looked for: copy it out before the
+        // buffer is overwritten.
+        if let Some((a, b, _)) = self.lent.take() {
+            self.text.clear();
+            self.text.push_str(std::str::from_utf8(&self.buf[a..b]).unwrap_or_default());
         }
         loop {
             match self.reader.read(&mut self.buf) {
@@ -173,13 +184,14 @@ impl<R: Read> JsonReader<R> {
         }
     }
 
-    /// Reads a string into `self.text` (reused, so a string allocates nothing once the buffer
-    /// has grown to the longest string seen).
+    /// Reads a string: lent from the buffer (`self.lent`) or, when it has escapes or spans a
+    /// refill, into `self.text` (reused, so a string allocates nothing once the buffer has
+    /// grown to the longest string seen).
     fn read_string(&mut self) -> Result<(), SyntaxError> {
         // The opening quote is current.
         self.bump(b'"');
         // Fast path, nearly every string of a manifest: it ends in the buffer and has no
-        // escapes, so it is validated and copied once, straight from the buffer.
+        // escapes, so it is checked here and lent from the buffer.
         let chunk = &self.buf[self.start..self.end];
         let mut i = 0;
         let mut ascii = true;
@@ -196,12 +208,8 @@ impl<R: Read> JsonReader<R> {
         if i < chunk.len() && chunk[i] == b'"' && i <= MAX_SCALAR_BYTES {
             let columns =
                 if ascii { i } else { chunk[..i].iter().filter(|&&b| b & 0xC0 != 0x80).count() };
-            let valid = std::str::from_utf8(&chunk[..i]);
-            self.text.clear();
-            if let Ok(s) = valid {
-                self.text.push_str(s);
-            }
-            let ok = valid.is_ok();
+            let ok = ascii || std::str::from_utf8(&chunk[..i]).is_ok();
+            self.lent = Some((self.start, self.start + i, ascii));
             // Past the string and its closing quote (the position a UTF-8 error names).
             self.start += i + 1;
             self.column += columns as u32 + 1;
@@ -210,6 +218,7 @@ impl<R: Read> JsonReader<R> {
             }
             return Ok(());
         }
+        self.lent = None;
         self.scratch.clear();
         loop {
             // Fast path: copy a run of plain bytes straight from the buffer.
@@ -323,18 +332,19 @@ impl<R: Read> JsonReader<R> {
         Ok(v)
     }
 
-    /// Numbers and the literals `true`, `false`, `null`: read a run of word characters into
-    /// `self.text` and check its grammar.
+    /// Numbers and the literals `true`, `false`, `null`: read a run of word characters (lent
+    /// from the buffer, or into `self.text`) and check its grammar.
     fn read_word(&mut self) -> Result<(), SyntaxError> {
         let pos = self.pos();
         self.text.clear();
+        self.lent = None;
         // Fast path: the word ends inside the buffer (a word is ASCII, so columns are bytes).
         let chunk = &self.buf[self.start..self.end];
         let run = chunk.iter().position(|&b| !is_word_byte(b));
         match run {
             Some(n) if n <= MAX_SCALAR_BYTES => {
                 // Only ASCII bytes matched.
-                self.text.push_str(std::str::from_utf8(&chunk[..n]).unwrap_or_default());
+                self.lent = Some((self.start, self.start + n, true));
                 self.start += n;
                 self.column += n as u32;
             }
@@ -355,7 +365,7 @@ impl<R: Read> JsonReader<R> {
                 self.text.push_str(std::str::from_utf8(&self.scratch).unwrap_or_default());
             }
         }
-        let word = self.text.as_str();
+        let word = self.scalar();
         if matches!(word, "true" | "false" | "null") || is_json_number(word) {
             Ok(())
         } else {
@@ -408,7 +418,23 @@ impl<R: Read> JsonReader<R> {
 
 impl<R: Read> EventSource for JsonReader<R> {
     fn scalar(&self) -> &str {
-        &self.text
+        match self.lent {
+            // Checked when read; checked again here because `str` must be proven UTF-8 (the
+            // loader's hot path uses `scalar_into`, which avoids this for short ASCII).
+            Some((a, b, _)) => std::str::from_utf8(&self.buf[a..b]).unwrap_or_default(),
+            None => &self.text,
+        }
+    }
+
+    fn scalar_into(&self, out: &mut String) {
+        match self.lent {
+            // Short ASCII (most keys and values): byte by byte, which for a dozen bytes is
+            // cheaper than a UTF-8 check and a `memcpy` call.
+            Some((a, b, true)) if b - a <= SHORT_ASCII_BYTES => {
+                out.extend(self.buf[a..b].iter().map(|&c| char::from(c)))
+            }
+            _ => out.push_str(self.scalar()),
+        }
     }
 
     fn next_event(&mut self) -> Result<(Event, Pos), SyntaxError> {
@@ -501,6 +527,9 @@ impl<R: Read> EventSource for JsonReader<R> {
         }
     }
 }
+
+/// Up to this length an ASCII scalar is appended byte by byte (see `scalar_into`).
+const SHORT_ASCII_BYTES: usize = 16;
 
 /// Byte classes inside a JSON string, for the fast scan: a table lookup per byte instead of
 /// three comparisons and a UTF-8 check.
@@ -674,6 +703,32 @@ mod tests {
         }
         let e = collect(&mut JsonReader::new("[\"é\", 1, \"x\u{1}\"]".as_bytes())).unwrap_err();
         assert_eq!(e.pos, Pos { line: 1, column: 12 }, "{}", e.message);
+    }
+
+    /// `scalar_into` appends exactly what `scalar` lends, whichever path read the text.
+    #[test]
+    fn scalar_into_matches_scalar() {
+        let src = "{\"short\": \"abc\", \"a-long-ascii-key-here\": \"é\", \"x\": [12345, \"a\\nb\", true]}";
+        for size in [1, 2, 3, 5, 8, 13, 64, 4096] {
+            let mut r = JsonReader::with_buffer(src.as_bytes(), size);
+            let mut out = String::new();
+            let mut want = String::new();
+            loop {
+                let (ev, _) = r.next_event().unwrap();
+                match ev {
+                    Event::End => break,
+                    Event::Scalar { .. } => {
+                        r.scalar_into(&mut out);
+                        want.push_str(r.scalar());
+                        out.push('|');
+                        want.push('|');
+                    }
+                    _ => {}
+                }
+            }
+            assert_eq!(out, want, "buffer of {size} bytes");
+            assert_eq!(out, "short|abc|a-long-ascii-key-here|é|x|12345|a\nb|true|");
+        }
     }
 
     #[test]

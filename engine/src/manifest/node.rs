@@ -140,6 +140,20 @@ impl Tree {
         Ok((start as u32, s.len() as u32))
     }
 
+    /// Appends the scalar `src` has just read (see `push_text`).
+    fn push_scalar(&mut self, src: &dyn EventSource, pos: Pos) -> Result<(u32, u32), SyntaxError> {
+        let start = self.text.len();
+        src.scalar_into(&mut self.text);
+        if self.text.len() > MAX_TREE_TEXT_BYTES {
+            self.text.truncate(start);
+            return Err(SyntaxError {
+                pos,
+                message: format!("block has more than {MAX_TREE_TEXT_BYTES} bytes of text"),
+            });
+        }
+        Ok((start as u32, (self.text.len() - start) as u32))
+    }
+
     /// Copies the subtree `root` of `src` (its children already in `src.nodes`) into `self`,
     /// returning its record there (children in `self.nodes`) and its node count. Iterative:
     /// each container's children block is copied whole, then the containers in it are
@@ -301,11 +315,18 @@ impl<'t> Entries<'t> {
     ) -> impl Iterator<Item = (Entry<'t>, bool, bool)> + use<'t, 'k> {
         let tree = self.tree;
         let recs = self.recs();
+        // The known keys' tags, once per mapping rather than once per entry.
+        let mut known_tags = [0u64; KNOWN_TAGS];
+        for (t, k) in known_tags.iter_mut().zip(known) {
+            *t = key_tag(k);
+        }
         recs.iter().enumerate().map(move |(i, r)| {
             let entry = tree.entry(*r);
             let key = entry.key;
-            let is_known =
-                known.iter().any(|k| key_tag(k) == r.key_tag && (key.len() < 8 || *k == key));
+            let is_known = known.iter().enumerate().any(|(j, k)| {
+                let tag = known_tags.get(j).copied().unwrap_or_else(|| key_tag(k));
+                tag == r.key_tag && (key.len() < 8 || *k == key)
+            });
             let repeated = recs[..i].iter().any(|p| {
                 p.key_tag == r.key_tag && (key.len() < 8 || tree.str(p.key_range()) == key)
             });
@@ -519,7 +540,7 @@ impl Arena {
             let (event, pos) = ev;
             let completed: Option<(Rec, usize)> = match event {
                 Event::Scalar { quoted, anchor } => {
-                    let (start, len) = self.tree.push_text(src.scalar(), pos)?;
+                    let (start, len) = self.tree.push_scalar(src, pos)?;
                     let tag = if quoted { Tag::Quoted } else { Tag::Plain };
                     Some((Rec::scalar(tag, start, len, pos), anchor))
                 }
@@ -662,6 +683,10 @@ impl Arena {
         self.pending.extend_from_slice(own);
     }
 }
+
+/// Known-field tags kept on the stack by `Entries::check_keys`: more than the longest field
+/// list (11); a longer list still works, computing the rest per entry.
+const KNOWN_TAGS: usize = 16;
 
 /// A word that tells keys apart without reading their text: up to the first 7 bytes and the
 /// length (capped at 255). Two keys shorter than 8 bytes are equal exactly when their tags are;
