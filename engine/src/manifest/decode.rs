@@ -975,12 +975,14 @@ fn decode_statuses(ctx: &mut Ctx, c: &Fields) -> Vec<u16> {
     let Some(e) = c.get("expected_status").filter(|e| !e.value.is_null()) else {
         return Vec::new();
     };
-    let items: Vec<Node> = match e.value.kind {
-        NodeKind::Seq(items) => items.iter().take(MAX_LIST_ITEMS).collect(),
-        _ => vec![e.value],
+    // A list, or one status written alone (no list collected: this runs per http monitor).
+    let (list, single) = match e.value.kind {
+        NodeKind::Seq(items) => (Some(items), None),
+        _ => (None, Some(e.value)),
     };
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
+    let mut out = Vec::with_capacity(list.map_or(1, |l| l.len().min(MAX_LIST_ITEMS)));
+    let items = list.into_iter().flat_map(|l| l.iter().take(MAX_LIST_ITEMS)).chain(single);
+    for (i, item) in items.enumerate() {
         let path = || format!("{}[{i}]", c.sub("expected_status"));
         let Some((text, _)) = ctx.scalar_text(&item, &path, "an HTTP status code") else {
             continue;

@@ -143,7 +143,19 @@ impl<R: Read> JsonReader<R> {
 
     /// Skips whitespace in whole-buffer runs (not per-byte `peek`/`bump` calls: this loop runs
     /// between every pair of tokens), keeping line and column up to date.
+    #[inline]
     fn skip_ws(&mut self) -> Result<Option<u8>, SyntaxError> {
+        // Most tokens follow another directly (minified JSON): no loop, no call.
+        if self.start < self.end {
+            let b = self.buf[self.start];
+            if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+                return Ok(Some(b));
+            }
+        }
+        self.skip_ws_run()
+    }
+
+    fn skip_ws_run(&mut self) -> Result<Option<u8>, SyntaxError> {
         loop {
             let (mut line, mut column) = (self.line, self.column);
             let end = self.end;
