@@ -58,12 +58,6 @@ pub trait EventSource {
     /// The text of the last `Scalar` event returned (unspecified after any other event). It
     /// borrows the reader's buffer, so it is valid only until the next `next_event`.
     fn scalar(&self) -> &str;
-
-    /// Appends the last scalar's text to `out`: the same text as [`EventSource::scalar`], for
-    /// a reader that can copy it without lending it first (the JSON reader's buffer).
-    fn scalar_into(&self, out: &mut String) {
-        out.push_str(self.scalar());
-    }
 }
 
 /// An event with its scalar's text (empty for other events): what tests and differential

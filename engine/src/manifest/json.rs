@@ -49,8 +49,8 @@ pub struct JsonReader<R: Read> {
     /// The last scalar's text (see `EventSource::scalar`) when `lent` is `None`.
     text: String,
     /// The last scalar's text as a range of `buf` instead, already checked to be UTF-8 (the
-    /// bool: and ASCII): the fast path copies a string once, into the caller's buffer
-    /// (`scalar_into`), not first into `text`. Valid until the next event (the next refill).
+    /// bool: and ASCII): the fast path copies a string once, into the caller's tree, not
+    /// first into `text`. Valid until the next refill (`fill` copies it out first).
     lent: Option<(usize, usize, bool)>,
 }
 
@@ -431,21 +431,11 @@ impl<R: Read> JsonReader<R> {
 impl<R: Read> EventSource for JsonReader<R> {
     fn scalar(&self) -> &str {
         match self.lent {
-            // Checked when read; checked again here because `str` must be proven UTF-8 (the
-            // loader's hot path uses `scalar_into`, which avoids this for short ASCII).
+            // Checked when read (ASCII strings only for ASCII); checked again here because a
+            // `str` must be proven UTF-8 without `unsafe`. Still one check and one copy per
+            // string, as the text is not first copied into `self.text`.
             Some((a, b, _)) => std::str::from_utf8(&self.buf[a..b]).unwrap_or_default(),
             None => &self.text,
-        }
-    }
-
-    fn scalar_into(&self, out: &mut String) {
-        match self.lent {
-            // Short ASCII (most keys and values): byte by byte, which for a dozen bytes is
-            // cheaper than a UTF-8 check and a `memcpy` call.
-            Some((a, b, true)) if b - a <= SHORT_ASCII_BYTES => {
-                out.extend(self.buf[a..b].iter().map(|&c| char::from(c)))
-            }
-            _ => out.push_str(self.scalar()),
         }
     }
 
@@ -539,9 +529,6 @@ impl<R: Read> EventSource for JsonReader<R> {
         }
     }
 }
-
-/// Up to this length an ASCII scalar is appended byte by byte (see `scalar_into`).
-const SHORT_ASCII_BYTES: usize = 16;
 
 /// Byte classes inside a JSON string, for the fast scan: a table lookup per byte instead of
 /// three comparisons and a UTF-8 check.
@@ -715,32 +702,6 @@ mod tests {
         }
         let e = collect(&mut JsonReader::new("[\"é\", 1, \"x\u{1}\"]".as_bytes())).unwrap_err();
         assert_eq!(e.pos, Pos { line: 1, column: 12 }, "{}", e.message);
-    }
-
-    /// `scalar_into` appends exactly what `scalar` lends, whichever path read the text.
-    #[test]
-    fn scalar_into_matches_scalar() {
-        let src = "{\"short\": \"abc\", \"a-long-ascii-key-here\": \"é\", \"x\": [12345, \"a\\nb\", true]}";
-        for size in [1, 2, 3, 5, 8, 13, 64, 4096] {
-            let mut r = JsonReader::with_buffer(src.as_bytes(), size);
-            let mut out = String::new();
-            let mut want = String::new();
-            loop {
-                let (ev, _) = r.next_event().unwrap();
-                match ev {
-                    Event::End => break,
-                    Event::Scalar { .. } => {
-                        r.scalar_into(&mut out);
-                        want.push_str(r.scalar());
-                        out.push('|');
-                        want.push('|');
-                    }
-                    _ => {}
-                }
-            }
-            assert_eq!(out, want, "buffer of {size} bytes");
-            assert_eq!(out, "short|abc|a-long-ascii-key-here|é|x|12345|a\nb|true|");
-        }
     }
 
     #[test]

@@ -143,7 +143,7 @@ impl Tree {
     /// Appends the scalar `src` has just read (see `push_text`).
     fn push_scalar(&mut self, src: &dyn EventSource, pos: Pos) -> Result<(u32, u32), SyntaxError> {
         let start = self.text.len();
-        src.scalar_into(&mut self.text);
+        self.text.push_str(src.scalar());
         if self.text.len() > MAX_TREE_TEXT_BYTES {
             self.text.truncate(start);
             return Err(SyntaxError {
