@@ -291,7 +291,7 @@ impl Ctx<'_> {
             }
             return None;
         };
-        for (e, is_known, repeated) in entries.check_keys(known) {
+        for (e, is_known) in entries.key_problems(known) {
             if !is_known {
                 let severity = if self.strict { Severity::Error } else { Severity::Warning };
                 let mut hint = format!("known fields here: {}", known.join(", "));
@@ -307,7 +307,7 @@ impl Ctx<'_> {
                     format!("unknown field '{}'", e.key),
                     hint,
                 );
-            } else if repeated {
+            } else {
                 let p = FieldPath::Key(&path, e.key).render();
                 self.error(
                     Class::BadValue,

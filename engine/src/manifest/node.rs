@@ -306,13 +306,14 @@ impl<'t> Entries<'t> {
             .map(|r| tree.entry(*r))
     }
 
-    /// Each entry with two checks of its key: whether it is one of `known`, and whether an
-    /// earlier entry has the same key. Compares tags first (see [`key_tag`]): this runs for
-    /// every mapping of every monitor.
-    pub fn check_keys<'k>(
+    /// The entries whose key is a problem, in order, each with whether its key is one of
+    /// `known`: an unknown key, or a known key an earlier entry already has. Compares tags
+    /// first (see [`key_tag`]) and builds no view of a good entry: this runs for every mapping
+    /// of every monitor.
+    pub fn key_problems<'k>(
         &self,
         known: &'k [&'k str],
-    ) -> impl Iterator<Item = (Entry<'t>, bool, bool)> + use<'t, 'k> {
+    ) -> impl Iterator<Item = (Entry<'t>, bool)> + use<'t, 'k> {
         let tree = self.tree;
         let recs = self.recs();
         // The known keys' tags, once per mapping rather than once per entry.
@@ -320,17 +321,17 @@ impl<'t> Entries<'t> {
         for (t, k) in known_tags.iter_mut().zip(known) {
             *t = key_tag(k);
         }
-        recs.iter().enumerate().map(move |(i, r)| {
-            let entry = tree.entry(*r);
-            let key = entry.key;
+        recs.iter().enumerate().filter_map(move |(i, r)| {
+            let key = tree.str(r.key_range());
             let is_known = known.iter().enumerate().any(|(j, k)| {
                 let tag = known_tags.get(j).copied().unwrap_or_else(|| key_tag(k));
                 tag == r.key_tag && (key.len() < 8 || *k == key)
             });
-            let repeated = recs[..i].iter().any(|p| {
-                p.key_tag == r.key_tag && (key.len() < 8 || tree.str(p.key_range()) == key)
-            });
-            (entry, is_known, repeated)
+            let repeated = is_known
+                && recs[..i].iter().any(|p| {
+                    p.key_tag == r.key_tag && (key.len() < 8 || tree.str(p.key_range()) == key)
+                });
+            (!is_known || repeated).then(|| (tree.entry(*r), is_known))
         })
     }
 
@@ -371,7 +372,7 @@ impl<'t> Node<'t> {
     /// A YAML null (`~`, `null`, empty) or JSON `null`: treated as "not given".
     pub fn is_null(&self) -> bool {
         matches!(self.kind, NodeKind::Scalar { value, quoted: false }
-            if value.is_empty() || value == "~" || value == "null" || value == "Null" || value == "NULL")
+            if value.len() <= 4 && (value.is_empty() || value == "~" || value == "null" || value == "Null" || value == "NULL"))
     }
 
     pub fn type_name(&self) -> &'static str {
@@ -814,23 +815,15 @@ mod tests {
         }
         assert!(m.get("abcdef").is_none());
         assert!(m.get("abcdefgj").is_none());
-        let checks: Vec<(&str, bool, bool)> = m
+        let problems: Vec<(&str, bool)> = m
             .entries()
             .unwrap()
-            .check_keys(&["abcdefgh", "x", ""])
-            .map(|(e, known, repeated)| (e.key, known, repeated))
+            .key_problems(&["abcdefgh", "x", ""])
+            .map(|(e, known)| (e.key, known))
             .collect();
         assert_eq!(
-            checks,
-            [
-                ("abcdefg", false, false),
-                ("abcdefgh", true, false),
-                ("abcdefgi", false, false),
-                ("", true, false),
-                ("abc", false, false),
-                ("abcdefgh", true, true),
-                ("x", true, false),
-            ]
+            problems,
+            [("abcdefg", false), ("abcdefgi", false), ("abc", false), ("abcdefgh", true)]
         );
     }
 
