@@ -47,33 +47,34 @@ fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-fn scalar<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
+fn scalar<'a>(node: &Node<'a>, key: &str) -> Option<&'a str> {
     node.get(key).and_then(|e| e.value.scalar()).filter(|s| !s.is_empty())
 }
 
 /// The entry named `name` in the list `list` (`clusters`, `users`, `contexts`), as its inner
 /// block (`cluster`, `user`, `context`).
-fn named<'a>(root: &'a Node, list: &str, inner: &str, name: &str) -> Option<&'a Node> {
-    let crate::manifest::node::NodeKind::Seq(items) = &root.get(list)?.value.kind else {
+fn named<'a>(root: &Node<'a>, list: &str, inner: &str, name: &str) -> Option<Node<'a>> {
+    let crate::manifest::node::NodeKind::Seq(items) = root.get(list)?.value.kind else {
         return None;
     };
-    items.iter().find(|i| scalar(i, "name") == Some(name)).and_then(|i| Some(&i.get(inner)?.value))
+    items.iter().find(|i| scalar(i, "name") == Some(name)).and_then(|i| Some(i.get(inner)?.value))
 }
 
 /// Parses a kubeconfig's text; `dir` resolves relative file paths in it.
 pub fn parse(text: &[u8], dir: &Path) -> Result<Cluster, String> {
     let mut reader = YamlReader::new(Cursor::new(text.to_vec()));
     let first = reader.next_event().map_err(|e| format!("{}: {}", e.pos, e.message))?;
-    let root = node::build(&mut reader, first, &mut Anchors::default())
+    let tree = node::build(&mut reader, first, &mut Anchors::default())
         .map_err(|e| format!("{}: {}", e.pos, e.message))?;
+    let root = tree.root();
     let context_name =
         scalar(&root, "current-context").ok_or("no current-context in the kubeconfig")?;
     let context = named(&root, "contexts", "context", context_name)
         .ok_or_else(|| format!("context `{context_name}` not found"))?;
-    let cluster_name = scalar(context, "cluster").ok_or("the current context names no cluster")?;
+    let cluster_name = scalar(&context, "cluster").ok_or("the current context names no cluster")?;
     let cluster = named(&root, "clusters", "cluster", cluster_name)
         .ok_or_else(|| format!("cluster `{cluster_name}` not found"))?;
-    let server = scalar(cluster, "server").ok_or("the cluster has no server")?.to_owned();
+    let server = scalar(&cluster, "server").ok_or("the cluster has no server")?.to_owned();
     let relative = |p: &str| {
         let p = Path::new(p);
         if p.is_absolute() {
@@ -82,7 +83,7 @@ pub fn parse(text: &[u8], dir: &Path) -> Result<Cluster, String> {
             dir.join(p)
         }
     };
-    let ca_pem = match scalar(cluster, "certificate-authority-data") {
+    let ca_pem = match scalar(&cluster, "certificate-authority-data") {
         Some(data) => Some(
             base64::engine::general_purpose::STANDARD
                 .decode(data.trim())
@@ -91,7 +92,7 @@ pub fn parse(text: &[u8], dir: &Path) -> Result<Cluster, String> {
         None => None,
     };
     let mut token = None;
-    if let Some(user_name) = scalar(context, "user") {
+    if let Some(user_name) = scalar(&context, "user") {
         if let Some(user) = named(&root, "users", "user", user_name) {
             if user.get("exec").is_some() || user.get("auth-provider").is_some() {
                 return Err(format!(
@@ -99,7 +100,7 @@ pub fn parse(text: &[u8], dir: &Path) -> Result<Cluster, String> {
                      account token instead"
                 ));
             }
-            token = match (scalar(user, "token"), scalar(user, "tokenFile")) {
+            token = match (scalar(&user, "token"), scalar(&user, "tokenFile")) {
                 (Some(t), _) => Some(t.to_owned()),
                 (None, Some(f)) => {
                     Some(String::from_utf8_lossy(&read_capped(&relative(f))?).trim().to_owned())
@@ -111,9 +112,9 @@ pub fn parse(text: &[u8], dir: &Path) -> Result<Cluster, String> {
     Ok(Cluster {
         server,
         token,
-        ca_file: scalar(cluster, "certificate-authority").map(relative),
+        ca_file: scalar(&cluster, "certificate-authority").map(relative),
         ca_pem,
-        insecure_skip_verify: scalar(cluster, "insecure-skip-tls-verify") == Some("true"),
+        insecure_skip_verify: scalar(&cluster, "insecure-skip-tls-verify") == Some("true"),
     })
 }
 

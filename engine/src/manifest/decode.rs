@@ -4,6 +4,7 @@
 //! The field lists (`*_FIELDS`) are the single source of what the loader accepts: unknown-field
 //! warnings, "did you mean" and the docs test all read them.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use super::env::{expand, Env, ExpandError};
 use super::event::Pos;
 use super::intern::Interner;
 use super::maintenance::MaintenanceWindow;
-use super::node::{Entry, Node, NodeKind};
+use super::node::{Entries, Entry, Node, NodeKind};
 use super::schema::*;
 
 pub const TOP_FIELDS: &[&str] = &["version", "monitors", "endpoints", "notification_groups"];
@@ -151,6 +152,13 @@ pub struct Interners {
     pub codes: Interner<Codes>,
     pub headers: Interner<Headers>,
     pub notify: Interner<Notify>,
+    /// `codes` blocks already decoded without a problem, by their text (see `Node::encode`):
+    /// a fleet repeats a few blocks a million times, and decoding one again would only build
+    /// the same value to find it in `codes`. At most `MAX_INTERNED` blocks; past it, blocks
+    /// are decoded every time.
+    codes_by_block: HashMap<Vec<u8>, Arc<Codes>, super::intern::FxBuildHasher>,
+    block_key: Vec<u8>,
+    block_stack: Vec<(u32, u32)>,
 }
 
 /// What decoding needs: where to report, and the shared interners.
@@ -212,14 +220,14 @@ impl FieldPath<'_> {
 
 /// A mapping being decoded, with its path for messages.
 pub struct Fields<'n> {
-    pub entries: &'n [Entry],
+    pub entries: Entries<'n>,
     pub pos: Pos,
     pub path: FieldPath<'n>,
 }
 
 impl<'n> Fields<'n> {
-    fn get(&self, key: &str) -> Option<&'n Entry> {
-        self.entries.iter().find(|e| e.key == key)
+    fn get(&self, key: &str) -> Option<Entry<'n>> {
+        self.entries.get(key)
     }
 
     fn sub(&self, key: &str) -> String {
@@ -267,11 +275,11 @@ impl Ctx<'_> {
     /// with `--strict`). `None` (reported) when it is not a mapping.
     pub fn fields<'n>(
         &mut self,
-        node: &'n Node,
+        node: &Node<'n>,
         path: FieldPath<'n>,
         known: &[&str],
     ) -> Option<Fields<'n>> {
-        let NodeKind::Map(entries) = &node.kind else {
+        let NodeKind::Map(entries) = node.kind else {
             if !node.is_null() {
                 self.error(
                     Class::WrongType,
@@ -283,14 +291,14 @@ impl Ctx<'_> {
             }
             return None;
         };
-        for (i, e) in entries.iter().enumerate() {
-            if !known.contains(&e.key.as_str()) {
+        for (e, is_known) in entries.key_problems(known) {
+            if !is_known {
                 let severity = if self.strict { Severity::Error } else { Severity::Warning };
                 let mut hint = format!("known fields here: {}", known.join(", "));
-                if let Some(m) = did_you_mean(&e.key, known) {
+                if let Some(m) = did_you_mean(e.key, known) {
                     hint = format!("did you mean '{m}'? {hint}");
                 }
-                let p = FieldPath::Key(&path, &e.key).render();
+                let p = FieldPath::Key(&path, e.key).render();
                 self.report(
                     severity,
                     Class::UnknownField,
@@ -299,8 +307,8 @@ impl Ctx<'_> {
                     format!("unknown field '{}'", e.key),
                     hint,
                 );
-            } else if entries[..i].iter().any(|prev| prev.key == e.key) {
-                let p = FieldPath::Key(&path, &e.key).render();
+            } else {
+                let p = FieldPath::Key(&path, e.key).render();
                 self.error(
                     Class::BadValue,
                     e.key_pos,
@@ -314,22 +322,23 @@ impl Ctx<'_> {
     }
 
     /// The entry for `key` if present and not null.
-    fn entry<'n>(&self, f: &Fields<'n>, key: &str) -> Option<&'n Entry> {
+    fn entry<'n>(&self, f: &Fields<'n>, key: &str) -> Option<Entry<'n>> {
         f.get(key).filter(|e| !e.value.is_null())
     }
 
-    /// A scalar's text, `${NAME}` expanded. Reports a non-scalar.
-    fn scalar_text(
+    /// A scalar's text, `${NAME}` expanded (borrowed from the tree unless expanded, so most
+    /// values are only copied if they are kept). Reports a non-scalar.
+    fn scalar_text<'n>(
         &mut self,
-        node: &Node,
+        node: &Node<'n>,
         path: &dyn Fn() -> String,
         what: &str,
-    ) -> Option<(String, bool)> {
-        match &node.kind {
+    ) -> Option<(Cow<'n, str>, bool)> {
+        match node.kind {
             NodeKind::Scalar { value, quoted } => {
                 match expand(value, self.env) {
-                    Ok(None) => Some((value.clone(), *quoted)),
-                    Ok(Some(v)) => Some((v, true)),
+                    Ok(None) => Some((Cow::Borrowed(value), quoted)),
+                    Ok(Some(v)) => Some((Cow::Owned(v), true)),
                     Err(e) => {
                         let (msg, hint) = match e {
                         ExpandError::Unset(name) => (
@@ -364,11 +373,11 @@ impl Ctx<'_> {
 
     pub fn opt_str(&mut self, f: &Fields, key: &str) -> Option<String> {
         let e = self.entry(f, key)?;
-        self.scalar_text(&e.value, &|| f.sub(key), "a string").map(|(s, _)| s)
+        self.scalar_text(&e.value, &|| f.sub(key), "a string").map(|(s, _)| s.into_owned())
     }
 
     pub fn req_str(&mut self, f: &Fields, key: &str, example: &str) -> String {
-        if self.entry(f, key).is_none() {
+        let Some(e) = self.entry(f, key) else {
             self.error(
                 Class::Missing,
                 f.pos,
@@ -377,8 +386,11 @@ impl Ctx<'_> {
                 format!("add `{key}: {example}`"),
             );
             return String::new();
-        }
-        let v = self.opt_str(f, key).unwrap_or_default();
+        };
+        let v = self
+            .scalar_text(&e.value, &|| f.sub(key), "a string")
+            .map(|(s, _)| s.into_owned())
+            .unwrap_or_default();
         if v.is_empty() {
             if let Some(e) = f.get(key).filter(|e| e.value.scalar() == Some("")) {
                 self.error(
@@ -398,9 +410,10 @@ impl Ctx<'_> {
         let Some((text, _)) = self.scalar_text(&e.value, &|| f.sub(key), "true or false") else {
             return default;
         };
-        match text.to_ascii_lowercase().as_str() {
-            "true" | "yes" | "on" => true,
-            "false" | "no" | "off" => false,
+        let is = |word: &str| text.eq_ignore_ascii_case(word);
+        match () {
+            _ if is("true") || is("yes") || is("on") => true,
+            _ if is("false") || is("no") || is("off") => false,
             _ => {
                 self.error(
                     Class::WrongType,
@@ -499,7 +512,7 @@ impl Ctx<'_> {
     /// A string or a list of strings.
     pub fn str_list(&mut self, f: &Fields, key: &str) -> Vec<String> {
         let Some(e) = self.entry(f, key) else { return Vec::new() };
-        match &e.value.kind {
+        match e.value.kind {
             NodeKind::Seq(items) => {
                 let mut out = Vec::with_capacity(items.len().min(MAX_LIST_ITEMS));
                 for (i, item) in items.iter().enumerate() {
@@ -514,9 +527,9 @@ impl Ctx<'_> {
                         break;
                     }
                     if let Some((s, _)) =
-                        self.scalar_text(item, &|| format!("{}[{i}]", f.sub(key)), "a string")
+                        self.scalar_text(&item, &|| format!("{}[{i}]", f.sub(key)), "a string")
                     {
-                        out.push(s);
+                        out.push(s.into_owned());
                     }
                 }
                 out
@@ -534,7 +547,7 @@ impl Ctx<'_> {
             }
             _ => self
                 .scalar_text(&e.value, &|| f.sub(key), "a string or a list of strings")
-                .map(|(s, _)| vec![s])
+                .map(|(s, _)| vec![s.into_owned()])
                 .unwrap_or_default(),
         }
     }
@@ -543,14 +556,14 @@ impl Ctx<'_> {
     pub fn headers(&mut self, f: &Fields, key: &str) -> Arc<Headers> {
         let mut out: Headers = Vec::new();
         if let Some(e) = self.entry(f, key) {
-            match &e.value.kind {
+            match e.value.kind {
                 NodeKind::Map(entries) => {
                     for en in entries.iter().take(MAX_HEADERS) {
                         let sub = format!("{}.{}", f.sub(key), en.key);
                         if let Some((v, _)) =
                             self.scalar_text(&en.value, &|| sub.clone(), "a header value")
                         {
-                            out.push((en.key.clone(), v));
+                            out.push((en.key.to_string(), v.into_owned()));
                         }
                     }
                     if entries.len() > MAX_HEADERS {
@@ -567,7 +580,7 @@ impl Ctx<'_> {
                     for (i, item) in items.iter().enumerate().take(MAX_HEADERS) {
                         let sub = || format!("{}[{i}]", f.sub(key));
                         let Some((line, _)) =
-                            self.scalar_text(item, &sub, "a \"Name: value\" string")
+                            self.scalar_text(&item, &sub, "a \"Name: value\" string")
                         else {
                             continue;
                         };
@@ -614,10 +627,10 @@ impl Ctx<'_> {
         &mut self,
         f: &Fields,
         key: &str,
-        choices: &[&str],
+        choices: &[&'static str],
         class: Class,
         what: &str,
-    ) -> Option<String> {
+    ) -> Option<&'static str> {
         let Some(e) = self.entry(f, key) else {
             self.error(
                 Class::Missing,
@@ -629,9 +642,9 @@ impl Ctx<'_> {
             return None;
         };
         let (text, _) = self.scalar_text(&e.value, &|| f.sub(key), "a string")?;
-        let lower = text.to_ascii_lowercase();
-        if choices.contains(&lower.as_str()) {
-            Some(lower)
+        // The choices are lower case: the match is the lower-cased text, without building it.
+        if let Some(&c) = choices.iter().find(|c| c.eq_ignore_ascii_case(&text)) {
+            Some(c)
         } else {
             self.error(
                 class,
@@ -649,9 +662,9 @@ impl Ctx<'_> {
         match f.get(key) {
             Some(e) => match self.fields(&e.value, path, known) {
                 Some(c) => c,
-                None => Fields { entries: &[], pos: e.value.pos, path },
+                None => Fields { entries: Entries::empty(), pos: e.value.pos, path },
             },
-            None => Fields { entries: &[], pos: f.pos, path },
+            None => Fields { entries: Entries::empty(), pos: f.pos, path },
         }
     }
 }
@@ -700,9 +713,7 @@ fn decode_monitor_inner(
         }
         None => derive_id(&name),
     };
-    if !name.is_empty() || f.get("id").is_some() {
-        *id_out = Some(id.clone());
-    }
+    let has_id = !name.is_empty() || f.get("id").is_some();
     let enabled = ctx.bool_or(&f, "enabled", true);
     let tags = ctx.str_list(&f, "tags");
     let pulse_check = match f.get("pulse_check") {
@@ -745,10 +756,15 @@ fn decode_monitor_inner(
         None => None,
     };
     let maintenance = decode_maintenance(ctx, &f);
-    if ctx.had_error {
-        return None;
-    }
-    let pulse_check = pulse_check?;
+    let pulse_check = match pulse_check {
+        Some(p) if !ctx.had_error => p,
+        _ => {
+            if has_id {
+                *id_out = Some(id);
+            }
+            return None;
+        }
+    };
     Some(Monitor {
         id,
         name,
@@ -787,7 +803,7 @@ fn decode_pulse_check(ctx: &mut Ctx, f: &Fields) -> Option<PulseCheck> {
     let max_failures = ctx.opt_int(f, "max_failures", i64::MIN, i64::MAX);
     let retries = ctx.opt_int(f, "retries", 0, i64::from(u32::MAX)).map(|v| v as u32);
     let groups = ctx.str_list(f, "groups");
-    let pulse = match kind.as_deref() {
+    let pulse = match kind {
         Some(k) => decode_pulse(ctx, f, k),
         None => None,
     };
@@ -959,14 +975,18 @@ fn decode_statuses(ctx: &mut Ctx, c: &Fields) -> Vec<u16> {
     let Some(e) = c.get("expected_status").filter(|e| !e.value.is_null()) else {
         return Vec::new();
     };
-    let items: Vec<&Node> = match &e.value.kind {
-        NodeKind::Seq(items) => items.iter().take(MAX_LIST_ITEMS).collect(),
-        _ => vec![&e.value],
+    // A list, or one status written alone (no list collected: this runs per http monitor).
+    let (list, single) = match e.value.kind {
+        NodeKind::Seq(items) => (Some(items), None),
+        _ => (None, Some(e.value)),
     };
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
+    let mut out = Vec::with_capacity(list.map_or(1, |l| l.len().min(MAX_LIST_ITEMS)));
+    let items = list.into_iter().flat_map(|l| l.iter().take(MAX_LIST_ITEMS)).chain(single);
+    for (i, item) in items.enumerate() {
         let path = || format!("{}[{i}]", c.sub("expected_status"));
-        let Some((text, _)) = ctx.scalar_text(item, &path, "an HTTP status code") else { continue };
+        let Some((text, _)) = ctx.scalar_text(&item, &path, "an HTTP status code") else {
+            continue;
+        };
         match text.trim().parse::<u16>() {
             Ok(v) if (100..=599).contains(&v) => out.push(v),
             _ => ctx.error(
@@ -986,7 +1006,7 @@ fn decode_intervention(ctx: &mut Ctx, f: &Fields) -> Option<Intervention> {
         ctx.choice(f, "action", &INTERVENTION_ACTIONS, Class::UnknownKind, "intervention action");
     let retries = ctx.opt_int(f, "retries", 0, i64::from(u32::MAX)).map(|v| v as u32);
     let max_failures = ctx.opt_int(f, "max_failures", i64::MIN, i64::MAX);
-    let action = match action.as_deref()? {
+    let action = match action? {
         "docker" => {
             let t = ctx.config(f, "target", DOCKER_TARGET_FIELDS);
             InterventionAction::Docker {
@@ -1033,7 +1053,7 @@ fn decode_intervention(ctx: &mut Ctx, f: &Fields) -> Option<Intervention> {
 /// `notify` kind + `config` (or an endpoint's `type` + `config`), interned.
 pub fn decode_notify(ctx: &mut Ctx, f: &Fields, kind_key: &str) -> Option<Arc<Notify>> {
     let kind = ctx.choice(f, kind_key, &NOTIFY_KINDS, Class::UnknownKind, "notify kind")?;
-    let known: &[&str] = match kind.as_str() {
+    let known: &[&str] = match kind {
         "log" => LOG_FIELDS,
         "webhook" => WEBHOOK_NOTIFY_FIELDS,
         "slack" => SLACK_FIELDS,
@@ -1047,7 +1067,7 @@ pub fn decode_notify(ctx: &mut Ctx, f: &Fields, kind_key: &str) -> Option<Arc<No
         _ => ALERTMANAGER_FIELDS,
     };
     let c = ctx.config(f, "config", known);
-    let notify = match kind.as_str() {
+    let notify = match kind {
         "log" => Notify::Log { file: ctx.opt_str(&c, "file") },
         "webhook" => Notify::Webhook {
             url: ctx.req_str(&c, "url", "https://hooks.example.com/cpra"),
@@ -1111,20 +1131,46 @@ pub fn decode_notify(ctx: &mut Ctx, f: &Fields, kind_key: &str) -> Option<Arc<No
 }
 
 fn decode_codes(ctx: &mut Ctx, f: &Fields) -> Arc<Codes> {
+    let Some(e) = f.get("codes").filter(|e| !e.value.is_null()) else {
+        return decode_codes_block(ctx, f);
+    };
+    let i = &mut *ctx.interners;
+    i.block_key.clear();
+    let cacheable = e.value.encode(&mut i.block_stack, &mut i.block_key);
+    if cacheable {
+        if let Some(codes) = i.codes_by_block.get(i.block_key.as_slice()) {
+            return Arc::clone(codes);
+        }
+    }
+    let problems_before = ctx.problems.total();
+    let codes = decode_codes_block(ctx, f);
+    // Only a block that decoded without a word said: decoding it again would say nothing
+    // either, and its notify groups are already referenced.
+    let i = &mut *ctx.interners;
+    if cacheable
+        && ctx.problems.total() == problems_before
+        && i.codes_by_block.len() < super::intern::MAX_INTERNED
+    {
+        i.codes_by_block.insert(i.block_key.clone(), Arc::clone(&codes));
+    }
+    codes
+}
+
+fn decode_codes_block(ctx: &mut Ctx, f: &Fields) -> Arc<Codes> {
     let mut codes = Codes::default();
     if let Some(e) = f.get("codes").filter(|e| !e.value.is_null()) {
         let path = FieldPath::Key(&f.path, "codes");
-        match &e.value.kind {
+        match e.value.kind {
             NodeKind::Map(entries) => {
-                for en in entries {
-                    let cpath = FieldPath::Key(&path, &en.key);
-                    let Some(colour) = Colour::parse(&en.key) else {
+                for en in entries.iter() {
+                    let cpath = FieldPath::Key(&path, en.key);
+                    let Some(colour) = Colour::parse(en.key) else {
                         ctx.error(
                             Class::UnknownType,
                             en.key_pos,
                             cpath.render(),
                             format!("unknown colour '{}'", en.key),
-                            choices_hint(&en.key, &COLOURS),
+                            choices_hint(en.key, &COLOURS),
                         );
                         continue;
                     };
@@ -1203,9 +1249,9 @@ fn decode_codes(ctx: &mut Ctx, f: &Fields) -> Arc<Codes> {
 fn decode_maintenance(ctx: &mut Ctx, f: &Fields) -> Vec<MaintenanceWindow> {
     let Some(e) = f.get("maintenance").filter(|e| !e.value.is_null()) else { return Vec::new() };
     let path = FieldPath::Key(&f.path, "maintenance");
-    let items: Vec<&Node> = match &e.value.kind {
+    let items: Vec<Node> = match e.value.kind {
         NodeKind::Seq(items) => items.iter().take(MAX_LIST_ITEMS).collect(),
-        NodeKind::Map(_) => vec![&e.value],
+        NodeKind::Map(_) => vec![e.value],
         _ => {
             ctx.error(
                 Class::WrongType,
@@ -1219,7 +1265,7 @@ fn decode_maintenance(ctx: &mut Ctx, f: &Fields) -> Vec<MaintenanceWindow> {
     };
     let mut out = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
-        let Some(w) = ctx.fields(item, FieldPath::Index(&path, i), MAINTENANCE_FIELDS) else {
+        let Some(w) = ctx.fields(&item, FieldPath::Index(&path, i), MAINTENANCE_FIELDS) else {
             continue;
         };
         let cron = ctx.req_str(&w, "cron", "\"0 2 * * *\"");

@@ -14,6 +14,25 @@ pub fn parse_go_duration(text: &str) -> Result<u64, String> {
     if s.starts_with('-') {
         return Err(format!("negative duration '{text}'"));
     }
+    let bytes = s.as_bytes();
+    // Fast path, nearly every value in a manifest: digits then one ASCII unit (`30s`). The
+    // result is what the loop below computes for it; 18 digits cannot overflow the u128.
+    let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    if (1..=18).contains(&digits) {
+        let unit_ns: Option<u128> = match &bytes[digits..] {
+            b"ns" => Some(1),
+            b"us" => Some(1_000),
+            b"ms" => Some(1_000_000),
+            b"s" => Some(1_000_000_000),
+            b"m" => Some(60_000_000_000),
+            b"h" => Some(3_600_000_000_000),
+            _ => None,
+        };
+        if let Some(unit_ns) = unit_ns {
+            let n = bytes[..digits].iter().fold(0u128, |n, &d| n * 10 + u128::from(d - b'0'));
+            return u64::try_from(n * unit_ns).map_err(|_| format!("'{text}' is too large"));
+        }
+    }
     let s = s.strip_prefix('+').unwrap_or(s);
     let bytes = s.as_bytes();
     let mut i = 0;
@@ -108,6 +127,13 @@ mod tests {
         assert_eq!(parse_go_duration("2h45m"), Ok(9_900_000_000_000));
         assert_eq!(parse_go_duration("100us"), Ok(100_000));
         assert_eq!(parse_go_duration("0"), Ok(0));
+        assert_eq!(parse_go_duration("0s"), Ok(0));
+        assert_eq!(parse_go_duration(" 60s "), Ok(60_000_000_000));
+        assert_eq!(parse_go_duration("+5m"), Ok(300_000_000_000));
+        assert_eq!(parse_go_duration("5000000h"), Ok(18_000_000_000_000_000_000));
+        assert!(parse_go_duration("6000000h").unwrap_err().contains("too large"));
+        assert!(parse_go_duration("999999999999999999h").unwrap_err().contains("too large"));
+        assert!(parse_go_duration("9999999999999999999h").unwrap_err().contains("too large"));
         for bad in ["", "30", "s", "-1s", "1x", "1..5s", "abc", "1s2"] {
             assert!(parse_go_duration(bad).is_err(), "{bad}");
         }

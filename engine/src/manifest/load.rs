@@ -16,7 +16,7 @@ use super::diagnostic::{choices_hint, did_you_mean, Class, Diagnostic, Problems,
 use super::env::{Env, ProcessEnv};
 use super::event::{Event, EventSource, Pos, SyntaxError};
 use super::json::JsonReader;
-use super::node::{build, Anchors, Node, NodeKind};
+use super::node::{build, Anchors, Arena, Node, NodeKind, Tree};
 use super::schema::{Code, CodeTarget, GroupId, Monitor, Notify};
 use super::source::{open, open_reader, Format};
 use super::yaml_scan::{yaml_source, Reopen};
@@ -199,6 +199,7 @@ fn load_source(
         ids: HashMap::default(),
         endpoints: None,
         group_defs: None,
+        arena: Arena::default(),
     };
     if let Err(e) = loader.run(src.as_mut(), on_monitor) {
         loader.syntax(e);
@@ -217,8 +218,10 @@ struct Loader<'a> {
     /// 12 bytes per monitor; a 64-bit collision between two different ids in a fleet of a
     /// million has a probability near 3e-8, and would be reported as a duplicate id.
     ids: HashMap<u64, u32, super::intern::FxBuildHasher>,
-    endpoints: Option<Node>,
-    group_defs: Option<Node>,
+    endpoints: Option<Tree>,
+    group_defs: Option<Tree>,
+    /// One monitor's tree at a time, its storage reused.
+    arena: Arena,
 }
 
 impl Loader<'_> {
@@ -291,7 +294,8 @@ impl Loader<'_> {
                     match ev {
                         Event::SeqStart { .. } => self.monitors(src, &mut on_monitor)?,
                         other => {
-                            let node = build(src, (other, vpos), &mut self.anchors)?;
+                            let tree = build(src, (other, vpos), &mut self.anchors)?;
+                            let node = tree.root();
                             if !node.is_null() {
                                 self.top_error(
                                     vpos,
@@ -307,11 +311,11 @@ impl Loader<'_> {
                 }
                 "endpoints" | "notification_groups" | "version" => {
                     let first = src.next_event()?;
-                    let node = build(src, first, &mut self.anchors)?;
+                    let tree = build(src, first, &mut self.anchors)?;
                     match key.as_str() {
-                        "endpoints" => self.endpoints = Some(node),
-                        "notification_groups" => self.group_defs = Some(node),
-                        _ => self.report.version = node.scalar().map(str::to_string),
+                        "endpoints" => self.endpoints = Some(tree),
+                        "notification_groups" => self.group_defs = Some(tree),
+                        _ => self.report.version = tree.root().scalar().map(str::to_string),
                     }
                 }
                 other => {
@@ -361,24 +365,35 @@ impl Loader<'_> {
         src: &mut dyn EventSource,
         on_monitor: &mut impl FnMut(Monitor),
     ) -> Result<(), SyntaxError> {
+        // Out of `self` while a tree borrows it, so the decoder can borrow the rest.
+        let mut arena = std::mem::take(&mut self.arena);
+        let result = self.monitor_items(src, on_monitor, &mut arena);
+        self.arena = arena;
+        result
+    }
+
+    fn monitor_items(
+        &mut self,
+        src: &mut dyn EventSource,
+        on_monitor: &mut impl FnMut(Monitor),
+        arena: &mut Arena,
+    ) -> Result<(), SyntaxError> {
         loop {
             let (ev, pos) = src.next_event()?;
             if ev == Event::SeqEnd {
                 return Ok(());
             }
-            let node = build(src, (ev, pos), &mut self.anchors)?;
+            let node = arena.build(src, (ev, pos), &mut self.anchors)?;
             let index = self.report.monitors_seen;
             self.report.monitors_seen += 1;
             let mut ctx = self.ctx();
-            let (monitor, id) = match decode_monitor(&mut ctx, &node, index) {
-                Ok(m) => {
-                    let id = m.id.clone();
-                    (Some(m), id)
-                }
-                Err(Some(id)) => (None, id),
+            let decoded = decode_monitor(&mut ctx, &node, index);
+            let id = match &decoded {
+                Ok(m) => m.id.as_str(),
+                Err(Some(id)) => id.as_str(),
                 Err(None) => continue,
             };
-            let hash = super::schema::id_hash(&id);
+            let hash = super::schema::id_hash(id);
             if let Some(&first_line) = self.ids.get(&hash) {
                 let pos = node
                     .get("id")
@@ -386,7 +401,7 @@ impl Loader<'_> {
                     .or(node.get("name").map(|e| e.value.pos))
                     .unwrap_or(node.pos);
                 let name =
-                    node.get("name").and_then(|e| e.value.scalar()).unwrap_or(&id).to_string();
+                    node.get("name").and_then(|e| e.value.scalar()).unwrap_or(id).to_string();
                 self.report.problems.push(Diagnostic {
                     severity: Severity::Error,
                     class: Class::DuplicateId,
@@ -402,7 +417,7 @@ impl Loader<'_> {
                 continue;
             }
             self.ids.insert(hash, node.pos.line);
-            let Some(monitor) = monitor else { continue };
+            let Ok(monitor) = decoded else { continue };
             self.report.monitors_loaded += 1;
             on_monitor(monitor);
         }
@@ -412,20 +427,21 @@ impl Loader<'_> {
     fn finish(mut self) -> LoadReport {
         let mut endpoint_index: HashMap<String, usize> = HashMap::new();
         let mut endpoints: Vec<(String, Arc<Notify>)> = Vec::new();
-        if let Some(node) = self.endpoints.take() {
+        if let Some(tree) = self.endpoints.take() {
+            let node = tree.root();
             let mut ctx = self.ctx();
-            if let NodeKind::Map(entries) = &node.kind {
-                for e in entries {
+            if let NodeKind::Map(entries) = node.kind {
+                for e in entries.iter() {
                     ctx.monitor = None;
                     let top = FieldPath::Top("endpoints");
-                    let path = FieldPath::Key(&top, &e.key);
+                    let path = FieldPath::Key(&top, e.key);
                     let Some(f) = ctx.fields(&e.value, path, ENDPOINT_FIELDS) else { continue };
                     if let Some(n) = decode_notify(&mut ctx, &f, "type") {
-                        endpoint_index.insert(e.key.clone(), endpoints.len());
-                        endpoints.push((e.key.clone(), n));
+                        endpoint_index.insert(e.key.to_string(), endpoints.len());
+                        endpoints.push((e.key.to_string(), n));
                     } else {
                         // Remember the name so groups naming it are not also reported.
-                        endpoint_index.insert(e.key.clone(), usize::MAX);
+                        endpoint_index.insert(e.key.to_string(), usize::MAX);
                     }
                 }
             } else if !node.is_null() {
@@ -441,14 +457,15 @@ impl Loader<'_> {
         self.report.registry.endpoints = endpoints;
         let known_endpoints: Vec<String> = endpoint_index.keys().cloned().collect();
         let mut defined: HashMap<String, Vec<usize>> = HashMap::new();
-        if let Some(node) = self.group_defs.take() {
+        if let Some(tree) = self.group_defs.take() {
+            let node = tree.root();
             let mut ctx = self.ctx();
-            if let NodeKind::Map(entries) = &node.kind {
-                for e in entries {
+            if let NodeKind::Map(entries) = node.kind {
+                for e in entries.iter() {
                     let mut members = Vec::new();
-                    let items: Vec<&Node> = match &e.value.kind {
+                    let items: Vec<Node> = match e.value.kind {
                         NodeKind::Seq(items) => items.iter().collect(),
-                        NodeKind::Scalar { .. } if !e.value.is_null() => vec![&e.value],
+                        NodeKind::Scalar { .. } if !e.value.is_null() => vec![e.value],
                         _ => {
                             ctx.error(
                                 Class::WrongType,
@@ -499,7 +516,7 @@ impl Loader<'_> {
                             }
                         }
                     }
-                    defined.insert(e.key.clone(), members);
+                    defined.insert(e.key.to_string(), members);
                 }
             } else if !node.is_null() {
                 ctx.error(

@@ -341,6 +341,37 @@ fn identical_blocks_are_stored_once() {
     assert_eq!(r.distinct_codes, 1);
 }
 
+/// A repeated `codes` block is decoded once; but one with a problem is reported at every
+/// monitor that repeats it, and one naming an environment variable is expanded each time.
+#[test]
+fn repeated_codes_blocks_report_their_problems_every_time() {
+    let monitor = |i: usize, codes: &str| {
+        format!("  - name: m{i}\n    pulse_check: {{type: tcp, config: {{host: h, port: 1}}}}\n    codes: {codes}\n")
+    };
+    let mut text = "monitors:\n".to_string();
+    for i in 0..3 {
+        text += &monitor(i, "{red: {notify_group: g}, purple: {notify: log}}");
+    }
+    for i in 3..6 {
+        text += &monitor(i, "{red: {notify_group: g}}");
+    }
+    text += "notification_groups: {g: []}\n";
+    let (m, r) = load(&text);
+    let unknown: Vec<_> = r.problems.kept.iter().filter(|d| d.message.contains("purple")).collect();
+    assert_eq!(unknown.len(), 3, "{:#?}", r.problems.kept);
+    assert_eq!(unknown[2].monitor.as_deref(), Some("m2"));
+    assert_eq!(unknown[2].pos.line, 10);
+    assert_eq!(m.len(), 3);
+    assert!(std::sync::Arc::ptr_eq(&m[0].codes, &m[2].codes));
+
+    let text = "monitors:\n".to_string()
+        + &monitor(0, "{red: {notify: slack, config: {hook: '${HOOK_A}'}}}")
+        + &monitor(1, "{red: {notify: slack, config: {hook: '${HOOK_A}'}}}");
+    let env: HashMap<String, String> = HashMap::new();
+    let (_, r) = load_str(&text, None, &LoadOptions { strict: false, env: &env });
+    assert_eq!(r.problems.errors, 2, "{:#?}", r.problems.kept);
+}
+
 #[test]
 fn env_variables_are_expanded() {
     let mut env = HashMap::new();
