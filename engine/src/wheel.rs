@@ -705,6 +705,32 @@ mod tests {
         assert!(wheel.is_empty());
     }
 
+    /// Monitors with `intervals`, first due at spread phases, put back at `slot + interval`
+    /// each time they fire, polled every ms up to `end_ms`: every slot fires exactly on time.
+    fn check_periodic_polled_every_ms(
+        intervals: &[u64],
+        end_ms: u64,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        let mut wheel = Wheel::new(intervals.len() as u32, 0);
+        let mut next: Vec<u64> =
+            intervals.iter().enumerate().map(|(i, &iv)| 1 + (i as u64 * 7919) % iv).collect();
+        for (i, &t) in next.iter().enumerate() {
+            wheel.insert(i as u32, t);
+        }
+        for now in 0..=end_ms {
+            while let Some(idx) = wheel.poll(now) {
+                let i = idx as usize;
+                prop_assert_eq!(now, next[i], "monitor {} fired at the wrong ms", i);
+                next[i] += intervals[i];
+                wheel.insert(idx, next[i]);
+            }
+        }
+        for (i, &t) in next.iter().enumerate() {
+            prop_assert!(t > end_ms, "monitor {} missed its slot at {}", i, t);
+        }
+        Ok(())
+    }
+
     proptest! {
         #[test]
         fn every_entry_fires_once_never_early(
@@ -729,24 +755,7 @@ mod tests {
         fn periodic_reinsertion_fires_every_slot_exactly_on_time(
             intervals in proptest::collection::vec(1u64..9_000, 1..48),
         ) {
-            let end_ms = 30_000u64;
-            let mut wheel = Wheel::new(intervals.len() as u32, 0);
-            let mut next: Vec<u64> =
-                intervals.iter().enumerate().map(|(i, &iv)| 1 + (i as u64 * 7919) % iv).collect();
-            for (i, &t) in next.iter().enumerate() {
-                wheel.insert(i as u32, t);
-            }
-            for now in 0..=end_ms {
-                while let Some(idx) = wheel.poll(now) {
-                    let i = idx as usize;
-                    prop_assert_eq!(now, next[i], "monitor {} fired at the wrong ms", i);
-                    next[i] += intervals[i];
-                    wheel.insert(idx, next[i]);
-                }
-            }
-            for (i, &t) in next.iter().enumerate() {
-                prop_assert!(t > end_ms, "monitor {} missed its slot at {}", i, t);
-            }
+            check_periodic_polled_every_ms(&intervals, 30_000)?;
         }
 
         /// Periodic re-insertion across every level, polled at uneven steps: each slot fires
@@ -802,24 +811,7 @@ mod tests {
         fn periodic_reinsertion_past_level_0_fires_every_slot_exactly_on_time(
             intervals in proptest::collection::vec(1u64..40_000, 1..64),
         ) {
-            let end_ms = 90_000u64;
-            let mut wheel = Wheel::new(intervals.len() as u32, 0);
-            let mut next: Vec<u64> =
-                intervals.iter().enumerate().map(|(i, &iv)| 1 + (i as u64 * 7919) % iv).collect();
-            for (i, &t) in next.iter().enumerate() {
-                wheel.insert(i as u32, t);
-            }
-            for now in 0..=end_ms {
-                while let Some(idx) = wheel.poll(now) {
-                    let i = idx as usize;
-                    prop_assert_eq!(now, next[i], "monitor {} fired at the wrong ms", i);
-                    next[i] += intervals[i];
-                    wheel.insert(idx, next[i]);
-                }
-            }
-            for (i, &t) in next.iter().enumerate() {
-                prop_assert!(t > end_ms, "monitor {} missed its slot at {}", i, t);
-            }
+            check_periodic_polled_every_ms(&intervals, 90_000)?;
         }
     }
 }

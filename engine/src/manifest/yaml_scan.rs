@@ -1669,17 +1669,15 @@ mod differential {
         assert!(fast * 2 > inputs.len(), "only {fast} of {} inputs on the fast path", inputs.len());
     }
 
-    /// SplitMix64, for documents from a seed.
-    struct Rng(u64);
+    use crate::manifest::gen::Rng;
 
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
+    /// Picks from a list with `cpra gen`'s generator, for documents from a seed.
+    trait Pick {
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str;
+        fn below(&mut self, n: u64) -> u64;
+    }
+
+    impl Pick for Rng {
         fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
             from[(self.next() % from.len() as u64) as usize]
         }
