@@ -370,14 +370,9 @@ impl Wheel {
         'drain: while moved < budget {
             let mut any = false;
             for lane in 0..LANES {
-                let sentinel = self.slot_sentinel(1, slot, lane);
-                let idx = self.nodes[sentinel as usize].next;
-                if idx == sentinel {
+                let Some(idx) = self.take_head(self.slot_sentinel(1, slot, lane)) else {
                     continue;
-                }
-                let next = self.nodes[idx as usize].next;
-                self.nodes[sentinel as usize].next = next;
-                self.nodes[next as usize].prev = sentinel;
+                };
                 let when_ms = self.nodes[idx as usize].when_ms;
                 debug_assert!(when_ms >= next_page_ms && when_ms < next_page_ms + page_ms);
                 debug_assert_eq!(level_for(self.elapsed_ms, when_ms), 0);
@@ -394,22 +389,30 @@ impl Wheel {
         }
     }
 
+    /// Unlinks the first entry of the list at `sentinel`, without the occupancy bookkeeping
+    /// (callers moving a slot's entries clear its bit themselves). `place` relinks it.
+    fn take_head(&mut self, sentinel: u32) -> Option<u32> {
+        let idx = self.nodes[sentinel as usize].next;
+        if idx == sentinel {
+            return None;
+        }
+        let next = self.nodes[idx as usize].next;
+        self.nodes[sentinel as usize].next = next;
+        self.nodes[next as usize].prev = sentinel;
+        Some(idx)
+    }
+
     /// Re-places every entry of a higher-level slot relative to the new `elapsed_ms`, one
     /// entry per lane in turn.
     fn cascade(&mut self, level: usize, slot: usize) {
         loop {
             let mut moved = false;
             for lane in 0..LANES {
-                let sentinel = self.slot_sentinel(level, slot, lane);
-                let idx = self.nodes[sentinel as usize].next;
-                if idx == sentinel {
+                // The slot's bit is already clear, and `place` sets bits of the (lower-level)
+                // slots it fills.
+                let Some(idx) = self.take_head(self.slot_sentinel(level, slot, lane)) else {
                     continue;
-                }
-                // Unlink without the occupancy bookkeeping: the slot's bit is already clear,
-                // and `place` sets bits of the (lower-level) slots it fills.
-                let next = self.nodes[idx as usize].next;
-                self.nodes[sentinel as usize].next = next;
-                self.nodes[next as usize].prev = sentinel;
+                };
                 debug_assert!(self.nodes[idx as usize].when_ms >= self.elapsed_ms);
                 self.place(idx);
                 self.cascaded_at_once += 1;
