@@ -8,7 +8,9 @@
 //! load, so "peak / kept" is the loader's overhead over the fleet it produces. Reference, same
 //! run: the whole-document-tree approach (serde_json::Value for JSON) and, for YAML,
 //! saphyr-parser's bare event stream and the loader's own scanner's (`yaml_scan`, events only:
-//! the parser floors, no decoding at all).
+//! the parser floors, no decoding at all). `json-general`, on by default, loads the same JSON
+//! with the direct decoder off (every monitor through events, tree and decoder), in its own
+//! process like each format, so the direct decoder's gain is a ratio from one run.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -28,8 +30,8 @@ pub struct LoadArgs {
     /// Monitors in the generated manifest.
     #[arg(long, default_value_t = 1_000_000)]
     monitors: u64,
-    /// Formats to measure.
-    #[arg(long, value_delimiter = ',', default_value = "yaml,json")]
+    /// Formats to measure: yaml, json, json-general (JSON with the direct decoder off).
+    #[arg(long, value_delimiter = ',', default_value = "yaml,json,json-general")]
     formats: Vec<String>,
     /// Directory for the generated files (default: a new one under the system temp dir).
     #[arg(long)]
@@ -49,6 +51,8 @@ const CHUNK_MONITORS: usize = 4096;
 struct Measure {
     format: &'static str,
     monitors: usize,
+    /// Monitors JSON's direct decoder took.
+    monitors_direct: usize,
     seconds: f64,
     cpu_seconds: f64,
     peak_rss_bytes: u64,
@@ -79,11 +83,12 @@ pub fn run(args: &LoadArgs) -> i32 {
     }
     let mut lines = Vec::new();
     for f in &args.formats {
-        let format = match f.as_str() {
-            "yaml" => Format::Yaml,
-            "json" => Format::Json,
+        let (format, label, direct) = match f.as_str() {
+            "yaml" => (Format::Yaml, "yaml", true),
+            "json" => (Format::Json, "json", true),
+            "json-general" => (Format::Json, "json-general", false),
             other => {
-                eprintln!("unknown format '{other}' (yaml, json)");
+                eprintln!("unknown format '{other}' (yaml, json, json-general)");
                 return 2;
             }
         };
@@ -101,7 +106,9 @@ pub fn run(args: &LoadArgs) -> i32 {
             file_bytes as f64 / 1e6,
             t.elapsed().as_secs_f64()
         );
-        let measured = measure(&path, format, file_bytes, !args.no_reference);
+        // The reference is measured once per format, with `json`.
+        let reference = !args.no_reference && direct;
+        let measured = measure(&path, format, label, direct, file_bytes, reference);
         if !args.keep {
             let _ = std::fs::remove_file(&path);
         }
@@ -181,7 +188,7 @@ fn num(v: &serde_json::Value, key: &str) -> f64 {
 fn finish(lines: &[serde_json::Value]) {
     println!();
     println!(
-        "{:<6} {:>9} {:>7} {:>11} {:>12} {:>8} {:>8} {:>9}  reference (its CPU time and peak / ours)",
+        "{:<12} {:>9} {:>7} {:>11} {:>12} {:>8} {:>8} {:>9}  reference (its CPU time and peak / ours)",
         "format", "monitors", "secs", "monitors/s", "per CPU-sec", "kept MB", "peak MB", "peak/kept"
     );
     for v in lines {
@@ -203,7 +210,7 @@ fn finish(lines: &[serde_json::Value]) {
             _ => "-".into(),
         };
         println!(
-            "{:<6} {:>9} {:>7.2} {:>11.0} {:>12.0} {:>8.1} {:>8.1} {:>9.2}  {}",
+            "{:<12} {:>9} {:>7.2} {:>11.0} {:>12.0} {:>8.1} {:>8.1} {:>9.2}  {}",
             v["format"].as_str().unwrap_or(""),
             num(v, "monitors"),
             num(v, "seconds"),
@@ -226,6 +233,14 @@ fn finish(lines: &[serde_json::Value]) {
             );
         }
     }
+    let cpu_of =
+        |name: &str| lines.iter().find(|v| v["format"] == name).map(|v| num(v, "cpu_seconds"));
+    if let (Some(direct), Some(general)) = (cpu_of("json"), cpu_of("json-general")) {
+        println!(
+            "json direct decoder over the general path (same file, CPU time): {:.2}x",
+            general / direct.max(1e-9)
+        );
+    }
     println!("targets: >= 100000 monitors/s (yaml), >= 500000 monitors/s (json), peak/kept <= 1.5");
     for l in lines {
         println!("{l}");
@@ -239,6 +254,7 @@ fn json_line(m: &Measure) -> serde_json::Value {
         "bench": "load",
         "format": m.format,
         "monitors": m.monitors,
+        "monitors_direct": m.monitors_direct,
         "seconds": m.seconds,
         "monitors_per_sec": m.monitors as f64 / m.seconds,
         "cpu_seconds": m.cpu_seconds,
@@ -275,6 +291,8 @@ fn generate(path: &Path, monitors: u64, format: Format) -> std::io::Result<()> {
 fn measure(
     path: &Path,
     format: Format,
+    label: &'static str,
+    direct_json: bool,
     file_bytes: u64,
     reference: bool,
 ) -> Result<Measure, String> {
@@ -283,7 +301,8 @@ fn measure(
     let mut store: Vec<Vec<Monitor>> = Vec::new();
     let t = Instant::now();
     let cpu0 = thread_cpu_seconds();
-    let report = load_path(path, &LoadOptions::default(), |m| {
+    let opts = LoadOptions { direct_json, ..LoadOptions::default() };
+    let report = load_path(path, &opts, |m| {
         if store.last().is_none_or(|c| c.len() == CHUNK_MONITORS) {
             store.push(Vec::with_capacity(CHUNK_MONITORS));
         }
@@ -303,9 +322,10 @@ fn measure(
     }
     let monitors: usize = store.iter().map(Vec::len).sum();
     println!(
-        "{}: loaded {} monitors in {:.2} s ({:.0}/s; {:.2} s of CPU: {:.0}/s per core); {} distinct codes blocks; kept {:.1} MB, peak {:.1} MB over a base of {:.1} MB{}",
-        format.as_str(),
+        "{}: loaded {} monitors ({} by the direct decoder) in {:.2} s ({:.0}/s; {:.2} s of CPU: {:.0}/s per core); {} distinct codes blocks; kept {:.1} MB, peak {:.1} MB over a base of {:.1} MB{}",
+        label,
         monitors,
+        report.monitors_direct,
         seconds,
         monitors as f64 / seconds,
         cpu_seconds,
@@ -382,8 +402,9 @@ fn measure(
         }
     }
     Ok(Measure {
-        format: format.as_str(),
+        format: label,
         monitors,
+        monitors_direct: report.monitors_direct,
         seconds,
         cpu_seconds,
         peak_rss_bytes: peak,

@@ -58,6 +58,33 @@ pub trait EventSource {
     /// The text of the last `Scalar` event returned (unspecified after any other event). It
     /// borrows the reader's buffer, so it is valid only until the next `next_event`.
     fn scalar(&self) -> &str;
+
+    /// For a decoder that reads a whole item at once (`json_direct`): when the next item of
+    /// the sequence being read is a mapping, the buffered input from its first byte, without
+    /// consuming it. `None` when this source offers no raw bytes (YAML), at the end of the
+    /// sequence, or before anything else: `next_event` then reads on as usual.
+    fn raw_item(&mut self) -> Result<Option<RawItem<'_>>, SyntaxError> {
+        Ok(None)
+    }
+
+    /// Buffers more of the item `raw_item` lent (keeping it whole): false when nothing more
+    /// can be had (the input ended, or the item is past the buffer's bound).
+    fn raw_more(&mut self) -> Result<bool, SyntaxError> {
+        Ok(false)
+    }
+
+    /// Consumes the first `n` bytes of the item `raw_item` lent: the whole item, decoded.
+    fn raw_consume(&mut self, _n: usize) {}
+}
+
+/// The buffered bytes of a sequence item (see [`EventSource::raw_item`]).
+pub struct RawItem<'a> {
+    /// From the item's first byte to the end of what is buffered.
+    pub bytes: &'a [u8],
+    /// Nothing follows `bytes` in the input.
+    pub eof: bool,
+    /// The position of its first byte.
+    pub pos: Pos,
 }
 
 /// An event with its scalar's text (empty for other events): what tests and differential

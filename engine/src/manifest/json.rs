@@ -14,7 +14,7 @@
 
 use std::io::Read;
 
-use super::event::{Event, EventSource, Pos, SyntaxError};
+use super::event::{Event, EventSource, Pos, RawItem, SyntaxError};
 
 /// Read buffer size: large enough that `read` syscalls are amortised over many monitors,
 /// small enough to be irrelevant to the load's memory. A refill happens when it is drained.
@@ -27,6 +27,10 @@ pub const MAX_DEPTH: usize = 128;
 /// Longest string or number accepted, in bytes. A manifest value (a URL, a body, a token)
 /// is far shorter; past it: a syntax error rather than unbounded growth.
 pub const MAX_SCALAR_BYTES: usize = 1 << 20;
+
+/// Largest monitor lent whole to the direct decoder (`raw_item`); the buffer grows to hold
+/// one up to this. A bigger one (a huge `body`, say) is read by events, which stream it.
+pub const MAX_RAW_ITEM_BYTES: usize = 1 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Frame {
@@ -92,6 +96,14 @@ impl<R: Read> JsonReader<R> {
         Err(SyntaxError { pos: self.pos(), message: message.into() })
     }
 
+    /// Copies a lent scalar out of the buffer, before the buffer is overwritten or moved.
+    fn unlend(&mut self) {
+        if let Some((a, b, _)) = self.lent.take() {
+            self.text.clear();
+            self.text.push_str(std::str::from_utf8(&self.buf[a..b]).unwrap_or_default());
+        }
+    }
+
     fn fill(&mut self) -> Result<bool, SyntaxError> {
         if self.start < self.end {
             return Ok(true);
@@ -99,12 +111,8 @@ impl<R: Read> JsonReader<R> {
         if self.eof {
             return Ok(false);
         }
-        // A key's text is still lent while its ':' is looked for: copy it out before the
-        // buffer is overwritten.
-        if let Some((a, b, _)) = self.lent.take() {
-            self.text.clear();
-            self.text.push_str(std::str::from_utf8(&self.buf[a..b]).unwrap_or_default());
-        }
+        // A key's text is still lent while its ':' is looked for.
+        self.unlend();
         loop {
             match self.reader.read(&mut self.buf) {
                 Ok(0) => {
@@ -436,6 +444,82 @@ impl<R: Read> JsonReader<R> {
 }
 
 impl<R: Read> EventSource for JsonReader<R> {
+    fn raw_item(&mut self) -> Result<Option<RawItem<'_>>, SyntaxError> {
+        loop {
+            let Some(top) = self.stack.last().copied() else { return Ok(None) };
+            // At the end of the input `next_event` reports the unclosed list.
+            let Some(b) = self.skip_ws()? else { return Ok(None) };
+            match top {
+                Frame::ArrayNext if b == b',' => {
+                    self.bump(b);
+                    self.set_top(Frame::ArrayValue(true));
+                }
+                Frame::ArrayValue(_) if b == b'{' => {
+                    return Ok(Some(RawItem {
+                        bytes: &self.buf[self.start..self.end],
+                        eof: self.eof,
+                        pos: self.pos(),
+                    }));
+                }
+                // `]`, anything else, or not in a list: for `next_event`.
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    fn raw_more(&mut self) -> Result<bool, SyntaxError> {
+        if self.eof {
+            return Ok(false);
+        }
+        self.unlend();
+        // Keep the item whole: move it to the front, and grow the buffer if it fills it.
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            if self.buf.len() >= MAX_RAW_ITEM_BYTES {
+                return Ok(false);
+            }
+            let mut bigger = vec![0u8; (self.buf.len() * 2).min(MAX_RAW_ITEM_BYTES)];
+            bigger[..self.end].copy_from_slice(&self.buf[..self.end]);
+            self.buf = bigger.into_boxed_slice();
+        }
+        loop {
+            match self.reader.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(true);
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return self.err(format!("cannot read input: {e}")),
+            }
+        }
+    }
+
+    fn raw_consume(&mut self, n: usize) {
+        debug_assert!(self.start + n <= self.end);
+        debug_assert!(matches!(self.stack.last(), Some(Frame::ArrayValue(_))));
+        let bytes = &self.buf[self.start..self.start + n];
+        // Columns count characters: every byte but UTF-8 continuation bytes.
+        let chars = |b: &[u8]| b.iter().filter(|&&c| c & 0xC0 != 0x80).count() as u32;
+        match bytes.iter().rposition(|&c| c == b'\n') {
+            Some(last) => {
+                self.line += bytes.iter().filter(|&&c| c == b'\n').count() as u32;
+                self.column = 1 + chars(&bytes[last + 1..]);
+            }
+            None => self.column += chars(bytes),
+        }
+        self.start += n;
+        self.lent = None;
+        self.set_top(Frame::ArrayNext);
+    }
+
     fn scalar(&self) -> &str {
         match self.lent {
             Some((a, b, _)) => {

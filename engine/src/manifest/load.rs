@@ -16,6 +16,7 @@ use super::diagnostic::{choices_hint, did_you_mean, Class, Diagnostic, Problems,
 use super::env::{Env, ProcessEnv};
 use super::event::{Event, EventSource, Pos, SyntaxError};
 use super::json::JsonReader;
+use super::json_direct::{DirectDecoder, Miss, Step};
 use super::node::{build, Anchors, Arena, Node, NodeKind, Tree};
 use super::schema::{Code, CodeTarget, GroupId, Monitor, Notify};
 use super::source::{open, open_reader, Format};
@@ -26,11 +27,16 @@ pub struct LoadOptions<'a> {
     pub strict: bool,
     /// Where `${NAME}` values come from.
     pub env: &'a dyn Env,
+    /// JSON: decode monitors straight from their bytes where they need no word said about
+    /// them (see `json_direct`); the rest take the general path. Default true. False sends
+    /// every monitor through the general path: for differential tests and benchmarks, since
+    /// both give the same monitors and problems.
+    pub direct_json: bool,
 }
 
 impl Default for LoadOptions<'_> {
     fn default() -> Self {
-        LoadOptions { strict: false, env: &ProcessEnv }
+        LoadOptions { strict: false, env: &ProcessEnv, direct_json: true }
     }
 }
 
@@ -87,6 +93,8 @@ pub struct LoadReport {
     pub monitors_seen: usize,
     /// Monitors handed to the callback (valid ones).
     pub monitors_loaded: usize,
+    /// Of those, how many JSON's direct decoder took (the rest took the general path).
+    pub monitors_direct: usize,
     pub problems: Problems,
     pub registry: Registry,
     /// Distinct `codes` blocks after interning.
@@ -185,10 +193,21 @@ fn load_source(
     opts: &LoadOptions,
     on_monitor: impl FnMut(Monitor),
 ) -> LoadReport {
-    let mut src: Box<dyn EventSource> = match format {
+    let src: Box<dyn EventSource> = match format {
         Format::Json => Box::new(JsonReader::new(reader)),
         Format::Yaml => yaml_source(reader, reopen),
     };
+    load_events(src, format, file, opts, on_monitor)
+}
+
+/// The loader over any event source (tests give JSON readers with tiny buffers).
+pub(crate) fn load_events(
+    mut src: Box<dyn EventSource>,
+    format: Format,
+    file: &str,
+    opts: &LoadOptions,
+    on_monitor: impl FnMut(Monitor),
+) -> LoadReport {
     let mut loader = Loader {
         file,
         opts,
@@ -200,6 +219,7 @@ fn load_source(
         endpoints: None,
         group_defs: None,
         arena: Arena::default(),
+        direct: (format == Format::Json && opts.direct_json).then(DirectDecoder::default),
     };
     if let Err(e) = loader.run(src.as_mut(), on_monitor) {
         loader.syntax(e);
@@ -222,6 +242,8 @@ struct Loader<'a> {
     group_defs: Option<Tree>,
     /// One monitor's tree at a time, its storage reused.
     arena: Arena,
+    /// JSON's direct decoder (`None`: every monitor takes the general path).
+    direct: Option<DirectDecoder>,
 }
 
 impl Loader<'_> {
@@ -378,7 +400,11 @@ impl Loader<'_> {
         on_monitor: &mut impl FnMut(Monitor),
         arena: &mut Arena,
     ) -> Result<(), SyntaxError> {
+        let mut misses = Vec::new();
         loop {
+            if self.direct.is_some() && self.direct_item(src, on_monitor, &mut misses)? {
+                continue;
+            }
             let (ev, pos) = src.next_event()?;
             if ev == Event::SeqEnd {
                 return Ok(());
@@ -386,6 +412,7 @@ impl Loader<'_> {
             let node = arena.build(src, (ev, pos), &mut self.anchors)?;
             let index = self.report.monitors_seen;
             self.report.monitors_seen += 1;
+            let problems_before = self.report.problems.total();
             let mut ctx = self.ctx();
             let decoded = decode_monitor(&mut ctx, &node, index);
             let id = match &decoded {
@@ -418,8 +445,54 @@ impl Loader<'_> {
             }
             self.ids.insert(hash, node.pos.line);
             let Ok(monitor) = decoded else { continue };
+            if !misses.is_empty() && self.report.problems.total() == problems_before {
+                if let Some(direct) = &mut self.direct {
+                    direct.fill(std::mem::take(&mut misses), &monitor);
+                }
+            }
             self.report.monitors_loaded += 1;
             on_monitor(monitor);
+        }
+    }
+
+    /// Tries the next monitor on the direct decoder: true when it was loaded that way; false
+    /// when it is for the general path (with the cached blocks it missed in `misses`), or the
+    /// list has ended.
+    fn direct_item(
+        &mut self,
+        src: &mut dyn EventSource,
+        on_monitor: &mut impl FnMut(Monitor),
+        misses: &mut Vec<Miss>,
+    ) -> Result<bool, SyntaxError> {
+        misses.clear();
+        let Some(direct) = &mut self.direct else { return Ok(false) };
+        loop {
+            let Some(item) = src.raw_item()? else { return Ok(false) };
+            match direct.decode(item.bytes, item.eof, item.pos.line, &mut self.interners) {
+                Step::Done(monitor, n) => {
+                    let hash = super::schema::id_hash(&monitor.id);
+                    if self.ids.contains_key(&hash) {
+                        // The general path reports the duplicate, with its positions.
+                        return Ok(false);
+                    }
+                    self.ids.insert(hash, item.pos.line);
+                    src.raw_consume(n);
+                    self.report.monitors_seen += 1;
+                    self.report.monitors_loaded += 1;
+                    self.report.monitors_direct += 1;
+                    on_monitor(monitor);
+                    return Ok(true);
+                }
+                Step::NeedMore => {
+                    if !src.raw_more()? {
+                        return Ok(false);
+                    }
+                }
+                Step::Bail => {
+                    *misses = direct.misses(item.bytes);
+                    return Ok(false);
+                }
+            }
         }
     }
 
@@ -455,7 +528,9 @@ impl Loader<'_> {
             }
         }
         self.report.registry.endpoints = endpoints;
-        let known_endpoints: Vec<String> = endpoint_index.keys().cloned().collect();
+        // Sorted: hints list these, and a message must not change between runs.
+        let mut known_endpoints: Vec<String> = endpoint_index.keys().cloned().collect();
+        known_endpoints.sort();
         let mut defined: HashMap<String, Vec<usize>> = HashMap::new();
         if let Some(tree) = self.group_defs.take() {
             let node = tree.root();
@@ -528,7 +603,8 @@ impl Loader<'_> {
                 );
             }
         }
-        let defined_names: Vec<String> = defined.keys().cloned().collect();
+        let mut defined_names: Vec<String> = defined.keys().cloned().collect();
+        defined_names.sort();
         let refs: Vec<&str> = defined_names.iter().map(String::as_str).collect();
         let mut groups = Vec::with_capacity(self.groups.names.len());
         for (i, name) in self.groups.names.iter().enumerate() {

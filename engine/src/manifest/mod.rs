@@ -17,6 +17,7 @@ pub mod export;
 pub mod gen;
 pub mod intern;
 pub mod json;
+pub mod json_direct;
 pub mod load;
 pub mod maintenance;
 pub mod node;

@@ -14,7 +14,7 @@ use super::*;
 const FLEET_YAML: &str = include_str!("../../../docs/examples/fleet.yaml");
 
 /// Every field the loader accepts, with a non-default value (a test checks the coverage).
-const ALL_FIELDS_YAML: &str = r#"
+pub(crate) const ALL_FIELDS_YAML: &str = r#"
 version: "2"
 endpoints:
   hook: {type: webhook, config: {url: "http://127.0.0.1:1/a", method: put, headers: {X-A: "1"}}}
@@ -368,7 +368,8 @@ fn repeated_codes_blocks_report_their_problems_every_time() {
         + &monitor(0, "{red: {notify: slack, config: {hook: '${HOOK_A}'}}}")
         + &monitor(1, "{red: {notify: slack, config: {hook: '${HOOK_A}'}}}");
     let env: HashMap<String, String> = HashMap::new();
-    let (_, r) = load_str(&text, None, &LoadOptions { strict: false, env: &env });
+    let (_, r) =
+        load_str(&text, None, &LoadOptions { strict: false, env: &env, direct_json: true });
     assert_eq!(r.problems.errors, 2, "{:#?}", r.problems.kept);
 }
 
@@ -376,7 +377,7 @@ fn repeated_codes_blocks_report_their_problems_every_time() {
 fn env_variables_are_expanded() {
     let mut env = HashMap::new();
     env.insert("CPRA_TEST_HOST".to_string(), "db.internal".to_string());
-    let opts = LoadOptions { strict: false, env: &env };
+    let opts = LoadOptions { strict: false, env: &env, direct_json: true };
     let (m, r) = load_str("monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: \"${CPRA_TEST_HOST}\", port: 1}}\n", None, &opts);
     assert!(r.is_valid());
     let Pulse::Tcp(t) = &m[0].pulse_check.pulse else { panic!() };
