@@ -772,7 +772,7 @@ fn decode_monitor_inner(
         tags,
         pulse_check,
         codes,
-        intervention,
+        intervention: intervention.map(Box::new),
         maintenance,
         line: node.pos.line,
     })

@@ -72,14 +72,60 @@ pub enum Block {
 /// decodes the monitor without a problem, [`DirectDecoder::fill`] caches it.
 pub type Miss = (Block, Box<[u8]>);
 
-type Cache<T> = HashMap<Box<[u8]>, T, FxBuildHasher>;
+/// Blocks most recently found, per kind, compared at the cursor before a block is skipped and
+/// hashed: a fleet repeats a few blocks, and a compare of the bytes in place is cheaper.
+const RECENT_BLOCKS: usize = 4;
+
+/// Decoded blocks by their bytes.
+struct Cache<T> {
+    by_bytes: HashMap<Box<[u8]>, T, FxBuildHasher>,
+    /// Copies of up to `RECENT_BLOCKS` entries of `by_bytes`, most recent last.
+    recent: Vec<(Box<[u8]>, T)>,
+}
+
+impl<T> Default for Cache<T> {
+    fn default() -> Self {
+        Cache { by_bytes: HashMap::default(), recent: Vec::with_capacity(RECENT_BLOCKS) }
+    }
+}
+
+impl<T: Clone> Cache<T> {
+    fn insert(&mut self, bytes: Box<[u8]>, value: T) {
+        if self.by_bytes.len() < MAX_CACHED_BLOCKS {
+            self.by_bytes.insert(bytes, value);
+        }
+    }
+
+    /// The value of the block at the cursor (which moves past it), or its span on a miss.
+    fn find(&mut self, c: &mut Cursor) -> R<Result<T, Range<usize>>> {
+        c.ws()?;
+        let rest = &c.b[c.p..];
+        // The bytes of a cached block are one complete JSON value, so the same bytes here are
+        // that value; whatever follows is checked by the caller as usual.
+        if let Some((bytes, v)) = self.recent.iter().rev().find(|(b, _)| rest.starts_with(b)) {
+            c.p += bytes.len();
+            return Ok(Ok(v.clone()));
+        }
+        let span = c.skip()?;
+        match self.by_bytes.get_key_value(&c.b[span.clone()]) {
+            Some((bytes, v)) => {
+                if self.recent.len() == RECENT_BLOCKS {
+                    self.recent.remove(0);
+                }
+                self.recent.push((bytes.clone(), v.clone()));
+                Ok(Ok(v.clone()))
+            }
+            None => Ok(Err(span)),
+        }
+    }
+}
 
 /// Per-load state: the block caches.
 #[derive(Default)]
 pub struct DirectDecoder {
     codes: Cache<Arc<Codes>>,
     headers: Cache<Arc<Headers>>,
-    interventions: Cache<Intervention>,
+    interventions: Cache<Box<Intervention>>,
     maintenance: Cache<Vec<MaintenanceWindow>>,
     /// The interned values of an absent block (the general path interns them too).
     no_codes: Option<Arc<Codes>>,
@@ -120,20 +166,18 @@ impl DirectDecoder {
     pub fn fill(&mut self, misses: Vec<Miss>, monitor: &Monitor) {
         for (kind, bytes) in misses {
             match kind {
-                Block::Codes => insert(&mut self.codes, bytes, Arc::clone(&monitor.codes)),
+                Block::Codes => self.codes.insert(bytes, Arc::clone(&monitor.codes)),
                 Block::Headers => {
                     if let Pulse::Http(h) = &monitor.pulse_check.pulse {
-                        insert(&mut self.headers, bytes, Arc::clone(&h.headers));
+                        self.headers.insert(bytes, Arc::clone(&h.headers));
                     }
                 }
                 Block::Intervention => {
                     if let Some(i) = &monitor.intervention {
-                        insert(&mut self.interventions, bytes, i.clone());
+                        self.interventions.insert(bytes, i.clone());
                     }
                 }
-                Block::Maintenance => {
-                    insert(&mut self.maintenance, bytes, monitor.maintenance.clone())
-                }
+                Block::Maintenance => self.maintenance.insert(bytes, monitor.maintenance.clone()),
             }
         }
     }
@@ -142,25 +186,18 @@ impl DirectDecoder {
     /// `Bail`, and the block is cached once the general path has decoded it).
     fn cached<T: Clone>(
         misses: &mut Vec<(Block, Range<usize>)>,
-        cache: &Cache<T>,
+        cache: &mut Cache<T>,
         kind: Block,
         c: &mut Cursor,
     ) -> R<Option<T>> {
-        let span = c.skip()?;
-        match cache.get(&c.b[span.clone()]) {
-            Some(v) => Ok(Some(v.clone())),
-            None if cache.len() < MAX_CACHED_BLOCKS => {
+        match cache.find(c)? {
+            Ok(v) => Ok(Some(v)),
+            Err(span) if cache.by_bytes.len() < MAX_CACHED_BLOCKS => {
                 misses.push((kind, span));
                 Ok(None)
             }
-            None => Err(Stop::Bail),
+            Err(_) => Err(Stop::Bail),
         }
-    }
-}
-
-fn insert<T>(cache: &mut Cache<T>, bytes: Box<[u8]>, value: T) {
-    if cache.len() < MAX_CACHED_BLOCKS {
-        cache.insert(bytes, value);
     }
 }
 
@@ -207,34 +244,40 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// A string's bytes between its quotes, when it has no escape and no control character
-    /// (the general path decodes escapes and reports control characters).
+    /// A string's text between its quotes, when it has no escape, no control character (the
+    /// general path decodes escapes and reports control characters) and no `$` (which may
+    /// start a `${NAME}` to expand; keys with one are unknown keys anyway). One scan, eight
+    /// bytes at a time, then a UTF-8 check only if a byte past ASCII was seen.
     #[inline]
-    fn raw_string(&mut self) -> R<&'a [u8]> {
+    fn str(&mut self) -> R<&'a str> {
         self.eat(b'"')?;
         let start = self.p;
         let rest = &self.b[start..];
-        let Some(n) = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20) else {
-            return Err(Stop::More);
-        };
-        if rest[n] != b'"' {
-            return bail();
+        let mut i = plain_run(rest);
+        let mut ascii = true;
+        loop {
+            let Some(&c) = rest.get(i) else { return Err(Stop::More) };
+            match c {
+                b'"' => break,
+                b'\\' | b'$' | 0..=0x1f => return bail(),
+                0x80.. => ascii = false,
+                _ => {}
+            }
+            i += 1;
+            i += plain_run(&rest[i..]);
         }
-        self.p = start + n + 1;
-        Ok(&rest[..n])
+        self.p = start + i + 1;
+        let text = &rest[..i];
+        if ascii {
+            // SAFETY: every byte of `text` is ASCII (checked just above), so it is UTF-8.
+            Ok(unsafe { std::str::from_utf8_unchecked(text) })
+        } else {
+            std::str::from_utf8(text).map_err(|_| Stop::Bail)
+        }
     }
 
     fn key(&mut self) -> R<&'a [u8]> {
-        self.raw_string()
-    }
-
-    /// A string value: valid UTF-8 and no `$` (which may start a `${NAME}` to expand).
-    fn str(&mut self) -> R<&'a str> {
-        let raw = self.raw_string()?;
-        if raw.contains(&b'$') {
-            return bail();
-        }
-        std::str::from_utf8(raw).map_err(|_| Stop::Bail)
+        self.str().map(str::as_bytes)
     }
 
     fn string(&mut self) -> R<String> {
@@ -380,6 +423,7 @@ impl<'a> Cursor<'a> {
                 b'"' => {
                     i += 1;
                     loop {
+                        i += quote_or_escape_run(b.get(i..).unwrap_or_default());
                         match b.get(i) {
                             None => return Err(Stop::More),
                             Some(b'"') => break,
@@ -429,6 +473,54 @@ impl<'a> Cursor<'a> {
         self.p = i;
         Ok(start..i)
     }
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `x` that is zero (and maybe of a few bytes after it).
+#[inline(always)]
+fn zero_bytes(x: u64) -> u64 {
+    x.wrapping_sub(LO) & !x & HI
+}
+
+#[inline(always)]
+fn word_at(b: &[u8], i: usize) -> Option<u64> {
+    let w: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(w))
+}
+
+/// How many leading bytes of `b`, in whole words of eight, are plain string bytes: not `"`,
+/// `\\`, `$`, a control character or past ASCII. (A word-at-a-time scan: strings are most of
+/// a manifest's bytes.)
+#[inline(always)]
+fn plain_run(b: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(w) = word_at(b, i) {
+        let special = zero_bytes(w ^ (LO * u64::from(b'"')))
+            | zero_bytes(w ^ (LO * u64::from(b'\\')))
+            | zero_bytes(w ^ (LO * u64::from(b'$')))
+            | (w.wrapping_sub(LO * 0x20) & !w & HI)
+            | (w & HI);
+        if special != 0 {
+            break;
+        }
+        i += 8;
+    }
+    i
+}
+
+/// As [`plain_run`], stopping only at `"` and `\\` (skipping a block accepts any other byte).
+#[inline(always)]
+fn quote_or_escape_run(b: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(w) = word_at(b, i) {
+        if zero_bytes(w ^ (LO * u64::from(b'"'))) | zero_bytes(w ^ (LO * u64::from(b'\\'))) != 0 {
+            break;
+        }
+        i += 8;
+    }
+    i
 }
 
 /// Moves `scratch`'s items to a list of their exact length, keeping `scratch`'s capacity for
@@ -490,18 +582,26 @@ fn monitor(
             }
             b"codes" => {
                 once(&mut seen, 5)?;
-                codes = DirectDecoder::cached(&mut d.misses, &d.codes, Block::Codes, c)?;
+                codes = DirectDecoder::cached(&mut d.misses, &mut d.codes, Block::Codes, c)?;
             }
             b"intervention" => {
                 once(&mut seen, 6)?;
-                intervention =
-                    DirectDecoder::cached(&mut d.misses, &d.interventions, Block::Intervention, c)?;
+                intervention = DirectDecoder::cached(
+                    &mut d.misses,
+                    &mut d.interventions,
+                    Block::Intervention,
+                    c,
+                )?;
             }
             b"maintenance" => {
                 once(&mut seen, 7)?;
-                maintenance =
-                    DirectDecoder::cached(&mut d.misses, &d.maintenance, Block::Maintenance, c)?
-                        .unwrap_or_default();
+                maintenance = DirectDecoder::cached(
+                    &mut d.misses,
+                    &mut d.maintenance,
+                    Block::Maintenance,
+                    c,
+                )?
+                .unwrap_or_default();
             }
             _ => return bail(),
         }
@@ -666,8 +766,12 @@ fn pulse_config(
                     }
                     b"headers" => {
                         once(&mut seen, 2)?;
-                        headers =
-                            DirectDecoder::cached(&mut d.misses, &d.headers, Block::Headers, c)?;
+                        headers = DirectDecoder::cached(
+                            &mut d.misses,
+                            &mut d.headers,
+                            Block::Headers,
+                            c,
+                        )?;
                     }
                     b"body" => {
                         once(&mut seen, 3)?;

@@ -40,7 +40,8 @@ pub struct Monitor {
     pub pulse_check: PulseCheck,
     /// Codes by colour; interned (identical blocks shared).
     pub codes: Arc<Codes>,
-    pub intervention: Option<Intervention>,
+    /// Boxed: most monitors have none, and inline it would be a quarter of every `Monitor`.
+    pub intervention: Option<Box<Intervention>>,
     pub maintenance: Vec<MaintenanceWindow>,
     /// Where the monitor starts in its file (for messages at run time).
     pub line: u32,
