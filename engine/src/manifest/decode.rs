@@ -152,6 +152,10 @@ pub struct Interners {
     pub codes: Interner<Codes>,
     pub headers: Interner<Headers>,
     pub notify: Interner<Notify>,
+    /// `tags` and `groups` lists.
+    pub lists: Interner<Vec<String>>,
+    pub statuses: Interner<Vec<u16>>,
+    pub methods: Interner<String>,
     /// `codes` blocks already decoded without a problem, by their text (see `Node::encode`):
     /// a fleet repeats a few blocks a million times, and decoding one again would only build
     /// the same value to find it in `codes`. At most `MAX_INTERNED` blocks; past it, blocks
@@ -769,7 +773,7 @@ fn decode_monitor_inner(
         id,
         name,
         enabled,
-        tags,
+        tags: ctx.interners.lists.intern(tags),
         pulse_check,
         codes,
         intervention: intervention.map(Box::new),
@@ -815,7 +819,7 @@ fn decode_pulse_check(ctx: &mut Ctx, f: &Fields) -> Option<PulseCheck> {
         healthy_threshold,
         max_failures,
         retries,
-        groups,
+        groups: ctx.interners.lists.intern(groups),
     })
 }
 
@@ -878,10 +882,10 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
             let ca_file = ctx.opt_str(&c, "ca_file");
             Pulse::Http(HttpPulse {
                 url,
-                method,
+                method: ctx.interners.methods.intern(method),
                 headers,
                 body,
-                expected_status,
+                expected_status: ctx.interners.statuses.intern(expected_status),
                 insecure_skip_verify,
                 retries,
                 body_contains,

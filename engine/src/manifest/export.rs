@@ -72,10 +72,10 @@ fn pulse_config(p: &Pulse) -> Value {
     match p {
         Pulse::Http(h) => {
             c.insert("url".into(), h.url.clone().into());
-            c.insert("method".into(), h.method.clone().into());
+            c.insert("method".into(), h.method.as_str().into());
             c.insert("headers".into(), headers(&h.headers));
             put(&mut c, "body", h.body.clone());
-            c.insert("expected_status".into(), json!(h.expected_status));
+            c.insert("expected_status".into(), json!(h.expected_status.as_slice()));
             c.insert("insecure_skip_verify".into(), h.insecure_skip_verify.into());
             put(&mut c, "retries", h.retries);
             put(&mut c, "body_contains", h.body_contains.clone());
@@ -174,7 +174,7 @@ pub fn monitor_json(m: &Monitor) -> Value {
     put(&mut pc, "healthy_threshold", p.healthy_threshold);
     put(&mut pc, "max_failures", p.max_failures);
     put(&mut pc, "retries", p.retries);
-    pc.insert("groups".into(), json!(p.groups));
+    pc.insert("groups".into(), json!(p.groups.as_slice()));
     pc.insert("config".into(), pulse_config(&p.pulse));
     let mut codes = Map::new();
     for colour in Colour::ALL {
@@ -197,7 +197,7 @@ pub fn monitor_json(m: &Monitor) -> Value {
     out.insert("id".into(), m.id.clone().into());
     out.insert("name".into(), m.name.clone().into());
     out.insert("enabled".into(), m.enabled.into());
-    out.insert("tags".into(), json!(m.tags));
+    out.insert("tags".into(), json!(m.tags.as_slice()));
     out.insert("pulse_check".into(), Value::Object(pc));
     out.insert("codes".into(), Value::Object(codes));
     if let Some(i) = &m.intervention {

@@ -135,6 +135,15 @@ pub struct DirectDecoder {
     /// Lists are gathered here, then copied out at their length.
     strings: Vec<String>,
     statuses: Vec<u16>,
+    /// Small interned values (`tags` and `groups` lists, `expected_status`, `method`) by
+    /// their bytes: parsed here on a miss (no general path needed), then a compare.
+    lists: Cache<Arc<Vec<String>>>,
+    status_lists: Cache<Arc<Vec<u16>>>,
+    methods: Cache<Arc<String>>,
+    /// The interned values of absent ones.
+    no_list: Option<Arc<Vec<String>>>,
+    no_statuses: Option<Arc<Vec<u16>>>,
+    get: Option<Arc<String>>,
 }
 
 impl DirectDecoder {
@@ -523,6 +532,32 @@ fn quote_or_escape_run(b: &[u8]) -> usize {
     i
 }
 
+/// A small interned value at the cursor: found by its bytes, or else parsed by `parse`
+/// (which interns it) and remembered by its bytes.
+fn interned<T: Clone>(
+    cache: &mut Cache<T>,
+    c: &mut Cursor,
+    parse: impl FnOnce(&mut Cursor) -> R<T>,
+) -> R<T> {
+    match cache.find(c)? {
+        Ok(v) => Ok(v),
+        Err(span) => {
+            let mut at = Cursor { b: c.b, p: span.start };
+            let v = parse(&mut at)?;
+            // What the skip took for one value must be what was parsed as one.
+            if at.p != span.end {
+                return bail();
+            }
+            cache.insert(c.b[span].into(), v.clone());
+            Ok(v)
+        }
+    }
+}
+
+fn no_list(slot: &mut Option<Arc<Vec<String>>>, interners: &mut Interners) -> Arc<Vec<String>> {
+    Arc::clone(slot.get_or_insert_with(|| interners.lists.intern(Vec::new())))
+}
+
 /// Moves `scratch`'s items to a list of their exact length, keeping `scratch`'s capacity for
 /// the next list.
 fn exact<T>(scratch: &mut Vec<T>) -> Vec<T> {
@@ -552,7 +587,7 @@ fn monitor(
     let mut id: Option<&str> = None;
     let mut name: Option<&str> = None;
     let mut enabled = true;
-    let mut tags = Vec::new();
+    let mut tags = None;
     let mut pulse_check = None;
     let mut codes = None;
     let mut intervention = None;
@@ -574,7 +609,10 @@ fn monitor(
             }
             b"tags" => {
                 once(&mut seen, 3)?;
-                tags = c.str_list(&mut d.strings)?;
+                let strings = &mut d.strings;
+                tags = Some(interned(&mut d.lists, c, |at| {
+                    Ok(interners.lists.intern(at.str_list(strings)?))
+                })?);
             }
             b"pulse_check" => {
                 once(&mut seen, 4)?;
@@ -627,7 +665,10 @@ fn monitor(
         id,
         name: name.to_owned(),
         enabled,
-        tags,
+        tags: match tags {
+            Some(t) => t,
+            None => no_list(&mut d.no_list, interners),
+        },
         pulse_check,
         codes,
         intervention,
@@ -650,7 +691,7 @@ fn pulse_check_block(
     let mut healthy_threshold = None;
     let mut max_failures = None;
     let mut retries = None;
-    let mut groups = Vec::new();
+    let mut groups = None;
     // `config` may come before `type`: then it is read again once the type is known.
     let mut config_at = None;
     let mut pulse = None;
@@ -690,7 +731,10 @@ fn pulse_check_block(
             }
             b"groups" => {
                 once(&mut seen, 7)?;
-                groups = c.str_list(&mut d.strings)?;
+                let strings = &mut d.strings;
+                groups = Some(interned(&mut d.lists, c, |at| {
+                    Ok(interners.lists.intern(at.str_list(strings)?))
+                })?);
             }
             b"config" => {
                 once(&mut seen, 8)?;
@@ -725,7 +769,10 @@ fn pulse_check_block(
         healthy_threshold,
         max_failures,
         retries,
-        groups,
+        groups: match groups {
+            Some(g) => g,
+            None => no_list(&mut d.no_list, interners),
+        },
     })
 }
 
@@ -750,7 +797,7 @@ fn pulse_config(
     let pulse = match kind {
         "http" => {
             let (mut url, mut method, mut headers, mut body) = (None, None, None, None);
-            let mut expected_status = Vec::new();
+            let mut expected_status = None;
             let mut insecure_skip_verify = false;
             let (mut retries, mut body_contains, mut max_response_time_ms, mut ca_file) =
                 (None, None, None, None);
@@ -762,7 +809,9 @@ fn pulse_config(
                     }
                     b"method" => {
                         once(&mut seen, 1)?;
-                        method = Some(c.str()?.to_ascii_uppercase());
+                        method = Some(interned(&mut d.methods, c, |at| {
+                            Ok(interners.methods.intern(at.str()?.to_ascii_uppercase()))
+                        })?);
                     }
                     b"headers" => {
                         once(&mut seen, 2)?;
@@ -779,7 +828,10 @@ fn pulse_config(
                     }
                     b"expected_status" => {
                         once(&mut seen, 4)?;
-                        expected_status = statuses(c, &mut d.statuses)?;
+                        let scratch = &mut d.statuses;
+                        expected_status = Some(interned(&mut d.status_lists, c, |at| {
+                            Ok(interners.statuses.intern(statuses(at, scratch)?))
+                        })?);
                     }
                     b"insecure_skip_verify" => {
                         once(&mut seen, 5)?;
@@ -818,10 +870,20 @@ fn pulse_config(
             };
             Pulse::Http(HttpPulse {
                 url,
-                method: method.unwrap_or_else(|| "GET".into()),
+                method: match method {
+                    Some(m) => m,
+                    None => Arc::clone(
+                        d.get.get_or_insert_with(|| interners.methods.intern("GET".into())),
+                    ),
+                },
                 headers,
                 body,
-                expected_status,
+                expected_status: match expected_status {
+                    Some(e) => e,
+                    None => Arc::clone(
+                        d.no_statuses.get_or_insert_with(|| interners.statuses.intern(Vec::new())),
+                    ),
+                },
                 insecure_skip_verify,
                 retries,
                 body_contains,

@@ -36,7 +36,8 @@ pub struct Monitor {
     pub id: String,
     pub name: String,
     pub enabled: bool,
-    pub tags: Vec<String>,
+    /// Interned, like the other lists a fleet repeats: one copy per distinct list.
+    pub tags: Arc<Vec<String>>,
     pub pulse_check: PulseCheck,
     /// Codes by colour; interned (identical blocks shared).
     pub codes: Arc<Codes>,
@@ -157,7 +158,8 @@ pub struct PulseCheck {
     /// Legacy (Go CPRA): the unhealthy threshold when `unhealthy_threshold` is absent.
     pub max_failures: Option<i64>,
     pub retries: Option<u32>,
-    pub groups: Vec<String>,
+    /// Interned.
+    pub groups: Arc<Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -190,12 +192,12 @@ impl Pulse {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HttpPulse {
     pub url: String,
-    /// Default GET.
-    pub method: String,
+    /// Default GET. Interned (a fleet has a handful of methods).
+    pub method: Arc<String>,
     pub headers: Arc<Headers>,
     pub body: Option<String>,
-    /// Empty: any 2xx.
-    pub expected_status: Vec<u16>,
+    /// Empty: any 2xx. Interned.
+    pub expected_status: Arc<Vec<u16>>,
     pub insecure_skip_verify: bool,
     pub retries: Option<u32>,
     pub body_contains: Option<String>,

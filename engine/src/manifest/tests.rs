@@ -120,7 +120,7 @@ fn every_field_is_read() {
     assert_eq!(a.id, "all.fields:1");
     assert_eq!(a.name, "All fields");
     assert!(!a.enabled);
-    assert_eq!(a.tags, ["a", "b"]);
+    assert_eq!(*a.tags, ["a", "b"]);
     let p = &a.pulse_check;
     assert_eq!((p.interval_ms, p.timeout_ms), (90_000, 1_500));
     assert_eq!(
@@ -128,16 +128,16 @@ fn every_field_is_read() {
         (Some(4), Some(3), Some(9))
     );
     assert_eq!(p.retries, Some(2));
-    assert_eq!(p.groups, ["g1"]);
+    assert_eq!(*p.groups, ["g1"]);
     let Pulse::Http(h) = &p.pulse else { panic!("http") };
     assert_eq!(h.url, "https://127.0.0.1:8443/x");
-    assert_eq!(h.method, "POST");
+    assert_eq!(h.method.as_str(), "POST");
     assert_eq!(
         *h.headers,
         vec![("Content-Type".into(), "application/json".into()), ("X-Token".into(), "a:b".into())]
     );
     assert_eq!(h.body.as_deref(), Some("{\"q\": 1}"));
-    assert_eq!(h.expected_status, [200, 201]);
+    assert_eq!(*h.expected_status, [200, 201]);
     assert!(h.insecure_skip_verify);
     assert_eq!(h.retries, Some(1));
     assert_eq!(h.body_contains.as_deref(), Some("ok"));
@@ -284,7 +284,7 @@ monitors:
     assert!(is_valid_id(&w.id));
     let Pulse::Http(h) = &w.pulse_check.pulse else { panic!() };
     assert_eq!(h.headers[0], ("Authorization".into(), "Bearer abc".into()));
-    assert_eq!(h.method, "GET");
+    assert_eq!(h.method.as_str(), "GET");
     assert!(h.expected_status.is_empty());
     assert!(w.codes.dispatches(Colour::Red));
     assert!(!w.codes.dispatches(Colour::Yellow));

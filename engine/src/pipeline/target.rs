@@ -141,10 +141,10 @@ fn http_spec(h: &HttpPulse, addr: SocketAddr, retries: Option<u32>) -> Result<Ht
     let u = parse_url(&h.url)?;
     let mut spec = HttpSpec::get(addr, &u.host, &u.path);
     spec.tls = u.tls;
-    spec.method = h.method.clone();
+    spec.method = h.method.to_string();
     spec.headers = h.headers.as_ref().clone();
     spec.body = h.body.as_ref().map(|b| b.as_bytes().to_vec());
-    spec.expected_status = h.expected_status.clone();
+    spec.expected_status = h.expected_status.to_vec();
     spec.body_contains = h.body_contains.clone();
     spec.body_regex = h.body_regex.clone();
     spec.max_response_time = h.max_response_time_ms.map(std::time::Duration::from_millis);
