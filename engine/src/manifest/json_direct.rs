@@ -262,18 +262,20 @@ impl<'a> Cursor<'a> {
         self.eat(b'"')?;
         let start = self.p;
         let rest = &self.b[start..];
-        let mut i = plain_run(rest);
+        let mut i = 0;
         let mut ascii = true;
         loop {
+            i += plain_run(&rest[i..]);
             let Some(&c) = rest.get(i) else { return Err(Stop::More) };
             match c {
                 b'"' => break,
                 b'\\' | b'$' | 0..=0x1f => return bail(),
-                0x80.. => ascii = false,
-                _ => {}
+                _ => {
+                    // Past ASCII: allowed, checked as UTF-8 below.
+                    ascii = false;
+                    i += 1;
+                }
             }
-            i += 1;
-            i += plain_run(&rest[i..]);
         }
         self.p = start + i + 1;
         let text = &rest[..i];
@@ -499,9 +501,10 @@ fn word_at(b: &[u8], i: usize) -> Option<u64> {
     Some(u64::from_le_bytes(w))
 }
 
-/// How many leading bytes of `b`, in whole words of eight, are plain string bytes: not `"`,
-/// `\\`, `$`, a control character or past ASCII. (A word-at-a-time scan: strings are most of
-/// a manifest's bytes.)
+/// How many leading bytes of `b` are plain string bytes: not `"`, `\\`, `$`, a control
+/// character or past ASCII. Eight bytes at a time, the first special byte found from its word's
+/// mask (strings are most of a manifest's bytes, and most are shorter than a word: the word
+/// that holds the closing quote is usually the first).
 #[inline(always)]
 fn plain_run(b: &[u8]) -> usize {
     let mut i = 0;
@@ -512,11 +515,15 @@ fn plain_run(b: &[u8]) -> usize {
             | (w.wrapping_sub(LO * 0x20) & !w & HI)
             | (w & HI);
         if special != 0 {
-            break;
+            // The lowest flagged byte is exact (a false flag can only follow a true one).
+            return i + (special.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
-    i
+    i + b[i..]
+        .iter()
+        .position(|&c| matches!(c, b'"' | b'\\' | b'$' | 0..=0x1f | 0x80..))
+        .unwrap_or(b.len() - i)
 }
 
 /// As [`plain_run`], stopping only at `"` and `\\` (skipping a block accepts any other byte).
