@@ -884,14 +884,17 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
                 url,
                 method: ctx.interners.methods.intern(method),
                 headers,
-                body,
                 expected_status: ctx.interners.statuses.intern(expected_status),
                 insecure_skip_verify,
-                retries,
-                body_contains,
-                body_regex,
-                max_response_time_ms,
-                ca_file,
+                extra: HttpExtra {
+                    body,
+                    retries,
+                    body_contains,
+                    body_regex,
+                    max_response_time_ms,
+                    ca_file,
+                }
+                .boxed(),
             })
         }
         "tcp" => {

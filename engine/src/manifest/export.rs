@@ -74,14 +74,14 @@ fn pulse_config(p: &Pulse) -> Value {
             c.insert("url".into(), h.url.clone().into());
             c.insert("method".into(), h.method.as_str().into());
             c.insert("headers".into(), headers(&h.headers));
-            put(&mut c, "body", h.body.clone());
+            put(&mut c, "body", h.body());
             c.insert("expected_status".into(), json!(h.expected_status.as_slice()));
             c.insert("insecure_skip_verify".into(), h.insecure_skip_verify.into());
-            put(&mut c, "retries", h.retries);
-            put(&mut c, "body_contains", h.body_contains.clone());
-            put(&mut c, "body_regex", h.body_regex.clone());
-            put(&mut c, "max_response_time", ms(h.max_response_time_ms));
-            put(&mut c, "ca_file", h.ca_file.clone());
+            put(&mut c, "retries", h.retries());
+            put(&mut c, "body_contains", h.body_contains());
+            put(&mut c, "body_regex", h.body_regex());
+            put(&mut c, "max_response_time", ms(h.max_response_time_ms()));
+            put(&mut c, "ca_file", h.ca_file());
         }
         Pulse::Tcp(t) => {
             c.insert("host".into(), t.host.clone().into());

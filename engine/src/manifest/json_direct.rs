@@ -8,14 +8,16 @@
 //! string goes (or the reverse), a value out of range, a warning (timeout over interval), a
 //! duplicate id. The loader then decodes that monitor through the general path, which reports
 //! it. So every diagnostic comes from one place, and a monitor decoded here is the monitor the
-//! general path builds from the same bytes; `tests::direct_and_general_paths_agree` holds the
-//! two to that over generated and mutated manifests.
+//! general path builds from the same bytes; the `direct_and_general_paths_agree_*` tests hold
+//! the two to that over generated and mutated manifests.
 //!
 //! Blocks a fleet repeats (`codes`, `headers`, `intervention`, `maintenance`) are not decoded
 //! here: their bytes are looked up in caches filled from monitors the general path decoded
 //! without a problem (same bytes, same value, since decoding a block depends only on its text
 //! and the environment, both fixed for a load). A monitor with a block not yet cached takes
-//! the general path once and fills the cache.
+//! the general path once and fills the cache. Small values the runtime keeps interned
+//! (`tags`, `groups`, `expected_status`, `method`) are parsed here, and also found by their
+//! bytes the next time.
 //!
 //! Why by hand: serde_json would need the whole item copied out of the stream first, gives no
 //! way to stop at the general path's first objection, and typed derives would duplicate the
@@ -36,6 +38,10 @@ use super::schema::*;
 /// this many, monitors with a new block take the general path (correct, only slower), so a
 /// fleet where every block differs does not grow a cache without end.
 pub const MAX_CACHED_BLOCKS: usize = 4096;
+
+/// Longest block remembered, in bytes (a `codes` block is a few hundred). Longer ones take
+/// the general path. With `MAX_CACHED_BLOCKS`, this bounds each cache to 16 MiB of keys.
+pub const MAX_CACHED_BLOCK_BYTES: usize = 4096;
 
 /// Deepest nesting skipped over inside a cached block; deeper: the general path (which
 /// reports JSON past its own bound of 128).
@@ -91,7 +97,7 @@ impl<T> Default for Cache<T> {
 
 impl<T: Clone> Cache<T> {
     fn insert(&mut self, bytes: Box<[u8]>, value: T) {
-        if self.by_bytes.len() < MAX_CACHED_BLOCKS {
+        if self.by_bytes.len() < MAX_CACHED_BLOCKS && bytes.len() <= MAX_CACHED_BLOCK_BYTES {
             self.by_bytes.insert(bytes, value);
         }
     }
@@ -201,7 +207,10 @@ impl DirectDecoder {
     ) -> R<Option<T>> {
         match cache.find(c)? {
             Ok(v) => Ok(Some(v)),
-            Err(span) if cache.by_bytes.len() < MAX_CACHED_BLOCKS => {
+            Err(span)
+                if cache.by_bytes.len() < MAX_CACHED_BLOCKS
+                    && span.len() <= MAX_CACHED_BLOCK_BYTES =>
+            {
                 misses.push((kind, span));
                 Ok(None)
             }
@@ -884,7 +893,6 @@ fn pulse_config(
                     ),
                 },
                 headers,
-                body,
                 expected_status: match expected_status {
                     Some(e) => e,
                     None => Arc::clone(
@@ -892,11 +900,15 @@ fn pulse_config(
                     ),
                 },
                 insecure_skip_verify,
-                retries,
-                body_contains,
-                body_regex: None,
-                max_response_time_ms,
-                ca_file,
+                extra: HttpExtra {
+                    body,
+                    retries,
+                    body_contains,
+                    body_regex: None,
+                    max_response_time_ms,
+                    ca_file,
+                }
+                .boxed(),
             })
         }
         "tcp" | "udp" | "grpc" => {
@@ -1495,6 +1507,23 @@ mod tests {
                 agree(json.as_bytes(), buffer);
             }
         }
+    }
+
+    #[test]
+    fn blocks_past_the_cache_bound_take_the_general_path() {
+        let url = format!("http://127.0.0.1:9/{}", "p".repeat(super::MAX_CACHED_BLOCK_BYTES));
+        let codes = format!(r#"{{"red":{{"notify":"webhook","config":{{"url":"{url}"}}}}}}"#);
+        let items: Vec<String> = (0..3)
+            .map(|i| {
+                format!(
+                    r#"{{"name":"m{i}","pulse_check":{{"type":"tcp","config":{{"host":"127.0.0.1","port":1}}}},"codes":{codes}}}"#
+                )
+            })
+            .collect();
+        let text = format!("{HEAD}{}]}}", items.join(","));
+        assert_eq!(agree(text.as_bytes(), 256 << 10), 0);
+        let (monitors, report) = load(text.as_bytes(), true, 256 << 10, &env());
+        assert_eq!((monitors.len(), report.distinct_codes), (3, 1));
     }
 
     #[test]

@@ -195,16 +195,62 @@ pub struct HttpPulse {
     /// Default GET. Interned (a fleet has a handful of methods).
     pub method: Arc<String>,
     pub headers: Arc<Headers>,
-    pub body: Option<String>,
     /// Empty: any 2xx. Interned.
     pub expected_status: Arc<Vec<u16>>,
     pub insecure_skip_verify: bool,
+    /// The fields most http checks leave out, boxed so that they cost one pointer when absent:
+    /// `None` when all of them are (see [`HttpExtra::boxed`]). Read them with the accessors.
+    pub extra: Option<Box<HttpExtra>>,
+}
+
+/// `HttpPulse`'s rarely given fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HttpExtra {
+    pub body: Option<String>,
     pub retries: Option<u32>,
     pub body_contains: Option<String>,
     /// Checked to compile at load.
     pub body_regex: Option<String>,
     pub max_response_time_ms: Option<u64>,
     pub ca_file: Option<String>,
+}
+
+impl HttpExtra {
+    /// `None` when every field is absent, so one monitor's `extra` equals another's exactly
+    /// when their fields do.
+    pub fn boxed(self) -> Option<Box<HttpExtra>> {
+        (self != HttpExtra::default()).then(|| Box::new(self))
+    }
+}
+
+impl HttpPulse {
+    fn extra(&self) -> Option<&HttpExtra> {
+        self.extra.as_deref()
+    }
+
+    pub fn body(&self) -> Option<&str> {
+        self.extra()?.body.as_deref()
+    }
+
+    pub fn retries(&self) -> Option<u32> {
+        self.extra()?.retries
+    }
+
+    pub fn body_contains(&self) -> Option<&str> {
+        self.extra()?.body_contains.as_deref()
+    }
+
+    pub fn body_regex(&self) -> Option<&str> {
+        self.extra()?.body_regex.as_deref()
+    }
+
+    pub fn max_response_time_ms(&self) -> Option<u64> {
+        self.extra()?.max_response_time_ms
+    }
+
+    pub fn ca_file(&self) -> Option<&str> {
+        self.extra()?.ca_file.as_deref()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -136,14 +136,14 @@ fn every_field_is_read() {
         *h.headers,
         vec![("Content-Type".into(), "application/json".into()), ("X-Token".into(), "a:b".into())]
     );
-    assert_eq!(h.body.as_deref(), Some("{\"q\": 1}"));
+    assert_eq!(h.body(), Some("{\"q\": 1}"));
     assert_eq!(*h.expected_status, [200, 201]);
     assert!(h.insecure_skip_verify);
-    assert_eq!(h.retries, Some(1));
-    assert_eq!(h.body_contains.as_deref(), Some("ok"));
-    assert_eq!(h.body_regex.as_deref(), Some("^o.$"));
-    assert_eq!(h.max_response_time_ms, Some(250));
-    assert_eq!(h.ca_file.as_deref(), Some("/etc/ca.pem"));
+    assert_eq!(h.retries(), Some(1));
+    assert_eq!(h.body_contains(), Some("ok"));
+    assert_eq!(h.body_regex(), Some("^o.$"));
+    assert_eq!(h.max_response_time_ms(), Some(250));
+    assert_eq!(h.ca_file(), Some("/etc/ca.pem"));
     // Policy inputs.
     assert_eq!(
         (a.unhealthy_threshold(), a.healthy_threshold(), a.recovery_max_attempts()),

@@ -143,16 +143,16 @@ fn http_spec(h: &HttpPulse, addr: SocketAddr, retries: Option<u32>) -> Result<Ht
     spec.tls = u.tls;
     spec.method = h.method.to_string();
     spec.headers = h.headers.as_ref().clone();
-    spec.body = h.body.as_ref().map(|b| b.as_bytes().to_vec());
+    spec.body = h.body().map(|b| b.as_bytes().to_vec());
     spec.expected_status = h.expected_status.to_vec();
-    spec.body_contains = h.body_contains.clone();
-    spec.body_regex = h.body_regex.clone();
-    spec.max_response_time = h.max_response_time_ms.map(std::time::Duration::from_millis);
+    spec.body_contains = h.body_contains().map(str::to_string);
+    spec.body_regex = h.body_regex().map(str::to_string);
+    spec.max_response_time = h.max_response_time_ms().map(std::time::Duration::from_millis);
     spec.tls_options = TlsOptions {
-        ca_file: h.ca_file.as_ref().map(PathBuf::from),
+        ca_file: h.ca_file().map(PathBuf::from),
         insecure_skip_verify: h.insecure_skip_verify,
     };
-    if let Some(r) = h.retries.or(retries) {
+    if let Some(r) = h.retries().or(retries) {
         spec.retries = r;
     }
     Ok(spec)
