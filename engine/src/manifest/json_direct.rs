@@ -756,7 +756,7 @@ fn pulse_check_block(
                 once(&mut seen, 8)?;
                 match kind {
                     Some(k) => pulse = Some(pulse_config(c, k, d, interners)?),
-                    None => config_at = Some(c.skip()?.start),
+                    None => config_at = Some(c.skip()?),
                 }
             }
             _ => return bail(),
@@ -765,9 +765,14 @@ fn pulse_check_block(
     let kind = kind.ok_or(Stop::Bail)?;
     let pulse = match (pulse, config_at) {
         (Some(p), _) => p,
-        (None, Some(at)) => {
-            let mut again = Cursor { b: c.b, p: at };
-            pulse_config(&mut again, kind, d, interners)?
+        (None, Some(span)) => {
+            let mut again = Cursor { b: c.b, p: span.start };
+            let pulse = pulse_config(&mut again, kind, d, interners)?;
+            // What the skip took for the value must be what was parsed as it.
+            if again.p != span.end {
+                return bail();
+            }
+            pulse
         }
         (None, None) => return bail(),
     };
