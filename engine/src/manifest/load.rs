@@ -1,9 +1,9 @@
 //! The streaming loader: reads events, builds one monitor's tree at a time, decodes it, hands
 //! the `Monitor` to the caller, and drops the tree. For JSON, a monitor written the usual way
 //! is first tried on the direct decoder (`json_direct`: one pass over its bytes, no events, no
-//! tree); anything it would have to say a word about takes the tree path. `endpoints` and `notification_groups` may
-//! come before or after `monitors`; references to them are checked at the end, against the
-//! positions remembered when they were made.
+//! tree); anything it would have to say a word about takes the tree path. `endpoints` and
+//! `notification_groups` may come before or after `monitors`; references to them are checked
+//! at the end, against the positions remembered when they were made.
 
 use std::collections::HashMap;
 use std::io::Read;
