@@ -7,6 +7,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -100,17 +101,34 @@ pub fn run(args: &RunArgs) -> i32 {
     run_plan(Arc::new(plan), &config, &mut std::io::stderr())
 }
 
+/// How far through a file a load is, in whole percent: at most 99 until the load has
+/// returned (the reader reads ahead of the monitors handed on).
+fn percent_read(read: u64, total: u64) -> u64 {
+    if total == 0 {
+        return 0;
+    }
+    (read.saturating_mul(100) / total).min(99)
+}
+
 /// Loads and validates `file`, showing progress on a terminal. `Err` carries the exit code
 /// after the problems were printed to `out`.
 pub fn load(file: &std::path::Path, strict: bool, out: &mut dyn Write) -> Result<Plan, i32> {
-    let opts = LoadOptions { strict, ..LoadOptions::default() };
+    let read_bytes = Arc::new(AtomicU64::new(0));
+    let opts =
+        LoadOptions { strict, read_bytes: Some(Arc::clone(&read_bytes)), ..LoadOptions::default() };
     let progress = std::io::stderr().is_terminal();
+    let file_bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     let started = Instant::now();
     let mut monitors = Vec::new();
     let result = load_path(file, &opts, |m| {
         monitors.push(m);
         if progress && monitors.len() % PROGRESS_EVERY_MONITORS == 0 {
-            eprint!("\rloading {}: {} monitors", file.display(), monitors.len());
+            eprint!(
+                "\rloading {}: {} monitors, {}% of the file",
+                file.display(),
+                monitors.len(),
+                percent_read(read_bytes.load(Ordering::Relaxed), file_bytes)
+            );
         }
     });
     if progress && monitors.len() >= PROGRESS_EVERY_MONITORS {
@@ -285,5 +303,21 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
             let _ = writeln!(out, "error: {e}");
             EXIT_INVALID
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_read;
+
+    #[test]
+    fn load_progress_is_a_percentage_short_of_100_until_done() {
+        assert_eq!(percent_read(0, 1000), 0);
+        assert_eq!(percent_read(505, 1000), 50);
+        // The reader runs ahead of the monitors handed on: never 100 before the end.
+        assert_eq!(percent_read(1000, 1000), 99);
+        assert_eq!(percent_read(u64::MAX, 1000), 99);
+        // An unknown size (0): no percentage to give.
+        assert_eq!(percent_read(10, 0), 0);
     }
 }

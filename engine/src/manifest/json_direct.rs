@@ -1088,7 +1088,7 @@ mod tests {
         buffer: usize,
         env: &HashMap<String, String>,
     ) -> (Vec<Monitor>, LoadReport) {
-        let opts = LoadOptions { strict: false, env, direct_json: direct };
+        let opts = LoadOptions { env, direct_json: direct, ..LoadOptions::default() };
         let src: Box<dyn EventSource> =
             Box::new(JsonReader::with_buffer(Bytes::new(text.to_vec()), buffer));
         let mut monitors = Vec::new();

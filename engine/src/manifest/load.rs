@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use super::decode::{
@@ -21,7 +22,7 @@ use super::json::JsonReader;
 use super::json_direct::{DirectDecoder, Miss, Step};
 use super::node::{build, Anchors, Arena, Node, NodeKind, Tree};
 use super::schema::{Code, CodeTarget, GroupId, Monitor, Notify};
-use super::source::{open, open_reader, Format};
+use super::source::{open, open_counting, open_reader, Format};
 use super::yaml_scan::{yaml_source, Reopen};
 
 pub struct LoadOptions<'a> {
@@ -34,11 +35,15 @@ pub struct LoadOptions<'a> {
     /// every monitor through the general path: for differential tests and benchmarks, since
     /// both give the same monitors and problems.
     pub direct_json: bool,
+    /// When set, the file's bytes read so far are added to it as the load goes (compressed
+    /// bytes for a `.gz`; a YAML file re-read from its start by the fallback is not counted
+    /// again): `cpra run` shows a load's progress from it.
+    pub read_bytes: Option<Arc<AtomicU64>>,
 }
 
 impl Default for LoadOptions<'_> {
     fn default() -> Self {
-        LoadOptions { strict: false, env: &ProcessEnv, direct_json: true }
+        LoadOptions { strict: false, env: &ProcessEnv, direct_json: true, read_bytes: None }
     }
 }
 
@@ -135,7 +140,8 @@ pub fn load_path(
     on_monitor: impl FnMut(Monitor),
 ) -> Result<LoadReport, LoadError> {
     let file = path.display().to_string();
-    let (reader, format) = open(path).map_err(|error| LoadError { file: file.clone(), error })?;
+    let (reader, format) = open_counting(path, opts.read_bytes.clone())
+        .map_err(|error| LoadError { file: file.clone(), error })?;
     // The YAML fast path re-reads the file from its start if it falls back to saphyr.
     let owned = path.to_path_buf();
     let reopen: Reopen = Box::new(move || open(&owned).map(|(r, _)| r));

@@ -5,6 +5,8 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
 
@@ -40,11 +42,38 @@ pub fn format_from_name(path: &Path) -> Option<Format> {
 
 /// Open a path: a reader of the decompressed bytes and the format.
 pub fn open(path: &Path) -> std::io::Result<(Box<dyn Read>, Format)> {
+    open_counting(path, None)
+}
+
+/// `open`, adding the file's bytes as they are read (compressed bytes, for a `.gz`) to
+/// `counter`, so a caller can show how far through the file a load is.
+pub fn open_counting(
+    path: &Path,
+    counter: Option<Arc<AtomicU64>>,
+) -> std::io::Result<(Box<dyn Read>, Format)> {
     let file = File::open(path)?;
     if file.metadata()?.is_dir() {
         return Err(std::io::Error::other("is a directory"));
     }
-    open_reader(Box::new(file), format_from_name(path))
+    let reader: Box<dyn Read> = match counter {
+        Some(count) => Box::new(Counting { inner: file, count }),
+        None => Box::new(file),
+    };
+    open_reader(reader, format_from_name(path))
+}
+
+/// Counts the bytes read through it.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 /// Wrap any reader: decompress if gzipped, sniff the format if not given.

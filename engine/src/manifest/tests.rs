@@ -369,7 +369,7 @@ fn repeated_codes_blocks_report_their_problems_every_time() {
         + &monitor(1, "{red: {notify: slack, config: {hook: '${HOOK_A}'}}}");
     let env: HashMap<String, String> = HashMap::new();
     let (_, r) =
-        load_str(&text, None, &LoadOptions { strict: false, env: &env, direct_json: true });
+        load_str(&text, None, &LoadOptions { strict: false, env: &env, ..LoadOptions::default() });
     assert_eq!(r.problems.errors, 2, "{:#?}", r.problems.kept);
 }
 
@@ -377,7 +377,7 @@ fn repeated_codes_blocks_report_their_problems_every_time() {
 fn env_variables_are_expanded() {
     let mut env = HashMap::new();
     env.insert("CPRA_TEST_HOST".to_string(), "db.internal".to_string());
-    let opts = LoadOptions { strict: false, env: &env, direct_json: true };
+    let opts = LoadOptions { strict: false, env: &env, ..LoadOptions::default() };
     let (m, r) = load_str("monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: \"${CPRA_TEST_HOST}\", port: 1}}\n", None, &opts);
     assert!(r.is_valid());
     let Pulse::Tcp(t) = &m[0].pulse_check.pulse else { panic!() };
@@ -519,6 +519,38 @@ fn gzip_files_load() {
         |_| {},
     );
     assert!(!r.is_valid());
+}
+
+#[test]
+fn a_load_counts_the_bytes_it_reads_from_the_file() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("fleet.yaml");
+    std::fs::write(&plain, FLEET_YAML).unwrap();
+    let gz = dir.path().join("fleet.yaml.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
+    enc.write_all(FLEET_YAML.as_bytes()).unwrap();
+    enc.finish().unwrap();
+    for path in [plain, gz] {
+        let read = Arc::new(AtomicU64::new(0));
+        let opts = LoadOptions { read_bytes: Some(Arc::clone(&read)), ..LoadOptions::default() };
+        let (mut n, mut seen_before_end) = (0, Vec::new());
+        let r = load_path(&path, &opts, |_| {
+            n += 1;
+            seen_before_end.push(read.load(Ordering::Relaxed));
+        })
+        .unwrap();
+        assert!(r.is_valid());
+        assert_eq!(n, 8);
+        // The whole file (its compressed bytes for the .gz), and no byte twice.
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(read.load(Ordering::Relaxed), size, "{}", path.display());
+        assert!(seen_before_end.iter().all(|&b| b > 0 && b <= size));
+    }
 }
 
 #[test]
