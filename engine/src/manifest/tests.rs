@@ -478,6 +478,12 @@ fn json_errors_have_positions() {
     assert_eq!((d.pos.line, d.pos.column), (2, 41));
 }
 
+fn write_gz(path: &std::path::Path, bytes: &[u8], level: flate2::Compression) {
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), level);
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap();
+}
+
 #[test]
 fn gzip_files_load() {
     let dir = tempfile::tempdir().unwrap();
@@ -489,12 +495,7 @@ fn gzip_files_load() {
         }),
     ] {
         let path = dir.path().join(name);
-        let mut enc = flate2::write::GzEncoder::new(
-            std::fs::File::create(&path).unwrap(),
-            flate2::Compression::default(),
-        );
-        enc.write_all(text.as_bytes()).unwrap();
-        enc.finish().unwrap();
+        write_gz(&path, text.as_bytes(), flate2::Compression::default());
         let mut n = 0;
         let r = load_path(&path, &LoadOptions::default(), |_| n += 1).unwrap();
         assert!(r.is_valid(), "{name}: {:#?}", r.problems.kept);
@@ -502,12 +503,7 @@ fn gzip_files_load() {
     }
     // A gzipped file without a telling extension is sniffed.
     let path = dir.path().join("fleet.dat");
-    let mut enc = flate2::write::GzEncoder::new(
-        std::fs::File::create(&path).unwrap(),
-        flate2::Compression::fast(),
-    );
-    enc.write_all(FLEET_YAML.as_bytes()).unwrap();
-    enc.finish().unwrap();
+    write_gz(&path, FLEET_YAML.as_bytes(), flate2::Compression::fast());
     assert!(load_path(&path, &LoadOptions::default(), |_| {}).unwrap().is_valid());
     // Truncated gzip: an error, not a panic.
     let bytes = std::fs::read(&path).unwrap();
@@ -529,12 +525,7 @@ fn a_load_counts_the_bytes_it_reads_from_the_file() {
     let plain = dir.path().join("fleet.yaml");
     std::fs::write(&plain, FLEET_YAML).unwrap();
     let gz = dir.path().join("fleet.yaml.gz");
-    let mut enc = flate2::write::GzEncoder::new(
-        std::fs::File::create(&gz).unwrap(),
-        flate2::Compression::default(),
-    );
-    enc.write_all(FLEET_YAML.as_bytes()).unwrap();
-    enc.finish().unwrap();
+    write_gz(&gz, FLEET_YAML.as_bytes(), flate2::Compression::default());
     for path in [plain, gz] {
         let read = Arc::new(AtomicU64::new(0));
         let opts = LoadOptions { read_bytes: Some(Arc::clone(&read)), ..LoadOptions::default() };
