@@ -98,10 +98,20 @@ pub fn http_request(notify: &Notify, alert: &RenderedAlert, wall_ms: i64) -> Opt
             )
         }
         Notify::Opsgenie { api_key, url } => {
-            let mut req = HttpRequest::post(
-                url.as_deref().unwrap_or(OPSGENIE_ALERTS_URL),
-                &opsgenie_body(alert),
-            );
+            let base = url.as_deref().unwrap_or(OPSGENIE_ALERTS_URL);
+            let mut req = match opsgenie_verb(alert.colour) {
+                // Green closes and cyan acknowledges the alert the incident opened, found by
+                // its alias (as PagerDuty resolves and acknowledges by `dedup_key`).
+                Some(verb) => HttpRequest::post(
+                    format!(
+                        "{}/{}/{verb}?identifierType=alias",
+                        base.trim_end_matches('/'),
+                        path_segment(&dedup_key(alert))
+                    ),
+                    &json!({ "source": "cpra", "user": "cpra", "note": alert.text() }),
+                ),
+                None => HttpRequest::post(base, &opsgenie_body(alert)),
+            };
             req.headers.push(("Authorization".into(), format!("GenieKey {api_key}")));
             req
         }
@@ -193,6 +203,29 @@ const fn opsgenie_priority(severity: Severity) -> &'static str {
         Severity::Warning => "P3",
         Severity::Info => "P5",
     }
+}
+
+/// The Alert API's action on an existing alert, by colour: `None` creates one.
+pub const fn opsgenie_verb(colour: Colour) -> Option<&'static str> {
+    match colour {
+        Colour::Green => Some("close"),
+        Colour::Cyan => Some("acknowledge"),
+        Colour::Red | Colour::Yellow | Colour::Gray => None,
+    }
+}
+
+/// `text` as one URL path segment: bytes other than letters, digits and `-._~:@`
+/// percent-encoded (an incident id has a `#`, which would otherwise end the path).
+pub fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for &b in text.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The Alert API's create request. `alias` groups the alerts of one incident.
@@ -416,6 +449,32 @@ pub(crate) mod tests {
         assert!(message.starts_with("CRITICAL ALERT: Checkout API: éé"));
         assert_eq!(v["alias"], "cpra:checkout-api#3");
         assert_eq!(v["priority"], "P1");
+    }
+
+    #[test]
+    fn opsgenie_green_closes_and_cyan_acknowledges_the_incident_alert_by_alias() {
+        let n = Notify::Opsgenie {
+            api_key: "k".into(),
+            url: Some("http://127.0.0.1:9/v2/alerts/".into()),
+        };
+        for (colour, verb) in [(Colour::Green, "close"), (Colour::Cyan, "acknowledge")] {
+            let req = http_request(&n, &alert(colour), T).unwrap();
+            assert_eq!(req.method, "POST");
+            assert_eq!(
+                req.url,
+                format!("http://127.0.0.1:9/v2/alerts/cpra:checkout-api%233/{verb}?identifierType=alias")
+            );
+            assert_eq!(req.headers, [("Authorization".to_owned(), "GenieKey k".to_owned())]);
+            let v: Value = serde_json::from_slice(&req.body).unwrap();
+            assert_eq!((v["source"].as_str(), v["user"].as_str()), (Some("cpra"), Some("cpra")));
+            assert!(v["note"].as_str().unwrap().contains("Checkout API"));
+        }
+        // Red, yellow and gray create alerts; the alias of red's is the one green closes.
+        for colour in [Colour::Red, Colour::Yellow, Colour::Gray] {
+            let req = http_request(&n, &alert(colour), T).unwrap();
+            assert_eq!(req.url, "http://127.0.0.1:9/v2/alerts/");
+        }
+        assert_eq!(path_segment("cpra:a b/c#1%"), "cpra:a%20b%2Fc%231%25");
     }
 
     #[test]

@@ -491,6 +491,32 @@ fn every_http_notifier_reaches_its_receiver_through_the_url_override() {
     assert_eq!(opsgenie.header("authorization"), Some("GenieKey k"));
 }
 
+#[test]
+fn an_opsgenie_incident_alert_is_created_then_closed_on_recovery() {
+    let rx = Receiver::start(vec![]);
+    let endpoints =
+        vec![Arc::new(Notify::Opsgenie { api_key: "k".into(), url: Some(rx.url("/v2/alerts")) })];
+    run(move || async move {
+        let actions = Actions::new(fast_config());
+        actions.queue_alert(1, &endpoints, alert(Colour::Red, 0));
+        actions.drain(WAIT).await;
+        actions.queue_alert(1, &endpoints, alert(Colour::Green, 0));
+        actions.drain(WAIT).await;
+        assert_eq!(actions.counters().sent, 2);
+    });
+    let seen = rx.seen();
+    let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/v2/alerts", "/v2/alerts/cpra:checkout-api%233/close?identifierType=alias"]
+    );
+    assert!(seen
+        .iter()
+        .all(|s| s.method == "POST" && s.header("authorization") == Some("GenieKey k")));
+    let created: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(created["alias"], "cpra:checkout-api#3");
+}
+
 // ---------------------------------------------------------------- interventions
 
 /// Runs one intervention and returns its result (or `None` if `done` was never called).
