@@ -657,24 +657,50 @@ static STRING_BYTE: [u8; 256] = {
     t
 };
 
-/// How many leading bytes of `chunk` are plain ASCII string bytes (not `"`, `\\`, a control
-/// character or a non-ASCII byte), eight at a time: the word tests below flag a word holding
-/// any such byte (a flagged word may hold none: then the caller's byte loop goes on). Why
-/// hand-written: this is the inner loop of every key and value.
-fn plain_ascii_run(chunk: &[u8]) -> usize {
+/// Word-at-a-time tests over eight string bytes (little-endian): the JSON reader's and the
+/// direct decoder's inner loop, over every key and value. Hand-written: no crate does this
+/// over a borrowed buffer with our set of stop bytes.
+pub(super) mod swar {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
-    let mut i = 0;
-    while let Some(word) = chunk.get(i..i + 8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        let w = u64::from_le_bytes(w);
-        let special = has_zero(w ^ (LO * u64::from(b'"')))
-            | has_zero(w ^ (LO * u64::from(b'\\')))
+
+    /// The high bit of each byte of `x` that is zero. A false flag can only sit above a true
+    /// one (a borrow runs upward), so the lowest flag is exact.
+    #[inline(always)]
+    pub fn zero_bytes(x: u64) -> u64 {
+        x.wrapping_sub(LO) & !x & HI
+    }
+
+    /// Flags the bytes equal to `b` (lowest flag exact).
+    #[inline(always)]
+    pub fn bytes_equal(w: u64, b: u8) -> u64 {
+        zero_bytes(w ^ (LO * u64::from(b)))
+    }
+
+    /// Flags the bytes that end a plain run in a JSON string: `"`, `\\`, a control character
+    /// or a byte past ASCII (lowest flag exact).
+    #[inline(always)]
+    pub fn string_stops(w: u64) -> u64 {
+        bytes_equal(w, b'"')
+            | bytes_equal(w, b'\\')
             | (w.wrapping_sub(LO * 0x20) & !w & HI)
-            | (w & HI);
-        if special != 0 {
+            | (w & HI)
+    }
+
+    /// The eight bytes at `i`, if there are eight.
+    #[inline(always)]
+    pub fn word_at(b: &[u8], i: usize) -> Option<u64> {
+        let w: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
+        Some(u64::from_le_bytes(w))
+    }
+}
+
+/// How many leading bytes of `chunk`, in whole words of eight, are plain ASCII string bytes
+/// (no [`swar::string_stops`] byte); the caller's byte loop goes on from there.
+fn plain_ascii_run(chunk: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(w) = swar::word_at(chunk, i) {
+        if swar::string_stops(w) != 0 {
             break;
         }
         i += 8;

@@ -31,6 +31,7 @@ use std::sync::Arc;
 use super::decode::Interners;
 use super::duration::parse_go_duration;
 use super::intern::FxBuildHasher;
+use super::json::swar::{bytes_equal, string_stops, word_at};
 use super::maintenance::MaintenanceWindow;
 use super::schema::*;
 
@@ -495,21 +496,6 @@ impl<'a> Cursor<'a> {
     }
 }
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// The high bit of each byte of `x` that is zero (and maybe of a few bytes after it).
-#[inline(always)]
-fn zero_bytes(x: u64) -> u64 {
-    x.wrapping_sub(LO) & !x & HI
-}
-
-#[inline(always)]
-fn word_at(b: &[u8], i: usize) -> Option<u64> {
-    let w: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
-    Some(u64::from_le_bytes(w))
-}
-
 /// How many leading bytes of `b` are plain string bytes: not `"`, `\\`, `$`, a control
 /// character or past ASCII. Eight bytes at a time, the first special byte found from its word's
 /// mask (strings are most of a manifest's bytes, and most are shorter than a word: the word
@@ -518,11 +504,7 @@ fn word_at(b: &[u8], i: usize) -> Option<u64> {
 fn plain_run(b: &[u8]) -> usize {
     let mut i = 0;
     while let Some(w) = word_at(b, i) {
-        let special = zero_bytes(w ^ (LO * u64::from(b'"')))
-            | zero_bytes(w ^ (LO * u64::from(b'\\')))
-            | zero_bytes(w ^ (LO * u64::from(b'$')))
-            | (w.wrapping_sub(LO * 0x20) & !w & HI)
-            | (w & HI);
+        let special = string_stops(w) | bytes_equal(w, b'$');
         if special != 0 {
             // The lowest flagged byte is exact (a false flag can only follow a true one).
             return i + (special.trailing_zeros() / 8) as usize;
@@ -540,7 +522,7 @@ fn plain_run(b: &[u8]) -> usize {
 fn quote_or_escape_run(b: &[u8]) -> usize {
     let mut i = 0;
     while let Some(w) = word_at(b, i) {
-        if zero_bytes(w ^ (LO * u64::from(b'"'))) | zero_bytes(w ^ (LO * u64::from(b'\\'))) != 0 {
+        if bytes_equal(w, b'"') | bytes_equal(w, b'\\') != 0 {
             break;
         }
         i += 8;
@@ -1510,6 +1492,22 @@ mod tests {
                     .unwrap();
             for buffer in [5, 100, 256 << 10] {
                 agree(json.as_bytes(), buffer);
+            }
+        }
+    }
+
+    #[test]
+    fn a_plain_run_ends_exactly_at_the_first_special_byte() {
+        let special = |c: u8| matches!(c, b'"' | b'\\' | b'$' | 0..=0x1f | 0x80..);
+        for at in 0..20 {
+            for c in 0..=255u8 {
+                // Special bytes after the first one: they must not hide it or move it.
+                let mut b = vec![b'a'; 24];
+                b[at] = c;
+                b[at + 1] = 0;
+                b[23] = b'"';
+                let want = if special(c) { at } else { at + 1 };
+                assert_eq!(super::plain_run(&b), want, "byte {c:#x} at {at}");
             }
         }
     }
