@@ -465,7 +465,7 @@ mod tests {
         let policy = Policy { unhealthy: 1, dispatch: ColourSet::ALL, ..Policy::default() };
         let mut state = MonitorState::new();
         let outcome = Outcome::failure(FailureKind::Status, 1000, Detail::HttpStatus(503));
-        let generation = state.begin_check();
+        let generation = state.begin_check(state.generation().next());
         let event = Event::CheckFailed { generation, kind: FailureKind::Status };
         let fx = transition(&mut state, &policy, event, 5_000);
         let monitor = MonitorInfo { target: "https://shop.example/health", ..MONITOR };

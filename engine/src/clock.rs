@@ -31,6 +31,11 @@ impl MonotonicClock {
     pub fn epoch(&self) -> Instant {
         self.epoch
     }
+
+    /// The instant `ms` of this clock stands for (a job's deadline, for glommio's timers).
+    pub fn instant_at_ms(&self, ms: u64) -> Instant {
+        self.epoch + std::time::Duration::from_millis(ms)
+    }
 }
 
 impl Clock for MonotonicClock {

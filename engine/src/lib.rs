@@ -13,7 +13,6 @@ pub mod colour;
 pub mod counters;
 pub mod demo;
 pub mod manifest;
-pub mod pipeline;
 pub mod probe;
 pub mod ring;
 pub mod runtime;

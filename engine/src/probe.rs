@@ -24,6 +24,9 @@ pub struct ShardInfo<'a> {
     /// The instant the shard's clock counts from (`Job` times are ms since then), so work the
     /// handler starts on its own (timers, deliveries) reads the same clock.
     pub epoch: std::time::Instant,
+    /// The shard's task queues: work the handler starts on its own goes into `actions` or
+    /// `background`, never into the probes' queue.
+    pub queues: crate::shard::TaskQueues,
 }
 
 /// Runs one check. Created on the shard's thread, used only there, so its futures need not be

@@ -8,6 +8,8 @@
 //! and one pop per check) the atomic read-modify-writes of a multi-thread queue would be pure
 //! cost.
 
+use crate::state::Generation;
+
 /// The default bound on checks in flight per shard (in the ring or running in a probe). At
 /// 4096 a shard can hold 4096 slow checks (e.g. 4 s timeouts at 1000 checks/s) without
 /// refusing work, while a probe task per slot costs only a few hundred bytes each. At the
@@ -32,6 +34,15 @@ pub struct Job {
     pub scheduled_ms: u64,
     /// The check must end by then (start + the monitor's timeout), in ms of the shard's clock.
     pub deadline_ms: u64,
+}
+
+impl Job {
+    /// The state machine's view of `generation`: its low 16 bits, compared by serial-number
+    /// arithmetic (see [`Generation`]), which is exact because one check per monitor is in
+    /// flight. The job is the one source of a check's generation.
+    pub fn check_generation(&self) -> Generation {
+        Generation::new(self.generation as u16)
+    }
 }
 
 /// A fixed-capacity FIFO of jobs.

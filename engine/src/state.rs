@@ -18,7 +18,7 @@
 //! let policy = Policy { unhealthy: 1, ..Policy::default() };
 //! let mut state = MonitorState::new();
 //! // When the check is handed to a probe:
-//! let generation = state.begin_check();
+//! let generation = state.begin_check(state.generation().next());
 //! // When its outcome comes back (now_ms from the shard's clock):
 //! let event = Event::CheckFailed { generation, kind: FailureKind::ConnectRefused };
 //! let effects = transition(&mut state, &policy, event, 60_000);
@@ -115,6 +115,11 @@ impl Generation {
         self.0
     }
 
+    /// The generation after this one (what the shard assigns a monitor's next check).
+    pub const fn next(self) -> Generation {
+        Generation(self.0.wrapping_add(1))
+    }
+
     /// Whether `self` was taken after `other`.
     pub const fn is_after(self, other: Generation) -> bool {
         let d = self.0.wrapping_sub(other.0);
@@ -204,7 +209,7 @@ impl Policy {
 /// rendered later, from its `Outcome`, only if an alert needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// A check succeeded; `generation` is the one returned by `begin_check` when it started.
+    /// A check succeeded; `generation` is the one given to `begin_check` when it started.
     CheckSucceeded {
         generation: Generation,
         warning: Option<Warning>,
@@ -262,7 +267,7 @@ pub struct MonitorState {
     pulse_failures: u16,
     recovery_streak: u16,
     verify_remaining: u16,
-    /// The last generation handed out by `begin_check`.
+    /// The generation of the last check started (`begin_check`).
     generation: Generation,
     /// The generation current when the intervention succeeded; only later checks verify it.
     verification_after: Generation,
@@ -305,11 +310,14 @@ impl MonitorState {
         }
     }
 
-    /// Takes the generation for a check that is starting now. The runtime calls this when it
-    /// hands the check to a probe and puts the result in the check's event.
-    pub fn begin_check(&mut self) -> Generation {
-        self.generation = Generation(self.generation.0.wrapping_add(1));
-        self.generation
+    /// Records that the check numbered `generation` is starting now and returns it. The shard
+    /// numbers checks (the job's generation is the one source) and calls this when it hands
+    /// the check to a probe; the check's event carries the same number back. Checks start
+    /// one at a time, each the next number.
+    pub fn begin_check(&mut self, generation: Generation) -> Generation {
+        debug_assert_eq!(generation, self.generation.next(), "checks start one at a time");
+        self.generation = generation;
+        generation
     }
 
     pub fn consecutive_failures(&self) -> u16 {

@@ -1,4 +1,4 @@
-//! End to end: the real engine (runtime, pipeline, state machine, actions) against real
+//! End to end: the real engine (runtime, shards, state machine, actions) against real
 //! loopback servers. A scripted HTTP target answers per path; a receiver records every
 //! notification and intervention. Intervals are tens of ms; every wait is bounded (a bound
 //! for a broken test, never a timing assertion).
@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use cpra_engine::demo::scripted::{Recorded, Route, ScriptedServer};
 use cpra_engine::manifest::{load_str, LoadOptions};
-use cpra_engine::pipeline::{self, Pipeline, PipelineConfig, Plan, WallClock};
 use cpra_engine::runtime::RuntimeConfig;
+use cpra_engine::runtime::{start_plan, Plan, PlanConfig, RunningPlan};
+use cpra_engine::shard::WallClock;
 
 /// Longest any wait below may take before the test gives up: far beyond what the runs
 /// need (tens of checks of tens of ms, alert retries of a few seconds).
@@ -18,7 +19,7 @@ const BOUND: Duration = Duration::from_secs(40);
 const INTERVAL: &str = "20ms";
 
 struct Run {
-    pipeline: Option<Pipeline>,
+    running: Option<RunningPlan>,
     /// (monitor name, colour) of every alert queued, in order.
     seen: Arc<Mutex<Vec<(String, String)>>>,
 }
@@ -35,7 +36,7 @@ impl Run {
                 seen.lock().unwrap().push((a.monitor.clone(), a.colour.as_str().to_string()));
             })
         };
-        let config = PipelineConfig {
+        let config = PlanConfig {
             runtime: RuntimeConfig {
                 shards: 1,
                 max_in_flight,
@@ -49,8 +50,8 @@ impl Run {
             observer: Some(observer),
             wall_clock,
         };
-        let pipeline = pipeline::start(plan, config).expect("engine starts");
-        Run { pipeline: Some(pipeline), seen }
+        let running = start_plan(plan, config).expect("engine starts");
+        Run { running: Some(running), seen }
     }
 
     fn colours(&self, monitor: &str) -> Vec<String> {
@@ -71,13 +72,13 @@ impl Run {
     }
 
     fn stop(&mut self) -> cpra_engine::runtime::RunReport {
-        self.pipeline.take().unwrap().runtime.stop_and_join().expect("clean stop")
+        self.running.take().unwrap().runtime.stop_and_join().expect("clean stop")
     }
 }
 
 impl Drop for Run {
     fn drop(&mut self) {
-        if let Some(p) = self.pipeline.take() {
+        if let Some(p) = self.running.take() {
             let _ = p.runtime.stop_and_join();
         }
     }

@@ -58,12 +58,15 @@ fn transition_never_allocates() {
             now_ms += u64::from(b) * 1_337;
             let event = match b % 16 {
                 0..=4 => Event::CheckFailed {
-                    generation: state.begin_check(),
+                    generation: state.begin_check(state.generation().next()),
                     kind: FailureKind::ConnectRefused,
                 },
-                5..=8 => Event::CheckSucceeded { generation: state.begin_check(), warning: None },
+                5..=8 => Event::CheckSucceeded {
+                    generation: state.begin_check(state.generation().next()),
+                    warning: None,
+                },
                 9 => Event::CheckSucceeded {
-                    generation: state.begin_check(),
+                    generation: state.begin_check(state.generation().next()),
                     warning: Some(Warning::CertificateExpiring { days_left: 5 }),
                 },
                 10 => Event::InterventionSucceeded,

@@ -67,7 +67,7 @@ fn main() {
     for _ in 0..rounds {
         for state in states.iter_mut() {
             let r = xorshift(&mut rng);
-            let generation = state.begin_check();
+            let generation = state.begin_check(state.generation().next());
             let event = if r < fail_below {
                 Event::CheckFailed { generation, kind: FailureKind::Timeout }
             } else {

@@ -194,6 +194,9 @@ pub struct ActionsConfig {
     pub kube_service_account_dir: PathBuf,
     /// Unix ms now: the `timestamp` of payloads. A function so tests can pin it.
     pub wall_clock_ms: fn() -> i64,
+    /// The shard's actions task queue, so deliveries and interventions never run in the
+    /// probes' queue; `None` spawns into the current queue (tests of actions alone).
+    pub task_queue: Option<glommio::TaskQueueHandle>,
 }
 
 impl ActionsConfig {
@@ -216,6 +219,7 @@ impl ActionsConfig {
             max_log_files: logfile::DEFAULT_MAX_OPEN_FILES,
             kube_service_account_dir: PathBuf::from(kubeconfig::SERVICE_ACCOUNT_DIR),
             wall_clock_ms: || chrono::Utc::now().timestamp_millis(),
+            task_queue: None,
         }
     }
 
@@ -342,6 +346,18 @@ impl Actions {
         })
     }
 
+    /// Spawns a delivery or an intervention into the shard's actions queue (see
+    /// [`ActionsConfig::task_queue`]).
+    fn spawn<T: 'static>(
+        &self,
+        work: impl std::future::Future<Output = T> + 'static,
+    ) -> glommio::Task<T> {
+        match self.config.task_queue {
+            Some(queue) => crate::shard::spawn_into(work, queue),
+            None => glommio::spawn_local(work),
+        }
+    }
+
     pub fn config(&self) -> &ActionsConfig {
         &self.config
     }
@@ -378,20 +394,21 @@ impl Actions {
         queue.insert(job, key, QueuedDelivery { alert: alert.clone(), task: None });
         drop(queue);
         let me = self.clone();
-        let handle = glommio::spawn_local(async move {
-            let lane_key = (key.endpoint, monitor);
-            let lane = me
-                .lanes
-                .borrow_mut()
-                .entry(lane_key)
-                .or_insert_with(|| Rc::new(Semaphore::new(1)))
-                .clone();
-            me.deliver(job, monitor, endpoint, alert, &lane).await;
-            drop(lane);
-            me.release_lane(lane_key);
-            me.finish_job(job);
-        })
-        .detach();
+        let handle = self
+            .spawn(async move {
+                let lane_key = (key.endpoint, monitor);
+                let lane = me
+                    .lanes
+                    .borrow_mut()
+                    .entry(lane_key)
+                    .or_insert_with(|| Rc::new(Semaphore::new(1)))
+                    .clone();
+                me.deliver(job, monitor, endpoint, alert, &lane).await;
+                drop(lane);
+                me.release_lane(lane_key);
+                me.finish_job(job);
+            })
+            .detach();
         if let Some(q) = self.queue.borrow_mut().get_mut(job) {
             q.task = Some(handle);
         }
@@ -520,29 +537,30 @@ impl Actions {
         self.interventions.borrow_mut().insert(monitor, (job, None));
         let me = self.clone();
         let action = action.clone();
-        let handle = glommio::spawn_local(async move {
-            let result = intervention::run(&me.config, &me.sender, &action).await;
-            let still_wanted = {
-                let mut running = me.interventions.borrow_mut();
-                match running.get(&monitor) {
-                    Some((j, _)) if *j == job => {
-                        running.remove(&monitor);
-                        true
+        let handle = self
+            .spawn(async move {
+                let result = intervention::run(&me.config, &me.sender, &action).await;
+                let still_wanted = {
+                    let mut running = me.interventions.borrow_mut();
+                    match running.get(&monitor) {
+                        Some((j, _)) if *j == job => {
+                            running.remove(&monitor);
+                            true
+                        }
+                        _ => false,
                     }
-                    _ => false,
+                };
+                if still_wanted {
+                    match result {
+                        InterventionResult::Succeeded => bump(&me.counters.interventions_succeeded),
+                        InterventionResult::Failed => bump(&me.counters.interventions_failed),
+                        InterventionResult::Unknown => bump(&me.counters.interventions_unknown),
+                    }
+                    tracing::info!(monitor, action = action.action_name(), ?result, "intervention");
+                    done(result);
                 }
-            };
-            if still_wanted {
-                match result {
-                    InterventionResult::Succeeded => bump(&me.counters.interventions_succeeded),
-                    InterventionResult::Failed => bump(&me.counters.interventions_failed),
-                    InterventionResult::Unknown => bump(&me.counters.interventions_unknown),
-                }
-                tracing::info!(monitor, action = action.action_name(), ?result, "intervention");
-                done(result);
-            }
-        })
-        .detach();
+            })
+            .detach();
         if let Some(running) = self.interventions.borrow_mut().get_mut(&monitor) {
             if running.0 == job {
                 running.1 = Some(handle);

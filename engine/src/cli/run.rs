@@ -3,7 +3,7 @@
 //! or `--duration`, then drain checks and alerts in flight within the grace period.
 //!
 //! What it is for: the main job, and the loop `cpra demo` reuses ([`run_plan`]). What it is
-//! not for: the engine's parts (see `pipeline`).
+//! not for: the engine's parts (see `runtime` and `shard`).
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -20,9 +20,9 @@ use crate::actions;
 use crate::colour::Colour;
 use crate::manifest::duration::parse_go_duration;
 use crate::manifest::{load_path, Codes, LoadOptions, Monitor, Registry, MAX_PROBLEMS};
-use crate::pipeline::target::host_of;
-use crate::pipeline::{self, AlertObserver, PipelineConfig, Plan, StatusSnapshot};
-use crate::runtime::{RuntimeConfig, DEFAULT_GRACE_MS};
+use crate::runtime::{start_plan, Plan, PlanConfig, RuntimeConfig, DEFAULT_GRACE_MS};
+use crate::shard::target::host_of;
+use crate::shard::{AlertObserver, StatusSnapshot};
 
 /// How often the status line is printed: often enough to watch, rare enough to read.
 pub const STATUS_EVERY: Duration = Duration::from_secs(5);
@@ -249,7 +249,7 @@ pub fn status_line(s: &StatusSnapshot, checks_per_s: f64) -> String {
 /// [`STATUS_EVERY`]; then drains. Returns the exit code.
 pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32 {
     let monitors = plan.monitors.len();
-    let pipeline_config = PipelineConfig {
+    let plan_config = PlanConfig {
         runtime: RuntimeConfig {
             shards: config.shards,
             grace_ms: config.grace_ms,
@@ -260,7 +260,7 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         observer: config.observer.clone(),
         wall_clock: None,
     };
-    let running = match pipeline::start(plan, pipeline_config) {
+    let running = match start_plan(plan, plan_config) {
         Ok(p) => p,
         Err(e) => {
             let _ = writeln!(out, "error: {e}");

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use super::maintenance::MaintenanceWindow;
+use crate::state::{Policy, DEFAULT_HEALTHY, DEFAULT_UNHEALTHY};
 
 /// Header list in file order (a map, or Go CPRA's list of "Name: value" strings).
 pub type Headers = Vec<(String, String)>;
@@ -52,27 +53,23 @@ pub struct Monitor {
 // cache misses after: rarely used parts are boxed, repeated lists interned. This keeps it so.
 const _: () = assert!(std::mem::size_of::<Monitor>() <= 256);
 
-/// Values below 1 count as 1 (STATE_MACHINE.md, Policy).
-fn at_least_one(v: i64) -> u16 {
-    v.clamp(1, i64::from(u16::MAX)) as u16
-}
-
 impl Monitor {
+    // The thresholds' defaults and bounds have one source, the state machine's `Policy`.
+
     /// `pulse_check.unhealthy_threshold`, else legacy `max_failures`, else 1.
     pub fn unhealthy_threshold(&self) -> u16 {
-        at_least_one(
-            self.pulse_check.unhealthy_threshold.or(self.pulse_check.max_failures).unwrap_or(1),
-        )
+        let pulse = &self.pulse_check;
+        Policy::threshold(pulse.unhealthy_threshold, pulse.max_failures, DEFAULT_UNHEALTHY)
     }
 
     /// `pulse_check.healthy_threshold`, else 2.
     pub fn healthy_threshold(&self) -> u16 {
-        at_least_one(self.pulse_check.healthy_threshold.unwrap_or(2))
+        Policy::threshold(self.pulse_check.healthy_threshold, None, DEFAULT_HEALTHY)
     }
 
     /// `intervention.max_failures`, else 1, per incident.
-    pub fn recovery_max_attempts(&self) -> u16 {
-        at_least_one(self.intervention.as_ref().and_then(|i| i.max_failures).unwrap_or(1))
+    pub fn recovery_max_attempts(&self) -> u8 {
+        Policy::attempts(self.intervention.as_ref().and_then(|i| i.max_failures))
     }
 
     pub fn interval_ms(&self) -> u64 {

@@ -138,10 +138,10 @@ impl Run {
         };
         Some(match op {
             Op::Check { ok, warn } if self.in_flight.is_none() => {
-                check(self.state.begin_check(), ok, warn)
+                check(self.state.begin_check(self.state.generation().next()), ok, warn)
             }
             Op::Begin if self.in_flight.is_none() => {
-                self.in_flight = Some(self.state.begin_check());
+                self.in_flight = Some(self.state.begin_check(self.state.generation().next()));
                 return None;
             }
             Op::End { ok, warn } => check(self.in_flight.take()?, ok, warn),

@@ -52,14 +52,15 @@ impl Sim {
             |generation| Event::CheckFailed { generation, kind: FailureKind::ConnectRefused };
         let ok = |generation, warning| Event::CheckSucceeded { generation, warning };
         Some(match ev {
-            Ev::F => fail(self.state.begin_check()),
-            Ev::S => ok(self.state.begin_check(), None),
-            Ev::W => {
-                ok(self.state.begin_check(), Some(Warning::CertificateExpiring { days_left: 10 }))
-            }
+            Ev::F => fail(self.state.begin_check(self.state.generation().next())),
+            Ev::S => ok(self.state.begin_check(self.state.generation().next()), None),
+            Ev::W => ok(
+                self.state.begin_check(self.state.generation().next()),
+                Some(Warning::CertificateExpiring { days_left: 10 }),
+            ),
             Ev::Begin => {
                 assert!(self.in_flight.is_none(), "one check in flight per monitor");
-                self.in_flight = Some(self.state.begin_check());
+                self.in_flight = Some(self.state.begin_check(self.state.generation().next()));
                 return None;
             }
             Ev::EndF => fail(self.in_flight.take().expect("Begin first")),
@@ -660,6 +661,6 @@ fn generation_comparison_survives_wraparound() {
     let mut st = MonitorState::new();
     for _ in 0..70_000 {
         let before = st.generation();
-        assert!(st.begin_check().is_after(before));
+        assert!(st.begin_check(st.generation().next()).is_after(before));
     }
 }

@@ -1,12 +1,12 @@
-//! One shard's monitor pipeline: the [`Probe`] that runs a manifest monitor's pulse through
-//! `cpra-net`, and the [`ResultHandler`] that feeds its outcome through the state machine and
-//! applies the effects (alerts rendered and queued to [`Actions`], interventions started or
-//! cancelled, their results fed back as events).
+//! A shard's monitors: what runs a manifest monitor's pulse and what follows its outcome.
 //!
-//! What it is for: everything per shard between a due job and an action, on the shard's own
-//! thread (`Rc`/`RefCell`, nothing shared mutably across cores). What it is not for:
-//! scheduling (`shard.rs`), deciding (`state.rs`), wording (`alert.rs`) or delivering
-//! (`actions`).
+//! What it is for: the production [`Probe`] (a monitor's pulse through `cpra-net`, bounded by
+//! the job's deadline) and [`ResultHandler`] (the outcome through the state machine, the
+//! effects applied: alerts rendered and queued to [`Actions`], interventions started or
+//! cancelled, their results fed back as events), plus the shard's status and maintenance
+//! windows. Everything here is the shard's own (`Rc`/`RefCell`, nothing shared mutably across
+//! cores). What it is not for: scheduling (`shard::core`), deciding (`state.rs`), wording
+//! (`alert.rs`) or delivering (`actions`).
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -14,16 +14,16 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cpra_net::http::{HttpClient, TlsConfigCache};
 use cpra_net::icmp::IcmpClient;
 use cpra_net::resolver::ShardResolver;
 use cpra_net::{Deadline, Detail, FailureKind, Outcome};
 
+use super::spawn_into;
 use super::status::{FleetStatus, StatusSnapshot};
 use super::target::{compile, describe_target, host_of, Compiled};
-use super::Plan;
 use crate::actions::{self, Actions, InterventionResult};
 use crate::alert::{render, MonitorInfo, RenderedAlert};
 use crate::clock::{Clock, MonotonicClock};
@@ -31,7 +31,8 @@ use crate::colour::{Colour, ColourSet};
 use crate::manifest::{Monitor, Pulse};
 use crate::probe::{Probe, ResultHandler, ShardInfo};
 use crate::ring::Job;
-use crate::state::{transition, Effect, Event, Generation, MonitorState, Policy};
+use crate::runtime::Plan;
+use crate::state::{transition, Effect, Event, MonitorState, Policy};
 
 /// How often a shard publishes its status and looks at maintenance windows when no window
 /// boundary comes sooner: 250 ms keeps the status line fresh at 4 cheap wake-ups a second.
@@ -44,7 +45,7 @@ pub type AlertObserver = Arc<dyn Fn(&RenderedAlert) + Send + Sync>;
 pub type WallClock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// The compiled check of one monitor, for the address it was compiled against.
-enum Slot {
+enum Prepared {
     Empty,
     Ready(Option<SocketAddr>, Rc<Compiled>),
     /// The config cannot be compiled (logged once); every check fails `unsupported`.
@@ -59,8 +60,9 @@ enum Health {
     Down,
 }
 
-/// Everything one shard's pipeline owns. Created on the shard thread.
-pub struct ShardPipeline {
+/// Everything about its monitors that one shard owns beyond scheduling. Created on the shard
+/// thread.
+pub struct Monitors {
     shard: usize,
     plan: Arc<Plan>,
     /// Shard-local monitor index -> index in `plan.monitors`.
@@ -73,7 +75,7 @@ pub struct ShardPipeline {
     with_windows: Box<[u32]>,
     states: RefCell<Vec<MonitorState>>,
     health: RefCell<Vec<Health>>,
-    slots: RefCell<Vec<Slot>>,
+    prepared: RefCell<Vec<Prepared>>,
     tls_cache: RefCell<TlsConfigCache>,
     http: HttpClient,
     icmp: Option<IcmpClient>,
@@ -86,25 +88,28 @@ pub struct ShardPipeline {
     wall_clock: Option<WallClock>,
 }
 
-/// The policy the state machine applies to `m`.
-pub fn policy_of(m: &Monitor) -> Policy {
-    let mut dispatch = ColourSet::EMPTY;
-    for colour in Colour::ALL {
-        if m.codes.dispatches(colour) {
-            dispatch = dispatch.with(colour);
+/// The policy the state machine applies to a monitor: its thresholds (defaults and bounds
+/// from `Policy` itself, through the manifest's accessors) and the colours it dispatches.
+impl From<&Monitor> for Policy {
+    fn from(m: &Monitor) -> Policy {
+        let mut dispatch = ColourSet::EMPTY;
+        for colour in Colour::ALL {
+            if m.codes.dispatches(colour) {
+                dispatch = dispatch.with(colour);
+            }
         }
-    }
-    Policy {
-        unhealthy: m.unhealthy_threshold().min(crate::state::MAX_THRESHOLD),
-        healthy: m.healthy_threshold().min(crate::state::MAX_THRESHOLD),
-        has_intervention: m.intervention.is_some(),
-        recovery_max_attempts: m.recovery_max_attempts().min(u16::from(u8::MAX)) as u8,
-        dispatch,
-        ..Policy::default()
+        Policy {
+            unhealthy: m.unhealthy_threshold(),
+            healthy: m.healthy_threshold(),
+            has_intervention: m.intervention.is_some(),
+            recovery_max_attempts: m.recovery_max_attempts(),
+            dispatch,
+            ..Policy::default()
+        }
     }
 }
 
-impl ShardPipeline {
+impl Monitors {
     pub fn new(
         info: &ShardInfo,
         plan: Arc<Plan>,
@@ -113,28 +118,29 @@ impl ShardPipeline {
         status: FleetStatus,
         observer: Option<AlertObserver>,
         wall_clock: Option<WallClock>,
-    ) -> Rc<ShardPipeline> {
+    ) -> Rc<Monitors> {
         let n = info.monitors.len();
         let cold: Box<[u32]> = info.monitors.iter().map(|s| s.cold).collect();
-        let monitors = || cold.iter().map(|&c| &plan.monitors[c as usize]);
-        let policies = monitors().map(policy_of).collect();
-        let hosts =
-            monitors().map(|m| host_of(&m.pulse_check.pulse).ok().flatten()).collect::<Box<[_]>>();
-        let with_windows = monitors()
+        let manifest_monitors = || cold.iter().map(|&c| &plan.monitors[c as usize]);
+        let policies = manifest_monitors().map(Policy::from).collect();
+        let hosts = manifest_monitors()
+            .map(|m| host_of(&m.pulse_check.pulse).ok().flatten())
+            .collect::<Box<[_]>>();
+        let with_windows = manifest_monitors()
             .enumerate()
             .filter(|(_, m)| !m.maintenance.is_empty())
             .map(|(i, _)| i as u32)
             .collect();
-        let has_icmp = monitors().any(|m| matches!(m.pulse_check.pulse, Pulse::Icmp(_)));
+        let has_icmp = manifest_monitors().any(|m| matches!(m.pulse_check.pulse, Pulse::Icmp(_)));
         let unknown = n as u64;
-        let pipeline = Rc::new(ShardPipeline {
+        let monitors = Rc::new(Monitors {
             shard: info.shard,
             policies,
             hosts,
             with_windows,
             states: RefCell::new(vec![MonitorState::new(); n]),
             health: RefCell::new(vec![Health::Unknown; n]),
-            slots: RefCell::new((0..n).map(|_| Slot::Empty).collect()),
+            prepared: RefCell::new((0..n).map(|_| Prepared::Empty).collect()),
             tls_cache: RefCell::new(TlsConfigCache::default()),
             http: HttpClient::new(),
             icmp: has_icmp.then(IcmpClient::new),
@@ -148,8 +154,8 @@ impl ShardPipeline {
             cold,
             plan,
         });
-        glommio::spawn_local(housekeeping(Rc::downgrade(&pipeline))).detach();
-        pipeline
+        spawn_into(housekeeping(Rc::downgrade(&monitors)), info.queues.background).detach();
+        monitors
     }
 
     fn monitor(&self, local: u32) -> &Monitor {
@@ -168,9 +174,9 @@ impl ShardPipeline {
                 }
             }
         };
-        match &self.slots.borrow()[i] {
-            Slot::Ready(a, c) if *a == addr => return Ok(c.clone()),
-            Slot::Invalid => return Err(invalid_config()),
+        match &self.prepared.borrow()[i] {
+            Prepared::Ready(a, c) if *a == addr => return Ok(c.clone()),
+            Prepared::Invalid => return Err(invalid_config()),
             _ => {}
         }
         let monitor = self.monitor(local);
@@ -180,25 +186,28 @@ impl ShardPipeline {
             monitor.pulse_check.retries,
             &mut self.tls_cache.borrow_mut(),
         );
-        let mut slots = self.slots.borrow_mut();
+        let mut prepared = self.prepared.borrow_mut();
         match compiled {
             Ok(c) => {
                 let c = Rc::new(c);
-                slots[i] = Slot::Ready(addr, c.clone());
+                prepared[i] = Prepared::Ready(addr, c.clone());
                 Ok(c)
             }
             Err(e) => {
                 tracing::error!(monitor = %monitor.name, line = monitor.line, "cannot check: {e}");
-                slots[i] = Slot::Invalid;
+                prepared[i] = Prepared::Invalid;
                 Err(invalid_config())
             }
         }
     }
 
     async fn run_check(&self, job: &Job) -> Outcome {
-        self.states.borrow_mut()[job.monitor as usize].begin_check();
-        let timeout = Duration::from_millis(self.monitor(job.monitor).timeout_ms());
-        let deadline = Deadline::after(timeout);
+        self.states.borrow_mut()[job.monitor as usize].begin_check(job.check_generation());
+        // The job's deadline, fixed by the shard when it dispatched the check, is the one
+        // bound: resolution, connect, request and retries all fit inside it.
+        let start = Instant::now();
+        let end = self.clock.instant_at_ms(job.deadline_ms);
+        let deadline = Deadline::new(start, end.saturating_duration_since(start));
         let compiled = match self.compiled(job.monitor, &deadline).await {
             Ok(c) => c,
             Err(outcome) => return outcome,
@@ -373,7 +382,7 @@ fn invalid_config() -> Outcome {
 }
 
 /// Publishes status and follows maintenance windows until the shard goes away.
-async fn housekeeping(me: std::rc::Weak<ShardPipeline>) {
+async fn housekeeping(me: std::rc::Weak<Monitors>) {
     loop {
         let wait_ms = {
             let Some(me) = me.upgrade() else { return };
@@ -391,25 +400,19 @@ async fn housekeeping(me: std::rc::Weak<ShardPipeline>) {
     }
 }
 
-/// The shard's [`Probe`]: runs the monitor's pulse.
-pub struct PulseProbe(pub Rc<ShardPipeline>);
-
-impl Probe for PulseProbe {
+/// A shard's [`Probe`]: runs the monitor's pulse.
+impl Probe for Rc<Monitors> {
     async fn check(&self, job: &Job) -> Outcome {
-        self.0.run_check(job).await
+        self.run_check(job).await
     }
 }
 
-/// The shard's [`ResultHandler`]: outcome -> state machine -> effects.
-pub struct MonitorHandler(pub Rc<ShardPipeline>);
-
-impl ResultHandler for MonitorHandler {
+/// A shard's [`ResultHandler`]: outcome -> state machine -> effects.
+impl ResultHandler for Rc<Monitors> {
     fn on_outcome(&mut self, job: &Job, outcome: &Outcome, now_ms: u64) {
-        // The probe took this generation with `begin_check` when the check started: the
-        // state's u16 counter and the job's u32 advance together, one per started check.
-        let generation = Generation::new(job.generation as u16);
+        let generation = job.check_generation();
         debug_assert_eq!(
-            self.0.states.borrow()[job.monitor as usize].generation(),
+            self.states.borrow()[job.monitor as usize].generation(),
             generation,
             "one check in flight per monitor"
         );
@@ -417,12 +420,12 @@ impl ResultHandler for MonitorHandler {
             None => Event::CheckSucceeded { generation, warning: outcome.warning },
             Some(kind) => Event::CheckFailed { generation, kind },
         };
-        self.0.record(job.monitor, outcome);
-        self.0.apply(job.monitor, event, now_ms, Some(outcome));
+        self.record(job.monitor, outcome);
+        self.apply(job.monitor, event, now_ms, Some(outcome));
     }
 
     fn drain(&mut self, grace_ms: u64) -> Option<Pin<Box<dyn Future<Output = ()>>>> {
-        let me = self.0.clone();
+        let me = self.clone();
         Some(Box::pin(async move {
             me.actions.drain(Duration::from_millis(grace_ms)).await;
             me.publish();
@@ -461,7 +464,7 @@ monitors:
 "#;
         let (monitors, report) = load_str(yaml, None, &LoadOptions::default());
         assert!(report.is_valid(), "{:?}", report.problems.kept);
-        let a = policy_of(&monitors[0]);
+        let a = Policy::from(&monitors[0]);
         assert_eq!(
             (a.unhealthy, a.healthy, a.has_intervention, a.recovery_max_attempts),
             (4, 2, true, 2)
@@ -469,7 +472,7 @@ monitors:
         assert!(a.dispatch.contains(Colour::Red));
         assert!(!a.dispatch.contains(Colour::Green), "dispatch: false");
         assert!(!a.dispatch.contains(Colour::Yellow), "no code");
-        let b = policy_of(&monitors[1]);
+        let b = Policy::from(&monitors[1]);
         assert_eq!((b.unhealthy, b.healthy, b.has_intervention), (1, 5, false));
         assert_eq!(b.dispatch, ColourSet::EMPTY);
     }
