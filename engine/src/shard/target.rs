@@ -3,7 +3,8 @@
 //!
 //! What it is for: the per-monitor work done once per resolved address (parsing the URL,
 //! rendering the request, building TLS configs), never per check. What it is not for:
-//! resolving (the shard's `ShardResolver` does it) or running the check (`check.rs`).
+//! resolving (the shard's `ShardResolver` does it) or running the check (`Monitors::run_check`
+//! in `monitors.rs`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -43,50 +44,28 @@ pub struct UrlParts {
     pub path: String,
 }
 
-/// Parses a monitor URL. Hand-written because only this small subset matters (no userinfo,
-/// no fragments) and the error must say what is wrong in the manifest's words.
-pub fn parse_url(url: &str) -> Result<UrlParts, String> {
-    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (false, r)
-    } else {
-        return Err(format!("url `{url}` must start with http:// or https://"));
+/// Parses a monitor URL with the `url` crate (the one URL parser of probes, notifiers and
+/// interventions). Errors do not repeat the URL: it may carry credentials or secret query
+/// values, and the loader's message already names the field.
+pub fn parse_url(text: &str) -> Result<UrlParts, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("url: {e}"))?;
+    let tls = match url.scheme() {
+        "https" => true,
+        "http" => false,
+        other => return Err(format!("url: scheme `{other}`: must be http:// or https://")),
     };
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
-        Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
-        None => (rest, "/".to_string()),
-    };
-    let path = match path.find('#') {
-        Some(i) => path[..i].to_string(),
-        None => path,
-    };
-    if authority.contains('@') {
-        return Err(format!("url `{url}`: credentials in the URL are not supported (use headers)"));
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("url: credentials in the URL are not supported (use headers)".to_string());
     }
-    let default_port = if tls { 443 } else { 80 };
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let end = v6.find(']').ok_or_else(|| format!("url `{url}`: unclosed `[`"))?;
-        let port = match &v6[end + 1..] {
-            "" => default_port,
-            p => parse_port(p.strip_prefix(':').unwrap_or(p), url)?,
-        };
-        (v6[..end].to_string(), port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), parse_port(p, url)?),
-            None => (authority.to_string(), default_port),
-        }
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) => d.to_string(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        None => return Err("url: no host".to_string()),
     };
-    if host.is_empty() {
-        return Err(format!("url `{url}` has no host"));
-    }
+    let port = url.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
+    let path = url[url::Position::BeforePath..url::Position::AfterQuery].to_string();
     Ok(UrlParts { tls, host, port, path })
-}
-
-fn parse_port(p: &str, url: &str) -> Result<u16, String> {
-    p.parse::<u16>().map_err(|_| format!("url `{url}`: port `{p}` is not a number in 0..=65535"))
 }
 
 /// The host a pulse needs resolved and the port it goes to, or `None` when nothing is
@@ -228,9 +207,14 @@ mod tests {
         assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("::1", 9000, "/a"));
         let u = parse_url("http://h?q").unwrap();
         assert_eq!(u.path, "/?q");
+        let u = parse_url("HTTP://Example.COM:80/%7Ea b").unwrap();
+        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("example.com", 80, "/%7Ea%20b"));
         assert!(parse_url("ftp://x").unwrap_err().contains("http://"));
         assert!(parse_url("http://h:99999/").unwrap_err().contains("port"));
-        assert!(parse_url("http:///x").unwrap_err().contains("no host"));
+        assert!(parse_url("http://").unwrap_err().contains("host"));
+        assert!(parse_url("hooks.slack.com/services/x").is_err(), "no scheme");
+        let secret = parse_url("https://user:hunter2@h/").unwrap_err();
+        assert!(secret.contains("credentials") && !secret.contains("hunter2"), "{secret}");
     }
 
     #[test]

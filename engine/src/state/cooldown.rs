@@ -44,7 +44,7 @@ pub(super) struct Cooldowns {
 
 /// When an alert may go out, as decided by [`Cooldowns::schedule`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Slot {
+pub(super) struct SendAt {
     pub not_before_ms: u64,
     /// Later than now because of the colour's own cooldown or an earlier waiting alert.
     pub delayed: bool,
@@ -138,7 +138,7 @@ impl Cooldowns {
         cooldown_ms: Option<u32>,
         after_waiting: bool,
         now_ms: u64,
-    ) -> Slot {
+    ) -> SendAt {
         let now_ms = now_ms.min(MAX_NOW_MS);
         let now_s = ceil_s(now_ms);
         let mut coalesced = false;
@@ -169,7 +169,7 @@ impl Cooldowns {
             _ => own_ms,
         };
         self.set(colour, ceil_s(at_ms), now_s);
-        Slot { not_before_ms: at_ms, delayed: at_ms > now_ms, coalesced }
+        SendAt { not_before_ms: at_ms, delayed: at_ms > now_ms, coalesced }
     }
 
     /// The queued alerts were dropped: a colour whose send was still waiting never went out, so
@@ -207,16 +207,16 @@ mod tests {
         let t = 1_000_000;
         assert_eq!(
             c.schedule(Colour::Red, CD, false, t),
-            Slot { not_before_ms: t, delayed: false, coalesced: false }
+            SendAt { not_before_ms: t, delayed: false, coalesced: false }
         );
         assert_eq!(
             c.schedule(Colour::Red, CD, false, t + 2 * MIN),
-            Slot { not_before_ms: t + 5 * MIN, delayed: true, coalesced: false }
+            SendAt { not_before_ms: t + 5 * MIN, delayed: true, coalesced: false }
         );
         // A third red while the second waits joins it.
         assert_eq!(
             c.schedule(Colour::Red, CD, false, t + 3 * MIN),
-            Slot { not_before_ms: t + 5 * MIN, delayed: true, coalesced: true }
+            SendAt { not_before_ms: t + 5 * MIN, delayed: true, coalesced: true }
         );
         // After the waiting one went out, the next waits a full cooldown after it.
         assert_eq!(c.schedule(Colour::Red, CD, false, t + 6 * MIN).not_before_ms, t + 10 * MIN);
@@ -242,7 +242,7 @@ mod tests {
         assert_eq!(red.not_before_ms, t + 5 * MIN);
         // A green queued while that red waits must not overtake it.
         let green = c.schedule(Colour::Green, None, true, t + 3 * MIN);
-        assert_eq!(green, Slot { not_before_ms: t + 5 * MIN, delayed: true, coalesced: false });
+        assert_eq!(green, SendAt { not_before_ms: t + 5 * MIN, delayed: true, coalesced: false });
     }
 
     #[test]
