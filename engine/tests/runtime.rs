@@ -248,3 +248,49 @@ fn sigterm_stops_the_runtime_and_in_flight_checks_finish() {
     assert!(report.counters.checks_completed > 0);
     assert_eq!(report.counters.checks_started, report.counters.checks_completed);
 }
+
+/// Checks run in the shard's probes queue, and work the handler starts goes where it is
+/// sent (the actions queue), never into the probes' queue by accident: that is what keeps a
+/// burst of deliveries from taking the CPU the checks need.
+#[test]
+fn checks_and_handler_work_run_in_their_own_task_queues() {
+    /// (queue a check ran in, queue the handler's spawned work ran in, the shard's queues).
+    type Seen = Arc<Mutex<Vec<(usize, usize, [usize; 3])>>>;
+    struct QueueProbe;
+    impl Probe for QueueProbe {
+        async fn check(&self, _job: &Job) -> Outcome {
+            Outcome::success(glommio::executor().current_task_queue().index() as u32)
+        }
+    }
+    struct QueueHandler {
+        seen: Seen,
+        queues: cpra_engine::shard::TaskQueues,
+    }
+    impl ResultHandler for QueueHandler {
+        fn on_outcome(&mut self, _job: &Job, outcome: &Outcome, _now_ms: u64) {
+            let (seen, q) = (self.seen.clone(), self.queues);
+            let probe_queue = outcome.latency_us as usize;
+            let work = async move {
+                let here = glommio::executor().current_task_queue().index();
+                let queues = [q.probes.index(), q.actions.index(), q.background.index()];
+                seen.lock().unwrap().push((probe_queue, here, queues));
+            };
+            cpra_engine::shard::spawn_into(work, self.queues.actions).detach();
+        }
+    }
+    let seen: Seen = Arc::default();
+    let handler = {
+        let seen = seen.clone();
+        move |info: &ShardInfo| QueueHandler { seen: seen.clone(), queues: info.queues }
+    };
+    let config = RuntimeConfig { shards: 1, ..Default::default() };
+    let runtime =
+        Runtime::start(config, specs(4, 10), |_: &ShardInfo| QueueProbe, handler).unwrap();
+    wait_until("handler work ran 8 times", || seen.lock().unwrap().len() >= 8);
+    runtime.stop_and_join().unwrap();
+    for &(probe_queue, here, [probes, actions, background]) in seen.lock().unwrap().iter() {
+        assert!(probes != actions && actions != background && probes != background);
+        assert_eq!(probe_queue, probes, "a check ran outside the probes queue");
+        assert_eq!(here, actions, "handler work ran outside the actions queue");
+    }
+}
