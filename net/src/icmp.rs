@@ -364,7 +364,8 @@ fn open_socket(v6: bool) -> io::Result<(IcmpMode, libc::c_int)> {
     } else {
         (libc::AF_INET, libc::IPPROTO_ICMP)
     };
-    // SAFETY: plain socket(2) calls; the fd is checked before use.
+    // SAFETY: socket(2) takes no pointers and touches no memory of ours; a negative result is
+    // an error (handled below), anything else is a new descriptor that only we own.
     let raw = unsafe { libc::socket(family, libc::SOCK_RAW | libc::SOCK_CLOEXEC, protocol) };
     if raw >= 0 {
         // Only echo replies reach us: without the filter every ICMP packet on the host (our
@@ -386,7 +387,8 @@ fn open_socket(v6: bool) -> io::Result<(IcmpMode, libc::c_int)> {
     if raw_error.raw_os_error() == Some(libc::EAFNOSUPPORT) {
         return Err(raw_error);
     }
-    // SAFETY: as above.
+    // SAFETY: as for the raw socket: no pointers; the result is checked, and a new descriptor
+    // is owned by us alone.
     let ping = unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, protocol) };
     if ping >= 0 {
         return Ok((IcmpMode::Ping, ping));
@@ -400,7 +402,8 @@ fn set_filter<T>(
     name: libc::c_int,
     filter: &T,
 ) -> libc::c_int {
-    // SAFETY: `filter` outlives the call and its size is passed.
+    // SAFETY: setsockopt(2) reads `size_of::<T>()` bytes from `filter`, a live reference for
+    // the whole call, so the read stays inside it; the kernel rejects a bad fd with an error.
     unsafe {
         libc::setsockopt(
             fd,
