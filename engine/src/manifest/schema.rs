@@ -52,7 +52,7 @@ pub struct Monitor {
 // cache misses after: rarely used parts are boxed, repeated lists interned. This keeps it so.
 const _: () = assert!(std::mem::size_of::<Monitor>() <= 256);
 
-/// Values below 1 count as 1 (STATE_MACHINE.md, Policy).
+/// Values below 1 count as 1 (docs/state-machine.md, Policy).
 fn at_least_one(v: i64) -> u16 {
     v.clamp(1, i64::from(u16::MAX)) as u16
 }
