@@ -14,21 +14,24 @@ pub fn allocations() -> u64 {
     ALLOCATIONS.load(Ordering::Relaxed)
 }
 
+// SAFETY: every method forwards its arguments unchanged to mimalloc, which keeps GlobalAlloc's
+// contract; the only addition is a relaxed atomic add, which neither allocates nor panics.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to mimalloc, which upholds GlobalAlloc's contract.
+        // SAFETY: forwarded unchanged to mimalloc; our caller keeps the contract (non-zero size).
         unsafe { mimalloc::MiMalloc.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: as above.
+        // SAFETY: forwarded unchanged to mimalloc; our caller keeps the contract (non-zero size).
         unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from this allocator, i.e. from mimalloc.
+        // SAFETY: `ptr` came from this allocator, i.e. from mimalloc, with this `layout`
+        // (the caller's contract).
         unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
     }
 

@@ -244,8 +244,11 @@ fn start_nginx(nginx: &Path, cert: &fleet::FleetCert) -> Result<Target, String> 
 }
 
 fn thread_cpu_seconds() -> f64 {
-    // SAFETY: getrusage fills the struct we pass; RUSAGE_THREAD is Linux's per-thread usage.
+    // SAFETY: `rusage` is plain integers (and timevals of integers), for which all-zero bytes
+    // are a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage(2) only writes the struct it is given, which is valid and writable for
+    // the call; RUSAGE_THREAD (Linux) is the calling thread's usage.
     unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
     rusage_seconds(&ru)
 }
@@ -355,10 +358,14 @@ fn run_wrk(kind: Kind, target: &Target, seconds: u64, in_flight: usize) -> Resul
         out
     });
     let started = Instant::now();
-    // SAFETY: wait4 on our own child's pid; fills status and rusage.
     let mut status = 0;
+    // SAFETY: `rusage` is plain integers (and timevals of integers), for which all-zero bytes
+    // are a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     let pid = child.id() as libc::pid_t;
+    // SAFETY: wait4(2) only writes `status` and `ru`, both valid and writable for the call.
+    // `pid` is our own child, not yet reaped (`child` is never waited on), so the call cannot
+    // reap an unrelated process that reused the pid.
     let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
     if rc != pid {
         return Err("wrk: wait4 failed".into());
@@ -419,7 +426,7 @@ fn proc_cpu_seconds(pid: u32) -> Option<f64> {
     let fields: Vec<&str> = after.split_whitespace().collect();
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
+    // SAFETY: sysconf(3) takes no pointers and only reads a configuration value.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Some((utime + stime) / ticks)
 }

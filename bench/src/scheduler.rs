@@ -320,8 +320,10 @@ impl Window {
 
 /// User + system CPU time of the whole process, seconds.
 fn process_cpu_secs() -> f64 {
-    // SAFETY: getrusage only writes the struct it is given.
+    // SAFETY: `rusage` is plain integers (and timevals of integers), for which all-zero bytes
+    // are a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage(2) only writes the struct it is given, valid and writable for the call.
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
         return 0.0;
     }

@@ -35,7 +35,7 @@ impl Severity {
     }
 }
 
-/// The fixed words of a colour (the table in STATE_MACHINE.md, the same as Go CPRA's).
+/// The fixed words of a colour (the table in docs/state-machine.md, the same as Go CPRA's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ColourWords {
     pub title: &'static str,

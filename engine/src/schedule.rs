@@ -1,4 +1,4 @@
-//! The scheduling rules as pure slot arithmetic (STATE_MACHINE.md, "Scheduling rules").
+//! The scheduling rules as pure slot arithmetic (docs/state-machine.md, "Scheduling rules").
 //!
 //! What it is for: deciding *when* a monitor's checks run: the first slot spread over one
 //! interval by a hash of the id, fixed-rate slots after it, slots missed while a check ran

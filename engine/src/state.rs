@@ -1,5 +1,5 @@
 //! The monitor state machine: one pure function, [`transition`], from (state, policy, event,
-//! now) to the effects the shard must apply. Semantics: `shared/design/STATE_MACHINE.md`,
+//! now) to the effects the shard must apply. Semantics: `docs/state-machine.md`,
 //! which follows Go CPRA so users switching get the same alerts for the same fleet behaviour.
 //!
 //! What it is for: deciding, for one monitor, which alerts to queue (and when, given
@@ -34,8 +34,8 @@
 //! assert!(state.incident_open());
 //! ```
 //!
-//! Where this module departs from, or makes precise, the text of STATE_MACHINE.md (each is
-//! also commented where it happens):
+//! Where this module departs from, or makes precise, the text of docs/state-machine.md (each is
+//! also commented where it happens, and listed with its reason in the doc's last section):
 //! - A stale check (started before the intervention succeeded) counts for nothing while the
 //!   monitor is being verified: not toward verification and not toward the recovery streak
 //!   (taken literally, the text would let it recover the monitor through the streak when
@@ -89,7 +89,7 @@ use crate::colour::{Colour, ColourSet};
 /// space, so [`Generation::is_after`] stays exact.
 pub const MAX_THRESHOLD: u16 = 10_000;
 
-/// `healthy` when the manifest gives none (STATE_MACHINE.md).
+/// `healthy` when the manifest gives none (docs/state-machine.md).
 pub const DEFAULT_HEALTHY: u16 = 2;
 /// `unhealthy` when the manifest gives neither `unhealthy_threshold` nor `max_failures`.
 pub const DEFAULT_UNHEALTHY: u16 = 1;
@@ -559,9 +559,9 @@ impl Step<'_> {
                     self.recovered();
                 }
             } else {
-                // Neither verification nor the streak: the text of STATE_MACHINE.md would fall
-                // through to the streak here, which with healthy == 1 would recover the monitor
-                // on a check that predates the intervention.
+                // Neither verification nor the streak: the text of docs/state-machine.md would
+                // fall through to the streak here, which with healthy == 1 would recover the
+                // monitor on a check that predates the intervention.
                 self.fx.counters.bump(Counter::StaleCheck);
             }
         } else if s.has(flag::RECOVERING) && !s.has(flag::INTERVENTION_PENDING) {
@@ -585,7 +585,8 @@ impl Step<'_> {
         s.intervention_attempts = 0;
         if s.has(flag::INTERVENTION_PENDING) {
             // Unreachable through the rules today (recovery waits for a pending intervention),
-            // kept because STATE_MACHINE.md asks for it and a cheap guard beats a stuck action.
+            // kept because docs/state-machine.md asks for it and a cheap guard beats a stuck
+            // action.
             s.set(flag::INTERVENTION_PENDING, false);
             self.fx.push(Effect::CancelIntervention);
         }

@@ -85,7 +85,8 @@ fn sigterm_during_a_burst_of_alerts_delivers_them_before_exit() {
         );
     }
     let at_signal = receiver.requests(Some("/alerts")).len();
-    // SAFETY: plain kill(2) to the child we spawned.
+    // SAFETY: kill(2) takes no pointers. The pid is our child, not yet reaped (it is waited
+    // for below), so it cannot have been reused by another process.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -132,7 +132,14 @@ fn manifest(monitors: &[String]) -> String {
 /// Lets `n` more checks of `path` reach the target, so a test sees that nothing else follows.
 fn more_checks(target: &ScriptedServer, path: &str, n: usize) {
     let before = target.requests(Some(path)).len();
-    target.wait_for(Some(path), BOUND, |r| r.len() >= before + n);
+    let seen = target.wait_for(Some(path), BOUND, |r| r.len() >= before + n);
+    // `wait_for` also returns when the bound passes: without this, a monitor that stopped
+    // being checked would pass every "nothing more was sent" assertion that follows.
+    assert!(
+        seen.len() >= before + n,
+        "{path}: {} checks within {BOUND:?}, wanted {before} + {n}",
+        seen.len()
+    );
 }
 
 /// The colours the receiver got for `monitor`, in arrival order, once it has `n` of them.

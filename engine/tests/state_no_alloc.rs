@@ -16,7 +16,9 @@ thread_local! {
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
 }
 
-// SAFETY: forwards to the system allocator; only counts.
+// SAFETY: every method forwards its arguments unchanged to the system allocator, which keeps
+// GlobalAlloc's contract; the counting around it only touches thread-locals (`try_with`, so it
+// neither allocates nor panics while a thread is torn down).
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // `try_with`: the thread-locals may be gone while a thread is torn down.
@@ -25,10 +27,12 @@ unsafe impl GlobalAlloc for Counting {
                 let _ = ALLOCATIONS.try_with(|a| a.set(a.get() + 1));
             }
         });
+        // SAFETY: our caller keeps `alloc`'s contract (non-zero size); passed on unchanged.
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` above, i.e. from `System`, with this `layout`.
         unsafe { System.dealloc(ptr, layout) }
     }
 }

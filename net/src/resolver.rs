@@ -315,13 +315,15 @@ fn lookup(host: &str) -> Answer {
     let Ok(c_host) = std::ffi::CString::new(host) else {
         return Err(ResolveError::InvalidName);
     };
-    // SAFETY: an all-zero addrinfo is the documented "no hints" value; we then set fields.
+    // SAFETY: addrinfo is integers and raw pointers, for which all-zero bytes are valid (null
+    // pointers); zero is also getaddrinfo's "no hint" for every field we do not set.
     let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
     hints.ai_family = libc::AF_UNSPEC;
     // One entry per address instead of one per socket type.
     hints.ai_socktype = libc::SOCK_STREAM;
     let mut list: *mut libc::addrinfo = std::ptr::null_mut();
-    // SAFETY: valid NUL-terminated host, null service, valid hints and out pointer.
+    // SAFETY: `c_host` is a NUL-terminated string alive for the call, the service may be null,
+    // and `hints` and `list` are live locals the call reads and writes.
     let rc = unsafe { libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut list) };
     if rc != 0 {
         return Err(classify_gai_error(rc));
@@ -332,7 +334,8 @@ fn lookup(host: &str) -> Answer {
     while !node.is_null() && v4.is_none() {
         // SAFETY: `node` is an element of the list getaddrinfo returned, not yet freed.
         let info = unsafe { &*node };
-        // SAFETY: ai_addr points to a sockaddr of the family ai_family names.
+        // SAFETY: sockaddr_ip's contract: getaddrinfo sets `ai_addr` to an address of the
+        // family `ai_family` names (POSIX), and the list is not freed until after the loop.
         let ip = unsafe { sockaddr_ip(info) };
         if let Some(ip) = ip {
             if ip.is_ipv4() {
@@ -369,11 +372,14 @@ unsafe fn sockaddr_ip(info: &libc::addrinfo) -> Option<IpAddr> {
     }
     match info.ai_family {
         libc::AF_INET => {
-            let sin = &*(info.ai_addr as *const libc::sockaddr_in);
+            // SAFETY: not null (checked above), and by the caller's contract it points to an
+            // AF_INET address, i.e. a `sockaddr_in` that getaddrinfo allocated and aligned.
+            let sin = unsafe { &*(info.ai_addr as *const libc::sockaddr_in) };
             Some(IpAddr::V4(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))))
         }
         libc::AF_INET6 => {
-            let sin6 = &*(info.ai_addr as *const libc::sockaddr_in6);
+            // SAFETY: as for AF_INET: an AF_INET6 entry's address is a `sockaddr_in6`.
+            let sin6 = unsafe { &*(info.ai_addr as *const libc::sockaddr_in6) };
             Some(IpAddr::V6(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
         }
         _ => None,

@@ -111,7 +111,10 @@ mod tests {
 
     fn socket_with_backlog_0() -> std::net::TcpListener {
         use std::os::fd::FromRawFd;
-        // SAFETY: plain socket syscalls on a fresh fd that we own and hand to TcpListener.
+        // SAFETY: socket/bind/listen take no pointers but `sa`, a live, all-zero-initialised
+        // (valid for this plain-integer struct) `sockaddr_in` whose exact size is passed. The
+        // fd is checked valid and is owned by nothing else, so `TcpListener` becomes its one
+        // owner.
         unsafe {
             let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
             assert!(fd >= 0);

@@ -105,12 +105,14 @@ pub(crate) fn bind_for(addr: SocketAddr) -> io::Result<UdpSocket> {
         SocketAddr::V4(_) => libc::AF_INET,
         SocketAddr::V6(_) => libc::AF_INET6,
     };
-    // SAFETY: plain socket(2); the result is checked before use.
+    // SAFETY: socket(2) takes no pointers and touches no memory of ours; a negative result is
+    // an error (returned below), anything else is a new descriptor that only we own.
     let fd = unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: `fd` is a new datagram socket we own; the glommio socket takes ownership.
+    // SAFETY: `fd` is a valid datagram socket (checked above) that nothing else holds, so
+    // handing it to the glommio socket, which closes it on drop, gives it exactly one owner.
     Ok(unsafe { UdpSocket::from_raw_fd(fd) })
 }
 

@@ -92,8 +92,10 @@ impl Figures {
 }
 
 fn thread_cpu_us() -> f64 {
-    // SAFETY: getrusage fills the struct we pass.
+    // SAFETY: `rusage` is plain integers (and timevals of integers), for which all-zero bytes
+    // are a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage(2) only writes the struct it is given, valid and writable for the call.
     unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
     let tv = |t: libc::timeval| t.tv_sec as f64 * 1e6 + t.tv_usec as f64;
     tv(usage.ru_utime) + tv(usage.ru_stime)
@@ -105,7 +107,7 @@ fn process_cpu_us(pid: u32) -> f64 {
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
+    // SAFETY: sysconf(3) takes no pointers and only reads a configuration value.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     (ticks(11) + ticks(12)) / hz * 1e6
 }

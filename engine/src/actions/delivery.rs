@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::colour::Colour;
 use crate::manifest::Notify;
 
-/// What makes two queued deliveries the same (STATE_MACHINE.md, Alerts): the endpoint, the
+/// What makes two queued deliveries the same (docs/state-machine.md, Alerts): the endpoint, the
 /// monitor, the colour and `not_before_ms`. Not (monitor, colour) alone: two greens of two
 /// episodes can both be waiting, with different `not_before_ms`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,7 +1,7 @@
 //! When to try a delivery again: a pure schedule over the runtime clock's milliseconds, so it
 //! is tested with a virtual clock.
 //!
-//! STATE_MACHINE.md: a transport error before the request was fully sent, a 429 or a 5xx is
+//! docs/state-machine.md: a transport error before the request was fully sent, a 429 or a 5xx is
 //! retried, at most 3 attempts per endpoint, about 2 s then 4 s apart, with jitter. Anything
 //! else (another 4xx, a connection broken after the request was sent, which may have been
 //! delivered) is final.

@@ -184,10 +184,12 @@ pub fn alert_line(a: &RenderedAlert, elapsed: Duration, colour: bool) -> String 
 /// (raw, then an unprivileged ping socket), opened and closed at once.
 fn icmp_problem() -> Option<&'static str> {
     for kind in [libc::SOCK_RAW, libc::SOCK_DGRAM] {
-        // SAFETY: plain socket(2) call; the descriptor is closed right away.
+        // SAFETY: socket(2) takes no pointers and touches no memory of ours; a valid result is
+        // a descriptor only we hold, closed right below.
         let fd = unsafe { libc::socket(libc::AF_INET, kind, libc::IPPROTO_ICMP) };
         if fd >= 0 {
-            // SAFETY: `fd` was just returned by socket(2) and is owned here.
+            // SAFETY: `fd` was just returned by socket(2) and nothing else holds it, so
+            // closing it cannot close a descriptor someone else uses.
             unsafe { libc::close(fd) };
             return None;
         }

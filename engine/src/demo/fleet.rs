@@ -262,7 +262,8 @@ fn serve(
 fn set_linger_zero(stream: &TcpStream) {
     use std::os::fd::AsRawFd;
     let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: setsockopt on a socket we own, with a correctly sized linger struct.
+    // SAFETY: setsockopt(2) reads `size_of::<linger>()` bytes from `linger`, a live local, so
+    // the read stays inside it; the fd belongs to `stream`, which outlives the call.
     unsafe {
         libc::setsockopt(
             stream.as_raw_fd(),

@@ -1,6 +1,6 @@
 //! Per-colour alert cooldowns in 14 bytes of a monitor's hot state.
 //!
-//! The rule (STATE_MACHINE.md): a colour queued within `cooldown` of its last send is delayed
+//! The rule (docs/state-machine.md): a colour queued within `cooldown` of its last send is delayed
 //! to the end of the cooldown, coalesced into one. We keep, per colour, the time of its last
 //! (possibly future, i.e. still waiting) send.
 //!
@@ -131,7 +131,7 @@ impl Cooldowns {
     /// With `after_waiting`, the alert never goes before an alert of the same monitor that is
     /// still waiting: a green must not overtake the red it resolves. (Only green asks for it:
     /// a red must not wait behind a yellow that is merely in its cooldown.) This ordering rule
-    /// is ours: STATE_MACHINE.md is silent on it.
+    /// is ours: docs/state-machine.md is silent on it.
     pub fn schedule(
         &mut self,
         colour: Colour,

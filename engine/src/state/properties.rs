@@ -1,5 +1,10 @@
 //! Property tests: random policies and random event sequences under a virtual clock, checked
-//! against the rules of STATE_MACHINE.md that must hold whatever happens.
+//! against the rules of docs/state-machine.md that must hold whatever happens.
+//!
+//! Two kinds of rule: over a whole run (red once per incident, cooldowns, never stuck: checked
+//! by `Run` against a model built from the effects alone), and within one transition (the
+//! effects say exactly how the state changed: checked by [`effects_match_state_change`] after
+//! every event of both tests, including the arbitrary-input one).
 //!
 //! Overflow checks and the module's `debug_assert!` invariants are on in test builds, so "never
 //! panics" also means "no counter overflows and no invariant breaks".
@@ -11,6 +16,214 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::colour::Colour;
+
+/// What one transition's effects must say about the state change they come with, whatever
+/// the policy, event, time or starting state. The shard journals and acts on the effects
+/// alone, so each one must mean what `effects.rs` says it means, and each state change the
+/// shard must hear about must come with its effect.
+fn effects_match_state_change(
+    before: &MonitorState,
+    after: &MonitorState,
+    policy: &Policy,
+    event: Event,
+    now_ms: u64,
+    fx: &Effects,
+) -> Result<(), TestCaseError> {
+    let effects = fx.as_slice();
+    let ctx = || format!("{event:?} at {now_ms} -> {fx:?}\nbefore: {before:?}\nafter:  {after:?}");
+    let alert_at = |colour: Colour| {
+        effects.iter().position(|e| matches!(e, Effect::Alert { colour: c, .. } if *c == colour))
+    };
+
+    // A removed monitor is inert; a disabled one does nothing but be removed.
+    if before.removed() {
+        prop_assert!(effects.is_empty() && after == before, "after removal: {}", ctx());
+        return Ok(());
+    }
+    let live = !before.disabled();
+    if !live && event != Event::Removed {
+        prop_assert!(effects.is_empty(), "while disabled: {}", ctx());
+    }
+
+    // One effect of each kind at most, one alert per colour at most.
+    for (i, e) in effects.iter().enumerate() {
+        let same_kind = effects[..i].iter().any(|p| match (p, e) {
+            (Effect::Alert { colour: a, .. }, Effect::Alert { colour: b, .. }) => a == b,
+            _ => std::mem::discriminant(p) == std::mem::discriminant(e),
+        });
+        prop_assert!(!same_kind, "{e:?} twice: {}", ctx());
+    }
+
+    // The incident opens exactly when the flag goes false -> true, with the episode's number,
+    // never inside a maintenance window, and its red (if the monitor has a red code) follows
+    // at once: journal first, then act. A red never comes without it.
+    let opened = effects.iter().position(|e| matches!(e, Effect::IncidentOpened { .. }));
+    prop_assert_eq!(
+        opened.is_some(),
+        !before.incident_open() && after.incident_open(),
+        "open: {}",
+        ctx()
+    );
+    if let Some(i) = opened {
+        prop_assert_eq!(effects[i], Effect::IncidentOpened { incident_seq: after.incident_seq() });
+        prop_assert!(!after.in_maintenance(), "opened in maintenance: {}", ctx());
+        prop_assert_eq!(
+            alert_at(Colour::Red) == Some(i + 1),
+            policy.dispatch.contains(Colour::Red),
+            "red after opening: {}",
+            ctx()
+        );
+    }
+    if let Some(r) = alert_at(Colour::Red) {
+        prop_assert!(r > 0 && opened == Some(r - 1), "red without opening: {}", ctx());
+    }
+
+    // It closes exactly when the flag goes true -> false, silently only on removal, before
+    // the green that announces it.
+    let closed = effects.iter().position(|e| matches!(e, Effect::IncidentClosed { .. }));
+    prop_assert_eq!(
+        closed.is_some(),
+        before.incident_open() && !after.incident_open(),
+        "close: {}",
+        ctx()
+    );
+    if let Some(i) = closed {
+        let silent = event == Event::Removed;
+        prop_assert_eq!(
+            effects[i],
+            Effect::IncidentClosed { incident_seq: before.incident_seq(), silent }
+        );
+        if let Some(g) = alert_at(Colour::Green) {
+            prop_assert!(g > i, "green before the close: {}", ctx());
+        }
+    }
+
+    // An intervention starts exactly when one becomes pending: configured, outside
+    // maintenance, numbered by its attempt, within the incident's allowance.
+    let started = effects.iter().find_map(|e| match *e {
+        Effect::StartIntervention { attempt } => Some(attempt),
+        _ => None,
+    });
+    prop_assert_eq!(
+        started.is_some(),
+        !before.intervention_pending() && after.intervention_pending(),
+        "start: {}",
+        ctx()
+    );
+    if let Some(attempt) = started {
+        prop_assert!(policy.has_intervention && !after.in_maintenance(), "{}", ctx());
+        prop_assert_eq!(attempt, after.intervention_attempts());
+        prop_assert_eq!(u16::from(attempt), u16::from(before.intervention_attempts()) + 1);
+        prop_assert!(attempt <= policy.recovery_max_attempts.max(1), "{}", ctx());
+    }
+    // A pending intervention ends by its result or by a cancel the shard is told about.
+    let cancelled = effects.contains(&Effect::CancelIntervention);
+    if cancelled {
+        prop_assert!(before.intervention_pending() && !after.intervention_pending(), "{}", ctx());
+    }
+    if before.intervention_pending() && !after.intervention_pending() {
+        let result = matches!(
+            event,
+            Event::InterventionSucceeded | Event::InterventionFailed | Event::InterventionUnknown
+        );
+        prop_assert!(cancelled || result, "intervention dropped silently: {}", ctx());
+    }
+    if event == Event::InterventionSucceeded && live && before.intervention_pending() {
+        // Verification: `healthy` later checks must pass.
+        prop_assert_eq!(after.verify_remaining(), policy.healthy.clamp(1, MAX_THRESHOLD));
+    }
+
+    // Queued alerts are dropped on disable, config change and removal, and only then.
+    let drops = match event {
+        Event::Removed => true,
+        Event::Disabled | Event::ConfigChanged => live,
+        _ => false,
+    };
+    prop_assert_eq!(effects.contains(&Effect::CancelQueuedAlerts), drops, "{}", ctx());
+
+    // Every alert: a colour the monitor has a code for, not before now, the episode's number
+    // (none for gray), the failure count of the state it leaves, nothing but gray inside a
+    // maintenance window.
+    for e in effects {
+        if let Effect::Alert { colour, incident_seq, consecutive_failures, not_before_ms, .. } = *e
+        {
+            prop_assert!(policy.dispatch.contains(colour), "no code: {}", ctx());
+            prop_assert!(not_before_ms >= now_ms.min(MAX_NOW_MS), "in the past: {}", ctx());
+            let seq = (colour != Colour::Gray).then_some(after.incident_seq());
+            prop_assert_eq!(incident_seq, seq, "{}", ctx());
+            prop_assert_eq!(consecutive_failures, after.consecutive_failures(), "{}", ctx());
+            if colour != Colour::Gray {
+                prop_assert!(!after.in_maintenance(), "in maintenance: {}", ctx());
+            }
+        }
+    }
+    // The rest of the per-colour rules only hold for alerts that may be sent (an alert
+    // suppressed for maintenance or for having no code leaves the state change as it is).
+    let may = |colour: Colour| {
+        live && policy.dispatch.contains(colour)
+            && (colour == Colour::Gray || !before.in_maintenance())
+    };
+
+    // Gray: exactly when a window starts.
+    let gray = event == Event::MaintenanceStarted && !before.in_maintenance() && may(Colour::Gray);
+    prop_assert_eq!(alert_at(Colour::Gray).is_some(), gray, "gray: {}", ctx());
+
+    // Cyan: exactly when the pending intervention reports success.
+    let cyan =
+        event == Event::InterventionSucceeded && before.intervention_pending() && may(Colour::Cyan);
+    prop_assert_eq!(alert_at(Colour::Cyan).is_some(), cyan, "cyan: {}", ctx());
+
+    // Yellow: exactly on the first failure of a run with no incident open and no verification
+    // under way, or on a warning that newly appears.
+    let yellow = may(Colour::Yellow)
+        && match event {
+            Event::CheckFailed { .. } => {
+                before.consecutive_failures() == 0
+                    && before.pulse_failures() == 0
+                    && before.verify_remaining() == 0
+                    && !before.incident_open()
+            }
+            Event::CheckSucceeded { warning, .. } => warning.is_some() && !before.warning(),
+            _ => false,
+        };
+    prop_assert_eq!(alert_at(Colour::Yellow).is_some(), yellow, "yellow: {}", ctx());
+
+    // Green: only for a successful check that ends an announced episode: afterwards nothing is
+    // wrong (no failures being recovered from, no incident, no warning).
+    if alert_at(Colour::Green).is_some() {
+        prop_assert!(matches!(event, Event::CheckSucceeded { .. }), "{}", ctx());
+        prop_assert!(before.has(flag::ANNOUNCED), "green unannounced: {}", ctx());
+        prop_assert!(before.recovering() || before.warning(), "green from quiet: {}", ctx());
+        prop_assert!(
+            !after.recovering() && !after.incident_open() && !after.warning(),
+            "green while something is wrong: {}",
+            ctx()
+        );
+    }
+
+    // Recovery is counted exactly when the monitor stops recovering, and it only starts
+    // recovering on a failure.
+    let recovered = before.recovering() && !after.recovering();
+    prop_assert_eq!(fx.counters.get(Counter::Recovered) == 1, recovered, "{}", ctx());
+    if !before.recovering() && after.recovering() {
+        prop_assert!(matches!(event, Event::CheckFailed { .. }), "{}", ctx());
+    }
+
+    // A new episode number only when a run of failures begins or a warning appears on a quiet
+    // monitor; otherwise the number stays, so one incident keeps one id.
+    if after.incident_seq() != before.incident_seq() {
+        prop_assert_eq!(after.incident_seq(), before.incident_seq().wrapping_add(1));
+        let begins = match event {
+            Event::CheckFailed { .. } => !before.recovering(),
+            Event::CheckSucceeded { warning, .. } => {
+                warning.is_some() && !before.recovering() && !before.warning()
+            }
+            _ => false,
+        };
+        prop_assert!(begins, "new episode number: {}", ctx());
+    }
+    Ok(())
+}
 
 /// One step of a run, as the runtime would produce it.
 #[derive(Clone, Copy, Debug)]
@@ -168,6 +381,7 @@ impl Run {
         let Some(event) = self.event(op) else { return Ok(()) };
         let before = self.state;
         let fx = transition(&mut self.state, &self.policy, event, self.now_ms);
+        effects_match_state_change(&before, &self.state, &self.policy, event, self.now_ms, &fx)?;
         let effects = fx.as_slice();
         let ctx = || format!("{event:?} at {} -> {effects:?}\nbefore: {before:?}", self.now_ms);
         let m = &mut self.model;
@@ -346,14 +560,16 @@ proptest! {
     }
 
     /// Any events at all, in any order, with any generations, policy values and times (even a
-    /// clock that goes backwards, which the runtime never does): the function never panics
-    /// and never exceeds its effect capacity.
+    /// clock that goes backwards, which the runtime never does): the function never panics,
+    /// and every transition's effects say exactly how the state changed.
     #[test]
     fn never_panics_on_arbitrary_input(
-        unhealthy in any::<u16>(),
-        healthy in any::<u16>(),
+        // Small values half the time, so thresholds are reached and the rules run; any value
+        // the other half, so the clamps do.
+        unhealthy in prop_oneof![0..4u16, any::<u16>()],
+        healthy in prop_oneof![0..4u16, any::<u16>()],
         iv in any::<bool>(),
-        attempts in any::<u8>(),
+        attempts in prop_oneof![0..4u8, any::<u8>()],
         cooldown_ms in prop::array::uniform5(any::<u32>()),
         dispatch in any::<u8>(),
         events in prop::collection::vec((0..11u8, any::<u16>(), any::<bool>(), any::<u64>()), 0..200),
@@ -387,8 +603,9 @@ proptest! {
                 _ if flag => Event::Removed,
                 _ => Event::CheckFailed { generation, kind: FailureKind::Timeout },
             };
+            let before = state;
             let fx = transition(&mut state, &policy, event, now_ms);
-            prop_assert!(fx.len() <= MAX_EFFECTS);
+            effects_match_state_change(&before, &state, &policy, event, now_ms, &fx)?;
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Every scenario of STATE_MACHINE.md as a table: (virtual time, event, exact effects).
+//! Every scenario of docs/state-machine.md as a table: (virtual time, event, exact effects).
 
 use cpra_net::{FailureKind, Warning};
 
