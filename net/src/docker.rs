@@ -109,11 +109,15 @@ fn failure_outcome(e: &UnixHttpError, latency_us: u32) -> Outcome {
         }
         UnixHttpError::Write(e) | UnixHttpError::Read(e) => (FailureKind::Connection, lost(e)),
         UnixHttpError::Protocol(text) => (FailureKind::Protocol, Detail::Text(text)),
-        UnixHttpError::TooManyHeaders | UnixHttpError::HeadTooLarge | UnixHttpError::BodyTooLarge => {
+        UnixHttpError::TooManyHeaders
+        | UnixHttpError::HeadTooLarge
+        | UnixHttpError::BodyTooLarge => {
             let (text, bound) = e.bound().expect("every size error names its bound");
             let bound = u32::try_from(bound).unwrap_or(u32::MAX);
             match e {
-                UnixHttpError::TooManyHeaders => (FailureKind::TooLarge, Detail::CountText(text, bound)),
+                UnixHttpError::TooManyHeaders => {
+                    (FailureKind::TooLarge, Detail::CountText(text, bound))
+                }
                 _ => (FailureKind::TooLarge, Detail::SizeText(text, bound)),
             }
         }
@@ -203,8 +207,8 @@ fn connect_outcome(e: &io::Error, latency_us: u32) -> Outcome {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
-    use std::path::Path;
     use std::os::unix::net::UnixListener;
+    use std::path::Path;
 
     /// Real shapes of the engine's answers (abridged from Docker Engine API v1.43 output).
     fn inspect_json(running: bool, status: &str, health: Option<&str>) -> String {

@@ -23,8 +23,8 @@ use crate::conn::Conn;
 use crate::deadline::{retry_pause, saturating_us, within, Deadline};
 use crate::http_response::{dechunk, parse_head, status_ok, status_retryable, Framing, HeadError};
 use crate::limits::{
-    Size, MAX_ATTEMPTS, MAX_BODY_BYTES, MAX_HEADERS, MAX_HEADER_BLOCK_BYTES, MAX_POOLED_CONNECTIONS,
-    MAX_REQUEST_BYTES, MAX_SPARE_BUFFERS,
+    Size, MAX_ATTEMPTS, MAX_BODY_BYTES, MAX_HEADERS, MAX_HEADER_BLOCK_BYTES,
+    MAX_POOLED_CONNECTIONS, MAX_REQUEST_BYTES, MAX_SPARE_BUFFERS,
 };
 use crate::outcome::{Detail, FailureKind, Outcome, Warning};
 use crate::tcp::{self, Failure};
@@ -537,10 +537,11 @@ async fn exchange(
             }
             Ok(None) => continue,
             Err(HeadError::TooManyHeaders) => {
-                return Err(
-                    (FailureKind::TooLarge, Detail::CountText(TOO_MANY_HEADERS, HEADERS_BOUND))
-                        .into()
+                return Err((
+                    FailureKind::TooLarge,
+                    Detail::CountText(TOO_MANY_HEADERS, HEADERS_BOUND),
                 )
+                    .into())
             }
             Err(HeadError::Invalid(why)) => {
                 return Err((FailureKind::Protocol, Detail::Text(why)).into())

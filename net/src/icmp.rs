@@ -578,7 +578,9 @@ mod tests {
     #[test]
     fn count_is_bounded_at_config_time() {
         assert!(IcmpConfig::new(LOOPBACK, 0).is_err());
-        assert!(IcmpConfig::new(LOOPBACK, MAX_ICMP_COUNT + 1).unwrap_err().contains(&format!("1 to {MAX_ICMP_COUNT}")));
+        assert!(IcmpConfig::new(LOOPBACK, MAX_ICMP_COUNT + 1)
+            .unwrap_err()
+            .contains(&format!("1 to {MAX_ICMP_COUNT}")));
     }
 
     #[test]

@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 use crossbeam_queue::ArrayQueue;
 
 use crate::limits::{
-    MAX_HOST_NAME_BYTES, MAX_RESOLVER_THREADS, MAX_WAITERS_PER_LOOKUP, RESOLVER_CACHE_CAPACITY_PER_SHARD,
-    RESOLVER_QUEUE_CAPACITY,
+    MAX_HOST_NAME_BYTES, MAX_RESOLVER_THREADS, MAX_WAITERS_PER_LOOKUP,
+    RESOLVER_CACHE_CAPACITY_PER_SHARD, RESOLVER_QUEUE_CAPACITY,
 };
 use crate::outcome::{Detail, FailureKind, Outcome};
 

@@ -318,11 +318,8 @@ mod tests {
             "a".repeat(MAX_UNIX_BODY_BYTES + 1)
         );
         let streamed = chunked(&vec![b'a'; MAX_UNIX_BODY_BYTES + 1], 16 * 1024);
-        let until_close = [
-            b"HTTP/1.1 200 OK\r\n\r\n".as_slice(),
-            &vec![b'a'; MAX_UNIX_BODY_BYTES + 1],
-        ]
-        .concat();
+        let until_close =
+            [b"HTTP/1.1 200 OK\r\n\r\n".as_slice(), &vec![b'a'; MAX_UNIX_BODY_BYTES + 1]].concat();
         for response in [declared.into_bytes(), streamed, until_close] {
             let e = run(response).unwrap_err();
             assert!(matches!(e, UnixHttpError::BodyTooLarge), "{e:?}");

@@ -8,6 +8,10 @@ use serde_json::{json, Value};
 
 use crate::alert::{RenderedAlert, Severity};
 use crate::colour::Colour;
+use crate::limits::{
+    DISCORD_MAX_CONTENT_CHARS, OPSGENIE_MAX_MESSAGE_CHARS, PAGERDUTY_MAX_SUMMARY_CHARS,
+    TELEGRAM_MAX_TEXT_CHARS,
+};
 use crate::manifest::Notify;
 
 pub const TELEGRAM_API: &str = "https://api.telegram.org";
@@ -15,15 +19,6 @@ pub const OPSGENIE_ALERTS_URL: &str = "https://api.opsgenie.com/v2/alerts";
 pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 /// Alertmanager's alert intake, appended to the configured base URL.
 pub const ALERTMANAGER_ALERTS_PATH: &str = "/api/v2/alerts";
-
-/// Opsgenie refuses a `message` longer than 130 characters.
-pub const OPSGENIE_MAX_MESSAGE_CHARS: usize = 130;
-/// Discord refuses `content` longer than 2,000 characters.
-pub const DISCORD_MAX_CONTENT_CHARS: usize = 2_000;
-/// PagerDuty truncates `payload.summary` at 1,024 characters; cut it ourselves, on a char.
-pub const PAGERDUTY_MAX_SUMMARY_CHARS: usize = 1_024;
-/// Telegram refuses messages longer than 4,096 characters.
-pub const TELEGRAM_MAX_TEXT_CHARS: usize = 4_096;
 
 /// An HTTP request for one notification.
 #[derive(Clone, Debug, PartialEq, Eq)]
