@@ -45,6 +45,32 @@ impl Target {
     }
 }
 
+/// `base` with `segments` appended to its path, each percent-encoded as one segment (an
+/// Opsgenie alias has a `#`), and `query` when given, by the `url` crate. A `base` that does
+/// not parse, or cannot take a path, is returned as it is, so [`Target::parse`] reports it as
+/// the manifest wrote it (and a secret segment, like a bot token, never reaches the message).
+pub fn join(base: &str, segments: &[&str], query: Option<&str>) -> String {
+    let Ok(mut url) = url::Url::parse(base) else {
+        return base.to_owned();
+    };
+    match url.path_segments_mut() {
+        Ok(mut path) => {
+            path.pop_if_empty().extend(segments);
+        }
+        Err(()) => return base.to_owned(),
+    }
+    if query.is_some() {
+        url.set_query(query);
+    }
+    url.into()
+}
+
+/// Whether the path of URL `base` ends with `tail` (e.g. `/api/v2/alerts`), a trailing `/`
+/// ignored. False when `base` does not parse.
+pub fn path_ends_with(base: &str, tail: &str) -> bool {
+    url::Url::parse(base).is_ok_and(|u| u.path().trim_end_matches('/').ends_with(tail))
+}
+
 /// The host (IPv6 without brackets) and port of `text`, written `host[:port]` (`[v6]:port`
 /// for IPv6), `default_port` when it names none. Parsed by the `url` crate as the authority of
 /// a URL, so it accepts and refuses exactly what a URL's host and port would.
@@ -92,6 +118,22 @@ mod tests {
         );
         let t = Target::parse("http://[::1]:8080/x").unwrap();
         assert_eq!(t.host, "::1");
+    }
+
+    #[test]
+    fn joins_encode_each_segment() {
+        assert_eq!(
+            join("http://127.0.0.1:9/v2/alerts/", &["cpra:a b/c#1%", "close"], Some("x=1")),
+            "http://127.0.0.1:9/v2/alerts/cpra:a%20b%2Fc%231%25/close?x=1"
+        );
+        assert_eq!(
+            join("https://api.telegram.org", &["bot1:a", "sendMessage"], None),
+            "https://api.telegram.org/bot1:a/sendMessage"
+        );
+        assert_eq!(join("hooks.slack.com/x", &["secret"], None), "hooks.slack.com/x");
+        assert!(path_ends_with("http://am:9093/api/v2/alerts/", "/api/v2/alerts"));
+        assert!(!path_ends_with("http://am:9093/", "/api/v2/alerts"));
+        assert!(!path_ends_with("not a URL/api/v2/alerts", "/api/v2/alerts"));
     }
 
     #[test]
