@@ -20,9 +20,13 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::deadline::{saturating_us, Deadline};
-use crate::limits::MAX_CONTAINER_NAME_BYTES;
+use crate::limits::{
+    MAX_CONTAINER_NAME_BYTES, MAX_HEADERS, MAX_HEADER_BLOCK_BYTES, MAX_UNIX_BODY_BYTES,
+};
 use crate::outcome::{Detail, FailureKind, Outcome};
-use crate::unix_http::{self, UnixHttpError, UnixResponse};
+use crate::unix_http::{
+    self, UnixHttpError, UnixResponse, BODY_TOO_LARGE, HEAD_TOO_LARGE, TOO_MANY_HEADERS,
+};
 
 /// Where the engine listens when `DOCKER_HOST` is not set.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -109,17 +113,14 @@ fn failure_outcome(e: &UnixHttpError, latency_us: u32) -> Outcome {
         }
         UnixHttpError::Write(e) | UnixHttpError::Read(e) => (FailureKind::Connection, lost(e)),
         UnixHttpError::Protocol(text) => (FailureKind::Protocol, Detail::Text(text)),
-        UnixHttpError::TooManyHeaders
-        | UnixHttpError::HeadTooLarge
-        | UnixHttpError::BodyTooLarge => {
-            let (text, bound) = e.bound().expect("every size error names its bound");
-            let bound = u32::try_from(bound).unwrap_or(u32::MAX);
-            match e {
-                UnixHttpError::TooManyHeaders => {
-                    (FailureKind::TooLarge, Detail::CountText(text, bound))
-                }
-                _ => (FailureKind::TooLarge, Detail::SizeText(text, bound)),
-            }
+        UnixHttpError::TooManyHeaders => {
+            (FailureKind::TooLarge, Detail::CountText(TOO_MANY_HEADERS, MAX_HEADERS as u32))
+        }
+        UnixHttpError::HeadTooLarge => {
+            (FailureKind::TooLarge, Detail::SizeText(HEAD_TOO_LARGE, MAX_HEADER_BLOCK_BYTES as u32))
+        }
+        UnixHttpError::BodyTooLarge => {
+            (FailureKind::TooLarge, Detail::SizeText(BODY_TOO_LARGE, MAX_UNIX_BODY_BYTES as u32))
         }
     };
     Outcome::failure(kind, latency_us, detail)

@@ -29,6 +29,8 @@ use crate::limits::{
 use crate::outcome::{Detail, FailureKind, Outcome, Warning};
 use crate::tcp::{self, Failure};
 use crate::tls::{self, TlsConfigError, TlsOptions};
+// Message starts shared with the unix-socket client, so both say the same about a bound.
+use crate::unix_http::{HEAD_TOO_LARGE, TOO_MANY_HEADERS};
 
 /// One check's buffer: the head, then the body right after it.
 const CHECK_BUFFER_BYTES: usize = MAX_HEADER_BLOCK_BYTES + MAX_BODY_BYTES;
@@ -37,8 +39,6 @@ const CHECK_BUFFER_BYTES: usize = MAX_HEADER_BLOCK_BYTES + MAX_BODY_BYTES;
 const HEAD_BOUND: u32 = MAX_HEADER_BLOCK_BYTES as u32;
 const BODY_BOUND: u32 = MAX_BODY_BYTES as u32;
 const HEADERS_BOUND: u32 = MAX_HEADERS as u32;
-/// Message starts shared with the unix-socket client, so both say the same about a bound.
-use crate::unix_http::{HEAD_TOO_LARGE, TOO_MANY_HEADERS};
 
 /// What the manifest says about an `http`/`https` monitor, with its target already resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]

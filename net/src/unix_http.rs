@@ -70,16 +70,6 @@ impl UnixHttpError {
             _ => true,
         }
     }
-
-    /// For a bound that was crossed: the message start and the bound (bytes or headers).
-    pub fn bound(&self) -> Option<(&'static str, usize)> {
-        match self {
-            UnixHttpError::HeadTooLarge => Some((HEAD_TOO_LARGE, MAX_HEADER_BLOCK_BYTES)),
-            UnixHttpError::BodyTooLarge => Some((BODY_TOO_LARGE, MAX_UNIX_BODY_BYTES)),
-            UnixHttpError::TooManyHeaders => Some((TOO_MANY_HEADERS, MAX_HEADERS)),
-            _ => None,
-        }
-    }
 }
 
 impl fmt::Display for UnixHttpError {

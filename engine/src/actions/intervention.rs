@@ -296,8 +296,12 @@ pub async fn run(
             let result = unix_http::exchange(&config.docker_socket, &request, deadline).await;
             match &result {
                 Ok(r) if !(200..300).contains(&r.status) => {
-                    let body = String::from_utf8_lossy(&r.body);
-                    tracing::warn!(status = r.status, %body, "docker intervention");
+                    // The engine explains a refusal in `{"message": ...}`.
+                    let message = serde_json::from_slice::<serde_json::Value>(&r.body)
+                        .ok()
+                        .and_then(|v| v["message"].as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    tracing::warn!(status = r.status, %message, "docker intervention");
                 }
                 Ok(_) => {}
                 Err(e) => {
