@@ -20,19 +20,9 @@ use hickory_proto::rr::{Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use crate::deadline::{saturating_us, until, Deadline};
+use crate::limits::{Size, MAX_DNS_MESSAGE_BYTES, MAX_DNS_STRAY_REPLIES};
 use crate::outcome::{Detail, FailureKind, Outcome};
 use crate::udp::{bind_for, io_outcome};
-
-/// Bytes read of a reply. We send no EDNS OPT record, so a conforming server answers in at
-/// most 512 bytes (RFC 1035 4.2.1) and sets TC beyond; only the header is decoded anyway, and
-/// the kernel drops whatever does not fit.
-pub const REPLY_BUFFER_BYTES: usize = 512;
-
-/// Datagrams that are not the answer to our query (wrong id, not a response) tolerated per
-/// check before it fails with `protocol`. A connected socket only sees the server's datagrams,
-/// so strays are late answers to an earlier, timed-out check; 8 is plenty for those, and the
-/// bound stops a hostile server from keeping a check spinning until its deadline.
-pub const MAX_STRAY_REPLIES: usize = 8;
 
 /// Where the system resolver configuration lives.
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -74,6 +64,13 @@ impl DnsConfig {
         let query =
             message.to_vec().map_err(|e| format!("cannot encode DNS query for {name:?}: {e}"))?;
         assert!(query.len() >= Header::len());
+        if query.len() > MAX_DNS_MESSAGE_BYTES {
+            return Err(format!(
+                "DNS query for {name:?} is {} bytes; a DNS message over UDP carries at most {}",
+                query.len(),
+                Size::bytes(MAX_DNS_MESSAGE_BYTES)
+            ));
+        }
         Ok(DnsConfig { server, name: fqdn, record, query: query.into() })
     }
 }
@@ -106,12 +103,13 @@ pub async fn check(cfg: &DnsConfig, timeout: Duration) -> Outcome {
     let start = Instant::now();
     let deadline = Deadline::new(start, timeout).end();
     let id = next_query_id();
-    let mut query = [0u8; 512];
+    let mut query = [0u8; MAX_DNS_MESSAGE_BYTES];
     let Some(query) = query.get_mut(..cfg.query.len()) else {
+        // `DnsConfig::new` refuses such a query; a config built otherwise fails here, named.
         return Outcome::failure(
             FailureKind::Unsupported,
             0,
-            Detail::Text("query longer than 512 bytes"),
+            Detail::SizeText("query longer than", MAX_DNS_MESSAGE_BYTES as u32),
         );
     };
     query.copy_from_slice(&cfg.query);
@@ -142,8 +140,8 @@ async fn exchange(server: SocketAddr, query: &[u8], id: u16) -> io::Result<Reply
     let socket = bind_for(server)?;
     socket.connect(server).await.map_err(io::Error::from)?;
     socket.send(query).await.map_err(io::Error::from)?;
-    let mut buf = [0u8; REPLY_BUFFER_BYTES];
-    for _ in 0..=MAX_STRAY_REPLIES {
+    let mut buf = [0u8; MAX_DNS_MESSAGE_BYTES];
+    for _ in 0..=MAX_DNS_STRAY_REPLIES {
         let n = socket.recv(&mut buf).await.map_err(io::Error::from)?;
         let mut decoder = BinDecoder::new(&buf[..n]);
         let Ok(header) = Header::read(&mut decoder) else {

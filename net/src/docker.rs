@@ -14,37 +14,22 @@
 //! inspect, `{"message": ...}` with 404 for a missing container).
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use glommio::net::UnixStream;
 use serde::Deserialize;
 
-use crate::deadline::{saturating_us, until, Deadline};
+use crate::deadline::{saturating_us, Deadline};
+use crate::limits::{
+    MAX_CONTAINER_NAME_BYTES, MAX_HEADERS, MAX_HEADER_BLOCK_BYTES, MAX_UNIX_BODY_BYTES,
+};
 use crate::outcome::{Detail, FailureKind, Outcome};
+use crate::unix_http::{
+    self, UnixHttpError, UnixResponse, BODY_TOO_LARGE, HEAD_TOO_LARGE, TOO_MANY_HEADERS,
+};
 
 /// Where the engine listens when `DOCKER_HOST` is not set.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
-
-/// Bytes of response headers accepted. The engine sends about ten short headers; 16 KiB is the
-/// bound every CPRA probe uses. Beyond it the check fails with `too_large`.
-pub const MAX_HEADER_BYTES: usize = 16 * 1024;
-
-/// Bytes of inspect body accepted. A container's inspect document is usually 5 to 30 KiB (it
-/// lists env, labels, mounts and networks); 256 KiB leaves room for very large ones. Beyond it
-/// the check fails with `too_large` instead of buffering without limit.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
-
-/// Bytes read per socket read: one page-sized step, so a small response needs one read.
-const READ_CHUNK_BYTES: usize = 8 * 1024;
-
-/// Longest container name or id accepted (Docker's own ids are 64 hex digits; names are
-/// short). Longer input is refused at load time.
-pub const MAX_CONTAINER_NAME: usize = 128;
-
-/// Headers parsed from the response.
-const MAX_HEADERS: usize = 32;
 
 /// A `docker` monitor.
 #[derive(Clone, Debug)]
@@ -64,10 +49,10 @@ impl DockerConfig {
         let valid_first = container.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
         let valid_rest =
             container.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-        if !valid_first || !valid_rest || container.len() > MAX_CONTAINER_NAME {
+        if !valid_first || !valid_rest || container.len() > MAX_CONTAINER_NAME_BYTES {
             return Err(format!(
                 "invalid container name {container:?}: use the name or id Docker shows \
-                 ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most {MAX_CONTAINER_NAME} characters)"
+                 ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most {MAX_CONTAINER_NAME_BYTES} characters)"
             ));
         }
         let request =
@@ -108,150 +93,37 @@ pub fn socket_from_docker_host(docker_host: Option<&str>) -> Result<PathBuf, Str
 pub async fn check(cfg: &DockerConfig, timeout: Duration) -> Outcome {
     let start = Instant::now();
     let deadline = Deadline::new(start, timeout).end();
-    let result = until(deadline, inspect(&cfg.socket, &cfg.request)).await;
+    let result = unix_http::exchange(&cfg.socket, &cfg.request, deadline).await;
     let latency_us = saturating_us(start.elapsed());
     match result {
-        None => Outcome::failure(
-            FailureKind::Timeout,
-            latency_us,
-            Detail::Text("the Docker engine did not answer"),
-        ),
-        Some(Err(Failure::Connect(e))) => connect_outcome(&e, latency_us),
-        Some(Err(Failure::Io(e))) => Outcome::failure(
-            FailureKind::Connection,
-            latency_us,
-            e.raw_os_error()
-                .map_or(Detail::Text("connection to the Docker engine lost"), Detail::Errno),
-        ),
-        Some(Err(Failure::Protocol(text))) => {
-            Outcome::failure(FailureKind::Protocol, latency_us, Detail::Text(text))
-        }
-        Some(Err(Failure::TooLarge(n))) => Outcome::failure(
-            FailureKind::TooLarge,
-            latency_us,
-            Detail::Bytes(u32::try_from(n).unwrap_or(u32::MAX)),
-        ),
-        Some(Ok(response)) => judge(&response, latency_us),
+        Ok(response) => judge(&response, latency_us),
+        Err(e) => failure_outcome(&e, latency_us),
     }
 }
 
-#[derive(Debug)]
-enum Failure {
-    Connect(io::Error),
-    Io(io::Error),
-    Protocol(&'static str),
-    TooLarge(usize),
-}
-
-/// A complete response: status and de-chunked body.
-#[derive(Debug, PartialEq, Eq)]
-struct Response {
-    status: u16,
-    body: Vec<u8>,
-}
-
-async fn inspect(socket: &Path, request: &[u8]) -> Result<Response, Failure> {
-    let mut stream = UnixStream::connect(socket).await.map_err(|e| Failure::Connect(e.into()))?;
-    stream.write_all(request).await.map_err(Failure::Io)?;
-    let mut buf = Vec::with_capacity(READ_CHUNK_BYTES);
-    loop {
-        let filled = buf.len();
-        if filled >= MAX_HEADER_BYTES + MAX_BODY_BYTES {
-            return Err(Failure::TooLarge(filled));
-        }
-        buf.resize(filled + READ_CHUNK_BYTES.min(MAX_HEADER_BYTES + MAX_BODY_BYTES - filled), 0);
-        let n = stream.read(&mut buf[filled..]).await.map_err(Failure::Io)?;
-        buf.truncate(filled + n);
-        if let Some(response) = parse_response(&buf, n == 0)? {
-            return Ok(response);
-        }
-    }
-}
-
-/// Parses `buf` as an HTTP/1.1 response: `Ok(None)` while more bytes are needed (and `eof`
-/// is false), the response once complete. Pure, so every framing case is tested directly.
-fn parse_response(buf: &[u8], eof: bool) -> Result<Option<Response>, Failure> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut headers);
-    let header_len = match parsed.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() > MAX_HEADER_BYTES => {
-            return Err(Failure::TooLarge(buf.len()))
-        }
-        Ok(httparse::Status::Partial) if eof => {
-            return Err(Failure::Protocol("connection closed inside the headers"))
-        }
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(Failure::Protocol("too many response headers"))
-        }
-        Err(_) => return Err(Failure::Protocol("not an HTTP response")),
+/// The outcome of an exchange that did not give a response.
+fn failure_outcome(e: &UnixHttpError, latency_us: u32) -> Outcome {
+    let lost = |e: &io::Error| {
+        e.raw_os_error().map_or(Detail::Text("connection to the Docker engine lost"), Detail::Errno)
     };
-    if header_len > MAX_HEADER_BYTES {
-        return Err(Failure::TooLarge(header_len));
-    }
-    let status = parsed.code.unwrap_or(0);
-    let mut content_length = None;
-    let mut chunked = false;
-    for h in parsed.headers.iter() {
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let text = std::str::from_utf8(h.value)
-                .map_err(|_| Failure::Protocol("bad Content-Length"))?;
-            content_length = Some(
-                text.trim()
-                    .parse::<usize>()
-                    .map_err(|_| Failure::Protocol("bad Content-Length"))?,
-            );
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = h.value.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"));
+    let (kind, detail) = match e {
+        UnixHttpError::Connect(e) => return connect_outcome(e, latency_us),
+        UnixHttpError::Timeout { .. } => {
+            (FailureKind::Timeout, Detail::Text("the Docker engine did not answer"))
         }
-    }
-    let body = &buf[header_len..];
-    if chunked {
-        return match dechunk(body)? {
-            Some(body) => Ok(Some(Response { status, body })),
-            None if eof => Err(Failure::Protocol("connection closed inside a chunked body")),
-            None => Ok(None),
-        };
-    }
-    match content_length {
-        Some(len) if len > MAX_BODY_BYTES => Err(Failure::TooLarge(len)),
-        Some(len) if body.len() >= len => Ok(Some(Response { status, body: body[..len].to_vec() })),
-        Some(_) if eof => Err(Failure::Protocol("connection closed before the end of the body")),
-        Some(_) => Ok(None),
-        None if eof => Ok(Some(Response { status, body: body.to_vec() })),
-        None => Ok(None),
-    }
-}
-
-/// Decodes a chunked body; `Ok(None)` until the last chunk has arrived.
-fn dechunk(mut rest: &[u8]) -> Result<Option<Vec<u8>>, Failure> {
-    let mut body = Vec::new();
-    loop {
-        let (size_len, size) = match httparse::parse_chunk_size(rest) {
-            Ok(httparse::Status::Complete((len, size))) => (len, size),
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(_) => return Err(Failure::Protocol("bad chunk size in the body")),
-        };
-        let size = usize::try_from(size).unwrap_or(usize::MAX);
-        if size > MAX_BODY_BYTES.saturating_sub(body.len()) {
-            return Err(Failure::TooLarge(body.len().saturating_add(size)));
+        UnixHttpError::Write(e) | UnixHttpError::Read(e) => (FailureKind::Connection, lost(e)),
+        UnixHttpError::Protocol(text) => (FailureKind::Protocol, Detail::Text(text)),
+        UnixHttpError::TooManyHeaders => {
+            (FailureKind::TooLarge, Detail::CountText(TOO_MANY_HEADERS, MAX_HEADERS as u32))
         }
-        rest = &rest[size_len..];
-        if size == 0 {
-            // Trailers are not used by the engine; the final CRLF may still be in flight, but
-            // the body is complete.
-            return Ok(Some(body));
+        UnixHttpError::HeadTooLarge => {
+            (FailureKind::TooLarge, Detail::SizeText(HEAD_TOO_LARGE, MAX_HEADER_BLOCK_BYTES as u32))
         }
-        if rest.len() < size + 2 {
-            return Ok(None);
+        UnixHttpError::BodyTooLarge => {
+            (FailureKind::TooLarge, Detail::SizeText(BODY_TOO_LARGE, MAX_UNIX_BODY_BYTES as u32))
         }
-        body.extend_from_slice(&rest[..size]);
-        if &rest[size..size + 2] != b"\r\n" {
-            return Err(Failure::Protocol("chunk not followed by CRLF"));
-        }
-        rest = &rest[size + 2..];
-    }
+    };
+    Outcome::failure(kind, latency_us, detail)
 }
 
 /// The part of the inspect document the check reads; everything else is skipped unparsed.
@@ -280,7 +152,7 @@ struct Health<'a> {
 }
 
 /// The outcome an engine response means. Pure.
-fn judge(response: &Response, latency_us: u32) -> Outcome {
+fn judge(response: &UnixResponse, latency_us: u32) -> Outcome {
     let fail = |kind, text| Outcome::failure(kind, latency_us, Detail::Text(text));
     match response.status {
         200 => {}
@@ -337,6 +209,7 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::os::unix::net::UnixListener;
+    use std::path::Path;
 
     /// Real shapes of the engine's answers (abridged from Docker Engine API v1.43 output).
     fn inspect_json(running: bool, status: &str, health: Option<&str>) -> String {
@@ -437,7 +310,7 @@ mod tests {
             ("sick", Some(FailureKind::Status), "unhealthy"),
             ("stopped", Some(FailureKind::Status), "not running (exited)"),
             ("ghost", Some(FailureKind::Status), "no such container"),
-            ("garbage", Some(FailureKind::Protocol), "not an HTTP response"),
+            ("garbage", Some(FailureKind::Protocol), "unparsable HTTP response head"),
         ];
         let dir = tempfile::tempdir().unwrap();
         let (socket, engine) = fake_engine(dir.path(), cases.len());
@@ -495,37 +368,5 @@ mod tests {
         assert!(DockerConfig::new("/x", "").is_err());
         assert!(DockerConfig::new("/x", "-web").is_err());
         assert!(DockerConfig::new("/x", "my_app.web-1").is_ok());
-    }
-
-    #[test]
-    fn framing_cases() {
-        let body = inspect_json(true, "running", None);
-        let full = chunked("HTTP/1.1 200 OK", &body);
-        // Every prefix of a chunked response is "need more", the whole is the body.
-        for cut in [10, 200, full.len() - 3] {
-            assert!(matches!(parse_response(&full[..cut], false), Ok(None)), "cut {cut}");
-        }
-        let r = parse_response(&full, false).unwrap().unwrap();
-        assert_eq!(r.status, 200);
-        assert_eq!(r.body, body.as_bytes());
-        // Closed early is a protocol error, not a hang.
-        assert!(matches!(parse_response(&full[..200], true), Err(Failure::Protocol(_))));
-        // An endless header block stops at the bound.
-        let mut huge = b"HTTP/1.1 200 OK\r\n".to_vec();
-        while huge.len() <= MAX_HEADER_BYTES {
-            huge.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
-        }
-        assert!(matches!(
-            parse_response(&huge, false),
-            Err(Failure::TooLarge(_)) | Err(Failure::Protocol(_))
-        ));
-        // A declared body over the bound is refused before reading it.
-        let big = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", MAX_BODY_BYTES + 1);
-        assert!(matches!(parse_response(big.as_bytes(), false), Err(Failure::TooLarge(_))));
-        let big_chunk = format!(
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
-            MAX_BODY_BYTES + 1
-        );
-        assert!(matches!(parse_response(big_chunk.as_bytes(), false), Err(Failure::TooLarge(_))));
     }
 }

@@ -23,28 +23,11 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::deadline::{saturating_us, until, Deadline};
+use crate::limits::{
+    MAX_GRPC_AUTHORITY_BYTES, MAX_GRPC_FRAMES, MAX_GRPC_MESSAGE_BYTES, MAX_GRPC_SERVICE_NAME_BYTES,
+    MAX_H2_FRAME_BYTES, MAX_HEADER_BLOCK_BYTES,
+};
 use crate::outcome::{Detail, FailureKind, Outcome};
-
-/// Largest frame payload we accept: 16 KiB is HTTP/2's default SETTINGS_MAX_FRAME_SIZE, which
-/// we never raise, so a server sending more breaks the protocol (RFC 9113 4.2); such a frame
-/// fails the check with `protocol` before it is read.
-pub const MAX_FRAME_BYTES: usize = 16 * 1024;
-
-/// Bytes of one header block (HEADERS plus CONTINUATIONs). The health reply carries a handful
-/// of headers; 16 KiB is the bound every CPRA probe uses; beyond it, `too_large`.
-pub const MAX_HEADER_BLOCK_BYTES: usize = 16 * 1024;
-
-/// Bytes of gRPC message accepted. `HealthCheckResponse` is 2 bytes on the wire; 1 KiB leaves
-/// room for servers that add unknown fields, and stops an endless body at once (`too_large`).
-pub const MAX_MESSAGE_BYTES: usize = 1024;
-
-/// Frames read per check before giving up with `protocol`. The health reply is 4 to 8 frames
-/// (SETTINGS, SETTINGS ACK, WINDOW_UPDATE, HEADERS, DATA, trailers, maybe PING); 64 bounds the
-/// work a hostile server can cause with a stream of empty frames before the deadline.
-pub const MAX_FRAMES: usize = 64;
-
-/// Longest `service` name accepted (gRPC service names are package-qualified identifiers).
-pub const MAX_SERVICE_NAME: usize = 256;
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const STREAM_ID: u32 = 1;
@@ -84,14 +67,14 @@ pub struct GrpcConfig {
 impl GrpcConfig {
     /// `authority` is the `:authority` the server sees (the `host:port` of the monitor).
     pub fn new(addr: SocketAddr, authority: &str, service: &str) -> Result<GrpcConfig, String> {
-        if service.len() > MAX_SERVICE_NAME {
+        if service.len() > MAX_GRPC_SERVICE_NAME_BYTES {
             return Err(format!(
-                "grpc service name is {} bytes; at most {MAX_SERVICE_NAME}",
+                "grpc service name is {} bytes; at most {MAX_GRPC_SERVICE_NAME_BYTES}",
                 service.len()
             ));
         }
         if authority.is_empty()
-            || authority.len() > 255
+            || authority.len() > MAX_GRPC_AUTHORITY_BYTES
             || authority.bytes().any(|b| b <= b' ' || b == 0x7f)
         {
             return Err(format!("invalid grpc authority {authority:?}: expected host:port"));
@@ -105,7 +88,7 @@ impl GrpcConfig {
 }
 
 fn frame_header(out: &mut Vec<u8>, len: usize, kind: u8, flags: u8, stream: u32) {
-    debug_assert!(len <= MAX_FRAME_BYTES);
+    debug_assert!(len <= MAX_H2_FRAME_BYTES);
     out.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
     out.push(kind);
     out.push(flags);
@@ -189,10 +172,10 @@ pub async fn check(cfg: &GrpcConfig, timeout: Duration) -> Outcome {
         Some(Err(Failure::Protocol(text))) => {
             Outcome::failure(FailureKind::Protocol, latency_us, Detail::Text(text))
         }
-        Some(Err(Failure::TooLarge(n))) => Outcome::failure(
-            FailureKind::TooLarge,
+        Some(Err(Failure::Bound(kind, text, bound))) => Outcome::failure(
+            kind,
             latency_us,
-            Detail::Bytes(u32::try_from(n).unwrap_or(u32::MAX)),
+            Detail::SizeText(text, u32::try_from(bound).unwrap_or(u32::MAX)),
         ),
     }
 }
@@ -202,8 +185,14 @@ enum Failure {
     Connect(io::Error),
     Io(io::Error),
     Protocol(&'static str),
-    TooLarge(usize),
+    /// A bound crossed: how the check fails, the message start, and the bound in bytes.
+    Bound(FailureKind, &'static str, usize),
 }
+
+/// Message starts for the bounds; the bound itself follows, formatted from its constant.
+const FRAME_TOO_LARGE: &str = "not an HTTP/2 server? a frame is over the default maximum of";
+const HEADER_BLOCK_TOO_LARGE: &str = "response header block larger than";
+const MESSAGE_TOO_LARGE: &str = "gRPC message larger than";
 
 impl From<io::Error> for Failure {
     fn from(e: io::Error) -> Self {
@@ -227,14 +216,14 @@ async fn call(cfg: &GrpcConfig, connected: &Cell<bool>) -> Result<Reply, Failure
     stream.write_all(&cfg.request).await?;
 
     let mut decoder = fluke_hpack::Decoder::new();
-    let mut payload = [0u8; MAX_FRAME_BYTES];
+    let mut payload = [0u8; MAX_H2_FRAME_BYTES];
     let mut block = [0u8; MAX_HEADER_BLOCK_BYTES];
     let mut block_len = 0usize;
-    let mut message = [0u8; MAX_MESSAGE_BYTES + 5];
+    let mut message = [0u8; MAX_GRPC_MESSAGE_BYTES + 5];
     let mut message_len = 0usize;
     let mut reply = Reply::default();
     let mut stream_ends = false;
-    for index in 0..MAX_FRAMES {
+    for index in 0..MAX_GRPC_FRAMES {
         let mut header = [0u8; 9];
         stream.read_exact(&mut header).await?;
         if index == 0 && header.starts_with(b"HTTP/1.") {
@@ -244,10 +233,8 @@ async fn call(cfg: &GrpcConfig, connected: &Cell<bool>) -> Result<Reply, Failure
         let (kind, flags) = (header[3], header[4]);
         let stream_id =
             u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
-        if len > MAX_FRAME_BYTES {
-            return Err(Failure::Protocol(
-                "frame larger than the 16 KiB we allow (not an HTTP/2 server?)",
-            ));
+        if len > MAX_H2_FRAME_BYTES {
+            return Err(Failure::Bound(FailureKind::Protocol, FRAME_TOO_LARGE, MAX_H2_FRAME_BYTES));
         }
         if index == 0 && kind != frame::SETTINGS {
             return Err(Failure::Protocol(
@@ -293,7 +280,11 @@ async fn call(cfg: &GrpcConfig, connected: &Cell<bool>) -> Result<Reply, Failure
                     if kind == frame::HEADERS { headers_fragment(body, flags)? } else { &body[..] };
                 let end = block_len + fragment.len();
                 if end > MAX_HEADER_BLOCK_BYTES {
-                    return Err(Failure::TooLarge(end));
+                    return Err(Failure::Bound(
+                        FailureKind::TooLarge,
+                        HEADER_BLOCK_TOO_LARGE,
+                        MAX_HEADER_BLOCK_BYTES,
+                    ));
                 }
                 block[block_len..end].copy_from_slice(fragment);
                 block_len = end;
@@ -318,7 +309,11 @@ async fn call(cfg: &GrpcConfig, connected: &Cell<bool>) -> Result<Reply, Failure
                 let data = data_payload(body, flags)?;
                 let end = message_len + data.len();
                 if end > message.len() {
-                    return Err(Failure::TooLarge(end));
+                    return Err(Failure::Bound(
+                        FailureKind::TooLarge,
+                        MESSAGE_TOO_LARGE,
+                        MAX_GRPC_MESSAGE_BYTES,
+                    ));
                 }
                 message[message_len..end].copy_from_slice(data);
                 message_len = end;
@@ -603,7 +598,7 @@ mod tests {
                 let mut data = vec![0u8, 0, 1, 0, 0];
                 data.resize(5 + 65536, 0);
                 // The client gives up part-way and closes: stop writing at the first error.
-                for chunk in data.chunks(MAX_FRAME_BYTES - 9) {
+                for chunk in data.chunks(MAX_H2_FRAME_BYTES - 9) {
                     let mut buf = Vec::new();
                     frame_header(&mut buf, chunk.len(), frame::DATA, 0, 1);
                     buf.extend_from_slice(chunk);

@@ -23,19 +23,22 @@ use crate::conn::Conn;
 use crate::deadline::{retry_pause, saturating_us, within, Deadline};
 use crate::http_response::{dechunk, parse_head, status_ok, status_retryable, Framing, HeadError};
 use crate::limits::{
-    MAX_ATTEMPTS, MAX_BODY_BYTES, MAX_HEADER_BLOCK_BYTES, MAX_POOLED_CONNECTIONS, MAX_REQUEST_BYTES,
+    Size, MAX_ATTEMPTS, MAX_BODY_BYTES, MAX_HEADERS, MAX_HEADER_BLOCK_BYTES,
+    MAX_POOLED_CONNECTIONS, MAX_REQUEST_BYTES, MAX_SPARE_BUFFERS,
 };
 use crate::outcome::{Detail, FailureKind, Outcome, Warning};
 use crate::tcp::{self, Failure};
 use crate::tls::{self, TlsConfigError, TlsOptions};
+// Message starts shared with the unix-socket client, so both say the same about a bound.
+use crate::unix_http::{HEAD_TOO_LARGE, TOO_MANY_HEADERS};
 
 /// One check's buffer: the head, then the body right after it.
 const CHECK_BUFFER_BYTES: usize = MAX_HEADER_BLOCK_BYTES + MAX_BODY_BYTES;
 
-/// Most spare check buffers a shard keeps for reuse. A shard runs a bounded number of probe
-/// tasks (the engine's in-flight limit, 256 by default); 512 covers it with room, so the steady
-/// state never allocates a buffer. Past it a returned buffer is freed (80 KiB each: 40 MiB max).
-const MAX_SPARE_BUFFERS: usize = 512;
+// The bounds as the `u32`s an `Outcome`'s detail carries (the bounds are far below u32::MAX).
+const HEAD_BOUND: u32 = MAX_HEADER_BLOCK_BYTES as u32;
+const BODY_BOUND: u32 = MAX_BODY_BYTES as u32;
+const HEADERS_BOUND: u32 = MAX_HEADERS as u32;
 
 /// What the manifest says about an `http`/`https` monitor, with its target already resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -218,8 +221,9 @@ impl HttpConfig {
         }
         if request.len() > MAX_REQUEST_BYTES {
             return err(format!(
-                "request is {} bytes, more than the {MAX_REQUEST_BYTES} allowed",
-                request.len()
+                "request is {} bytes, more than the {} allowed",
+                request.len(),
+                Size::bytes(MAX_REQUEST_BYTES)
             ));
         }
         let compile_regex = |what: &str, pattern: &str| {
@@ -528,14 +532,16 @@ async fn exchange(
             Ok(Some(head)) => break head,
             Ok(None) if filled == MAX_HEADER_BLOCK_BYTES => {
                 return Err(
-                    (FailureKind::TooLarge, Detail::Bytes(MAX_HEADER_BLOCK_BYTES as u32)).into()
+                    (FailureKind::TooLarge, Detail::SizeText(HEAD_TOO_LARGE, HEAD_BOUND)).into()
                 )
             }
             Ok(None) => continue,
             Err(HeadError::TooManyHeaders) => {
-                return Err(
-                    (FailureKind::TooLarge, Detail::Text("more than 64 response headers")).into()
+                return Err((
+                    FailureKind::TooLarge,
+                    Detail::CountText(TOO_MANY_HEADERS, HEADERS_BOUND),
                 )
+                    .into())
             }
             Err(HeadError::Invalid(why)) => {
                 return Err((FailureKind::Protocol, Detail::Text(why)).into())
@@ -618,21 +624,21 @@ async fn exchange(
         if let Some(re) = &cfg.body_contains {
             if !re.is_match(body) {
                 let why = if truncated {
-                    "body_contains not found in the first 64 KiB"
+                    Detail::SizeText("body_contains not found in the first", BODY_BOUND)
                 } else {
-                    "body_contains not found"
+                    Detail::Text("body_contains not found")
                 };
-                return Err((FailureKind::Assertion, Detail::Text(why)).into());
+                return Err((FailureKind::Assertion, why).into());
             }
         }
         if let Some(re) = &cfg.body_regex {
             if !re.is_match(body) {
                 let why = if truncated {
-                    "body_regex did not match the first 64 KiB"
+                    Detail::SizeText("body_regex did not match the first", BODY_BOUND)
                 } else {
-                    "body_regex did not match"
+                    Detail::Text("body_regex did not match")
                 };
-                return Err((FailureKind::Assertion, Detail::Text(why)).into());
+                return Err((FailureKind::Assertion, why).into());
             }
         }
     }
@@ -788,26 +794,29 @@ mod tests {
     }
 
     #[test]
-    fn header_block_over_16_kib_is_too_large() {
+    fn header_block_over_its_bound_is_too_large() {
         fn huge(_: &[u8]) -> (Vec<u8>, bool) {
             let mut r = b"HTTP/1.1 200 OK\r\n".to_vec();
             r.extend_from_slice(b"X-Big: ");
-            r.resize(r.len() + 40 * 1024, b'a');
+            r.resize(r.len() + MAX_HEADER_BLOCK_BYTES + 1024, b'a');
             r.extend_from_slice(b"\r\n\r\n");
             (r, false)
         }
         let server = test_server::http(huge);
         let o = check_once(compile(&HttpSpec::get(server.addr, "localhost", "/")), T);
         assert_eq!(o.failure, Some(FailureKind::TooLarge), "{o:?}");
-        assert_eq!(o.detail, Detail::Bytes(MAX_HEADER_BLOCK_BYTES as u32));
+        assert_eq!(o.detail, Detail::SizeText(HEAD_TOO_LARGE, HEAD_BOUND));
+        let bound = Size::bytes(MAX_HEADER_BLOCK_BYTES);
+        assert!(o.describe("x").ends_with(&format!("response head larger than {bound}")), "{o:?}");
     }
 
     fn big_body(_: &[u8]) -> (Vec<u8>, bool) {
-        // 1 MiB body whose marker sits past the 64 KiB read bound.
+        // 1 MiB body whose marker sits past the read bound.
         let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 1 << 20).into_bytes();
         let start = r.len();
         r.resize(start + (1 << 20), b'.');
-        r[start + 100 * 1024..start + 100 * 1024 + 6].copy_from_slice(b"MARKER");
+        let marker = start + MAX_BODY_BYTES + 1024;
+        r[marker..marker + 6].copy_from_slice(b"MARKER");
         (r, false)
     }
 
@@ -819,7 +828,9 @@ mod tests {
         spec.body_contains = Some("MARKER".into());
         let o = check_once(compile(&spec), T);
         assert_eq!(o.failure, Some(FailureKind::Assertion), "{o:?}");
-        assert_eq!(o.detail, Detail::Text("body_contains not found in the first 64 KiB"));
+        let bound = Size::bytes(MAX_BODY_BYTES);
+        let want = format!("body_contains not found in the first {bound}");
+        assert!(o.describe("x").ends_with(&want), "{}", o.describe("x"));
     }
 
     #[test]

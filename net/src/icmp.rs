@@ -31,21 +31,9 @@ use std::time::{Duration, Instant};
 use glommio::net::UdpSocket;
 
 use crate::deadline::{saturating_us, until, Deadline};
+use crate::limits::{ICMP_RECV_READ_BYTES, MAX_ICMP_COUNT, MAX_ICMP_IN_FLIGHT};
 use crate::outcome::{Detail, FailureKind, Outcome};
 use crate::udp::io_outcome;
-
-/// Echo requests in flight at once per shard (one slot each, indexed by sequence number). The
-/// shard's probe concurrency is bounded well below this; at the bound a check fails with
-/// `connection` "too many ICMP checks in flight" rather than reuse a slot still waited on.
-pub const MAX_IN_FLIGHT: usize = 1024;
-
-/// Echoes a monitor may ask for per check. More says nothing more about "is it up" and only
-/// stretches the check; larger `count`s are refused at load time.
-pub const MAX_COUNT: u8 = 10;
-
-/// Bytes read of each received packet: up to 60 bytes of IPv4 header (raw sockets include
-/// it) plus the 8-byte ICMP header is all we parse; the kernel truncates the rest.
-pub const RECV_BUFFER_BYTES: usize = 128;
 
 /// The payload carried in each echo request (and echoed back). 16 bytes: recognisable in a
 /// packet capture, small enough to never fragment.
@@ -69,14 +57,14 @@ setcap cap_net_raw+ep /path/to/cpra) or ping sockets for our group \
 #[derive(Clone, Copy, Debug)]
 pub struct IcmpConfig {
     pub addr: IpAddr,
-    /// Echo requests per check, 1..=[`MAX_COUNT`]; the check succeeds on the first reply.
+    /// Echo requests per check, 1..=[`MAX_ICMP_COUNT`]; the check succeeds on the first reply.
     pub count: u8,
 }
 
 impl IcmpConfig {
     pub fn new(addr: IpAddr, count: u8) -> Result<IcmpConfig, String> {
-        if count == 0 || count > MAX_COUNT {
-            return Err(format!("icmp count is {count}; it must be 1 to {MAX_COUNT}"));
+        if count == 0 || count > MAX_ICMP_COUNT {
+            return Err(format!("icmp count is {count}; it must be 1 to {MAX_ICMP_COUNT}"));
         }
         Ok(IcmpConfig { addr, count })
     }
@@ -208,7 +196,7 @@ impl IcmpClient {
             return Outcome::failure(kind, 0, Detail::Text(text));
         };
         let shared = &family.shared;
-        debug_assert!(cfg.count >= 1 && cfg.count <= MAX_COUNT);
+        debug_assert!(cfg.count >= 1 && cfg.count <= MAX_ICMP_COUNT);
         for sent in 0..cfg.count {
             let left = deadline.saturating_duration_since(Instant::now());
             let share = left / u32::from(cfg.count - sent);
@@ -251,8 +239,8 @@ impl Default for IcmpClient {
 
 impl Shared {
     fn new(mode: IcmpMode, v6: bool) -> Shared {
-        let mut slots = Vec::with_capacity(MAX_IN_FLIGHT);
-        slots.resize_with(MAX_IN_FLIGHT, Slot::default);
+        let mut slots = Vec::with_capacity(MAX_ICMP_IN_FLIGHT);
+        slots.resize_with(MAX_ICMP_IN_FLIGHT, Slot::default);
         Shared { mode, v6, ident: echo_ident(), next_seq: Cell::new(0), slots: RefCell::new(slots) }
     }
 
@@ -262,7 +250,7 @@ impl Shared {
         let seq = self.next_seq.get();
         self.next_seq.set(seq.wrapping_add(1));
         let mut slots = self.slots.borrow_mut();
-        let slot = &mut slots[usize::from(seq) % MAX_IN_FLIGHT];
+        let slot = &mut slots[usize::from(seq) % MAX_ICMP_IN_FLIGHT];
         if !matches!(slot.state, SlotState::Free) {
             return None;
         }
@@ -273,7 +261,7 @@ impl Shared {
     /// Called by the reader for each echo reply it matched to us.
     fn deliver(&self, seq: u16, from: IpAddr) {
         let mut slots = self.slots.borrow_mut();
-        let slot = &mut slots[usize::from(seq) % MAX_IN_FLIGHT];
+        let slot = &mut slots[usize::from(seq) % MAX_ICMP_IN_FLIGHT];
         if slot.seq != seq || slot.peer != Some(from) {
             return; // a late reply for a finished check
         }
@@ -296,7 +284,7 @@ impl SlotGuard<'_> {
     async fn replied(&self) {
         std::future::poll_fn(|cx| {
             let mut slots = self.shared.slots.borrow_mut();
-            let slot = &mut slots[usize::from(self.seq) % MAX_IN_FLIGHT];
+            let slot = &mut slots[usize::from(self.seq) % MAX_ICMP_IN_FLIGHT];
             debug_assert_eq!(slot.seq, self.seq);
             match &mut slot.state {
                 SlotState::Replied => Poll::Ready(()),
@@ -314,7 +302,7 @@ impl SlotGuard<'_> {
 impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
         let mut slots = self.shared.slots.borrow_mut();
-        let slot = &mut slots[usize::from(self.seq) % MAX_IN_FLIGHT];
+        let slot = &mut slots[usize::from(self.seq) % MAX_ICMP_IN_FLIGHT];
         debug_assert_eq!(slot.seq, self.seq);
         slot.state = SlotState::Free;
     }
@@ -323,7 +311,7 @@ impl Drop for SlotGuard<'_> {
 /// The shard's one receive loop: every echo reply goes to the check waiting on its sequence.
 /// Ends when the client is dropped (its task is cancelled) or the socket fails for good.
 async fn read_replies(socket: Rc<UdpSocket>, shared: Weak<Shared>) {
-    let mut buf = [0u8; RECV_BUFFER_BYTES];
+    let mut buf = [0u8; ICMP_RECV_READ_BYTES];
     let mut pause_ms = 0u64;
     loop {
         let (n, from) = match socket.recv_from(&mut buf).await {
@@ -564,7 +552,7 @@ mod tests {
             // A reply for a sequence nobody waits on changes nothing, nor one from elsewhere.
             shared.deliver(seq.wrapping_add(1), LOOPBACK);
             shared.deliver(seq, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
-            let idx = usize::from(seq) % MAX_IN_FLIGHT;
+            let idx = usize::from(seq) % MAX_ICMP_IN_FLIGHT;
             assert!(matches!(shared.slots.borrow()[idx].state, SlotState::Waiting(_)));
             let guard = SlotGuard { shared: &shared, seq };
             shared.deliver(seq, LOOPBACK);
@@ -574,9 +562,9 @@ mod tests {
             // A duplicate or late reply after the check ended leaves the slot free.
             shared.deliver(seq, LOOPBACK);
             let stale_free = matches!(shared.slots.borrow()[idx].state, SlotState::Free);
-            // The table wraps: MAX_IN_FLIGHT more claims reuse the freed slot.
+            // The table wraps: MAX_ICMP_IN_FLIGHT more claims reuse the freed slot.
             let mut claimed = 0;
-            for _ in 0..MAX_IN_FLIGHT {
+            for _ in 0..MAX_ICMP_IN_FLIGHT {
                 if shared.claim(LOOPBACK).is_some() {
                     claimed += 1;
                 }
@@ -584,13 +572,15 @@ mod tests {
             (stale_free, claimed)
         });
         assert!(stale_free);
-        assert_eq!(claimed_after, MAX_IN_FLIGHT);
+        assert_eq!(claimed_after, MAX_ICMP_IN_FLIGHT);
     }
 
     #[test]
     fn count_is_bounded_at_config_time() {
         assert!(IcmpConfig::new(LOOPBACK, 0).is_err());
-        assert!(IcmpConfig::new(LOOPBACK, MAX_COUNT + 1).unwrap_err().contains("1 to 10"));
+        assert!(IcmpConfig::new(LOOPBACK, MAX_ICMP_COUNT + 1)
+            .unwrap_err()
+            .contains(&format!("1 to {MAX_ICMP_COUNT}")));
     }
 
     #[test]

@@ -28,3 +28,4 @@ pub mod grpc;
 pub mod icmp;
 pub mod resolver;
 pub mod udp;
+pub mod unix_http;

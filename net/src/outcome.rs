@@ -105,6 +105,13 @@ pub enum Detail {
     Bytes(u32),
     /// A fixed explanation written where the failure was found.
     Text(&'static str),
+    /// A fixed explanation that ends with a size, usually a bound from `limits.rs`:
+    /// `SizeText("body_contains not found in the first", 65536)` reads "... first 64 KiB".
+    /// The size is kept apart so the message is built from the constant, never restated.
+    SizeText(&'static str, u32),
+    /// A fixed explanation that ends with a count, usually a bound from `limits.rs`:
+    /// `CountText("more response headers than", 64)`.
+    CountText(&'static str, u32),
 }
 
 /// The result of one check.
@@ -153,6 +160,10 @@ impl Outcome {
             Detail::CertDaysLeft(days) => format!(" (certificate expires in {days} days)"),
             Detail::Bytes(n) => format!(" ({n} bytes)"),
             Detail::Text(text) => format!(": {text}"),
+            Detail::SizeText(text, bytes) => {
+                format!(": {text} {}", crate::limits::Size(u64::from(bytes)))
+            }
+            Detail::CountText(text, n) => format!(": {text} {n}"),
         };
         let what = match self.failure {
             None => match self.warning {
@@ -206,6 +217,15 @@ mod tests {
         assert_eq!(
             o.describe("http://x/health"),
             "unexpected status from http://x/health (HTTP 503)"
+        );
+        let o = Outcome::failure(
+            FailureKind::Assertion,
+            0,
+            Detail::SizeText("body_contains not found in the first", 64 * 1024),
+        );
+        assert_eq!(
+            o.describe("http://x/health"),
+            "response assertion failed for http://x/health: body_contains not found in the first 64 KiB"
         );
     }
 

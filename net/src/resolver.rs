@@ -28,23 +28,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 
+use crate::limits::{
+    MAX_HOST_NAME_BYTES, MAX_RESOLVER_THREADS, MAX_WAITERS_PER_LOOKUP,
+    RESOLVER_CACHE_CAPACITY_PER_SHARD, RESOLVER_QUEUE_CAPACITY,
+};
 use crate::outcome::{Detail, FailureKind, Outcome};
-
-/// Requests waiting for the resolver thread, across all shards. 1024 covers a reload that
-/// introduces hundreds of new names at once while one slow upstream lookup is in progress; at
-/// the bound a shard gets `ResolveError::Overloaded` at once (the check fails with `dns`,
-/// "resolver overloaded") instead of blocking or growing memory without limit.
-pub const REQUEST_QUEUE_CAPACITY: usize = 1024;
-
-/// Names cached per shard. A shard with more distinct names than this is unusual (monitors are
-/// hash-partitioned by id, and most fleets have far fewer hosts than monitors); at the bound the
-/// cache drops expired entries, then, if still full, the entry closest to expiry, so memory
-/// stays bounded and the worst case is an extra lookup.
-pub const CACHE_CAPACITY_PER_SHARD: usize = 16_384;
-
-/// Longest host name accepted (RFC 1035 limit on a full name). Longer input is rejected before
-/// it reaches the queue, so a bad manifest cannot make the resolver thread chew on megabytes.
-pub const MAX_HOST_LEN: usize = 253;
 
 /// How long the resolver thread sleeps when idle before checking for shutdown. It is woken
 /// immediately by `unpark` when work arrives, so this only bounds shutdown latency.
@@ -67,10 +55,6 @@ pub struct ResolverConfig {
     pub threads: usize,
 }
 
-/// Most resolver threads: they only block in getaddrinfo, so a few cover many slow names;
-/// more would just be idle stacks.
-pub const MAX_RESOLVER_THREADS: usize = 16;
-
 impl Default for ResolverConfig {
     fn default() -> Self {
         ResolverConfig {
@@ -92,7 +76,7 @@ pub enum ResolveError {
     Failed,
     /// The deadline passed while waiting for the resolver thread.
     Timeout,
-    /// The name is empty or longer than [`MAX_HOST_LEN`].
+    /// The name is empty or longer than [`MAX_HOST_NAME_BYTES`].
     InvalidName,
     /// The resolver thread has stopped.
     Stopped,
@@ -106,7 +90,13 @@ impl ResolveError {
             ResolveError::NotFound => "name not found",
             ResolveError::Failed => "system resolver failed",
             ResolveError::Timeout => "no answer from the resolver within the timeout",
-            ResolveError::InvalidName => "invalid host name (empty or longer than 253 bytes)",
+            ResolveError::InvalidName => {
+                let detail = Detail::SizeText(
+                    "invalid host name: empty or longer than",
+                    MAX_HOST_NAME_BYTES as u32,
+                );
+                return Outcome::failure(FailureKind::Dns, latency_us, detail);
+            }
             ResolveError::Stopped => "resolver thread stopped",
         };
         Outcome::failure(FailureKind::Dns, latency_us, Detail::Text(text))
@@ -130,12 +120,6 @@ struct SlotState {
     /// Tasks to wake; at most [`MAX_WAITERS_PER_LOOKUP`].
     wakers: Vec<Waker>,
 }
-
-/// Checks on one shard that may wait for the same lookup. Beyond it (a lookup stuck for
-/// seconds while thousands of checks of the same host come due) a check fails at once with
-/// "resolver overloaded" instead of growing the waiter list without bound. 4096 is above any
-/// shard's probe concurrency, so in practice only a stuck lookup reaches it.
-pub const MAX_WAITERS_PER_LOOKUP: usize = 4096;
 
 impl ReplySlot {
     fn fulfil(&self, answer: Answer) {
@@ -235,7 +219,7 @@ impl Resolver {
             "resolver threads out of range"
         );
         let shared = Arc::new(Shared {
-            queue: ArrayQueue::new(REQUEST_QUEUE_CAPACITY),
+            queue: ArrayQueue::new(RESOLVER_QUEUE_CAPACITY),
             stop: AtomicBool::new(false),
             lookups: AtomicU64::new(0),
             config,
@@ -269,7 +253,7 @@ impl Resolver {
     pub fn shard_client(&self) -> ShardResolver {
         ShardResolver {
             resolver: self.clone(),
-            cache: RefCell::new(DnsCache::new(CACHE_CAPACITY_PER_SHARD)),
+            cache: RefCell::new(DnsCache::new(RESOLVER_CACHE_CAPACITY_PER_SHARD)),
             inflight: RefCell::new(HashMap::new()),
         }
     }
@@ -464,7 +448,7 @@ impl ShardResolver {
                 return Ok(ip);
             }
         }
-        if host.is_empty() || host.len() > MAX_HOST_LEN {
+        if host.is_empty() || host.len() > MAX_HOST_NAME_BYTES {
             return Err(ResolveError::InvalidName);
         }
         if let Some(answer) = self.cache.borrow().get(host, Instant::now()) {
@@ -657,7 +641,7 @@ mod tests {
         // Stop the threads without marking the resolver stopped to the shard side.
         resolver._threads.stop_and_join();
         shared.stop.store(false, Ordering::Release);
-        for i in 0..REQUEST_QUEUE_CAPACITY {
+        for i in 0..RESOLVER_QUEUE_CAPACITY {
             let host = format!("h{i}.example");
             assert!(resolver.submit(&host).is_ok());
         }

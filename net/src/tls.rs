@@ -23,7 +23,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::deadline::{within, Deadline};
-use crate::limits::MAX_CA_FILE_BYTES;
+use crate::limits::{Size, MAX_CA_FILE_BYTES};
 use crate::outcome::{Detail, FailureKind};
 use crate::tcp::Failure;
 
@@ -81,7 +81,8 @@ fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), TlsConfigEr
         std::fs::metadata(path).map_err(|e| TlsConfigError(format!("ca_file {shown}: {e}")))?.len();
     if size > MAX_CA_FILE_BYTES {
         return Err(TlsConfigError(format!(
-            "ca_file {shown}: {size} bytes, more than the {MAX_CA_FILE_BYTES} allowed; is it the right file?"
+            "ca_file {shown}: {size} bytes, more than the {} allowed; is it the right file?",
+            Size(MAX_CA_FILE_BYTES)
         )));
     }
     let pem = std::fs::read(path).map_err(|e| TlsConfigError(format!("ca_file {shown}: {e}")))?;

@@ -15,17 +15,8 @@ use std::time::{Duration, Instant};
 use glommio::net::UdpSocket;
 
 use crate::deadline::{saturating_us, until, Deadline};
+use crate::limits::{Size, MAX_UDP_PAYLOAD_BYTES, UDP_REPLY_READ_BYTES};
 use crate::outcome::{Detail, FailureKind, Outcome};
-
-/// Largest payload a monitor may send: 1232 bytes fits in one datagram on any path without
-/// fragmentation (the figure DNS flag day 2020 settled on: 1280-byte IPv6 minimum MTU minus
-/// headers). Larger payloads are refused when the config is built, never truncated.
-pub const MAX_PAYLOAD_BYTES: usize = 1232;
-
-/// Bytes read of a reply. Only "non-empty" matters, so a small buffer suffices; the kernel
-/// truncates a longer datagram to this size (and discards the rest), so a peer cannot make the
-/// shard read more.
-pub const REPLY_BUFFER_BYTES: usize = 512;
 
 /// A `udp` monitor, with its address already resolved.
 #[derive(Clone, Debug)]
@@ -35,12 +26,13 @@ pub struct UdpConfig {
 }
 
 impl UdpConfig {
-    /// Builds a config, refusing payloads over [`MAX_PAYLOAD_BYTES`].
+    /// Builds a config, refusing payloads over [`MAX_UDP_PAYLOAD_BYTES`].
     pub fn new(addr: SocketAddr, payload: &[u8]) -> Result<UdpConfig, String> {
-        if payload.len() > MAX_PAYLOAD_BYTES {
+        if payload.len() > MAX_UDP_PAYLOAD_BYTES {
             return Err(format!(
-                "udp payload is {} bytes; at most {MAX_PAYLOAD_BYTES} fit in one datagram",
-                payload.len()
+                "udp payload is {} bytes; at most {} fit in one datagram",
+                payload.len(),
+                Size::bytes(MAX_UDP_PAYLOAD_BYTES)
             ));
         }
         Ok(UdpConfig { addr, payload: payload.into() })
@@ -49,7 +41,7 @@ impl UdpConfig {
 
 /// Runs one `udp` check within `timeout`.
 pub async fn check(cfg: &UdpConfig, timeout: Duration) -> Outcome {
-    debug_assert!(cfg.payload.len() <= MAX_PAYLOAD_BYTES);
+    debug_assert!(cfg.payload.len() <= MAX_UDP_PAYLOAD_BYTES);
     let start = Instant::now();
     let deadline = Deadline::new(start, timeout).end();
     match until(deadline, exchange(cfg)).await {
@@ -86,7 +78,7 @@ async fn exchange(cfg: &UdpConfig) -> Result<(), Failure> {
     // no name resolution happens here.
     socket.connect(cfg.addr).await.map_err(io::Error::from)?;
     socket.send(&cfg.payload).await.map_err(io::Error::from)?;
-    let mut reply = [0u8; REPLY_BUFFER_BYTES];
+    let mut reply = [0u8; UDP_REPLY_READ_BYTES];
     let n = socket.recv(&mut reply).await.map_err(io::Error::from)?;
     if n == 0 {
         return Err(Failure::Empty);
@@ -210,7 +202,7 @@ mod tests {
     #[test]
     fn oversized_payload_is_refused_at_config_time() {
         let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        let err = UdpConfig::new(addr, &[0u8; MAX_PAYLOAD_BYTES + 1]).unwrap_err();
+        let err = UdpConfig::new(addr, &[0u8; MAX_UDP_PAYLOAD_BYTES + 1]).unwrap_err();
         assert!(err.contains("1233 bytes"), "{err}");
     }
 }

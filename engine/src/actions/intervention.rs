@@ -14,11 +14,13 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::exchange::{unix_request, ExchangeError};
+use cpra_net::unix_http::{self, UnixHttpError, UnixResponse};
+
 use super::kubeconfig::{self, Cluster};
 use super::send::{HttpResult, Request, Sender};
 use super::target::Target;
 use super::{ActionsConfig, InterventionResult, DEFAULT_INTERVENTION_TIMEOUT};
+use crate::limits::MAX_KUBERNETES_NAME_BYTES;
 use crate::manifest::InterventionAction;
 
 /// How long Docker waits for the container to stop before killing it (`t=`), when the
@@ -64,12 +66,14 @@ pub fn docker_restart_request(container: &str, stop_secs: u64) -> Result<Vec<u8>
     .into_bytes())
 }
 
-/// Docker answers 204 when restarted, 404 for no such container, 500 on an engine error.
-pub fn docker_result(result: Result<u16, ExchangeError>) -> InterventionResult {
+/// Docker answers 204 when restarted, 404 for no such container, 500 on an engine error. An
+/// exchange that failed before the request was sent failed; after, it may have restarted.
+pub fn docker_result(result: &Result<UnixResponse, UnixHttpError>) -> InterventionResult {
     match result {
-        Ok(s) if (200..300).contains(&s) => InterventionResult::Succeeded,
-        Ok(_) | Err(ExchangeError::NotSent(_)) => InterventionResult::Failed,
-        Err(ExchangeError::AfterSent(_)) => InterventionResult::Unknown,
+        Ok(r) if (200..300).contains(&r.status) => InterventionResult::Succeeded,
+        Ok(_) => InterventionResult::Failed,
+        Err(e) if !e.request_sent() => InterventionResult::Failed,
+        Err(_) => InterventionResult::Unknown,
     }
 }
 
@@ -174,12 +178,15 @@ pub fn kubernetes_patch(
     };
     let valid = |s: &str| {
         !s.is_empty()
-            && s.len() <= 253
+            && s.len() <= MAX_KUBERNETES_NAME_BYTES
             && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
     };
     if !valid(namespace) || !valid(name) {
-        return Err(format!("kubernetes name `{namespace}/{name}` is not a valid object name"));
+        return Err(format!(
+            "kubernetes name `{namespace}/{name}` is not a valid object name (lowercase \
+             letters, digits, `-` and `.`, at most {MAX_KUBERNETES_NAME_BYTES} characters)"
+        ));
     }
     let path = format!("/apis/apps/v1/namespaces/{namespace}/{plural}/{name}");
     Ok(match replicas {
@@ -285,10 +292,23 @@ pub async fn run(
                     return InterventionResult::Failed;
                 }
             };
-            let bound = Duration::from_secs(stop_secs) + DOCKER_START_MARGIN;
-            let socket = config.docker_socket.clone();
-            let work = async { docker_result(unix_request(&socket, &request).await) };
-            bounded(bound, work).await
+            let deadline = Instant::now() + Duration::from_secs(stop_secs) + DOCKER_START_MARGIN;
+            let result = unix_http::exchange(&config.docker_socket, &request, deadline).await;
+            match &result {
+                Ok(r) if !(200..300).contains(&r.status) => {
+                    // The engine explains a refusal in `{"message": ...}`.
+                    let message = serde_json::from_slice::<serde_json::Value>(&r.body)
+                        .ok()
+                        .and_then(|v| v["message"].as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    tracing::warn!(status = r.status, %message, "docker intervention");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(socket = %config.docker_socket.display(), error = %e, "docker intervention")
+                }
+            }
+            docker_result(&result)
         }
         InterventionAction::Webhook { url, method, headers, body, timeout_ms } => {
             let target = match Target::parse(url) {
@@ -335,18 +355,6 @@ pub async fn run(
     }
 }
 
-/// `work`, or `Unknown` if it has not finished within `bound` (it may be under way).
-async fn bounded(
-    bound: Duration,
-    work: impl std::future::Future<Output = InterventionResult>,
-) -> InterventionResult {
-    let timer = async {
-        glommio::timer::sleep(bound).await;
-        InterventionResult::Unknown
-    };
-    futures_lite::future::or(work, timer).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,16 +397,22 @@ mod tests {
 
     #[test]
     fn outcomes() {
-        assert_eq!(docker_result(Ok(204)), InterventionResult::Succeeded);
-        assert_eq!(docker_result(Ok(404)), InterventionResult::Failed);
+        let status = |status| Ok(UnixResponse { status, body: Vec::new() });
+        let io = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert_eq!(docker_result(&status(204)), InterventionResult::Succeeded);
+        assert_eq!(docker_result(&status(404)), InterventionResult::Failed);
+        assert_eq!(docker_result(&Err(UnixHttpError::Connect(io()))), InterventionResult::Failed);
+        assert_eq!(docker_result(&Err(UnixHttpError::Write(io()))), InterventionResult::Failed);
         assert_eq!(
-            docker_result(Err(ExchangeError::NotSent("x".into()))),
+            docker_result(&Err(UnixHttpError::Timeout { sent: false })),
             InterventionResult::Failed
         );
+        assert_eq!(docker_result(&Err(UnixHttpError::Read(io()))), InterventionResult::Unknown);
         assert_eq!(
-            docker_result(Err(ExchangeError::AfterSent("x".into()))),
+            docker_result(&Err(UnixHttpError::Timeout { sent: true })),
             InterventionResult::Unknown
         );
+        assert_eq!(docker_result(&Err(UnixHttpError::BodyTooLarge)), InterventionResult::Unknown);
         assert_eq!(http_result(&HttpResult::Status(202)), InterventionResult::Succeeded);
         assert_eq!(http_result(&HttpResult::Status(500)), InterventionResult::Failed);
         assert_eq!(http_result(&HttpResult::Unknown("reset".into())), InterventionResult::Unknown);

@@ -11,15 +11,13 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
+use crate::limits::{Size, MAX_KUBECONFIG_BYTES};
 use crate::manifest::event::EventSource;
 use crate::manifest::node::{self, Anchors, Node};
 use crate::manifest::yaml::YamlReader;
 
 /// The service-account mount inside a pod.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-
-/// Largest kubeconfig read: real ones are a few KiB; a bigger file is not a kubeconfig.
-pub const MAX_KUBECONFIG_BYTES: u64 = 1024 * 1024;
 
 /// How to reach the API server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,7 +40,11 @@ fn read_capped(path: &Path) -> Result<Vec<u8>, String> {
         .read_to_end(&mut out)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     if out.len() as u64 > MAX_KUBECONFIG_BYTES {
-        return Err(format!("{}: larger than {MAX_KUBECONFIG_BYTES} bytes", path.display()));
+        return Err(format!(
+            "{}: larger than {}, too large for a kubeconfig",
+            path.display(),
+            Size(MAX_KUBECONFIG_BYTES)
+        ));
     }
     Ok(out)
 }

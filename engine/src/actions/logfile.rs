@@ -12,11 +12,6 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// Log files a shard keeps open. A manifest names few log files (usually one); 16 covers any
-/// real one while bounding descriptors. Past it the least recently used file is closed and
-/// reopened when next needed.
-pub const DEFAULT_MAX_OPEN_FILES: usize = 16;
-
 /// The open log files of one shard.
 pub struct LogFiles {
     max_open: usize,

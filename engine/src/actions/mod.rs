@@ -29,7 +29,7 @@
 //!     // cancelled; a second start for the same monitor replaces (cancels) the first.
 //! actions.cancel_intervention(monitor)          // Effect::CancelIntervention
 //! actions.counters() -> ActionCounters          // queued, sent, retried, undelivered, ...
-//! actions.recent_undelivered() -> Vec<Undelivered>  // the last 64, with reasons (for an API)
+//! actions.recent_undelivered() -> Vec<Undelivered>  // the last MAX_RECENT_UNDELIVERED, with reasons
 //! actions.pending() -> usize                    // deliveries not finished
 //! actions.drain(grace).await                    // at shutdown; what is left is undelivered
 //! ```
@@ -37,7 +37,6 @@
 //! `state::Event::{InterventionSucceeded, InterventionFailed, InterventionUnknown}`.
 
 pub mod delivery;
-pub mod exchange;
 pub mod intervention;
 pub mod kubeconfig;
 pub mod logfile;
@@ -63,23 +62,14 @@ use glommio::task::JoinHandle;
 use crate::alert::{self, RenderedAlert};
 use crate::clock::{Clock, MonotonicClock};
 use crate::colour::Colour;
+use crate::limits::{
+    DEFAULT_MAX_DELIVERIES_IN_FLIGHT, DEFAULT_MAX_OPEN_LOG_FILES, DEFAULT_MAX_QUEUED_DELIVERIES,
+    MAX_RECENT_UNDELIVERED,
+};
 use crate::manifest::{CodeTarget, Codes, InterventionAction, Notify, Registry};
 
 pub use delivery::{DedupKey, Undelivered};
 pub use retry::{AttemptResult, RetryPolicy};
-
-/// Notifications being sent at once by one shard (connections open to receivers). 32 keeps a
-/// burst of alerts moving (a receiver answers in tens of ms) while bounding sockets and memory
-/// per shard to a few MiB; at the bound, deliveries wait their turn in the queue.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 32;
-
-/// Deliveries queued per shard (waiting for a cooldown, a retry pause or an in-flight slot).
-/// 4,096 is a few alerts for each of thousands of monitors going down together; past it a new
-/// delivery is recorded undelivered ("queue full"), logged and counted, never dropped silently.
-pub const DEFAULT_MAX_QUEUED: usize = 4096;
-
-/// Undelivered records kept for the API. Older ones are only in the log and the counter.
-pub const MAX_RECENT_UNDELIVERED: usize = 64;
 
 /// Bound on one notification attempt (connect, TLS, request, response): receivers answer in
 /// well under a second; 10 s tolerates a slow one without holding a slot for long.
@@ -113,24 +103,7 @@ pub fn check_endpoint(endpoint: &Notify) -> Result<(), String> {
             Some(f) if f.trim().is_empty() => Err("log: `file` is empty".into()),
             _ => Ok(()),
         },
-        Notify::Email { server, to, from, .. } => {
-            if server.trim().is_empty() {
-                return Err("email: `server` is empty (use host:port)".into());
-            }
-            if let Some(bad) =
-                std::iter::once(from).chain(to.iter()).find(|a| !smtp::valid_address(a))
-            {
-                return Err(format!("email: `{bad}` is not a mail address"));
-            }
-            if to.is_empty() || to.len() > smtp::MAX_RECIPIENTS {
-                return Err(format!(
-                    "email: `to` needs 1 to {} addresses, not {}",
-                    smtp::MAX_RECIPIENTS,
-                    to.len()
-                ));
-            }
-            Ok(())
-        }
+        Notify::Email { .. } => smtp::check(endpoint),
         _ => {
             // Any alert renders the same request shape; a sample shows the URL is usable.
             let sample = alert::render(
@@ -204,8 +177,8 @@ impl ActionsConfig {
     pub fn new(clock: Rc<dyn Clock>) -> ActionsConfig {
         ActionsConfig {
             clock,
-            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
-            max_queued: DEFAULT_MAX_QUEUED,
+            max_in_flight: DEFAULT_MAX_DELIVERIES_IN_FLIGHT,
+            max_queued: DEFAULT_MAX_QUEUED_DELIVERIES,
             retry: RetryPolicy::default(),
             attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
             resolver: None,
@@ -216,7 +189,7 @@ impl ActionsConfig {
             .unwrap_or_else(|_| PathBuf::from(cpra_net::docker::DEFAULT_SOCKET)),
             systemctl: PathBuf::from("systemctl"),
             extra_ca_file: None,
-            max_log_files: logfile::DEFAULT_MAX_OPEN_FILES,
+            max_log_files: DEFAULT_MAX_OPEN_LOG_FILES,
             kube_service_account_dir: PathBuf::from(kubeconfig::SERVICE_ACCOUNT_DIR),
             wall_clock_ms: || chrono::Utc::now().timestamp_millis(),
             task_queue: None,

@@ -6,8 +6,13 @@
 
 use serde_json::{json, Value};
 
+use super::target;
 use crate::alert::{RenderedAlert, Severity};
 use crate::colour::Colour;
+use crate::limits::{
+    DISCORD_MAX_CONTENT_CHARS, OPSGENIE_MAX_MESSAGE_CHARS, PAGERDUTY_MAX_SUMMARY_CHARS,
+    TELEGRAM_MAX_TEXT_CHARS,
+};
 use crate::manifest::Notify;
 
 pub const TELEGRAM_API: &str = "https://api.telegram.org";
@@ -15,15 +20,6 @@ pub const OPSGENIE_ALERTS_URL: &str = "https://api.opsgenie.com/v2/alerts";
 pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 /// Alertmanager's alert intake, appended to the configured base URL.
 pub const ALERTMANAGER_ALERTS_PATH: &str = "/api/v2/alerts";
-
-/// Opsgenie refuses a `message` longer than 130 characters.
-pub const OPSGENIE_MAX_MESSAGE_CHARS: usize = 130;
-/// Discord refuses `content` longer than 2,000 characters.
-pub const DISCORD_MAX_CONTENT_CHARS: usize = 2_000;
-/// PagerDuty truncates `payload.summary` at 1,024 characters; cut it ourselves, on a char.
-pub const PAGERDUTY_MAX_SUMMARY_CHARS: usize = 1_024;
-/// Telegram refuses messages longer than 4,096 characters.
-pub const TELEGRAM_MAX_TEXT_CHARS: usize = 4_096;
 
 /// An HTTP request for one notification.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,11 +78,12 @@ pub fn http_request(notify: &Notify, alert: &RenderedAlert, wall_ms: i64) -> Opt
         }
         Notify::Teams { webhook_url } => HttpRequest::post(webhook_url.clone(), &teams_body(alert)),
         Notify::Telegram { bot_token, chat_id, url } => {
-            let base = url.as_deref().unwrap_or(TELEGRAM_API).trim_end_matches('/');
-            let url = if base.ends_with("/sendMessage") {
-                base.to_owned()
+            let base = url.as_deref().unwrap_or(TELEGRAM_API);
+            // A base that already names the method is used as is (a trailing `/` dropped).
+            let url = if target::path_ends_with(base, "/sendMessage") {
+                target::join(base, &[], None)
             } else {
-                format!("{base}/bot{bot_token}/sendMessage")
+                target::join(base, &[format!("bot{bot_token}").as_str(), "sendMessage"], None)
             };
             HttpRequest::post(
                 url,
@@ -103,10 +100,10 @@ pub fn http_request(notify: &Notify, alert: &RenderedAlert, wall_ms: i64) -> Opt
                 // Green closes and cyan acknowledges the alert the incident opened, found by
                 // its alias (as PagerDuty resolves and acknowledges by `dedup_key`).
                 Some(verb) => HttpRequest::post(
-                    format!(
-                        "{}/{}/{verb}?identifierType=alias",
-                        base.trim_end_matches('/'),
-                        path_segment(&dedup_key(alert))
+                    target::join(
+                        base,
+                        &[dedup_key(alert).as_str(), verb],
+                        Some("identifierType=alias"),
                     ),
                     &json!({ "source": "cpra", "user": "cpra", "note": alert.text() }),
                 ),
@@ -120,11 +117,12 @@ pub fn http_request(notify: &Notify, alert: &RenderedAlert, wall_ms: i64) -> Opt
             &pagerduty_body(alert, routing_key, wall_ms),
         ),
         Notify::Alertmanager { url } => {
-            let base = url.trim_end_matches('/');
-            let url = if base.ends_with(ALERTMANAGER_ALERTS_PATH) {
-                base.to_owned()
+            let url = if target::path_ends_with(url, ALERTMANAGER_ALERTS_PATH) {
+                target::join(url, &[], None)
             } else {
-                format!("{base}{ALERTMANAGER_ALERTS_PATH}")
+                let segments: Vec<&str> =
+                    ALERTMANAGER_ALERTS_PATH.split('/').filter(|s| !s.is_empty()).collect();
+                target::join(url, &segments, None)
             };
             HttpRequest::post(url, &alertmanager_body(alert, wall_ms))
         }
@@ -212,20 +210,6 @@ pub const fn opsgenie_verb(colour: Colour) -> Option<&'static str> {
         Colour::Cyan => Some("acknowledge"),
         Colour::Red | Colour::Yellow | Colour::Gray => None,
     }
-}
-
-/// `text` as one URL path segment: bytes other than letters, digits and `-._~:@`
-/// percent-encoded (an incident id has a `#`, which would otherwise end the path).
-pub fn path_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for &b in text.as_bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~:@".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The Alert API's create request. `alias` groups the alerts of one incident.
@@ -474,7 +458,6 @@ pub(crate) mod tests {
             let req = http_request(&n, &alert(colour), T).unwrap();
             assert_eq!(req.url, "http://127.0.0.1:9/v2/alerts/");
         }
-        assert_eq!(path_segment("cpra:a b/c#1%"), "cpra:a%20b%2Fc%231%25");
     }
 
     #[test]

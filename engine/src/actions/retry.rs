@@ -6,6 +6,8 @@
 //! else (another 4xx, a connection broken after the request was sent, which may have been
 //! delivered) is final.
 
+use crate::limits::MAX_DELIVERY_ATTEMPTS;
+
 /// The result of one delivery attempt, as the sender classifies it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AttemptResult {
@@ -19,8 +21,7 @@ pub enum AttemptResult {
 /// The retry rule. `Default` is the production one; tests shrink `first_pause_ms`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Attempts per endpoint, first included. 3: enough to ride out a receiver's restart or a
-    /// rate-limit window, few enough that a dead receiver does not hold a slot for long.
+    /// Attempts per endpoint, first included ([`MAX_DELIVERY_ATTEMPTS`] by default).
     pub max_attempts: u32,
     /// Pause before the second attempt; each later pause doubles it (2 s, 4 s).
     pub first_pause_ms: u64,
@@ -31,7 +32,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 3, first_pause_ms: 2_000, jitter_permille: 200 }
+        RetryPolicy {
+            max_attempts: MAX_DELIVERY_ATTEMPTS,
+            first_pause_ms: 2_000,
+            jitter_permille: 200,
+        }
     }
 }
 

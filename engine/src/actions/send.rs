@@ -204,7 +204,7 @@ impl Sender {
                     }
                 }
             }
-            Notify::Email { .. } => smtp::send(self, endpoint, alert, wall_ms).await,
+            Notify::Email { .. } => self.email(endpoint, alert, wall_ms).await,
             _ => {
                 let Some(req) = payload::http_request(endpoint, alert, wall_ms) else {
                     return AttemptResult::Permanent("not an HTTP notifier".into());
@@ -226,28 +226,39 @@ impl Sender {
         }
     }
 
-    /// The TLS client config for notifiers (web PKI roots plus `extra_ca_file`), cached.
-    pub(crate) fn tls_client_config(
-        &self,
-        insecure: bool,
-    ) -> Result<std::sync::Arc<rustls::ClientConfig>, cpra_net::tls::TlsConfigError> {
-        self.tls.borrow_mut().get(&TlsOptions {
-            ca_file: self.extra_ca_file.clone(),
-            insecure_skip_verify: insecure,
-        })
-    }
-
-    pub fn attempt_timeout(&self) -> Duration {
-        self.attempt_timeout
-    }
-
-    pub(crate) async fn resolve_for_smtp(
-        &self,
-        host: &str,
-        port: u16,
-        timeout: Duration,
-    ) -> Result<SocketAddr, String> {
-        self.resolve(host, port, timeout).await
+    /// One email attempt: the server resolved and the TLS config chosen here, the SMTP
+    /// session in `smtp.rs`.
+    async fn email(&self, endpoint: &Notify, alert: &RenderedAlert, wall_ms: i64) -> AttemptResult {
+        if let Err(e) = smtp::check(endpoint) {
+            return AttemptResult::Permanent(e);
+        }
+        let Notify::Email { server, allow_insecure, .. } = endpoint else {
+            unreachable!("smtp::check accepts only email endpoints")
+        };
+        let start = std::time::Instant::now();
+        let (host, port) = match smtp::split_server(server) {
+            Ok(hp) => hp,
+            Err(e) => return AttemptResult::Permanent(e),
+        };
+        let addr = match self.resolve(&host, port, self.attempt_timeout).await {
+            Ok(a) => a,
+            Err(e) => return AttemptResult::Retryable(e),
+        };
+        let tls = self
+            .tls
+            .borrow_mut()
+            .get(&TlsOptions {
+                ca_file: self.extra_ca_file.clone(),
+                insecure_skip_verify: *allow_insecure,
+            })
+            .map_err(|e| e.to_string());
+        let transport = smtp::Transport {
+            host,
+            addr,
+            tls,
+            timeout: self.attempt_timeout.saturating_sub(start.elapsed()),
+        };
+        smtp::send(&transport, endpoint, alert, wall_ms).await
     }
 }
 

@@ -7,6 +7,10 @@
 //! (tokio/async-std) and TLS stack, while this runs on glommio's sockets and the rustls
 //! config the HTTP notifiers already use; the part of SMTP a notifier needs is small.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
 use base64::Engine as _;
 use cpra_net::conn::Conn;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -14,44 +18,65 @@ use glommio::net::TcpStream;
 
 use super::payload::rfc3339;
 use super::retry::AttemptResult;
-use super::send::Sender;
+use super::target;
 use crate::alert::RenderedAlert;
+use crate::limits::{MAX_EMAIL_RECIPIENTS, MAX_MAIL_ADDRESS_BYTES, MAX_SMTP_REPLY_BYTES};
 use crate::manifest::Notify;
 
 /// The submission port, used when `server` names no port.
 pub const DEFAULT_PORT: u16 = 587;
 
-/// Longest reply accepted (all lines of a multi-line reply). RFC 5321 limits a reply line to
-/// 512 octets; EHLO lists a dozen extensions. 16 KiB is ample; past it the attempt fails as a
-/// protocol error instead of buffering a misbehaving server's output.
-pub const MAX_REPLY_BYTES: usize = 16 * 1024;
-
-/// Recipients per message: a notifier mails a team, not a list; bounds the RCPT loop.
-pub const MAX_RECIPIENTS: usize = 100;
+/// What one attempt needs from the shard that sends it, prepared by the caller: the server's
+/// resolved address, the TLS client config for STARTTLS, and the time left for the attempt.
+/// A value, so this module depends on nothing of the sender's.
+pub struct Transport {
+    /// The server's host name as written (`server` without the port): SNI and the name the
+    /// certificate must match.
+    pub host: String,
+    pub addr: SocketAddr,
+    /// The config for STARTTLS, or why none could be built (reported only if STARTTLS is used).
+    pub tls: Result<Arc<rustls::ClientConfig>, String>,
+    /// Time left for the whole session.
+    pub timeout: Duration,
+}
 
 /// A mailbox as it goes into `MAIL FROM:<...>` / `RCPT TO:<...>`: no spaces, brackets or
 /// line breaks (which would let a manifest value inject SMTP commands), one `@`.
 pub fn valid_address(addr: &str) -> bool {
     !addr.is_empty()
-        && addr.len() <= 254
+        && addr.len() <= MAX_MAIL_ADDRESS_BYTES
         && addr.matches('@').count() == 1
         && !addr.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>'))
 }
 
-/// `host[:port]` of `server`.
-pub fn split_server(server: &str) -> (String, u16) {
-    if let Some(rest) = server.strip_prefix('[') {
-        if let Some((host, tail)) = rest.split_once(']') {
-            let port = tail.strip_prefix(':').and_then(|p| p.parse().ok()).unwrap_or(DEFAULT_PORT);
-            return (host.to_owned(), port);
-        }
+/// `host[:port]` of `server` (the port defaults to [`DEFAULT_PORT`]).
+pub fn split_server(server: &str) -> Result<(String, u16), String> {
+    target::host_port(server, DEFAULT_PORT)
+}
+
+/// Checks an `email` endpoint's config: the server, the addresses and the recipient count.
+/// Used at load and before each attempt, so both say the same.
+pub fn check(endpoint: &Notify) -> Result<(), String> {
+    let Notify::Email { server, from, to, .. } = endpoint else {
+        return Err("not an email endpoint".into());
+    };
+    if server.trim().is_empty() {
+        return Err("email: `server` is empty (use host:port)".into());
     }
-    match server.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => {
-            (host.to_owned(), port.parse().unwrap_or(DEFAULT_PORT))
-        }
-        _ => (server.to_owned(), DEFAULT_PORT),
+    split_server(server).map_err(|e| format!("email: `server`: {e}"))?;
+    if let Some(bad) = std::iter::once(from).chain(to.iter()).find(|a| !valid_address(a)) {
+        return Err(format!(
+            "email: `{bad}` is not a mail address (one `@`, no spaces or `<>`, at most \
+             {MAX_MAIL_ADDRESS_BYTES} bytes)"
+        ));
     }
+    if to.is_empty() || to.len() > MAX_EMAIL_RECIPIENTS {
+        return Err(format!(
+            "email: `to` needs 1 to {MAX_EMAIL_RECIPIENTS} addresses, not {}",
+            to.len()
+        ));
+    }
+    Ok(())
 }
 
 /// The message: headers and the plain-text body, CRLF line ends, dot-stuffed, ending with the
@@ -157,7 +182,7 @@ impl Session {
                 let line = String::from_utf8_lossy(&line).trim_end().to_owned();
                 return Ok(line);
             }
-            if self.buf.len() >= MAX_REPLY_BYTES {
+            if self.buf.len() >= MAX_SMTP_REPLY_BYTES {
                 return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "reply too long"));
             }
             let mut chunk = [0u8; 1024];
@@ -195,48 +220,34 @@ fn has_extension(ehlo: &str, ext: &str) -> bool {
     ehlo.lines().any(|l| l.split_whitespace().next().is_some_and(|w| w.eq_ignore_ascii_case(ext)))
 }
 
-/// One attempt to mail `alert` through the endpoint's server.
+/// One attempt to mail `alert` through the endpoint's server, over `transport`.
 pub async fn send(
-    sender: &Sender,
+    transport: &Transport,
     endpoint: &Notify,
     alert: &RenderedAlert,
     wall_ms: i64,
 ) -> AttemptResult {
-    let Notify::Email { server, from, to, subject, allow_insecure, username, password } = endpoint
+    if let Err(e) = check(endpoint) {
+        return AttemptResult::Permanent(e);
+    }
+    let Notify::Email { from, to, subject, allow_insecure, username, password, .. } = endpoint
     else {
-        return AttemptResult::Permanent("not an email endpoint".into());
+        unreachable!("check() accepts only email endpoints")
     };
-    if to.is_empty() || to.len() > MAX_RECIPIENTS {
-        return AttemptResult::Permanent(format!(
-            "email needs 1 to {MAX_RECIPIENTS} recipients, not {}",
-            to.len()
-        ));
-    }
-    if let Some(bad) = std::iter::once(from).chain(to.iter()).find(|a| !valid_address(a)) {
-        return AttemptResult::Permanent(format!("email: `{bad}` is not a mail address"));
-    }
-    let timeout = sender.attempt_timeout();
-    let start = std::time::Instant::now();
-    let (host, port) = split_server(server);
-    let addr = match sender.resolve_for_smtp(&host, port, timeout).await {
-        Ok(a) => a,
-        Err(e) => return AttemptResult::Retryable(e),
-    };
-    let left = timeout.saturating_sub(start.elapsed());
     let id = format!("{}.{wall_ms}@cpra", alert.monitor_id);
     let msg = message(from, to, subject.as_deref(), alert, wall_ms, &id);
     let opts = Opts {
-        host: &host,
+        host: &transport.host,
         from,
         to,
         allow_insecure: *allow_insecure,
         credentials: username.as_deref().map(|u| (u, password.as_deref().unwrap_or(""))),
         message: &msg,
     };
-    let work = session(sender, addr, &opts);
+    let work = session(transport, &opts);
     let timer = async {
-        glommio::timer::sleep(left).await;
-        Err(before(format!("no answer within {} ms", timeout.as_millis()), true))
+        glommio::timer::sleep(transport.timeout).await;
+        Err(before(format!("no answer within {} ms", transport.timeout.as_millis()), true))
     };
     match futures_lite::future::or(work, timer).await {
         Ok(()) => AttemptResult::Delivered,
@@ -257,11 +268,8 @@ struct Opts<'a> {
     message: &'a str,
 }
 
-async fn session(
-    sender: &Sender,
-    addr: std::net::SocketAddr,
-    opts: &Opts<'_>,
-) -> Result<(), Failure> {
+async fn session(transport: &Transport, opts: &Opts<'_>) -> Result<(), Failure> {
+    let addr = transport.addr;
     let tcp = TcpStream::connect(addr)
         .await
         .map_err(|e| before(format!("connect to {addr}: {e}"), true))?;
@@ -274,9 +282,8 @@ async fn session(
         let Some(Conn::Plain(tcp)) = s.conn.take() else {
             unreachable!("STARTTLS on a plain connection")
         };
-        let config = sender
-            .tls_client_config(opts.allow_insecure)
-            .map_err(|e| before(format!("TLS config: {e}"), false))?;
+        let config =
+            transport.tls.clone().map_err(|e| before(format!("TLS config: {e}"), false))?;
         let name = cpra_net::tls::server_name(opts.host)
             .map_err(|e| before(format!("TLS server name: {e}"), false))?;
         let stream = futures_rustls::TlsConnector::from(config)
@@ -331,9 +338,11 @@ mod tests {
 
     #[test]
     fn server_host_and_port() {
-        assert_eq!(split_server("smtp.example.com"), ("smtp.example.com".into(), 587));
-        assert_eq!(split_server("127.0.0.1:2525"), ("127.0.0.1".into(), 2525));
-        assert_eq!(split_server("[::1]:25"), ("::1".into(), 25));
+        assert_eq!(split_server("smtp.example.com").unwrap(), ("smtp.example.com".into(), 587));
+        assert_eq!(split_server("127.0.0.1:2525").unwrap(), ("127.0.0.1".into(), 2525));
+        assert_eq!(split_server("[::1]:25").unwrap(), ("::1".into(), 25));
+        assert!(split_server("smtp.example.com:notaport").is_err());
+        assert!(split_server("smtp.example.com:587/path").is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Where an HTTP notifier or intervention sends its request: a URL split into what the net
-//! crate's HTTP client needs (scheme, host, port, path and query).
+//! Where a notifier or intervention sends its request: a URL split into what the net crate's
+//! HTTP client needs (scheme, host, port, path and query), and the `host[:port]` of a mail
+//! server. Every address in `actions` is parsed here, by the `url` crate, and nowhere else.
 
 /// An `http`/`https` URL, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +45,56 @@ impl Target {
     }
 }
 
+/// `base` with `segments` appended to its path, each percent-encoded as one segment (an
+/// Opsgenie alias has a `#`), and `query` when given, by the `url` crate. A `base` that does
+/// not parse, or cannot take a path, is returned as it is, so [`Target::parse`] reports it as
+/// the manifest wrote it (and a secret segment, like a bot token, never reaches the message).
+pub fn join(base: &str, segments: &[&str], query: Option<&str>) -> String {
+    let Ok(mut url) = url::Url::parse(base) else {
+        return base.to_owned();
+    };
+    match url.path_segments_mut() {
+        Ok(mut path) => {
+            path.pop_if_empty().extend(segments);
+        }
+        Err(()) => return base.to_owned(),
+    }
+    if query.is_some() {
+        url.set_query(query);
+    }
+    url.into()
+}
+
+/// Whether the path of URL `base` ends with `tail` (e.g. `/api/v2/alerts`), a trailing `/`
+/// ignored. False when `base` does not parse.
+pub fn path_ends_with(base: &str, tail: &str) -> bool {
+    url::Url::parse(base).is_ok_and(|u| u.path().trim_end_matches('/').ends_with(tail))
+}
+
+/// The host (IPv6 without brackets) and port of `text`, written `host[:port]` (`[v6]:port`
+/// for IPv6), `default_port` when it names none. Parsed by the `url` crate as the authority of
+/// a URL, so it accepts and refuses exactly what a URL's host and port would.
+pub fn host_port(text: &str, default_port: u16) -> Result<(String, u16), String> {
+    let text = text.trim();
+    // A scheme the `url` crate knows nothing special about: the authority is parsed as is.
+    let parsed = url::Url::parse(&format!("cpra://{text}"))
+        .map_err(|e| format!("`{text}` is not host[:port]: {e}"))?;
+    let bare = parsed.path().is_empty()
+        && parsed.query().is_none()
+        && parsed.fragment().is_none()
+        && parsed.username().is_empty()
+        && parsed.password().is_none();
+    let host = match parsed.host() {
+        Some(_) if !bare => None,
+        Some(url::Host::Domain(d)) if !d.is_empty() => Some(d.to_owned()),
+        Some(url::Host::Ipv4(ip)) => Some(ip.to_string()),
+        Some(url::Host::Ipv6(ip)) => Some(ip.to_string()),
+        _ => None,
+    };
+    let host = host.ok_or_else(|| format!("`{text}` is not host[:port]"))?;
+    Ok((host, parsed.port().unwrap_or(default_port)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +118,32 @@ mod tests {
         );
         let t = Target::parse("http://[::1]:8080/x").unwrap();
         assert_eq!(t.host, "::1");
+    }
+
+    #[test]
+    fn joins_encode_each_segment() {
+        assert_eq!(
+            join("http://127.0.0.1:9/v2/alerts/", &["cpra:a b/c#1%", "close"], Some("x=1")),
+            "http://127.0.0.1:9/v2/alerts/cpra:a%20b%2Fc%231%25/close?x=1"
+        );
+        assert_eq!(
+            join("https://api.telegram.org", &["bot1:a", "sendMessage"], None),
+            "https://api.telegram.org/bot1:a/sendMessage"
+        );
+        assert_eq!(join("hooks.slack.com/x", &["secret"], None), "hooks.slack.com/x");
+        assert!(path_ends_with("http://am:9093/api/v2/alerts/", "/api/v2/alerts"));
+        assert!(!path_ends_with("http://am:9093/", "/api/v2/alerts"));
+        assert!(!path_ends_with("not a URL/api/v2/alerts", "/api/v2/alerts"));
+    }
+
+    #[test]
+    fn host_and_port() {
+        assert_eq!(host_port("smtp.example.com", 587).unwrap(), ("smtp.example.com".into(), 587));
+        assert_eq!(host_port("127.0.0.1:2525", 587).unwrap(), ("127.0.0.1".into(), 2525));
+        assert_eq!(host_port("[::1]:25", 587).unwrap(), ("::1".into(), 25));
+        for bad in ["", "host:port", "host:70000", "user@host", "host/path", "::1:25"] {
+            assert!(host_port(bad, 587).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -954,7 +954,18 @@ fn configs_are_checked_before_start() {
         username: None,
         password: None,
     };
-    assert!(check_endpoint(&email).unwrap_err().contains("`to` needs 1 to 100"));
+    let want = format!("`to` needs 1 to {}", crate::limits::MAX_EMAIL_RECIPIENTS);
+    assert!(check_endpoint(&email).unwrap_err().contains(&want));
+    let bad_server = Notify::Email {
+        server: "smtp:port".into(),
+        from: "a@x".into(),
+        to: vec!["b@x".into()],
+        subject: None,
+        allow_insecure: false,
+        username: None,
+        password: None,
+    };
+    assert!(check_endpoint(&bad_server).unwrap_err().contains("is not host[:port]"));
     assert!(check_endpoint(&Notify::Log { file: None }).is_ok());
     assert!(check_intervention(&InterventionAction::Systemd {
         unit: "x".into(),
