@@ -62,6 +62,9 @@ const CHUNK_MONITORS: usize = 4096;
 /// most this many times the direct decoder's CPU time (simpler code is worth that much).
 const SERDE_REPLACES_DIRECT_WITHIN: f64 = 1.3;
 
+/// Below this, a run kept no fleet (only allocator noise): any real fleet is megabytes.
+const NOTHING_KEPT_BYTES: u64 = 1 << 20;
+
 /// Where `json-serde` reads from.
 #[derive(Clone, Copy)]
 enum SerdeInput {
@@ -306,7 +309,9 @@ fn json_line(m: &Measure) -> serde_json::Value {
         "monitors_per_cpu_sec": m.monitors as f64 / m.cpu_seconds.max(1e-9),
         "peak_rss_bytes": m.peak_rss_bytes,
         "steady_rss_bytes": m.steady_rss_bytes,
-        "peak_over_kept": m.peak_over_base as f64 / m.kept_over_base.max(1) as f64,
+        // Null when nothing is kept (`json-serde-discard`): a ratio over nothing says nothing.
+        "peak_over_kept": (m.kept_over_base >= NOTHING_KEPT_BYTES)
+            .then(|| m.peak_over_base as f64 / m.kept_over_base as f64),
         "peak_over_base_bytes": m.peak_over_base,
         "kept_over_base_bytes": m.kept_over_base,
         "file_bytes": m.file_bytes,
