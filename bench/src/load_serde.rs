@@ -221,8 +221,11 @@ pub struct TypedEndpoint {
     pub config: NotifyConfig,
 }
 
-/// A Go duration string to milliseconds, parsed from serde_json's scratch buffer (no
-/// allocation for the string).
+/// A Go duration string to whole milliseconds (the parser gives nanoseconds), as the loader
+/// keeps it, parsed from serde_json's scratch buffer (no allocation for the string).
+/// Not a tunable: the unit conversion.
+const NANOS_PER_MILLI: u64 = 1_000_000;
+
 fn duration_ms<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     struct V;
     impl Visitor<'_> for V {
@@ -231,7 +234,7 @@ fn duration_ms<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error>
             f.write_str("a Go duration string such as \"30s\"")
         }
         fn visit_str<E: de::Error>(self, s: &str) -> Result<u64, E> {
-            parse_go_duration(s).map_err(E::custom)
+            parse_go_duration(s).map(|ns| ns / NANOS_PER_MILLI).map_err(E::custom)
         }
     }
     d.deserialize_str(V).map(Some)
