@@ -1,6 +1,8 @@
 //! A loaded [`Monitor`] written back as manifest JSON (the same field names the loader reads),
-//! so every field can be checked to round-trip, and tools (the API, `cpra gen`) can show a
-//! monitor as the user would write it. Not on any hot path.
+//! so every field can be checked to round-trip (the manifest tests, and the direct JSON
+//! decoder's tests, which feed it YAML fleets re-exported as JSON), and a tool can show a
+//! monitor as the user would write it. Not on any hot path. (`cpra gen` does not use it: it
+//! writes its synthetic fleets straight to the output, a million monitors without a `Monitor`.)
 //!
 //! The output's shape is declared by `#[derive(Serialize)]` views that borrow from the loaded
 //! values. They are views, not attributes on the schema types, because the schema is shaped
