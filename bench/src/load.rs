@@ -10,7 +10,13 @@
 //! saphyr-parser's bare event stream and the loader's own scanner's (`yaml_scan`, events only:
 //! the parser floors, no decoding at all). `json-general`, on by default, loads the same JSON
 //! with the direct decoder off (every monitor through events, tree and decoder), in its own
-//! process like each format, so the direct decoder's gain is a ratio from one run.
+//! process like each format, so the direct decoder's gain is a ratio from one run. `json-serde`,
+//! also on by default, decodes the same JSON with serde_json into `#[derive(Deserialize)]`
+//! structs, streamed and kept the same way (see `load_serde`): the figure that says whether the
+//! hand-written direct decoder is worth keeping. `json-serde-slice` (not by default) is the
+//! same with the whole file read into memory first, serde_json's fastest input, and
+//! `json-serde-discard` (not by default) streams from the file but drops each monitor once
+//! decoded: serde's decoding alone, with no kept fleet to fault in.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -23,6 +29,7 @@ use cpra_engine::manifest::gen::{parse_mix, write_manifest, GenOptions};
 use cpra_engine::manifest::yaml_scan::YamlScanner;
 use cpra_engine::manifest::{load_path, Format, LoadOptions, Monitor};
 
+use crate::load_serde::{self, TypedMonitor};
 use crate::rss::{reset_peak, rss_and_peak, thread_cpu_seconds};
 
 #[derive(Debug, Args)]
@@ -30,8 +37,11 @@ pub struct LoadArgs {
     /// Monitors in the generated manifest.
     #[arg(long, default_value_t = 1_000_000)]
     monitors: u64,
-    /// Formats to measure: yaml, json, json-general (JSON with the direct decoder off).
-    #[arg(long, value_delimiter = ',', default_value = "yaml,json,json-general")]
+    /// Formats to measure: yaml, json, json-general (JSON with the direct decoder off),
+    /// json-serde (JSON by serde_json into derived typed structs, streamed from the file),
+    /// json-serde-slice (the same from the whole file in memory), json-serde-discard
+    /// (streamed, each monitor dropped once decoded).
+    #[arg(long, value_delimiter = ',', default_value = "yaml,json,json-general,json-serde")]
     formats: Vec<String>,
     /// Directory for the generated files (default: a new one under the system temp dir).
     #[arg(long)]
@@ -47,6 +57,24 @@ pub struct LoadArgs {
 /// Monitors per storage chunk: big enough that chunk bookkeeping is noise, small enough that
 /// growing the store never copies a large block (which would inflate the peak).
 const CHUNK_MONITORS: usize = 4096;
+
+/// Issue 11's rule: a typed serde decoder replaces the hand-written direct one if it needs at
+/// most this many times the direct decoder's CPU time (simpler code is worth that much).
+const SERDE_REPLACES_DIRECT_WITHIN: f64 = 1.3;
+
+/// Below this, a run kept no fleet (only allocator noise): any real fleet is megabytes.
+const NOTHING_KEPT_BYTES: u64 = 1 << 20;
+
+/// Where `json-serde` reads from.
+#[derive(Clone, Copy)]
+enum SerdeInput {
+    /// Streamed from the file through a `BufReader`, as the loader reads.
+    Reader,
+    /// The whole file read into memory first (held for the load: it counts in the peak).
+    Slice,
+    /// As `Reader`, but each monitor is dropped once decoded: decoding alone.
+    Discard,
+}
 
 struct Measure {
     format: &'static str,
@@ -83,12 +111,21 @@ pub fn run(args: &LoadArgs) -> i32 {
     }
     let mut lines = Vec::new();
     for f in &args.formats {
-        let (format, label, direct) = match f.as_str() {
-            "yaml" => (Format::Yaml, "yaml", true),
-            "json" => (Format::Json, "json", true),
-            "json-general" => (Format::Json, "json-general", false),
+        let (format, label, direct, serde) = match f.as_str() {
+            "yaml" => (Format::Yaml, "yaml", true, None),
+            "json" => (Format::Json, "json", true, None),
+            "json-general" => (Format::Json, "json-general", false, None),
+            "json-serde" => (Format::Json, "json-serde", false, Some(SerdeInput::Reader)),
+            "json-serde-slice" => {
+                (Format::Json, "json-serde-slice", false, Some(SerdeInput::Slice))
+            }
+            "json-serde-discard" => {
+                (Format::Json, "json-serde-discard", false, Some(SerdeInput::Discard))
+            }
             other => {
-                eprintln!("unknown format '{other}' (yaml, json, json-general)");
+                eprintln!(
+                    "unknown format '{other}' (yaml, json, json-general, json-serde, json-serde-slice, json-serde-discard)"
+                );
                 return 2;
             }
         };
@@ -108,7 +145,10 @@ pub fn run(args: &LoadArgs) -> i32 {
         );
         // The reference is measured once per format, with `json`.
         let reference = !args.no_reference && direct;
-        let measured = measure(&path, format, label, direct, file_bytes, reference);
+        let measured = match serde {
+            Some(input) => measure_serde(&path, label, input, file_bytes),
+            None => measure(&path, format, label, direct, file_bytes, reference),
+        };
         if !args.keep {
             let _ = std::fs::remove_file(&path);
         }
@@ -241,6 +281,14 @@ fn finish(lines: &[serde_json::Value]) {
             general / direct.max(1e-9)
         );
     }
+    for serde in ["json-serde", "json-serde-slice", "json-serde-discard"] {
+        if let (Some(direct), Some(typed)) = (cpu_of("json"), cpu_of(serde)) {
+            println!(
+                "{serde} (typed serde_json derive) over the json direct decoder (same file, CPU time): {:.2}x (direct is kept unless this is <= {SERDE_REPLACES_DIRECT_WITHIN}x)",
+                typed / direct.max(1e-9)
+            );
+        }
+    }
     println!("targets: >= 100000 monitors/s (yaml), >= 500000 monitors/s (json), peak/kept <= 1.5");
     for l in lines {
         println!("{l}");
@@ -261,7 +309,9 @@ fn json_line(m: &Measure) -> serde_json::Value {
         "monitors_per_cpu_sec": m.monitors as f64 / m.cpu_seconds.max(1e-9),
         "peak_rss_bytes": m.peak_rss_bytes,
         "steady_rss_bytes": m.steady_rss_bytes,
-        "peak_over_kept": m.peak_over_base as f64 / m.kept_over_base.max(1) as f64,
+        // Null when nothing is kept (`json-serde-discard`): a ratio over nothing says nothing.
+        "peak_over_kept": (m.kept_over_base >= NOTHING_KEPT_BYTES)
+            .then(|| m.peak_over_base as f64 / m.kept_over_base as f64),
         "peak_over_base_bytes": m.peak_over_base,
         "kept_over_base_bytes": m.kept_over_base,
         "file_bytes": m.file_bytes,
@@ -417,5 +467,89 @@ fn measure(
         ref_peak_over_base: ref_peak,
         ref_name,
         scan_cpu_seconds,
+    })
+}
+
+/// `json-serde`: the same file decoded by serde_json into the typed structs of
+/// [`crate::load_serde`], streamed one monitor at a time, every monitor kept in chunks like
+/// `measure` keeps the loader's. Measured the same way (CPU time of this thread, RSS above the
+/// base), in its own process.
+fn measure_serde(
+    path: &Path,
+    label: &'static str,
+    input: SerdeInput,
+    file_bytes: u64,
+) -> Result<Measure, String> {
+    let resettable = reset_peak();
+    let (base, _) = rss_and_peak();
+    let mut store: Vec<Vec<TypedMonitor>> = Vec::new();
+    let discard = matches!(input, SerdeInput::Discard);
+    let mut discarded = 0usize;
+    let mut keep = |m: TypedMonitor| {
+        if discard {
+            discarded += 1;
+            return;
+        }
+        if store.last().is_none_or(|c| c.len() == CHUNK_MONITORS) {
+            store.push(Vec::with_capacity(CHUNK_MONITORS));
+        }
+        if let Some(chunk) = store.last_mut() {
+            chunk.push(m);
+        }
+    };
+    let t = Instant::now();
+    let cpu0 = thread_cpu_seconds();
+    let fleet = match input {
+        SerdeInput::Reader | SerdeInput::Discard => {
+            let file = File::open(path).map_err(|e| e.to_string())?;
+            let mut de =
+                serde_json::Deserializer::from_reader(BufReader::with_capacity(256 << 10, file));
+            load_serde::decode(&mut de, &mut keep)
+        }
+        SerdeInput::Slice => {
+            let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+            let mut de = serde_json::Deserializer::from_slice(&bytes);
+            load_serde::decode(&mut de, &mut keep)
+        }
+    }
+    .map_err(|e| format!("{label}: the typed serde decoder refused the generated manifest: {e}"))?;
+    let seconds = t.elapsed().as_secs_f64();
+    let cpu_seconds = thread_cpu_seconds() - cpu0;
+    let (steady, peak) = rss_and_peak();
+    let monitors: usize = store.iter().map(Vec::len).sum::<usize>() + discarded;
+    println!(
+        "{}: decoded {} typed monitors ({} bytes inline each{}; {} endpoints, {} groups) in {:.2} s ({:.0}/s; {:.2} s of CPU: {:.0}/s per core); kept {:.1} MB, peak {:.1} MB over a base of {:.1} MB{}",
+        label,
+        monitors,
+        std::mem::size_of::<TypedMonitor>(),
+        if discard { ", dropped once decoded" } else { "" },
+        fleet.endpoints.len(),
+        fleet.groups.len(),
+        seconds,
+        monitors as f64 / seconds,
+        cpu_seconds,
+        monitors as f64 / cpu_seconds.max(1e-9),
+        steady.saturating_sub(base) as f64 / 1e6,
+        peak.saturating_sub(base) as f64 / 1e6,
+        base as f64 / 1e6,
+        if resettable { "" } else { " (peak not resettable: since process start)" }
+    );
+    drop(store);
+    Ok(Measure {
+        format: label,
+        monitors,
+        monitors_direct: 0,
+        seconds,
+        cpu_seconds,
+        peak_rss_bytes: peak,
+        steady_rss_bytes: steady,
+        peak_over_base: peak.saturating_sub(base),
+        kept_over_base: steady.saturating_sub(base),
+        file_bytes,
+        ref_seconds: None,
+        ref_cpu_seconds: None,
+        ref_peak_over_base: None,
+        ref_name: "none",
+        scan_cpu_seconds: None,
     })
 }

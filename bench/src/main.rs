@@ -3,6 +3,7 @@
 
 mod counting_alloc;
 mod load;
+mod load_serde;
 mod rss;
 mod scheduler;
 
