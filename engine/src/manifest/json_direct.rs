@@ -28,6 +28,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
+use super::check;
 use super::decode::Interners;
 use super::duration::parse_go_duration;
 use super::intern::FxBuildHasher;
@@ -764,6 +765,9 @@ fn pulse_check_block(
         // A warning in the general path.
         return bail();
     }
+    if check::interval_ms(interval_ms).is_err() || check::timeout_ms(timeout_ms).is_err() {
+        return bail();
+    }
     Ok(PulseCheck {
         pulse,
         interval_ms,
@@ -813,7 +817,11 @@ fn pulse_config(
                     b"method" => {
                         once(&mut seen, 1)?;
                         method = Some(interned(&mut d.methods, c, |at| {
-                            Ok(interners.methods.intern(at.str()?.to_ascii_uppercase()))
+                            let m = at.str()?;
+                            if check::method(m).is_err() {
+                                return bail();
+                            }
+                            Ok(interners.methods.intern(m.to_ascii_uppercase()))
                         })?);
                     }
                     b"headers" => {
@@ -861,7 +869,10 @@ fn pulse_config(
                 }
             }
             let url = required(url)?;
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
+            if check::http_url(&url).is_err()
+                || body_contains.as_deref().is_some_and(|b| check::body_contains(b).is_err())
+                || ca_file.as_deref().is_some_and(|p| interners.ca_file(p).is_err())
+            {
                 return bail();
             }
             let headers = match headers {
@@ -962,6 +973,9 @@ fn pulse_config(
                     }
                     _ => return bail(),
                 }
+            }
+            if server.as_deref().is_some_and(|s| check::dns_server(s).is_err()) {
+                return bail();
             }
             Pulse::Dns(DnsPulse { host: required(host)?, server })
         }

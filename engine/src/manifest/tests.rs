@@ -369,7 +369,7 @@ fn repeated_codes_blocks_report_their_problems_every_time() {
         + &monitor(1, "{red: {notify: slack, config: {hook: '${HOOK_A}'}}}");
     let env: HashMap<String, String> = HashMap::new();
     let (_, r) =
-        load_str(&text, None, &LoadOptions { strict: false, env: &env, ..LoadOptions::default() });
+        load_str(&text, None, &LoadOptions { env: &env, ..LoadOptions::default() });
     assert_eq!(r.problems.errors, 2, "{:#?}", r.problems.kept);
 }
 
@@ -377,7 +377,7 @@ fn repeated_codes_blocks_report_their_problems_every_time() {
 fn env_variables_are_expanded() {
     let mut env = HashMap::new();
     env.insert("CPRA_TEST_HOST".to_string(), "db.internal".to_string());
-    let opts = LoadOptions { strict: false, env: &env, ..LoadOptions::default() };
+    let opts = LoadOptions { env: &env, ..LoadOptions::default() };
     let (m, r) = load_str("monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: \"${CPRA_TEST_HOST}\", port: 1}}\n", None, &opts);
     assert!(r.is_valid());
     let Pulse::Tcp(t) = &m[0].pulse_check.pulse else { panic!() };
@@ -406,6 +406,19 @@ const BAD: &[(&str, Class, &str)] = &[
     ("- name: a\n  id: \"-bad\"\n  pulse_check: {type: tcp, config: {host: h, port: 1}}", Class::BadValue, "does not match"),
     ("- name: a\n  pulse_check: {type: http, config: {url: \"http://h/\", body_regex: \"(\"}}", Class::BadValue, "bad regular expression"),
     ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}\n", Class::Syntax, "YAML syntax error"),
+    ("- name: a\n  pulse_check: {type: tcp, interval: 745h, config: {host: h, port: 1}}", Class::BadValue, "interval: interval 745h is outside"),
+    ("- name: a\n  pulse_check: {type: tcp, interval: 1s, timeout: 745h, config: {host: h, port: 1}}", Class::BadValue, "timeout: timeout 745h"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  codes: {red: {notify: slack, config: {hook: hooks.slack.com/services/T0/B0/x}}}", Class::BadValue, "hook: not a URL: it has no scheme"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  codes: {red: {notify: webhook, config: {url: \"http://h/\", headers: {X-A: \"a\\r\\nX-B: b\"}}}}", Class::BadValue, "line break (CR or LF)"),
+    ("- name: a\n  pulse_check: {type: http, config: {url: \"https://h/\", ca_file: /surely/not/here.pem}}", Class::BadValue, "ca_file: cannot use it"),
+    ("- name: a\n  pulse_check: {type: http, config: {url: \"https://h/\", headers: [\"Bad Name: 1\"]}}", Class::BadValue, "not an HTTP token"),
+    ("- name: a\n  pulse_check: {type: dns, config: {host: h, server: ns.example}}", Class::BadValue, "must be an IP address"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  intervention: {action: systemd, target: {unit: \"-x\"}}", Class::BadValue, "unit: systemd unit"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  intervention: {action: kubernetes, target: {name: Web_1}}", Class::BadValue, "is not a valid object name"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  codes: {red: {notify: email, config: {server: \"s:25\", from: a@b, to: [\"x y\"]}}}", Class::BadValue, "is not a mail address"),
+    ("- name: a\n  pulse_check: {type: tcp, intervall: 5s, config: {host: h, port: 1}}", Class::UnknownField, "did you mean 'interval'?"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1, host: g}}", Class::DuplicateKey, "key 'host' is given twice"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  codes: {red: {notify: webhook, config: {url: \"http://h/\", headers: {A: 1, A: 2}}}}", Class::DuplicateKey, "key 'A' is given twice"),
 ];
 
 #[test]
@@ -445,29 +458,55 @@ fn messages_name_the_position_monitor_and_path() {
 }
 
 #[test]
-fn warnings_unknown_fields_and_timeout_over_interval() {
+fn unknown_fields_are_errors_unless_lenient_and_timeout_over_interval_is_a_warning() {
     let text = "monitors:\n  - name: a\n    colour: red\n    pulse_check: {type: tcp, interval: 5s, timeout: 10s, config: {host: h, port: 1, hots: x}}\n";
     let (m, r) = load(text);
+    assert!(!r.is_valid());
+    assert!(m.is_empty());
+    assert_eq!((r.problems.errors, r.problems.warnings), (2, 1), "{:#?}", r.problems.kept);
+    let d = r.problems.kept.iter().find(|d| d.message == "unknown field 'hots'").unwrap();
+    assert_eq!((d.level, d.pos.line, d.pos.column), (Level::Error, 4, 91));
+    assert!(d.hint.starts_with("did you mean 'host'?"), "{d}");
+    let (m, r) = load_str(text, None, &LoadOptions { lenient: true, ..LoadOptions::default() });
     assert!(r.is_valid());
     assert_eq!(m.len(), 1);
     assert_eq!(r.problems.warnings, 3, "{:#?}", r.problems.kept);
     assert!(r.problems.kept.iter().any(|d| d.class == Class::TimeoutOverInterval));
     assert!(r.problems.kept.iter().any(|d| d.to_string().contains("did you mean 'host'?")));
-    let (m, r) = load_str(text, None, &LoadOptions { strict: true, ..LoadOptions::default() });
-    assert!(!r.is_valid());
-    assert_eq!(r.problems.errors, 2);
-    assert!(m.is_empty());
 }
 
 #[test]
-fn many_problems_are_all_reported_up_to_the_bound() {
+fn fields_the_go_cpra_reads_and_cpra_ignores_are_warnings_that_say_why() {
+    let text = "monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: h, port: 1, retries: 3}}\n    intervention: {action: docker, target: {type: docker, container: web}}\n";
+    let (m, r) = load(text);
+    assert!(r.is_valid(), "{:#?}", r.problems.kept);
+    assert_eq!((m.len(), r.problems.warnings), (1, 2));
+    for d in &r.problems.kept {
+        assert_eq!(d.class, Class::IgnoredField);
+        assert!(d.hint.contains("Go CPRA"), "{d}");
+    }
+}
+
+#[test]
+fn many_problems_are_all_counted_and_the_first_kept_up_to_the_bound() {
+    // One error and one warning per monitor: more of each than the bound keeps.
+    let n = MAX_PROBLEMS + 50;
     let text = "monitors:\n".to_string()
-        + &(0..150)
-            .map(|i| format!("  - name: m{i}\n    pulse_check: {{type: htp}}\n"))
+        + &(0..n)
+            .map(|i| {
+                format!(
+                    "  - name: m{i}\n    pulse_check: {{type: tcp, interval: 1s, timeout: 2s, config: {{host: h, port: 0}}}}\n"
+                )
+            })
             .collect::<String>();
-    let (_, r) = load(&text);
+    let (m, r) = load(&text);
+    assert!(m.is_empty());
+    assert_eq!((r.problems.errors, r.problems.warnings), (n, n));
     assert_eq!(r.problems.kept.len(), MAX_PROBLEMS);
-    assert!(r.problems.errors >= 150);
+    // Kept in file order: the first half of the bound's monitors, each with both problems.
+    let last = &r.problems.kept[MAX_PROBLEMS - 1];
+    assert_eq!(last.monitor.as_deref(), Some(format!("m{}", MAX_PROBLEMS / 2 - 1).as_str()));
+    assert_eq!(r.monitors_seen, n);
 }
 
 #[test]
@@ -627,7 +666,14 @@ proptest! {
             }
         }
         let r = load_bytes(bytes, None, "mutated", &LoadOptions::default(), |_| {});
-        prop_assert!(r.problems.kept.len() <= MAX_PROBLEMS);
+        // Every problem is counted, and the first ones up to the bound are kept.
+        prop_assert_eq!(r.problems.kept.len(), r.problems.total().min(MAX_PROBLEMS));
+// Past the bound nothing more is kept, so a kept warning count above the total is a
+        // miscount.
+        prop_assert!(
+            r.problems.kept.iter().filter(|d| d.level == Level::Warning).count()
+                <= r.problems.warnings
+        );
     }
 }
 

@@ -1,0 +1,250 @@
+//! Checks of single manifest values against what the engine accepts when it runs them: the
+//! predicates every decoder calls (the general path in `decode`, the JSON fast path in
+//! `json_direct`, and any later one), so that a value `cpra run` would refuse is refused at
+//! load, at its field's position, by `cpra validate` and `cpra run` alike.
+//!
+//! What it is for: pure, allocation-free-on-success checks of one value (a URL, a duration, a
+//! header, a method). What it is not for: reporting (the decoder knows the position and the
+//! field path) or checks that need the filesystem (the `ca_file` cache in `decode::Interners`).
+//!
+//! Messages never repeat a value that may hold a secret (a header value, a URL whose path is a
+//! Slack or Telegram token): the position and field path say which value is meant.
+
+use crate::schedule::{MAX_INTERVAL_MS as SCHEDULE_MAX_INTERVAL_MS, MIN_INTERVAL_MS};
+
+/// The longest `interval` the scheduler runs: its table stores intervals as `u32` ms and the
+/// timer wheel accepts slots within this bound (31 days, see `schedule::MAX_INTERVAL_MS`).
+pub const MAX_INTERVAL_MS: u64 = SCHEDULE_MAX_INTERVAL_MS as u64;
+
+/// The longest `timeout`: the table stores it as `u32` ms next to the interval. A check
+/// that may run longer than the longest interval is never what was meant, so the same bound.
+pub const MAX_TIMEOUT_MS: u64 = MAX_INTERVAL_MS;
+
+/// What is wrong with a value, and how to fix it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub message: String,
+    pub hint: &'static str,
+}
+
+fn problem(message: String, hint: &'static str) -> Problem {
+    Problem { message, hint }
+}
+
+/// `interval` in ms: what the scheduler's table accepts.
+pub fn interval_ms(ms: u64) -> Result<(), Problem> {
+    if (u64::from(MIN_INTERVAL_MS)..=MAX_INTERVAL_MS).contains(&ms) {
+        return Ok(());
+    }
+    Err(problem(
+        format!(
+            "interval {} is outside what the scheduler runs ({}ms to {})",
+            super::duration::format_ms(ms),
+            MIN_INTERVAL_MS,
+            super::duration::format_ms(MAX_INTERVAL_MS)
+        ),
+        "use an interval from 1ms to 744h (31 days)",
+    ))
+}
+
+/// `timeout` in ms.
+pub fn timeout_ms(ms: u64) -> Result<(), Problem> {
+    if ms <= MAX_TIMEOUT_MS {
+        return Ok(());
+    }
+    Err(problem(
+        format!(
+            "timeout {} is longer than the longest allowed ({})",
+            super::duration::format_ms(ms),
+            super::duration::format_ms(MAX_TIMEOUT_MS)
+        ),
+        "use at most 744h (31 days), and less than the interval",
+    ))
+}
+
+/// An `http(s)` URL a probe, notifier or intervention sends to, read with the `url` crate as
+/// the actions are: a scheme of http or https, a host, no credentials (the runtime refuses
+/// them: write them as a header).
+pub fn http_url(text: &str) -> Result<(), Problem> {
+    let url = match url::Url::parse(text) {
+        Ok(u) => u,
+        Err(url::ParseError::RelativeUrlWithoutBase) => {
+            return Err(problem(
+                "not a URL: it has no scheme (http:// or https://)".into(),
+                "write the whole URL with its scheme, e.g. https://hooks.example.com/path",
+            ))
+        }
+        Err(e) => {
+            return Err(problem(
+                format!("not a valid URL: {e}"),
+                "write a whole URL, e.g. https://hooks.example.com/path",
+            ))
+        }
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(problem(
+            format!("URL scheme '{}' is not http or https", url.scheme()),
+            "write an http:// or https:// URL",
+        ));
+    }
+    // The probes' URL reader takes the scheme as written, in lower case.
+    if !(text.starts_with("http://") || text.starts_with("https://")) {
+        return Err(problem(
+            "the URL must start with http:// or https:// (in lower case)".into(),
+            "write e.g. https://example.com/path",
+        ));
+    }
+    // The `url` crate reads `http:///x` as host `x`; the runtime sees no host there.
+    let after_scheme = &text[url.scheme().len()..];
+    if url.host_str().is_none_or(str::is_empty) || after_scheme.starts_with(":///") {
+        return Err(problem("the URL has no host".into(), "write e.g. https://example.com/path"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(problem(
+            "credentials in the URL are not supported".into(),
+            "send them in a header instead, e.g. `Authorization: Bearer ${TOKEN}`",
+        ));
+    }
+    Ok(())
+}
+
+/// An HTTP token (RFC 9110): what a method or a header name may be made of.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A request method.
+pub fn method(m: &str) -> Result<(), Problem> {
+    if is_token(m) {
+        return Ok(());
+    }
+    Err(problem(
+        format!("method '{m}' is not an HTTP method"),
+        "use a method such as GET, HEAD, POST or PUT",
+    ))
+}
+
+/// A header name: a token, and not one CPRA sets itself.
+pub fn header_name(name: &str) -> Result<(), Problem> {
+    if !is_token(name) {
+        return Err(problem(
+            format!("header name '{}' is not an HTTP token", name.escape_debug()),
+            "header names are letters, digits and !#$%&'*+-.^_`|~ (no spaces or ':')",
+        ));
+    }
+    if name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case("content-length") {
+        return Err(problem(
+            format!("header '{name}' is set by CPRA"),
+            "remove it: CPRA writes Connection and Content-Length itself",
+        ));
+    }
+    Ok(())
+}
+
+/// A header value: no byte HTTP forbids (CR, LF, NUL and other control characters but tab),
+/// which would end the header early and let a value inject others.
+pub fn header_value(value: &str) -> Result<(), Problem> {
+    match value.bytes().find(|&b| !(b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)) {
+        None => Ok(()),
+        Some(b'\r' | b'\n') => Err(problem(
+            "header value has a line break (CR or LF) in it".into(),
+            "write the value on one line; in YAML, a `|` block keeps its line breaks",
+        )),
+        Some(b) => Err(problem(
+            format!("header value has the control byte {b:#04x} in it"),
+            "remove control characters from the value",
+        )),
+    }
+}
+
+/// A `dns` pulse's `server`, as the runtime reads it (`ip` or `ip:port`).
+pub fn dns_server(server: &str) -> Result<(), Problem> {
+    match crate::pipeline::target::dns_server(Some(server)) {
+        Ok(_) => Ok(()),
+        Err(message) => Err(problem(message, "write an IP address, e.g. 10.0.0.53 or 10.0.0.53:53")),
+    }
+}
+
+/// `body_contains`: the runtime refuses an empty one (it would match every body).
+pub fn body_contains(text: &str) -> Result<(), Problem> {
+    if text.is_empty() {
+        return Err(problem(
+            "'body_contains' is empty".into(),
+            "remove it, or give the text the body must contain",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_read_as_the_actions_read_them() {
+        assert!(http_url("https://hooks.slack.com/services/T0/B0/x").is_ok());
+        assert!(http_url("http://127.0.0.1:8080").is_ok());
+        assert!(http_url("http://[::1]:9/a?b#c").is_ok());
+        let e = http_url("hooks.slack.com/services/T0/B0/secret").unwrap_err();
+        assert!(e.message.contains("no scheme"), "{e:?}");
+        assert!(!e.message.contains("secret"));
+        assert!(http_url("ftp://x/y").unwrap_err().message.contains("'ftp'"));
+        assert!(http_url("http:///x").unwrap_err().message.contains("no host"));
+        assert!(http_url("http://h:99999/").unwrap_err().message.contains("not a valid URL"));
+        assert!(http_url("https://u:p@h/").unwrap_err().message.contains("credentials"));
+        assert!(http_url("not a url").is_err());
+        assert!(http_url("HTTP://example.com/").unwrap_err().message.contains("lower case"));
+    }
+
+    #[test]
+    fn urls_this_accepts_the_runtime_accepts() {
+        for url in [
+            "https://hooks.slack.com/services/T0/B0/x",
+            "http://127.0.0.1:8080",
+            "http://[::1]:9/a?b#c",
+            "http://h?q",
+            "http://h:0/",
+        ] {
+            assert!(http_url(url).is_ok(), "{url}");
+            let pulse = crate::manifest::Pulse::Http(crate::manifest::HttpPulse {
+                url: url.into(),
+                method: std::sync::Arc::new("GET".into()),
+                headers: std::sync::Arc::default(),
+                expected_status: std::sync::Arc::default(),
+                insecure_skip_verify: false,
+                extra: None,
+            });
+            if url.starts_with("http") {
+                assert!(crate::pipeline::target::host_of(&pulse).is_ok(), "{url}");
+            }
+            assert!(crate::actions::target::Target::parse(url).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn intervals_and_timeouts_stay_within_the_scheduler_bounds() {
+        assert!(interval_ms(1).is_ok());
+        assert!(interval_ms(744 * 3_600_000).is_ok());
+        let e = interval_ms(745 * 3_600_000).unwrap_err();
+        assert!(e.message.contains("745h") && e.message.contains("744h"), "{e:?}");
+        assert!(interval_ms(0).is_err());
+        assert!(timeout_ms(MAX_TIMEOUT_MS).is_ok());
+        assert!(timeout_ms(MAX_TIMEOUT_MS + 1).is_err());
+        // The bound fits the table's u32 field.
+        assert!(u32::try_from(MAX_INTERVAL_MS).is_ok());
+    }
+
+    #[test]
+    fn headers_refuse_what_http_forbids() {
+        assert!(header_name("X-Token").is_ok());
+        assert!(header_name("X Token").is_err());
+        assert!(header_name("").is_err());
+        assert!(header_name("content-length").unwrap_err().message.contains("set by CPRA"));
+        assert!(header_value("Bearer abc\tdef é").is_ok());
+        let e = header_value("Bearer s3cret\r\nX-Evil: 1").unwrap_err();
+        assert!(e.message.contains("CR or LF") && !e.message.contains("s3cret"), "{e:?}");
+        assert!(header_value("a\0b").unwrap_err().message.contains("0x00"));
+        assert!(method("GET").is_ok());
+        assert!(method("GE T").is_err());
+    }
+}
