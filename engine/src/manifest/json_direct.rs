@@ -1365,7 +1365,10 @@ mod tests {
                     f.push(format!("\"max_response_time\":{}", pick(rng, &[r#""2s""#, r#""0s""#])));
                 }
                 if rng.next() % 10 == 0 {
-                    f.push(r#""ca_file":"/etc/ssl/ca.pem""#.to_string());
+                    // A readable file half the time (the direct path takes it), else one the
+                    // general path reports.
+                    let path = pick(rng, &["tests/fixtures/ca.pem", "/surely/not/ca.pem"]);
+                    f.push(format!("\"ca_file\":\"{path}\""));
                 }
             }
             "tcp" | "udp" | "grpc" | "3" | "null" => {

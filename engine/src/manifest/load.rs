@@ -418,15 +418,25 @@ impl Loader<'_> {
                     }
                 }
                 other => {
-                    let (level, hint) = unknown_field_hint(other, TOP_FIELDS, self.opts.lenient);
+                    let (level, class, message, hint) = if other.starts_with("x-") {
+                        // Go CPRA ignores unknown keys, and its manifests keep YAML anchors
+                        // under `x-` keys (as Compose files do).
+                        let hint = "an `x-` key only holds YAML anchors for the monitors to \
+                                    merge; CPRA (like the Go CPRA) does not read it";
+                        (Level::Warning, Class::IgnoredField, "is ignored", hint.to_string())
+                    } else {
+                        let (level, hint) =
+                            unknown_field_hint(other, TOP_FIELDS, self.opts.lenient);
+                        (level, Class::UnknownField, "is unknown", hint)
+                    };
                     self.report.problems.push(Diagnostic {
                         level,
-                        class: Class::UnknownField,
+                        class,
                         file: self.file.to_string(),
                         pos,
                         monitor: None,
                         path: other.to_string(),
-                        message: format!("unknown field '{other}'"),
+                        message: format!("top-level field '{other}' {message}"),
                         hint,
                     });
                     let first = src.next_event()?;

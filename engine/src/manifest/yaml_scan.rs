@@ -1941,10 +1941,11 @@ mod loader {
     fn fast_fallback_and_saphyr_load_the_same() {
         let dir = tempfile::tempdir().unwrap();
         let plain = fleet(30);
-        // A block scalar late in the file: the fast path falls back after 20-odd monitors.
+        // A block scalar with an indentation digit late in the file: the fast path falls back
+        // after 20-odd monitors.
         let exotic = plain.replacen(
             "  - name: svc-00000025\n",
-            "  - name: svc-00000025\n    description: |\n      two\n      lines\n",
+            "  - name: |2-\n      svc-00000025\n",
             1,
         );
         // A syntax error late in the file: saphyr's message and position.
