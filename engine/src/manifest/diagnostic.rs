@@ -86,9 +86,15 @@ pub struct Diagnostic {
     pub hint: String,
 }
 
+/// `error: FILE:LINE:COLUMN: monitor 'NAME': MESSAGE at PATH; HINT` (the position, monitor,
+/// path and hint only when known), the form editors and terminals turn into links.
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: ", self.level.as_str(), self.file)?;
+        write!(f, "{}: {}", self.level.as_str(), self.file)?;
+        if self.pos.line > 0 {
+            write!(f, ":{}:{}", self.pos.line, self.pos.column)?;
+        }
+        f.write_str(": ")?;
         if let Some(m) = &self.monitor {
             write!(f, "monitor '{m}': ")?;
         }
@@ -96,7 +102,6 @@ impl fmt::Display for Diagnostic {
         if !self.path.is_empty() {
             write!(f, " at {}", self.path)?;
         }
-        write!(f, " ({})", self.pos)?;
         if !self.hint.is_empty() {
             write!(f, "; {}", self.hint)?;
         }

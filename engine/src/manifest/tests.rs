@@ -450,7 +450,7 @@ fn messages_name_the_position_monitor_and_path() {
     assert_eq!(d.path, "monitors[0].pulse_check.type");
     assert_eq!(
         d.to_string(),
-        "error: <input>: monitor 'web': unknown pulse type 'htp' at monitors[0].pulse_check.type (line 4, column 13); expected one of http, tcp, icmp, dns, udp, grpc, tls, docker; did you mean 'http'?"
+        "error: <input>:4:13: monitor 'web': unknown pulse type 'htp' at monitors[0].pulse_check.type; expected one of http, tcp, icmp, dns, udp, grpc, tls, docker; did you mean 'http'?"
     );
 }
 
