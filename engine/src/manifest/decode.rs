@@ -220,10 +220,8 @@ impl Interners {
         if let Some(verdict) = self.ca_files.get(path) {
             return verdict.clone();
         }
-        let opts = cpra_net::tls::TlsOptions {
-            ca_file: Some(path.into()),
-            insecure_skip_verify: false,
-        };
+        let opts =
+            cpra_net::tls::TlsOptions { ca_file: Some(path.into()), insecure_skip_verify: false };
         let verdict = cpra_net::tls::client_config(&opts).map(|_| ()).map_err(|e| e.0);
         if self.ca_files.len() < super::intern::MAX_INTERNED {
             self.ca_files.insert(path.to_owned(), verdict.clone());
@@ -1400,7 +1398,10 @@ fn check_addresses(ctx: &mut Ctx, c: &Fields, key: &str, addresses: &[String]) {
     }
     if addresses.len() > MAX_RECIPIENTS {
         let problem = Problem {
-            message: format!("{} recipients, more than the {MAX_RECIPIENTS} allowed", addresses.len()),
+            message: format!(
+                "{} recipients, more than the {MAX_RECIPIENTS} allowed",
+                addresses.len()
+            ),
             hint: "send to a mailing list instead",
         };
         ctx.refuse(c, key, problem);

@@ -14,7 +14,7 @@
 
 use std::io::Read;
 
-use super::event::{ParseEvent, EventSource, Pos, RawItem, SyntaxError};
+use super::event::{EventSource, ParseEvent, Pos, RawItem, SyntaxError};
 
 /// Read buffer size: large enough that `read` syscalls are amortised over many monitors,
 /// small enough to be irrelevant to the load's memory. A refill happens when it is drained.

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use super::event::{ParseEvent, EventSource, Pos, SyntaxError};
+use super::event::{EventSource, ParseEvent, Pos, SyntaxError};
 
 /// Deepest nesting inside one block. A monitor needs about 6 levels; past this: an error.
 pub const MAX_NODE_DEPTH: usize = 64;
@@ -921,13 +921,15 @@ mod tests {
 
     #[test]
     fn duplicate_keys_are_noted_at_every_level_and_in_long_mappings() {
-        let t = parse("a: {b: {c: 1, c: 2}}
+        let t = parse(
+            "a: {b: {c: 1, c: 2}}
 d: [{e: 1, f: 2, e: 3}]
 a: 4
 <<: {g: 1}
 <<: {h: 1}
-")
-            .unwrap();
+",
+        )
+        .unwrap();
         let dups: Vec<(&str, u32, u32)> =
             t.duplicate_keys().map(|d| (d.key, d.pos.line, d.pos.column)).collect();
         assert_eq!(dups, [("c", 1, 15), ("e", 2, 18), ("a", 3, 1)]);

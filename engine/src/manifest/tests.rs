@@ -365,8 +365,7 @@ fn repeated_codes_blocks_report_their_problems_every_time() {
         + &monitor(0, "{red: {notify: slack, config: {hook: '${HOOK_A}'}}}")
         + &monitor(1, "{red: {notify: slack, config: {hook: '${HOOK_A}'}}}");
     let env: HashMap<String, String> = HashMap::new();
-    let (_, r) =
-        load_str(&text, None, &LoadOptions { env: &env, ..LoadOptions::default() });
+    let (_, r) = load_str(&text, None, &LoadOptions { env: &env, ..LoadOptions::default() });
     assert_eq!(r.problems.errors, 2, "{:#?}", r.problems.kept);
 }
 

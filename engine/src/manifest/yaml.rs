@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use saphyr_parser::{BufferedInput, Event as YEvent, Parser, ScalarStyle};
 
-use super::event::{ParseEvent, EventSource, Pos, SyntaxError};
+use super::event::{EventSource, ParseEvent, Pos, SyntaxError};
 
 /// Decodes UTF-8 bytes from a reader into chars. An invalid sequence becomes U+FFFD and is
 /// remembered so the loader can report it, rather than panicking or silently accepting it.

@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
 
-use super::event::{ParseEvent, EventSource, Pos, SyntaxError};
+use super::event::{EventSource, ParseEvent, Pos, SyntaxError};
 use super::yaml::YamlReader;
 
 /// Bytes read from the input at a time, and the longest line the scanner handles: a manifest
@@ -408,7 +408,10 @@ impl<R: Read> YamlScanner<R> {
 
     fn close_top(&mut self, pos: Pos) {
         if let Some(b) = self.stack.pop() {
-            self.push(if b.kind == Kind::Map { ParseEvent::MapEnd } else { ParseEvent::SeqEnd }, pos);
+            self.push(
+                if b.kind == Kind::Map { ParseEvent::MapEnd } else { ParseEvent::SeqEnd },
+                pos,
+            );
         }
     }
 
@@ -1269,7 +1272,8 @@ impl FastYaml {
             let (_event, _) = slow.next_event()?;
             #[cfg(debug_assertions)]
             {
-                let text = if matches!(_event, ParseEvent::Scalar { .. }) { slow.scalar() } else { "" };
+                let text =
+                    if matches!(_event, ParseEvent::Scalar { .. }) { slow.scalar() } else { "" };
                 digest = digest_step(digest, _event, text);
             }
         }
@@ -1289,8 +1293,11 @@ impl EventSource for FastYaml {
                     self.handed += 1;
                     #[cfg(debug_assertions)]
                     {
-                        let text =
-                            if matches!(event, ParseEvent::Scalar { .. }) { fast.text() } else { "" };
+                        let text = if matches!(event, ParseEvent::Scalar { .. }) {
+                            fast.text()
+                        } else {
+                            ""
+                        };
                         self.digest = digest_step(self.digest, event, text);
                     }
                     return Ok((event, pos));
@@ -1943,11 +1950,8 @@ mod loader {
         let plain = fleet(30);
         // A block scalar with an indentation digit late in the file: the fast path falls back
         // after 20-odd monitors.
-        let exotic = plain.replacen(
-            "  - name: svc-00000025\n",
-            "  - name: |2-\n      svc-00000025\n",
-            1,
-        );
+        let exotic =
+            plain.replacen("  - name: svc-00000025\n", "  - name: |2-\n      svc-00000025\n", 1);
         // A syntax error late in the file: saphyr's message and position.
         let broken = plain.replacen("  - name: svc-00000027\n", "  - name: [svc-00000027\n", 1);
         for (name, text) in [("plain", &plain), ("exotic", &exotic), ("broken", &broken)] {
