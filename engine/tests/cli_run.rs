@@ -112,14 +112,14 @@ const KINDS: &[(&str, &str, &str, Option<&str>, &str)] = &[
         "monitors:\n  - name: web\n    pulse_check: {type: tcp, interval: 745h, config: {host: 127.0.0.1, port: 1}}\n",
         "745h",
         Some("web"),
-        "interval: interval 745h is outside what the scheduler runs",
+        "interval: 745h is outside what the scheduler runs (1ms to 744h)",
     ),
     (
         "timeout_745h.yaml",
         "monitors:\n  - name: web\n    pulse_check: {type: tcp, interval: 744h, timeout: 745h, config: {host: 127.0.0.1, port: 1}}\n",
         "745h",
         Some("web"),
-        "timeout: timeout 745h is longer than the longest allowed",
+        "timeout: 745h is longer than the longest allowed (744h)",
     ),
     (
         "header_crlf.yaml",

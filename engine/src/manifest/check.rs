@@ -38,7 +38,7 @@ pub fn interval_ms(ms: u64) -> Result<(), Problem> {
     }
     Err(problem(
         format!(
-            "interval {} is outside what the scheduler runs ({}ms to {})",
+            "{} is outside what the scheduler runs ({}ms to {})",
             super::duration::format_ms(ms),
             MIN_INTERVAL_MS,
             super::duration::format_ms(MAX_INTERVAL_MS)
@@ -54,7 +54,7 @@ pub fn timeout_ms(ms: u64) -> Result<(), Problem> {
     }
     Err(problem(
         format!(
-            "timeout {} is longer than the longest allowed ({})",
+            "{} is longer than the longest allowed ({})",
             super::duration::format_ms(ms),
             super::duration::format_ms(MAX_TIMEOUT_MS)
         ),

@@ -205,6 +205,9 @@ pub struct Interners {
     codes_by_block: HashMap<Vec<u8>, Arc<Codes>, super::intern::FxBuildHasher>,
     block_key: Vec<u8>,
     block_stack: Vec<(u32, u32)>,
+    /// `intervention` blocks already decoded (and checked) without a problem, by their text,
+    /// as `codes_by_block`: checking one builds the request or command the actions would.
+    interventions_by_block: HashMap<Vec<u8>, Intervention, super::intern::FxBuildHasher>,
     /// `ca_file` paths already read, with the verdict: a fleet names one or two files a
     /// million times, and reading one builds a TLS config. At most `MAX_INTERNED` paths.
     ca_files: HashMap<String, Result<(), String>>,
@@ -892,9 +895,7 @@ fn decode_monitor_inner(
     let codes = decode_codes(ctx, &f);
     let intervention = match f.get("intervention").filter(|e| !e.value.is_null()) {
         Some(e) => {
-            let path = FieldPath::Key(&f.path, "intervention");
-            ctx.fields(&e.value, path, INTERVENTION_FIELDS)
-                .and_then(|inf| decode_intervention(ctx, &inf))
+            decode_intervention_block(ctx, &e.value, FieldPath::Key(&f.path, "intervention"))
         }
         None => None,
     };
@@ -1158,6 +1159,30 @@ fn decode_statuses(ctx: &mut Ctx, c: &Fields) -> Vec<u16> {
     out
 }
 
+/// An `intervention` block, from the cache when the same text decoded without a problem before.
+fn decode_intervention_block(ctx: &mut Ctx, node: &Node, path: FieldPath) -> Option<Intervention> {
+    let i = &mut *ctx.interners;
+    i.block_key.clear();
+    let cacheable = node.encode(&mut i.block_stack, &mut i.block_key);
+    if cacheable {
+        if let Some(iv) = i.interventions_by_block.get(i.block_key.as_slice()) {
+            return Some(iv.clone());
+        }
+    }
+    let problems_before = ctx.problems.total();
+    let iv = ctx.fields(node, path, INTERVENTION_FIELDS).and_then(|f| decode_intervention(ctx, &f));
+    let i = &mut *ctx.interners;
+    if let Some(iv) = &iv {
+        if cacheable
+            && ctx.problems.total() == problems_before
+            && i.interventions_by_block.len() < super::intern::MAX_INTERNED
+        {
+            i.interventions_by_block.insert(i.block_key.clone(), iv.clone());
+        }
+    }
+    iv
+}
+
 fn decode_intervention(ctx: &mut Ctx, f: &Fields) -> Option<Intervention> {
     use crate::actions::intervention::{docker_restart_request, kubernetes_patch, systemctl_args};
     let action =
@@ -1334,10 +1359,14 @@ pub fn decode_notify(ctx: &mut Ctx, f: &Fields, kind_key: &str) -> Option<Arc<No
             chat_id: ctx.req_str(&c, "chat_id", "-100123456"),
             url: opt_url(ctx, &c, "url"),
         },
-        "opsgenie" => Notify::Opsgenie {
-            api_key: ctx.req_str(&c, "api_key", "${OPSGENIE_KEY}"),
-            url: opt_url(ctx, &c, "url"),
-        },
+        "opsgenie" => {
+            let api_key = ctx.req_str(&c, "api_key", "${OPSGENIE_KEY}");
+            // Sent in the Authorization header.
+            if let Err(p) = check::header_value(&api_key) {
+                ctx.refuse(&c, "api_key", p);
+            }
+            Notify::Opsgenie { api_key, url: opt_url(ctx, &c, "url") }
+        }
         "mattermost" => Notify::Mattermost {
             webhook_url: req_url(
                 ctx,

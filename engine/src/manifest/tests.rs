@@ -402,8 +402,8 @@ const BAD: &[(&str, Class, &str)] = &[
     ("- name: a\n  id: \"-bad\"\n  pulse_check: {type: tcp, config: {host: h, port: 1}}", Class::BadValue, "does not match"),
     ("- name: a\n  pulse_check: {type: http, config: {url: \"http://h/\", body_regex: \"(\"}}", Class::BadValue, "bad regular expression"),
     ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}\n", Class::Syntax, "YAML syntax error"),
-    ("- name: a\n  pulse_check: {type: tcp, interval: 745h, config: {host: h, port: 1}}", Class::BadValue, "interval: interval 745h is outside"),
-    ("- name: a\n  pulse_check: {type: tcp, interval: 1s, timeout: 745h, config: {host: h, port: 1}}", Class::BadValue, "timeout: timeout 745h"),
+    ("- name: a\n  pulse_check: {type: tcp, interval: 745h, config: {host: h, port: 1}}", Class::BadValue, "interval: 745h is outside"),
+    ("- name: a\n  pulse_check: {type: tcp, interval: 1s, timeout: 745h, config: {host: h, port: 1}}", Class::BadValue, "timeout: 745h is longer"),
     ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  codes: {red: {notify: slack, config: {hook: hooks.slack.com/services/T0/B0/x}}}", Class::BadValue, "hook: not a URL: it has no scheme"),
     ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  codes: {red: {notify: webhook, config: {url: \"http://h/\", headers: {X-A: \"a\\r\\nX-B: b\"}}}}", Class::BadValue, "line break (CR or LF)"),
     ("- name: a\n  pulse_check: {type: http, config: {url: \"https://h/\", ca_file: /surely/not/here.pem}}", Class::BadValue, "ca_file: cannot use it"),
@@ -695,4 +695,38 @@ fn every_accepted_field_is_documented() {
             "docs/configuration.md does not mention `{word}`"
         );
     }
+}
+
+#[test]
+fn a_bad_block_shared_by_monitors_is_reported_for_each_and_a_good_one_checked_once() {
+    let fleet = |intervention: &str, codes: &str| {
+        "monitors:\n".to_string()
+            + &(0..3)
+                .map(|i| {
+                    format!(
+                        "  - name: m{i}\n    pulse_check: {{type: tcp, config: {{host: h, port: 1}}}}\n    intervention: {intervention}\n    codes: {codes}\n"
+                    )
+                })
+                .collect::<String>()
+    };
+    let bad = fleet(
+        "{action: systemd, target: {unit: \"-x\"}}",
+        "{red: {notify: slack, config: {hook: hooks.slack.com/x}}}",
+    );
+    let (m, r) = load(&bad);
+    assert!(m.is_empty());
+    assert_eq!(r.problems.errors, 6, "{:#?}", r.problems.kept);
+    for (i, pair) in r.problems.kept.chunks(2).enumerate() {
+        let name = format!("m{i}");
+        assert!(pair.iter().all(|d| d.monitor.as_deref() == Some(name.as_str())), "{pair:#?}");
+        assert_eq!(pair[0].path, format!("monitors[{i}].codes.red.config.hook"));
+        assert_eq!(pair[1].path, format!("monitors[{i}].intervention.target.unit"));
+    }
+    let good = fleet(
+        "{action: systemd, target: {unit: web.service}}",
+        "{red: {notify: slack, config: {hook: \"https://hooks.slack.com/x\"}}}",
+    );
+    let (m, _) = load_ok(&good);
+    assert!(std::sync::Arc::ptr_eq(&m[0].codes, &m[2].codes));
+    assert_eq!(m[0].intervention, m[2].intervention);
 }
