@@ -5,8 +5,10 @@
 //! What it is not: a second decoder with rules of its own. It stops ([`Step::Bail`]) at
 //! anything the general path (events, tree, [`super::decode`]) would say a word about: an
 //! unknown or repeated field, a `null`, an escape or a `$` in a string, a number where a
-//! string goes (or the reverse), a value out of range, a warning (timeout over interval), a
-//! duplicate id. The loader then decodes that monitor through the general path, which reports
+//! string goes (or the reverse), a value out of range, a value the engine would refuse (the
+//! predicates of [`super::check`], shared with the general path: URL, interval and timeout
+//! bounds, method, `body_contains`, `ca_file`, dns `server`), a warning (timeout over
+//! interval), a duplicate id. The loader then decodes that monitor through the general path, which reports
 //! it. So every diagnostic comes from one place, and a monitor decoded here is the monitor the
 //! general path builds from the same bytes; the `direct_and_general_paths_agree_*` tests hold
 //! the two to that over generated and mutated manifests.
