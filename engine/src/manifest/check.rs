@@ -118,56 +118,122 @@ pub fn http_url(text: &str) -> Result<(), Problem> {
 /// else, IPv6, percent escapes and odd hosts included, returns false and is read by the `url`
 /// crate; `plain_urls_are_urls_the_url_crate_accepts` holds the two together.
 fn is_plain_http_url(text: &str) -> bool {
-    let Some(rest) = text.strip_prefix("http://").or_else(|| text.strip_prefix("https://")) else {
+    let b = text.as_bytes();
+    let rest = if let Some(r) = b.strip_prefix(b"http://") {
+        r
+    } else if let Some(r) = b.strip_prefix(b"https://") {
+        r
+    } else {
         return false;
     };
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    let (host, port) = match authority.split_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (authority, None),
-    };
-    let port_ok = port.is_none_or(|p| {
-        !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && {
-            p.parse::<u32>().is_ok_and(|n| n <= u32::from(u16::MAX))
+    // One pass, byte by byte: host, then an optional `:port`, then the path and query.
+    let mut i = 0;
+    while i < rest.len() && !matches!(rest[i], b':' | b'/' | b'?') {
+        i += 1;
+    }
+    if !(is_plain_host_name(&rest[..i]) || is_plain_ipv4(&rest[..i])) {
+        return false;
+    }
+    if rest.get(i) == Some(&b':') {
+        i += 1;
+        let digits = i;
+        let mut port = 0u32;
+        while i < rest.len() && rest[i].is_ascii_digit() && i - digits < 5 {
+            port = port * 10 + u32::from(rest[i] - b'0');
+            i += 1;
         }
-    });
-    let path_ok =
-        path.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/?=&+:@!$'()*,;".contains(&b));
-    port_ok && path_ok && (is_plain_host_name(host) || is_plain_ipv4(host))
+        if i == digits || port > u32::from(u16::MAX) {
+            return false;
+        }
+    }
+    // After the authority only `/` or `?` may come (`http://h:80x` is not a port).
+    if i < rest.len() && !matches!(rest[i], b'/' | b'?') {
+        return false;
+    }
+    rest[i..].iter().all(|&c| PLAIN_PATH_BYTES[usize::from(c)])
 }
 
+/// Path and query bytes the `url` crate keeps as they are: unreserved, sub-delimiters, `/`,
+/// `?`, `:`, `@` (no `%`, `#`, `\\`, spaces or bytes past ASCII, which it escapes or reads).
+const PLAIN_PATH_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        table[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'/'
+                    | b'?'
+                    | b'='
+                    | b'&'
+                    | b'+'
+                    | b':'
+                    | b'@'
+                    | b'!'
+                    | b'$'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b','
+                    | b';'
+            );
+        c += 1;
+    }
+    table
+};
+
 /// Lower-case labels of letters, digits and inner `-`, the last one with a letter (a last
-/// label of digits makes the `url` crate read the host as an IPv4 address), no `xn--` (which
-/// the `url` crate checks as IDNA).
-fn is_plain_host_name(host: &str) -> bool {
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && !l.starts_with("xn--")
-            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    };
-    let last_ok = host
-        .rsplit('.')
-        .next()
-        .is_some_and(|l| l.bytes().any(|b| b.is_ascii_lowercase()) && !l.starts_with("0x"));
-    host.len() <= 253 && last_ok && host.split('.').all(label_ok)
+/// label of digits makes the `url` crate read the host as an IPv4 address) and not `0x...`
+/// (a hexadecimal number to it), no `xn--` label (which it checks as IDNA).
+fn is_plain_host_name(host: &[u8]) -> bool {
+    if host.is_empty() || host.len() > 253 {
+        return false;
+    }
+    let mut start = 0;
+    let mut last_ok = false;
+    for end in 0..=host.len() {
+        let c = host.get(end).copied().unwrap_or(b'.');
+        if c != b'.' {
+            if !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-') {
+                return false;
+            }
+            continue;
+        }
+        let label = &host[start..end];
+        if label.is_empty()
+            || label.len() > 63
+            || label[0] == b'-'
+            || label[label.len() - 1] == b'-'
+            || label.starts_with(b"xn--")
+        {
+            return false;
+        }
+        last_ok = !label.starts_with(b"0x") && label.iter().any(u8::is_ascii_lowercase);
+        start = end + 1;
+    }
+    last_ok
 }
 
 /// Four decimal numbers up to 255 without leading zeros (which the `url` crate reads as
 /// octal).
-fn is_plain_ipv4(host: &str) -> bool {
+fn is_plain_ipv4(host: &[u8]) -> bool {
     let mut parts = 0;
-    for p in host.split('.') {
+    for part in host.split(|&c| c == b'.') {
         parts += 1;
-        let ok = !p.is_empty()
-            && p.len() <= 3
-            && p.bytes().all(|b| b.is_ascii_digit())
-            && !(p.len() > 1 && p.starts_with('0'))
-            && p.parse::<u16>().is_ok_and(|n| n <= 255);
-        if !ok {
+        if part.is_empty()
+            || part.len() > 3
+            || (part.len() > 1 && part[0] == b'0')
+            || !part.iter().all(u8::is_ascii_digit)
+        {
+            return false;
+        }
+        let n = part.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+        if n > 255 {
             return false;
         }
     }
