@@ -25,7 +25,8 @@ pub struct ValidateArgs {
 #[derive(Debug, Args)]
 pub struct UnknownFieldArgs {
     /// Report unknown fields as warnings rather than errors (a misspelt field is then
-    /// ignored and its default used).
+    /// ignored and its default used). The old --strict is still accepted and does nothing:
+    /// unknown fields are errors by default.
     #[arg(long)]
     pub lenient: bool,
     /// No effect, kept so old scripts keep working: unknown fields are errors by default now
