@@ -276,31 +276,26 @@ impl Loader<'_> {
     /// A manifest is one document: anything after it (a second YAML document, more JSON) is
     /// an error, not silently dropped.
     fn after_the_document(&mut self, src: &mut dyn EventSource, format: Format) {
-        let (message, hint) = match format {
-            Format::Yaml => (
-                "a second YAML document starts here; a manifest is one document".to_string(),
-                "merge its monitors into the first document's `monitors:` list, or load it as \
-                 its own file",
-            ),
-            Format::Json => (
-                String::new(),
-                "a manifest is one JSON document: merge the monitors into the first one's \
-                 `monitors` list",
-            ),
-        };
-        let pos = match src.next_event() {
-            Ok((ParseEvent::End, _)) => return,
-            Ok((_, pos)) => pos,
-            Err(e) => {
-                let message = if message.is_empty() { e.message } else { message };
-                self.push_top(Class::Syntax, e.pos, message, hint);
-                return;
+        let (pos, message) = match (src.next_event(), format) {
+            (Ok((ParseEvent::End, _)), _) => return,
+            (Ok((_, pos)), Format::Yaml) => {
+                (pos, "a second YAML document starts here; a manifest is one document".into())
             }
+            // The JSON reader reports what follows its document itself (the `Err` below).
+            (Ok((_, pos)), Format::Json) => {
+                (pos, "more data after the end of the JSON document".into())
+            }
+            (Err(e), _) => (e.pos, e.message),
         };
-        let message = if message.is_empty() {
-            "more data after the end of the JSON document".to_string()
-        } else {
-            message
+        let hint = match format {
+            Format::Yaml => {
+                "merge its monitors into the first document's `monitors:` list, or load it as \
+                 its own file"
+            }
+            Format::Json => {
+                "a manifest is one JSON document: merge the monitors into the first one's \
+                 `monitors` list"
+            }
         };
         self.push_top(Class::Syntax, pos, message, hint);
     }
