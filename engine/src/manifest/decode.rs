@@ -232,15 +232,20 @@ impl Interners {
         verdict
     }
 
-    /// `actions::check_endpoint` of an interned notifier, once per distinct one (the
-    /// interner keeps every one alive for the load, so an address names one notifier).
+    /// `actions::check_endpoint` of a notifier just interned, once per distinct one. Only
+    /// one the interner holds (for the whole load, so its address names it alone) is
+    /// remembered: past `MAX_INTERNED` the interner keeps none, and a freed address could be
+    /// reused by another notifier.
     fn endpoint_verdict(&mut self, notify: &Arc<Notify>) -> Option<String> {
         let key = Arc::as_ptr(notify) as usize;
         if let Some(v) = self.endpoint_verdicts.get(&key) {
             return v.clone();
         }
-        let verdict = crate::actions::check_endpoint(notify).err();
-        self.endpoint_verdicts.insert(key, verdict.clone());
+        let verdict = crate::actions::check_endpoint(notify).err().map(|e| redact(e, notify));
+        let interned = Arc::strong_count(notify) > 1;
+        if interned && self.endpoint_verdicts.len() < super::intern::MAX_INTERNED {
+            self.endpoint_verdicts.insert(key, verdict.clone());
+        }
         verdict
     }
 }
@@ -1399,6 +1404,19 @@ pub fn decode_notify(ctx: &mut Ctx, f: &Fields, kind_key: &str) -> Option<Arc<No
     Some(notify)
 }
 
+/// `message` without the notifier's secrets (tokens and keys, which the actions' messages may
+/// quote inside a URL they built).
+fn redact(message: String, notify: &Notify) -> String {
+    let secrets: &[&str] = match notify {
+        Notify::Telegram { bot_token, .. } => &[bot_token],
+        Notify::Opsgenie { api_key, .. } => &[api_key],
+        Notify::Pagerduty { routing_key, .. } => &[routing_key],
+        Notify::Email { password: Some(p), .. } => &[p],
+        _ => &[],
+    };
+    secrets.iter().filter(|s| !s.is_empty()).fold(message, |m, s| m.replace(s, "<redacted>"))
+}
+
 /// A required URL field, checked.
 fn req_url(ctx: &mut Ctx, c: &Fields, key: &str, example: &str) -> String {
     let url = ctx.req_str(c, key, example);
@@ -1624,7 +1642,18 @@ fn decode_maintenance(ctx: &mut Ctx, f: &Fields) -> Vec<MaintenanceWindow> {
 
 #[cfg(test)]
 mod tests {
-    use super::FieldPath;
+    use super::{redact, FieldPath, Notify};
+
+    #[test]
+    fn the_actions_messages_lose_the_notifiers_secrets() {
+        let telegram =
+            Notify::Telegram { bot_token: "123:s3cret".into(), chat_id: "1".into(), url: None };
+        let m = redact(
+            "invalid URL `https://api.telegram.org/bot123:s3cret/sendMessage`".into(),
+            &telegram,
+        );
+        assert_eq!(m, "invalid URL `https://api.telegram.org/bot<redacted>/sendMessage`");
+    }
 
     #[test]
     fn paths_render_as_written() {
