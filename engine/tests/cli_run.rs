@@ -192,6 +192,20 @@ const KINDS: &[(&str, &str, &str, Option<&str>, &str)] = &[
         "server: dns server `ns1.example.com` must be an IP address",
     ),
     (
+        "docker_container.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: docker, config: {container: \"web/1\"}}\n",
+        "\"web/1",
+        Some("web"),
+        "container: invalid container name \"web/1\"",
+    ),
+    (
+        "tls_days.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tls, config: {host: 127.0.0.1, warn_days: 5, critical_days: 10}}\n",
+        "10}",
+        Some("web"),
+        "critical_days (10) is more than warn_days (5)",
+    ),
+    (
         "misspelt_interval.yaml",
         "monitors:\n  - name: web\n    pulse_check:\n      type: tcp\n      intervall: 5s\n      config: {host: 127.0.0.1, port: 1}\n",
         "intervall",

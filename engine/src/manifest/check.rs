@@ -299,6 +299,72 @@ pub fn dns_server(server: &str) -> Result<(), Problem> {
     }
 }
 
+/// Where the pulse checks below point the runtime's own constructors: only the value checked
+/// matters to them, not the address.
+const ANY_ADDR: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 53);
+
+/// A `udp` pulse's `payload`: it must fit in one datagram.
+pub fn udp_payload(payload: &str) -> Result<(), Problem> {
+    cpra_net::udp::UdpConfig::new(ANY_ADDR, payload.as_bytes())
+        .map(|_| ())
+        .map_err(|m| problem(m, "send a shorter payload"))
+}
+
+/// A `grpc` pulse's `host`, which is also the request's authority.
+pub fn grpc_authority(host: &str) -> Result<(), Problem> {
+    cpra_net::grpc::GrpcConfig::new(ANY_ADDR, host, "")
+        .map(|_| ())
+        .map_err(|m| problem(m, "write a host name or IP address, without spaces"))
+}
+
+/// A `grpc` pulse's `service`.
+pub fn grpc_service(service: &str) -> Result<(), Problem> {
+    cpra_net::grpc::GrpcConfig::new(ANY_ADDR, "localhost", service)
+        .map(|_| ())
+        .map_err(|m| problem(m, "write the service's full name, e.g. grpc.health.v1.Health"))
+}
+
+/// A `dns` pulse's `host`: the name the query asks for.
+pub fn dns_name(host: &str) -> Result<(), Problem> {
+    use cpra_net::dns::{DnsConfig, DnsRecord};
+    DnsConfig::new(ANY_ADDR, host, DnsRecord::A)
+        .map(|_| ())
+        .map_err(|m| problem(m, "write a DNS name, e.g. api.example.com"))
+}
+
+/// The name a `tls` pulse verifies (`server_name`, else `host`).
+pub fn tls_server_name(name: &str) -> Result<(), Problem> {
+    cpra_net::tls::server_name(name)
+        .map(|_| ())
+        .map_err(|e| problem(e.0, "write a DNS name or an IP address"))
+}
+
+/// A docker container's name or id (pulse or intervention).
+pub fn docker_container(container: &str) -> Result<(), Problem> {
+    cpra_net::docker::DockerConfig::new("/", container)
+        .map(|_| ())
+        .map_err(|m| problem(m, "use the name or id `docker ps` shows"))
+}
+
+/// An http request's `body` with its headers: what they alone take must fit the runtime's
+/// bound on a request (the request line and CPRA's own headers come on top, so a request
+/// refused here would be refused when sent; one a little under may still be).
+pub fn request_size(body: Option<&str>, headers: &[(String, String)]) -> Result<(), Problem> {
+    let headers: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    let bytes = body.map_or(0, str::len) + headers;
+    if bytes <= cpra_net::limits::MAX_REQUEST_BYTES {
+        return Ok(());
+    }
+    Err(problem(
+        format!(
+            "the request would be more than {} bytes (body and headers: {bytes})",
+            cpra_net::limits::MAX_REQUEST_BYTES
+        ),
+        "send a shorter body",
+    ))
+}
+
 /// `body_contains`: the runtime refuses an empty one (it would match every body).
 pub fn body_contains(text: &str) -> Result<(), Problem> {
     if text.is_empty() {

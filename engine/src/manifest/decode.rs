@@ -1003,6 +1003,9 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
             ctx.check_method(&c, "method", &method);
             let headers = ctx.headers(&c, "headers");
             let body = ctx.opt_str(&c, "body");
+            if let Err(p) = check::request_size(body.as_deref(), &headers) {
+                ctx.refuse(&c, "body", p);
+            }
             let expected_status = decode_statuses(ctx, &c);
             let insecure_skip_verify = ctx.bool_or(&c, "insecure_skip_verify", false);
             let retries = ctx.opt_int(&c, "retries", 0, i64::from(u32::MAX)).map(|v| v as u32);
@@ -1069,6 +1072,9 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
         "dns" => {
             let c = ctx.config(f, "config", DNS_FIELDS);
             let host = ctx.req_str(&c, "host", "example.com");
+            if let (false, Err(p)) = (host.is_empty(), check::dns_name(&host)) {
+                ctx.refuse(&c, "host", p);
+            }
             let server = ctx.opt_str(&c, "server");
             if let Some(Err(p)) = server.as_deref().map(check::dns_server) {
                 ctx.refuse(&c, "server", p);
@@ -1077,19 +1083,26 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
         }
         "udp" => {
             let c = ctx.config(f, "config", UDP_FIELDS);
-            Pulse::Udp(UdpPulse {
-                host: ctx.req_str(&c, "host", "ntp.internal"),
-                port: ctx.port(&c, "port", None),
-                payload: ctx.opt_str(&c, "payload"),
-            })
+            let host = ctx.req_str(&c, "host", "ntp.internal");
+            let port = ctx.port(&c, "port", None);
+            let payload = ctx.opt_str(&c, "payload");
+            if let Some(Err(p)) = payload.as_deref().map(check::udp_payload) {
+                ctx.refuse(&c, "payload", p);
+            }
+            Pulse::Udp(UdpPulse { host, port, payload })
         }
         "grpc" => {
             let c = ctx.config(f, "config", GRPC_FIELDS);
-            Pulse::Grpc(GrpcPulse {
-                host: ctx.req_str(&c, "host", "api.internal"),
-                port: ctx.port(&c, "port", None),
-                service: ctx.opt_str(&c, "service"),
-            })
+            let host = ctx.req_str(&c, "host", "api.internal");
+            if let (false, Err(p)) = (host.is_empty(), check::grpc_authority(&host)) {
+                ctx.refuse(&c, "host", p);
+            }
+            let port = ctx.port(&c, "port", None);
+            let service = ctx.opt_str(&c, "service");
+            if let Some(Err(p)) = service.as_deref().map(check::grpc_service) {
+                ctx.refuse(&c, "service", p);
+            }
+            Pulse::Grpc(GrpcPulse { host, port, service })
         }
         "tls" => {
             let c = ctx.config(f, "config", TLS_FIELDS);
@@ -1105,15 +1118,20 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
                 .map(|v| v as u32)
                 .unwrap_or(DEFAULT_TLS_CRITICAL_DAYS);
             if critical_days > warn_days {
+                // The runtime refuses it (the warning would never be seen).
                 let pos = c.get("critical_days").map(|e| e.value.pos).unwrap_or(c.pos);
-                ctx.report(
-                    Level::Warning,
+                ctx.error(
                     Class::BadValue,
                     pos,
                     c.sub("critical_days"),
                     format!("critical_days ({critical_days}) is more than warn_days ({warn_days})"),
-                    "the warning would never be seen; make warn_days the larger".into(),
+                    "the warning would never be seen; make warn_days at least critical_days",
                 );
+            }
+            let name_key = if server_name.is_some() { "server_name" } else { "host" };
+            let name = server_name.as_deref().unwrap_or(&host);
+            if let (false, Err(p)) = (name.is_empty(), check::tls_server_name(name)) {
+                ctx.refuse(&c, name_key, p);
             }
             let insecure_skip_verify = ctx.bool_or(&c, "insecure_skip_verify", false);
             Pulse::Tls(TlsPulse {
@@ -1127,7 +1145,11 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
         }
         "docker" => {
             let c = ctx.config(f, "config", DOCKER_PULSE_FIELDS);
-            Pulse::Docker(DockerPulse { container: ctx.req_str(&c, "container", "web-1") })
+            let container = ctx.req_str(&c, "container", "web-1");
+            if let (false, Err(p)) = (container.is_empty(), check::docker_container(&container)) {
+                ctx.refuse(&c, "container", p);
+            }
+            Pulse::Docker(DockerPulse { container })
         }
         _ => return None,
     };
@@ -1221,13 +1243,13 @@ fn decode_intervention(ctx: &mut Ctx, f: &Fields) -> Option<Intervention> {
                 .map(|m| m.to_ascii_uppercase())
                 .unwrap_or_else(|| "POST".into());
             ctx.check_method(&t, "method", &method);
-            let action = InterventionAction::Webhook {
-                url,
-                method,
-                headers: ctx.headers(&t, "headers"),
-                body: ctx.opt_str(&t, "body"),
-                timeout_ms: ctx.opt_duration_ms(&t, "timeout", true),
-            };
+            let headers = ctx.headers(&t, "headers");
+            let body = ctx.opt_str(&t, "body");
+            if let Err(p) = check::request_size(body.as_deref(), &headers) {
+                ctx.refuse(&t, "body", p);
+            }
+            let timeout_ms = ctx.opt_duration_ms(&t, "timeout", true);
+            let action = InterventionAction::Webhook { url, method, headers, body, timeout_ms };
             (action, t)
         }
         "systemd" => {

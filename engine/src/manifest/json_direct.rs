@@ -884,6 +884,9 @@ fn pulse_config(
                     d.no_headers.get_or_insert_with(|| interners.headers.intern(Vec::new())),
                 ),
             };
+            if check::request_size(body.as_deref(), &headers).is_err() {
+                return bail();
+            }
             Pulse::Http(HttpPulse {
                 url,
                 method: match method {
@@ -934,6 +937,17 @@ fn pulse_config(
             }
             let host = required(host)?;
             let port = port_v.ok_or(Stop::Bail)?;
+            let refused = match kind {
+                "udp" => extra.as_deref().is_some_and(|p| check::udp_payload(p).is_err()),
+                "grpc" => {
+                    check::grpc_authority(&host).is_err()
+                        || extra.as_deref().is_some_and(|s| check::grpc_service(s).is_err())
+                }
+                _ => false,
+            };
+            if refused {
+                return bail();
+            }
             match kind {
                 "udp" => Pulse::Udp(UdpPulse { host, port, payload: extra }),
                 "grpc" => Pulse::Grpc(GrpcPulse { host, port, service: extra }),
@@ -976,10 +990,13 @@ fn pulse_config(
                     _ => return bail(),
                 }
             }
-            if server.as_deref().is_some_and(|s| check::dns_server(s).is_err()) {
+            let host = required(host)?;
+            if check::dns_name(&host).is_err()
+                || server.as_deref().is_some_and(|s| check::dns_server(s).is_err())
+            {
                 return bail();
             }
-            Pulse::Dns(DnsPulse { host: required(host)?, server })
+            Pulse::Dns(DnsPulse { host, server })
         }
         "tls" => {
             let (mut host, mut port_v, mut server_name) = (None, 443, None);
@@ -1014,12 +1031,15 @@ fn pulse_config(
                     _ => return bail(),
                 }
             }
-            if critical_days > warn_days {
-                // A warning in the general path.
+            let host = required(host)?;
+            // critical_days over warn_days: an error in the general path.
+            if critical_days > warn_days
+                || check::tls_server_name(server_name.as_deref().unwrap_or(&host)).is_err()
+            {
                 return bail();
             }
             Pulse::Tls(TlsPulse {
-                host: required(host)?,
+                host,
                 port: port_v,
                 server_name,
                 warn_days,
@@ -1038,7 +1058,11 @@ fn pulse_config(
                     _ => return bail(),
                 }
             }
-            Pulse::Docker(DockerPulse { container: required(container)? })
+            let container = required(container)?;
+            if check::docker_container(&container).is_err() {
+                return bail();
+            }
+            Pulse::Docker(DockerPulse { container })
         }
         _ => return bail(),
     };

@@ -415,6 +415,11 @@ const BAD: &[(&str, Class, &str)] = &[
     ("- name: a\n  pulse_check: {type: tcp, intervall: 5s, config: {host: h, port: 1}}", Class::UnknownField, "did you mean 'interval'?"),
     ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1, host: g}}", Class::DuplicateKey, "key 'host' is given twice"),
     ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  codes: {red: {notify: webhook, config: {url: \"http://h/\", headers: {A: 1, A: 2}}}}", Class::DuplicateKey, "key 'A' is given twice"),
+    ("- name: a\n  pulse_check: {type: docker, config: {container: \"web 1\"}}", Class::BadValue, "container: invalid container name"),
+    ("- name: a\n  pulse_check: {type: tls, config: {host: h, warn_days: 5, critical_days: 10}}", Class::BadValue, "critical_days (10) is more than warn_days (5)"),
+    ("- name: a\n  pulse_check: {type: tls, config: {host: h, server_name: \"bad name\"}}", Class::BadValue, "server_name: TLS: `bad name` is not a valid server name"),
+    ("- name: a\n  pulse_check: {type: dns, config: {host: \"a..b\"}}", Class::BadValue, "host: invalid DNS name"),
+    ("- name: a\n  pulse_check: {type: grpc, config: {host: \"a b\", port: 1}}", Class::BadValue, "host: invalid grpc authority"),
 ];
 
 #[test]
@@ -481,6 +486,28 @@ fn fields_the_go_cpra_reads_and_cpra_ignores_are_warnings_that_say_why() {
         assert_eq!(d.class, Class::IgnoredField);
         assert!(d.hint.contains("Go CPRA"), "{d}");
     }
+}
+
+#[test]
+fn values_past_the_runtime_bounds_are_refused_at_load() {
+    let big = "x".repeat(cpra_net::limits::MAX_REQUEST_BYTES + 1);
+    let (_, r) = load(&format!(
+        "monitors:\n  - name: a\n    pulse_check: {{type: http, config: {{url: \"http://h/\", body: {big}}}}}\n"
+    ));
+    assert!(
+        r.problems.kept.iter().any(|d| d.path.ends_with("config.body")
+            && d.message.contains("the request would be more than")),
+        "{:#?}",
+        r.problems.kept
+    );
+    let (_, r) = load(&format!(
+        "monitors:\n  - name: a\n    pulse_check: {{type: udp, config: {{host: h, port: 1, payload: {big}}}}}\n"
+    ));
+    assert!(
+        r.problems.kept.iter().any(|d| d.message.starts_with("payload: udp payload is")),
+        "{:#?}",
+        r.problems.kept
+    );
 }
 
 #[test]
