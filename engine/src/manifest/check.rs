@@ -3,9 +3,11 @@
 //! `json_direct`, and any later one), so that a value `cpra run` would refuse is refused at
 //! load, at its field's position, by `cpra validate` and `cpra run` alike.
 //!
-//! What it is for: pure, allocation-free-on-success checks of one value (a URL, a duration, a
-//! header, a method). What it is not for: reporting (the decoder knows the position and the
-//! field path) or checks that need the filesystem (the `ca_file` cache in `decode::Interners`).
+//! What it is for: pure checks of one value (a URL, a duration, a header, a method), which
+//! allocate nothing when the value is good, except those that ask the net crate's own
+//! constructors (dns and tls names, grpc, udp, docker: they agree with the runtime because
+//! they are the runtime's code). What it is not for: reporting (the decoder knows the position
+//! and the field path) or checks that read files (the `ca_file` cache in `decode::Interners`).
 //!
 //! Messages never repeat a value that may hold a secret (a header value, a URL whose path is a
 //! Slack or Telegram token): the position and field path say which value is meant.
@@ -68,6 +70,14 @@ pub fn timeout_ms(ms: u64) -> Result<(), Problem> {
 pub fn http_url(text: &str) -> Result<(), Problem> {
     if is_plain_http_url(text) {
         return Ok(());
+    }
+    // The probes' request line and Host header take the URL as written: the `url` crate would
+    // escape these, the runtime does not.
+    if text.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err(problem(
+            "the URL has a space, a control character or a character past ASCII in it".into(),
+            "percent-encode it (a space is %20); write an international host name as xn--...",
+        ));
     }
     let url = match url::Url::parse(text) {
         Ok(u) => u,
@@ -393,6 +403,8 @@ mod tests {
         assert!(http_url("http://h:99999/").unwrap_err().message.contains("not a valid URL"));
         assert!(http_url("https://u:p@h/").unwrap_err().message.contains("credentials"));
         assert!(http_url("not a url").is_err());
+        assert!(http_url("http://h/a b").unwrap_err().message.contains("a space"));
+        assert!(http_url("http://bücher.example/").is_err());
         assert!(http_url("HTTP://example.com/").unwrap_err().message.contains("lower case"));
     }
 
