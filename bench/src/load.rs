@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
-use cpra_engine::manifest::event::Event;
+use cpra_engine::manifest::event::ParseEvent;
 use cpra_engine::manifest::gen::{parse_mix, write_manifest, GenOptions};
 use cpra_engine::manifest::yaml_scan::YamlScanner;
 use cpra_engine::manifest::{load_path, Format, LoadOptions, Monitor};
@@ -433,7 +433,7 @@ fn measure(
                 let mut scanned = 0u64;
                 loop {
                     match scanner.next_event() {
-                        Ok((Event::End, _)) => break,
+                        Ok((ParseEvent::End, _)) => break,
                         Ok(_) => scanned += 1,
                         Err(_) => {
                             return Err("yaml_scan fell back on the generated manifest".into())

@@ -38,7 +38,7 @@ fn invalid_manifest_exits_1_with_every_problem() {
     let out = stdout(&o);
     assert!(
         out.contains(
-            "unknown pulse type 'htp' at monitors[0].pulse_check.type (line 4, column 13)"
+            "bad.yaml:4:13: monitor 'web': unknown pulse type 'htp' at monitors[0].pulse_check.type"
         ),
         "{out}"
     );
@@ -63,7 +63,7 @@ fn invalid_manifest_exits_1_with_every_problem() {
 }
 
 #[test]
-fn strict_turns_unknown_fields_into_errors() {
+fn unknown_fields_are_errors_unless_lenient() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.json");
     std::fs::write(
@@ -71,10 +71,19 @@ fn strict_turns_unknown_fields_into_errors() {
         r#"{"monitors": [{"name": "a", "colour": "red", "pulse_check": {"type": "tcp", "config": {"host": "h", "port": 1}}}]}"#,
     )
     .unwrap();
-    assert_eq!(cpra(&["validate", path.to_str().unwrap()]).status.code(), Some(0));
-    let o = cpra(&["validate", "--strict", path.to_str().unwrap()]);
+    let file = path.to_str().unwrap();
+    let o = cpra(&["validate", file]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).contains("unknown field 'colour'"));
+    assert!(stdout(&o).contains(":1:29: monitor 'a': unknown field 'colour'"), "{}", stdout(&o));
+    let o = cpra(&["validate", "--lenient", file]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).starts_with("warning: "), "{}", stdout(&o));
+    // The old flag still parses, as a no-op, and is not advertised.
+    assert_eq!(cpra(&["validate", "--strict", file]).status.code(), Some(1));
+    let help = stdout(&cpra(&["validate", "--help"]));
+    assert!(help.contains("--lenient"), "{help}");
+    assert!(!help.contains("  --strict"), "listed as an option: {help}");
+    assert!(help.contains("--strict is still accepted and does nothing"), "{help}");
 }
 
 #[test]

@@ -29,7 +29,7 @@ fn an_invalid_manifest_is_refused_with_its_problems() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("bad.yaml: monitor 'web'") && stderr.contains("line 5"), "{stderr}");
+    assert!(stderr.contains("bad.yaml:5:13: monitor 'web'"), "{stderr}");
     assert!(stderr.contains("not starting"), "{stderr}");
 }
 
@@ -97,24 +97,228 @@ fn sigterm_during_a_burst_of_alerts_delivers_them_before_exit() {
     assert!(stderr.contains("\"level\":\"INFO\""), "json logs: {stderr}");
 }
 
+/// One manifest per kind of problem `cpra run` refuses, each once: (file name, text, the
+/// text the problem's position is at, the monitor named (None: a problem outside
+/// `monitors`), what the message says).
+const KINDS: &[(&str, &str, &str, Option<&str>, &str)] = &[
+    (
+        "slack_hook_without_scheme.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n    codes:\n      red: {notify: slack, config: {hook: hooks.slack.com/services/T0/B0/x}}\n",
+        "hooks.slack.com",
+        Some("web"),
+        "hook: not a URL: it has no scheme",
+    ),
+    (
+        "interval_745h.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, interval: 745h, config: {host: 127.0.0.1, port: 1}}\n",
+        "745h",
+        Some("web"),
+        "interval: 745h is outside what the scheduler runs (1ms to 744h)",
+    ),
+    (
+        "timeout_745h.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, interval: 744h, timeout: 745h, config: {host: 127.0.0.1, port: 1}}\n",
+        "745h",
+        Some("web"),
+        "timeout: 745h is longer than the longest allowed (744h)",
+    ),
+    (
+        "header_crlf.yaml",
+        "monitors:\n  - name: web\n    pulse_check:\n      type: http\n      config:\n        url: \"http://127.0.0.1:1/\"\n        headers: {X-Token: \"a\\r\\nX-Evil: 1\"}\n",
+        "\"a\\r",
+        Some("web"),
+        "header 'X-Token': header value has a line break (CR or LF)",
+    ),
+    (
+        "header_name.yaml",
+        "monitors:\n  - name: web\n    pulse_check:\n      type: http\n      config: {url: \"http://127.0.0.1:1/\", headers: [\"X Token: 1\"]}\n",
+        "\"X Token",
+        Some("web"),
+        "header name 'X Token' is not an HTTP token",
+    ),
+    (
+        "missing_ca_file.yaml",
+        "monitors:\n  - name: web\n    pulse_check:\n      type: http\n      config: {url: \"https://127.0.0.1:1/\", ca_file: /nonexistent/ca.pem}\n",
+        "/nonexistent",
+        Some("web"),
+        "ca_file: cannot use it: ca_file /nonexistent/ca.pem: No such file",
+    ),
+    (
+        "probe_url.yaml",
+        "monitors:\n  - name: web\n    pulse_check:\n      type: http\n      config: {url: \"http://127.0.0.1:99999/\"}\n",
+        "\"http://127.0.0.1:99999",
+        Some("web"),
+        "url: not a valid URL: invalid port number",
+    ),
+    (
+        "webhook_url.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n    codes:\n      red: {notify: webhook, config: {url: \"ftp://127.0.0.1/hook\"}}\n",
+        "\"ftp:",
+        Some("web"),
+        "url: URL scheme 'ftp' is not http or https",
+    ),
+    (
+        "endpoint_url.yaml",
+        "endpoints:\n  pager: {type: alertmanager, config: {url: \"http://[::1/\"}}\nmonitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n",
+        "\"http://[",
+        None,
+        "url: not a valid URL: invalid IPv6 address",
+    ),
+    (
+        "email_address.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n    codes:\n      red: {notify: email, config: {server: \"127.0.0.1:25\", from: \"cpra <a@b>\", to: [c@d]}}\n",
+        "\"cpra <",
+        Some("web"),
+        "from: 'cpra <a@b>' is not a mail address",
+    ),
+    (
+        "intervention_unit.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n    intervention: {action: systemd, target: {unit: \"-x.service\"}}\n",
+        "\"-x.service",
+        Some("web"),
+        "unit: systemd unit `-x.service` is not a unit name",
+    ),
+    (
+        "intervention_kubernetes.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n    intervention: {action: kubernetes, target: {kind: cronjob, name: web}}\n",
+        "cronjob",
+        Some("web"),
+        "kind: kubernetes kind `cronjob`: use deployment, statefulset or daemonset",
+    ),
+    (
+        "dns_server.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: dns, config: {host: example.com, server: ns1.example.com}}\n",
+        "ns1.example.com",
+        Some("web"),
+        "server: dns server `ns1.example.com` must be an IP address",
+    ),
+    (
+        "docker_container.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: docker, config: {container: \"web/1\"}}\n",
+        "\"web/1",
+        Some("web"),
+        "container: invalid container name \"web/1\"",
+    ),
+    (
+        "tls_days.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tls, config: {host: 127.0.0.1, warn_days: 5, critical_days: 10}}\n",
+        "10}",
+        Some("web"),
+        "critical_days (10) is more than warn_days (5)",
+    ),
+    (
+        "misspelt_interval.yaml",
+        "monitors:\n  - name: web\n    pulse_check:\n      type: tcp\n      intervall: 5s\n      config: {host: 127.0.0.1, port: 1}\n",
+        "intervall",
+        Some("web"),
+        "unknown field 'intervall' at monitors[0].pulse_check.intervall; did you mean 'interval'?",
+    ),
+    (
+        "misspelt_status.json",
+        "{\"monitors\": [\n  {\"name\": \"web\", \"pulse_check\": {\"type\": \"http\", \"config\": {\"url\": \"http://127.0.0.1:1/\", \"expected_staus\": [200]}}}\n]}\n",
+        "\"expected_staus",
+        Some("web"),
+        "unknown field 'expected_staus' at monitors[0].pulse_check.config.expected_staus; did you mean 'expected_status'?",
+    ),
+    (
+        "duplicate_key.yaml",
+        "monitors:\n  - name: web\n    pulse_check:\n      type: tcp\n      config: {host: 127.0.0.1, port: 1, port: 2}\n",
+        "port: 2",
+        Some("web"),
+        "key 'port' is given twice in one mapping (first at line 5, column 33)",
+    ),
+    (
+        "second_monitors_key.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\nversion: \"1\"\nmonitors:\n  - name: db\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 2}}\n",
+        "monitors:\n  - name: db",
+        None,
+        "top-level field 'monitors' is given twice (first at line 1, column 1)",
+    ),
+    (
+        "second_yaml_document.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n---\nmonitors:\n  - name: db\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 2}}\n",
+        "monitors:\n  - name: db",
+        None,
+        "a second YAML document starts here",
+    ),
+    (
+        "second_json_document.json",
+        "{\"monitors\": [{\"name\": \"web\", \"pulse_check\": {\"type\": \"tcp\", \"config\": {\"host\": \"127.0.0.1\", \"port\": 1}}}]}\n{\"monitors\": []}\n",
+        "{\"monitors\": []}",
+        None,
+        "unexpected '{' after the end of the document",
+    ),
+    (
+        "trailing_json_data.json",
+        "{\"monitors\": [{\"name\": \"web\", \"pulse_check\": {\"type\": \"tcp\", \"config\": {\"host\": \"127.0.0.1\", \"port\": 1}}}]} trailing\n",
+        "trailing",
+        None,
+        "unexpected 't' after the end of the document",
+    ),
+];
+
+/// The 1-based line and column (in characters) where `marker` first starts in `text`.
+fn position_of(text: &str, marker: &str) -> (usize, usize) {
+    let at = text.find(marker).unwrap_or_else(|| panic!("no {marker:?} in the text"));
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, column)
+}
+
+fn cpra(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(CPRA).args(args).output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
 #[test]
-fn a_monitor_the_engine_cannot_run_is_refused_naming_it() {
+fn validate_and_run_agree_on_every_kind_of_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text, marker, monitor, message) in KINDS {
+        let path = write(&dir, name, text);
+        let file = path.to_str().unwrap();
+        let (line, column) = position_of(text, marker);
+        let monitor = monitor.map(|m| format!("monitor '{m}': ")).unwrap_or_default();
+        let expected = format!("error: {file}:{line}:{column}: {monitor}{message}");
+
+        let (code, report, _) = cpra(&["validate", file]);
+        assert_eq!(code, Some(1), "{name}: {report}");
+        assert!(report.lines().any(|l| l.starts_with(&expected)), "{name}: {expected}\n{report}");
+        assert!(report.contains(": INVALID: "), "{name}: {report}");
+
+        // `run` prints the same report and refuses to start, with the same exit code.
+        let (run_code, _, run_err) = cpra(&["run", file, "--duration", "1s"]);
+        assert_eq!(run_code, code, "{name}: {run_err}");
+        let refusal =
+            "error: not starting: fix the errors above (`cpra validate` shows them too)\n";
+        assert_eq!(run_err, format!("{report}{refusal}"), "{name}");
+    }
+}
+
+#[test]
+fn lenient_makes_a_misspelt_field_a_warning_for_validate_and_run() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(
         &dir,
-        "unrunnable.yaml",
-        "version: \"1\"\nmonitors:\n  - name: web\n    pulse_check:\n      type: http\n      config: {url: \"http://127.0.0.1:99999/\"}\n",
+        "misspelt.yaml",
+        "monitors:\n  - name: web\n    enabled: false\n    pulse_check: {type: tcp, intervall: 5s, config: {host: 127.0.0.1, port: 1}}\n",
     );
-    let out = Command::new(CPRA)
-        .args(["run", path.to_str().unwrap(), "--duration", "1s"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("unrunnable.yaml:3: monitor web") && stderr.contains("port"),
-        "{stderr}"
-    );
+    let file = path.to_str().unwrap();
+    let (code, report, _) = cpra(&["validate", "--lenient", file]);
+    assert_eq!(code, Some(0), "{report}");
+    let warning = format!("warning: {file}:4:30: monitor 'web': unknown field 'intervall'");
+    assert!(report.starts_with(&warning), "{report}");
+    assert!(report.contains("valid: 1 monitors, 0 errors, 1 warnings"), "{report}");
+
+    let (run_code, _, run_err) = cpra(&["run", "--lenient", file, "--duration", "1s"]);
+    assert_eq!(run_code, Some(0), "{run_err}");
+    assert!(run_err.contains("unknown field 'intervall'") && run_err.contains("stopped: "));
+
+    // Without it, both refuse; the old --strict is accepted and changes nothing.
+    assert_eq!(cpra(&["validate", file]).0, Some(1));
+    assert_eq!(cpra(&["validate", "--strict", file]).0, Some(1));
+    assert_eq!(cpra(&["run", "--strict", file, "--duration", "1s"]).0, Some(1));
 }
 
 #[test]

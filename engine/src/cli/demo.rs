@@ -21,6 +21,7 @@ use crate::alert::RenderedAlert;
 use crate::colour::Colour;
 use crate::demo::fleet::{spawn, Behaviour, Server};
 use crate::demo::scripted::{Route, ScriptedServer};
+use crate::manifest::LoadOptions;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -246,7 +247,7 @@ pub fn run(args: &DemoArgs) -> i32 {
         let _ = writeln!(out, "  note: ICMP monitor left out: {problem}");
     }
     let _ = writeln!(out);
-    let plan = match load(&path, false, &mut std::io::stderr()) {
+    let plan = match load(&path, &LoadOptions::default(), &mut std::io::stderr()) {
         Ok(p) => p,
         Err(code) => return code,
     };

@@ -32,7 +32,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check manifests and report every problem (up to 100 per file) with file, line, column,
-    /// monitor, field path and how to fix it. Exit 0 valid, 1 invalid, 2 unreadable.
+    /// monitor, field path and how to fix it: the same checks `run` makes before it starts.
+    /// Exit 0 valid, 1 invalid, 2 unreadable.
     Validate(validate::ValidateArgs),
     /// Write a synthetic manifest (for big-fleet tests and benchmarks) to stdout or --output.
     Gen(gen::GenArgs),

@@ -5,7 +5,6 @@
 //! What it is for: the main job, and the loop `cpra demo` reuses ([`run_plan`]). What it is
 //! not for: the engine's parts (see `runtime` and `shard`).
 
-use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,14 +13,11 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 
-use super::validate::write_human;
+use super::validate::{write_human, UnknownFieldArgs};
 use super::{EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE};
-use crate::actions;
-use crate::colour::Colour;
 use crate::manifest::duration::parse_go_duration;
-use crate::manifest::{load_path, Codes, LoadOptions, Monitor, Registry, MAX_PROBLEMS};
+use crate::manifest::{load_path, LoadOptions};
 use crate::runtime::{start_plan, Plan, PlanConfig, RuntimeConfig, DEFAULT_GRACE_MS};
-use crate::shard::target::host_of;
 use crate::shard::{AlertObserver, StatusSnapshot};
 
 /// How often the status line is printed: often enough to watch, rare enough to read.
@@ -55,9 +51,8 @@ pub struct RunArgs {
     pub grace: String,
     #[arg(long, value_enum, default_value = "human")]
     pub log_format: LogFormat,
-    /// Treat unknown fields as errors rather than warnings.
-    #[arg(long)]
-    pub strict: bool,
+    #[command(flatten)]
+    pub fields: UnknownFieldArgs,
 }
 
 /// Installs the tracing subscriber (stderr). `RUST_LOG` overrides `default_level`.
@@ -94,7 +89,7 @@ pub fn run(args: &RunArgs) -> i32 {
             return EXIT_UNREADABLE;
         }
     };
-    let plan = match load(&args.file, args.strict, &mut std::io::stderr()) {
+    let plan = match load(&args.file, &args.fields.options(), &mut std::io::stderr()) {
         Ok(plan) => plan,
         Err(code) => return code,
     };
@@ -111,12 +106,21 @@ fn percent_read(read: u64, total: u64) -> u64 {
     (read.saturating_mul(100) / total).min(99)
 }
 
-/// Loads and validates `file`, showing progress on a terminal. `Err` carries the exit code
-/// after the problems were printed to `out`.
-pub fn load(file: &std::path::Path, strict: bool, out: &mut dyn Write) -> Result<Plan, i32> {
+/// Loads and validates `file` (the same pass as `cpra validate`: nothing is checked after
+/// it), showing progress on a terminal. `Err` carries the exit code after the problems were
+/// printed to `out`.
+pub fn load(
+    file: &std::path::Path,
+    options: &LoadOptions,
+    out: &mut dyn Write,
+) -> Result<Plan, i32> {
     let read_bytes = Arc::new(AtomicU64::new(0));
-    let opts =
-        LoadOptions { strict, read_bytes: Some(Arc::clone(&read_bytes)), ..LoadOptions::default() };
+    let opts = LoadOptions {
+        lenient: options.lenient,
+        env: options.env,
+        direct_json: options.direct_json,
+        read_bytes: Some(Arc::clone(&read_bytes)),
+    };
     let progress = std::io::stderr().is_terminal();
     let file_bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     let started = Instant::now();
@@ -153,18 +157,6 @@ pub fn load(file: &std::path::Path, strict: bool, out: &mut dyn Write) -> Result
     for d in &report.problems.kept {
         tracing::warn!("{d}");
     }
-    let problems = run_problems(&report.file, &monitors, &report.registry);
-    if !problems.is_empty() {
-        for p in problems.iter().take(MAX_PROBLEMS) {
-            let _ = writeln!(out, "{p}");
-        }
-        if problems.len() > MAX_PROBLEMS {
-            let _ = writeln!(out, "... and {} more problems", problems.len() - MAX_PROBLEMS);
-        }
-        let _ =
-            writeln!(out, "error: not starting: {} monitors cannot run as written", problems.len());
-        return Err(EXIT_INVALID);
-    }
     tracing::info!(
         file = %report.file,
         monitors = monitors.len(),
@@ -172,49 +164,6 @@ pub fn load(file: &std::path::Path, strict: bool, out: &mut dyn Write) -> Result
         "manifest loaded"
     );
     Ok(Plan { monitors, registry: report.registry })
-}
-
-/// What the loader accepts but the engine cannot run: a URL it cannot parse, a notifier or
-/// intervention its actions refuse. One line per problem, `error: FILE:LINE: monitor NAME: ...`.
-pub fn run_problems(file: &str, monitors: &[Monitor], registry: &Registry) -> Vec<String> {
-    let mut out = Vec::new();
-    // The endpoints' verdicts per `codes` block: blocks are shared (interned), and checking an
-    // endpoint renders a sample alert, so checking them again for every monitor took most of
-    // a big fleet's start-up (about 15 s for a million monitors).
-    let mut code_problems: HashMap<*const Codes, Vec<String>> = HashMap::new();
-    for m in monitors {
-        let mut problem = |what: String| {
-            out.push(format!("error: {file}:{}: monitor {}: {what}", m.line, m.name));
-        };
-        if let Err(e) = host_of(&m.pulse_check.pulse) {
-            problem(e);
-        }
-        if let Some(i) = &m.intervention {
-            if let Err(e) = actions::check_intervention(&i.action) {
-                problem(format!("intervention: {e}"));
-            }
-        }
-        let verdicts = code_problems
-            .entry(Arc::as_ptr(&m.codes))
-            .or_insert_with(|| code_block_problems(&m.codes, registry));
-        for e in verdicts.iter() {
-            problem(e.clone());
-        }
-    }
-    out
-}
-
-/// What is wrong with the endpoints a `codes` block sends to, one line each.
-fn code_block_problems(codes: &Codes, registry: &Registry) -> Vec<String> {
-    let mut out = Vec::new();
-    for colour in Colour::ALL {
-        for endpoint in actions::endpoints_for(codes, colour, registry) {
-            if let Err(e) = actions::check_endpoint(&endpoint) {
-                out.push(format!("{colour} code: {e}", colour = colour.as_str()));
-            }
-        }
-    }
-    out
 }
 
 /// How to run a loaded plan.
@@ -325,23 +274,7 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
 
 #[cfg(test)]
 mod tests {
-    use super::{percent_read, run_problems};
-    use crate::manifest::{load_str, LoadOptions};
-
-    #[test]
-    fn a_bad_endpoint_in_a_shared_codes_block_is_reported_for_every_monitor() {
-        let yaml = "monitors:\n\
-            - name: a\n  pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n  codes: &c {red: {notify: webhook, config: {url: \"not a url\"}}}\n\
-            - name: b\n  pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 2}}\n  codes: *c\n\
-            - name: c\n  pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 3}}\n";
-        let (monitors, report) = load_str(yaml, None, &LoadOptions::default());
-        assert!(report.is_valid(), "{:?}", report.problems.kept);
-        assert!(std::sync::Arc::ptr_eq(&monitors[0].codes, &monitors[1].codes));
-        let problems = run_problems("f.yaml", &monitors, &report.registry);
-        assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems[0].starts_with("error: f.yaml:2: monitor a: red code:"), "{problems:?}");
-        assert!(problems[1].starts_with("error: f.yaml:5: monitor b: red code:"), "{problems:?}");
-    }
+    use super::percent_read;
 
     #[test]
     fn load_progress_is_a_percentage_short_of_100_until_done() {

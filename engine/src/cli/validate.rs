@@ -1,4 +1,5 @@
-//! `cpra validate FILE... [--json] [--strict]`.
+//! `cpra validate FILE... [--json] [--lenient]`: the same checks `cpra run` makes before it
+//! starts (one pass, in the loader), so a file valid here is one `run` starts on.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,15 +17,34 @@ pub struct ValidateArgs {
     /// Print one JSON object per problem (one per line), then a summary object per file.
     #[arg(long)]
     pub json: bool,
-    /// Treat unknown fields as errors rather than warnings.
+    #[command(flatten)]
+    pub fields: UnknownFieldArgs,
+}
+
+/// How unknown fields are taken: shared by `validate` and `run`, so both read a file alike.
+#[derive(Debug, Args)]
+pub struct UnknownFieldArgs {
+    /// Report unknown fields as warnings rather than errors (a misspelt field is then
+    /// ignored and its default used). The old --strict is still accepted and does nothing:
+    /// unknown fields are errors by default.
     #[arg(long)]
+    pub lenient: bool,
+    /// No effect, kept so old scripts keep working: unknown fields are errors by default now
+    /// (use --lenient for warnings).
+    #[arg(long, hide = true)]
     pub strict: bool,
+}
+
+impl UnknownFieldArgs {
+    pub fn options(&self) -> LoadOptions<'static> {
+        LoadOptions { lenient: self.lenient, ..LoadOptions::default() }
+    }
 }
 
 /// Validate each file; the exit code is the worst: 2 if any file cannot be read, else 1 if any
 /// has errors, else 0.
 pub fn run(args: &ValidateArgs, out: &mut dyn Write) -> i32 {
-    let opts = LoadOptions { strict: args.strict, ..LoadOptions::default() };
+    let opts = args.fields.options();
     let mut code = EXIT_OK;
     for path in &args.files {
         match load_path(path, &opts, |_monitor| {}) {

@@ -8,13 +8,14 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::diagnostic::{choices_hint, did_you_mean, Class, Diagnostic, Problems, Severity};
+use super::check::{self, Problem};
+use super::diagnostic::{choices_hint, did_you_mean, Class, Diagnostic, Level, Problems};
 use super::duration::parse_go_duration;
 use super::env::{expand, Env, ExpandError};
 use super::event::Pos;
 use super::intern::Interner;
 use super::maintenance::MaintenanceWindow;
-use super::node::{Entries, Entry, Node, NodeKind};
+use super::node::{Entries, Entry, Node, NodeKind, Tree};
 use super::schema::*;
 
 pub const TOP_FIELDS: &[&str] = &["version", "monitors", "endpoints", "notification_groups"];
@@ -73,6 +74,47 @@ pub const OPSGENIE_FIELDS: &[&str] = &["api_key", "url"];
 pub const MATTERMOST_FIELDS: &[&str] = &["webhook_url", "channel", "username"];
 pub const TEAMS_FIELDS: &[&str] = &["webhook_url"];
 pub const ALERTMANAGER_FIELDS: &[&str] = &["url"];
+
+/// Fields the Go CPRA reads that CPRA does not use: in the field list they belong to, a
+/// warning that says why rather than an unknown-field error, so Go manifests load unchanged.
+pub const GO_IGNORED_FIELDS: &[(&[&str], &str, &str)] = &[
+    (
+        TCP_FIELDS,
+        "retries",
+        "the Go CPRA reads it here; CPRA retries only http checks (`pulse_check.retries`)",
+    ),
+    (
+        TLS_FIELDS,
+        "retries",
+        "the Go CPRA reads it here; CPRA retries only http checks (`pulse_check.retries`)",
+    ),
+    (
+        DOCKER_TARGET_FIELDS,
+        "type",
+        "the Go CPRA reads it but never uses it; the action is `intervention.action`",
+    ),
+];
+
+/// Why the Go CPRA's `field` is ignored where `known` are the fields, if it is one of those.
+pub fn go_ignored(known: &[&str], field: &str) -> Option<&'static str> {
+    GO_IGNORED_FIELDS.iter().find(|(k, f, _)| *k == known && *f == field).map(|(_, _, why)| *why)
+}
+
+/// The level of an unknown field (an error unless `lenient`) and its hint: "did you mean"
+/// and the fields known there.
+pub fn unknown_field_hint(key: &str, known: &[&str], lenient: bool) -> (Level, String) {
+    let mut hint = format!("known fields here: {}", known.join(", "));
+    if let Some(m) = did_you_mean(key, known) {
+        hint = format!("did you mean '{m}'? {hint}");
+    }
+    if lenient {
+        hint.push_str(" (a warning with --lenient: the field is not used)");
+        (Level::Warning, hint)
+    } else {
+        hint.push_str(" (--lenient makes unknown fields warnings)");
+        (Level::Error, hint)
+    }
+}
 
 /// Every field list, for the docs test.
 pub const ALL_FIELD_LISTS: &[&[&str]] = &[
@@ -163,6 +205,49 @@ pub struct Interners {
     codes_by_block: HashMap<Vec<u8>, Arc<Codes>, super::intern::FxBuildHasher>,
     block_key: Vec<u8>,
     block_stack: Vec<(u32, u32)>,
+    /// `intervention` blocks already decoded (and checked) without a problem, by their text,
+    /// as `codes_by_block`: checking one builds the request or command the actions would.
+    interventions_by_block: HashMap<Vec<u8>, Intervention, super::intern::FxBuildHasher>,
+    /// `ca_file` paths already read, with the verdict: a fleet names one or two files a
+    /// million times, and reading one builds a TLS config. At most `MAX_INTERNED` paths.
+    ca_files: HashMap<String, Result<(), String>>,
+    /// Interned notifiers already checked by the actions (`actions::check_endpoint`, which
+    /// renders a sample alert), by address, with the verdict: checked once per distinct one.
+    endpoint_verdicts: HashMap<usize, Option<String>, super::intern::FxBuildHasher>,
+}
+
+impl Interners {
+    /// Whether the runtime can build a TLS config from the `ca_file` at `path` (it exists, can
+    /// be read and holds certificates), checked once per path: `Err` says what is wrong.
+    pub fn ca_file(&mut self, path: &str) -> Result<(), String> {
+        if let Some(verdict) = self.ca_files.get(path) {
+            return verdict.clone();
+        }
+        let opts =
+            cpra_net::tls::TlsOptions { ca_file: Some(path.into()), insecure_skip_verify: false };
+        let verdict = cpra_net::tls::client_config(&opts).map(|_| ()).map_err(|e| e.0);
+        if self.ca_files.len() < super::intern::MAX_INTERNED {
+            self.ca_files.insert(path.to_owned(), verdict.clone());
+        }
+        verdict
+    }
+
+    /// `actions::check_endpoint` of a notifier just interned, once per distinct one. Only
+    /// one the interner holds (for the whole load, so its address names it alone) is
+    /// remembered: past `MAX_INTERNED` the interner keeps none, and a freed address could be
+    /// reused by another notifier.
+    fn endpoint_verdict(&mut self, notify: &Arc<Notify>) -> Option<String> {
+        let key = Arc::as_ptr(notify) as usize;
+        if let Some(v) = self.endpoint_verdicts.get(&key) {
+            return v.clone();
+        }
+        let verdict = crate::actions::check_endpoint(notify).err().map(|e| redact(e, notify));
+        let interned = Arc::strong_count(notify) > 1;
+        if interned && self.endpoint_verdicts.len() < super::intern::MAX_INTERNED {
+            self.endpoint_verdicts.insert(key, verdict.clone());
+        }
+        verdict
+    }
 }
 
 /// What decoding needs: where to report, and the shared interners.
@@ -170,7 +255,8 @@ pub struct Ctx<'a> {
     pub file: &'a str,
     pub monitor: Option<String>,
     pub problems: &'a mut Problems,
-    pub strict: bool,
+    /// Unknown fields are warnings (`--lenient`), not errors.
+    pub lenient: bool,
     pub env: &'a dyn Env,
     pub had_error: bool,
     pub interners: &'a mut Interners,
@@ -242,18 +328,18 @@ impl<'n> Fields<'n> {
 impl Ctx<'_> {
     pub fn report(
         &mut self,
-        severity: Severity,
+        level: Level,
         class: Class,
         pos: Pos,
         path: String,
         message: String,
         hint: String,
     ) {
-        if severity == Severity::Error {
+        if level == Level::Error {
             self.had_error = true;
         }
         self.problems.push(Diagnostic {
-            severity,
+            level,
             class,
             file: self.file.to_string(),
             pos,
@@ -272,11 +358,54 @@ impl Ctx<'_> {
         message: String,
         hint: impl Into<String>,
     ) {
-        self.report(Severity::Error, class, pos, path, message, hint.into());
+        self.report(Level::Error, class, pos, path, message, hint.into());
     }
 
-    /// View `node` as a mapping with the given known fields; unknown keys are warnings (errors
-    /// with `--strict`). `None` (reported) when it is not a mapping.
+    /// Reports `p` about the value of `key` in `f` (at `f` itself when absent).
+    fn refuse(&mut self, f: &Fields, key: &str, p: Problem) {
+        let pos = f.get(key).map(|e| e.value.pos).unwrap_or(f.pos);
+        self.error(Class::BadValue, pos, f.sub(key), format!("{key}: {}", p.message), p.hint);
+    }
+
+    /// Checks the URL in `key` of `f` (when given: a missing one is reported by `req_str`).
+    fn check_url(&mut self, f: &Fields, key: &str, url: &str) {
+        if url.is_empty() {
+            return;
+        }
+        if let Err(p) = check::http_url(url) {
+            self.refuse(f, key, p);
+        }
+    }
+
+    /// Checks a request method given in `key` of `f`.
+    fn check_method(&mut self, f: &Fields, key: &str, method: &str) {
+        if f.get(key).is_some() {
+            if let Err(p) = check::method(method) {
+                self.refuse(f, key, p);
+            }
+        }
+    }
+
+    /// Reports every key given twice in a mapping of `tree` (noted while it was built).
+    pub fn duplicate_keys(&mut self, tree: &Tree) {
+        for d in tree.duplicate_keys() {
+            self.error(
+                Class::DuplicateKey,
+                d.pos,
+                String::new(),
+                format!(
+                    "key '{}' is given twice in one mapping (first at line {}, column {})",
+                    d.key, d.first.line, d.first.column
+                ),
+                "keep one of them",
+            );
+        }
+    }
+
+    /// View `node` as a mapping with the given known fields; unknown keys are errors (with
+    /// "did you mean"), warnings with `--lenient`, and the Go CPRA's fields CPRA ignores are
+    /// warnings that say why. Keys given twice are reported from the tree (see
+    /// [`Self::duplicate_keys`]). `None` (reported) when it is not a mapping.
     pub fn fields<'n>(
         &mut self,
         node: &Node<'n>,
@@ -295,32 +424,28 @@ impl Ctx<'_> {
             }
             return None;
         };
-        for (e, is_known) in entries.key_problems(known) {
-            if !is_known {
-                let severity = if self.strict { Severity::Error } else { Severity::Warning };
-                let mut hint = format!("known fields here: {}", known.join(", "));
-                if let Some(m) = did_you_mean(e.key, known) {
-                    hint = format!("did you mean '{m}'? {hint}");
-                }
-                let p = FieldPath::Key(&path, e.key).render();
+        for e in entries.unknown_keys(known) {
+            let p = FieldPath::Key(&path, e.key).render();
+            if let Some(why) = go_ignored(known, e.key) {
                 self.report(
-                    severity,
-                    Class::UnknownField,
+                    Level::Warning,
+                    Class::IgnoredField,
                     e.key_pos,
                     p,
-                    format!("unknown field '{}'", e.key),
-                    hint,
+                    format!("field '{}' is ignored", e.key),
+                    why.to_string(),
                 );
-            } else {
-                let p = FieldPath::Key(&path, e.key).render();
-                self.error(
-                    Class::BadValue,
-                    e.key_pos,
-                    p,
-                    format!("field '{}' is given twice", e.key),
-                    "keep one; the first is used",
-                );
+                continue;
             }
+            let (level, hint) = unknown_field_hint(e.key, known, self.lenient);
+            self.report(
+                level,
+                Class::UnknownField,
+                e.key_pos,
+                p,
+                format!("unknown field '{}'", e.key),
+                hint,
+            );
         }
         Some(Fields { entries, pos: node.pos, path })
     }
@@ -563,10 +688,9 @@ impl Ctx<'_> {
             match e.value.kind {
                 NodeKind::Map(entries) => {
                     for en in entries.iter().take(MAX_HEADERS) {
-                        let sub = format!("{}.{}", f.sub(key), en.key);
-                        if let Some((v, _)) =
-                            self.scalar_text(&en.value, &|| sub.clone(), "a header value")
-                        {
+                        let sub = || format!("{}.{}", f.sub(key), en.key);
+                        if let Some((v, _)) = self.scalar_text(&en.value, &sub, "a header value") {
+                            self.check_header(en.key, en.key_pos, &v, en.value.pos, &sub);
                             out.push((en.key.to_string(), v.into_owned()));
                         }
                     }
@@ -590,7 +714,9 @@ impl Ctx<'_> {
                         };
                         match line.split_once(':') {
                             Some((n, v)) if !n.trim().is_empty() => {
-                                out.push((n.trim().to_string(), v.trim().to_string()))
+                                let (n, v) = (n.trim(), v.trim());
+                                self.check_header(n, item.pos, v, item.pos, &sub);
+                                out.push((n.to_string(), v.to_string()))
                             }
                             _ => self.error(
                                 Class::BadValue,
@@ -624,6 +750,24 @@ impl Ctx<'_> {
             }
         }
         self.interners.headers.intern(out)
+    }
+
+    /// Reports a header name or value HTTP forbids (or CPRA sets itself), at its position.
+    fn check_header(
+        &mut self,
+        name: &str,
+        name_pos: Pos,
+        value: &str,
+        value_pos: Pos,
+        path: &dyn Fn() -> String,
+    ) {
+        if let Err(p) = check::header_name(name) {
+            self.error(Class::BadValue, name_pos, path(), p.message, p.hint);
+        }
+        if let Err(p) = check::header_value(value) {
+            let message = format!("header '{}': {}", name.escape_debug(), p.message);
+            self.error(Class::BadValue, value_pos, path(), message, p.hint);
+        }
     }
 
     /// An enum value (case-insensitive), with "did you mean".
@@ -699,6 +843,9 @@ fn decode_monitor_inner(
             .map(str::to_string)
             .unwrap_or_else(|| format!("#{index}")),
     );
+    if let Some(tree) = node.tree() {
+        ctx.duplicate_keys(tree);
+    }
     let f = ctx.fields(node, base, MONITOR_FIELDS)?;
     let name = ctx.req_str(&f, "name", "api-gateway");
     let id = match ctx.opt_str(&f, "id") {
@@ -753,9 +900,7 @@ fn decode_monitor_inner(
     let codes = decode_codes(ctx, &f);
     let intervention = match f.get("intervention").filter(|e| !e.value.is_null()) {
         Some(e) => {
-            let path = FieldPath::Key(&f.path, "intervention");
-            ctx.fields(&e.value, path, INTERVENTION_FIELDS)
-                .and_then(|inf| decode_intervention(ctx, &inf))
+            decode_intervention_block(ctx, &e.value, FieldPath::Key(&f.path, "intervention"))
         }
         None => None,
     };
@@ -785,12 +930,18 @@ fn decode_monitor_inner(
 fn decode_pulse_check(ctx: &mut Ctx, f: &Fields) -> Option<PulseCheck> {
     let kind = ctx.choice(f, "type", &PULSE_TYPES, Class::UnknownType, "pulse type");
     let interval_ms = ctx.opt_duration_ms(f, "interval", true).unwrap_or(DEFAULT_INTERVAL_MS);
+    if let Err(p) = check::interval_ms(interval_ms) {
+        ctx.refuse(f, "interval", p);
+    }
     let timeout_ms =
         ctx.opt_duration_ms(f, "timeout", true).unwrap_or(DEFAULT_TIMEOUT_MS.min(interval_ms));
+    if let Err(p) = check::timeout_ms(timeout_ms) {
+        ctx.refuse(f, "timeout", p);
+    }
     if timeout_ms > interval_ms {
         let pos = f.get("timeout").map(|e| e.value.pos).unwrap_or(f.pos);
         ctx.report(
-            Severity::Warning,
+            Level::Warning,
             Class::TimeoutOverInterval,
             pos,
             f.sub("timeout"),
@@ -844,26 +995,24 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
         "http" => {
             let c = ctx.config(f, "config", HTTP_FIELDS);
             let url = ctx.req_str(&c, "url", "https://example.com/health");
-            if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
-                let pos = c.get("url").map(|e| e.value.pos).unwrap_or(c.pos);
-                ctx.error(
-                    Class::BadValue,
-                    pos,
-                    c.sub("url"),
-                    format!("url '{url}' is not http:// or https://"),
-                    "write a full URL, e.g. https://example.com/health",
-                );
-            }
+            ctx.check_url(&c, "url", &url);
             let method = ctx
                 .opt_str(&c, "method")
                 .map(|m| m.to_ascii_uppercase())
                 .unwrap_or_else(|| "GET".into());
+            ctx.check_method(&c, "method", &method);
             let headers = ctx.headers(&c, "headers");
             let body = ctx.opt_str(&c, "body");
+            if let Err(p) = check::request_size(body.as_deref(), &headers) {
+                ctx.refuse(&c, "body", p);
+            }
             let expected_status = decode_statuses(ctx, &c);
             let insecure_skip_verify = ctx.bool_or(&c, "insecure_skip_verify", false);
             let retries = ctx.opt_int(&c, "retries", 0, i64::from(u32::MAX)).map(|v| v as u32);
             let body_contains = ctx.opt_str(&c, "body_contains");
+            if let Some(Err(p)) = body_contains.as_deref().map(check::body_contains) {
+                ctx.refuse(&c, "body_contains", p);
+            }
             let body_regex = ctx.opt_str(&c, "body_regex");
             if let Some(re) = &body_regex {
                 if let Err(e) = regex::Regex::new(re) {
@@ -880,6 +1029,14 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
             }
             let max_response_time_ms = ctx.opt_duration_ms(&c, "max_response_time", true);
             let ca_file = ctx.opt_str(&c, "ca_file");
+            if let Some(Err(e)) = ca_file.as_deref().map(|p| ctx.interners.ca_file(p)) {
+                let problem = Problem {
+                    message: format!("cannot use it: {e}"),
+                    hint: "name a readable PEM file of CA certificates (a relative path is from \
+                           the directory cpra starts in)",
+                };
+                ctx.refuse(&c, "ca_file", problem);
+            }
             Pulse::Http(HttpPulse {
                 url,
                 method: ctx.interners.methods.intern(method),
@@ -914,26 +1071,38 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
         }
         "dns" => {
             let c = ctx.config(f, "config", DNS_FIELDS);
-            Pulse::Dns(DnsPulse {
-                host: ctx.req_str(&c, "host", "example.com"),
-                server: ctx.opt_str(&c, "server"),
-            })
+            let host = ctx.req_str(&c, "host", "example.com");
+            if let (false, Err(p)) = (host.is_empty(), check::dns_name(&host)) {
+                ctx.refuse(&c, "host", p);
+            }
+            let server = ctx.opt_str(&c, "server");
+            if let Some(Err(p)) = server.as_deref().map(check::dns_server) {
+                ctx.refuse(&c, "server", p);
+            }
+            Pulse::Dns(DnsPulse { host, server })
         }
         "udp" => {
             let c = ctx.config(f, "config", UDP_FIELDS);
-            Pulse::Udp(UdpPulse {
-                host: ctx.req_str(&c, "host", "ntp.internal"),
-                port: ctx.port(&c, "port", None),
-                payload: ctx.opt_str(&c, "payload"),
-            })
+            let host = ctx.req_str(&c, "host", "ntp.internal");
+            let port = ctx.port(&c, "port", None);
+            let payload = ctx.opt_str(&c, "payload");
+            if let Some(Err(p)) = payload.as_deref().map(check::udp_payload) {
+                ctx.refuse(&c, "payload", p);
+            }
+            Pulse::Udp(UdpPulse { host, port, payload })
         }
         "grpc" => {
             let c = ctx.config(f, "config", GRPC_FIELDS);
-            Pulse::Grpc(GrpcPulse {
-                host: ctx.req_str(&c, "host", "api.internal"),
-                port: ctx.port(&c, "port", None),
-                service: ctx.opt_str(&c, "service"),
-            })
+            let host = ctx.req_str(&c, "host", "api.internal");
+            if let (false, Err(p)) = (host.is_empty(), check::grpc_authority(&host)) {
+                ctx.refuse(&c, "host", p);
+            }
+            let port = ctx.port(&c, "port", None);
+            let service = ctx.opt_str(&c, "service");
+            if let Some(Err(p)) = service.as_deref().map(check::grpc_service) {
+                ctx.refuse(&c, "service", p);
+            }
+            Pulse::Grpc(GrpcPulse { host, port, service })
         }
         "tls" => {
             let c = ctx.config(f, "config", TLS_FIELDS);
@@ -949,15 +1118,20 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
                 .map(|v| v as u32)
                 .unwrap_or(DEFAULT_TLS_CRITICAL_DAYS);
             if critical_days > warn_days {
+                // The runtime refuses it (the warning would never be seen).
                 let pos = c.get("critical_days").map(|e| e.value.pos).unwrap_or(c.pos);
-                ctx.report(
-                    Severity::Warning,
+                ctx.error(
                     Class::BadValue,
                     pos,
                     c.sub("critical_days"),
                     format!("critical_days ({critical_days}) is more than warn_days ({warn_days})"),
-                    "the warning would never be seen; make warn_days the larger".into(),
+                    "the warning would never be seen; make warn_days at least critical_days",
                 );
+            }
+            let name_key = if server_name.is_some() { "server_name" } else { "host" };
+            let name = server_name.as_deref().unwrap_or(&host);
+            if let (false, Err(p)) = (name.is_empty(), check::tls_server_name(name)) {
+                ctx.refuse(&c, name_key, p);
             }
             let insecure_skip_verify = ctx.bool_or(&c, "insecure_skip_verify", false);
             Pulse::Tls(TlsPulse {
@@ -971,7 +1145,11 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
         }
         "docker" => {
             let c = ctx.config(f, "config", DOCKER_PULSE_FIELDS);
-            Pulse::Docker(DockerPulse { container: ctx.req_str(&c, "container", "web-1") })
+            let container = ctx.req_str(&c, "container", "web-1");
+            if let (false, Err(p)) = (container.is_empty(), check::docker_container(&container)) {
+                ctx.refuse(&c, "container", p);
+            }
+            Pulse::Docker(DockerPulse { container })
         }
         _ => return None,
     };
@@ -1008,52 +1186,130 @@ fn decode_statuses(ctx: &mut Ctx, c: &Fields) -> Vec<u16> {
     out
 }
 
+/// An `intervention` block, from the cache when the same text decoded without a problem before.
+fn decode_intervention_block(ctx: &mut Ctx, node: &Node, path: FieldPath) -> Option<Intervention> {
+    let i = &mut *ctx.interners;
+    i.block_key.clear();
+    let cacheable = node.encode(&mut i.block_stack, &mut i.block_key);
+    if cacheable {
+        if let Some(iv) = i.interventions_by_block.get(i.block_key.as_slice()) {
+            return Some(iv.clone());
+        }
+    }
+    let problems_before = ctx.problems.total();
+    let iv = ctx.fields(node, path, INTERVENTION_FIELDS).and_then(|f| decode_intervention(ctx, &f));
+    let i = &mut *ctx.interners;
+    if let Some(iv) = &iv {
+        if cacheable
+            && ctx.problems.total() == problems_before
+            && i.interventions_by_block.len() < super::intern::MAX_INTERNED
+        {
+            i.interventions_by_block.insert(i.block_key.clone(), iv.clone());
+        }
+    }
+    iv
+}
+
 fn decode_intervention(ctx: &mut Ctx, f: &Fields) -> Option<Intervention> {
+    use crate::actions::intervention::{docker_restart_request, kubernetes_patch, systemctl_args};
     let action =
         ctx.choice(f, "action", &INTERVENTION_ACTIONS, Class::UnknownKind, "intervention action");
     let retries = ctx.opt_int(f, "retries", 0, i64::from(u32::MAX)).map(|v| v as u32);
     let max_failures = ctx.opt_int(f, "max_failures", i64::MIN, i64::MAX);
-    let action = match action? {
+    let errors_before = ctx.problems.errors;
+    // Each field is checked alone with the actions' own functions (the others set to values
+    // they accept), so a refusal names its field.
+    let refused = |r: Result<(), String>| {
+        r.err().map(|message| Problem { message, hint: "see docs/configuration.md, intervention" })
+    };
+    let (action, t) = match action? {
         "docker" => {
             let t = ctx.config(f, "target", DOCKER_TARGET_FIELDS);
-            InterventionAction::Docker {
-                container: ctx.req_str(&t, "container", "web-1"),
-                timeout_ms: ctx.opt_duration_ms(&t, "timeout", true),
+            let container = ctx.req_str(&t, "container", "web-1");
+            if !container.is_empty() {
+                if let Some(p) = refused(docker_restart_request(&container, 0).map(|_| ())) {
+                    ctx.refuse(&t, "container", p);
+                }
             }
+            let timeout_ms = ctx.opt_duration_ms(&t, "timeout", true);
+            (InterventionAction::Docker { container, timeout_ms }, t)
         }
         "webhook" => {
             let t = ctx.config(f, "target", WEBHOOK_TARGET_FIELDS);
-            InterventionAction::Webhook {
-                url: ctx.req_str(&t, "url", "https://ops.example.com/restart"),
-                method: ctx
-                    .opt_str(&t, "method")
-                    .map(|m| m.to_ascii_uppercase())
-                    .unwrap_or_else(|| "POST".into()),
-                headers: ctx.headers(&t, "headers"),
-                body: ctx.opt_str(&t, "body"),
-                timeout_ms: ctx.opt_duration_ms(&t, "timeout", true),
+            let url = ctx.req_str(&t, "url", "https://ops.example.com/restart");
+            ctx.check_url(&t, "url", &url);
+            let method = ctx
+                .opt_str(&t, "method")
+                .map(|m| m.to_ascii_uppercase())
+                .unwrap_or_else(|| "POST".into());
+            ctx.check_method(&t, "method", &method);
+            let headers = ctx.headers(&t, "headers");
+            let body = ctx.opt_str(&t, "body");
+            if let Err(p) = check::request_size(body.as_deref(), &headers) {
+                ctx.refuse(&t, "body", p);
             }
+            let timeout_ms = ctx.opt_duration_ms(&t, "timeout", true);
+            let action = InterventionAction::Webhook { url, method, headers, body, timeout_ms };
+            (action, t)
         }
         "systemd" => {
             let t = ctx.config(f, "target", SYSTEMD_TARGET_FIELDS);
-            InterventionAction::Systemd {
-                unit: ctx.req_str(&t, "unit", "nginx.service"),
-                mode: ctx.opt_str(&t, "mode"),
+            let unit = ctx.req_str(&t, "unit", "nginx.service");
+            let mode = ctx.opt_str(&t, "mode");
+            if let Some(p) = refused(systemctl_args("cpra.service", mode.as_deref()).map(|_| ())) {
+                ctx.refuse(&t, "mode", p);
             }
+            if !unit.is_empty() {
+                if let Some(p) = refused(systemctl_args(&unit, None).map(|_| ())) {
+                    ctx.refuse(&t, "unit", p);
+                }
+            }
+            (InterventionAction::Systemd { unit, mode }, t)
         }
         "kubernetes" => {
             let t = ctx.config(f, "target", KUBERNETES_TARGET_FIELDS);
-            InterventionAction::Kubernetes {
-                namespace: ctx.opt_str(&t, "namespace").unwrap_or_else(|| "default".into()),
-                kind: ctx.opt_str(&t, "kind").unwrap_or_else(|| "deployment".into()),
-                name: ctx.req_str(&t, "name", "web"),
-                replicas: ctx.opt_int(&t, "replicas", 0, 100_000).map(|v| v as u32),
+            let namespace = ctx.opt_str(&t, "namespace").unwrap_or_else(|| "default".into());
+            let kind = ctx.opt_str(&t, "kind").unwrap_or_else(|| "deployment".into());
+            let name = ctx.req_str(&t, "name", "web");
+            let replicas = ctx.opt_int(&t, "replicas", 0, 100_000).map(|v| v as u32);
+            let patch = |kind: &str, namespace: &str, name: &str| {
+                refused(kubernetes_patch(kind, namespace, name, replicas, "").map(|_| ()))
+            };
+            if let Some(p) = patch(&kind, "default", "cpra") {
+                ctx.refuse(&t, "kind", p);
+            }
+            if let Some(p) = patch("deployment", &namespace, "cpra") {
+                ctx.refuse(&t, "namespace", p);
+            }
+            if !name.is_empty() {
+                if let Some(p) = patch("deployment", "default", &name) {
+                    ctx.refuse(&t, "name", p);
+                }
+            }
+            let action = InterventionAction::Kubernetes {
+                namespace,
+                kind,
+                name,
+                replicas,
                 kubeconfig_path: ctx.opt_str(&t, "kubeconfig_path"),
                 timeout_ms: ctx.opt_duration_ms(&t, "timeout", true),
-            }
+            };
+            (action, t)
         }
         _ => return None,
     };
+    // The actions' whole check, for anything the field checks above did not single out.
+    if ctx.problems.errors == errors_before {
+        if let Err(e) = crate::actions::check_intervention(&action) {
+            ctx.error(
+                Class::BadValue,
+                t.pos,
+                t.path.render(),
+                format!("the intervention cannot run: {e}"),
+                "fix this intervention's target",
+            );
+        }
+    }
     Some(Intervention { action, retries, max_failures })
 }
 
@@ -1074,26 +1330,35 @@ pub fn decode_notify(ctx: &mut Ctx, f: &Fields, kind_key: &str) -> Option<Arc<No
         _ => ALERTMANAGER_FIELDS,
     };
     let c = ctx.config(f, "config", known);
+    let errors_before = ctx.problems.errors;
     let notify = match kind {
         "log" => Notify::Log { file: ctx.opt_str(&c, "file") },
-        "webhook" => Notify::Webhook {
-            url: ctx.req_str(&c, "url", "https://hooks.example.com/cpra"),
-            method: ctx
+        "webhook" => {
+            let url = ctx.req_str(&c, "url", "https://hooks.example.com/cpra");
+            ctx.check_url(&c, "url", &url);
+            let method = ctx
                 .opt_str(&c, "method")
                 .map(|m| m.to_ascii_uppercase())
-                .unwrap_or_else(|| "POST".into()),
-            headers: ctx.headers(&c, "headers"),
-        },
+                .unwrap_or_else(|| "POST".into());
+            ctx.check_method(&c, "method", &method);
+            Notify::Webhook { url, method, headers: ctx.headers(&c, "headers") }
+        }
         "slack" => {
-            Notify::Slack { hook: ctx.req_str(&c, "hook", "https://hooks.slack.com/services/...") }
+            let hook = ctx.req_str(&c, "hook", "https://hooks.slack.com/services/...");
+            ctx.check_url(&c, "hook", &hook);
+            Notify::Slack { hook }
         }
         "pagerduty" => Notify::Pagerduty {
             routing_key: ctx.req_str(&c, "routing_key", "${PAGERDUTY_KEY}"),
-            url: ctx.opt_str(&c, "url"),
+            url: opt_url(ctx, &c, "url"),
         },
         "email" => Notify::Email {
             server: ctx.req_str(&c, "server", "smtp.example.com:587"),
-            from: ctx.req_str(&c, "from", "cpra@example.com"),
+            from: {
+                let from = ctx.req_str(&c, "from", "cpra@example.com");
+                check_addresses(ctx, &c, "from", std::slice::from_ref(&from));
+                from
+            },
             to: {
                 let to = ctx.str_list(&c, "to");
                 if to.is_empty() && c.get("to").is_none() {
@@ -1105,6 +1370,7 @@ pub fn decode_notify(ctx: &mut Ctx, f: &Fields, kind_key: &str) -> Option<Arc<No
                         "add `to: [oncall@example.com]`",
                     );
                 }
+                check_addresses(ctx, &c, "to", &to);
                 to
             },
             subject: ctx.opt_str(&c, "subject"),
@@ -1113,28 +1379,103 @@ pub fn decode_notify(ctx: &mut Ctx, f: &Fields, kind_key: &str) -> Option<Arc<No
             password: ctx.opt_str(&c, "password"),
         },
         "discord" => Notify::Discord {
-            webhook_url: ctx.req_str(&c, "webhook_url", "https://discord.com/api/webhooks/..."),
+            webhook_url: req_url(ctx, &c, "webhook_url", "https://discord.com/api/webhooks/..."),
         },
         "telegram" => Notify::Telegram {
             bot_token: ctx.req_str(&c, "bot_token", "${TELEGRAM_TOKEN}"),
             chat_id: ctx.req_str(&c, "chat_id", "-100123456"),
-            url: ctx.opt_str(&c, "url"),
+            url: opt_url(ctx, &c, "url"),
         },
-        "opsgenie" => Notify::Opsgenie {
-            api_key: ctx.req_str(&c, "api_key", "${OPSGENIE_KEY}"),
-            url: ctx.opt_str(&c, "url"),
-        },
+        "opsgenie" => {
+            let api_key = ctx.req_str(&c, "api_key", "${OPSGENIE_KEY}");
+            // Sent in the Authorization header.
+            if let Err(p) = check::header_value(&api_key) {
+                ctx.refuse(&c, "api_key", p);
+            }
+            Notify::Opsgenie { api_key, url: opt_url(ctx, &c, "url") }
+        }
         "mattermost" => Notify::Mattermost {
-            webhook_url: ctx.req_str(&c, "webhook_url", "https://mattermost.example.com/hooks/..."),
+            webhook_url: req_url(
+                ctx,
+                &c,
+                "webhook_url",
+                "https://mattermost.example.com/hooks/...",
+            ),
             channel: ctx.opt_str(&c, "channel"),
             username: ctx.opt_str(&c, "username"),
         },
         "teams" => Notify::Teams {
-            webhook_url: ctx.req_str(&c, "webhook_url", "https://example.webhook.office.com/..."),
+            webhook_url: req_url(ctx, &c, "webhook_url", "https://example.webhook.office.com/..."),
         },
-        _ => Notify::Alertmanager { url: ctx.req_str(&c, "url", "http://alertmanager:9093") },
+        _ => Notify::Alertmanager { url: req_url(ctx, &c, "url", "http://alertmanager:9093") },
     };
-    Some(ctx.interners.notify.intern(notify))
+    let notify = ctx.interners.notify.intern(notify);
+    // The actions' whole check (it renders a sample alert), once per distinct notifier, for
+    // anything the field checks above did not single out.
+    if ctx.problems.errors == errors_before {
+        if let Some(e) = ctx.interners.endpoint_verdict(&notify) {
+            ctx.error(
+                Class::BadValue,
+                c.pos,
+                c.path.render(),
+                format!("alerts cannot be sent: {e}"),
+                "fix this notifier's config",
+            );
+        }
+    }
+    Some(notify)
+}
+
+/// `message` without the notifier's secrets (tokens and keys, which the actions' messages may
+/// quote inside a URL they built).
+fn redact(message: String, notify: &Notify) -> String {
+    let secrets: &[&str] = match notify {
+        Notify::Telegram { bot_token, .. } => &[bot_token],
+        Notify::Opsgenie { api_key, .. } => &[api_key],
+        Notify::Pagerduty { routing_key, .. } => &[routing_key],
+        Notify::Email { password: Some(p), .. } => &[p],
+        _ => &[],
+    };
+    secrets.iter().filter(|s| !s.is_empty()).fold(message, |m, s| m.replace(s, "<redacted>"))
+}
+
+/// A required URL field, checked.
+fn req_url(ctx: &mut Ctx, c: &Fields, key: &str, example: &str) -> String {
+    let url = ctx.req_str(c, key, example);
+    ctx.check_url(c, key, &url);
+    url
+}
+
+/// An optional URL field (an API override), checked when given.
+fn opt_url(ctx: &mut Ctx, c: &Fields, key: &str) -> Option<String> {
+    let url = ctx.opt_str(c, key);
+    if let Some(u) = &url {
+        ctx.check_url(c, key, u);
+    }
+    url
+}
+
+/// Mail addresses as the SMTP sender accepts them, and at most as many recipients.
+fn check_addresses(ctx: &mut Ctx, c: &Fields, key: &str, addresses: &[String]) {
+    use crate::actions::smtp::valid_address;
+    use crate::limits::MAX_EMAIL_RECIPIENTS;
+    for a in addresses.iter().filter(|a| !a.is_empty() && !valid_address(a)) {
+        let problem = Problem {
+            message: format!("'{a}' is not a mail address"),
+            hint: "write one address without name or brackets, e.g. oncall@example.com",
+        };
+        ctx.refuse(c, key, problem);
+    }
+    if addresses.len() > MAX_EMAIL_RECIPIENTS {
+        let problem = Problem {
+            message: format!(
+                "{} recipients, more than the {MAX_EMAIL_RECIPIENTS} allowed",
+                addresses.len()
+            ),
+            hint: "send to a mailing list instead",
+        };
+        ctx.refuse(c, key, problem);
+    }
 }
 
 fn decode_codes(ctx: &mut Ctx, f: &Fields) -> Arc<Codes> {
@@ -1324,7 +1665,18 @@ fn decode_maintenance(ctx: &mut Ctx, f: &Fields) -> Vec<MaintenanceWindow> {
 
 #[cfg(test)]
 mod tests {
-    use super::FieldPath;
+    use super::{redact, FieldPath, Notify};
+
+    #[test]
+    fn the_actions_messages_lose_the_notifiers_secrets() {
+        let telegram =
+            Notify::Telegram { bot_token: "123:s3cret".into(), chat_id: "1".into(), url: None };
+        let m = redact(
+            "invalid URL `https://api.telegram.org/bot123:s3cret/sendMessage`".into(),
+            &telegram,
+        );
+        assert_eq!(m, "invalid URL `https://api.telegram.org/bot<redacted>/sendMessage`");
+    }
 
     #[test]
     fn paths_render_as_written() {

@@ -10,16 +10,16 @@ use super::event::Pos;
 pub const MAX_PROBLEMS: usize = 100;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Severity {
+pub enum Level {
     Error,
     Warning,
 }
 
-impl Severity {
+impl Level {
     pub fn as_str(self) -> &'static str {
         match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
+            Level::Error => "error",
+            Level::Warning => "warning",
         }
     }
 }
@@ -37,6 +37,10 @@ pub enum Class {
     DuplicateId,
     UnknownReference,
     UnknownField,
+    /// A field the Go CPRA reads and CPRA ignores (a warning).
+    IgnoredField,
+    /// A key given twice in one mapping, at any level.
+    DuplicateKey,
     BadCron,
     BadTimezone,
     TimeoutOverInterval,
@@ -56,6 +60,8 @@ impl Class {
             Class::DuplicateId => "duplicate_id",
             Class::UnknownReference => "unknown_reference",
             Class::UnknownField => "unknown_field",
+            Class::IgnoredField => "ignored_field",
+            Class::DuplicateKey => "duplicate_key",
             Class::BadCron => "bad_cron",
             Class::BadTimezone => "bad_timezone",
             Class::TimeoutOverInterval => "timeout_over_interval",
@@ -66,7 +72,7 @@ impl Class {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
-    pub severity: Severity,
+    pub level: Level,
     pub class: Class,
     pub file: String,
     pub pos: Pos,
@@ -80,9 +86,15 @@ pub struct Diagnostic {
     pub hint: String,
 }
 
+/// `error: FILE:LINE:COLUMN: monitor 'NAME': MESSAGE at PATH; HINT` (the position, monitor,
+/// path and hint only when known), the form editors and terminals turn into links.
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}: ", self.severity.as_str(), self.file)?;
+        write!(f, "{}: {}", self.level.as_str(), self.file)?;
+        if self.pos.line > 0 {
+            write!(f, ":{}:{}", self.pos.line, self.pos.column)?;
+        }
+        f.write_str(": ")?;
         if let Some(m) = &self.monitor {
             write!(f, "monitor '{m}': ")?;
         }
@@ -90,7 +102,6 @@ impl fmt::Display for Diagnostic {
         if !self.path.is_empty() {
             write!(f, " at {}", self.path)?;
         }
-        write!(f, " ({})", self.pos)?;
         if !self.hint.is_empty() {
             write!(f, "; {}", self.hint)?;
         }
@@ -101,7 +112,7 @@ impl fmt::Display for Diagnostic {
 impl Diagnostic {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
-            "severity": self.severity.as_str(),
+            "severity": self.level.as_str(),
             "class": self.class.as_str(),
             "file": self.file,
             "line": self.pos.line,
@@ -124,9 +135,9 @@ pub struct Problems {
 
 impl Problems {
     pub fn push(&mut self, d: Diagnostic) {
-        match d.severity {
-            Severity::Error => self.errors += 1,
-            Severity::Warning => self.warnings += 1,
+        match d.level {
+            Level::Error => self.errors += 1,
+            Level::Warning => self.warnings += 1,
         }
         if self.kept.len() < MAX_PROBLEMS {
             self.kept.push(d);
@@ -194,7 +205,7 @@ mod tests {
         let mut p = Problems::default();
         for _ in 0..(MAX_PROBLEMS + 5) {
             p.push(Diagnostic {
-                severity: Severity::Error,
+                level: Level::Error,
                 class: Class::Missing,
                 file: "f".into(),
                 pos: Pos::default(),

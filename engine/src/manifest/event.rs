@@ -23,7 +23,7 @@ impl fmt::Display for Pos {
 /// Events carry no text, so reading one allocates nothing: a `Scalar`'s text is read with
 /// [`EventSource::scalar`] before the next event is asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
+pub enum ParseEvent {
     MapStart {
         anchor: usize,
     },
@@ -53,7 +53,7 @@ pub struct SyntaxError {
 
 /// A pull reader of events.
 pub trait EventSource {
-    fn next_event(&mut self) -> Result<(Event, Pos), SyntaxError>;
+    fn next_event(&mut self) -> Result<(ParseEvent, Pos), SyntaxError>;
 
     /// The text of the last `Scalar` event returned (unspecified after any other event). It
     /// borrows the reader's buffer, so it is valid only until the next `next_event`.
@@ -91,12 +91,12 @@ pub struct RawItem<'a> {
 /// checks compare. The loader never keeps events.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Owned {
-    pub event: Event,
+    pub event: ParseEvent,
     pub text: String,
 }
 
 impl Owned {
-    pub fn of(event: Event, text: &str) -> Owned {
+    pub fn of(event: ParseEvent, text: &str) -> Owned {
         Owned { event, text: text.to_owned() }
     }
 }
@@ -106,10 +106,10 @@ pub fn collect(src: &mut dyn EventSource) -> Result<Vec<(Owned, Pos)>, SyntaxErr
     let mut out = Vec::new();
     loop {
         let (event, pos) = src.next_event()?;
-        if event == Event::End {
+        if event == ParseEvent::End {
             return Ok(out);
         }
-        let text = if matches!(event, Event::Scalar { .. }) { src.scalar() } else { "" };
+        let text = if matches!(event, ParseEvent::Scalar { .. }) { src.scalar() } else { "" };
         out.push((Owned::of(event, text), pos));
     }
 }

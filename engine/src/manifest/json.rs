@@ -14,7 +14,7 @@
 
 use std::io::Read;
 
-use super::event::{Event, EventSource, Pos, RawItem, SyntaxError};
+use super::event::{EventSource, ParseEvent, Pos, RawItem, SyntaxError};
 
 /// Read buffer size: large enough that `read` syscalls are amortised over many monitors,
 /// small enough to be irrelevant to the load's memory. A refill happens when it is drained.
@@ -403,26 +403,26 @@ impl<R: Read> JsonReader<R> {
         }
     }
 
-    fn value_event(&mut self, b: u8) -> Result<(Event, Pos), SyntaxError> {
+    fn value_event(&mut self, b: u8) -> Result<(ParseEvent, Pos), SyntaxError> {
         let pos = self.pos();
         match b {
             b'{' => {
                 self.bump(b);
                 self.push(Frame::ObjectKey(false))?;
-                Ok((Event::MapStart { anchor: 0 }, pos))
+                Ok((ParseEvent::MapStart { anchor: 0 }, pos))
             }
             b'[' => {
                 self.bump(b);
                 self.push(Frame::ArrayValue(false))?;
-                Ok((Event::SeqStart { anchor: 0 }, pos))
+                Ok((ParseEvent::SeqStart { anchor: 0 }, pos))
             }
             b'"' => {
                 self.read_string()?;
-                Ok((Event::Scalar { quoted: true, anchor: 0 }, pos))
+                Ok((ParseEvent::Scalar { quoted: true, anchor: 0 }, pos))
             }
             b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
                 self.read_word()?;
-                Ok((Event::Scalar { quoted: false, anchor: 0 }, pos))
+                Ok((ParseEvent::Scalar { quoted: false, anchor: 0 }, pos))
             }
             other => self.err(format!("expected a value, found '{}'", printable(other))),
         }
@@ -536,7 +536,7 @@ impl<R: Read> EventSource for JsonReader<R> {
         }
     }
 
-    fn next_event(&mut self) -> Result<(Event, Pos), SyntaxError> {
+    fn next_event(&mut self) -> Result<(ParseEvent, Pos), SyntaxError> {
         loop {
             let next = self.skip_ws()?;
             let pos = self.pos();
@@ -549,12 +549,12 @@ impl<R: Read> EventSource for JsonReader<R> {
                     };
                 }
                 if self.finished {
-                    return Ok((Event::End, pos));
+                    return Ok((ParseEvent::End, pos));
                 }
                 return match next {
                     None => {
                         self.finished = true;
-                        Ok((Event::End, pos))
+                        Ok((ParseEvent::End, pos))
                     }
                     Some(b) => self.err(format!(
                         "unexpected '{}' after the end of the document",
@@ -570,7 +570,7 @@ impl<R: Read> EventSource for JsonReader<R> {
                     if b == b'}' && !any {
                         self.bump(b);
                         self.stack.pop();
-                        return Ok((Event::MapEnd, pos));
+                        return Ok((ParseEvent::MapEnd, pos));
                     }
                     if b != b'"' {
                         return self.err(format!(
@@ -587,7 +587,7 @@ impl<R: Read> EventSource for JsonReader<R> {
                         self.expect_byte(b':', "':' after the key")?;
                     }
                     self.set_top(Frame::ObjectValue);
-                    return Ok((Event::Scalar { quoted: true, anchor: 0 }, pos));
+                    return Ok((ParseEvent::Scalar { quoted: true, anchor: 0 }, pos));
                 }
                 Frame::ObjectValue => {
                     self.set_top(Frame::ObjectNext);
@@ -601,7 +601,7 @@ impl<R: Read> EventSource for JsonReader<R> {
                     b'}' => {
                         self.bump(b);
                         self.stack.pop();
-                        return Ok((Event::MapEnd, pos));
+                        return Ok((ParseEvent::MapEnd, pos));
                     }
                     _ => {
                         return self.err(format!("expected ',' or '}}', found '{}'", printable(b)))
@@ -611,7 +611,7 @@ impl<R: Read> EventSource for JsonReader<R> {
                     if b == b']' && !any {
                         self.bump(b);
                         self.stack.pop();
-                        return Ok((Event::SeqEnd, pos));
+                        return Ok((ParseEvent::SeqEnd, pos));
                     }
                     self.set_top(Frame::ArrayNext);
                     return self.value_event(b);
@@ -624,7 +624,7 @@ impl<R: Read> EventSource for JsonReader<R> {
                     b']' => {
                         self.bump(b);
                         self.stack.pop();
-                        return Ok((Event::SeqEnd, pos));
+                        return Ok((ParseEvent::SeqEnd, pos));
                     }
                     _ => return self.err(format!("expected ',' or ']', found '{}'", printable(b))),
                 },
@@ -788,10 +788,10 @@ mod tests {
     }
 
     fn s(v: &str, quoted: bool) -> Owned {
-        Owned::of(Event::Scalar { quoted, anchor: 0 }, v)
+        Owned::of(ParseEvent::Scalar { quoted, anchor: 0 }, v)
     }
 
-    fn e(event: Event) -> Owned {
+    fn e(event: ParseEvent) -> Owned {
         Owned::of(event, "")
     }
 
@@ -802,16 +802,16 @@ mod tests {
         assert_eq!(
             kinds,
             vec![
-                e(Event::MapStart { anchor: 0 }),
+                e(ParseEvent::MapStart { anchor: 0 }),
                 s("a", true),
-                e(Event::SeqStart { anchor: 0 }),
+                e(ParseEvent::SeqStart { anchor: 0 }),
                 s("1", false),
                 s("xé😀", true),
-                e(Event::SeqEnd),
+                e(ParseEvent::SeqEnd),
                 s("b", true),
-                e(Event::MapStart { anchor: 0 }),
-                e(Event::MapEnd),
-                e(Event::MapEnd),
+                e(ParseEvent::MapStart { anchor: 0 }),
+                e(ParseEvent::MapEnd),
+                e(ParseEvent::MapEnd),
             ]
         );
         assert_eq!(ev[6].1, Pos { line: 2, column: 2 });

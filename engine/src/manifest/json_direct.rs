@@ -5,8 +5,10 @@
 //! What it is not: a second decoder with rules of its own. It stops ([`Step::Bail`]) at
 //! anything the general path (events, tree, [`super::decode`]) would say a word about: an
 //! unknown or repeated field, a `null`, an escape or a `$` in a string, a number where a
-//! string goes (or the reverse), a value out of range, a warning (timeout over interval), a
-//! duplicate id. The loader then decodes that monitor through the general path, which reports
+//! string goes (or the reverse), a value out of range, a value the engine would refuse (the
+//! predicates of [`super::check`], shared with the general path: URL, interval and timeout
+//! bounds, method, `body_contains`, `ca_file`, dns `server`), a warning (timeout over
+//! interval), a duplicate id. The loader then decodes that monitor through the general path, which reports
 //! it. So every diagnostic comes from one place, and a monitor decoded here is the monitor the
 //! general path builds from the same bytes; the `direct_and_general_paths_agree_*` tests hold
 //! the two to that over generated and mutated manifests.
@@ -34,6 +36,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
+use super::check;
 use super::decode::Interners;
 use super::duration::parse_go_duration;
 use super::intern::FxBuildHasher;
@@ -770,6 +773,9 @@ fn pulse_check_block(
         // A warning in the general path.
         return bail();
     }
+    if check::interval_ms(interval_ms).is_err() || check::timeout_ms(timeout_ms).is_err() {
+        return bail();
+    }
     Ok(PulseCheck {
         pulse,
         interval_ms,
@@ -819,7 +825,11 @@ fn pulse_config(
                     b"method" => {
                         once(&mut seen, 1)?;
                         method = Some(interned(&mut d.methods, c, |at| {
-                            Ok(interners.methods.intern(at.str()?.to_ascii_uppercase()))
+                            let m = at.str()?;
+                            if check::method(m).is_err() {
+                                return bail();
+                            }
+                            Ok(interners.methods.intern(m.to_ascii_uppercase()))
                         })?);
                     }
                     b"headers" => {
@@ -867,7 +877,10 @@ fn pulse_config(
                 }
             }
             let url = required(url)?;
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
+            if check::http_url(&url).is_err()
+                || body_contains.as_deref().is_some_and(|b| check::body_contains(b).is_err())
+                || ca_file.as_deref().is_some_and(|p| interners.ca_file(p).is_err())
+            {
                 return bail();
             }
             let headers = match headers {
@@ -877,6 +890,9 @@ fn pulse_config(
                     d.no_headers.get_or_insert_with(|| interners.headers.intern(Vec::new())),
                 ),
             };
+            if check::request_size(body.as_deref(), &headers).is_err() {
+                return bail();
+            }
             Pulse::Http(HttpPulse {
                 url,
                 method: match method {
@@ -927,6 +943,17 @@ fn pulse_config(
             }
             let host = required(host)?;
             let port = port_v.ok_or(Stop::Bail)?;
+            let refused = match kind {
+                "udp" => extra.as_deref().is_some_and(|p| check::udp_payload(p).is_err()),
+                "grpc" => {
+                    check::grpc_authority(&host).is_err()
+                        || extra.as_deref().is_some_and(|s| check::grpc_service(s).is_err())
+                }
+                _ => false,
+            };
+            if refused {
+                return bail();
+            }
             match kind {
                 "udp" => Pulse::Udp(UdpPulse { host, port, payload: extra }),
                 "grpc" => Pulse::Grpc(GrpcPulse { host, port, service: extra }),
@@ -969,7 +996,13 @@ fn pulse_config(
                     _ => return bail(),
                 }
             }
-            Pulse::Dns(DnsPulse { host: required(host)?, server })
+            let host = required(host)?;
+            if check::dns_name(&host).is_err()
+                || server.as_deref().is_some_and(|s| check::dns_server(s).is_err())
+            {
+                return bail();
+            }
+            Pulse::Dns(DnsPulse { host, server })
         }
         "tls" => {
             let (mut host, mut port_v, mut server_name) = (None, 443, None);
@@ -1004,12 +1037,15 @@ fn pulse_config(
                     _ => return bail(),
                 }
             }
-            if critical_days > warn_days {
-                // A warning in the general path.
+            let host = required(host)?;
+            // critical_days over warn_days: an error in the general path.
+            if critical_days > warn_days
+                || check::tls_server_name(server_name.as_deref().unwrap_or(&host)).is_err()
+            {
                 return bail();
             }
             Pulse::Tls(TlsPulse {
-                host: required(host)?,
+                host,
                 port: port_v,
                 server_name,
                 warn_days,
@@ -1028,7 +1064,11 @@ fn pulse_config(
                     _ => return bail(),
                 }
             }
-            Pulse::Docker(DockerPulse { container: required(container)? })
+            let container = required(container)?;
+            if check::docker_container(&container).is_err() {
+                return bail();
+            }
+            Pulse::Docker(DockerPulse { container })
         }
         _ => return bail(),
     };
@@ -1357,7 +1397,10 @@ mod tests {
                     f.push(format!("\"max_response_time\":{}", pick(rng, &[r#""2s""#, r#""0s""#])));
                 }
                 if rng.next() % 10 == 0 {
-                    f.push(r#""ca_file":"/etc/ssl/ca.pem""#.to_string());
+                    // A readable file half the time (the direct path takes it), else one the
+                    // general path reports.
+                    let path = pick(rng, &["tests/fixtures/ca.pem", "/surely/not/ca.pem"]);
+                    f.push(format!("\"ca_file\":\"{path}\""));
                 }
             }
             "tcp" | "udp" | "grpc" | "3" | "null" => {

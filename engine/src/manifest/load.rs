@@ -12,12 +12,12 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use super::decode::{
-    decode_monitor, decode_notify, Ctx, FieldPath, GroupNames, Interners, ENDPOINT_FIELDS,
-    TOP_FIELDS,
+    decode_monitor, decode_notify, unknown_field_hint, Ctx, FieldPath, GroupNames, Interners,
+    ENDPOINT_FIELDS, TOP_FIELDS,
 };
-use super::diagnostic::{choices_hint, did_you_mean, Class, Diagnostic, Problems, Severity};
+use super::diagnostic::{choices_hint, Class, Diagnostic, Level, Problems};
 use super::env::{Env, ProcessEnv};
-use super::event::{Event, EventSource, Pos, SyntaxError};
+use super::event::{EventSource, ParseEvent, Pos, SyntaxError};
 use super::json::JsonReader;
 use super::json_direct::{DirectDecoder, Miss, Step};
 use super::node::{build, Anchors, Arena, Node, NodeKind, Tree};
@@ -25,9 +25,13 @@ use super::schema::{Code, CodeTarget, GroupId, Monitor, Notify};
 use super::source::{open, open_counting, open_reader, Format};
 use super::yaml_scan::{yaml_source, Reopen};
 
+/// Unknown top-level keys remembered to find a repeated one: a file with more is hostile or
+/// broken, and its unknown keys are each reported anyway.
+const MAX_UNKNOWN_TOP_KEYS: usize = 64;
+
 pub struct LoadOptions<'a> {
-    /// Unknown fields are errors instead of warnings.
-    pub strict: bool,
+    /// Unknown fields are warnings instead of errors (`--lenient`).
+    pub lenient: bool,
     /// Where `${NAME}` values come from.
     pub env: &'a dyn Env,
     /// JSON: decode monitors straight from their bytes where they need no word said about
@@ -43,7 +47,7 @@ pub struct LoadOptions<'a> {
 
 impl Default for LoadOptions<'_> {
     fn default() -> Self {
-        LoadOptions { strict: false, env: &ProcessEnv, direct_json: true, read_bytes: None }
+        LoadOptions { lenient: false, env: &ProcessEnv, direct_json: true, read_bytes: None }
     }
 }
 
@@ -167,7 +171,7 @@ pub fn load_bytes(
         Err(e) => {
             let mut report = LoadReport { file: file.to_string(), ..Default::default() };
             report.problems.push(Diagnostic {
-                severity: Severity::Error,
+                level: Level::Error,
                 class: Class::Syntax,
                 file: file.to_string(),
                 pos: Pos { line: 1, column: 1 },
@@ -229,8 +233,9 @@ pub(crate) fn load_events(
         arena: Arena::default(),
         direct: (format == Format::Json && opts.direct_json).then(DirectDecoder::default),
     };
-    if let Err(e) = loader.run(src.as_mut(), on_monitor) {
-        loader.syntax(e);
+    match loader.run(src.as_mut(), on_monitor) {
+        Ok(()) => loader.after_the_document(src.as_mut(), format),
+        Err(e) => loader.syntax(e),
     }
     loader.finish()
 }
@@ -260,7 +265,7 @@ impl Loader<'_> {
             file: self.file,
             monitor: None,
             problems: &mut self.report.problems,
-            strict: self.opts.strict,
+            lenient: self.opts.lenient,
             env: self.opts.env,
             had_error: false,
             interners: &mut self.interners,
@@ -268,9 +273,49 @@ impl Loader<'_> {
         }
     }
 
+    /// A manifest is one document: anything after it (a second YAML document, more JSON) is
+    /// an error, not silently dropped.
+    fn after_the_document(&mut self, src: &mut dyn EventSource, format: Format) {
+        let (pos, message) = match (src.next_event(), format) {
+            (Ok((ParseEvent::End, _)), _) => return,
+            (Ok((_, pos)), Format::Yaml) => {
+                (pos, "a second YAML document starts here; a manifest is one document".into())
+            }
+            // The JSON reader reports what follows its document itself (the `Err` below).
+            (Ok((_, pos)), Format::Json) => {
+                (pos, "more data after the end of the JSON document".into())
+            }
+            (Err(e), _) => (e.pos, e.message),
+        };
+        let hint = match format {
+            Format::Yaml => {
+                "merge its monitors into the first document's `monitors:` list, or load it as \
+                 its own file"
+            }
+            Format::Json => {
+                "a manifest is one JSON document: merge the monitors into the first one's \
+                 `monitors` list"
+            }
+        };
+        self.push_top(Class::Syntax, pos, message, hint);
+    }
+
+    fn push_top(&mut self, class: Class, pos: Pos, message: String, hint: &str) {
+        self.report.problems.push(Diagnostic {
+            level: Level::Error,
+            class,
+            file: self.file.to_string(),
+            pos,
+            monitor: None,
+            path: String::new(),
+            message,
+            hint: hint.to_string(),
+        });
+    }
+
     fn syntax(&mut self, e: SyntaxError) {
         self.report.problems.push(Diagnostic {
-            severity: Severity::Error,
+            level: Level::Error,
             class: Class::Syntax,
             file: self.file.to_string(),
             pos: e.pos,
@@ -288,10 +333,10 @@ impl Loader<'_> {
     ) -> Result<(), SyntaxError> {
         let (first, pos) = src.next_event()?;
         match first {
-            Event::MapStart { .. } => {}
+            ParseEvent::MapStart { .. } => {}
             // Go CPRA also accepted a bare list of monitors.
-            Event::SeqStart { .. } => return self.monitors(src, &mut on_monitor),
-            Event::End => {
+            ParseEvent::SeqStart { .. } => return self.monitors(src, &mut on_monitor),
+            ParseEvent::End => {
                 self.top_error(pos, "the manifest is empty", "start with `monitors:`");
                 return Ok(());
             }
@@ -305,11 +350,14 @@ impl Loader<'_> {
             }
         }
         let mut seen_monitors = false;
+        // Top-level keys read so far, with where: a key given twice is an error (a second
+        // `monitors:` would otherwise add to or replace the first, unseen).
+        let mut seen: Vec<(String, Pos)> = Vec::new();
         loop {
             let (ev, pos) = src.next_event()?;
             let key = match ev {
-                Event::MapEnd => break,
-                Event::Scalar { .. } => src.scalar().to_owned(),
+                ParseEvent::MapEnd => break,
+                ParseEvent::Scalar { .. } => src.scalar().to_owned(),
                 _ => {
                     return Err(SyntaxError {
                         pos,
@@ -317,14 +365,29 @@ impl Loader<'_> {
                     })
                 }
             };
+            if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
+                let message = format!(
+                    "top-level field '{key}' is given twice (first at line {}, column {})",
+                    first.line, first.column
+                );
+                let hint = if key == "monitors" {
+                    "keep one `monitors:` list and move the monitors of the other into it"
+                } else {
+                    "keep one of them"
+                };
+                self.push_top(Class::DuplicateKey, pos, message, hint);
+            } else if seen.len() < TOP_FIELDS.len() + MAX_UNKNOWN_TOP_KEYS {
+                seen.push((key.clone(), pos));
+            }
             match key.as_str() {
                 "monitors" => {
                     seen_monitors = true;
                     let (ev, vpos) = src.next_event()?;
                     match ev {
-                        Event::SeqStart { .. } => self.monitors(src, &mut on_monitor)?,
+                        ParseEvent::SeqStart { .. } => self.monitors(src, &mut on_monitor)?,
                         other => {
                             let tree = build(src, (other, vpos), &mut self.anchors)?;
+                            self.ctx().duplicate_keys(&tree);
                             let node = tree.root();
                             if !node.is_null() {
                                 self.top_error(
@@ -342,6 +405,7 @@ impl Loader<'_> {
                 "endpoints" | "notification_groups" | "version" => {
                     let first = src.next_event()?;
                     let tree = build(src, first, &mut self.anchors)?;
+                    self.ctx().duplicate_keys(&tree);
                     match key.as_str() {
                         "endpoints" => self.endpoints = Some(tree),
                         "notification_groups" => self.group_defs = Some(tree),
@@ -349,24 +413,30 @@ impl Loader<'_> {
                     }
                 }
                 other => {
-                    let severity =
-                        if self.opts.strict { Severity::Error } else { Severity::Warning };
-                    let mut hint = format!("known top-level fields: {}", TOP_FIELDS.join(", "));
-                    if let Some(m) = did_you_mean(other, TOP_FIELDS) {
-                        hint = format!("did you mean '{m}'? {hint}");
-                    }
+                    let (level, class, message, hint) = if other.starts_with("x-") {
+                        // Go CPRA ignores unknown keys, and its manifests keep YAML anchors
+                        // under `x-` keys (as Compose files do).
+                        let hint = "an `x-` key only holds YAML anchors for the monitors to \
+                                    merge; CPRA (like the Go CPRA) does not read it";
+                        (Level::Warning, Class::IgnoredField, "is ignored", hint.to_string())
+                    } else {
+                        let (level, hint) =
+                            unknown_field_hint(other, TOP_FIELDS, self.opts.lenient);
+                        (level, Class::UnknownField, "is unknown", hint)
+                    };
                     self.report.problems.push(Diagnostic {
-                        severity,
-                        class: Class::UnknownField,
+                        level,
+                        class,
                         file: self.file.to_string(),
                         pos,
                         monitor: None,
                         path: other.to_string(),
-                        message: format!("unknown field '{other}'"),
+                        message: format!("top-level field '{other}' {message}"),
                         hint,
                     });
                     let first = src.next_event()?;
-                    build(src, first, &mut self.anchors)?;
+                    let tree = build(src, first, &mut self.anchors)?;
+                    self.ctx().duplicate_keys(&tree);
                 }
             }
         }
@@ -378,7 +448,7 @@ impl Loader<'_> {
 
     fn top_error(&mut self, pos: Pos, message: &str, hint: &str) {
         self.report.problems.push(Diagnostic {
-            severity: Severity::Error,
+            level: Level::Error,
             class: Class::Missing,
             file: self.file.to_string(),
             pos,
@@ -414,7 +484,7 @@ impl Loader<'_> {
                 continue;
             }
             let (ev, pos) = src.next_event()?;
-            if ev == Event::SeqEnd {
+            if ev == ParseEvent::SeqEnd {
                 return Ok(());
             }
             let node = arena.build(src, (ev, pos), &mut self.anchors)?;
@@ -438,7 +508,7 @@ impl Loader<'_> {
                 let name =
                     node.get("name").and_then(|e| e.value.scalar()).unwrap_or(id).to_string();
                 self.report.problems.push(Diagnostic {
-                    severity: Severity::Error,
+                    level: Level::Error,
                     class: Class::DuplicateId,
                     file: self.file.to_string(),
                     pos,
@@ -629,7 +699,7 @@ impl Loader<'_> {
                         )
                     };
                     self.report.problems.push(Diagnostic {
-                        severity: Severity::Error,
+                        level: Level::Error,
                         class: Class::UnknownReference,
                         file: self.file.to_string(),
                         pos: site.pos,

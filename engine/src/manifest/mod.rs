@@ -8,6 +8,7 @@
 //! Entry point: [`load_path`] with a callback that receives each valid monitor; the
 //! [`LoadReport`] it returns has the problems and the resolved endpoints/groups.
 
+pub mod check;
 pub mod decode;
 pub mod diagnostic;
 pub mod duration;
@@ -26,7 +27,7 @@ pub mod source;
 pub mod yaml;
 pub mod yaml_scan;
 
-pub use diagnostic::{Class, Diagnostic, Problems, Severity, MAX_PROBLEMS};
+pub use diagnostic::{Class, Diagnostic, Level, Problems, MAX_PROBLEMS};
 pub use load::{
     load_bytes, load_path, load_reader, load_str, LoadError, LoadOptions, LoadReport, Registry,
 };

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use super::event::{Event, EventSource, Pos, SyntaxError};
+use super::event::{EventSource, ParseEvent, Pos, SyntaxError};
 
 /// Deepest nesting inside one block. A monitor needs about 6 levels; past this: an error.
 pub const MAX_NODE_DEPTH: usize = 64;
@@ -87,6 +87,36 @@ pub struct Tree {
     nodes: Vec<Rec>,
     text: String,
     root: Rec,
+    /// Keys given twice in one mapping, noted as the mappings close (at most
+    /// [`MAX_DUPLICATES_NOTED`]): the decoder reports them, whichever mapping they are in.
+    dups: Vec<Dup>,
+}
+
+/// Most duplicate keys noted per tree: as many as a load shows (`MAX_PROBLEMS`); a block
+/// with more is reported by its first ones.
+pub const MAX_DUPLICATES_NOTED: usize = super::diagnostic::MAX_PROBLEMS;
+
+/// Mappings up to this many entries are searched for a repeated key pair by pair (a monitor's
+/// mappings have a handful); longer ones through a hash map, so a hostile mapping of a
+/// million keys costs a million lookups, not a trillion compares.
+const PAIRWISE_KEYS: usize = 32;
+
+#[derive(Clone, Copy, Debug)]
+struct Dup {
+    key_start: u32,
+    key_len: u32,
+    pos: Pos,
+    first: Pos,
+}
+
+/// A key given twice in one mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DuplicateKey<'t> {
+    pub key: &'t str,
+    /// The second one's position.
+    pub pos: Pos,
+    /// The first one's.
+    pub first: Pos,
 }
 
 impl Default for Tree {
@@ -95,6 +125,7 @@ impl Default for Tree {
             nodes: Vec::new(),
             text: String::new(),
             root: Rec::scalar(Tag::Plain, 0, 0, Pos::default()),
+            dups: Vec::new(),
         }
     }
 }
@@ -107,6 +138,60 @@ impl Tree {
     fn clear(&mut self) {
         self.nodes.clear();
         self.text.clear();
+        self.dups.clear();
+    }
+
+    /// Every key given twice in a mapping of this tree, in the order the mappings closed.
+    pub fn duplicate_keys(&self) -> impl Iterator<Item = DuplicateKey<'_>> + '_ {
+        self.dups.iter().map(|d| DuplicateKey {
+            key: self.str(d.key_start as usize..(d.key_start + d.key_len) as usize),
+            pos: d.pos,
+            first: d.first,
+        })
+    }
+
+    /// Notes the keys of `entries` (one mapping's) that an earlier entry already has.
+    fn note_duplicates(&mut self, entries: &[Rec]) {
+        let same = |a: &Rec, b: &Rec| {
+            // Equal tags mean equal lengths; under 8 bytes, equal keys (see `key_tag`).
+            a.key_tag == b.key_tag
+                && (a.key_len < 8 || self.str(a.key_range()) == self.str(b.key_range()))
+        };
+        let mut found: Vec<Dup> = Vec::new();
+        let is_merge = |r: &Rec| self.str(r.key_range()) == "<<";
+        if entries.len() <= PAIRWISE_KEYS {
+            for (i, r) in entries.iter().enumerate().skip(1) {
+                if let Some(p) = entries[..i].iter().find(|p| same(p, r)) {
+                    if !is_merge(r) {
+                        found.push(Dup {
+                            key_start: r.key_start,
+                            key_len: r.key_len,
+                            pos: r.key_pos,
+                            first: p.key_pos,
+                        });
+                    }
+                }
+            }
+        } else {
+            let mut seen: HashMap<&str, Pos> = HashMap::with_capacity(entries.len());
+            for r in entries {
+                let key = self.str(r.key_range());
+                if let Some(&first) = seen.get(key) {
+                    if key != "<<" {
+                        found.push(Dup {
+                            key_start: r.key_start,
+                            key_len: r.key_len,
+                            pos: r.key_pos,
+                            first,
+                        });
+                    }
+                } else {
+                    seen.insert(key, r.key_pos);
+                }
+            }
+        }
+        let room = MAX_DUPLICATES_NOTED.saturating_sub(self.dups.len());
+        self.dups.extend(found.into_iter().take(room));
     }
 
     fn str(&self, range: std::ops::Range<usize>) -> &str {
@@ -283,6 +368,7 @@ impl<'t> Entries<'t> {
                 key_len: 0,
                 tag: Tag::Plain,
             },
+            dups: Vec::new(),
         };
         Entries { tree: &EMPTY, start: 0, len: 0 }
     }
@@ -306,14 +392,13 @@ impl<'t> Entries<'t> {
             .map(|r| tree.entry(*r))
     }
 
-    /// The entries whose key is a problem, in order, each with whether its key is one of
-    /// `known`: an unknown key, or a known key an earlier entry already has. Compares tags
-    /// first (see [`key_tag`]) and builds no view of a good entry: this runs for every mapping
-    /// of every monitor.
-    pub fn key_problems<'k>(
+    /// The entries whose key is not one of `known`, in order. Compares tags first (see
+    /// [`key_tag`]) and builds no view of a good entry: this runs for every mapping of every
+    /// monitor. (Keys given twice are noted when the tree is built.)
+    pub fn unknown_keys<'k>(
         &self,
         known: &'k [&'k str],
-    ) -> impl Iterator<Item = (Entry<'t>, bool)> + use<'t, 'k> {
+    ) -> impl Iterator<Item = Entry<'t>> + use<'t, 'k> {
         let tree = self.tree;
         let recs = self.recs();
         // The known keys' tags, once per mapping rather than once per entry.
@@ -321,17 +406,13 @@ impl<'t> Entries<'t> {
         for (t, k) in known_tags.iter_mut().zip(known) {
             *t = key_tag(k);
         }
-        recs.iter().enumerate().filter_map(move |(i, r)| {
+        recs.iter().filter_map(move |r| {
             let key = tree.str(r.key_range());
             let is_known = known.iter().enumerate().any(|(j, k)| {
                 let tag = known_tags.get(j).copied().unwrap_or_else(|| key_tag(k));
                 tag == r.key_tag && (key.len() < 8 || *k == key)
             });
-            let repeated = is_known
-                && recs[..i].iter().any(|p| {
-                    p.key_tag == r.key_tag && (key.len() < 8 || tree.str(p.key_range()) == key)
-                });
-            (!is_known || repeated).then(|| (tree.entry(*r), is_known))
+            (!is_known).then(|| tree.entry(*r))
         })
     }
 
@@ -369,6 +450,16 @@ impl PartialEq for Entries<'_> {
 }
 
 impl<'t> Node<'t> {
+    /// The tree this node is in (`None` for a scalar, which has no mapping in it): for the
+    /// duplicate keys noted while it was built.
+    pub fn tree(&self) -> Option<&'t Tree> {
+        match self.kind {
+            NodeKind::Map(e) => Some(e.tree),
+            NodeKind::Seq(i) => Some(i.tree),
+            NodeKind::Scalar { .. } => None,
+        }
+    }
+
     /// A YAML null (`~`, `null`, empty) or JSON `null`: treated as "not given".
     pub fn is_null(&self) -> bool {
         matches!(self.kind, NodeKind::Scalar { value, quoted: false }
@@ -505,7 +596,7 @@ pub struct Arena {
 /// Build the node that starts with `first` (already read from `src`) into a new tree.
 pub fn build(
     src: &mut dyn EventSource,
-    first: (Event, Pos),
+    first: (ParseEvent, Pos),
     anchors: &mut Anchors,
 ) -> Result<Tree, SyntaxError> {
     let mut arena = Arena::default();
@@ -519,7 +610,7 @@ impl Arena {
     pub fn build(
         &mut self,
         src: &mut dyn EventSource,
-        first: (Event, Pos),
+        first: (ParseEvent, Pos),
         anchors: &mut Anchors,
     ) -> Result<Node<'_>, SyntaxError> {
         self.build_root(src, first, anchors)?;
@@ -529,7 +620,7 @@ impl Arena {
     fn build_root(
         &mut self,
         src: &mut dyn EventSource,
-        first: (Event, Pos),
+        first: (ParseEvent, Pos),
         anchors: &mut Anchors,
     ) -> Result<(), SyntaxError> {
         self.tree.clear();
@@ -540,12 +631,12 @@ impl Arena {
         loop {
             let (event, pos) = ev;
             let completed: Option<(Rec, usize)> = match event {
-                Event::Scalar { quoted, anchor } => {
+                ParseEvent::Scalar { quoted, anchor } => {
                     let (start, len) = self.tree.push_scalar(src, pos)?;
                     let tag = if quoted { Tag::Quoted } else { Tag::Plain };
                     Some((Rec::scalar(tag, start, len, pos), anchor))
                 }
-                Event::Alias(id) => match anchors.roots.get(&id) {
+                ParseEvent::Alias(id) => match anchors.roots.get(&id) {
                     Some(&(rec, size)) => {
                         // Counted like that many nodes written out (plus one, below), and
                         // checked before copying, so an alias bomb stops before it grows.
@@ -562,18 +653,22 @@ impl Arena {
                         ) })
                     }
                 },
-                Event::SeqStart { anchor } | Event::MapStart { anchor } => {
+                ParseEvent::SeqStart { anchor } | ParseEvent::MapStart { anchor } => {
                     if self.open.len() >= MAX_NODE_DEPTH {
                         return Err(too_deep(pos));
                     }
-                    let tag = if matches!(event, Event::SeqStart { .. }) { Tag::Seq } else { Tag::Map };
+                    let tag = if matches!(event, ParseEvent::SeqStart { .. }) { Tag::Seq } else { Tag::Map };
                     self.open.push(Open { tag, pos, anchor, first: self.pending.len(), key: None, merge: false });
                     None
                 }
-                Event::SeqEnd | Event::MapEnd => {
-                    let want = if event == Event::SeqEnd { Tag::Seq } else { Tag::Map };
+                ParseEvent::SeqEnd | ParseEvent::MapEnd => {
+                    let want = if event == ParseEvent::SeqEnd { Tag::Seq } else { Tag::Map };
                     match self.open.pop() {
                         Some(o) if o.tag == want && o.key.is_none() => {
+                            if o.tag == Tag::Map && self.pending.len() - o.first > 1 {
+                                let (tree, pending) = (&mut self.tree, &self.pending);
+                                tree.note_duplicates(&pending[o.first..]);
+                            }
                             if o.merge {
                                 self.apply_merge_keys(o.first);
                             }
@@ -600,7 +695,7 @@ impl Arena {
                         }
                     }
                 }
-                Event::End => {
+                ParseEvent::End => {
                     return Err(SyntaxError { pos, message: "unexpected end of input".into() });
                 }
             };
@@ -685,7 +780,7 @@ impl Arena {
     }
 }
 
-/// Known-field tags kept on the stack by `Entries::check_keys`: more than the longest field
+/// Known-field tags kept on the stack by `Entries::unknown_keys`: more than the longest field
 /// list (11); a longer list still works, computing the rest per entry.
 const KNOWN_TAGS: usize = 16;
 
@@ -815,16 +910,34 @@ mod tests {
         }
         assert!(m.get("abcdef").is_none());
         assert!(m.get("abcdefgj").is_none());
-        let problems: Vec<(&str, bool)> = m
-            .entries()
-            .unwrap()
-            .key_problems(&["abcdefgh", "x", ""])
-            .map(|(e, known)| (e.key, known))
-            .collect();
-        assert_eq!(
-            problems,
-            [("abcdefg", false), ("abcdefgi", false), ("abc", false), ("abcdefgh", true)]
-        );
+        let unknown: Vec<&str> =
+            m.entries().unwrap().unknown_keys(&["abcdefgh", "x", ""]).map(|e| e.key).collect();
+        assert_eq!(unknown, ["abcdefg", "abcdefgi", "abc"]);
+        // The repeated long key, told from its look-alikes by its text, is noted at build.
+        let dups: Vec<(&str, u32, u32)> =
+            t.duplicate_keys().map(|d| (d.key, d.pos.line, d.first.line)).collect();
+        assert_eq!(dups, [("abcdefgh", 6, 2)]);
+    }
+
+    #[test]
+    fn duplicate_keys_are_noted_at_every_level_and_in_long_mappings() {
+        let t = parse(
+            "a: {b: {c: 1, c: 2}}
+d: [{e: 1, f: 2, e: 3}]
+a: 4
+<<: {g: 1}
+<<: {h: 1}
+",
+        )
+        .unwrap();
+        let dups: Vec<(&str, u32, u32)> =
+            t.duplicate_keys().map(|d| (d.key, d.pos.line, d.pos.column)).collect();
+        assert_eq!(dups, [("c", 1, 15), ("e", 2, 18), ("a", 3, 1)]);
+        let long: String = (0..100).map(|i| format!("k{i}: 1\n")).collect::<String>() + "k7: 2\n";
+        let t = parse(&long).unwrap();
+        let dups: Vec<(&str, u32, u32)> =
+            t.duplicate_keys().map(|d| (d.key, d.pos.line, d.first.line)).collect();
+        assert_eq!(dups, [("k7", 101, 8)]);
     }
 
     #[test]
@@ -863,11 +976,11 @@ mod tests {
         let fresh: Vec<Tree> = {
             let mut r = YamlReader::new(std::io::Cursor::new(src.as_bytes().to_vec()));
             let mut anchors = Anchors::default();
-            assert!(matches!(r.next_event().unwrap().0, Event::SeqStart { .. }));
+            assert!(matches!(r.next_event().unwrap().0, ParseEvent::SeqStart { .. }));
             let mut out = Vec::new();
             loop {
                 let ev = r.next_event().unwrap();
-                if ev.0 == Event::SeqEnd {
+                if ev.0 == ParseEvent::SeqEnd {
                     break out;
                 }
                 out.push(build(&mut r, ev, &mut anchors).unwrap());

@@ -48,7 +48,7 @@ monitors:
         body_contains: ok
         body_regex: "^o.$"
         max_response_time: 250ms
-        ca_file: /etc/ca.pem
+        ca_file: tests/fixtures/ca.pem
     intervention:
       action: webhook
       target: {url: "http://127.0.0.1:1/fix", method: put, headers: {A: b}, body: x, timeout: 3s}
@@ -143,7 +143,7 @@ fn every_field_is_read() {
     assert_eq!(h.body_contains(), Some("ok"));
     assert_eq!(h.body_regex(), Some("^o.$"));
     assert_eq!(h.max_response_time_ms(), Some(250));
-    assert_eq!(h.ca_file(), Some("/etc/ca.pem"));
+    assert_eq!(h.ca_file(), Some("tests/fixtures/ca.pem"));
     // Policy inputs.
     assert_eq!(
         (a.unhealthy_threshold(), a.healthy_threshold(), a.recovery_max_attempts()),
@@ -303,11 +303,8 @@ monitors:
 "#;
     let (m, r) = load(shared);
     assert!(r.is_valid(), "{:#?}", r.problems.kept);
-    assert_eq!(
-        r.problems.warnings, 1,
-        "x-defaults is an unknown top-level field: {:#?}",
-        r.problems.kept
-    );
+    assert_eq!(r.problems.warnings, 1, "x-defaults is not read: {:#?}", r.problems.kept);
+    assert_eq!(r.problems.kept[0].class, Class::IgnoredField);
     assert_eq!((m[0].interval_ms(), m[1].interval_ms()), (10_000, 20_000));
     assert!(m[1].codes.dispatches(Colour::Red));
     // A bare list of monitors at the top level, as some Go CPRA files are written.
@@ -317,7 +314,7 @@ monitors:
 
 #[test]
 fn references_resolve_when_defined_after_the_monitors() {
-    let text = "monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: h, port: 1}}\n    codes: {red: {notify_group: g}}\nnotification_groups: {g: [e]}\nendpoints: {e: {type: slack, config: {hook: x}}}\n";
+    let text = "monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: h, port: 1}}\n    codes: {red: {notify_group: g}}\nnotification_groups: {g: [e]}\nendpoints: {e: {type: slack, config: {hook: \"http://127.0.0.1:1/s\"}}}\n";
     let (m, r) = load_ok(text);
     let CodeTarget::Group { id, .. } = &m[0].codes.get(Colour::Red).unwrap().target else {
         panic!()
@@ -368,8 +365,7 @@ fn repeated_codes_blocks_report_their_problems_every_time() {
         + &monitor(0, "{red: {notify: slack, config: {hook: '${HOOK_A}'}}}")
         + &monitor(1, "{red: {notify: slack, config: {hook: '${HOOK_A}'}}}");
     let env: HashMap<String, String> = HashMap::new();
-    let (_, r) =
-        load_str(&text, None, &LoadOptions { strict: false, env: &env, ..LoadOptions::default() });
+    let (_, r) = load_str(&text, None, &LoadOptions { env: &env, ..LoadOptions::default() });
     assert_eq!(r.problems.errors, 2, "{:#?}", r.problems.kept);
 }
 
@@ -377,7 +373,7 @@ fn repeated_codes_blocks_report_their_problems_every_time() {
 fn env_variables_are_expanded() {
     let mut env = HashMap::new();
     env.insert("CPRA_TEST_HOST".to_string(), "db.internal".to_string());
-    let opts = LoadOptions { strict: false, env: &env, ..LoadOptions::default() };
+    let opts = LoadOptions { env: &env, ..LoadOptions::default() };
     let (m, r) = load_str("monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: \"${CPRA_TEST_HOST}\", port: 1}}\n", None, &opts);
     assert!(r.is_valid());
     let Pulse::Tcp(t) = &m[0].pulse_check.pulse else { panic!() };
@@ -406,6 +402,24 @@ const BAD: &[(&str, Class, &str)] = &[
     ("- name: a\n  id: \"-bad\"\n  pulse_check: {type: tcp, config: {host: h, port: 1}}", Class::BadValue, "does not match"),
     ("- name: a\n  pulse_check: {type: http, config: {url: \"http://h/\", body_regex: \"(\"}}", Class::BadValue, "bad regular expression"),
     ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}\n", Class::Syntax, "YAML syntax error"),
+    ("- name: a\n  pulse_check: {type: tcp, interval: 745h, config: {host: h, port: 1}}", Class::BadValue, "interval: 745h is outside"),
+    ("- name: a\n  pulse_check: {type: tcp, interval: 1s, timeout: 745h, config: {host: h, port: 1}}", Class::BadValue, "timeout: 745h is longer"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  codes: {red: {notify: slack, config: {hook: hooks.slack.com/services/T0/B0/x}}}", Class::BadValue, "hook: not a URL: it has no scheme"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  codes: {red: {notify: webhook, config: {url: \"http://h/\", headers: {X-A: \"a\\r\\nX-B: b\"}}}}", Class::BadValue, "line break (CR or LF)"),
+    ("- name: a\n  pulse_check: {type: http, config: {url: \"https://h/\", ca_file: /surely/not/here.pem}}", Class::BadValue, "ca_file: cannot use it"),
+    ("- name: a\n  pulse_check: {type: http, config: {url: \"https://h/\", headers: [\"Bad Name: 1\"]}}", Class::BadValue, "not an HTTP token"),
+    ("- name: a\n  pulse_check: {type: dns, config: {host: h, server: ns.example}}", Class::BadValue, "must be an IP address"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  intervention: {action: systemd, target: {unit: \"-x\"}}", Class::BadValue, "unit: systemd unit"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  intervention: {action: kubernetes, target: {name: Web_1}}", Class::BadValue, "is not a valid object name"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  codes: {red: {notify: email, config: {server: \"s:25\", from: a@b, to: [\"x y\"]}}}", Class::BadValue, "is not a mail address"),
+    ("- name: a\n  pulse_check: {type: tcp, intervall: 5s, config: {host: h, port: 1}}", Class::UnknownField, "did you mean 'interval'?"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1, host: g}}", Class::DuplicateKey, "key 'host' is given twice"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  codes: {red: {notify: webhook, config: {url: \"http://h/\", headers: {A: 1, A: 2}}}}", Class::DuplicateKey, "key 'A' is given twice"),
+    ("- name: a\n  pulse_check: {type: docker, config: {container: \"web 1\"}}", Class::BadValue, "container: invalid container name"),
+    ("- name: a\n  pulse_check: {type: tls, config: {host: h, warn_days: 5, critical_days: 10}}", Class::BadValue, "critical_days (10) is more than warn_days (5)"),
+    ("- name: a\n  pulse_check: {type: tls, config: {host: h, server_name: \"bad name\"}}", Class::BadValue, "server_name: TLS: `bad name` is not a valid server name"),
+    ("- name: a\n  pulse_check: {type: dns, config: {host: \"a..b\"}}", Class::BadValue, "host: invalid DNS name"),
+    ("- name: a\n  pulse_check: {type: grpc, config: {host: \"a b\", port: 1}}", Class::BadValue, "host: invalid grpc authority"),
 ];
 
 #[test]
@@ -440,34 +454,82 @@ fn messages_name_the_position_monitor_and_path() {
     assert_eq!(d.path, "monitors[0].pulse_check.type");
     assert_eq!(
         d.to_string(),
-        "error: <input>: monitor 'web': unknown pulse type 'htp' at monitors[0].pulse_check.type (line 4, column 13); expected one of http, tcp, icmp, dns, udp, grpc, tls, docker; did you mean 'http'?"
+        "error: <input>:4:13: monitor 'web': unknown pulse type 'htp' at monitors[0].pulse_check.type; expected one of http, tcp, icmp, dns, udp, grpc, tls, docker; did you mean 'http'?"
     );
 }
 
 #[test]
-fn warnings_unknown_fields_and_timeout_over_interval() {
+fn unknown_fields_are_errors_unless_lenient_and_timeout_over_interval_is_a_warning() {
     let text = "monitors:\n  - name: a\n    colour: red\n    pulse_check: {type: tcp, interval: 5s, timeout: 10s, config: {host: h, port: 1, hots: x}}\n";
     let (m, r) = load(text);
+    assert!(!r.is_valid());
+    assert!(m.is_empty());
+    assert_eq!((r.problems.errors, r.problems.warnings), (2, 1), "{:#?}", r.problems.kept);
+    let d = r.problems.kept.iter().find(|d| d.message == "unknown field 'hots'").unwrap();
+    assert_eq!((d.level, d.pos.line, d.pos.column), (Level::Error, 4, 85));
+    assert!(d.hint.starts_with("did you mean 'host'?"), "{d}");
+    let (m, r) = load_str(text, None, &LoadOptions { lenient: true, ..LoadOptions::default() });
     assert!(r.is_valid());
     assert_eq!(m.len(), 1);
     assert_eq!(r.problems.warnings, 3, "{:#?}", r.problems.kept);
     assert!(r.problems.kept.iter().any(|d| d.class == Class::TimeoutOverInterval));
     assert!(r.problems.kept.iter().any(|d| d.to_string().contains("did you mean 'host'?")));
-    let (m, r) = load_str(text, None, &LoadOptions { strict: true, ..LoadOptions::default() });
-    assert!(!r.is_valid());
-    assert_eq!(r.problems.errors, 2);
-    assert!(m.is_empty());
 }
 
 #[test]
-fn many_problems_are_all_reported_up_to_the_bound() {
+fn fields_the_go_cpra_reads_and_cpra_ignores_are_warnings_that_say_why() {
+    let text = "monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: h, port: 1, retries: 3}}\n    intervention: {action: docker, target: {type: docker, container: web}}\n";
+    let (m, r) = load(text);
+    assert!(r.is_valid(), "{:#?}", r.problems.kept);
+    assert_eq!((m.len(), r.problems.warnings), (1, 2));
+    for d in &r.problems.kept {
+        assert_eq!(d.class, Class::IgnoredField);
+        assert!(d.hint.contains("Go CPRA"), "{d}");
+    }
+}
+
+#[test]
+fn values_past_the_runtime_bounds_are_refused_at_load() {
+    let big = "x".repeat(cpra_net::limits::MAX_REQUEST_BYTES + 1);
+    let (_, r) = load(&format!(
+        "monitors:\n  - name: a\n    pulse_check: {{type: http, config: {{url: \"http://h/\", body: {big}}}}}\n"
+    ));
+    assert!(
+        r.problems.kept.iter().any(|d| d.path.ends_with("config.body")
+            && d.message.contains("the request would be more than")),
+        "{:#?}",
+        r.problems.kept
+    );
+    let (_, r) = load(&format!(
+        "monitors:\n  - name: a\n    pulse_check: {{type: udp, config: {{host: h, port: 1, payload: {big}}}}}\n"
+    ));
+    assert!(
+        r.problems.kept.iter().any(|d| d.message.starts_with("payload: udp payload is")),
+        "{:#?}",
+        r.problems.kept
+    );
+}
+
+#[test]
+fn many_problems_are_all_counted_and_the_first_kept_up_to_the_bound() {
+    // One error and one warning per monitor: more of each than the bound keeps.
+    let n = MAX_PROBLEMS + 50;
     let text = "monitors:\n".to_string()
-        + &(0..150)
-            .map(|i| format!("  - name: m{i}\n    pulse_check: {{type: htp}}\n"))
+        + &(0..n)
+            .map(|i| {
+                format!(
+                    "  - name: m{i}\n    pulse_check: {{type: tcp, interval: 1s, timeout: 2s, config: {{host: h, port: 0}}}}\n"
+                )
+            })
             .collect::<String>();
-    let (_, r) = load(&text);
+    let (m, r) = load(&text);
+    assert!(m.is_empty());
+    assert_eq!((r.problems.errors, r.problems.warnings), (n, n));
     assert_eq!(r.problems.kept.len(), MAX_PROBLEMS);
-    assert!(r.problems.errors >= 150);
+    // Kept in file order: the first half of the bound's monitors, each with both problems.
+    let last = &r.problems.kept[MAX_PROBLEMS - 1];
+    assert_eq!(last.monitor.as_deref(), Some(format!("m{}", MAX_PROBLEMS / 2 - 1).as_str()));
+    assert_eq!(r.monitors_seen, n);
 }
 
 #[test]
@@ -627,7 +689,14 @@ proptest! {
             }
         }
         let r = load_bytes(bytes, None, "mutated", &LoadOptions::default(), |_| {});
-        prop_assert!(r.problems.kept.len() <= MAX_PROBLEMS);
+        // Every problem is counted, and the first ones up to the bound are kept.
+        prop_assert_eq!(r.problems.kept.len(), r.problems.total().min(MAX_PROBLEMS));
+// Past the bound nothing more is kept, so a kept warning count above the total is a
+        // miscount.
+        prop_assert!(
+            r.problems.kept.iter().filter(|d| d.level == Level::Warning).count()
+                <= r.problems.warnings
+        );
     }
 }
 
@@ -653,4 +722,38 @@ fn every_accepted_field_is_documented() {
             "docs/configuration.md does not mention `{word}`"
         );
     }
+}
+
+#[test]
+fn a_bad_block_shared_by_monitors_is_reported_for_each_and_a_good_one_checked_once() {
+    let fleet = |intervention: &str, codes: &str| {
+        "monitors:\n".to_string()
+            + &(0..3)
+                .map(|i| {
+                    format!(
+                        "  - name: m{i}\n    pulse_check: {{type: tcp, config: {{host: h, port: 1}}}}\n    intervention: {intervention}\n    codes: {codes}\n"
+                    )
+                })
+                .collect::<String>()
+    };
+    let bad = fleet(
+        "{action: systemd, target: {unit: \"-x\"}}",
+        "{red: {notify: slack, config: {hook: hooks.slack.com/x}}}",
+    );
+    let (m, r) = load(&bad);
+    assert!(m.is_empty());
+    assert_eq!(r.problems.errors, 6, "{:#?}", r.problems.kept);
+    for (i, pair) in r.problems.kept.chunks(2).enumerate() {
+        let name = format!("m{i}");
+        assert!(pair.iter().all(|d| d.monitor.as_deref() == Some(name.as_str())), "{pair:#?}");
+        assert_eq!(pair[0].path, format!("monitors[{i}].codes.red.config.hook"));
+        assert_eq!(pair[1].path, format!("monitors[{i}].intervention.target.unit"));
+    }
+    let good = fleet(
+        "{action: systemd, target: {unit: web.service}}",
+        "{red: {notify: slack, config: {hook: \"https://hooks.slack.com/x\"}}}",
+    );
+    let (m, _) = load_ok(&good);
+    assert!(std::sync::Arc::ptr_eq(&m[0].codes, &m[2].codes));
+    assert_eq!(m[0].intervention, m[2].intervention);
 }

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use saphyr_parser::{BufferedInput, Event as YEvent, Parser, ScalarStyle};
 
-use super::event::{Event, EventSource, Pos, SyntaxError};
+use super::event::{EventSource, ParseEvent, Pos, SyntaxError};
 
 /// Decodes UTF-8 bytes from a reader into chars. An invalid sequence becomes U+FFFD and is
 /// remembered so the loader can report it, rather than panicking or silently accepting it.
@@ -143,14 +143,14 @@ impl<R: Read + 'static> EventSource for YamlReader<R> {
         &self.text
     }
 
-    fn next_event(&mut self) -> Result<(Event, Pos), SyntaxError> {
+    fn next_event(&mut self) -> Result<(ParseEvent, Pos), SyntaxError> {
         loop {
             if self.done {
-                return Ok((Event::End, Pos::default()));
+                return Ok((ParseEvent::End, Pos::default()));
             }
             let Some(next) = self.parser.next_event() else {
                 self.done = true;
-                return Ok((Event::End, Pos::default()));
+                return Ok((ParseEvent::End, Pos::default()));
             };
             let (ev, span) = next.map_err(|e| SyntaxError {
                 pos: pos_of(e.marker()),
@@ -167,18 +167,18 @@ impl<R: Read + 'static> EventSource for YamlReader<R> {
                 YEvent::DocumentEnd => continue,
                 YEvent::StreamEnd => {
                     self.done = true;
-                    Event::End
+                    ParseEvent::End
                 }
-                YEvent::Alias(id) => Event::Alias(id),
+                YEvent::Alias(id) => ParseEvent::Alias(id),
                 YEvent::Scalar(value, style, anchor, _tag) => {
                     self.text.clear();
                     self.text.push_str(&value);
-                    Event::Scalar { quoted: style != ScalarStyle::Plain, anchor }
+                    ParseEvent::Scalar { quoted: style != ScalarStyle::Plain, anchor }
                 }
-                YEvent::SequenceStart(anchor, _) => Event::SeqStart { anchor },
-                YEvent::SequenceEnd => Event::SeqEnd,
-                YEvent::MappingStart(anchor, _) => Event::MapStart { anchor },
-                YEvent::MappingEnd => Event::MapEnd,
+                YEvent::SequenceStart(anchor, _) => ParseEvent::SeqStart { anchor },
+                YEvent::SequenceEnd => ParseEvent::SeqEnd,
+                YEvent::MappingStart(anchor, _) => ParseEvent::MapStart { anchor },
+                YEvent::MappingEnd => ParseEvent::MapEnd,
             };
             return Ok((out, pos));
         }
@@ -195,10 +195,10 @@ mod tests {
         let src = "a:\n  - 1\n  - \"x\"\nb: {c: d}\n";
         let mut r = YamlReader::new(std::io::Cursor::new(src.as_bytes().to_vec()));
         let got = collect(&mut r).unwrap();
-        assert_eq!(got[0].0, Owned::of(Event::MapStart { anchor: 0 }, ""));
-        assert_eq!(got[3].0, Owned::of(Event::Scalar { quoted: false, anchor: 0 }, "1"));
+        assert_eq!(got[0].0, Owned::of(ParseEvent::MapStart { anchor: 0 }, ""));
+        assert_eq!(got[3].0, Owned::of(ParseEvent::Scalar { quoted: false, anchor: 0 }, "1"));
         assert_eq!(got[3].1, Pos { line: 2, column: 5 });
-        assert_eq!(got[4].0, Owned::of(Event::Scalar { quoted: true, anchor: 0 }, "x"));
+        assert_eq!(got[4].0, Owned::of(ParseEvent::Scalar { quoted: true, anchor: 0 }, "x"));
         assert_eq!(got[6].1, Pos { line: 4, column: 1 });
     }
 
@@ -210,7 +210,7 @@ mod tests {
         let mut r = YamlReader::new(std::io::Cursor::new(bytes));
         let err = loop {
             match r.next_event() {
-                Ok((Event::End, _)) => panic!("no error"),
+                Ok((ParseEvent::End, _)) => panic!("no error"),
                 Ok(_) => {}
                 Err(e) => break e,
             }
