@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 
 use cpra_engine::clock::{Clock, MonotonicClock};
 use cpra_engine::counters::new_lateness_histogram;
+use cpra_engine::limits::{DEFAULT_MAX_IN_FLIGHT, IO_MEMORY_BYTES};
 use cpra_engine::probe::{NoopProbe, Probe, ResultHandler, ShardInfo, SleepProbe};
-use cpra_engine::ring::{Job, DEFAULT_MAX_IN_FLIGHT};
-use cpra_engine::runtime::{online_cores, shard_of, Runtime, RuntimeConfig, IO_MEMORY_BYTES};
+use cpra_engine::ring::Job;
+use cpra_engine::runtime::{online_cores, shard_of, Runtime, RuntimeConfig};
 use cpra_engine::schedule::{deadline_ms, first_slot_ms, next_slot_ms};
 use cpra_engine::table::{prefetch_line, MonitorSpec, HOT_BYTES_PER_MONITOR};
 use cpra_net::Outcome;

@@ -13,9 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crossbeam_queue::ArrayQueue;
 use hdrhistogram::Histogram;
 
-/// The longest lateness the histogram resolves: one hour, in µs. Later starts are recorded
-/// as one hour (saturated) rather than dropped, so they still show in the maximum.
-pub const LATENESS_MAX_US: u64 = 3_600_000_000;
+use crate::limits::LATENESS_MAX_US;
+
 /// Three significant digits: 0.1% error on a percentile, about 100 KiB per histogram.
 const LATENESS_SIGFIG: u8 = 3;
 

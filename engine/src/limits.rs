@@ -10,8 +10,11 @@
 //! What it is for: sizes and counts. What it is not for: timeouts and pauses (they sit next to
 //! the code that waits, e.g. `actions::DEFAULT_ATTEMPT_TIMEOUT`).
 //!
-//! Today it holds the bounds of the actions (notifiers, interventions); the scheduling core's
-//! (ring, wheel) and the manifest's are still declared next to their code.
+//! Sections: alert delivery (actions), scheduling (a shard's ring and executor), reading
+//! manifests, the demo's loopback servers. The state machine's own bounds (`MAX_THRESHOLD`,
+//! `MAX_COOLDOWN_MS`, `MAX_EFFECTS`) stay in `state`: they are facts of its compact
+//! representation (u16 counters, fixed-size effect lists), proved there by const assertions,
+//! not settings.
 
 pub use cpra_net::limits::Size;
 
@@ -20,7 +23,7 @@ pub use cpra_net::limits::Size;
 /// Notifications being sent at once by one shard (connections open to receivers). 32 keeps a
 /// burst of alerts moving (a receiver answers in tens of ms) while bounding sockets and memory
 /// per shard to a few MiB; at the bound, deliveries wait their turn in the queue. Not to be
-/// confused with the ring's in-flight checks (`ring::DEFAULT_MAX_IN_FLIGHT`).
+/// confused with the ring's in-flight checks ([`DEFAULT_MAX_IN_FLIGHT`]).
 pub const DEFAULT_MAX_DELIVERIES_IN_FLIGHT: usize = 32;
 
 /// Deliveries queued per shard (waiting for a cooldown, a retry pause or an in-flight slot).
@@ -82,3 +85,141 @@ pub const TELEGRAM_MAX_TEXT_CHARS: usize = 4_096;
 const _: () = assert!(DEFAULT_MAX_DELIVERIES_IN_FLIGHT > 0 && DEFAULT_MAX_QUEUED_DELIVERIES > 0);
 const _: () = assert!(MAX_DELIVERY_ATTEMPTS >= 1);
 const _: () = assert!(DEFAULT_MAX_OPEN_LOG_FILES > 0 && MAX_RECENT_UNDELIVERED > 0);
+
+// ---- scheduling (a shard's wheel, ring and executor) ----
+
+/// The default bound on checks in flight per shard (in the ring or running in a probe). At
+/// 4096 a shard can hold 4096 slow checks (e.g. 4 s timeouts at 1000 checks/s) without
+/// refusing work, while a probe task per slot costs only a few hundred bytes each. At the
+/// bound the dispatcher stops and due monitors wait in the wheel for the next tick.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 4096;
+
+/// The largest `max_in_flight` accepted: each slot has a probe task, and a million tasks per
+/// shard would be a misconfiguration, not a workload.
+pub const MAX_IN_FLIGHT_LIMIT: u32 = 1 << 20;
+
+/// The shortest interval a monitor may have: the wheel's resolution.
+pub const MIN_INTERVAL_MS: u32 = 1;
+
+/// The longest interval accepted: 31 days. Monitors are checked at least monthly in any sane
+/// fleet, and the bound keeps every slot inside the wheel's horizon (2^36 ms, about 2 years)
+/// with room to spare.
+pub const MAX_INTERVAL_MS: u32 = 31 * 24 * 3600 * 1000;
+
+/// io_uring memory per executor. glommio's default (10 MiB) exceeds the usual 8 MiB
+/// `RLIMIT_MEMLOCK` of a non-root user on its own; 64 KiB is plenty for sockets (CPRA does no
+/// registered-buffer file I/O) and lets dozens of shards start under that limit.
+pub const IO_MEMORY_BYTES: usize = 64 << 10;
+
+/// The longest lateness the histogram resolves: one hour, in µs. Later starts are recorded
+/// as one hour (saturated) rather than dropped, so they still show in the maximum.
+pub const LATENESS_MAX_US: u64 = 3_600_000_000;
+
+// ---- reading manifests ----
+
+/// How much of a manifest is read at a time (the source's peek and decompression buffer, the
+/// JSON and YAML readers' buffers): large enough that `read` syscalls are amortised over many
+/// monitors, small enough to be irrelevant to the load's memory. A refill happens when it is
+/// drained.
+pub const READ_BUFFER_BYTES: usize = 256 << 10;
+
+/// Most problems kept per load: enough to fix a file in one pass, few enough to read. Past it,
+/// problems are still counted (so the exit code and the totals stay right) but not stored.
+pub const MAX_PROBLEMS: usize = 100;
+
+/// Deepest nesting inside one block. A monitor needs about 6 levels; past this: an error.
+pub const MAX_NODE_DEPTH: usize = 64;
+
+/// Most nodes in one block (one monitor, the endpoints block ...). A large monitor has a few
+/// hundred; the bound stops YAML alias bombs ("billion laughs") and absurd inputs. Past it:
+/// an error naming the block.
+pub const MAX_BLOCK_NODES: usize = 1 << 20;
+
+/// Most text in one tree, in bytes: offsets are `u32`, so a tree holds under 4 GiB of text.
+/// A block is far smaller (a scalar is at most 1 MiB, see `json::MAX_SCALAR_BYTES`); past it:
+/// an error naming the block.
+pub const MAX_TREE_TEXT_BYTES: usize = 1 << 31;
+
+/// Most anchors remembered: each holds a copy of its node. Past it, new anchors are not
+/// remembered (a file with an anchor on every one of a million monitors still loads), and an
+/// alias to one of them is an error that names this bound.
+pub const MAX_ANCHORS: usize = 4096;
+
+/// Most nodes held by all remembered anchors together (the copies live for the whole load).
+/// Real manifests anchor a few small blocks; past it, new anchors are not remembered, as past
+/// [`MAX_ANCHORS`].
+pub const MAX_ANCHORED_NODES: usize = 1 << 22;
+
+/// Most headers in one block: real requests carry a dozen; the bound keeps a request small.
+pub const MAX_HEADERS: usize = 64;
+
+/// Most tags / groups / statuses / windows per monitor: generous for real use, bounded so one
+/// monitor cannot hold an unbounded list.
+pub const MAX_LIST_ITEMS: usize = 256;
+
+/// Most distinct blocks of one kind remembered. Past it, new blocks are still loaded but no
+/// longer deduplicated, so memory stays bounded even for a fleet where every block differs.
+pub const MAX_INTERNED: usize = 1 << 16;
+
+/// Distinct blocks of each kind remembered by their bytes. A fleet repeats a few blocks; past
+/// this many, monitors with a new block take the general path (correct, only slower), so a
+/// fleet where every block differs does not grow a cache without end.
+pub const MAX_CACHED_BLOCKS: usize = 4096;
+
+/// Longest block remembered, in bytes (a `codes` block is a few hundred). Longer ones take
+/// the general path. With `MAX_CACHED_BLOCKS`, this bounds each cache to 16 MiB of keys.
+pub const MAX_CACHED_BLOCK_BYTES: usize = 4096;
+
+/// Deepest nesting skipped over inside a cached block; deeper: the general path (which
+/// reports JSON past its own bound of 128).
+pub const MAX_SKIP_DEPTH: usize = 64;
+
+/// Deepest nesting accepted. A manifest needs about 8 levels; the bound stops a hostile
+/// input (`[[[[...`) from growing the container stack without end. Past it: a syntax error.
+pub const MAX_DEPTH: usize = 128;
+
+/// Longest string or number accepted, in bytes. A manifest value (a URL, a body, a token)
+/// is far shorter; past it: a syntax error rather than unbounded growth.
+pub const MAX_SCALAR_BYTES: usize = 1 << 20;
+
+/// Largest monitor lent whole to the direct decoder (`raw_item`); the buffer grows to hold
+/// one up to this. A bigger one (a huge `body`, say) is read by events, which stream it.
+pub const MAX_RAW_ITEM_BYTES: usize = 1 << 20;
+
+/// The longest id the pattern allows.
+pub const MAX_ID_CHARS: usize = 128;
+
+/// Bytes read from the input at a time, and the longest line the scanner handles: a manifest
+/// line is well under a kilobyte; a longer line than this is "unsupported" (saphyr reads it).
+/// 1 MiB keeps the reads few and big without holding a large file in memory.
+pub const SCAN_BUFFER_BYTES: usize = 1 << 20;
+
+/// Deepest block or flow nesting the scanner follows (a monitor needs about 6); deeper input
+/// is "unsupported", and saphyr (and the loader's own depth bound) deal with it.
+pub const MAX_SCAN_DEPTH: usize = 64;
+
+/// Distinct anchor names remembered. Past it: "unsupported" (saphyr numbers them), so a file
+/// with an anchor on every one of a million monitors does not grow this table without bound.
+pub const MAX_SCAN_ANCHORS: usize = 4096;
+
+/// Longest implicit key saphyr accepts is 1024 characters; keys near it are left to saphyr.
+pub const MAX_KEY_BYTES: usize = 1000;
+
+/// Longest block scalar (`|`, `>`) text the scanner gathers; a longer one is left to saphyr.
+/// A manifest's longest text (a script, a template) is kilobytes; 16 MiB bounds the buffer.
+pub const MAX_BLOCK_SCALAR_BYTES: usize = 16 << 20;
+
+// ---- the demo's loopback servers ----
+
+/// Largest request (head and body) read; notifications and health checks are a few KiB.
+pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
+
+/// Requests kept in the record; past it the oldest are dropped (a long demo must not grow
+/// without bound), and `dropped` counts them.
+pub const MAX_RECORDED: usize = 10_000;
+
+/// Largest request head a fleet server reads; a probe's request is a few hundred bytes.
+pub const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
+
+/// The header block the `HugeHeader` server sends: 1 MiB, 64 times the client's bound.
+pub const HUGE_HEADER_BYTES: usize = 1024 * 1024;

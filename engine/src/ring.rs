@@ -8,17 +8,8 @@
 //! and one pop per check) the atomic read-modify-writes of a multi-thread queue would be pure
 //! cost.
 
+use crate::limits::MAX_IN_FLIGHT_LIMIT;
 use crate::state::Generation;
-
-/// The default bound on checks in flight per shard (in the ring or running in a probe). At
-/// 4096 a shard can hold 4096 slow checks (e.g. 4 s timeouts at 1000 checks/s) without
-/// refusing work, while a probe task per slot costs only a few hundred bytes each. At the
-/// bound the dispatcher stops and due monitors wait in the wheel for the next tick.
-pub const DEFAULT_MAX_IN_FLIGHT: u32 = 4096;
-
-/// The largest `max_in_flight` accepted: each slot has a probe task, and a million tasks per
-/// shard would be a misconfiguration, not a workload.
-pub const MAX_IN_FLIGHT_LIMIT: u32 = 1 << 20;
 
 /// One check to run: what a probe needs to find the monitor and bound its work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

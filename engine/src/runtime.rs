@@ -27,19 +27,14 @@ use cpra_net::resolver::{Resolver, ResolverConfig};
 use crate::actions::{Actions, ActionsConfig};
 use crate::clock::{Clock, MonotonicClock};
 use crate::counters::{new_lateness_histogram, CountersSnapshot, ShardShared};
+use crate::limits::{DEFAULT_MAX_IN_FLIGHT, IO_MEMORY_BYTES, MAX_IN_FLIGHT_LIMIT};
 use crate::manifest::{Monitor, Registry};
 use crate::probe::{Probe, ResultHandler, ShardInfo};
-use crate::ring::{DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT_LIMIT};
 use crate::shard::{
     AlertObserver, FleetStatus, Monitors, Shard, ShardConfig, ShardCore, ShardReport, TaskQueues,
     WallClock,
 };
 use crate::table::MonitorSpec;
-
-/// io_uring memory per executor. glommio's default (10 MiB) exceeds the usual 8 MiB
-/// `RLIMIT_MEMLOCK` of a non-root user on its own; 64 KiB is plenty for sockets (CPRA does no
-/// registered-buffer file I/O) and lets dozens of shards start under that limit.
-pub const IO_MEMORY_BYTES: usize = 64 << 10;
 
 /// How long checks in flight at shutdown may take to finish by default: longer than any sane
 /// check timeout, short enough that a service manager's stop does not escalate to SIGKILL

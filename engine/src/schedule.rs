@@ -5,13 +5,7 @@
 //! (or while the shard was busy) counted and skipped, never replayed. What it is not for:
 //! keeping time (callers pass `now_ms`) or storing timers (that is the wheel).
 
-/// The shortest interval a monitor may have: the wheel's resolution.
-pub const MIN_INTERVAL_MS: u32 = 1;
-
-/// The longest interval accepted: 31 days. Monitors are checked at least monthly in any sane
-/// fleet, and the bound keeps every slot inside the wheel's horizon (2^36 ms, about 2 years)
-/// with room to spare.
-pub const MAX_INTERVAL_MS: u32 = 31 * 24 * 3600 * 1000;
+use crate::limits::MIN_INTERVAL_MS;
 
 /// The first slot of a monitor loaded at `load_ms`: `load_ms + (id_hash mod interval_ms)`.
 ///
@@ -52,6 +46,7 @@ pub fn deadline_ms(start_ms: u64, timeout_ms: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MAX_INTERVAL_MS;
     use proptest::prelude::*;
 
     #[test]

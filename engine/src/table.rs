@@ -10,7 +10,7 @@
 //! elsewhere, interned by the loader, and is reached through `cold`.
 //! What it is not for: deciding slots (`schedule`) or holding the monitor state itself.
 
-use crate::schedule::{MAX_INTERVAL_MS, MIN_INTERVAL_MS};
+use crate::limits::{MAX_INTERVAL_MS, MIN_INTERVAL_MS};
 use crate::wheel;
 
 /// What the runtime needs to know of a monitor: the seam between the manifest loader and the

@@ -34,7 +34,7 @@ pub const LEVEL0_SLOTS: usize = 2 * SLOTS;
 /// once, as before.
 const EARLY_CASCADE_PER_POLL: usize = 256;
 /// Three levels span 2^36 ms (about 2.2 years): far beyond the longest interval
-/// (`schedule::MAX_INTERVAL_MS`, 31 days), so no expiry ever wraps the top level.
+/// (`limits::MAX_INTERVAL_MS`, 31 days), so no expiry ever wraps the top level.
 pub const LEVELS: usize = 3;
 /// Slots of all levels (level 0 first, then each higher level's `SLOTS`).
 const ALL_SLOTS: usize = LEVEL0_SLOTS + (LEVELS - 1) * SLOTS;

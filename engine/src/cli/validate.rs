@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE};
-use crate::manifest::{load_path, LoadOptions, LoadReport, MAX_PROBLEMS};
+use crate::limits::MAX_PROBLEMS;
+use crate::manifest::{load_path, LoadOptions, LoadReport};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {

@@ -13,11 +13,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// Largest request head a fleet server reads; a probe's request is a few hundred bytes.
-const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
-
-/// The header block the `HugeHeader` server sends: 1 MiB, 64 times the client's bound.
-pub const HUGE_HEADER_BYTES: usize = 1024 * 1024;
+use crate::limits::{HUGE_HEADER_BYTES, MAX_REQUEST_HEAD_BYTES};
 
 /// The healthy servers' answer body.
 pub const HEALTHY_BODY: &[u8] = b"healthy";

@@ -14,11 +14,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Largest request (head and body) read; notifications and health checks are a few KiB.
-const MAX_REQUEST_BYTES: usize = 256 * 1024;
-/// Requests kept in the record; past it the oldest are dropped (a long demo must not grow
-/// without bound), and `dropped` counts them.
-pub const MAX_RECORDED: usize = 10_000;
+use crate::limits::{MAX_RECORDED, MAX_REQUEST_BYTES};
+
 /// How long a connection may take to send its request before it is dropped.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 

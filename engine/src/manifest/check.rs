@@ -12,10 +12,10 @@
 //! Messages never repeat a value that may hold a secret (a header value, a URL whose path is a
 //! Slack or Telegram token): the position and field path say which value is meant.
 
-use crate::schedule::{MAX_INTERVAL_MS as SCHEDULE_MAX_INTERVAL_MS, MIN_INTERVAL_MS};
+use crate::limits::{MAX_INTERVAL_MS as SCHEDULE_MAX_INTERVAL_MS, MIN_INTERVAL_MS};
 
 /// The longest `interval` the scheduler runs: its table stores intervals as `u32` ms and the
-/// timer wheel accepts slots within this bound (31 days, see `schedule::MAX_INTERVAL_MS`).
+/// timer wheel accepts slots within this bound (31 days, see `limits::MAX_INTERVAL_MS`).
 pub const MAX_INTERVAL_MS: u64 = SCHEDULE_MAX_INTERVAL_MS as u64;
 
 /// The longest `timeout`: the table stores it as `u32` ms next to the interval. A check

@@ -17,6 +17,7 @@ use super::intern::Interner;
 use super::maintenance::MaintenanceWindow;
 use super::node::{Entries, Entry, Node, NodeKind, Tree};
 use super::schema::*;
+use crate::limits::{MAX_HEADERS, MAX_LIST_ITEMS};
 
 pub const TOP_FIELDS: &[&str] = &["version", "monitors", "endpoints", "notification_groups"];
 pub const MONITOR_FIELDS: &[&str] =
@@ -154,11 +155,6 @@ pub const ALL_FIELD_LISTS: &[&[&str]] = &[
 pub const DEFAULT_INTERVAL_MS: u64 = 30_000;
 /// Default timeout when absent: 10 s, or the interval if shorter.
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
-/// Most headers in one block: real requests carry a dozen; the bound keeps a request small.
-pub const MAX_HEADERS: usize = 64;
-/// Most tags / groups / statuses / windows per monitor: generous for real use, bounded so one
-/// monitor cannot hold an unbounded list.
-pub const MAX_LIST_ITEMS: usize = 256;
 
 /// Notification groups named by monitors, numbered as first seen, with where each was first
 /// referenced (to report a group that turns out not to exist).
@@ -226,7 +222,7 @@ impl Interners {
         let opts =
             cpra_net::tls::TlsOptions { ca_file: Some(path.into()), insecure_skip_verify: false };
         let verdict = cpra_net::tls::client_config(&opts).map(|_| ()).map_err(|e| e.0);
-        if self.ca_files.len() < super::intern::MAX_INTERNED {
+        if self.ca_files.len() < crate::limits::MAX_INTERNED {
             self.ca_files.insert(path.to_owned(), verdict.clone());
         }
         verdict
@@ -243,7 +239,7 @@ impl Interners {
         }
         let verdict = crate::actions::check_endpoint(notify).err().map(|e| redact(e, notify));
         let interned = Arc::strong_count(notify) > 1;
-        if interned && self.endpoint_verdicts.len() < super::intern::MAX_INTERNED {
+        if interned && self.endpoint_verdicts.len() < crate::limits::MAX_INTERNED {
             self.endpoint_verdicts.insert(key, verdict.clone());
         }
         verdict
@@ -1202,7 +1198,7 @@ fn decode_intervention_block(ctx: &mut Ctx, node: &Node, path: FieldPath) -> Opt
     if let Some(iv) = &iv {
         if cacheable
             && ctx.problems.total() == problems_before
-            && i.interventions_by_block.len() < super::intern::MAX_INTERNED
+            && i.interventions_by_block.len() < crate::limits::MAX_INTERNED
         {
             i.interventions_by_block.insert(i.block_key.clone(), iv.clone());
         }
@@ -1497,7 +1493,7 @@ fn decode_codes(ctx: &mut Ctx, f: &Fields) -> Arc<Codes> {
     let i = &mut *ctx.interners;
     if cacheable
         && ctx.problems.total() == problems_before
-        && i.codes_by_block.len() < super::intern::MAX_INTERNED
+        && i.codes_by_block.len() < crate::limits::MAX_INTERNED
     {
         i.codes_by_block.insert(i.block_key.clone(), Arc::clone(&codes));
     }

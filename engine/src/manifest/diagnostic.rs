@@ -4,10 +4,7 @@
 use std::fmt;
 
 use super::event::Pos;
-
-/// Most problems kept per load: enough to fix a file in one pass, few enough to read. Past it,
-/// problems are still counted (so the exit code and the totals stay right) but not stored.
-pub const MAX_PROBLEMS: usize = 100;
+use crate::limits::MAX_PROBLEMS;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Level {

@@ -6,6 +6,8 @@ use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
+use crate::limits::MAX_INTERNED;
+
 /// FxHash (rustc's hasher): a multiply-rotate per word. The interner hashes a `codes` block per
 /// monitor, and SipHash's DoS resistance buys nothing for a file the operator wrote.
 #[derive(Default, Clone, Copy)]
@@ -61,10 +63,6 @@ impl Hasher for FxHasher {
 }
 
 pub type FxBuildHasher = BuildHasherDefault<FxHasher>;
-
-/// Most distinct blocks of one kind remembered. Past it, new blocks are still loaded but no
-/// longer deduplicated, so memory stays bounded even for a fleet where every block differs.
-pub const MAX_INTERNED: usize = 1 << 16;
 
 pub struct Interner<T: Hash + Eq> {
     set: HashSet<Arc<T>, FxBuildHasher>,

@@ -15,22 +15,7 @@
 use std::io::Read;
 
 use super::event::{EventSource, ParseEvent, Pos, RawItem, SyntaxError};
-
-/// Read buffer size: large enough that `read` syscalls are amortised over many monitors,
-/// small enough to be irrelevant to the load's memory. A refill happens when it is drained.
-const READ_BUFFER_BYTES: usize = 256 << 10;
-
-/// Deepest nesting accepted. A manifest needs about 8 levels; the bound stops a hostile
-/// input (`[[[[...`) from growing the container stack without end. Past it: a syntax error.
-pub const MAX_DEPTH: usize = 128;
-
-/// Longest string or number accepted, in bytes. A manifest value (a URL, a body, a token)
-/// is far shorter; past it: a syntax error rather than unbounded growth.
-pub const MAX_SCALAR_BYTES: usize = 1 << 20;
-
-/// Largest monitor lent whole to the direct decoder (`raw_item`); the buffer grows to hold
-/// one up to this. A bigger one (a huge `body`, say) is read by events, which stream it.
-pub const MAX_RAW_ITEM_BYTES: usize = 1 << 20;
+use crate::limits::{MAX_DEPTH, MAX_RAW_ITEM_BYTES, MAX_SCALAR_BYTES, READ_BUFFER_BYTES};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Frame {

@@ -43,23 +43,7 @@ use super::intern::FxBuildHasher;
 use super::json::swar::{bytes_equal, string_stops, word_at};
 use super::maintenance::MaintenanceWindow;
 use super::schema::*;
-
-/// Distinct blocks of each kind remembered by their bytes. A fleet repeats a few blocks; past
-/// this many, monitors with a new block take the general path (correct, only slower), so a
-/// fleet where every block differs does not grow a cache without end.
-pub const MAX_CACHED_BLOCKS: usize = 4096;
-
-/// Longest block remembered, in bytes (a `codes` block is a few hundred). Longer ones take
-/// the general path. With `MAX_CACHED_BLOCKS`, this bounds each cache to 16 MiB of keys.
-pub const MAX_CACHED_BLOCK_BYTES: usize = 4096;
-
-/// Deepest nesting skipped over inside a cached block; deeper: the general path (which
-/// reports JSON past its own bound of 128).
-const MAX_SKIP_DEPTH: usize = 64;
-
-/// Most items in a list (`tags`, `groups`, `expected_status`), as the general path's
-/// `MAX_LIST_ITEMS`; more: the general path, which reports it.
-const MAX_LIST_ITEMS: usize = super::decode::MAX_LIST_ITEMS;
+use crate::limits::{MAX_CACHED_BLOCKS, MAX_CACHED_BLOCK_BYTES, MAX_LIST_ITEMS, MAX_SKIP_DEPTH};
 
 /// What one attempt at a monitor came to.
 // Not boxed: a `Step` is moved once, to the caller, and a box would be one more allocation
@@ -1580,7 +1564,7 @@ mod tests {
 
     #[test]
     fn a_monitor_bigger_than_the_buffer_bound_takes_the_general_path() {
-        let body = "x".repeat(super::super::json::MAX_RAW_ITEM_BYTES);
+        let body = "x".repeat(crate::limits::MAX_RAW_ITEM_BYTES);
         let text = format!(
             r#"{HEAD}{{"name":"big","pulse_check":{{"type":"http","config":{{"url":"http://127.0.0.1/","body":"{body}"}}}}}},{{"name":"small","pulse_check":{{"type":"tcp","config":{{"host":"127.0.0.1","port":1}}}}}}]}}"#
         );

@@ -27,7 +27,7 @@ pub mod source;
 pub mod yaml;
 pub mod yaml_scan;
 
-pub use diagnostic::{Class, Diagnostic, Level, Problems, MAX_PROBLEMS};
+pub use diagnostic::{Class, Diagnostic, Level, Problems};
 pub use load::{
     load_bytes, load_path, load_reader, load_str, LoadError, LoadOptions, LoadReport, Registry,
 };

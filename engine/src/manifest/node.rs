@@ -16,29 +16,9 @@ use std::collections::HashMap;
 use std::fmt;
 
 use super::event::{EventSource, ParseEvent, Pos, SyntaxError};
-
-/// Deepest nesting inside one block. A monitor needs about 6 levels; past this: an error.
-pub const MAX_NODE_DEPTH: usize = 64;
-
-/// Most nodes in one block (one monitor, the endpoints block ...). A large monitor has a few
-/// hundred; the bound stops YAML alias bombs ("billion laughs") and absurd inputs. Past it:
-/// an error naming the block.
-pub const MAX_BLOCK_NODES: usize = 1 << 20;
-
-/// Most text in one tree, in bytes: offsets are `u32`, so a tree holds under 4 GiB of text.
-/// A block is far smaller (a scalar is at most 1 MiB, see `json::MAX_SCALAR_BYTES`); past it:
-/// an error naming the block.
-pub const MAX_TREE_TEXT_BYTES: usize = 1 << 31;
-
-/// Most anchors remembered: each holds a copy of its node. Past it, new anchors are not
-/// remembered (a file with an anchor on every one of a million monitors still loads), and an
-/// alias to one of them is an error that names this bound.
-pub const MAX_ANCHORS: usize = 4096;
-
-/// Most nodes held by all remembered anchors together (the copies live for the whole load).
-/// Real manifests anchor a few small blocks; past it, new anchors are not remembered, as past
-/// [`MAX_ANCHORS`].
-pub const MAX_ANCHORED_NODES: usize = 1 << 22;
+use crate::limits::{
+    MAX_ANCHORED_NODES, MAX_ANCHORS, MAX_BLOCK_NODES, MAX_NODE_DEPTH, MAX_TREE_TEXT_BYTES,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Tag {
@@ -94,7 +74,7 @@ pub struct Tree {
 
 /// Most duplicate keys noted per tree: as many as a load shows (`MAX_PROBLEMS`); a block
 /// with more is reported by its first ones.
-pub const MAX_DUPLICATES_NOTED: usize = super::diagnostic::MAX_PROBLEMS;
+pub const MAX_DUPLICATES_NOTED: usize = crate::limits::MAX_PROBLEMS;
 
 /// Mappings up to this many entries are searched for a repeated key pair by pair (a monitor's
 /// mappings have a handful); longer ones through a hash map, so a hostile mapping of a

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use super::maintenance::MaintenanceWindow;
+use crate::limits::MAX_ID_CHARS;
 use crate::state::{Policy, DEFAULT_HEALTHY, DEFAULT_UNHEALTHY};
 
 /// Header list in file order (a map, or Go CPRA's list of "Name: value" strings).
@@ -109,9 +110,6 @@ pub fn id_hash(id: &str) -> u64 {
     h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     h ^ (h >> 31)
 }
-
-/// The longest id the pattern allows.
-pub const MAX_ID_CHARS: usize = 128;
 
 /// `[A-Za-z0-9][A-Za-z0-9._:-]{0,127}`.
 pub fn is_valid_id(id: &str) -> bool {

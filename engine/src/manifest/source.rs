@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
 
+use crate::limits::READ_BUFFER_BYTES;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Yaml,
@@ -24,9 +26,6 @@ impl Format {
         }
     }
 }
-
-/// Buffer for peeking at the first bytes and for reading through the decompressor.
-const SOURCE_BUFFER_BYTES: usize = 256 << 10;
 
 pub fn format_from_name(path: &Path) -> Option<Format> {
     let name = path.file_name()?.to_str()?.to_ascii_lowercase();
@@ -81,11 +80,11 @@ pub fn open_reader(
     reader: Box<dyn Read>,
     format: Option<Format>,
 ) -> std::io::Result<(Box<dyn Read>, Format)> {
-    let mut buffered = BufReader::with_capacity(SOURCE_BUFFER_BYTES, reader);
+    let mut buffered = BufReader::with_capacity(READ_BUFFER_BYTES, reader);
     let head = buffered.fill_buf()?;
     let gz = head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b;
     let mut inner: Box<dyn BufRead> = if gz {
-        Box::new(BufReader::with_capacity(SOURCE_BUFFER_BYTES, MultiGzDecoder::new(buffered)))
+        Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, MultiGzDecoder::new(buffered)))
     } else {
         Box::new(buffered)
     };

@@ -10,6 +10,7 @@ use super::decode::ALL_FIELD_LISTS;
 use super::export::manifest_json;
 use super::gen::{parse_mix, write_manifest, GenOptions};
 use super::*;
+use crate::limits::MAX_PROBLEMS;
 
 const FLEET_YAML: &str = include_str!("../../../docs/examples/fleet.yaml");
 

@@ -12,6 +12,7 @@ use std::rc::Rc;
 use saphyr_parser::{BufferedInput, Event as YEvent, Parser, ScalarStyle};
 
 use super::event::{EventSource, ParseEvent, Pos, SyntaxError};
+use crate::limits::READ_BUFFER_BYTES;
 
 /// Decodes UTF-8 bytes from a reader into chars. An invalid sequence becomes U+FFFD and is
 /// remembered so the loader can report it, rather than panicking or silently accepting it.
@@ -106,9 +107,6 @@ impl<R: BufRead> Iterator for Utf8Chars<R> {
         }
     }
 }
-
-/// Read a fast path of a plain `Read` through a large buffer.
-const READ_BUFFER_BYTES: usize = 256 << 10;
 
 pub struct YamlReader<R: Read + 'static> {
     parser: Parser<'static, BufferedInput<Utf8Chars<std::io::BufReader<R>>>>,

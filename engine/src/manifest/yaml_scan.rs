@@ -23,30 +23,13 @@ use std::io::{ErrorKind, Read};
 
 use super::event::{EventSource, ParseEvent, Pos, SyntaxError};
 use super::yaml::YamlReader;
-
-/// Bytes read from the input at a time, and the longest line the scanner handles: a manifest
-/// line is well under a kilobyte; a longer line than this is "unsupported" (saphyr reads it).
-/// 1 MiB keeps the reads few and big without holding a large file in memory.
-pub const SCAN_BUFFER_BYTES: usize = 1 << 20;
-
-/// Deepest block or flow nesting the scanner follows (a monitor needs about 6); deeper input
-/// is "unsupported", and saphyr (and the loader's own depth bound) deal with it.
-const MAX_SCAN_DEPTH: usize = 64;
-
-/// Distinct anchor names remembered. Past it: "unsupported" (saphyr numbers them), so a file
-/// with an anchor on every one of a million monitors does not grow this table without bound.
-const MAX_SCAN_ANCHORS: usize = 4096;
-
-/// Longest implicit key saphyr accepts is 1024 characters; keys near it are left to saphyr.
-const MAX_KEY_BYTES: usize = 1000;
+use crate::limits::{
+    MAX_BLOCK_SCALAR_BYTES, MAX_KEY_BYTES, MAX_SCAN_ANCHORS, MAX_SCAN_DEPTH, SCAN_BUFFER_BYTES,
+};
 
 /// Events handed out before the queue is compacted: bounds the queue (and its texts) to a
 /// few lines' worth while copying it rarely.
 const COMPACT_AFTER_EVENTS: usize = 64;
-
-/// Longest block scalar (`|`, `>`) text the scanner gathers; a longer one is left to saphyr.
-/// A manifest's longest text (a script, a template) is kilobytes; 16 MiB bounds the buffer.
-const MAX_BLOCK_SCALAR_BYTES: usize = 16 << 20;
 
 /// The input uses YAML the scanner does not handle (or is malformed): read it with saphyr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
