@@ -207,7 +207,7 @@ fn connect_outcome(e: &io::Error, latency_us: u32) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::os::unix::net::UnixListener;
     use std::path::Path;
 
@@ -252,13 +252,7 @@ mod tests {
             let mut seen = Vec::new();
             for _ in 0..requests {
                 let (mut conn, _) = listener.accept().unwrap();
-                let mut req = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !req.ends_with(b"\r\n\r\n") {
-                    let n = conn.read(&mut buf).unwrap();
-                    assert!(n > 0);
-                    req.extend_from_slice(&buf[..n]);
-                }
+                let req = crate::test_server::read_head(&mut conn).expect("a request head");
                 let req = String::from_utf8(req).unwrap();
                 let path = req.split_whitespace().nth(1).unwrap().to_owned();
                 let response = match path.as_str() {

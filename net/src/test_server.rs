@@ -56,7 +56,9 @@ pub fn cert_expiring_in(expires_in_days: i64) -> TestCert {
     TestCert { cert_pem: cert.pem(), cert_der: cert.der().to_vec(), key_der: key.serialize_der() }
 }
 
-fn read_head(stream: &mut impl Read) -> Option<Vec<u8>> {
+/// A request head read byte by byte (so nothing after it is consumed); `None` when the peer
+/// closes first or sends more than 64 KiB without ending the head.
+pub(crate) fn read_head(stream: &mut impl Read) -> Option<Vec<u8>> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {

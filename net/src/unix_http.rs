@@ -219,7 +219,7 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::os::unix::net::UnixListener;
     use std::path::PathBuf;
     use std::time::Duration;
@@ -231,13 +231,7 @@ mod tests {
         let listener = UnixListener::bind(&path).unwrap();
         let handle = std::thread::spawn(move || {
             let (mut conn, _) = listener.accept().unwrap();
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.ends_with(b"\r\n\r\n") {
-                let n = conn.read(&mut buf).unwrap();
-                assert!(n > 0);
-                req.extend_from_slice(&buf[..n]);
-            }
+            let req = crate::test_server::read_head(&mut conn).expect("a request head");
             let _ = conn.write_all(&response);
             String::from_utf8(req).unwrap()
         });

@@ -1,6 +1,7 @@
-//! Where a notifier or intervention sends its request: a URL split into what the net crate's
-//! HTTP client needs (scheme, host, port, path and query), and the `host[:port]` of a mail
-//! server. Every address in `actions` is parsed here, by the `url` crate, and nowhere else.
+//! Where an HTTP request goes: a URL split into what the net crate's HTTP client needs
+//! (scheme, host, port, path and query), for probes, notifiers and interventions alike, and
+//! the `host[:port]` of a mail server. Every address of the engine is parsed here, by the
+//! `url` crate, and nowhere else (the loader's checks call the same crate).
 
 /// An `http`/`https` URL, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,26 +16,27 @@ pub struct Target {
 
 impl Target {
     /// Parses `url` (with the `url` crate: URLs from manifests carry every oddity, percent
-    /// escapes and IPv6 literals included). Errors name the URL and what is wrong.
+    /// escapes and IPv6 literals included). Errors say what is wrong without repeating the
+    /// URL: it may carry a token or a secret query value, and the loader's message already
+    /// names the field.
     pub fn parse(url: &str) -> Result<Target, String> {
-        let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL `{url}`: {e}"))?;
+        let parsed = url::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
         let tls = match parsed.scheme() {
             "http" => false,
             "https" => true,
-            other => return Err(format!("URL `{url}`: scheme `{other}` is not http or https")),
+            other => return Err(format!("URL scheme `{other}` is not http or https")),
         };
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err("credentials in the URL are not supported (use headers)".to_owned());
+        }
         let host = match parsed.host() {
             Some(url::Host::Domain(d)) => d.to_owned(),
             Some(url::Host::Ipv4(ip)) => ip.to_string(),
             Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            None => return Err(format!("URL `{url}` has no host")),
+            None => return Err("the URL has no host".to_owned()),
         };
         let port = parsed.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
-        let mut path = parsed.path().to_owned();
-        if let Some(q) = parsed.query() {
-            path.push('?');
-            path.push_str(q);
-        }
+        let path = parsed[url::Position::BeforePath..url::Position::AfterQuery].to_owned();
         Ok(Target { tls, host, port, path })
     }
 
@@ -147,8 +149,25 @@ mod tests {
     }
 
     #[test]
-    fn refuses_other_schemes_and_garbage() {
+    fn normalises_what_the_url_crate_normalises() {
+        let t = Target::parse("HTTP://Example.COM:80/%7Ea b?q=1#frag").unwrap();
+        assert_eq!(
+            (t.tls, t.host.as_str(), t.port, t.path.as_str()),
+            (false, "example.com", 80, "/%7Ea%20b?q=1")
+        );
+        assert_eq!(Target::parse("http://h?q").unwrap().path, "/?q");
+    }
+
+    #[test]
+    fn refuses_other_schemes_garbage_and_credentials_without_repeating_the_url() {
         assert!(Target::parse("ftp://x/y").unwrap_err().contains("scheme `ftp`"));
         assert!(Target::parse("not a url").unwrap_err().contains("invalid URL"));
+        assert!(Target::parse("hooks.slack.com/services/x").is_err(), "no scheme");
+        assert!(Target::parse("http://h:99999/").unwrap_err().contains("port"));
+        assert!(Target::parse("http://").unwrap_err().contains("host"));
+        let secret = Target::parse("https://user:hunter2@h/").unwrap_err();
+        assert!(secret.contains("credentials") && !secret.contains("hunter2"), "{secret}");
+        let secret = Target::parse("https://h:99999/?token=hunter2").unwrap_err();
+        assert!(!secret.contains("hunter2"), "{secret}");
     }
 }

@@ -19,6 +19,7 @@ use cpra_net::tls::TlsOptions;
 use cpra_net::tlscheck::TlsCheckConfig;
 use cpra_net::udp::UdpConfig;
 
+use crate::actions::target::Target;
 use crate::manifest::{HttpPulse, Pulse};
 
 /// A compiled check, ready to run against one resolved address.
@@ -33,47 +34,12 @@ pub enum Compiled {
     Docker(DockerConfig),
 }
 
-/// The parts of an `http(s)://host[:port]/path?query` URL a check needs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UrlParts {
-    pub tls: bool,
-    /// Without brackets for IPv6 literals.
-    pub host: String,
-    pub port: u16,
-    /// Path and query, starting with `/`.
-    pub path: String,
-}
-
-/// Parses a monitor URL with the `url` crate (the one URL parser of probes, notifiers and
-/// interventions). Errors do not repeat the URL: it may carry credentials or secret query
-/// values, and the loader's message already names the field.
-pub fn parse_url(text: &str) -> Result<UrlParts, String> {
-    let url = url::Url::parse(text).map_err(|e| format!("url: {e}"))?;
-    let tls = match url.scheme() {
-        "https" => true,
-        "http" => false,
-        other => return Err(format!("url: scheme `{other}`: must be http:// or https://")),
-    };
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("url: credentials in the URL are not supported (use headers)".to_string());
-    }
-    let host = match url.host() {
-        Some(url::Host::Domain(d)) => d.to_string(),
-        Some(url::Host::Ipv4(ip)) => ip.to_string(),
-        Some(url::Host::Ipv6(ip)) => ip.to_string(),
-        None => return Err("url: no host".to_string()),
-    };
-    let port = url.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
-    let path = url[url::Position::BeforePath..url::Position::AfterQuery].to_string();
-    Ok(UrlParts { tls, host, port, path })
-}
-
 /// The host a pulse needs resolved and the port it goes to, or `None` when nothing is
 /// resolved (docker talks to a unix socket).
 pub fn host_of(pulse: &Pulse) -> Result<Option<(String, u16)>, String> {
     Ok(match pulse {
         Pulse::Http(h) => {
-            let u = parse_url(&h.url)?;
+            let u = Target::parse(&h.url)?;
             Some((u.host, u.port))
         }
         Pulse::Tcp(t) => Some((t.host.clone(), t.port)),
@@ -117,7 +83,7 @@ pub fn dns_server(server: Option<&str>) -> Result<SocketAddr, String> {
 }
 
 fn http_spec(h: &HttpPulse, addr: SocketAddr, retries: Option<u32>) -> Result<HttpSpec, String> {
-    let u = parse_url(&h.url)?;
+    let u = Target::parse(&h.url)?;
     let mut spec = HttpSpec::get(addr, &u.host, &u.path);
     spec.tls = u.tls;
     spec.method = h.method.to_string();
@@ -190,31 +156,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_split_into_what_a_check_needs() {
-        let u = parse_url("https://api.example.com/health?x=1").unwrap();
-        assert_eq!(
-            u,
-            UrlParts {
-                tls: true,
-                host: "api.example.com".into(),
-                port: 443,
-                path: "/health?x=1".into()
-            }
-        );
-        let u = parse_url("http://127.0.0.1:8080").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("127.0.0.1", 8080, "/"));
-        let u = parse_url("http://[::1]:9000/a#frag").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("::1", 9000, "/a"));
-        let u = parse_url("http://h?q").unwrap();
-        assert_eq!(u.path, "/?q");
-        let u = parse_url("HTTP://Example.COM:80/%7Ea b").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("example.com", 80, "/%7Ea%20b"));
-        assert!(parse_url("ftp://x").unwrap_err().contains("http://"));
-        assert!(parse_url("http://h:99999/").unwrap_err().contains("port"));
-        assert!(parse_url("http://").unwrap_err().contains("host"));
-        assert!(parse_url("hooks.slack.com/services/x").is_err(), "no scheme");
-        let secret = parse_url("https://user:hunter2@h/").unwrap_err();
-        assert!(secret.contains("credentials") && !secret.contains("hunter2"), "{secret}");
+    fn an_http_pulse_resolves_its_url_host_and_port() {
+        let yaml = "monitors:\n\
+            - name: a\n  pulse_check: {type: http, config: {url: \"https://api.example.com/h?x=1\"}}\n\
+            - name: b\n  pulse_check: {type: http, config: {url: \"http://[::1]:9000/a\"}}\n";
+        let (monitors, report) =
+            crate::manifest::load_str(yaml, None, &crate::manifest::LoadOptions::default());
+        assert!(report.is_valid(), "{:?}", report.problems.kept);
+        let hosts: Vec<_> =
+            monitors.iter().map(|m| host_of(&m.pulse_check.pulse).unwrap().unwrap()).collect();
+        assert_eq!(hosts, [("api.example.com".to_string(), 443), ("::1".to_string(), 9000)]);
     }
 
     #[test]
