@@ -200,9 +200,9 @@ impl<P: Probe, H: ResultHandler, C: Clock> Shard<P, H, C> {
     /// Runs the shard until `stop` is set, then lets checks in flight finish within the grace
     /// period, then what the handler started (alert deliveries) within the same period.
     pub async fn run(self: Rc<Self>) -> ShardReport {
-        for _ in 0..self.config.max_in_flight {
-            spawn_into(self.clone().probe_task(), self.queues.probes).detach();
-        }
+        let probe_tasks: Vec<_> = (0..self.config.max_in_flight)
+            .map(|_| spawn_into(self.clone().probe_task(), self.queues.probes))
+            .collect();
         spawn_into(self.clone().dispatch_loop(), self.queues.probes).await;
         // Then what the handler started, within its own grace period: the drain future is
         // the handler's, so no handler borrow is held while it runs.
@@ -215,6 +215,14 @@ impl<P: Probe, H: ResultHandler, C: Clock> Shard<P, H, C> {
         self.exiting.set(true);
         while !self.parked.borrow().is_empty() {
             self.wake_one_parked();
+        }
+        // Every probe task ends here, on the running executor: a parked one returns, one
+        // still blocked in a check (abandoned at the end of the grace period) is cancelled.
+        // Left to the executor's teardown instead, their futures (and with the last of them
+        // the handler, whose sockets and tasks need a live executor to close) would be
+        // dropped where glommio cannot run anything, and abort the process.
+        for task in probe_tasks {
+            task.cancel().await;
         }
         let core = self.core.borrow();
         self.shared.publish(core.counters());
