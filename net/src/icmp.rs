@@ -244,18 +244,21 @@ impl Shared {
         Shared { mode, v6, ident: echo_ident(), next_seq: Cell::new(0), slots: RefCell::new(slots) }
     }
 
-    /// A sequence number whose slot is free, marked waiting; `None` when the slot it maps to is
-    /// still in use (the table is full, or an echo from 65 536 sends ago is still waited on).
+    /// A sequence number whose slot is free, marked waiting; `None` only when every slot is
+    /// in use. A slot still held by a slow echo is skipped (its sequence number with it), so
+    /// one long wait cannot make later checks fail while the table has room.
     fn claim(&self, peer: IpAddr) -> Option<u16> {
-        let seq = self.next_seq.get();
-        self.next_seq.set(seq.wrapping_add(1));
         let mut slots = self.slots.borrow_mut();
-        let slot = &mut slots[usize::from(seq) % MAX_ICMP_IN_FLIGHT];
-        if !matches!(slot.state, SlotState::Free) {
-            return None;
+        for _ in 0..MAX_ICMP_IN_FLIGHT {
+            let seq = self.next_seq.get();
+            self.next_seq.set(seq.wrapping_add(1));
+            let slot = &mut slots[usize::from(seq) % MAX_ICMP_IN_FLIGHT];
+            if matches!(slot.state, SlotState::Free) {
+                *slot = Slot { seq, peer: Some(peer), state: SlotState::Waiting(None) };
+                return Some(seq);
+            }
         }
-        *slot = Slot { seq, peer: Some(peer), state: SlotState::Waiting(None) };
-        Some(seq)
+        None
     }
 
     /// Called by the reader for each echo reply it matched to us.

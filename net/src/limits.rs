@@ -43,10 +43,11 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// descriptors: past it the least recently used connection is closed.
 pub const MAX_POOLED_CONNECTIONS: usize = 1024;
 
-/// Most spare http check buffers (each `MAX_HEADER_BLOCK_BYTES + MAX_BODY_BYTES`) a shard keeps
-/// for reuse. A shard runs a bounded number of probe tasks (the engine's in-flight limit, 256
-/// by default); 512 covers it with room, so the steady state never allocates a buffer. Past it
-/// a returned buffer is freed, so spares never hold more than 512 buffers' worth.
+/// Most spare http check buffers (each `MAX_HEADER_BLOCK_BYTES + MAX_BODY_BYTES`, 80 KiB) a
+/// shard keeps for reuse: 40 MiB at most. A shard may run up to its in-flight limit (4096 by
+/// default) checks at once, but 512 http checks waiting at the same moment already means
+/// thousands of slow targets; up to there the steady state allocates no buffer, past it a
+/// check allocates one and frees it after, rather than the shard keeping 320 MiB of spares.
 pub const MAX_SPARE_BUFFERS: usize = 512;
 
 /// Largest rendered HTTP request (request line, headers, body) accepted at load. Health checks
@@ -117,14 +118,19 @@ pub const UDP_REPLY_READ_BYTES: usize = 512;
 
 // ---- icmp ----
 
-/// Echo requests in flight at once per shard (one slot each, indexed by sequence number). The
-/// shard's probe concurrency is bounded well below this; at the bound a check fails with
+/// Echo requests in flight at once per shard (one slot each, indexed by sequence number). A
+/// check waits for one echo at a time, so a shard has at most its checks in flight (4096 by
+/// default, `max_in_flight`) waiting; twice that leaves room for slots skipped while a slow
+/// echo holds them, and divides the 16-bit sequence space. At the bound a check fails with
 /// `connection` "too many ICMP checks in flight" rather than reuse a slot still waited on.
-pub const MAX_ICMP_IN_FLIGHT: usize = 1024;
+pub const MAX_ICMP_IN_FLIGHT: usize = 8192;
+const _: () = assert!(65_536 % MAX_ICMP_IN_FLIGHT == 0, "slots must tile the sequence space");
 
-/// Echoes a monitor may ask for per check. More says nothing more about "is it up" and only
-/// stretches the check; larger `count`s are refused at load time.
-pub const MAX_ICMP_COUNT: u8 = 10;
+/// Echoes a monitor may ask for per check. More says nothing more about "is it up", but
+/// manifests written for the Go CPRA use counts up to 100, so that is what the loader accepts
+/// and the runtime runs (the monitor's timeout is shared by the echoes, so a large count
+/// shortens each wait, never lengthens the check); a larger `count` is refused at load.
+pub const MAX_ICMP_COUNT: u8 = 100;
 
 /// Bytes read of each received ICMP packet: up to 60 bytes of IPv4 header (raw sockets include
 /// it) plus the 8-byte ICMP header is all we parse; the kernel truncates the rest.
@@ -155,8 +161,9 @@ pub const MAX_RESOLVER_THREADS: usize = 16;
 
 /// Checks on one shard that may wait for the same lookup. Beyond it (a lookup stuck for
 /// seconds while thousands of checks of the same host come due) a check fails at once with
-/// "resolver overloaded" instead of growing the waiter list without bound. 4096 is above any
-/// shard's probe concurrency, so in practice only a stuck lookup reaches it.
+/// "resolver overloaded" instead of growing the waiter list without bound. 4096 is the default
+/// number of checks a shard has in flight, so with the defaults every check of a shard can wait
+/// on one lookup and only a shard run with a larger `max_in_flight` can reach the bound.
 pub const MAX_WAITERS_PER_LOOKUP: usize = 4096;
 
 const _: () = assert!(MAX_HEADER_BLOCK_BYTES >= 1024 && MAX_BODY_BYTES >= 1024);
