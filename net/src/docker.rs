@@ -2,7 +2,7 @@
 //! running (`GET /containers/{name}/json`, then `State.Running`).
 //!
 //! What it is for: monitoring containers on the host CPRA runs on. What it is not for: remote
-//! engines over TCP (`DOCKER_HOST=tcp://...` is refused at load time: it would need TLS client
+//! engines over TCP (`DOCKER_HOST=tcp://...` is refused when the manifest is loaded: it would need TLS client
 //! certificates and is better checked with an `https` monitor), starting or restarting
 //! containers (that is an intervention, not a check), or Swarm services.
 //!
@@ -80,11 +80,11 @@ pub fn socket_from_docker_host(docker_host: Option<&str>) -> Result<PathBuf, Str
         None => Ok(PathBuf::from(DEFAULT_SOCKET)),
         Some(host) => match host.strip_prefix("unix://") {
             Some(path) if path.starts_with('/') => Ok(PathBuf::from(path)),
-            Some(_) => Err(format!("DOCKER_HOST={host}: the unix socket path must be absolute")),
-            None => Err(format!(
-                "DOCKER_HOST={host}: only unix:// engines are supported by docker monitors; \
+            // The value is not repeated: a tcp:// one may carry credentials.
+            Some(_) => Err("DOCKER_HOST: the unix socket path must be absolute".to_owned()),
+            None => Err("DOCKER_HOST: only unix:// engines are supported by docker monitors; \
                  check a remote engine with an https monitor on its API"
-            )),
+                .to_owned()),
         },
     }
 }

@@ -79,8 +79,8 @@ pub fn path_ends_with(base: &str, tail: &str) -> bool {
 pub fn host_port(text: &str, default_port: u16) -> Result<(String, u16), String> {
     let text = text.trim();
     // A scheme the `url` crate knows nothing special about: the authority is parsed as is.
-    let parsed = url::Url::parse(&format!("cpra://{text}"))
-        .map_err(|e| format!("`{text}` is not host[:port]: {e}"))?;
+    let parsed =
+        url::Url::parse(&format!("cpra://{text}")).map_err(|e| format!("not host[:port]: {e}"))?;
     let bare = parsed.path().is_empty()
         && parsed.query().is_none()
         && parsed.fragment().is_none()
@@ -93,7 +93,8 @@ pub fn host_port(text: &str, default_port: u16) -> Result<(String, u16), String>
         Some(url::Host::Ipv6(ip)) => Some(ip.to_string()),
         _ => None,
     };
-    let host = host.ok_or_else(|| format!("`{text}` is not host[:port]"))?;
+    // The text is not repeated: `user:password@host` is a mistake that carries a secret.
+    let host = host.ok_or_else(|| "not host[:port] (no user, path or query)".to_owned())?;
     Ok((host, parsed.port().unwrap_or(default_port)))
 }
 

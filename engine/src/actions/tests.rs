@@ -965,7 +965,7 @@ fn configs_are_checked_before_start() {
         username: None,
         password: None,
     };
-    assert!(check_endpoint(&bad_server).unwrap_err().contains("is not host[:port]"));
+    assert!(check_endpoint(&bad_server).unwrap_err().contains("not host[:port]"));
     assert!(check_endpoint(&Notify::Log { file: None }).is_ok());
     assert!(check_intervention(&InterventionAction::Systemd {
         unit: "x".into(),
