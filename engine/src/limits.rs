@@ -106,6 +106,10 @@ pub const MIN_INTERVAL_MS: u32 = 1;
 /// with room to spare.
 pub const MAX_INTERVAL_MS: u32 = 31 * 24 * 3600 * 1000;
 
+/// The longest `timeout`: the table stores it as `u32` ms next to the interval. A check that
+/// may run longer than the longest interval is never what was meant, so the same bound.
+pub const MAX_TIMEOUT_MS: u32 = MAX_INTERVAL_MS;
+
 /// io_uring memory per executor. glommio's default (10 MiB) exceeds the usual 8 MiB
 /// `RLIMIT_MEMLOCK` of a non-root user on its own; 64 KiB is plenty for sockets (CPRA does no
 /// registered-buffer file I/O) and lets dozens of shards start under that limit.
@@ -116,6 +120,10 @@ pub const IO_MEMORY_BYTES: usize = 64 << 10;
 pub const LATENESS_MAX_US: u64 = 3_600_000_000;
 
 // ---- reading manifests ----
+
+/// Unknown top-level keys remembered to find a repeated one: a file with more is hostile or
+/// broken, and its unknown keys are each reported anyway.
+pub const MAX_UNKNOWN_TOP_KEYS: usize = 64;
 
 /// How much of a manifest is read at a time (the source's peek and decompression buffer, the
 /// JSON and YAML readers' buffers): large enough that `read` syscalls are amortised over many
@@ -136,7 +144,7 @@ pub const MAX_NODE_DEPTH: usize = 64;
 pub const MAX_BLOCK_NODES: usize = 1 << 20;
 
 /// Most text in one tree, in bytes: offsets are `u32`, so a tree holds under 4 GiB of text.
-/// A block is far smaller (a scalar is at most 1 MiB, see `json::MAX_SCALAR_BYTES`); past it:
+/// A block is far smaller (a scalar is at most 1 MiB, see [`MAX_SCALAR_BYTES`]); past it:
 /// an error naming the block.
 pub const MAX_TREE_TEXT_BYTES: usize = 1 << 31;
 
@@ -151,7 +159,7 @@ pub const MAX_ANCHORS: usize = 4096;
 pub const MAX_ANCHORED_NODES: usize = 1 << 22;
 
 /// Most headers in one block: real requests carry a dozen; the bound keeps a request small.
-pub const MAX_HEADERS: usize = 64;
+pub const MAX_MONITOR_HEADERS: usize = 64;
 
 /// Most tags / groups / statuses / windows per monitor: generous for real use, bounded so one
 /// monitor cannot hold an unbounded list.
@@ -212,7 +220,7 @@ pub const MAX_BLOCK_SCALAR_BYTES: usize = 16 << 20;
 // ---- the demo's loopback servers ----
 
 /// Largest request (head and body) read; notifications and health checks are a few KiB.
-pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
+pub const DEMO_MAX_REQUEST_BYTES: usize = 256 * 1024;
 
 /// Requests kept in the record; past it the oldest are dropped (a long demo must not grow
 /// without bound), and `dropped` counts them.

@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::limits::{MAX_RECORDED, MAX_REQUEST_BYTES};
+use crate::limits::{DEMO_MAX_REQUEST_BYTES, MAX_RECORDED};
 
 /// How long a connection may take to send its request before it is dropped.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -170,7 +170,7 @@ fn read_request(stream: &mut TcpStream) -> Option<(String, String, Vec<u8>)> {
                 .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
                 .and_then(|(_, v)| v.trim().parse::<usize>().ok())
                 .unwrap_or(0)
-                .min(MAX_REQUEST_BYTES);
+                .min(DEMO_MAX_REQUEST_BYTES);
             let mut body = buf[end + 4..].to_vec();
             while body.len() < length {
                 let n = stream.read(&mut chunk).ok()?;
@@ -182,7 +182,7 @@ fn read_request(stream: &mut TcpStream) -> Option<(String, String, Vec<u8>)> {
             body.truncate(length);
             return Some((method, path, body));
         }
-        if buf.len() > MAX_REQUEST_BYTES {
+        if buf.len() > DEMO_MAX_REQUEST_BYTES {
             return None;
         }
         let n = stream.read(&mut chunk).ok()?;

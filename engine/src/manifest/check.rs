@@ -12,15 +12,7 @@
 //! Messages never repeat a value that may hold a secret (a header value, a URL whose path is a
 //! Slack or Telegram token): the position and field path say which value is meant.
 
-use crate::limits::{MAX_INTERVAL_MS as SCHEDULE_MAX_INTERVAL_MS, MIN_INTERVAL_MS};
-
-/// The longest `interval` the scheduler runs: its table stores intervals as `u32` ms and the
-/// timer wheel accepts slots within this bound (31 days, see `limits::MAX_INTERVAL_MS`).
-pub const MAX_INTERVAL_MS: u64 = SCHEDULE_MAX_INTERVAL_MS as u64;
-
-/// The longest `timeout`: the table stores it as `u32` ms next to the interval. A check
-/// that may run longer than the longest interval is never what was meant, so the same bound.
-pub const MAX_TIMEOUT_MS: u64 = MAX_INTERVAL_MS;
+use crate::limits::{MAX_INTERVAL_MS, MAX_TIMEOUT_MS, MIN_INTERVAL_MS};
 
 /// What is wrong with a value, and how to fix it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,7 +27,7 @@ fn problem(message: String, hint: &'static str) -> Problem {
 
 /// `interval` in ms: what the scheduler's table accepts.
 pub fn interval_ms(ms: u64) -> Result<(), Problem> {
-    if (u64::from(MIN_INTERVAL_MS)..=MAX_INTERVAL_MS).contains(&ms) {
+    if (u64::from(MIN_INTERVAL_MS)..=u64::from(MAX_INTERVAL_MS)).contains(&ms) {
         return Ok(());
     }
     Err(problem(
@@ -43,24 +35,24 @@ pub fn interval_ms(ms: u64) -> Result<(), Problem> {
             "{} is outside what the scheduler runs ({}ms to {})",
             super::duration::format_ms(ms),
             MIN_INTERVAL_MS,
-            super::duration::format_ms(MAX_INTERVAL_MS)
+            super::duration::format_ms(u64::from(MAX_INTERVAL_MS))
         ),
-        "use an interval from 1ms to 744h (31 days)",
+        "use an interval within that range",
     ))
 }
 
 /// `timeout` in ms.
 pub fn timeout_ms(ms: u64) -> Result<(), Problem> {
-    if ms <= MAX_TIMEOUT_MS {
+    if ms <= u64::from(MAX_TIMEOUT_MS) {
         return Ok(());
     }
     Err(problem(
         format!(
             "{} is longer than the longest allowed ({})",
             super::duration::format_ms(ms),
-            super::duration::format_ms(MAX_TIMEOUT_MS)
+            super::duration::format_ms(u64::from(MAX_TIMEOUT_MS))
         ),
-        "use at most 744h (31 days), and less than the interval",
+        "use a shorter timeout, less than the interval",
     ))
 }
 
@@ -71,8 +63,8 @@ pub fn http_url(text: &str) -> Result<(), Problem> {
     if is_plain_http_url(text) {
         return Ok(());
     }
-    // The probes' request line and Host header take the URL as written: the `url` crate would
-    // escape these, the runtime does not.
+    // A raw space or a character past ASCII is nearly always a paste accident: the `url`
+    // crate would quietly escape it and the engine would request a path nobody wrote.
     if text.bytes().any(|b| !b.is_ascii_graphic()) {
         return Err(problem(
             "the URL has a space, a control character or a character past ASCII in it".into(),
@@ -105,6 +97,16 @@ pub fn http_url(text: &str) -> Result<(), Problem> {
     let after_scheme = &text[url.scheme().len()..];
     if url.host_str().is_none_or(str::is_empty) || after_scheme.starts_with(":///") {
         return Err(problem("the URL has no host".into(), "write e.g. https://example.com/path"));
+    }
+    // rustls verifies https hosts by name and refuses names the `url` crate lets through
+    // (`a..b`, `my!host`, labels over 63 bytes): found here, not at the first check.
+    if let (true, Some(url::Host::Domain(name))) = (url.scheme() == "https", url.host()) {
+        if cpra_net::tls::server_name(name).is_err() {
+            return Err(problem(
+                format!("host '{name}' is not a name TLS can verify"),
+                "write the server's DNS name (letters, digits, '-', dots between labels)",
+            ));
+        }
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(problem(
@@ -344,28 +346,55 @@ pub fn tls_server_name(name: &str) -> Result<(), Problem> {
         .map_err(|e| problem(e.0, "write a DNS name or an IP address"))
 }
 
-/// A docker container's name or id (pulse or intervention).
+/// A docker pulse's container name or id, and the engine it is asked of: the runtime's own
+/// constructor, with the `DOCKER_HOST` the runtime will read.
 pub fn docker_container(container: &str) -> Result<(), Problem> {
-    cpra_net::docker::DockerConfig::new("/", container)
+    let docker_host = std::env::var("DOCKER_HOST").ok();
+    cpra_net::docker::DockerConfig::from_docker_host(docker_host.as_deref(), container)
         .map(|_| ())
-        .map_err(|m| problem(m, "use the name or id `docker ps` shows"))
+        .map_err(|m| problem(m, "use the name or id `docker ps` shows, on a unix:// engine"))
 }
 
-/// An http request's `body` with its headers: what they alone take must fit the runtime's
-/// bound on a request (the request line and CPRA's own headers come on top, so a request
-/// refused here would be refused when sent; one a little under may still be).
-pub fn request_size(body: Option<&str>, headers: &[(String, String)]) -> Result<(), Problem> {
+/// The system's DNS server, which a `dns` pulse without `server` asks: read once per process
+/// (a fleet of DNS monitors reads `/etc/resolv.conf` once), as the runtime reads it.
+pub fn dns_system_server() -> Result<(), Problem> {
+    static SYSTEM: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    SYSTEM
+        .get_or_init(|| cpra_net::dns::system_nameserver().map(|_| ()))
+        .clone()
+        .map_err(|m| problem(m, "give the pulse a `server` (an IP address, e.g. 10.0.0.53)"))
+}
+
+/// What a request line and CPRA's own headers can add to a request beyond the URL twice
+/// (the path in the request line, the host in `Host`) and the method: " HTTP/1.1\r\n", the
+/// port, `User-Agent: cpra`, `Connection: keep-alive`, `Content-Length: <20 digits>` and the
+/// blank line come to 96 bytes; 128 leaves room.
+const REQUEST_OVERHEAD_BYTES: usize = 128;
+
+/// An http request as the runtime writes it must fit its bound on a request
+/// (`cpra_net::limits::MAX_REQUEST_BYTES`). Counted from above: the URL as if every byte were
+/// percent-escaped, and [`REQUEST_OVERHEAD_BYTES`], so a request accepted here is never
+/// refused when sent (one just under the bound may be refused here and not there).
+pub fn request_size(
+    url: &str,
+    method: &str,
+    body: Option<&str>,
+    headers: &[(String, String)],
+) -> Result<(), Problem> {
     let headers: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
-    let bytes = body.map_or(0, str::len) + headers;
-    if bytes <= cpra_net::limits::MAX_REQUEST_BYTES {
+    let line = method.len() + 2 * 3 * url.len() + REQUEST_OVERHEAD_BYTES;
+    let bytes = body.map_or(0, str::len) + headers + line;
+    let max = cpra_net::limits::MAX_REQUEST_BYTES;
+    if bytes <= max {
         return Ok(());
     }
     Err(problem(
         format!(
-            "the request would be more than {} bytes (body and headers: {bytes})",
-            cpra_net::limits::MAX_REQUEST_BYTES
+            "the request could be {bytes} bytes with its URL, headers and body, more than the {} \
+             a request may take",
+            cpra_net::limits::Size::bytes(max)
         ),
-        "send a shorter body",
+        "send a shorter body or fewer headers",
     ))
 }
 
@@ -395,6 +424,11 @@ mod tests {
         assert!(http_url("ftp://x/y").unwrap_err().message.contains("'ftp'"));
         assert!(http_url("http:///x").unwrap_err().message.contains("no host"));
         assert!(http_url("http://h:99999/").unwrap_err().message.contains("not a valid URL"));
+        for bad_tls_name in ["https://a..b/", "https://my!host/"] {
+            let e = http_url(bad_tls_name).unwrap_err();
+            assert!(e.message.contains("TLS"), "{bad_tls_name}: {}", e.message);
+        }
+        assert!(http_url("https://[::1]:8443/").is_ok(), "an IP is verified as an IP");
         assert!(http_url("https://u:p@h/").unwrap_err().message.contains("credentials"));
         assert!(http_url("not a url").is_err());
         assert!(http_url("http://h/a b").unwrap_err().message.contains("a space"));
@@ -467,10 +501,8 @@ mod tests {
         let e = interval_ms(745 * 3_600_000).unwrap_err();
         assert!(e.message.contains("745h") && e.message.contains("744h"), "{e:?}");
         assert!(interval_ms(0).is_err());
-        assert!(timeout_ms(MAX_TIMEOUT_MS).is_ok());
-        assert!(timeout_ms(MAX_TIMEOUT_MS + 1).is_err());
-        // The bound fits the table's u32 field.
-        assert!(u32::try_from(MAX_INTERVAL_MS).is_ok());
+        assert!(timeout_ms(u64::from(MAX_TIMEOUT_MS)).is_ok());
+        assert!(timeout_ms(u64::from(MAX_TIMEOUT_MS) + 1).is_err());
     }
 
     #[test]

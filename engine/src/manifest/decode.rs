@@ -17,7 +17,7 @@ use super::intern::Interner;
 use super::maintenance::MaintenanceWindow;
 use super::node::{Entries, Entry, Node, NodeKind, Tree};
 use super::schema::*;
-use crate::limits::{MAX_HEADERS, MAX_LIST_ITEMS};
+use crate::limits::{MAX_LIST_ITEMS, MAX_MONITOR_HEADERS};
 
 pub const TOP_FIELDS: &[&str] = &["version", "monitors", "endpoints", "notification_groups"];
 pub const MONITOR_FIELDS: &[&str] =
@@ -683,25 +683,25 @@ impl Ctx<'_> {
         if let Some(e) = self.entry(f, key) {
             match e.value.kind {
                 NodeKind::Map(entries) => {
-                    for en in entries.iter().take(MAX_HEADERS) {
+                    for en in entries.iter().take(MAX_MONITOR_HEADERS) {
                         let sub = || format!("{}.{}", f.sub(key), en.key);
                         if let Some((v, _)) = self.scalar_text(&en.value, &sub, "a header value") {
                             self.check_header(en.key, en.key_pos, &v, en.value.pos, &sub);
                             out.push((en.key.to_string(), v.into_owned()));
                         }
                     }
-                    if entries.len() > MAX_HEADERS {
+                    if entries.len() > MAX_MONITOR_HEADERS {
                         self.error(
                             Class::BadValue,
                             e.value.pos,
                             f.sub(key),
-                            format!("more than {MAX_HEADERS} headers"),
+                            format!("more than {MAX_MONITOR_HEADERS} headers"),
                             "send fewer headers",
                         );
                     }
                 }
                 NodeKind::Seq(items) => {
-                    for (i, item) in items.iter().enumerate().take(MAX_HEADERS) {
+                    for (i, item) in items.iter().enumerate().take(MAX_MONITOR_HEADERS) {
                         let sub = || format!("{}[{i}]", f.sub(key));
                         let Some((line, _)) =
                             self.scalar_text(&item, &sub, "a \"Name: value\" string")
@@ -718,17 +718,18 @@ impl Ctx<'_> {
                                 Class::BadValue,
                                 item.pos,
                                 sub(),
-                                format!("header '{line}' is not \"Name: value\""),
+                                // The line is not repeated: it may hold a `${TOKEN}`'s value.
+                                "the header has no ':' between its name and value".to_owned(),
                                 "write e.g. \"Authorization: Bearer ${TOKEN}\"",
                             ),
                         }
                     }
-                    if items.len() > MAX_HEADERS {
+                    if items.len() > MAX_MONITOR_HEADERS {
                         self.error(
                             Class::BadValue,
                             e.value.pos,
                             f.sub(key),
-                            format!("more than {MAX_HEADERS} headers"),
+                            format!("more than {MAX_MONITOR_HEADERS} headers"),
                             "send fewer headers",
                         );
                     }
@@ -999,7 +1000,7 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
             ctx.check_method(&c, "method", &method);
             let headers = ctx.headers(&c, "headers");
             let body = ctx.opt_str(&c, "body");
-            if let Err(p) = check::request_size(body.as_deref(), &headers) {
+            if let Err(p) = check::request_size(&url, &method, body.as_deref(), &headers) {
                 ctx.refuse(&c, "body", p);
             }
             let expected_status = decode_statuses(ctx, &c);
@@ -1061,7 +1062,10 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
             let c = ctx.config(f, "config", ICMP_FIELDS);
             Pulse::Icmp(IcmpPulse {
                 host: ctx.req_str(&c, "host", "10.0.0.1"),
-                count: ctx.opt_int(&c, "count", 1, 100).map(|v| v as u32).unwrap_or(1),
+                count: ctx
+                    .opt_int(&c, "count", 1, i64::from(cpra_net::limits::MAX_ICMP_COUNT))
+                    .map(|v| v as u32)
+                    .unwrap_or(1),
                 ignore_privilege: ctx.bool_or(&c, "ignore_privilege", false),
             })
         }
@@ -1072,8 +1076,17 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
                 ctx.refuse(&c, "host", p);
             }
             let server = ctx.opt_str(&c, "server");
-            if let Some(Err(p)) = server.as_deref().map(check::dns_server) {
-                ctx.refuse(&c, "server", p);
+            match server.as_deref() {
+                Some(s) => {
+                    if let Err(p) = check::dns_server(s) {
+                        ctx.refuse(&c, "server", p);
+                    }
+                }
+                None => {
+                    if let Err(p) = check::dns_system_server() {
+                        ctx.refuse(&c, "host", p);
+                    }
+                }
             }
             Pulse::Dns(DnsPulse { host, server })
         }
@@ -1241,7 +1254,7 @@ fn decode_intervention(ctx: &mut Ctx, f: &Fields) -> Option<Intervention> {
             ctx.check_method(&t, "method", &method);
             let headers = ctx.headers(&t, "headers");
             let body = ctx.opt_str(&t, "body");
-            if let Err(p) = check::request_size(body.as_deref(), &headers) {
+            if let Err(p) = check::request_size(&url, &method, body.as_deref(), &headers) {
                 ctx.refuse(&t, "body", p);
             }
             let timeout_ms = ctx.opt_duration_ms(&t, "timeout", true);

@@ -874,7 +874,8 @@ fn pulse_config(
                     d.no_headers.get_or_insert_with(|| interners.headers.intern(Vec::new())),
                 ),
             };
-            if check::request_size(body.as_deref(), &headers).is_err() {
+            let method_text = method.as_deref().map_or("GET", |m| m.as_str());
+            if check::request_size(&url, method_text, body.as_deref(), &headers).is_err() {
                 return bail();
             }
             Pulse::Http(HttpPulse {
@@ -954,7 +955,7 @@ fn pulse_config(
                     }
                     b"count" => {
                         once(&mut seen, 1)?;
-                        count = c.int(1, 100)? as u32;
+                        count = c.int(1, i64::from(cpra_net::limits::MAX_ICMP_COUNT))? as u32;
                     }
                     b"ignore_privilege" => {
                         once(&mut seen, 2)?;
@@ -982,7 +983,10 @@ fn pulse_config(
             }
             let host = required(host)?;
             if check::dns_name(&host).is_err()
-                || server.as_deref().is_some_and(|s| check::dns_server(s).is_err())
+                || server
+                    .as_deref()
+                    .map_or_else(check::dns_system_server, check::dns_server)
+                    .is_err()
             {
                 return bail();
             }

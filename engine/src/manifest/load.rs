@@ -24,10 +24,7 @@ use super::node::{build, Anchors, Arena, Node, NodeKind, Tree};
 use super::schema::{Code, CodeTarget, GroupId, Monitor, Notify};
 use super::source::{open, open_counting, open_reader, Format};
 use super::yaml_scan::{yaml_source, Reopen};
-
-/// Unknown top-level keys remembered to find a repeated one: a file with more is hostile or
-/// broken, and its unknown keys are each reported anyway.
-const MAX_UNKNOWN_TOP_KEYS: usize = 64;
+use crate::limits::MAX_UNKNOWN_TOP_KEYS;
 
 pub struct LoadOptions<'a> {
     /// Unknown fields are warnings instead of errors (`--lenient`).

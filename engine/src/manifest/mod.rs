@@ -36,4 +36,4 @@ pub use schema::*;
 pub use source::Format;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -168,6 +168,50 @@ mod tests {
         assert_eq!(hosts, [("api.example.com".to_string(), 443), ("::1".to_string(), 9000)]);
     }
 
+    /// What `cpra validate` accepts, the engine can run: every pulse of every manifest the
+    /// loader calls valid compiles (the runtime's own constructors, against a stand-in
+    /// address), so no problem is left for the first check to find.
+    #[test]
+    fn every_pulse_the_loader_accepts_compiles() {
+        use crate::manifest::gen::{parse_mix, write_manifest, GenOptions, GEN_TYPES};
+        use crate::manifest::{load_bytes, Format, LoadOptions};
+        let example =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/examples/fleet.yaml"));
+        let mut manifests = vec![
+            crate::manifest::tests::ALL_FIELDS_YAML.as_bytes().to_vec(),
+            example.expect("docs/examples/fleet.yaml"),
+        ];
+        let mix = GEN_TYPES.map(|t| format!("{t}=1")).join(",");
+        for (seed, format) in [(1, Format::Yaml), (2, Format::Json)] {
+            let opts = GenOptions {
+                monitors: 200,
+                format,
+                targets: vec!["127.0.0.1:9000".into(), "example.com:443".into()],
+                mix: parse_mix(&mix).unwrap(),
+                interval: "15s".into(),
+                seed,
+            };
+            let mut out = Vec::new();
+            write_manifest(&opts, &mut out).unwrap();
+            manifests.push(out);
+        }
+        let mut tls_cache = TlsConfigCache::default();
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        for bytes in &manifests {
+            let mut monitors = Vec::new();
+            let opts = LoadOptions::default();
+            let report = load_bytes(bytes.clone(), None, "m", &opts, |m| monitors.push(m));
+            assert!(report.is_valid(), "{:?}", report.problems.kept);
+            assert!(!monitors.is_empty());
+            for m in &monitors {
+                let pulse = &m.pulse_check.pulse;
+                assert!(host_of(pulse).is_ok(), "{}", m.name);
+                let compiled = compile(pulse, Some(addr), m.pulse_check.retries, &mut tls_cache);
+                assert!(compiled.is_ok(), "{}: {}", m.name, compiled.err().unwrap_or_default());
+            }
+        }
+    }
+
     #[test]
     fn dns_servers_take_an_optional_port() {
         assert_eq!(dns_server(Some("127.0.0.1")).unwrap(), "127.0.0.1:53".parse().unwrap());
