@@ -59,16 +59,17 @@ pub const PREFETCH_AHEAD: usize = 8;
 
 /// The probes queue's share of a busy core. With the actions' and background shares below,
 /// checks get 1000/1300 (77%) of the CPU while a burst of deliveries competes with them, and
-/// all of it when nothing else runs: a burst of alerts slows delivery, never the checks.
+/// all of it when nothing else runs: a burst of alerts slows delivery more than the checks.
 pub const PROBE_SHARES: usize = 1000;
 /// Alert deliveries and interventions: enough (19%) that a burst drains in seconds.
 pub const ACTION_SHARES: usize = 250;
 /// Status publishing and maintenance windows (later: journal compaction, stats): a few
 /// cheap wake-ups a second need little (4%).
 pub const BACKGROUND_SHARES: usize = 50;
-/// How soon the probes queue must get the CPU back once another queue runs: the wheel's
-/// resolution, so a due check starts within its millisecond even during a delivery burst.
-pub const PROBE_LATENCY: Duration = Duration::from_millis(1);
+/// How long a shard waits, at stop, for its probe tasks to end on the running executor
+/// before it leaves them to the executor's teardown: parked tasks end at once, cancelled ones
+/// as soon as they are run, so one second is only reached if the executor stalls.
+pub const EXIT_WAIT: Duration = Duration::from_secs(1);
 
 /// The shard's task queues: probes (the dispatcher and the probe tasks), actions (alert
 /// deliveries, interventions) and background (status, maintenance windows). Separate queues
@@ -86,9 +87,14 @@ impl TaskQueues {
     pub fn create() -> TaskQueues {
         let ex = glommio::executor();
         TaskQueues {
+            // Not `Latency::Matters`: a 1 ms latency makes glommio 0.9 preempt every
+            // millisecond, and its run loop can then park with a queue still runnable
+            // (`run_task_queues` reads "preempted before running anything" as "nothing to
+            // run"; fixed upstream after 0.9), which stalled a shard at stop in our
+            // scheduler benchmark. Shares alone decide between the queues until then.
             probes: ex.create_task_queue(
                 Shares::Static(PROBE_SHARES),
-                Latency::Matters(PROBE_LATENCY),
+                Latency::NotImportant,
                 "probes",
             ),
             actions: ex.create_task_queue(
@@ -221,9 +227,13 @@ impl<P: Probe, H: ResultHandler, C: Clock> Shard<P, H, C> {
         // Left to the executor's teardown instead, their futures (and with the last of them
         // the handler, whose sockets and tasks need a live executor to close) would be
         // dropped where glommio cannot run anything, and abort the process.
-        for task in probe_tasks {
-            task.cancel().await;
-        }
+        // Bounded by a timer, which also wakes the executor should it park with work left.
+        let end_tasks = async {
+            for task in probe_tasks {
+                task.cancel().await;
+            }
+        };
+        futures_lite::future::or(end_tasks, glommio::timer::sleep(EXIT_WAIT)).await;
         let core = self.core.borrow();
         self.shared.publish(core.counters());
         ShardReport {
