@@ -14,6 +14,7 @@ pub mod counters;
 pub mod demo;
 pub mod limits;
 pub mod manifest;
+pub mod plan;
 pub mod probe;
 pub mod ring;
 pub mod runtime;

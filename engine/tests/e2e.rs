@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use cpra_engine::demo::scripted::{Recorded, Route, ScriptedServer};
 use cpra_engine::manifest::{load_str, LoadOptions};
+use cpra_engine::plan::{start_plan, Plan, PlanConfig, RunningPlan};
 use cpra_engine::runtime::RuntimeConfig;
-use cpra_engine::runtime::{start_plan, Plan, PlanConfig, RunningPlan};
 use cpra_engine::shard::WallClock;
 
 /// Longest any wait below may take before the test gives up: far beyond what the runs

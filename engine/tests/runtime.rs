@@ -280,15 +280,30 @@ fn checks_and_handler_work_run_in_their_own_task_queues() {
         }
     }
     let seen: Seen = Arc::default();
+    // What a handler spawns on its own while being built (as the ICMP client spawns its
+    // reply reader) runs in the probes queue.
+    let built_in: Arc<Mutex<Vec<(usize, usize)>>> = Arc::default();
     let handler = {
-        let seen = seen.clone();
-        move |info: &ShardInfo| QueueHandler { seen: seen.clone(), queues: info.queues }
+        let (seen, built_in) = (seen.clone(), built_in.clone());
+        move |info: &ShardInfo| {
+            let (built_in, probes) = (built_in.clone(), info.queues.probes.index());
+            glommio::spawn_local(async move {
+                let here = glommio::executor().current_task_queue().index();
+                built_in.lock().unwrap().push((here, probes));
+            })
+            .detach();
+            QueueHandler { seen: seen.clone(), queues: info.queues }
+        }
     };
     let config = RuntimeConfig { shards: 1, ..Default::default() };
     let runtime =
         Runtime::start(config, specs(4, 10), |_: &ShardInfo| QueueProbe, handler).unwrap();
     wait_until("handler work ran 8 times", || seen.lock().unwrap().len() >= 8);
     runtime.stop_and_join().unwrap();
+    assert_eq!(built_in.lock().unwrap().len(), 1);
+    for &(here, probes) in built_in.lock().unwrap().iter() {
+        assert_eq!(here, probes, "work spawned while building ran outside the probes queue");
+    }
     for &(probe_queue, here, [probes, actions, background]) in seen.lock().unwrap().iter() {
         assert!(probes != actions && actions != background && probes != background);
         assert_eq!(probe_queue, probes, "a check ran outside the probes queue");

@@ -17,7 +17,8 @@ use super::validate::{write_human, UnknownFieldArgs};
 use super::{EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE};
 use crate::manifest::duration::parse_go_duration;
 use crate::manifest::{load_path, LoadOptions};
-use crate::runtime::{start_plan, Plan, PlanConfig, RuntimeConfig, DEFAULT_GRACE_MS};
+use crate::plan::{start_plan, Plan, PlanConfig};
+use crate::runtime::{RuntimeConfig, DEFAULT_GRACE_MS};
 use crate::shard::{AlertObserver, StatusSnapshot};
 
 /// How often the status line is printed: often enough to watch, rare enough to read.

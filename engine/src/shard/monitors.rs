@@ -29,9 +29,9 @@ use crate::alert::{render, MonitorInfo, RenderedAlert};
 use crate::clock::{Clock, MonotonicClock};
 use crate::colour::{Colour, ColourSet};
 use crate::manifest::{Monitor, Pulse};
+use crate::plan::Plan;
 use crate::probe::{Probe, ResultHandler, ShardInfo};
 use crate::ring::Job;
-use crate::runtime::Plan;
 use crate::state::{transition, Effect, Event, MonitorState, Policy};
 
 /// How often a shard publishes its status and looks at maintenance windows when no window

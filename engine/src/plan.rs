@@ -1,0 +1,109 @@
+//! A loaded manifest and how it runs: [`start_plan`] builds, on each shard's own thread, the
+//! shard's [`Monitors`] (its probe and result handler, with its actions and resolver client)
+//! and starts the runtime with them.
+//!
+//! What it is for: wiring the manifest, the resolver thread, the fleet status and the actions
+//! into shards. What it is not for: starting threads or routing monitors (`runtime`), or what
+//! a shard does with its monitors (`shard`).
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use cpra_net::resolver::{Resolver, ResolverConfig};
+
+use crate::actions::{Actions, ActionsConfig};
+use crate::clock::{Clock, MonotonicClock};
+use crate::manifest::{Monitor, Registry};
+use crate::probe::ShardInfo;
+use crate::runtime::{online_cores, Runtime, RuntimeConfig, RuntimeError};
+use crate::shard::{AlertObserver, FleetStatus, Monitors, WallClock};
+use crate::table::MonitorSpec;
+
+/// The loaded manifest, read-only and shared by every shard (cold config).
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub monitors: Vec<Monitor>,
+    pub registry: Registry,
+}
+
+impl Plan {
+    /// The runtime's view of the monitors: `cold` is the index in `monitors`.
+    pub fn specs(&self) -> Vec<MonitorSpec> {
+        self.monitors
+            .iter()
+            .enumerate()
+            .map(|(i, m)| MonitorSpec {
+                id_hash: m.id_hash(),
+                interval_ms: m.interval_ms().min(u64::from(u32::MAX)) as u32,
+                timeout_ms: m.timeout_ms().min(u64::from(u32::MAX)) as u32,
+                enabled: m.enabled,
+                cold: i as u32,
+            })
+            .collect()
+    }
+}
+
+/// How to run a plan.
+#[derive(Clone)]
+pub struct PlanConfig {
+    pub runtime: RuntimeConfig,
+    /// Adjusts each shard's actions settings (built on the shard from the production
+    /// defaults, the runtime's clock and the shard's resolver); `None` keeps the defaults.
+    pub actions: Option<ActionsTweak>,
+    /// Called on the shard for each alert as it is queued.
+    pub observer: Option<AlertObserver>,
+    /// Where maintenance windows read Unix time (ms); `None` is the system clock. Tests pass
+    /// a virtual one.
+    pub wall_clock: Option<WallClock>,
+}
+
+/// Changes a shard's [`ActionsConfig`] (e.g. shorter retry pauses in tests).
+pub type ActionsTweak = Arc<dyn Fn(&mut ActionsConfig) + Send + Sync>;
+
+/// A running plan: the runtime plus the fleet's status.
+pub struct RunningPlan {
+    pub runtime: Runtime,
+    pub status: FleetStatus,
+    /// Kept so the resolver thread lives as long as the shards.
+    _resolver: Resolver,
+}
+
+/// Starts the shards for `plan`. Fails (naming the monitor) if a spec is refused.
+pub fn start_plan(plan: Arc<Plan>, config: PlanConfig) -> Result<RunningPlan, RuntimeError> {
+    let shards = if config.runtime.shards == 0 { online_cores() } else { config.runtime.shards };
+    let status = FleetStatus::new(shards);
+    let resolver = Resolver::start(ResolverConfig::default())
+        .map_err(|e| RuntimeError::Start(format!("cannot start the resolver thread: {e}")))?;
+    let specs = plan.specs();
+    let factory = {
+        let status = status.clone();
+        let resolver = resolver.clone();
+        let actions = config.actions.clone();
+        let observer = config.observer.clone();
+        let wall_clock = config.wall_clock.clone();
+        move |info: &ShardInfo| {
+            let shard_resolver = Rc::new(resolver.shard_client());
+            let clock: Rc<dyn Clock> = Rc::new(MonotonicClock::new(info.epoch));
+            let mut actions_config = ActionsConfig::new(clock);
+            actions_config.resolver = Some(shard_resolver.clone());
+            actions_config.task_queue = Some(info.queues.actions);
+            if let Some(tweak) = &actions {
+                tweak(&mut actions_config);
+            }
+            let actions = Actions::new(actions_config);
+            let monitors = Monitors::new(
+                info,
+                plan.clone(),
+                shard_resolver,
+                actions,
+                status.clone(),
+                observer.clone(),
+                wall_clock.clone(),
+            );
+            (monitors.clone(), monitors)
+        }
+    };
+    let runtime_config = RuntimeConfig { shards, ..config.runtime };
+    let runtime = Runtime::start_with(runtime_config, specs, factory)?;
+    Ok(RunningPlan { runtime, status, _resolver: resolver })
+}
