@@ -246,6 +246,14 @@ impl Interners {
     }
 }
 
+/// An HTTP request as a manifest gives it (see `Ctx::request`).
+struct Request {
+    url: String,
+    method: String,
+    headers: Arc<Headers>,
+    body: Option<String>,
+}
+
 /// What decoding needs: where to report, and the shared interners.
 pub struct Ctx<'a> {
     pub file: &'a str,
@@ -380,6 +388,24 @@ impl Ctx<'_> {
                 self.refuse(f, key, p);
             }
         }
+    }
+
+    /// The request an http pulse or a webhook intervention sends (`url`, `method`, `headers`,
+    /// `body` in `f`), each checked, and the whole checked against the runtime's request bound.
+    fn request(&mut self, f: &Fields, example_url: &str, default_method: &str) -> Request {
+        let url = self.req_str(f, "url", example_url);
+        self.check_url(f, "url", &url);
+        let method = self
+            .opt_str(f, "method")
+            .map(|m| m.to_ascii_uppercase())
+            .unwrap_or_else(|| default_method.into());
+        self.check_method(f, "method", &method);
+        let headers = self.headers(f, "headers");
+        let body = self.opt_str(f, "body");
+        if let Err(p) = check::request_size(&url, &method, body.as_deref(), &headers) {
+            self.refuse(f, "body", p);
+        }
+        Request { url, method, headers, body }
     }
 
     /// Reports every key given twice in a mapping of `tree` (noted while it was built).
@@ -991,18 +1017,8 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
     let pulse = match kind {
         "http" => {
             let c = ctx.config(f, "config", HTTP_FIELDS);
-            let url = ctx.req_str(&c, "url", "https://example.com/health");
-            ctx.check_url(&c, "url", &url);
-            let method = ctx
-                .opt_str(&c, "method")
-                .map(|m| m.to_ascii_uppercase())
-                .unwrap_or_else(|| "GET".into());
-            ctx.check_method(&c, "method", &method);
-            let headers = ctx.headers(&c, "headers");
-            let body = ctx.opt_str(&c, "body");
-            if let Err(p) = check::request_size(&url, &method, body.as_deref(), &headers) {
-                ctx.refuse(&c, "body", p);
-            }
+            let Request { url, method, headers, body } =
+                ctx.request(&c, "https://example.com/health", "GET");
             let expected_status = decode_statuses(ctx, &c);
             let insecure_skip_verify = ctx.bool_or(&c, "insecure_skip_verify", false);
             let retries = ctx.opt_int(&c, "retries", 0, i64::from(u32::MAX)).map(|v| v as u32);
@@ -1245,18 +1261,8 @@ fn decode_intervention(ctx: &mut Ctx, f: &Fields) -> Option<Intervention> {
         }
         "webhook" => {
             let t = ctx.config(f, "target", WEBHOOK_TARGET_FIELDS);
-            let url = ctx.req_str(&t, "url", "https://ops.example.com/restart");
-            ctx.check_url(&t, "url", &url);
-            let method = ctx
-                .opt_str(&t, "method")
-                .map(|m| m.to_ascii_uppercase())
-                .unwrap_or_else(|| "POST".into());
-            ctx.check_method(&t, "method", &method);
-            let headers = ctx.headers(&t, "headers");
-            let body = ctx.opt_str(&t, "body");
-            if let Err(p) = check::request_size(&url, &method, body.as_deref(), &headers) {
-                ctx.refuse(&t, "body", p);
-            }
+            let Request { url, method, headers, body } =
+                ctx.request(&t, "https://ops.example.com/restart", "POST");
             let timeout_ms = ctx.opt_duration_ms(&t, "timeout", true);
             let action = InterventionAction::Webhook { url, method, headers, body, timeout_ms };
             (action, t)
