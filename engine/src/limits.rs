@@ -23,7 +23,8 @@ pub use cpra_net::limits::Size;
 /// Notifications being sent at once by one shard (connections open to receivers). 32 keeps a
 /// burst of alerts moving (a receiver answers in tens of ms) while bounding sockets and memory
 /// per shard to a few MiB; at the bound, deliveries wait their turn in the queue. Not to be
-/// confused with the ring's in-flight checks ([`DEFAULT_MAX_IN_FLIGHT`]).
+/// confused with the ring's in-flight checks ([`DEFAULT_MAX_IN_FLIGHT`]). `cpra run` lowers it
+/// under a low file-descriptor limit (`fd_budget`).
 pub const DEFAULT_MAX_DELIVERIES_IN_FLIGHT: usize = 32;
 
 /// Deliveries queued per shard (waiting for a cooldown, a retry pause or an in-flight slot).
@@ -91,7 +92,8 @@ const _: () = assert!(DEFAULT_MAX_OPEN_LOG_FILES > 0 && MAX_RECENT_UNDELIVERED >
 /// The default bound on checks in flight per shard (in the ring or running in a probe). At
 /// 4096 a shard can hold 4096 slow checks (e.g. 4 s timeouts at 1000 checks/s) without
 /// refusing work, while a probe task per slot costs only a few hundred bytes each. At the
-/// bound the dispatcher stops and due monitors wait in the wheel for the next tick.
+/// bound the dispatcher stops and due monitors wait in the wheel for the next tick. `cpra run`
+/// lowers it to what the file-descriptor limit allows (`fd_budget`).
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 4096;
 
 /// The largest `max_in_flight` accepted: each slot has a probe task, and a million tasks per
