@@ -18,19 +18,25 @@ struct ChildGuard(Option<Child>);
 
 impl ChildGuard {
     /// Waits (at most [`BOUND`]) for the child to exit; returns its exit code and stderr.
+    /// Stderr is read as it comes, so a chatty child never blocks on a full pipe.
     fn wait(mut self) -> (Option<i32>, String) {
-        let mut child = self.0.take().expect("a child");
+        let mut stderr = self.0.as_mut().and_then(|c| c.stderr.take()).expect("piped stderr");
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
         let end = Instant::now() + BOUND;
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > end {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("cpra did not stop within {BOUND:?}");
+        let status = loop {
+            if let Some(status) = self.0.as_mut().expect("a child").try_wait().unwrap() {
+                break status;
             }
+            // The guard kills and reaps the child when this panics.
+            assert!(Instant::now() < end, "cpra did not stop within {BOUND:?}");
             std::thread::sleep(Duration::from_millis(50));
-        }
-        let out = child.wait_with_output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        };
+        self.0 = None;
+        (status.code(), reader.join().unwrap())
     }
 }
 
