@@ -280,3 +280,10 @@ pub const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
 
 /// The header block the `HugeHeader` server sends: 1 MiB, 64 times the client's bound.
 pub const HUGE_HEADER_BYTES: usize = 1024 * 1024;
+
+// ---- the journal (store/) ----
+
+/// Largest journal record body. The biggest record is a queued alert (its summary, action and
+/// next steps, each a line, and ids of at most a few hundred bytes): a few KiB. 64 KiB leaves
+/// room, and a length field above it is read as a torn or corrupt record, not an allocation.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024;
