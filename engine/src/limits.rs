@@ -129,9 +129,10 @@ pub const LATENESS_MAX_US: u64 = 3_600_000_000;
 
 /// Descriptors the process holds apart from its shards and resolver: stdio (3), the manifest
 /// while it loads (1), the signal handlers' pipe (1), a log file and the API's listen socket
-/// to come (2), and what libraries open on their own for a moment (glibc's NSS and
-/// `/etc/resolv.conf` reads, the CA bundle, a systemctl child's pipes: 9).
-pub const FD_RESERVE_PROCESS: u64 = 16;
+/// to come (2), the data dir's lock file (1), and what libraries open on their own for a
+/// moment (glibc's NSS and `/etc/resolv.conf` reads, the CA bundle, a systemctl child's
+/// pipes: 9).
+pub const FD_RESERVE_PROCESS: u64 = 17;
 
 /// Descriptors one resolver thread may hold in a lookup: `getaddrinfo` opens a UDP socket
 /// (and a TCP one on a truncated answer) and reads `/etc/hosts`.
@@ -150,6 +151,10 @@ pub const FD_RESERVE_INTERVENTIONS_PER_SHARD: u64 = 8;
 
 /// Descriptors a shard's ICMP client holds: one IPv4 and one IPv6 socket.
 pub const FDS_ICMP_PER_SHARD: u64 = 2;
+
+/// Descriptors a shard's journal holds: the segment it appends to, and one more while it
+/// reads its files at start or writes a snapshot beside the segment.
+pub const FDS_JOURNAL_PER_SHARD: u64 = 2;
 
 /// The fewest checks in flight per shard CPRA starts with. Below 16 a handful of targets that
 /// time out would hold every slot and delay all other checks by their timeout; a limit that

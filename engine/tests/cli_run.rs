@@ -70,6 +70,8 @@ fn sigterm_during_a_burst_of_alerts_delivers_them_before_exit() {
             "20s",
             "--log-format",
             "json",
+            "--data-dir",
+            "none",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -311,7 +313,8 @@ fn lenient_makes_a_misspelt_field_a_warning_for_validate_and_run() {
     assert!(report.starts_with(&warning), "{report}");
     assert!(report.contains("valid: 1 monitors, 0 errors, 1 warnings"), "{report}");
 
-    let (run_code, _, run_err) = cpra(&["run", "--lenient", file, "--duration", "1s"]);
+    let (run_code, _, run_err) =
+        cpra(&["run", "--lenient", file, "--duration", "1s", "--data-dir", "none"]);
     assert_eq!(run_code, Some(0), "{run_err}");
     assert!(run_err.contains("unknown field 'intervall'") && run_err.contains("stopped: "));
 
@@ -336,6 +339,7 @@ fn a_short_run_stops_by_itself_and_reports() {
     );
     let out = Command::new(CPRA)
         .args(["run", path.to_str().unwrap(), "--duration", "3s", "--shards", "1"])
+        .args(["--data-dir", "none"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -343,4 +347,112 @@ fn a_short_run_stops_by_itself_and_reports() {
     // The final status line and summary (how many checks ran depends on the machine's load).
     assert!(stderr.contains("monitors 1 up "), "{stderr}");
     assert!(stderr.contains("stopped: ") && stderr.contains("0 undelivered"), "{stderr}");
+}
+
+/// A child `cpra run` stopped (killed and reaped) however the test ends.
+struct Child(Option<std::process::Child>);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn a_second_process_on_the_same_data_dir_is_refused_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "one.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n",
+    );
+    let data = dir.path().join("data");
+    let file = path.to_str().unwrap();
+    let data_arg = data.to_str().unwrap();
+    let mut first = Child(Some(
+        Command::new(CPRA)
+            .args(["run", file, "--shards", "1", "--data-dir", data_arg, "--fsync", "never"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let pid = first.0.as_ref().unwrap().id();
+    // The first holds the lock once its pid is in the lock file (it writes it after locking).
+    let started = Instant::now();
+    while std::fs::read_to_string(data.join("lock")).unwrap_or_default().trim() != pid.to_string() {
+        assert!(started.elapsed() < BOUND, "the first run never took the data dir");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, _, stderr) = cpra(&["run", file, "--shards", "1", "--data-dir", data_arg]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: not starting: the data dir {data_arg} is in use by process {pid}"
+        )),
+        "{stderr}"
+    );
+    assert!(data.join("shard-0").is_dir());
+    if let Some(mut c) = first.0.take() {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    // Killed, the first leaves no stale lock: the kernel dropped it with the process.
+    let (code, _, stderr) = cpra(&[
+        "run",
+        file,
+        "--shards",
+        "1",
+        "--data-dir",
+        data_arg,
+        "--fsync",
+        "never",
+        "--duration",
+        "1s",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains(&format!("data dir {data_arg}: never synced")), "{stderr}");
+}
+
+#[test]
+fn data_dir_none_runs_without_persistence_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "one.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n",
+    );
+    let out = Command::new(CPRA)
+        .args(["run", path.to_str().unwrap(), "--shards", "1", "--duration", "1s"])
+        .args(["--data-dir", "none"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("no data dir (--data-dir none)"), "{stderr}");
+    assert!(!dir.path().join("cpra-data").exists());
+}
+
+#[test]
+fn the_default_data_dir_is_cpra_data_in_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "one.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n",
+    );
+    let out = Command::new(CPRA)
+        .args(["run", path.to_str().unwrap(), "--shards", "1", "--duration", "1s"])
+        .args(["--fsync", "never"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(dir.path().join("cpra-data/shard-0").is_dir(), "{stderr}");
+    assert!(dir.path().join("cpra-data/lock").is_file());
 }

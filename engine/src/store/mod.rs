@@ -12,10 +12,39 @@
 //! can only cut short, never scramble: a record is either whole and checked, or the torn tail
 //! that recovery drops.
 
+pub mod datadir;
 pub mod frame;
 pub mod record;
 pub mod segment;
 
+pub use datadir::{DataDir, DEFAULT_DATA_DIR, NO_DATA_DIR};
 pub use frame::{encode, FrameError, Frames};
 pub use record::{Record, SavedAlert};
 pub use segment::{read_shard_dir, segment_path, ShardLog, TornTail};
+
+use std::path::PathBuf;
+
+/// The group commit interval when `--fsync-interval` is not given: at most one `fdatasync`
+/// per shard per 10 ms. An incident or an alert waits at most this long (plus the sync) before
+/// it acts, which no receiver notices, and 100 syncs a second per shard is far below what any
+/// disk sustains.
+pub const DEFAULT_FSYNC_INTERVAL_MS: u64 = 10;
+
+/// When the journal's writes are made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fsync {
+    /// Group commit: at most one `fdatasync` per shard per this many ms; what must be durable
+    /// before it acts (an incident before its first alert, an alert before its first delivery)
+    /// waits for the next one.
+    EveryMs(u64),
+    /// Never sync: the page cache decides. For tests and throwaway runs; a process crash loses
+    /// nothing, a power loss may lose anything not yet written back.
+    Never,
+}
+
+/// Where and how a run keeps its journal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JournalConfig {
+    pub dir: PathBuf,
+    pub fsync: Fsync,
+}
