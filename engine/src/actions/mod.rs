@@ -300,7 +300,14 @@ pub struct Actions {
     counters: CounterCells,
     recent_undelivered: RefCell<VecDeque<Undelivered>>,
     sender: send::Sender,
+    /// Told when a journaled alert (its outbox id) is delivered (`true`) or given up
+    /// (`false`), so the journal stops keeping it. Not told when a shutdown leaves it unsent:
+    /// it is sent after the restart.
+    outbox_settled: RefCell<Option<OutboxSettled>>,
 }
+
+/// See [`Actions::on_outbox_settled`].
+pub type OutboxSettled = Box<dyn Fn(u64, bool)>;
 
 impl Actions {
     pub fn new(config: ActionsConfig) -> Rc<Actions> {
@@ -316,7 +323,19 @@ impl Actions {
             recent_undelivered: RefCell::new(VecDeque::with_capacity(MAX_RECENT_UNDELIVERED)),
             sender,
             config,
+            outbox_settled: RefCell::new(None),
         })
+    }
+
+    /// Sets what is told when a delivery queued with an outbox id settles.
+    pub fn on_outbox_settled(&self, settled: OutboxSettled) {
+        *self.outbox_settled.borrow_mut() = Some(settled);
+    }
+
+    fn settle(&self, outbox: Option<u64>, delivered: bool) {
+        if let (Some(id), Some(settled)) = (outbox, self.outbox_settled.borrow().as_ref()) {
+            settled(id, delivered);
+        }
     }
 
     /// Spawns a delivery or an intervention into the shard's actions queue (see
@@ -343,15 +362,26 @@ impl Actions {
         alert: Rc<RenderedAlert>,
     ) {
         for endpoint in endpoints {
-            self.queue_one(monitor, endpoint.clone(), alert.clone());
+            self.queue_delivery(monitor, endpoint.clone(), alert.clone(), None);
         }
     }
 
-    fn queue_one(self: &Rc<Self>, monitor: u32, endpoint: Arc<Notify>, alert: Rc<RenderedAlert>) {
+    /// Queues `alert` to one endpoint; `outbox` is its journal id, if the journal keeps it
+    /// (see [`Self::on_outbox_settled`]).
+    pub fn queue_delivery(
+        self: &Rc<Self>,
+        monitor: u32,
+        endpoint: Arc<Notify>,
+        alert: Rc<RenderedAlert>,
+        outbox: Option<u64>,
+    ) {
         let key = DedupKey::new(&endpoint, monitor, alert.colour, alert.not_before_ms);
         let mut queue = self.queue.borrow_mut();
         if queue.contains(&key) {
             bump(&self.counters.deduplicated);
+            drop(queue);
+            // The same alert is on its way: this copy needs no keeping.
+            self.settle(outbox, true);
             return;
         }
         bump(&self.counters.queued);
@@ -360,6 +390,7 @@ impl Actions {
         if queue.len() >= self.config.max_queued {
             drop(queue);
             self.record_undelivered(job, monitor, &endpoint, &alert, "delivery queue full");
+            self.settle(outbox, false);
             return;
         }
         // Registered before the task is spawned: glommio may poll a new task at once, and a
@@ -376,7 +407,7 @@ impl Actions {
                     .entry(lane_key)
                     .or_insert_with(|| Rc::new(Semaphore::new(1)))
                     .clone();
-                me.deliver(job, monitor, endpoint, alert, &lane).await;
+                me.deliver(job, monitor, endpoint, alert, &lane, outbox).await;
                 drop(lane);
                 me.release_lane(lane_key);
                 me.finish_job(job);
@@ -407,6 +438,7 @@ impl Actions {
         endpoint: Arc<Notify>,
         alert: Rc<RenderedAlert>,
         lane: &Semaphore,
+        outbox: Option<u64>,
     ) {
         let now_ms = self.config.clock.now_ms();
         if alert.not_before_ms > now_ms {
@@ -425,6 +457,7 @@ impl Actions {
             match schedule.next(&result, self.config.clock.now_ms()) {
                 retry::Next::Delivered => {
                     bump(&self.counters.sent);
+                    self.settle(outbox, true);
                     tracing::debug!(
                         job,
                         monitor_id = %alert.monitor_id,
@@ -437,6 +470,7 @@ impl Actions {
                 }
                 retry::Next::GiveUp(reason) => {
                     self.record_undelivered(job, monitor, &endpoint, &alert, &reason);
+                    self.settle(outbox, false);
                     return;
                 }
                 retry::Next::RetryAt(at_ms) => {

@@ -262,7 +262,7 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         }
     };
     // Held (locked) until the run ends.
-    let _data_dir = match &config.journal {
+    let data_dir = match &config.journal {
         None => {
             tracing::info!(
                 "no data dir (--data-dir none): incidents and queued alerts are not kept across \
@@ -285,6 +285,19 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
             }
         },
     };
+    // Recovery reads every shard's journal before any executor starts.
+    let recovery = match (&data_dir, &config.journal) {
+        (Some(dir), Some(journal)) => {
+            match crate::store::recover(dir, &plan, fds.shards as usize, journal.fsync) {
+                Ok((recovery, _)) => Some(Arc::new(recovery)),
+                Err(e) => {
+                    let _ = writeln!(out, "error: not starting: {e}");
+                    return EXIT_INVALID;
+                }
+            }
+        }
+        _ => None,
+    };
     let plan_config = PlanConfig {
         runtime: RuntimeConfig {
             shards: config.shards,
@@ -295,6 +308,7 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         actions: Some(fds.actions_tweak()),
         observer: config.observer.clone(),
         wall_clock: None,
+        journal: recovery,
     };
     let running = match start_plan(plan, plan_config) {
         Ok(p) => p,

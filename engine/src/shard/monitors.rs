@@ -28,11 +28,12 @@ use crate::actions::{self, Actions, InterventionResult};
 use crate::alert::{render, MonitorInfo, RenderedAlert};
 use crate::clock::{Clock, MonotonicClock};
 use crate::colour::{Colour, ColourSet};
-use crate::manifest::{Monitor, Pulse};
+use crate::manifest::{Monitor, Notify, Pulse};
 use crate::plan::Plan;
 use crate::probe::{Probe, ResultHandler, ShardInfo};
 use crate::ring::Job;
 use crate::state::{transition, Effect, Event, MonitorState, Policy};
+use crate::store::{config_check, endpoint_check, Journal, Record, Recovery, SavedAlert};
 
 /// How often a shard publishes its status and looks at maintenance windows when no window
 /// boundary comes sooner: 250 ms keeps the status line fresh at 4 cheap wake-ups a second.
@@ -86,6 +87,17 @@ pub struct Monitors {
     local_status: Cell<StatusSnapshot>,
     observer: Option<AlertObserver>,
     wall_clock: Option<WallClock>,
+    /// `None` without a data dir.
+    journal: Option<Rc<Journal>>,
+    /// Per monitor, the checksum of its check config the journal records (empty without a
+    /// journal).
+    configs: Box<[u32]>,
+}
+
+/// A shard's journal and what recovery found for the run.
+pub struct ShardJournal {
+    pub journal: Rc<Journal>,
+    pub recovery: Arc<Recovery>,
 }
 
 /// The policy the state machine applies to a monitor: its thresholds (defaults and bounds
@@ -110,6 +122,7 @@ impl From<&Monitor> for Policy {
 }
 
 impl Monitors {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         info: &ShardInfo,
         plan: Arc<Plan>,
@@ -118,6 +131,7 @@ impl Monitors {
         status: FleetStatus,
         observer: Option<AlertObserver>,
         wall_clock: Option<WallClock>,
+        journal: Option<ShardJournal>,
     ) -> Rc<Monitors> {
         let n = info.monitors.len();
         let cold: Box<[u32]> = info.monitors.iter().map(|s| s.cold).collect();
@@ -133,12 +147,26 @@ impl Monitors {
             .collect();
         let has_icmp = manifest_monitors().any(|m| matches!(m.pulse_check.pulse, Pulse::Icmp(_)));
         let unknown = n as u64;
+        let states = match &journal {
+            None => vec![MonitorState::new(); n],
+            Some(j) => manifest_monitors()
+                .map(|m| match j.recovery.states.get(&m.id) {
+                    Some(saved) => MonitorState::restore(*saved, false),
+                    None => MonitorState::new(),
+                })
+                .collect(),
+        };
+        let configs = match &journal {
+            None => Box::default(),
+            Some(_) => manifest_monitors().map(config_check).collect(),
+        };
+        let recovery = journal.as_ref().map(|j| j.recovery.clone());
         let monitors = Rc::new(Monitors {
             shard: info.shard,
             policies,
             hosts,
             with_windows,
-            states: RefCell::new(vec![MonitorState::new(); n]),
+            states: RefCell::new(states),
             health: RefCell::new(vec![Health::Unknown; n]),
             prepared: RefCell::new((0..n).map(|_| Prepared::Empty).collect()),
             tls_cache: RefCell::new(TlsConfigCache::default()),
@@ -153,9 +181,96 @@ impl Monitors {
             wall_clock,
             cold,
             plan,
+            journal: journal.map(|j| j.journal),
+            configs,
         });
         spawn_into(housekeeping(Rc::downgrade(&monitors)), info.queues.background).detach();
+        if let Some(recovery) = recovery {
+            monitors.resume(&recovery);
+        }
         monitors
+    }
+
+    /// After a restart: the journal hears which outbox alerts settle, the alerts not yet
+    /// delivered are queued again, and an intervention whose result died with the old process
+    /// is reported as unknown (never retried automatically, docs/state-machine.md).
+    fn resume(self: &Rc<Self>, recovery: &Recovery) {
+        let Some(journal) = &self.journal else { return };
+        let j = Rc::downgrade(journal);
+        self.actions.on_outbox_settled(Box::new(move |id, delivered| {
+            if let Some(j) = j.upgrade() {
+                j.append(&if delivered {
+                    Record::AlertDelivered { id }
+                } else {
+                    Record::AlertGivenUp { id }
+                });
+            }
+        }));
+        let now_ms = self.clock.now_ms();
+        let now_unix_ms = self.unix_now_ms();
+        for local in 0..self.cold.len() as u32 {
+            let monitor = self.monitor(local);
+            for saved in recovery.outbox.get(&monitor.id).into_iter().flatten() {
+                self.requeue(local, saved, now_ms, now_unix_ms);
+            }
+            if self.states.borrow()[local as usize].intervention_pending() {
+                tracing::warn!(
+                    monitor = %monitor.name,
+                    "an intervention was running when CPRA stopped: its outcome is unknown"
+                );
+                self.apply(local, Event::InterventionUnknown, now_ms, None);
+            }
+        }
+    }
+
+    /// Queues an outbox alert kept across a restart, if its endpoint is still there.
+    fn requeue(self: &Rc<Self>, local: u32, saved: &SavedAlert, now_ms: u64, now_unix_ms: i64) {
+        let monitor = self.monitor(local);
+        let endpoints = actions::endpoints_for(&monitor.codes, saved.colour, &self.plan.registry);
+        let Some(endpoint) = endpoints
+            .get(usize::from(saved.endpoint))
+            .filter(|e| endpoint_check(e) == saved.endpoint_check)
+        else {
+            tracing::warn!(
+                monitor = %monitor.name,
+                colour = saved.colour.as_str(),
+                "an alert queued before the restart is dropped: its endpoint is no longer in \
+                 the manifest"
+            );
+            if let Some(j) = &self.journal {
+                j.append(&Record::AlertGivenUp { id: saved.id });
+            }
+            return;
+        };
+        let target = describe_target(&monitor.pulse_check.pulse);
+        let info = MonitorInfo {
+            id: &monitor.id,
+            name: &monitor.name,
+            target: &target,
+            intervention: None,
+        };
+        let wait_ms = (saved.not_before_unix_ms - now_unix_ms).max(0) as u64;
+        let alert = crate::alert::rebuild(
+            saved.colour,
+            saved.reason,
+            &info,
+            saved.incident_seq,
+            saved.summary.clone(),
+            saved.action.clone(),
+            saved.next_steps.clone(),
+            now_ms + wait_ms,
+        );
+        let mut s = self.local_status.get();
+        s.alerts_queued += 1;
+        self.local_status.set(s);
+        self.actions.queue_delivery(local, endpoint.clone(), Rc::new(alert), Some(saved.id));
+    }
+
+    fn unix_now_ms(&self) -> i64 {
+        match &self.wall_clock {
+            Some(clock) => clock(),
+            None => chrono::Utc::now().timestamp_millis(),
+        }
     }
 
     fn monitor(&self, local: u32) -> &Monitor {
@@ -261,10 +376,46 @@ impl Monitors {
         outcome: Option<&Outcome>,
     ) {
         let i = local as usize;
-        let effects = {
+        let (effects, saved) = {
             let mut states = self.states.borrow_mut();
-            transition(&mut states[i], &self.policies[i], event, now_ms)
+            let before = states[i].saved();
+            let effects = transition(&mut states[i], &self.policies[i], event, now_ms);
+            let after = states[i].saved();
+            (effects, (before != after).then_some(after))
         };
+        // Journal first, act after: everything a transition records precedes, in the journal,
+        // the alerts it queues, and those wait for the commit (`Journal::then`).
+        if let Some(journal) = &self.journal {
+            let id = || self.monitor(local).id.clone();
+            if let Some(state) = saved {
+                journal.append(&Record::MonitorState {
+                    monitor: id(),
+                    config: self.configs[i],
+                    state,
+                });
+            }
+            for effect in &effects {
+                match *effect {
+                    Effect::IncidentOpened { incident_seq } => {
+                        journal.append(&Record::IncidentOpened {
+                            monitor: id(),
+                            incident_seq,
+                            at_unix_ms: self.unix_now_ms(),
+                            colour: Colour::Red,
+                        })
+                    }
+                    Effect::IncidentClosed { incident_seq, silent } => {
+                        journal.append(&Record::IncidentClosed {
+                            monitor: id(),
+                            incident_seq,
+                            at_unix_ms: self.unix_now_ms(),
+                            colour: (!silent).then_some(Colour::Green),
+                        })
+                    }
+                    _ => {}
+                }
+            }
+        }
         for effect in &effects {
             self.apply_effect(local, effect, outcome);
         }
@@ -273,7 +424,7 @@ impl Monitors {
     fn apply_effect(self: &Rc<Self>, local: u32, effect: &Effect, outcome: Option<&Outcome>) {
         let monitor = self.monitor(local);
         match *effect {
-            Effect::Alert { colour, .. } => {
+            Effect::Alert { colour, incident_seq, .. } => {
                 let target = describe_target(&monitor.pulse_check.pulse);
                 let intervention = monitor
                     .intervention
@@ -302,7 +453,13 @@ impl Monitors {
                 let mut s = self.local_status.get();
                 s.alerts_queued += endpoints.len() as u64;
                 self.local_status.set(s);
-                self.actions.queue_alert(local, &endpoints, Rc::new(alert));
+                let alert = Rc::new(alert);
+                match &self.journal {
+                    None => self.actions.queue_alert(local, &endpoints, alert),
+                    Some(journal) => {
+                        self.queue_durably(journal, local, endpoints, alert, incident_seq)
+                    }
+                }
             }
             Effect::StartIntervention { attempt } => {
                 let Some(intervention) = &monitor.intervention else {
@@ -337,6 +494,45 @@ impl Monitors {
                 tracing::info!(monitor = %monitor.name, incident_seq, silent, "incident closed");
             }
         }
+    }
+
+    /// Records `alert` in the outbox, once per endpoint, and queues its deliveries once that
+    /// is durable.
+    fn queue_durably(
+        &self,
+        journal: &Journal,
+        local: u32,
+        endpoints: Vec<Arc<Notify>>,
+        alert: Rc<RenderedAlert>,
+        incident_seq: Option<u32>,
+    ) {
+        let monitor = self.monitor(local);
+        let now_unix_ms = self.unix_now_ms();
+        let wait_ms = alert.not_before_ms.saturating_sub(self.clock.now_ms());
+        let mut ids = Vec::with_capacity(endpoints.len());
+        for (k, endpoint) in endpoints.iter().enumerate() {
+            let id = journal.next_alert_id();
+            ids.push(id);
+            journal.append(&Record::AlertQueued(SavedAlert {
+                id,
+                monitor: monitor.id.clone(),
+                endpoint: k.min(usize::from(u16::MAX)) as u16,
+                endpoint_check: endpoint_check(endpoint),
+                colour: alert.colour,
+                reason: alert.reason,
+                incident_seq,
+                summary: alert.summary.clone(),
+                action: alert.action.clone(),
+                next_steps: alert.next_steps.clone(),
+                not_before_unix_ms: now_unix_ms.saturating_add(wait_ms as i64),
+            }));
+        }
+        let actions = self.actions.clone();
+        journal.then(Box::new(move || {
+            for (endpoint, id) in endpoints.into_iter().zip(ids) {
+                actions.queue_delivery(local, endpoint, alert.clone(), Some(id));
+            }
+        }));
     }
 
     /// Publishes this shard's status (with the delivery counts of its actions).
@@ -427,7 +623,16 @@ impl ResultHandler for Rc<Monitors> {
     fn drain(&mut self, grace_ms: u64) -> Option<Pin<Box<dyn Future<Output = ()>>>> {
         let me = self.clone();
         Some(Box::pin(async move {
-            me.actions.drain(Duration::from_millis(grace_ms)).await;
+            let grace = Duration::from_millis(grace_ms);
+            // Alerts waiting for a commit are queued once it lands; then what settles while
+            // draining is recorded too.
+            if let Some(journal) = &me.journal {
+                journal.flush(grace).await;
+            }
+            me.actions.drain(grace).await;
+            if let Some(journal) = &me.journal {
+                journal.flush(grace).await;
+            }
             me.publish();
         }))
     }

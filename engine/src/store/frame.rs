@@ -153,7 +153,8 @@ mod tests {
             Record::AlertQueued(SavedAlert {
                 id: u64::MAX,
                 monitor: monitor(),
-                endpoint: "ops-webhook".into(),
+                endpoint: 2,
+                endpoint_check: 0x1234_5678,
                 colour: Colour::Red,
                 reason: Reason::ThresholdReached,
                 incident_seq: Some(3),

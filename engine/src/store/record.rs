@@ -46,8 +46,11 @@ pub struct SavedAlert {
     /// Unique within the shard's journal: the delivery and give-up records name it.
     pub id: u64,
     pub monitor: String,
-    /// The endpoint's name in the manifest's notifiers.
-    pub endpoint: String,
+    /// Which of the monitor's endpoints for `colour` (`actions::endpoints_for`, in order).
+    pub endpoint: u16,
+    /// A checksum of that endpoint's config: recovery sends the alert only if the endpoint at
+    /// that place is still the same one.
+    pub endpoint_check: u32,
     pub colour: Colour,
     pub reason: Reason,
     /// `None` for gray (a maintenance window is not an incident).

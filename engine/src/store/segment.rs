@@ -45,7 +45,8 @@ impl fmt::Display for TornTail {
 /// What one shard directory holds, read back in order.
 #[derive(Debug, Default)]
 pub struct ShardLog {
-    pub records: Vec<Record>,
+    /// Each segment's number and records, in segment order.
+    pub segments: Vec<(u64, Vec<Record>)>,
     /// Torn tails dropped (at most one per segment: each segment was written by one process,
     /// and only its end can be torn).
     pub torn: Vec<TornTail>,
@@ -53,14 +54,12 @@ pub struct ShardLog {
     pub next_segment: u64,
 }
 
-/// Reads every segment of `dir` in order. A segment's torn tail is dropped and the segment
-/// cut back to its last whole record, so the tail is reported once, not at every start. A
-/// directory that does not exist holds nothing.
-pub fn read_shard_dir(dir: &Path) -> io::Result<ShardLog> {
+/// Every segment number in `dir`, unsorted.
+pub fn segment_numbers(dir: &Path) -> io::Result<Vec<u64>> {
     let mut numbers = Vec::new();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ShardLog::default()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(numbers),
         Err(e) => return Err(e),
     };
     for entry in entries {
@@ -70,6 +69,14 @@ pub fn read_shard_dir(dir: &Path) -> io::Result<ShardLog> {
             numbers.push(n);
         }
     }
+    Ok(numbers)
+}
+
+/// Reads every segment of `dir` in order. A segment's torn tail is dropped and the segment
+/// cut back to its last whole record, so the tail is reported once, not at every start. A
+/// directory that does not exist holds nothing.
+pub fn read_shard_dir(dir: &Path) -> io::Result<ShardLog> {
+    let mut numbers = segment_numbers(dir)?;
     numbers.sort_unstable();
     let mut log =
         ShardLog { next_segment: numbers.last().map_or(0, |n| n + 1), ..ShardLog::default() };
@@ -77,12 +84,14 @@ pub fn read_shard_dir(dir: &Path) -> io::Result<ShardLog> {
         let path = segment_path(dir, n);
         let bytes = fs::read(&path)?;
         let mut torn = None;
+        let mut records = Vec::new();
         for frame in Frames::new(&bytes) {
             match frame {
-                Ok((_, record)) => log.records.push(record),
+                Ok((_, record)) => records.push(record),
                 Err((offset, error)) => torn = Some((offset, error)),
             }
         }
+        log.segments.push((n, records));
         if let Some((offset, error)) = torn {
             fs::OpenOptions::new().write(true).open(&path)?.set_len(offset as u64)?;
             log.torn.push(TornTail {
@@ -126,14 +135,14 @@ mod tests {
         fs::write(dir.path().join("notes.txt"), "not a segment").unwrap();
 
         let log = read_shard_dir(dir.path()).unwrap();
-        assert_eq!(log.records, [opened(1), opened(2), opened(4)]);
+        assert_eq!(log.segments, [(2, vec![opened(1), opened(2)]), (9, vec![opened(4)])]);
         assert_eq!(log.next_segment, 10);
         assert_eq!(log.torn.len(), 1);
         assert_eq!(log.torn[0].offset, whole as u64);
         assert_eq!(log.torn[0].error, FrameError::Truncated);
 
         let again = read_shard_dir(dir.path()).unwrap();
-        assert_eq!(again.records, log.records);
+        assert_eq!(again.segments, log.segments);
         assert!(again.torn.is_empty(), "the tail was cut back: {:?}", again.torn);
     }
 
@@ -141,7 +150,7 @@ mod tests {
     fn a_missing_directory_holds_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let log = read_shard_dir(&dir.path().join("shard-3")).unwrap();
-        assert!(log.records.is_empty() && log.torn.is_empty());
+        assert!(log.segments.is_empty() && log.torn.is_empty());
         assert_eq!(log.next_segment, 0);
     }
 }
