@@ -274,3 +274,134 @@ fn write_durably(path: &Path, bytes: &[u8], fsync: Fsync) -> io::Result<()> {
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::colour::Colour;
+    use crate::manifest::{load_str, LoadOptions};
+    use crate::state::{transition, Event, Generation, Policy, Reason};
+    use crate::store::{read_shard_dir, DataDir};
+
+    fn plan(yaml: &str) -> Plan {
+        let (monitors, report) = load_str(yaml, None, &LoadOptions::default());
+        assert!(report.is_valid(), "{:?}", report.problems.kept);
+        Plan { monitors, registry: report.registry }
+    }
+
+    const TWO: &str = "monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n  - name: b\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 2}}\n";
+
+    /// A state with an open incident (3 failures under unhealthy 2), numbered `seq + 1`.
+    fn down(seq: u32) -> SavedState {
+        let policy = Policy { unhealthy: 2, ..Policy::default() };
+        let mut s = MonitorState::resume(seq);
+        for g in 1..=3 {
+            let generation = s.begin_check(Generation::new(g));
+            let kind = cpra_net::FailureKind::ConnectRefused;
+            transition(&mut s, &policy, Event::CheckFailed { generation, kind }, 1000);
+        }
+        assert!(s.incident_open());
+        s.saved()
+    }
+
+    fn write_segment(dir: &Path, number: u64, records: &[Record]) {
+        let mut bytes = Vec::new();
+        for r in records {
+            encode(r, &mut bytes).unwrap();
+        }
+        fs::create_dir_all(dir).unwrap();
+        fs::write(segment_path(dir, number), bytes).unwrap();
+    }
+
+    fn alert(id: u64, monitor: &str) -> SavedAlert {
+        SavedAlert {
+            id,
+            monitor: monitor.into(),
+            endpoint: 0,
+            endpoint_check: 0,
+            colour: Colour::Red,
+            reason: Reason::ThresholdReached,
+            incident_seq: Some(1),
+            summary: "down".into(),
+            action: "look".into(),
+            next_steps: vec![],
+            not_before_unix_ms: 0,
+        }
+    }
+
+    #[test]
+    fn state_is_routed_by_id_checked_against_the_config_and_checkpointed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let plan = plan(TWO);
+        let a = &plan.monitors[0];
+        let (a_id, b_id) = (a.id.clone(), plan.monitors[1].id.clone());
+        // Last run had 3 shards; 'a' lived on shard 2, 'gone' on shard 1; 'b' changed its
+        // check config since.
+        let state = |monitor: &str, config: u32, state: SavedState| Record::MonitorState {
+            monitor: monitor.into(),
+            config,
+            state,
+        };
+        write_segment(
+            &tmp.path().join("shard-2"),
+            4,
+            &[
+                state(&a_id, config_check(a), down(0)),
+                Record::AlertQueued(alert(7, &a_id)),
+                Record::AlertQueued(alert(8, &a_id)),
+                Record::AlertDelivered { id: 7 },
+            ],
+        );
+        write_segment(
+            &tmp.path().join("shard-1"),
+            3,
+            &[
+                state("gone", 1, down(0)),
+                state(&b_id, 12345, down(4)),
+                Record::IncidentOpened {
+                    monitor: b_id.clone(),
+                    incident_seq: 9,
+                    at_unix_ms: 0,
+                    colour: Colour::Red,
+                },
+            ],
+        );
+        let dir = DataDir::open(tmp.path(), 1).unwrap();
+        let (recovery, report) = recover(&dir, &plan, 1, Fsync::Never).unwrap();
+
+        assert_eq!(report.dropped, ["gone"]);
+        assert_eq!((report.monitors, report.open_incidents, report.alerts), (2, 2, 1));
+        assert_eq!(report.config_changed, 1);
+        let a_state = MonitorState::restore(recovery.states[&a_id], false);
+        assert!(a_state.incident_open());
+        assert_eq!((a_state.incident_seq(), a_state.consecutive_failures()), (1, 3));
+        // 'b' keeps its incident, restarts its counts, and its number continues past the
+        // highest the journal saw.
+        let b_state = MonitorState::restore(recovery.states[&b_id], false);
+        assert!(b_state.incident_open());
+        assert_eq!((b_state.incident_seq(), b_state.consecutive_failures()), (9, 0));
+        // Only the alert not delivered is kept, renumbered for this run.
+        let kept = &recovery.outbox[&a_id];
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].summary, "down");
+
+        // The checkpoint: one segment for the one shard, the old ones gone.
+        assert_eq!(recovery.shards.len(), 1);
+        for old in [1, 2] {
+            let left = segment_numbers(&tmp.path().join(format!("shard-{old}"))).unwrap();
+            assert!(left.is_empty(), "shard-{old}: {left:?}");
+        }
+        let log = read_shard_dir(&tmp.path().join("shard-0")).unwrap();
+        assert_eq!(log.segments.len(), 1);
+        assert_eq!(log.segments[0].0, 5, "numbered after every segment seen");
+        assert_eq!(log.segments[0].1.len(), 3, "two states and one alert");
+
+        // Recovering again from the checkpoint finds the same.
+        drop(dir);
+        let dir = DataDir::open(tmp.path(), 1).unwrap();
+        let (again, report) = recover(&dir, &plan, 1, Fsync::Never).unwrap();
+        assert_eq!(again.states, recovery.states);
+        assert!(report.dropped.is_empty());
+        assert_eq!(report.config_changed, 0);
+    }
+}
