@@ -292,3 +292,10 @@ pub const HUGE_HEADER_BYTES: usize = 1024 * 1024;
 /// next steps, each a line, and ids of at most a few hundred bytes): a few KiB. 64 KiB leaves
 /// room, and a length field above it is read as a torn or corrupt record, not an allocation.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+
+/// A shard's journal segment is compacted (its live state written to a new segment, the old
+/// one removed) once it has grown by this much, or by twice its last snapshot if that is
+/// more: 4 MiB is 100 000 small records, a few seconds of writing a snapshot of it at
+/// most, and the doubling keeps compaction's cost in proportion to what was appended
+/// (amortised O(1) per record) for a shard whose live state is itself large.
+pub const JOURNAL_COMPACT_BYTES: u64 = 4 << 20;

@@ -101,10 +101,9 @@ pub fn start_plan(plan: Arc<Plan>, config: PlanConfig) -> Result<RunningPlan, Ru
                 let start = recovery.shards.get(info.shard)?;
                 let journal = Journal::start(
                     info.shard,
-                    start.segment.clone(),
-                    start.segment_len,
+                    start,
+                    info.shards,
                     recovery.fsync,
-                    start.next_alert_id,
                     info.queues.background,
                 );
                 Some(ShardJournal { journal, recovery: recovery.clone() })

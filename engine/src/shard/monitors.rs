@@ -9,6 +9,7 @@
 //! (`alert.rs`) or delivering (`actions`).
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -92,6 +93,10 @@ pub struct Monitors {
     /// Per monitor, the checksum of its check config the journal records (empty without a
     /// journal).
     configs: Box<[u32]>,
+    /// The journal's outbox: alerts queued and not yet delivered or given up, by id, for
+    /// the snapshots. Bounded by the delivery queue (`DEFAULT_MAX_QUEUED_DELIVERIES`): a
+    /// delivery that does not fit is given up at once.
+    outbox: RefCell<HashMap<u64, SavedAlert>>,
 }
 
 /// A shard's journal and what recovery found for the run.
@@ -183,6 +188,7 @@ impl Monitors {
             plan,
             journal: journal.map(|j| j.journal),
             configs,
+            outbox: RefCell::new(HashMap::new()),
         });
         spawn_into(housekeeping(Rc::downgrade(&monitors)), info.queues.background).detach();
         if let Some(recovery) = recovery {
@@ -195,10 +201,14 @@ impl Monitors {
     /// delivered are queued again, and an intervention whose result died with the old process
     /// is reported as unknown (never retried automatically, docs/state-machine.md).
     fn resume(self: &Rc<Self>, recovery: &Recovery) {
-        let Some(journal) = &self.journal else { return };
-        let j = Rc::downgrade(journal);
+        if self.journal.is_none() {
+            return;
+        }
+        let me = Rc::downgrade(self);
         self.actions.on_outbox_settled(Box::new(move |id, delivered| {
-            if let Some(j) = j.upgrade() {
+            let Some(me) = me.upgrade() else { return };
+            me.outbox.borrow_mut().remove(&id);
+            if let Some(j) = &me.journal {
                 j.append(&if delivered {
                     Record::AlertDelivered { id }
                 } else {
@@ -263,6 +273,7 @@ impl Monitors {
         let mut s = self.local_status.get();
         s.alerts_queued += 1;
         self.local_status.set(s);
+        self.outbox.borrow_mut().insert(saved.id, saved.clone());
         self.actions.queue_delivery(local, endpoint.clone(), Rc::new(alert), Some(saved.id));
     }
 
@@ -513,7 +524,7 @@ impl Monitors {
         for (k, endpoint) in endpoints.iter().enumerate() {
             let id = journal.next_alert_id();
             ids.push(id);
-            journal.append(&Record::AlertQueued(SavedAlert {
+            let saved = SavedAlert {
                 id,
                 monitor: monitor.id.clone(),
                 endpoint: k.min(usize::from(u16::MAX)) as u16,
@@ -525,7 +536,9 @@ impl Monitors {
                 action: alert.action.clone(),
                 next_steps: alert.next_steps.clone(),
                 not_before_unix_ms: now_unix_ms.saturating_add(wait_ms as i64),
-            }));
+            };
+            journal.append(&Record::AlertQueued(saved.clone()));
+            self.outbox.borrow_mut().insert(id, saved);
         }
         let actions = self.actions.clone();
         journal.then(Box::new(move || {
@@ -533,6 +546,47 @@ impl Monitors {
                 actions.queue_delivery(local, endpoint, alert.clone(), Some(id));
             }
         }));
+    }
+
+    /// The shard's live state as framed journal records: every monitor whose saved state is
+    /// not a fresh one (an incident number is kept even when healthy, so ids are never
+    /// reused) and every alert in the outbox.
+    fn snapshot(&self) -> Vec<u8> {
+        let fresh = MonitorState::new().saved();
+        let mut bytes = Vec::new();
+        for (i, state) in self.states.borrow().iter().enumerate() {
+            let saved = state.saved();
+            if saved == fresh {
+                continue;
+            }
+            let record = Record::MonitorState {
+                monitor: self.monitor(i as u32).id.clone(),
+                config: self.configs[i],
+                state: saved,
+            };
+            if let Err(e) = crate::store::encode(&record, &mut bytes) {
+                tracing::error!(shard = self.shard, "journal: cannot write {e}");
+            }
+        }
+        let mut alerts: Vec<&SavedAlert> = Vec::new();
+        let outbox = self.outbox.borrow();
+        alerts.extend(outbox.values());
+        alerts.sort_by_key(|a| a.id);
+        for alert in alerts {
+            if let Err(e) = crate::store::encode(&Record::AlertQueued(alert.clone()), &mut bytes) {
+                tracing::error!(shard = self.shard, "journal: cannot write {e}");
+            }
+        }
+        bytes
+    }
+
+    /// Compacts the journal when it has grown enough since the last snapshot.
+    fn compact_journal(&self) {
+        if let Some(journal) = &self.journal {
+            if journal.wants_snapshot() {
+                journal.snapshot(self.snapshot());
+            }
+        }
     }
 
     /// Publishes this shard's status (with the delivery counts of its actions).
@@ -583,6 +637,7 @@ async fn housekeeping(me: std::rc::Weak<Monitors>) {
         let wait_ms = {
             let Some(me) = me.upgrade() else { return };
             me.publish();
+            me.compact_journal();
             let now_unix_ms = match &me.wall_clock {
                 Some(clock) => clock(),
                 None => chrono::Utc::now().timestamp_millis(),

@@ -44,8 +44,9 @@ pub fn endpoint_check(endpoint: &Notify) -> u32 {
 /// What one shard starts from.
 #[derive(Debug, Default)]
 pub struct ShardStart {
-    /// The segment the shard appends to (its checkpoint).
+    /// The segment the shard appends to (its checkpoint), and its number.
     pub segment: PathBuf,
+    pub segment_number: u64,
     /// Its length (where appends start).
     pub segment_len: u64,
     /// The first outbox id the shard may give a new alert.
@@ -205,6 +206,7 @@ pub fn recover(
         write_durably(&path, bytes, fsync).map_err(|e| ctx("cannot write", &path, e))?;
         recovery.shards.push(ShardStart {
             segment: path,
+            segment_number: next_segment + shard as u64,
             segment_len: bytes.len() as u64,
             next_alert_id: alert_ids[shard],
         });
