@@ -251,17 +251,31 @@ async fn write_loop(me: Weak<Journal>) {
         let Some(batch) = Journal::next_batch(&me).await else { break };
         let Some(j) = me.upgrade() else { break };
         if batch.rotate {
-            match j.rotate(batch.bytes).await {
-                Ok(new) => {
-                    if let Some(old) = file.replace(new) {
-                        let _ = old.close().await;
+            // Kept in case the new segment cannot be written: then the snapshot is appended
+            // to the old one (a snapshot is records like any other).
+            let copy = batch.bytes.clone();
+            match j.rotate(file.take(), batch.bytes).await {
+                Ok(new) => file = Some(new),
+                Err(e) => {
+                    tracing::error!(
+                        shard = j.shard,
+                        "journal: cannot start a new segment: {e}; appending to the old one"
+                    );
+                    let old = j.path.borrow().clone();
+                    file = open(&old).await.ok();
+                    let result = match &file {
+                        Some(f) => j.write_batch(f, copy).await,
+                        None => Err("cannot reopen it".to_owned()),
+                    };
+                    if let Err(e) = result {
+                        tracing::error!(
+                            shard = j.shard,
+                            "journal: cannot write {}: {e}; what follows is sent but may not \
+                             survive a crash",
+                            old.display()
+                        );
                     }
                 }
-                Err(e) => tracing::error!(
-                    shard = j.shard,
-                    "journal: cannot write a snapshot: {e}; what follows is sent but may not \
-                     survive a crash"
-                ),
             }
             last_sync = Some(Instant::now());
         } else if let Some(file) = &file {
@@ -296,12 +310,43 @@ async fn write_loop(me: Weak<Journal>) {
 }
 
 impl Journal {
-    /// Writes `snapshot` as the next segment, makes it durable (when syncing), then removes
-    /// the segment it replaces; returns the new segment's file.
-    async fn rotate(&self, snapshot: Vec<u8>) -> Result<BufferedFile, String> {
+    /// Writes `snapshot` as the next segment, makes it durable (when syncing), then closes
+    /// and removes the segment it replaces (`old`); returns the new segment's file. At most two
+    /// descriptors at once (`FDS_JOURNAL_PER_SHARD`): the old file is closed before the
+    /// directory is opened to sync it.
+    async fn rotate(
+        &self,
+        old: Option<BufferedFile>,
+        snapshot: Vec<u8>,
+    ) -> Result<BufferedFile, String> {
         let number = self.number.get() + self.stride;
         let path = segment_path(&self.dir, number);
-        let new = open(&path).await.map_err(|e| e.to_string())?;
+        let new = match self.write_snapshot(&path, old, snapshot).await {
+            Ok(new) => new,
+            Err(e) => {
+                // A half-written newer segment would be read after the old one, which goes
+                // on taking appends: it must not stay.
+                let _ = glommio::io::remove(&path).await;
+                return Err(e);
+            }
+        };
+        let old = std::mem::replace(&mut *self.path.borrow_mut(), path);
+        self.number.set(number);
+        if let Err(e) = glommio::io::remove(&old).await {
+            // Harmless for recovery (the snapshot, numbered after it, supersedes it); only
+            // space is lost until the next start removes it.
+            tracing::warn!(shard = self.shard, "journal: cannot remove {}: {e}", old.display());
+        }
+        Ok(new)
+    }
+
+    async fn write_snapshot(
+        &self,
+        path: &std::path::Path,
+        old: Option<BufferedFile>,
+        snapshot: Vec<u8>,
+    ) -> Result<BufferedFile, String> {
+        let new = open(path).await.map_err(|e| e.to_string())?;
         let len = snapshot.len();
         let n = if len == 0 {
             0
@@ -311,17 +356,17 @@ impl Journal {
         if n < len {
             return Err(format!("wrote {n} of {len} bytes (is the disk full?)"));
         }
+        if let Some(old) = old {
+            let _ = old.close().await;
+        }
         if self.fsync.is_some() {
             new.fdatasync().await.map_err(|e| e.to_string())?;
             // The new name must be durable before the old file goes.
             sync_dir(&self.dir).await?;
             self.syncs.set(self.syncs.get() + 1);
         }
-        let old = std::mem::replace(&mut *self.path.borrow_mut(), path);
-        self.number.set(number);
         self.position.set(n as u64);
         self.written.set(self.written.get() + n as u64);
-        glommio::io::remove(&old).await.map_err(|e| e.to_string())?;
         Ok(new)
     }
 }
