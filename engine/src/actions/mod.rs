@@ -280,6 +280,8 @@ fn bump(c: &Cell<u64>) {
 /// shard shuts down first) and the task running the delivery.
 struct QueuedDelivery {
     alert: Rc<RenderedAlert>,
+    /// Its journal id, if the journal keeps it.
+    outbox: Option<u64>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -395,7 +397,7 @@ impl Actions {
         }
         // Registered before the task is spawned: glommio may poll a new task at once, and a
         // delivery with nothing to wait for finishes (and unregisters) in its first poll.
-        queue.insert(job, key, QueuedDelivery { alert: alert.clone(), task: None });
+        queue.insert(job, key, QueuedDelivery { alert: alert.clone(), outbox, task: None });
         drop(queue);
         let me = self.clone();
         let handle = self
@@ -520,6 +522,9 @@ impl Actions {
         let cancelled = self.queue.borrow_mut().remove_monitor(monitor);
         for (_, q) in cancelled {
             bump(&self.counters.cancelled);
+            // Cancelled by the state machine (disabled, config changed, removed): not to be
+            // sent after a restart either.
+            self.settle(q.outbox, false);
             if let Some(task) = q.task {
                 task.cancel();
             }
