@@ -263,3 +263,81 @@ fn a_routine_successful_check_writes_nothing() {
         std::fs::read_dir(&shard).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
     assert_eq!(bytes, 0, "a healthy monitor wrote to its journal");
 }
+
+/// Every monitor's statuses: `cycles` blocks of 3 failures then 3 successes, then healthy.
+fn flapping(cycles: usize) -> Vec<u16> {
+    (0..cycles).flat_map(|_| [503, 503, 503, 200, 200, 200]).collect()
+}
+
+#[test]
+fn twenty_kills_during_a_flapping_fleet_lose_no_incident_and_reuse_no_id() {
+    const KILLS: usize = 20;
+    let names = ["p", "q", "r"];
+    let target = ScriptedServer::start().unwrap();
+    let receiver = ScriptedServer::start().unwrap();
+    let statuses = flapping(60);
+    for n in names {
+        target.script(|s| s.statuses(&format!("/{n}"), &statuses, 200));
+    }
+    receiver.script(|s| s.statuses("/alerts", &[], 200));
+    let dir = tempfile::tempdir().unwrap();
+    let path = manifest(&dir, &names, &target, &receiver);
+    let data = dir.path().join("data");
+
+    for kill in 0..KILLS {
+        let run = Run::start(&path, &data, 1);
+        // A different moment each time: after 1 to 4 new deliveries.
+        let before = receiver.requests(Some("/alerts")).len();
+        let wait = 1 + kill % 4;
+        wait_until("alerts", || receiver.requests(Some("/alerts")).len() >= before + wait);
+        run.signal(libc::SIGKILL);
+    }
+    // The last run sees the fleet healthy. (Not flapping on: within one run a second
+    // incident's red waits out the first one's 5-minute cooldown, and its green waits behind
+    // it, longer than a test.)
+    for n in names {
+        target.script(|s| s.statuses(&format!("/{n}"), &[], 200));
+    }
+    let run = Run::start(&path, &data, 1);
+    for n in names {
+        more_checks(&target, n, 5);
+    }
+    // Every episode announced is closed by a green (the last green may still be on its way).
+    let closed = |got: &[(String, String)]| {
+        let ids: Vec<&String> = got.iter().map(|(_, id)| id).collect();
+        ids.iter().all(|id| got.contains(&pair("green", id)))
+    };
+    let end = Instant::now() + BOUND;
+    while !closed(&delivered(&receiver)) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        closed(&delivered(&receiver)),
+        "an episode without its green: {:?}",
+        delivered(&receiver)
+    );
+    drop(run);
+
+    let got = delivered(&receiver);
+    assert!(got.iter().any(|(c, _)| c == "red"), "no incident opened: the test proves nothing");
+    // No id names two incidents: in the order first delivered, an id's colours go yellow,
+    // red, green at most once each, nothing after its green.
+    for (i, (colour, id)) in got.iter().enumerate() {
+        let green_before = got[..i].contains(&pair("green", id));
+        assert!(!green_before, "{colour} for {id} after its green: {got:?}");
+        if colour == "yellow" {
+            assert!(!got[..i].contains(&pair("red", id)), "yellow after red for {id}: {got:?}");
+        }
+    }
+    // Each monitor's ids are consecutive from 1: none skipped for an incident it had, none
+    // reused.
+    for n in names {
+        let mut seqs: Vec<u32> = got
+            .iter()
+            .filter_map(|(_, id)| id.strip_prefix(&format!("{n}#")).and_then(|s| s.parse().ok()))
+            .collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        assert_eq!(seqs, (1..=seqs.len() as u32).collect::<Vec<_>>(), "{n}: {got:?}");
+    }
+}

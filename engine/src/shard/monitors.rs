@@ -217,11 +217,10 @@ impl Monitors {
             }
         }));
         let now_ms = self.clock.now_ms();
-        let now_unix_ms = self.unix_now_ms();
         for local in 0..self.cold.len() as u32 {
             let monitor = self.monitor(local);
             for saved in recovery.outbox.get(&monitor.id).into_iter().flatten() {
-                self.requeue(local, saved, now_ms, now_unix_ms);
+                self.requeue(local, saved, now_ms);
             }
             if self.states.borrow()[local as usize].intervention_pending() {
                 tracing::warn!(
@@ -234,7 +233,7 @@ impl Monitors {
     }
 
     /// Queues an outbox alert kept across a restart, if its endpoint is still there.
-    fn requeue(self: &Rc<Self>, local: u32, saved: &SavedAlert, now_ms: u64, now_unix_ms: i64) {
+    fn requeue(self: &Rc<Self>, local: u32, saved: &SavedAlert, now_ms: u64) {
         let monitor = self.monitor(local);
         let endpoints = actions::endpoints_for(&monitor.codes, saved.colour, &self.plan.registry);
         let Some(endpoint) = endpoints
@@ -259,7 +258,9 @@ impl Monitors {
             target: &target,
             intervention: None,
         };
-        let wait_ms = (saved.not_before_unix_ms - now_unix_ms).max(0) as u64;
+        // Sent at once, not at its old `not_before`: cooldowns are not kept across a restart
+        // (the state machine starts them afresh), and a green queued after the restart must
+        // not overtake an alert of the same episode still waiting for its cooldown.
         let alert = crate::alert::rebuild(
             saved.colour,
             saved.reason,
@@ -268,7 +269,7 @@ impl Monitors {
             saved.summary.clone(),
             saved.action.clone(),
             saved.next_steps.clone(),
-            now_ms + wait_ms,
+            now_ms,
         );
         let mut s = self.local_status.get();
         s.alerts_queued += 1;

@@ -58,7 +58,8 @@ pub struct SavedAlert {
     pub summary: String,
     pub action: String,
     pub next_steps: Vec<String>,
-    /// Earliest send time (the cooldown may have delayed it).
+    /// Earliest send time (the cooldown may have delayed it). Kept for the record: after a
+    /// restart the alert is sent at once, since cooldowns start afresh.
     pub not_before_unix_ms: i64,
 }
 
