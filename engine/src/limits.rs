@@ -119,6 +119,11 @@ pub const IO_MEMORY_BYTES: usize = 64 << 10;
 /// as one hour (saturated) rather than dropped, so they still show in the maximum.
 pub const LATENESS_MAX_US: u64 = 3_600_000_000;
 
+/// Retries inside one check (`pulse_check.retries`, `config.retries`): what the probes make,
+/// `cpra_net::limits::MAX_ATTEMPTS` less the first attempt. A manifest asking for more loads
+/// with a warning and gets this many.
+pub const MAX_RETRIES: u32 = cpra_net::limits::MAX_ATTEMPTS - 1;
+
 // ---- reading manifests ----
 
 /// Unknown top-level keys remembered to find a repeated one: a file with more is hostile or

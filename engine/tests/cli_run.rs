@@ -53,7 +53,7 @@ fn sigterm_during_a_burst_of_alerts_delivers_them_before_exit() {
     for i in 0..N {
         target.script(|s| s.statuses(&format!("/m{i}"), &[], 503));
         yaml.push_str(&format!(
-            "  - name: m{i}\n    pulse_check:\n      type: http\n      interval: 50ms\n      timeout: 1s\n      config: {{url: \"{}\", retries: 0}}\n    codes:\n      red: {{notify: webhook, config: {{url: \"{}\"}}}}\n",
+            "  - name: m{i}\n    pulse_check:\n      type: http\n      interval: 50ms\n      timeout: 1s\n      config: {{url: \"{}\"}}\n    codes:\n      red: {{notify: webhook, config: {{url: \"{}\"}}}}\n",
             target.url(&format!("/m{i}")),
             receiver.url("/alerts")
         ));
