@@ -124,6 +124,26 @@ pub const LATENESS_MAX_US: u64 = 3_600_000_000;
 /// with a warning and gets this many.
 pub const MAX_RETRIES: u32 = cpra_net::limits::MAX_ATTEMPTS - 1;
 
+// ---- the command line (checked before anything is sized or started by them) ----
+
+/// `--shards`: the most shards CPRA runs on any machine. Above the hardware threads of the
+/// largest servers CPRA targets (2 sockets of 192 cores, 768 threads); past it the number is a
+/// typo, refused before the per-shard status slots, tables and threads are sized by it. Below
+/// it, more shards than online cores are refused too (shards are pinned one per core).
+pub const MAX_SHARDS: usize = 1024;
+
+/// `--grace`: the longest drain after a stop. An hour covers alert retries (seconds apart)
+/// and interventions with long timeouts; a longer wait is a stuck stop, not a drain.
+pub const MAX_GRACE_MS: u64 = 3_600_000;
+
+/// `--duration` (run, demo): a year and a day. To run longer, leave `--duration` out and stop
+/// with a signal; the bound keeps every deadline computed from it far from overflow.
+pub const MAX_RUN_DURATION_MS: u64 = 366 * 24 * 3_600_000;
+
+/// `gen --monitors`: 100 million, 100 times the largest fleet benchmarked (about 40 GB of
+/// YAML). Past it the output would only fill a disk.
+pub const MAX_GEN_MONITORS: u64 = 100_000_000;
+
 // ---- reading manifests ----
 
 /// Unknown top-level keys remembered to find a repeated one: a file with more is hostile or

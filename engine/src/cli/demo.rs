@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::run::{duration_ms, init_logging, load, run_plan, LogFormat, RunConfig};
-use super::{EXIT_OK, EXIT_UNREADABLE};
+use super::run::{init_logging, load, run_plan, LogFormat, RunConfig};
+use super::{flags, EXIT_OK, EXIT_UNREADABLE};
 use crate::alert::RenderedAlert;
 use crate::colour::Colour;
 use crate::demo::fleet::{spawn, Behaviour, Server};
 use crate::demo::scripted::{Route, ScriptedServer};
+use crate::limits::MAX_RUN_DURATION_MS;
 use crate::manifest::LoadOptions;
 
 #[derive(Debug, Args)]
@@ -202,8 +203,10 @@ pub fn run(args: &DemoArgs) -> i32 {
     // Alerts and the status line are the demo's output; logs only for warnings, unless
     // RUST_LOG says otherwise.
     init_logging(LogFormat::Human, "warn");
-    let duration = match duration_ms("--duration", &args.duration) {
-        Ok(ms) => Duration::from_millis(ms),
+    let numbers = flags::duration_ms("--duration", &args.duration, MAX_RUN_DURATION_MS)
+        .and_then(|ms| Ok((Duration::from_millis(ms), flags::shards(args.shards)?)));
+    let duration = match numbers {
+        Ok((duration, _)) => duration,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_UNREADABLE;

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod demo;
+pub mod flags;
 pub mod gen;
 pub mod run;
 pub mod validate;

@@ -75,17 +75,9 @@ pub fn duration_ms(option: &str, text: &str) -> Result<u64, String> {
 
 pub fn run(args: &RunArgs) -> i32 {
     init_logging(args.log_format, "info");
-    let grace_ms = match duration_ms("--grace", &args.grace) {
-        Ok(ms) => ms,
+    let (grace_ms, duration) = match super::flags::run_numbers(args) {
+        Ok(numbers) => numbers,
         Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_UNREADABLE;
-        }
-    };
-    let duration = match args.duration.as_deref().map(|d| duration_ms("--duration", d)) {
-        None => None,
-        Some(Ok(ms)) => Some(Duration::from_millis(ms)),
-        Some(Err(e)) => {
             eprintln!("error: {e}");
             return EXIT_UNREADABLE;
         }
