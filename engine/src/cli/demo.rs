@@ -203,6 +203,9 @@ pub fn run(args: &DemoArgs) -> i32 {
     // Alerts and the status line are the demo's output; logs only for warnings, unless
     // RUST_LOG says otherwise.
     init_logging(LogFormat::Human, "warn");
+    if let Err(e) = crate::hangup::catch() {
+        tracing::warn!("{e}");
+    }
     let numbers = flags::duration_ms("--duration", &args.duration, MAX_RUN_DURATION_MS)
         .and_then(|ms| Ok((Duration::from_millis(ms), flags::shards(args.shards)?)));
     let duration = match numbers {

@@ -75,6 +75,10 @@ pub fn duration_ms(option: &str, text: &str) -> Result<u64, String> {
 
 pub fn run(args: &RunArgs) -> i32 {
     init_logging(args.log_format, "info");
+    // Before the load: a hangup while a big manifest loads must not end the process either.
+    if let Err(e) = crate::hangup::catch() {
+        tracing::warn!("{e}");
+    }
     let (grace_ms, duration) = match super::flags::run_numbers(args) {
         Ok(numbers) => numbers,
         Err(e) => {
@@ -210,6 +214,9 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         }
     };
     tracing::info!(monitors, shards = running.runtime.shards(), "running");
+    if let Err(e) = crate::hangup::catch() {
+        tracing::warn!("{e}");
+    }
     let stop = running.runtime.stop_handle();
     let started = Instant::now();
     let mut last_print = Instant::now();
@@ -218,6 +225,9 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         std::thread::sleep(MAIN_POLL);
         if config.duration.is_some_and(|d| started.elapsed() >= d) {
             stop.stop();
+        }
+        if crate::hangup::take() {
+            tracing::warn!("{}", crate::hangup::NOT_SUPPORTED);
         }
         if running.runtime.shard_exited() {
             tracing::error!("a shard stopped unexpectedly; stopping the others");
