@@ -204,11 +204,13 @@ pub const MAX_CACHED_BLOCKS: usize = 4096;
 pub const MAX_CACHED_BLOCK_BYTES: usize = 4096;
 
 /// Deepest nesting skipped over inside a cached block; deeper: the general path (which
-/// reports JSON past its own bound of 128).
+/// reports nesting past [`MAX_NODE_DEPTH`]).
 pub const MAX_SKIP_DEPTH: usize = 64;
 
-/// Deepest nesting accepted. A manifest needs about 8 levels; the bound stops a hostile
-/// input (`[[[[...`) from growing the container stack without end. Past it: a syntax error.
+/// Deepest nesting the streaming JSON reader follows, counted from the document's top: a
+/// backstop that keeps its container stack bounded (`[[[[...`) whatever reads its events.
+/// The loader meets [`MAX_NODE_DEPTH`] (64, inside every block) first, so 64 is the bound a
+/// manifest meets, in JSON as in YAML; past either: a syntax error.
 pub const MAX_DEPTH: usize = 128;
 
 /// Longest string or number accepted, in bytes. A manifest value (a URL, a body, a token)

@@ -274,3 +274,40 @@ fn gen_numbers_past_their_bounds_are_refused() {
     let o = cpra(&["gen", "--monitors", "1", "--seed", "18446744073709551615"]);
     assert_eq!(o.status.code(), Some(0));
 }
+
+#[test]
+fn a_truncated_or_corrupt_gz_is_unreadable_exit_2_for_validate_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = std::fs::read(repo_file("docs/examples/fleet.yaml")).unwrap();
+    let mut gz = Vec::new();
+    {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(&mut gz, flate2::Compression::default());
+        enc.write_all(&yaml).unwrap();
+        enc.finish().unwrap();
+    }
+    let whole = dir.path().join("fleet.yaml.gz");
+    std::fs::write(&whole, &gz).unwrap();
+    assert_eq!(cpra(&["validate", whole.to_str().unwrap()]).status.code(), Some(0));
+    let truncated = dir.path().join("truncated.yaml.gz");
+    std::fs::write(&truncated, &gz[..gz.len() / 2]).unwrap();
+    let corrupt = dir.path().join("corrupt.yaml.gz");
+    // The first deflate block's header made a reserved block type: the decoder fails at once
+    // (corruption that first decodes into text is a syntax error there, exit 1).
+    let mut bad = gz.clone();
+    bad[10..20].fill(0xff);
+    std::fs::write(&corrupt, &bad).unwrap();
+    for file in [&truncated, &corrupt] {
+        let f = file.to_str().unwrap();
+        let o = cpra(&["validate", f]);
+        assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+        assert!(stdout(&o).contains("cannot read input"), "{}", stdout(&o));
+        let o = cpra(&["validate", "--json", f]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stdout(&o).contains("\"class\":\"unreadable\""), "{}", stdout(&o));
+        let o = cpra(&["run", f, "--duration", "1s"]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("not starting"), "{stderr}");
+    }
+}

@@ -409,3 +409,33 @@ fn sighup_is_logged_and_the_run_goes_on_until_sigterm() {
     let status = guard.0.take().unwrap().wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// docs/operations.md: a low `RLIMIT_MEMLOCK` stops the start with advice, for root too (the
+/// test runs as whoever runs the suite; as root it proves root is not exempt).
+#[test]
+fn a_low_memlock_limit_stops_the_start_with_advice() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "fleet.yaml",
+        "monitors:\n  - name: t\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n",
+    );
+    let mut cmd = Command::new(CPRA);
+    cmd.args(["run", path.to_str().unwrap(), "--shards", "1", "--duration", "1s"]);
+    // SAFETY: between fork and exec the closure only calls setrlimit(2), which is
+    // async-signal-safe, on a stack-allocated struct.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 64 * 1024, rlim_max: 64 * 1024 };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("RLIMIT_MEMLOCK") && stderr.contains("ulimit -l"), "{stderr}");
+}

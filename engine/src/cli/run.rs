@@ -149,7 +149,7 @@ pub fn load(
             out,
             "error: not starting: fix the errors above (`cpra validate` shows them too)"
         );
-        return Err(EXIT_INVALID);
+        return Err(if report.unreadable { EXIT_UNREADABLE } else { EXIT_INVALID });
     }
     for d in &report.problems.kept {
         tracing::warn!("{d}");

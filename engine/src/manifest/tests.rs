@@ -820,3 +820,35 @@ fn a_bad_block_shared_by_monitors_is_reported_for_each_and_a_good_one_checked_on
     assert!(std::sync::Arc::ptr_eq(&m[0].codes, &m[2].codes));
     assert_eq!(m[0].intervention, m[2].intervention);
 }
+
+/// One nesting bound for YAML and JSON alike: [`crate::limits::MAX_NODE_DEPTH`] levels in a
+/// block (the monitor's own mapping is the first), as docs/configuration.md says.
+#[test]
+fn json_and_yaml_share_one_nesting_bound() {
+    use crate::limits::MAX_NODE_DEPTH;
+    let lenient = LoadOptions { lenient: true, ..LoadOptions::default() };
+    for arrays in [MAX_NODE_DEPTH - 1, MAX_NODE_DEPTH] {
+        let deep = format!("{}{}", "[".repeat(arrays), "]".repeat(arrays));
+        let json = format!(
+            r#"{{"monitors":[{{"name":"a","pulse_check":{{"type":"tcp","config":{{"host":"h","port":1}}}},"x":{deep}}}]}}"#
+        );
+        let yaml = format!(
+            "monitors:\n  - name: a\n    x: {deep}\n    pulse_check: {{type: tcp, config: {{host: h, port: 1}}}}\n"
+        );
+        for (text, format) in [(json, Format::Json), (yaml, Format::Yaml)] {
+            let (_, r) = load_str(&text, Some(format), &lenient);
+            let too_deep = r
+                .problems
+                .kept
+                .iter()
+                .any(|d| d.message == format!("nesting deeper than {MAX_NODE_DEPTH} levels"));
+            assert_eq!(
+                too_deep,
+                arrays == MAX_NODE_DEPTH,
+                "{format:?}, {arrays}: {:#?}",
+                r.problems.kept
+            );
+            assert_eq!(r.is_valid(), arrays < MAX_NODE_DEPTH, "{format:?}, {arrays}");
+        }
+    }
+}
