@@ -120,7 +120,7 @@ pub fn demo_manifest(fleet: &DemoFleet, alert_log: &str, icmp: bool) -> String {
     );
     let http = |name: &str, url: &str, timeout: &str| {
         format!(
-            "  - name: {name}\n    pulse_check:\n      type: http\n      interval: 1s\n      timeout: {timeout}\n      unhealthy_threshold: 2\n      healthy_threshold: 2\n      config: {{url: \"{url}\", retries: 0}}\n{codes}"
+            "  - name: {name}\n    pulse_check:\n      type: http\n      interval: 1s\n      timeout: {timeout}\n      unhealthy_threshold: 2\n      healthy_threshold: 2\n      config: {{url: \"{url}\"}}\n{codes}"
         )
     };
     let mut out = String::from(
@@ -138,7 +138,7 @@ pub fn demo_manifest(fleet: &DemoFleet, alert_log: &str, icmp: bool) -> String {
         "800ms",
     ));
     out.push_str(&format!(
-        "  - name: checkout-api\n    pulse_check:\n      type: http\n      interval: 1s\n      timeout: 800ms\n      unhealthy_threshold: 3\n      healthy_threshold: 2\n      config: {{url: \"{}\", retries: 0}}\n    intervention:\n      action: webhook\n      target: {{url: \"{}\", method: POST, timeout: 2s}}\n{codes}",
+        "  - name: checkout-api\n    pulse_check:\n      type: http\n      interval: 1s\n      timeout: 800ms\n      unhealthy_threshold: 3\n      healthy_threshold: 2\n      config: {{url: \"{}\"}}\n    intervention:\n      action: webhook\n      target: {{url: \"{}\", method: POST, timeout: 2s}}\n{codes}",
         t("/checkout"),
         t("/restart")
     ));
