@@ -13,6 +13,7 @@ pub mod colour;
 pub mod counters;
 pub mod demo;
 pub mod fd_budget;
+pub mod hangup;
 pub mod limits;
 pub mod manifest;
 pub mod plan;

@@ -168,6 +168,31 @@ pub const DELIVERY_SHARE_DIVISOR: u64 = 4;
 const _: () = assert!(MIN_CHECKS_IN_FLIGHT_PER_SHARD as u64 <= DEFAULT_MAX_IN_FLIGHT as u64);
 const _: () = assert!(MIN_DELIVERIES_IN_FLIGHT_PER_SHARD <= DEFAULT_MAX_DELIVERIES_IN_FLIGHT);
 
+/// Retries inside one check (`pulse_check.retries`, `config.retries`): what the probes make,
+/// `cpra_net::limits::MAX_ATTEMPTS` less the first attempt. A manifest asking for more loads
+/// with a warning and gets this many.
+pub const MAX_RETRIES: u32 = cpra_net::limits::MAX_ATTEMPTS - 1;
+
+// ---- the command line (checked before anything is sized or started by them) ----
+
+/// `--shards`: the most shards CPRA runs on any machine. Above the hardware threads of the
+/// largest servers CPRA targets (2 sockets of 192 cores, 768 threads); past it the number is a
+/// typo, refused before the per-shard status slots, tables and threads are sized by it. Below
+/// it, more shards than online cores are refused too (shards are pinned one per core).
+pub const MAX_SHARDS: usize = 1024;
+
+/// `--grace`: the longest drain after a stop. An hour covers alert retries (seconds apart)
+/// and interventions with long timeouts; a longer wait is a stuck stop, not a drain.
+pub const MAX_GRACE_MS: u64 = 3_600_000;
+
+/// `--duration` (run, demo): a year and a day. To run longer, leave `--duration` out and stop
+/// with a signal; the bound keeps every deadline computed from it far from overflow.
+pub const MAX_RUN_DURATION_MS: u64 = 366 * 24 * 3_600_000;
+
+/// `gen --monitors`: 100 million, 100 times the largest fleet benchmarked (about 40 GB of
+/// YAML). Past it the output would only fill a disk.
+pub const MAX_GEN_MONITORS: u64 = 100_000_000;
+
 // ---- reading manifests ----
 
 /// Unknown top-level keys remembered to find a repeated one: a file with more is hostile or
@@ -228,11 +253,13 @@ pub const MAX_CACHED_BLOCKS: usize = 4096;
 pub const MAX_CACHED_BLOCK_BYTES: usize = 4096;
 
 /// Deepest nesting skipped over inside a cached block; deeper: the general path (which
-/// reports JSON past its own bound of 128).
+/// reports nesting past [`MAX_NODE_DEPTH`]).
 pub const MAX_SKIP_DEPTH: usize = 64;
 
-/// Deepest nesting accepted. A manifest needs about 8 levels; the bound stops a hostile
-/// input (`[[[[...`) from growing the container stack without end. Past it: a syntax error.
+/// Deepest nesting the streaming JSON reader follows, counted from the document's top: a
+/// backstop that keeps its container stack bounded (`[[[[...`) whatever reads its events.
+/// The loader meets [`MAX_NODE_DEPTH`] (64, inside every block) first, so 64 is the bound a
+/// manifest meets, in JSON as in YAML; past either: a syntax error.
 pub const MAX_DEPTH: usize = 128;
 
 /// Longest string or number accepted, in bytes. A manifest value (a URL, a body, a token)

@@ -75,17 +75,13 @@ pub fn duration_ms(option: &str, text: &str) -> Result<u64, String> {
 
 pub fn run(args: &RunArgs) -> i32 {
     init_logging(args.log_format, "info");
-    let grace_ms = match duration_ms("--grace", &args.grace) {
-        Ok(ms) => ms,
+    // Before the load: a hangup while a big manifest loads must not end the process either.
+    if let Err(e) = crate::hangup::catch() {
+        tracing::warn!("{e}");
+    }
+    let (grace_ms, duration) = match super::flags::run_numbers(args) {
+        Ok(numbers) => numbers,
         Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_UNREADABLE;
-        }
-    };
-    let duration = match args.duration.as_deref().map(|d| duration_ms("--duration", d)) {
-        None => None,
-        Some(Ok(ms)) => Some(Duration::from_millis(ms)),
-        Some(Err(e)) => {
             eprintln!("error: {e}");
             return EXIT_UNREADABLE;
         }
@@ -153,7 +149,7 @@ pub fn load(
             out,
             "error: not starting: fix the errors above (`cpra validate` shows them too)"
         );
-        return Err(EXIT_INVALID);
+        return Err(if report.unreadable { EXIT_UNREADABLE } else { EXIT_INVALID });
     }
     for d in &report.problems.kept {
         tracing::warn!("{d}");
@@ -225,6 +221,9 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         }
     };
     tracing::info!(monitors, shards = running.runtime.shards(), "running");
+    if let Err(e) = crate::hangup::catch() {
+        tracing::warn!("{e}");
+    }
     let stop = running.runtime.stop_handle();
     let started = Instant::now();
     let mut last_print = Instant::now();
@@ -233,6 +232,9 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         std::thread::sleep(MAIN_POLL);
         if config.duration.is_some_and(|d| started.elapsed() >= d) {
             stop.stop();
+        }
+        if crate::hangup::take() {
+            tracing::warn!("{}", crate::hangup::NOT_SUPPORTED);
         }
         if running.runtime.shard_exited() {
             tracing::error!("a shard stopped unexpectedly; stopping the others");
