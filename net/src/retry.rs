@@ -17,7 +17,9 @@ use crate::outcome::{FailureKind, Outcome};
 
 /// Whether another attempt inside the same check could end differently. A timeout has used
 /// the deadline up; a missing privilege, an unsupported feature, a certificate or a bound
-/// crossed are the same on the next attempt. Everything else (refused, reset, a protocol
+/// crossed are the same on the next attempt; a local resource (no descriptor, buffer or port)
+/// is not the target's doing, and the shard tries the whole check again shortly instead
+/// (`LOCAL_RESOURCE_RETRY_MS`), after other checks have given theirs back. Everything else (refused, reset, a protocol
 /// error, an unhealthy status, a DNS error code, a failed handshake) may be a blip.
 pub fn retryable(kind: FailureKind) -> bool {
     !matches!(
@@ -29,6 +31,7 @@ pub fn retryable(kind: FailureKind) -> bool {
             | FailureKind::Certificate
             | FailureKind::TooLarge
             | FailureKind::Assertion
+            | FailureKind::LocalResource
     )
 }
 
