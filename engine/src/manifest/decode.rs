@@ -952,7 +952,7 @@ fn decode_monitor_inner(
             return None;
         }
     };
-    let shown = Shown::of(&name, &pulse_check.pulse, intervention.as_ref(), &ctx.expanded);
+    let shown = Shown::of(&id, &name, &pulse_check.pulse, intervention.as_ref(), &ctx.expanded);
     Some(Monitor {
         id,
         name,

@@ -653,7 +653,7 @@ fn monitor(
         }
     };
     // No `${NAME}` here (a value with a `$` is left to the general path): only URL parts.
-    let shown = Shown::of(name, &pulse_check.pulse, intervention.as_deref(), &[]);
+    let shown = Shown::of(&id, name, &pulse_check.pulse, intervention.as_deref(), &[]);
     Ok(Monitor {
         shown,
         id,

@@ -61,6 +61,8 @@ pub struct Monitor {
 /// (`crate::redact`). Computed once at load, so an alert reads it and a check never does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shown {
+    /// A derived id repeats the name; a given one may come from `${NAME}` too.
+    pub id: String,
     pub name: String,
     pub target: String,
     pub intervention: Option<String>,
@@ -70,6 +72,7 @@ impl Shown {
     /// How a monitor with these parts is shown, `None` when that is as written. `expanded`:
     /// the values `${NAME}` stood for in its manifest entry.
     pub fn of(
+        id: &str,
         name: &str,
         pulse: &Pulse,
         intervention: Option<&Intervention>,
@@ -102,15 +105,18 @@ impl Shown {
             InterventionAction::Webhook { .. } => redact::url(d, expanded),
             _ => redact::text(d, expanded),
         });
+        let shown_id = redact::text(id, expanded);
         let shown_name = redact::text(name, expanded);
         let changed = |c: &Cow<str>| matches!(c, Cow::Owned(_));
-        if !changed(&shown_name)
+        if !changed(&shown_id)
+            && !changed(&shown_name)
             && !changed(&shown_target)
             && !shown_iv.as_ref().is_some_and(changed)
         {
             return None;
         }
         Some(Box::new(Shown {
+            id: shown_id.into_owned(),
             name: shown_name.into_owned(),
             target: shown_target.into_owned(),
             intervention: shown_iv.map(Cow::into_owned),
@@ -123,6 +129,11 @@ impl Shown {
 const _: () = assert!(std::mem::size_of::<Monitor>() <= 256);
 
 impl Monitor {
+    /// The id as logs and alerts show it (see [`Shown`]); placement and duplicates use `id`.
+    pub fn shown_id(&self) -> &str {
+        self.shown.as_ref().map_or(&self.id, |s| &s.id)
+    }
+
     /// The name as logs and alerts show it (see [`Shown`]).
     pub fn shown_name(&self) -> &str {
         self.shown.as_ref().map_or(&self.name, |s| &s.name)

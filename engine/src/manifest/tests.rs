@@ -419,6 +419,8 @@ fn monitors_are_shown_with_their_secrets_masked() {
     let Pulse::Http(h) = &m[1].pulse_check.pulse else { panic!() };
     assert_eq!(h.url, "http://127.0.0.1:8080/health?token=t0ken", "sent as written");
     assert_eq!(m[2].shown_name(), "db ***");
+    assert!(m[2].id.contains("db.internal"), "placement reads the real id: {}", m[2].id);
+    assert!(m[2].shown_id().starts_with("db-***-"), "{}", m[2].shown_id());
     assert_eq!(m[2].shown_target(), "***:5432");
     assert_eq!(m[2].shown_intervention().unwrap(), "webhook POST http://ops/restart/***?k=***");
     // The JSON loader's own decoder shows the same.

@@ -277,7 +277,7 @@ impl Monitors {
                 let target = monitor.shown_target();
                 let intervention = monitor.shown_intervention();
                 let info = MonitorInfo {
-                    id: &monitor.id,
+                    id: monitor.shown_id(),
                     name: monitor.shown_name(),
                     target: &target,
                     intervention: intervention.as_deref(),
