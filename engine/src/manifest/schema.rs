@@ -82,16 +82,16 @@ impl Shown {
         use crate::redact;
         use crate::shard::target::describe_target;
         use std::borrow::Cow;
-        let webhook_url = |i: &Intervention| match &i.action {
-            InterventionAction::Webhook { url, .. } => Some(url.clone()),
-            _ => None,
+        // The common case decided without building a text (this runs for every monitor of a
+        // load): nothing from the environment, and no URL with a part that is masked.
+        let maskable = |url: &str| url.bytes().any(|b| matches!(b, b'@' | b'?' | b'#'));
+        let webhook_maskable = |i: &Intervention| match &i.action {
+            InterventionAction::Webhook { url, .. } => maskable(url),
+            _ => false,
         };
-        // The common case decided without building a text: nothing from the environment,
-        // and no URL with a part that is masked.
-        let maskable = |url: &str| url.contains(['@', '?', '#']);
         if expanded.is_empty()
             && !matches!(pulse, Pulse::Http(h) if maskable(&h.url))
-            && !intervention.and_then(webhook_url).is_some_and(|u| maskable(&u))
+            && !intervention.is_some_and(webhook_maskable)
         {
             return None;
         }
