@@ -12,6 +12,7 @@ pub mod clock;
 pub mod colour;
 pub mod counters;
 pub mod demo;
+pub mod fd_budget;
 pub mod limits;
 pub mod logging;
 pub mod manifest;

@@ -23,7 +23,7 @@ use crate::deadline::{saturating_us, Deadline};
 use crate::limits::{
     MAX_CONTAINER_NAME_BYTES, MAX_HEADERS, MAX_HEADER_BLOCK_BYTES, MAX_UNIX_BODY_BYTES,
 };
-use crate::outcome::{Detail, FailureKind, Outcome};
+use crate::outcome::{local_resource_errno, Detail, FailureKind, Outcome};
 use crate::unix_http::{
     self, UnixHttpError, UnixResponse, BODY_TOO_LARGE, HEAD_TOO_LARGE, TOO_MANY_HEADERS,
 };
@@ -187,6 +187,9 @@ fn judge(response: &UnixResponse, latency_us: u32) -> Outcome {
 }
 
 fn connect_outcome(e: &io::Error, latency_us: u32) -> Outcome {
+    if let Some(errno) = local_resource_errno(e) {
+        return Outcome::failure(FailureKind::LocalResource, latency_us, Detail::Errno(errno));
+    }
     let (kind, text) = match e.raw_os_error() {
         Some(libc::ENOENT) => (
             FailureKind::Connection,
@@ -208,6 +211,14 @@ fn connect_outcome(e: &io::Error, latency_us: u32) -> Outcome {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn no_local_resource_to_reach_the_engine_is_not_the_targets_failure() {
+        for errno in crate::outcome::tests::LOCAL_ERRNOS {
+            let o = connect_outcome(&io::Error::from_raw_os_error(errno), 5);
+            assert_eq!(o.failure, Some(FailureKind::LocalResource), "{errno}");
+        }
+    }
     use std::os::unix::net::UnixListener;
     use std::path::Path;
 

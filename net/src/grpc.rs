@@ -27,7 +27,7 @@ use crate::limits::{
     MAX_GRPC_AUTHORITY_BYTES, MAX_GRPC_FRAMES, MAX_GRPC_MESSAGE_BYTES, MAX_GRPC_SERVICE_NAME_BYTES,
     MAX_H2_FRAME_BYTES, MAX_HEADER_BLOCK_BYTES,
 };
-use crate::outcome::{Detail, FailureKind, Outcome};
+use crate::outcome::{is_local_resource_errno, Detail, FailureKind, Outcome};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const STREAM_ID: u32 = 1;
@@ -156,6 +156,7 @@ pub async fn check(cfg: &GrpcConfig, timeout: Duration) -> Outcome {
         Some(Ok(reply)) => judge(&reply, latency_us),
         Some(Err(Failure::Connect(e))) => {
             let kind = match e.raw_os_error() {
+                Some(errno) if is_local_resource_errno(errno) => FailureKind::LocalResource,
                 Some(libc::ECONNREFUSED) => FailureKind::ConnectRefused,
                 _ => FailureKind::Connection,
             };

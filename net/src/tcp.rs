@@ -10,7 +10,7 @@ use std::time::Duration;
 use glommio::net::TcpStream;
 
 use crate::deadline::{within, Deadline};
-use crate::outcome::{Detail, FailureKind, Outcome};
+use crate::outcome::{is_local_resource_errno, Detail, FailureKind, Outcome};
 
 /// A `tcp` monitor's target, resolved before it reaches the shard.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +38,9 @@ pub async fn connect(addr: SocketAddr, deadline: &Deadline) -> Result<TcpStream,
 /// Maps a connect error to the failure kind operators see.
 pub fn classify_connect_error(err: &io::Error) -> Failure {
     match err.raw_os_error() {
+        Some(errno) if is_local_resource_errno(errno) => {
+            (FailureKind::LocalResource, Detail::Errno(errno))
+        }
         Some(libc::ECONNREFUSED) => {
             (FailureKind::ConnectRefused, Detail::Errno(libc::ECONNREFUSED))
         }
@@ -69,6 +72,16 @@ pub async fn check(cfg: &TcpConfig, timeout: Duration) -> Outcome {
 mod tests {
     use super::*;
     use crate::test_executor::run;
+
+    #[test]
+    fn a_connect_without_a_local_resource_is_not_the_targets_failure() {
+        for errno in crate::outcome::tests::LOCAL_ERRNOS {
+            let (kind, detail) = classify_connect_error(&io::Error::from_raw_os_error(errno));
+            assert_eq!((kind, detail), (FailureKind::LocalResource, Detail::Errno(errno)));
+        }
+        let (kind, _) = classify_connect_error(&io::Error::from_raw_os_error(libc::EHOSTUNREACH));
+        assert_eq!(kind, FailureKind::Connection);
+    }
 
     #[test]
     fn connect_to_a_listener_succeeds() {

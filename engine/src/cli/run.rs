@@ -200,14 +200,21 @@ pub fn status_line(s: &StatusSnapshot, checks_per_s: f64) -> String {
 /// [`STATUS_EVERY`]; then drains. Returns the exit code.
 pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32 {
     let monitors = plan.monitors.len();
+    let fds = match crate::fd_budget::prepare(config.shards) {
+        Ok(budget) => budget,
+        Err(e) => {
+            let _ = writeln!(out, "error: not starting: {e}");
+            return EXIT_INVALID;
+        }
+    };
     let plan_config = PlanConfig {
         runtime: RuntimeConfig {
             shards: config.shards,
             grace_ms: config.grace_ms,
             handle_signals: true,
-            ..RuntimeConfig::default()
+            max_in_flight: fds.checks_per_shard,
         },
-        actions: None,
+        actions: Some(fds.actions_tweak()),
         observer: config.observer.clone(),
         wall_clock: None,
     };
@@ -258,12 +265,14 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
             );
             let _ = writeln!(
                 out,
-                "stopped: {} checks, {} alerts queued, {} sent, {} undelivered, {} checks abandoned",
+                "stopped: {} checks, {} alerts queued, {} sent, {} undelivered, {} checks abandoned, \
+                 {} delayed for want of a local resource",
                 report.counters.checks_completed,
                 s.alerts_queued,
                 s.alerts_sent,
                 s.alerts_undelivered,
-                abandoned
+                abandoned,
+                report.counters.checks_delayed_local_resource
             );
             EXIT_OK
         }
