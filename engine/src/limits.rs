@@ -209,6 +209,11 @@ pub const READ_BUFFER_BYTES: usize = 256 << 10;
 /// problems are still counted (so the exit code and the totals stay right) but not stored.
 pub const MAX_PROBLEMS: usize = 100;
 
+/// Longest line `cpra run --log-format json` holds before logging it (a line of its own
+/// output: a status line or a manifest problem, under a kilobyte); a longer one is logged in
+/// pieces, so a line without an end cannot grow memory.
+pub const MAX_LOG_LINE_BYTES: usize = 64 << 10;
+
 /// Deepest nesting inside one block. A monitor needs about 6 levels; past this: an error.
 pub const MAX_NODE_DEPTH: usize = 64;
 

@@ -58,14 +58,10 @@ pub struct RunArgs {
 
 /// Installs the tracing subscriber (stderr). `RUST_LOG` overrides `default_level`.
 /// A second call (tests, demo after run) is a no-op.
+/// Human lines escape control characters and are coloured only on a terminal without
+/// `NO_COLOR` (see `crate::logging`).
 pub fn init_logging(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
+    crate::logging::init(format == LogFormat::Json, default_level);
 }
 
 /// A Go duration option in ms, or a message naming the option.
@@ -75,6 +71,11 @@ pub fn duration_ms(option: &str, text: &str) -> Result<u64, String> {
 
 pub fn run(args: &RunArgs) -> i32 {
     init_logging(args.log_format, "info");
+    // What run prints as plain lines goes through the logger in JSON, so every line parses.
+    let mut out: Box<dyn Write> = match args.log_format {
+        LogFormat::Human => Box::new(std::io::stderr()),
+        LogFormat::Json => Box::new(crate::logging::LogLines::default()),
+    };
     // Before the load: a hangup while a big manifest loads must not end the process either.
     if let Err(e) = crate::hangup::catch() {
         tracing::warn!("{e}");
@@ -82,16 +83,16 @@ pub fn run(args: &RunArgs) -> i32 {
     let (grace_ms, duration) = match super::flags::run_numbers(args) {
         Ok(numbers) => numbers,
         Err(e) => {
-            eprintln!("error: {e}");
+            let _ = writeln!(out, "error: {e}");
             return EXIT_UNREADABLE;
         }
     };
-    let plan = match load(&args.file, &args.fields.options(), &mut std::io::stderr()) {
+    let plan = match load(&args.file, &args.fields.options(), &mut out) {
         Ok(plan) => plan,
         Err(code) => return code,
     };
     let config = RunConfig { shards: args.shards, duration, grace_ms, observer: None };
-    run_plan(Arc::new(plan), &config, &mut std::io::stderr())
+    run_plan(Arc::new(plan), &config, &mut out)
 }
 
 /// How far through a file a load is, in whole percent: at most 99 until the load has
@@ -118,7 +119,7 @@ pub fn load(
         direct_json: options.direct_json,
         read_bytes: Some(Arc::clone(&read_bytes)),
     };
-    let progress = std::io::stderr().is_terminal();
+    let progress = std::io::stderr().is_terminal() && !crate::logging::is_json();
     let file_bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     let started = Instant::now();
     let mut monitors = Vec::new();

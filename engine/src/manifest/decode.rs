@@ -260,6 +260,10 @@ pub struct Ctx<'a> {
     pub had_error: bool,
     pub interners: &'a mut Interners,
     pub groups: &'a mut GroupNames,
+    /// The values `${NAME}` stood for in what this context decoded (one monitor, or the
+    /// endpoints), each once: masked in its messages and in how the monitor is shown
+    /// (`crate::redact`).
+    pub expanded: Vec<String>,
 }
 
 /// Where a value sits, e.g. `monitors[12].pulse_check.type`: a chain of borrowed segments on
@@ -337,6 +341,17 @@ impl Ctx<'_> {
         if level == Level::Error {
             self.had_error = true;
         }
+        // A message may quote a value (`'...' is not a duration`): never one from the
+        // environment, which is where secrets are kept.
+        let (message, hint) = if self.expanded.is_empty() {
+            (message, hint)
+        } else {
+            let mask = |t: String| match crate::redact::text(&t, &self.expanded) {
+                Cow::Borrowed(_) => t,
+                Cow::Owned(masked) => masked,
+            };
+            (mask(message), mask(hint))
+        };
         self.problems.push(Diagnostic {
             level,
             class,
@@ -482,7 +497,7 @@ impl Ctx<'_> {
     ) -> Option<(Cow<'n, str>, bool)> {
         match node.kind {
             NodeKind::Scalar { value, quoted } => {
-                match expand(value, self.env) {
+                match expand(value, self.env, &mut self.expanded) {
                     Ok(None) => Some((Cow::Borrowed(value), quoted)),
                     Ok(Some(v)) => Some((Cow::Owned(v), true)),
                     Err(e) => {
@@ -944,6 +959,7 @@ fn decode_monitor_inner(
             return None;
         }
     };
+    let shown = Shown::of(&id, &name, &pulse_check.pulse, intervention.as_ref(), &ctx.expanded);
     Some(Monitor {
         id,
         name,
@@ -952,8 +968,9 @@ fn decode_monitor_inner(
         pulse_check,
         codes,
         intervention: intervention.map(Box::new),
-        maintenance,
+        maintenance: maintenance.into(),
         line: node.pos.line,
+        shown,
     })
 }
 

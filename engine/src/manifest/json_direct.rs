@@ -126,7 +126,7 @@ pub struct DirectDecoder {
     codes: Cache<Arc<Codes>>,
     headers: Cache<Arc<Headers>>,
     interventions: Cache<Box<Intervention>>,
-    maintenance: Cache<Vec<MaintenanceWindow>>,
+    maintenance: Cache<Box<[MaintenanceWindow]>>,
     /// The interned values of an absent block (the general path interns them too).
     no_codes: Option<Arc<Codes>>,
     no_headers: Option<Arc<Headers>>,
@@ -582,7 +582,7 @@ fn monitor(
     let mut pulse_check = None;
     let mut codes = None;
     let mut intervention = None;
-    let mut maintenance = Vec::new();
+    let mut maintenance = Box::default();
     let mut first = true;
     while let Some(key) = c.next_key(&mut first)? {
         match key {
@@ -652,7 +652,10 @@ fn monitor(
             Arc::clone(d.no_codes.get_or_insert_with(|| interners.codes.intern(Codes::default())))
         }
     };
+    // No `${NAME}` here (a value with a `$` is left to the general path): only URL parts.
+    let shown = Shown::of(&id, name, &pulse_check.pulse, intervention.as_deref(), &[]);
     Ok(Monitor {
+        shown,
         id,
         name: name.to_owned(),
         enabled,

@@ -271,6 +271,7 @@ impl Loader<'_> {
             had_error: false,
             interners: &mut self.interners,
             groups: &mut self.groups,
+            expanded: Vec::new(),
         }
     }
 

@@ -381,6 +381,55 @@ fn env_variables_are_expanded() {
     assert_eq!(t.host, "db.internal");
 }
 
+/// A value from the environment is a secret's place: a problem with it is reported without
+/// repeating it, in every kind of message that quotes a value.
+#[test]
+fn problems_with_an_env_value_do_not_repeat_it() {
+    let mut env = HashMap::new();
+    env.insert("CPRA_SECRET".to_string(), "hunter2-s3cret".to_string());
+    let opts = LoadOptions { env: &env, ..LoadOptions::default() };
+    let text = "monitors:\n  - name: a\n    enabled: \"${CPRA_SECRET}\"\n    pulse_check:\n      type: http\n      interval: \"x${CPRA_SECRET}\"\n      retries: \"${CPRA_SECRET}\"\n      config:\n        url: \"http://h:99999/?token=${CPRA_SECRET}\"\n        method: \"G ${CPRA_SECRET}\"\n        headers: {\"X-A\": \"${CPRA_SECRET}\\u0001\"}\n    codes:\n      red: {notify: email, config: {server: \"s:25\", from: \"${CPRA_SECRET}\", to: [\"${CPRA_SECRET} x\"]}}\n";
+    let (_, r) = load_str(text, None, &opts);
+    assert!(r.problems.errors >= 6, "{:#?}", r.problems.kept);
+    for d in &r.problems.kept {
+        let shown = format!("{d} {}", d.to_json());
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+    // The literal part of a value is still shown, the secret part masked.
+    assert!(r.problems.kept.iter().any(|d| d.message.contains("'x***'")), "{:#?}", r.problems.kept);
+}
+
+/// Logs and alerts show a monitor with its secrets masked, computed at load; the values the
+/// checks send stay as written.
+#[test]
+fn monitors_are_shown_with_their_secrets_masked() {
+    let mut env = HashMap::new();
+    env.insert("CPRA_TOKEN".to_string(), "t0ken".to_string());
+    env.insert("CPRA_DB".to_string(), "db.internal".to_string());
+    let opts = LoadOptions { env: &env, ..LoadOptions::default() };
+    let text = "monitors:\n\
+        - name: plain\n  pulse_check: {type: http, config: {url: \"http://127.0.0.1:8080/health\"}}\n\
+        - name: query\n  pulse_check: {type: http, config: {url: \"http://127.0.0.1:8080/health?token=${CPRA_TOKEN}\"}}\n\
+        - name: db ${CPRA_DB}\n  pulse_check: {type: tcp, config: {host: \"${CPRA_DB}\", port: 5432}}\n  intervention: {action: webhook, target: {url: \"http://ops/restart/${CPRA_TOKEN}?k=1\"}}\n";
+    let (m, r) = load_str(text, None, &opts);
+    assert!(r.is_valid(), "{:#?}", r.problems.kept);
+    assert_eq!(m[0].shown, None, "nothing to mask costs nothing");
+    assert_eq!(m[0].shown_target(), "http://127.0.0.1:8080/health");
+    assert_eq!(m[1].shown_target(), "http://127.0.0.1:8080/health?token=***");
+    let Pulse::Http(h) = &m[1].pulse_check.pulse else { panic!() };
+    assert_eq!(h.url, "http://127.0.0.1:8080/health?token=t0ken", "sent as written");
+    assert_eq!(m[2].shown_name(), "db ***");
+    assert!(m[2].id.contains("db.internal"), "placement reads the real id: {}", m[2].id);
+    assert!(m[2].shown_id().starts_with("db-***-"), "{}", m[2].shown_id());
+    assert_eq!(m[2].shown_target(), "***:5432");
+    assert_eq!(m[2].shown_intervention().unwrap(), "webhook POST http://ops/restart/***?k=***");
+    // The JSON loader's own decoder shows the same.
+    let json = r#"{"monitors":[{"name":"q","pulse_check":{"type":"http","config":{"url":"http://h/x?key=v"}}}]}"#;
+    let (m, r) = load_str(json, None, &LoadOptions::default());
+    assert!(r.is_valid());
+    assert_eq!(m[0].shown_target(), "http://h/x?key=***");
+}
+
 /// (manifest monitors block, expected class, text expected in message or hint)
 const BAD: &[(&str, Class, &str)] = &[
     ("- name: a\n  pulse_check: {type: htp, config: {url: x}}", Class::UnknownType, "did you mean 'http'?"),

@@ -24,7 +24,7 @@ use cpra_net::{Deadline, Detail, FailureKind, Outcome};
 
 use super::spawn_into;
 use super::status::{FleetStatus, StatusSnapshot};
-use super::target::{compile, describe_target, host_of, Check, Compiled};
+use super::target::{compile, host_of, Check, Compiled};
 use crate::actions::{self, Actions, InterventionResult};
 use crate::alert::{render, MonitorInfo, RenderedAlert};
 use crate::clock::{Clock, MonotonicClock};
@@ -195,7 +195,7 @@ impl Monitors {
                 Ok(c)
             }
             Err(e) => {
-                tracing::error!(monitor = %monitor.name, line = monitor.line, "cannot check: {e}");
+                tracing::error!(monitor = %monitor.shown_name(), line = monitor.line, "cannot check: {e}");
                 prepared[i] = Prepared::Invalid;
                 Err(invalid_config())
             }
@@ -278,21 +278,18 @@ impl Monitors {
         let monitor = self.monitor(local);
         match *effect {
             Effect::Alert { colour, .. } => {
-                let target = describe_target(&monitor.pulse_check.pulse);
-                let intervention = monitor
-                    .intervention
-                    .as_ref()
-                    .map(|i| actions::intervention::describe(&i.action));
+                let target = monitor.shown_target();
+                let intervention = monitor.shown_intervention();
                 let info = MonitorInfo {
-                    id: &monitor.id,
-                    name: &monitor.name,
+                    id: monitor.shown_id(),
+                    name: monitor.shown_name(),
                     target: &target,
                     intervention: intervention.as_deref(),
                 };
                 let Some(alert) = render(effect, &info, outcome) else { return };
                 tracing::info!(
                     shard = self.shard,
-                    monitor = %monitor.name,
+                    monitor = %monitor.shown_name(),
                     colour = colour.as_str(),
                     incident = alert.incident_id.as_deref().unwrap_or("-"),
                     "{}: {}",
@@ -315,7 +312,7 @@ impl Monitors {
                 };
                 tracing::info!(
                     shard = self.shard,
-                    monitor = %monitor.name,
+                    monitor = %monitor.shown_name(),
                     attempt,
                     action = intervention.action.action_name(),
                     "starting intervention"
@@ -335,10 +332,10 @@ impl Monitors {
             Effect::CancelIntervention => self.actions.cancel_intervention(local),
             Effect::CancelQueuedAlerts => self.actions.cancel_alerts(local),
             Effect::IncidentOpened { incident_seq } => {
-                tracing::info!(monitor = %monitor.name, incident_seq, "incident opened");
+                tracing::info!(monitor = %monitor.shown_name(), incident_seq, "incident opened");
             }
             Effect::IncidentClosed { incident_seq, silent } => {
-                tracing::info!(monitor = %monitor.name, incident_seq, silent, "incident closed");
+                tracing::info!(monitor = %monitor.shown_name(), incident_seq, silent, "incident closed");
             }
         }
     }
@@ -369,7 +366,7 @@ impl Monitors {
             if inside != was {
                 let event =
                     if inside { Event::MaintenanceStarted } else { Event::MaintenanceEnded };
-                tracing::info!(monitor = %monitor.name, inside, "maintenance window");
+                tracing::info!(monitor = %monitor.shown_name(), inside, "maintenance window");
                 self.apply(local, event, self.clock.now_ms(), None);
             }
         }

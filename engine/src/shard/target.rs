@@ -61,7 +61,8 @@ pub fn host_of(pulse: &Pulse) -> Result<Option<(String, u16)>, String> {
     })
 }
 
-/// What `target` in an alert says: the URL or `host:port`.
+/// What the check is aimed at, as written: the URL or `host:port`. Alerts and logs show
+/// `Monitor::shown_target`, this with its secrets masked.
 pub fn describe_target(pulse: &Pulse) -> String {
     match pulse {
         Pulse::Http(h) => h.url.clone(),
