@@ -444,6 +444,28 @@ fn every_error_class_gives_its_message() {
     }
 }
 
+/// A colour given twice is one mistake and one message: as a key given twice when written
+/// the same, as a colour given twice when written in two cases.
+#[test]
+fn a_colour_given_twice_is_reported_once() {
+    let codes = |a: &str, b: &str| {
+        format!(
+            "monitors:\n  - name: a\n    pulse_check: {{type: tcp, config: {{host: h, port: 1}}}}\n    codes: {{{a}: {{notify: log}}, {b}: {{notify: log}}}}\n"
+        )
+    };
+    for (a, b, class, text) in [
+        ("red", "red", Class::DuplicateKey, "key 'red' is given twice in one mapping"),
+        ("red", "RED", Class::BadValue, "colour 'red' is given twice"),
+    ] {
+        let (_, r) = load(&codes(a, b));
+        assert_eq!(r.problems.kept.len(), 1, "{:#?}", r.problems.kept);
+        let d = &r.problems.kept[0];
+        assert_eq!(d.class, class);
+        assert!(d.message.starts_with(text), "{d}");
+        assert_eq!((d.pos.line, d.pos.column), (4, 33));
+    }
+}
+
 #[test]
 fn messages_name_the_position_monitor_and_path() {
     let (_, r) = load(
