@@ -237,7 +237,7 @@ const KINDS: &[(&str, &str, &str, Option<&str>, &str)] = &[
     (
         "second_yaml_document.yaml",
         "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n---\nmonitors:\n  - name: db\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 2}}\n",
-        "monitors:\n  - name: db",
+        "---",
         None,
         "a second YAML document starts here",
     ),
@@ -254,6 +254,14 @@ const KINDS: &[(&str, &str, &str, Option<&str>, &str)] = &[
         "trailing",
         None,
         "unexpected 't' after the end of the document",
+    ),
+    (
+        // An empty second document is one too, named at its `---`.
+        "empty_second_yaml_document.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n---\n",
+        "---",
+        None,
+        "a second YAML document starts here",
     ),
     (
         // Decoded by the direct JSON path, which leaves a key given twice to the general one.

@@ -131,6 +131,10 @@ pub struct YamlReader<R: Read + 'static> {
     /// Shared with the char decoder: reset at each event.
     since_event: Rc<Cell<usize>>,
     done: bool,
+    /// Documents started so far, and where a later one's `---` was: the loader refuses a
+    /// second document at its first event, which is to name the `---`, not what follows it.
+    documents: u32,
+    later_document: Option<Pos>,
     /// The last scalar's text (see `EventSource::scalar`).
     text: String,
 }
@@ -145,6 +149,8 @@ impl<R: Read + 'static> YamlReader<R> {
             problem,
             since_event,
             done: false,
+            documents: 0,
+            later_document: None,
             text: String::new(),
         }
     }
@@ -188,7 +194,14 @@ impl<R: Read + 'static> EventSource for YamlReader<R> {
                 message: format!("YAML syntax error: {}", e.info()),
             })?;
             let out = match ev {
-                YEvent::Nothing | YEvent::StreamStart | YEvent::DocumentStart(_) => continue,
+                YEvent::DocumentStart(_) => {
+                    self.documents += 1;
+                    if self.documents > 1 {
+                        self.later_document = Some(pos);
+                    }
+                    continue;
+                }
+                YEvent::Nothing | YEvent::StreamStart => continue,
                 YEvent::DocumentEnd => continue,
                 YEvent::StreamEnd => {
                     self.done = true;
@@ -216,7 +229,7 @@ impl<R: Read + 'static> EventSource for YamlReader<R> {
                 YEvent::MappingStart(anchor, _) => ParseEvent::MapStart { anchor },
                 YEvent::MappingEnd => ParseEvent::MapEnd,
             };
-            return Ok((out, pos));
+            return Ok((out, self.later_document.take().unwrap_or(pos)));
         }
     }
 }
