@@ -132,7 +132,9 @@ pub const MAX_UNKNOWN_TOP_KEYS: usize = 64;
 pub const READ_BUFFER_BYTES: usize = 256 << 10;
 
 /// Most problems kept per load: enough to fix a file in one pass, few enough to read. Past it,
-/// problems are still counted (so the exit code and the totals stay right) but not stored.
+/// problems are still counted (so the exit code and the totals stay right) but not stored,
+/// except a syntax error: it ends the read, so there is at most one, and it says why the rest
+/// of the file was not checked.
 pub const MAX_PROBLEMS: usize = 100;
 
 /// Deepest nesting inside one block. A monitor needs about 6 levels; past this: an error.

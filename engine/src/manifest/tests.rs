@@ -560,6 +560,13 @@ fn many_problems_are_all_counted_and_the_first_kept_up_to_the_bound() {
     let last = &r.problems.kept[MAX_PROBLEMS - 1];
     assert_eq!(last.monitor.as_deref(), Some(format!("m{}", MAX_PROBLEMS / 2 - 1).as_str()));
     assert_eq!(r.monitors_seen, n);
+
+    // A syntax error after them ends the read and is kept anyway: it says why the rest of
+    // the file was not checked.
+    let (_, r) = load(&(text + "  - name: [unclosed\n"));
+    assert_eq!(r.problems.kept.len(), MAX_PROBLEMS + 1);
+    assert_eq!(r.problems.kept[MAX_PROBLEMS].class, Class::Syntax);
+    assert_eq!(r.problems.kept[MAX_PROBLEMS].pos.line, 2 * n as u32 + 3);
 }
 
 #[test]
