@@ -1331,6 +1331,7 @@ pub fn yaml_source(reader: Box<dyn Read>, reopen: Option<Reopen>) -> Box<dyn Eve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MAX_SCALAR_BYTES;
     use crate::manifest::event::Owned;
 
     type Events = Vec<(Owned, Pos)>;
@@ -1539,6 +1540,32 @@ mod tests {
             }
         }
         assert_eq!(events, 1 + 20_000 * 8 + 1 + 1);
+    }
+
+    /// A block scalar past the value bound is given up (to saphyr, which refuses it) before
+    /// the scanner holds more than the bound: line breaks alone included.
+    #[test]
+    fn a_block_scalar_stops_at_the_value_bound() {
+        let line = format!("  {}\n", "b".repeat(1000));
+        let blank_lines = "\n".repeat(MAX_SCALAR_BYTES + 1);
+        let texts = [
+            format!("a: |\n{}", line.repeat(MAX_SCALAR_BYTES / 1000 + 1)),
+            format!("a: |+\n  b\n{blank_lines}"),
+            format!("a: |\n  b\n{blank_lines}  c\n"),
+        ];
+        for text in texts {
+            let mut s = YamlScanner::new(std::io::Cursor::new(text.into_bytes()));
+            let got = loop {
+                match s.next_event() {
+                    Ok((ParseEvent::End, _)) => break Ok(()),
+                    Ok(_) => {}
+                    Err(e) => break Err(e),
+                }
+                assert!(s.block_text.len() <= MAX_SCALAR_BYTES);
+            };
+            assert_eq!(got, Err(Unsupported));
+            assert!(s.block_text.len() <= MAX_SCALAR_BYTES && s.texts.len() < 1024);
+        }
     }
 
     #[test]
