@@ -466,6 +466,55 @@ fn a_colour_given_twice_is_reported_once() {
     }
 }
 
+/// A JSON key given twice, at any level, is the same error on the direct path and the
+/// general one, at the second key, with the monitor's name.
+#[test]
+fn json_keys_given_twice_are_errors_on_both_paths() {
+    let cases = [
+        (
+            r#"{"name": "web", "name": "db", "pulse_check": {"type": "tcp", "config": {"host": "h", "port": 1}}}"#,
+            "name",
+        ),
+        (
+            r#"{"name": "web", "pulse_check": {"type": "tcp", "type": "tcp", "config": {"host": "h", "port": 1}}}"#,
+            "type",
+        ),
+        (
+            r#"{"name": "web", "pulse_check": {"type": "tcp", "config": {"host": "h", "port": 1, "host": "g"}}}"#,
+            "host",
+        ),
+        (
+            r#"{"name": "web", "pulse_check": {"type": "http", "config": {"url": "http://h/", "headers": {"A": "1", "A": "2"}}}}"#,
+            "A",
+        ),
+        (
+            r#"{"name": "web", "pulse_check": {"type": "tcp", "config": {"host": "h", "port": 1}}, "codes": {"red": {"notify": "log", "notify": "log"}}}"#,
+            "notify",
+        ),
+    ];
+    for (monitor, key) in cases {
+        // A clean monitor first, so the direct decoder is warm (its caches filled).
+        let text = format!(
+            "{{\"monitors\": [{{\"name\": \"ok\", \"pulse_check\": {{\"type\": \"tcp\", \"config\": {{\"host\": \"h\", \"port\": 1}}}}}},\n{monitor}]}}"
+        );
+        let second = monitor.rfind(&format!("\"{key}\"")).unwrap() + 1;
+        let mut seen = Vec::new();
+        for direct_json in [true, false] {
+            let opts = LoadOptions { direct_json, ..LoadOptions::default() };
+            let (monitors, r) = load_str(&text, None, &opts);
+            assert_eq!(monitors.len(), 1, "{key}");
+            assert_eq!(r.problems.errors, 1, "{key}: {:#?}", r.problems.kept);
+            let d = &r.problems.kept[0];
+            assert_eq!(d.class, Class::DuplicateKey, "{key}");
+            assert!(d.message.starts_with(&format!("key '{key}' is given twice")), "{d}");
+            assert_eq!((d.pos.line, d.pos.column as usize), (2, second), "{key}");
+            assert_eq!(d.monitor.as_deref(), Some("web"), "{key}");
+            seen.push(d.to_string());
+        }
+        assert_eq!(seen[0], seen[1], "{key}");
+    }
+}
+
 #[test]
 fn messages_name_the_position_monitor_and_path() {
     let (_, r) = load(
