@@ -37,6 +37,10 @@ pub struct CountersSnapshot {
     pub ring_full_delays: u64,
     /// Checks started and not yet completed (a gauge).
     pub in_flight: u64,
+    /// Checks that could not run for want of a local resource (no file descriptor, buffer,
+    /// memory or local port: `FailureKind::LocalResource`) and were put back to run again
+    /// shortly. Not completed, never a failure: the state machine does not see them.
+    pub checks_delayed_local_resource: u64,
 }
 
 impl CountersSnapshot {
@@ -47,6 +51,7 @@ impl CountersSnapshot {
         self.missed_slots += other.missed_slots;
         self.ring_full_delays += other.ring_full_delays;
         self.in_flight += other.in_flight;
+        self.checks_delayed_local_resource += other.checks_delayed_local_resource;
     }
 }
 
@@ -58,6 +63,7 @@ pub struct ShardShared {
     missed_slots: AtomicU64,
     ring_full_delays: AtomicU64,
     in_flight: AtomicU64,
+    checks_delayed_local_resource: AtomicU64,
     lateness_requested: AtomicBool,
     /// One slot: a reader asks, the shard answers once; a second request before the first
     /// copy is taken finds the slot full and the shard skips it (the reader still gets one).
@@ -79,6 +85,7 @@ impl ShardShared {
             missed_slots: AtomicU64::new(0),
             ring_full_delays: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
+            checks_delayed_local_resource: AtomicU64::new(0),
             lateness_requested: AtomicBool::new(false),
             lateness_reply: ArrayQueue::new(1),
         }
@@ -92,6 +99,8 @@ impl ShardShared {
         self.missed_slots.store(c.missed_slots, Ordering::Relaxed);
         self.ring_full_delays.store(c.ring_full_delays, Ordering::Relaxed);
         self.in_flight.store(c.in_flight, Ordering::Relaxed);
+        self.checks_delayed_local_resource
+            .store(c.checks_delayed_local_resource, Ordering::Relaxed);
     }
 
     /// Any thread, no locks.
@@ -103,6 +112,9 @@ impl ShardShared {
             missed_slots: self.missed_slots.load(Ordering::Relaxed),
             ring_full_delays: self.ring_full_delays.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
+            checks_delayed_local_resource: self
+                .checks_delayed_local_resource
+                .load(Ordering::Relaxed),
         }
     }
 

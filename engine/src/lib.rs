@@ -12,6 +12,8 @@ pub mod clock;
 pub mod colour;
 pub mod counters;
 pub mod demo;
+pub mod fd_budget;
+pub mod hangup;
 pub mod limits;
 pub mod manifest;
 pub mod plan;

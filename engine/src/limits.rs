@@ -23,7 +23,8 @@ pub use cpra_net::limits::Size;
 /// Notifications being sent at once by one shard (connections open to receivers). 32 keeps a
 /// burst of alerts moving (a receiver answers in tens of ms) while bounding sockets and memory
 /// per shard to a few MiB; at the bound, deliveries wait their turn in the queue. Not to be
-/// confused with the ring's in-flight checks ([`DEFAULT_MAX_IN_FLIGHT`]).
+/// confused with the ring's in-flight checks ([`DEFAULT_MAX_IN_FLIGHT`]). `cpra run` lowers it
+/// under a low file-descriptor limit (`fd_budget`).
 pub const DEFAULT_MAX_DELIVERIES_IN_FLIGHT: usize = 32;
 
 /// Deliveries queued per shard (waiting for a cooldown, a retry pause or an in-flight slot).
@@ -91,7 +92,8 @@ const _: () = assert!(DEFAULT_MAX_OPEN_LOG_FILES > 0 && MAX_RECENT_UNDELIVERED >
 /// The default bound on checks in flight per shard (in the ring or running in a probe). At
 /// 4096 a shard can hold 4096 slow checks (e.g. 4 s timeouts at 1000 checks/s) without
 /// refusing work, while a probe task per slot costs only a few hundred bytes each. At the
-/// bound the dispatcher stops and due monitors wait in the wheel for the next tick.
+/// bound the dispatcher stops and due monitors wait in the wheel for the next tick. `cpra run`
+/// lowers it to what the file-descriptor limit allows (`fd_budget`).
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 4096;
 
 /// The largest `max_in_flight` accepted: each slot has a probe task, and a million tasks per
@@ -118,6 +120,78 @@ pub const IO_MEMORY_BYTES: usize = 64 << 10;
 /// The longest lateness the histogram resolves: one hour, in µs. Later starts are recorded
 /// as one hour (saturated) rather than dropped, so they still show in the maximum.
 pub const LATENESS_MAX_US: u64 = 3_600_000_000;
+
+// ---- file descriptors (the budget in `fd_budget`) ----
+//
+// Under `RLIMIT_NOFILE` a shard's sockets compete with everything else the process opens. The
+// budget gives each shard what it cannot do without (below), then splits the rest between
+// checks and alert deliveries; see `fd_budget::budget`.
+
+/// Descriptors the process holds apart from its shards and resolver: stdio (3), the manifest
+/// while it loads (1), the signal handlers' pipe (1), a log file and the API's listen socket
+/// to come (2), and what libraries open on their own for a moment (glibc's NSS and
+/// `/etc/resolv.conf` reads, the CA bundle, a systemctl child's pipes: 9).
+pub const FD_RESERVE_PROCESS: u64 = 16;
+
+/// Descriptors one resolver thread may hold in a lookup: `getaddrinfo` opens a UDP socket
+/// (and a TCP one on a truncated answer) and reads `/etc/hosts`.
+pub const FDS_PER_RESOLVER_THREAD: u64 = 3;
+
+/// Descriptors one shard's executor holds: glommio 0.9 opens 3 io_uring rings (main,
+/// latency, poll) and an eventfd (4, counted in `/proc/PID/fd`); 2 more for what it opens
+/// later (a blocking-thread pool's pipe).
+pub const FDS_PER_EXECUTOR: u64 = 6;
+
+/// Descriptors kept per shard for interventions (a socket each: docker, webhook, kubernetes;
+/// pipes for a systemctl child). They run one per failing monitor, rarely many at once and
+/// not bounded by count; one that finds no descriptor fails as a 5xx would (nothing was
+/// sent) and the state machine's recovery attempts apply.
+pub const FD_RESERVE_INTERVENTIONS_PER_SHARD: u64 = 8;
+
+/// Descriptors a shard's ICMP client holds: one IPv4 and one IPv6 socket.
+pub const FDS_ICMP_PER_SHARD: u64 = 2;
+
+/// The fewest checks in flight per shard CPRA starts with. Below 16 a handful of targets that
+/// time out would hold every slot and delay all other checks by their timeout; a limit that
+/// low is a mistake to fix, not a way to run (CPRA refuses to start and says how to raise it).
+pub const MIN_CHECKS_IN_FLIGHT_PER_SHARD: u32 = 16;
+
+/// The fewest alert deliveries in flight per shard under a low limit: a burst still moves,
+/// 4 receivers at a time.
+pub const MIN_DELIVERIES_IN_FLIGHT_PER_SHARD: usize = 4;
+
+/// Alert deliveries get at most 1/4 of a shard's budget left after its fixed needs (and
+/// never more than [`DEFAULT_MAX_DELIVERIES_IN_FLIGHT`]): checks are the steady work,
+/// deliveries come in bursts and can wait in their queue.
+pub const DELIVERY_SHARE_DIVISOR: u64 = 4;
+
+const _: () = assert!(MIN_CHECKS_IN_FLIGHT_PER_SHARD as u64 <= DEFAULT_MAX_IN_FLIGHT as u64);
+const _: () = assert!(MIN_DELIVERIES_IN_FLIGHT_PER_SHARD <= DEFAULT_MAX_DELIVERIES_IN_FLIGHT);
+
+/// Retries inside one check (`pulse_check.retries`, `config.retries`): what the probes make,
+/// `cpra_net::limits::MAX_ATTEMPTS` less the first attempt. A manifest asking for more loads
+/// with a warning and gets this many.
+pub const MAX_RETRIES: u32 = cpra_net::limits::MAX_ATTEMPTS - 1;
+
+// ---- the command line (checked before anything is sized or started by them) ----
+
+/// `--shards`: the most shards CPRA runs on any machine. Above the hardware threads of the
+/// largest servers CPRA targets (2 sockets of 192 cores, 768 threads); past it the number is a
+/// typo, refused before the per-shard status slots, tables and threads are sized by it. Below
+/// it, more shards than online cores are refused too (shards are pinned one per core).
+pub const MAX_SHARDS: usize = 1024;
+
+/// `--grace`: the longest drain after a stop. An hour covers alert retries (seconds apart)
+/// and interventions with long timeouts; a longer wait is a stuck stop, not a drain.
+pub const MAX_GRACE_MS: u64 = 3_600_000;
+
+/// `--duration` (run, demo): a year and a day. To run longer, leave `--duration` out and stop
+/// with a signal; the bound keeps every deadline computed from it far from overflow.
+pub const MAX_RUN_DURATION_MS: u64 = 366 * 24 * 3_600_000;
+
+/// `gen --monitors`: 100 million, 100 times the largest fleet benchmarked (about 40 GB of
+/// YAML). Past it the output would only fill a disk.
+pub const MAX_GEN_MONITORS: u64 = 100_000_000;
 
 // ---- reading manifests ----
 
@@ -201,11 +275,13 @@ pub const MAX_CACHED_BLOCKS: usize = 4096;
 pub const MAX_CACHED_BLOCK_BYTES: usize = 4096;
 
 /// Deepest nesting skipped over inside a cached block; deeper: the general path (which
-/// reports JSON past its own bound of 128).
+/// reports nesting past [`MAX_NODE_DEPTH`]).
 pub const MAX_SKIP_DEPTH: usize = 64;
 
-/// Deepest nesting accepted. A manifest needs about 8 levels; the bound stops a hostile
-/// input (`[[[[...`) from growing the container stack without end. Past it: a syntax error.
+/// Deepest nesting the streaming JSON reader follows, counted from the document's top: a
+/// backstop that keeps its container stack bounded (`[[[[...`) whatever reads its events.
+/// The loader meets [`MAX_NODE_DEPTH`] (64, inside every block) first, so 64 is the bound a
+/// manifest meets, in JSON as in YAML; past either: a syntax error.
 pub const MAX_DEPTH: usize = 128;
 
 /// Longest value (string or number, YAML or JSON, in any style: plain, quoted, block; after

@@ -15,7 +15,7 @@ use crate::actions::{Actions, ActionsConfig};
 use crate::clock::{Clock, MonotonicClock};
 use crate::manifest::{Monitor, Registry};
 use crate::probe::ShardInfo;
-use crate::runtime::{online_cores, Runtime, RuntimeConfig, RuntimeError};
+use crate::runtime::{shard_count, Runtime, RuntimeConfig, RuntimeError};
 use crate::shard::{AlertObserver, FleetStatus, Monitors, WallClock};
 use crate::table::MonitorSpec;
 
@@ -70,7 +70,8 @@ pub struct RunningPlan {
 
 /// Starts the shards for `plan`. Fails (naming the monitor) if a spec is refused.
 pub fn start_plan(plan: Arc<Plan>, config: PlanConfig) -> Result<RunningPlan, RuntimeError> {
-    let shards = if config.runtime.shards == 0 { online_cores() } else { config.runtime.shards };
+    // Checked before the status slots are sized by it.
+    let shards = shard_count(config.runtime.shards).map_err(RuntimeError::Config)?;
     let status = FleetStatus::new(shards);
     let resolver = Resolver::start(ResolverConfig::default())
         .map_err(|e| RuntimeError::Start(format!("cannot start the resolver thread: {e}")))?;

@@ -53,7 +53,7 @@ fn sigterm_during_a_burst_of_alerts_delivers_them_before_exit() {
     for i in 0..N {
         target.script(|s| s.statuses(&format!("/m{i}"), &[], 503));
         yaml.push_str(&format!(
-            "  - name: m{i}\n    pulse_check:\n      type: http\n      interval: 50ms\n      timeout: 1s\n      config: {{url: \"{}\", retries: 0}}\n    codes:\n      red: {{notify: webhook, config: {{url: \"{}\"}}}}\n",
+            "  - name: m{i}\n    pulse_check:\n      type: http\n      interval: 50ms\n      timeout: 1s\n      config: {{url: \"{}\"}}\n    codes:\n      red: {{notify: webhook, config: {{url: \"{}\"}}}}\n",
             target.url(&format!("/m{i}")),
             receiver.url("/alerts")
         ));
@@ -388,4 +388,99 @@ fn a_short_run_stops_by_itself_and_reports() {
     // The final status line and summary (how many checks ran depends on the machine's load).
     assert!(stderr.contains("monitors 1 up "), "{stderr}");
     assert!(stderr.contains("stopped: ") && stderr.contains("0 undelivered"), "{stderr}");
+}
+
+/// A child `cpra` killed and reaped if the test ends early (a failed assertion).
+struct ChildGuard(Option<std::process::Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn sighup_is_logged_and_the_run_goes_on_until_sigterm() {
+    use std::io::BufRead;
+    let target = ScriptedServer::start().unwrap();
+    target.script(|s| s.statuses("/up", &[], 200));
+    let yaml = format!(
+        "version: \"1\"\nmonitors:\n  - name: up\n    pulse_check:\n      type: http\n      interval: 50ms\n      timeout: 1s\n      config: {{url: \"{}\"}}\n",
+        target.url("/up")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "fleet.yaml", &yaml);
+    let mut child = Command::new(CPRA)
+        .args(["run", path.to_str().unwrap(), "--shards", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut guard = ChildGuard(Some(child));
+    let pid = guard.0.as_ref().unwrap().id() as i32;
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let wait_line = |what: &str| -> String {
+        let end = Instant::now() + BOUND;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no line with {what:?} within the bound: {e}"),
+            }
+        }
+    };
+    wait_line("running");
+    // SAFETY: kill(2) takes no pointers; the pid is our child, not yet reaped (the guard
+    // reaps it), so it cannot have been reused.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    wait_line("reload not supported yet");
+    // Still running and still checking: more checks reach the target after the hangup.
+    let after_hup = target.requests(Some("/up")).len();
+    let seen = target.wait_for(Some("/up"), BOUND, |r| r.len() >= after_hup + 3);
+    assert!(seen.len() >= after_hup + 3, "no checks after SIGHUP");
+    assert!(guard.0.as_mut().unwrap().try_wait().unwrap().is_none(), "SIGHUP ended the run");
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = guard.0.take().unwrap().wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+/// docs/operations.md: a low `RLIMIT_MEMLOCK` stops the start with advice, for root too (the
+/// test runs as whoever runs the suite; as root it proves root is not exempt).
+#[test]
+fn a_low_memlock_limit_stops_the_start_with_advice() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "fleet.yaml",
+        "monitors:\n  - name: t\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n",
+    );
+    let mut cmd = Command::new(CPRA);
+    cmd.args(["run", path.to_str().unwrap(), "--shards", "1", "--duration", "1s"]);
+    // SAFETY: between fork and exec the closure only calls setrlimit(2), which is
+    // async-signal-safe, on a stack-allocated struct.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 64 * 1024, rlim_max: 64 * 1024 };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("RLIMIT_MEMLOCK") && stderr.contains("ulimit -l"), "{stderr}");
 }

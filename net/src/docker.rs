@@ -23,7 +23,7 @@ use crate::deadline::{saturating_us, Deadline};
 use crate::limits::{
     MAX_CONTAINER_NAME_BYTES, MAX_HEADERS, MAX_HEADER_BLOCK_BYTES, MAX_UNIX_BODY_BYTES,
 };
-use crate::outcome::{Detail, FailureKind, Outcome};
+use crate::outcome::{local_resource_errno, Detail, FailureKind, Outcome};
 use crate::unix_http::{
     self, UnixHttpError, UnixResponse, BODY_TOO_LARGE, HEAD_TOO_LARGE, TOO_MANY_HEADERS,
 };
@@ -187,6 +187,9 @@ fn judge(response: &UnixResponse, latency_us: u32) -> Outcome {
 }
 
 fn connect_outcome(e: &io::Error, latency_us: u32) -> Outcome {
+    if let Some(errno) = local_resource_errno(e) {
+        return Outcome::failure(FailureKind::LocalResource, latency_us, Detail::Errno(errno));
+    }
     let (kind, text) = match e.raw_os_error() {
         Some(libc::ENOENT) => (
             FailureKind::Connection,
@@ -208,6 +211,14 @@ fn connect_outcome(e: &io::Error, latency_us: u32) -> Outcome {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn no_local_resource_to_reach_the_engine_is_not_the_targets_failure() {
+        for errno in crate::outcome::tests::LOCAL_ERRNOS {
+            let o = connect_outcome(&io::Error::from_raw_os_error(errno), 5);
+            assert_eq!(o.failure, Some(FailureKind::LocalResource), "{errno}");
+        }
+    }
     use std::os::unix::net::UnixListener;
     use std::path::Path;
 
@@ -250,13 +261,17 @@ mod tests {
         let listener = UnixListener::bind(&path).unwrap();
         let handle = std::thread::spawn(move || {
             let mut seen = Vec::new();
-            for _ in 0..requests {
+            for i in 0..requests {
                 let (mut conn, _) = listener.accept().unwrap();
                 let req = crate::test_server::read_head(&mut conn).expect("a request head");
                 let req = String::from_utf8(req).unwrap();
                 let path = req.split_whitespace().nth(1).unwrap().to_owned();
                 let response = match path.as_str() {
-                    "/containers/web/json" => {
+                    // Restarting when first asked, running after.
+                    "/containers/flaky/json" if i == 0 => {
+                        with_length("HTTP/1.1 200 OK", &inspect_json(false, "restarting", None))
+                    }
+                    "/containers/web/json" | "/containers/flaky/json" => {
                         chunked("HTTP/1.1 200 OK", &inspect_json(true, "running", None))
                     }
                     "/containers/healthy/json" => {
@@ -316,6 +331,21 @@ mod tests {
         for ((name, kind, text), o) in cases.iter().zip(&outcomes) {
             assert_eq!(o.failure, *kind, "{name}: {o:?}");
             assert!(o.describe(name).contains(text), "{name}: {}", o.describe(name));
+        }
+    }
+
+    #[test]
+    fn a_target_failing_once_fails_the_check_unless_retries_allow_one_more() {
+        for (retries, requests, failure) in [(0, 1, Some(FailureKind::Status)), (1, 2, None)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (socket, engine) = fake_engine(dir.path(), requests);
+            let cfg = DockerConfig::new(&socket, "flaky").unwrap();
+            let o = crate::test_executor::run(move || async move {
+                let timeout = Duration::from_secs(10);
+                crate::retry::with_retries(retries, timeout, |t| check(&cfg, t)).await
+            });
+            engine.join().unwrap();
+            assert_eq!(o.failure, failure, "retries {retries}: {o:?}");
         }
     }
 

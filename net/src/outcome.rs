@@ -35,10 +35,32 @@ pub enum FailureKind {
     Connection,
     /// The pulse type or a feature of it is not available on this build or host.
     Unsupported,
+    /// This host ran out of something a check needs before anything reached the target: file
+    /// descriptors (EMFILE, ENFILE), socket buffers or memory (ENOBUFS, ENOMEM), local ports
+    /// (EADDRNOTAVAIL). Never the target's failure: the engine retries the check shortly and
+    /// never feeds it to the state machine; a notifier retries it as it retries a 5xx (nothing
+    /// was sent). See [`is_local_resource_errno`].
+    LocalResource,
+}
+
+/// Whether `errno`, from opening or connecting a socket, says this host lacks a resource
+/// rather than that the target failed. EADDRNOTAVAIL on connect means no free local port (or
+/// no source address for the destination's family, e.g. IPv6 on a host without it): a local
+/// matter too, which is why it is shown in the warning the engine logs.
+pub const fn is_local_resource_errno(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL
+    )
+}
+
+/// The local-resource errno of `err`, if it is one (see [`is_local_resource_errno`]).
+pub fn local_resource_errno(err: &std::io::Error) -> Option<i32> {
+    err.raw_os_error().filter(|&e| is_local_resource_errno(e))
 }
 
 impl FailureKind {
-    pub const ALL: [FailureKind; 13] = [
+    pub const ALL: [FailureKind; 14] = [
         FailureKind::Dns,
         FailureKind::ConnectRefused,
         FailureKind::ConnectTimeout,
@@ -52,6 +74,7 @@ impl FailureKind {
         FailureKind::Permission,
         FailureKind::Connection,
         FailureKind::Unsupported,
+        FailureKind::LocalResource,
     ];
 
     /// The stable snake_case name used in logs, metrics labels and the API.
@@ -70,6 +93,7 @@ impl FailureKind {
             FailureKind::Permission => "permission",
             FailureKind::Connection => "connection",
             FailureKind::Unsupported => "unsupported",
+            FailureKind::LocalResource => "local_resource",
         }
     }
 }
@@ -147,6 +171,12 @@ impl Outcome {
         self.failure.is_none()
     }
 
+    /// Whether the check could not run for want of a local resource (not a verdict on the
+    /// target): see [`FailureKind::LocalResource`].
+    pub const fn is_local_resource(&self) -> bool {
+        matches!(self.failure, Some(FailureKind::LocalResource))
+    }
+
     /// One line a person can act on, e.g. `connect refused to 10.0.0.5:443`. `target` is what
     /// the check was aimed at (a URL or `host:port`). Allocates: call it only when reporting.
     pub fn describe(&self, target: &str) -> String {
@@ -188,13 +218,16 @@ impl Outcome {
             Some(FailureKind::Permission) => "permission denied probing",
             Some(FailureKind::Connection) => "connection error with",
             Some(FailureKind::Unsupported) => "check not supported for",
+            Some(FailureKind::LocalResource) => {
+                "no local resource (descriptor, buffer, port) to check"
+            }
         };
         format!("{what} {target}{detail}")
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -227,6 +260,32 @@ mod tests {
             o.describe("http://x/health"),
             "response assertion failed for http://x/health: body_contains not found in the first 64 KiB"
         );
+    }
+
+    /// The local-resource errnos, and neighbours that are the target's (or the path's) doing.
+    pub(crate) const LOCAL_ERRNOS: [i32; 5] =
+        [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM, libc::EADDRNOTAVAIL];
+
+    #[test]
+    fn local_resource_errnos_are_this_hosts_not_the_targets() {
+        for errno in LOCAL_ERRNOS {
+            assert!(is_local_resource_errno(errno), "{errno}");
+            let err = std::io::Error::from_raw_os_error(errno);
+            assert_eq!(local_resource_errno(&err), Some(errno));
+        }
+        for errno in [
+            libc::ECONNREFUSED,
+            libc::ETIMEDOUT,
+            libc::EHOSTUNREACH,
+            libc::ENETUNREACH,
+            libc::ECONNRESET,
+            libc::EACCES,
+        ] {
+            assert!(!is_local_resource_errno(errno), "{errno}");
+        }
+        let o = Outcome::failure(FailureKind::LocalResource, 0, Detail::Errno(libc::EMFILE));
+        assert!(o.is_local_resource() && !o.is_success());
+        assert!(o.describe("127.0.0.1:80").contains("Too many open files"), "{}", o.describe("x"));
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::limits::{
     MAX_HOST_NAME_BYTES, MAX_RESOLVER_THREADS, MAX_WAITERS_PER_LOOKUP,
     RESOLVER_CACHE_CAPACITY_PER_SHARD, RESOLVER_QUEUE_CAPACITY,
 };
-use crate::outcome::{Detail, FailureKind, Outcome};
+use crate::outcome::{is_local_resource_errno, Detail, FailureKind, Outcome};
 
 /// How long the resolver thread sleeps when idle before checking for shutdown. It is woken
 /// immediately by `unpark` when work arrives, so this only bounds shutdown latency.
@@ -80,6 +80,9 @@ pub enum ResolveError {
     InvalidName,
     /// The resolver thread has stopped.
     Stopped,
+    /// The system resolver ran out of a local resource (no file descriptor for its socket, no
+    /// memory): nothing about the name. Not cached; the check is delayed, never failed.
+    LocalResource,
 }
 
 impl ResolveError {
@@ -98,6 +101,10 @@ impl ResolveError {
                 return Outcome::failure(FailureKind::Dns, latency_us, detail);
             }
             ResolveError::Stopped => "resolver thread stopped",
+            ResolveError::LocalResource => {
+                let text = Detail::Text("the system resolver had no descriptor or memory");
+                return Outcome::failure(FailureKind::LocalResource, latency_us, text);
+            }
         };
         Outcome::failure(FailureKind::Dns, latency_us, Detail::Text(text))
     }
@@ -310,7 +317,9 @@ fn lookup(host: &str) -> Answer {
     // and `hints` and `list` are live locals the call reads and writes.
     let rc = unsafe { libc::getaddrinfo(c_host.as_ptr(), std::ptr::null(), &hints, &mut list) };
     if rc != 0 {
-        return Err(classify_gai_error(rc));
+        // errno is this thread's, set by the failed call: read before anything else runs.
+        let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        return Err(classify_gai_error(rc, errno));
     }
     let mut first = None;
     let mut v4 = None;
@@ -339,9 +348,13 @@ fn lookup(host: &str) -> Answer {
 const EAI_NODATA_GLIBC: libc::c_int = -5;
 
 /// Which `ResolveError` a `getaddrinfo` error code means. Pure.
-fn classify_gai_error(code: libc::c_int) -> ResolveError {
+/// `errno` matters only for `EAI_SYSTEM` (a system call failed, e.g. no descriptor for the
+/// resolver's socket).
+fn classify_gai_error(code: libc::c_int, errno: i32) -> ResolveError {
     match code {
         libc::EAI_NONAME | EAI_NODATA_GLIBC => ResolveError::NotFound,
+        libc::EAI_MEMORY => ResolveError::LocalResource,
+        libc::EAI_SYSTEM if is_local_resource_errno(errno) => ResolveError::LocalResource,
         _ => ResolveError::Failed,
     }
 }
@@ -652,10 +665,17 @@ mod tests {
 
     #[test]
     fn gai_error_codes_are_classified() {
-        assert_eq!(classify_gai_error(libc::EAI_NONAME), ResolveError::NotFound);
-        assert_eq!(classify_gai_error(EAI_NODATA_GLIBC), ResolveError::NotFound);
-        assert_eq!(classify_gai_error(libc::EAI_AGAIN), ResolveError::Failed);
-        assert_eq!(classify_gai_error(libc::EAI_FAIL), ResolveError::Failed);
+        assert_eq!(classify_gai_error(libc::EAI_NONAME, 0), ResolveError::NotFound);
+        assert_eq!(classify_gai_error(EAI_NODATA_GLIBC, 0), ResolveError::NotFound);
+        assert_eq!(classify_gai_error(libc::EAI_AGAIN, 0), ResolveError::Failed);
+        assert_eq!(classify_gai_error(libc::EAI_FAIL, 0), ResolveError::Failed);
+        // Out of descriptors or memory: this host's, not the name's; the check is delayed.
+        for errno in crate::outcome::tests::LOCAL_ERRNOS {
+            assert_eq!(classify_gai_error(libc::EAI_SYSTEM, errno), ResolveError::LocalResource);
+        }
+        assert_eq!(classify_gai_error(libc::EAI_MEMORY, 0), ResolveError::LocalResource);
+        assert_eq!(classify_gai_error(libc::EAI_SYSTEM, libc::EIO), ResolveError::Failed);
+        assert!(ResolveError::LocalResource.to_outcome(0).is_local_resource());
     }
 
     #[test]

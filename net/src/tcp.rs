@@ -10,7 +10,7 @@ use std::time::Duration;
 use glommio::net::TcpStream;
 
 use crate::deadline::{within, Deadline};
-use crate::outcome::{Detail, FailureKind, Outcome};
+use crate::outcome::{is_local_resource_errno, Detail, FailureKind, Outcome};
 
 /// A `tcp` monitor's target, resolved before it reaches the shard.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +38,9 @@ pub async fn connect(addr: SocketAddr, deadline: &Deadline) -> Result<TcpStream,
 /// Maps a connect error to the failure kind operators see.
 pub fn classify_connect_error(err: &io::Error) -> Failure {
     match err.raw_os_error() {
+        Some(errno) if is_local_resource_errno(errno) => {
+            (FailureKind::LocalResource, Detail::Errno(errno))
+        }
         Some(libc::ECONNREFUSED) => {
             (FailureKind::ConnectRefused, Detail::Errno(libc::ECONNREFUSED))
         }
@@ -69,6 +72,16 @@ pub async fn check(cfg: &TcpConfig, timeout: Duration) -> Outcome {
 mod tests {
     use super::*;
     use crate::test_executor::run;
+
+    #[test]
+    fn a_connect_without_a_local_resource_is_not_the_targets_failure() {
+        for errno in crate::outcome::tests::LOCAL_ERRNOS {
+            let (kind, detail) = classify_connect_error(&io::Error::from_raw_os_error(errno));
+            assert_eq!((kind, detail), (FailureKind::LocalResource, Detail::Errno(errno)));
+        }
+        let (kind, _) = classify_connect_error(&io::Error::from_raw_os_error(libc::EHOSTUNREACH));
+        assert_eq!(kind, FailureKind::Connection);
+    }
 
     #[test]
     fn connect_to_a_listener_succeeds() {
@@ -109,7 +122,63 @@ mod tests {
         drop(listener);
     }
 
+    /// A TCP target that refuses (bound, not listening: the kernel answers RST) until
+    /// `listen` is called on it.
+    struct LateListener(std::net::TcpListener);
+
+    impl LateListener {
+        fn new() -> Self {
+            LateListener(bound_socket(None))
+        }
+
+        fn addr(&self) -> SocketAddr {
+            self.0.local_addr().unwrap()
+        }
+
+        fn listen(&self) {
+            use std::os::fd::AsRawFd;
+            // SAFETY: listen(2) takes no pointers; the fd is a bound stream socket we own.
+            assert_eq!(unsafe { libc::listen(self.0.as_raw_fd(), 16) }, 0);
+        }
+    }
+
+    /// A check of a target that refuses the first connection and accepts from the second
+    /// attempt on: it starts listening as the retry begins (the kernel, not the target
+    /// process, refuses a connection, so only the check's own loop can say when that is).
+    fn refused_once(retries: u32) -> Outcome {
+        let target = LateListener::new();
+        let addr = target.addr();
+        let (o, target) = run(move || async move {
+            let made = std::cell::Cell::new(0u32);
+            let cfg = TcpConfig { addr };
+            let o = crate::retry::with_retries(retries, Duration::from_secs(2), |t| {
+                made.set(made.get() + 1);
+                if made.get() == 2 {
+                    target.listen();
+                }
+                check(&cfg, t)
+            })
+            .await;
+            (o, target)
+        });
+        drop(target);
+        o
+    }
+
+    #[test]
+    fn a_target_failing_once_fails_the_check_unless_retries_allow_one_more() {
+        let o = refused_once(0);
+        assert_eq!(o.failure, Some(FailureKind::ConnectRefused), "{o:?}");
+        let o = refused_once(1);
+        assert!(o.is_success(), "{o:?}");
+    }
+
     fn socket_with_backlog_0() -> std::net::TcpListener {
+        bound_socket(Some(0))
+    }
+
+    /// A TCP socket bound to a free port of 127.0.0.1, listening with `backlog` if given.
+    fn bound_socket(backlog: Option<i32>) -> std::net::TcpListener {
         use std::os::fd::FromRawFd;
         // SAFETY: socket/bind/listen take no pointers but `sa`, a live, all-zero-initialised
         // (valid for this plain-integer struct) `sockaddr_in` whose exact size is passed. The
@@ -127,7 +196,9 @@ mod tests {
                 std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
             );
             assert_eq!(rc, 0);
-            assert_eq!(libc::listen(fd, 0), 0);
+            if let Some(backlog) = backlog {
+                assert_eq!(libc::listen(fd, backlog), 0);
+            }
             std::net::TcpListener::from_raw_fd(fd)
         }
     }

@@ -16,7 +16,7 @@ use glommio::net::UdpSocket;
 
 use crate::deadline::{saturating_us, until, Deadline};
 use crate::limits::{Size, MAX_UDP_PAYLOAD_BYTES, UDP_REPLY_READ_BYTES};
-use crate::outcome::{Detail, FailureKind, Outcome};
+use crate::outcome::{is_local_resource_errno, Detail, FailureKind, Outcome};
 
 /// A `udp` monitor, with its address already resolved.
 #[derive(Clone, Debug)]
@@ -112,6 +112,7 @@ pub(crate) fn bind_for(addr: SocketAddr) -> io::Result<UdpSocket> {
 pub(crate) fn io_outcome(e: &io::Error, latency_us: u32) -> Outcome {
     let detail = e.raw_os_error().map_or(Detail::Text("socket error"), Detail::Errno);
     let kind = match e.raw_os_error() {
+        Some(errno) if is_local_resource_errno(errno) => FailureKind::LocalResource,
         Some(libc::ECONNREFUSED) => FailureKind::ConnectRefused,
         Some(libc::EACCES) | Some(libc::EPERM) => FailureKind::Permission,
         _ => FailureKind::Connection,
@@ -123,6 +124,15 @@ pub(crate) fn io_outcome(e: &io::Error, latency_us: u32) -> Outcome {
 mod tests {
     use super::*;
     use std::net::UdpSocket as StdUdp;
+
+    #[test]
+    fn a_socket_without_a_local_resource_is_not_the_targets_failure() {
+        for errno in crate::outcome::tests::LOCAL_ERRNOS {
+            let o = io_outcome(&io::Error::from_raw_os_error(errno), 5);
+            assert_eq!(o.failure, Some(FailureKind::LocalResource), "{errno}");
+            assert_eq!(o.detail, Detail::Errno(errno));
+        }
+    }
 
     fn run_check(cfg: UdpConfig, timeout: Duration) -> Outcome {
         crate::test_executor::run(move || async move { check(&cfg, timeout).await })
@@ -156,6 +166,41 @@ mod tests {
         let cfg = UdpConfig::new(addr, b"ping").unwrap();
         let o = run_check(cfg, Duration::from_secs(10));
         assert_eq!(o.failure, Some(FailureKind::Protocol), "{o:?}");
+        server.join().unwrap();
+    }
+
+    /// Answers `answers` datagrams: the first with an empty datagram (a failure), the rest
+    /// with `pong`.
+    fn empty_then_pong(answers: usize) -> (SocketAddr, std::thread::JoinHandle<()>) {
+        let socket = StdUdp::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let handle = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            for i in 0..answers {
+                let (_, from) = socket.recv_from(&mut buf).unwrap();
+                let reply: &[u8] = if i == 0 { b"" } else { b"pong" };
+                socket.send_to(reply, from).unwrap();
+            }
+        });
+        (addr, handle)
+    }
+
+    fn check_with_retries(addr: SocketAddr, retries: u32) -> Outcome {
+        let cfg = UdpConfig::new(addr, b"ping").unwrap();
+        crate::test_executor::run(move || async move {
+            crate::retry::with_retries(retries, Duration::from_secs(10), |t| check(&cfg, t)).await
+        })
+    }
+
+    #[test]
+    fn a_target_failing_once_fails_the_check_unless_retries_allow_one_more() {
+        let (addr, server) = empty_then_pong(1);
+        let o = check_with_retries(addr, 0);
+        assert_eq!(o.failure, Some(FailureKind::Protocol), "{o:?}");
+        server.join().unwrap();
+        let (addr, server) = empty_then_pong(2);
+        let o = check_with_retries(addr, 1);
+        assert!(o.is_success(), "{o:?}");
         server.join().unwrap();
     }
 

@@ -56,7 +56,9 @@ pub fn classify(outcome: &Outcome) -> HttpResult {
             | FailureKind::Tls
             | FailureKind::Certificate
             | FailureKind::Permission
-            | FailureKind::Unsupported,
+            | FailureKind::Unsupported
+            // No socket could be opened (descriptors, buffers, local ports): nothing left.
+            | FailureKind::LocalResource,
             _,
         ) => HttpResult::NotSent(what),
         // The client marks a failed write of the request with this text: not sent.
@@ -283,6 +285,15 @@ mod tests {
             HttpResult::NotSent(_)
         ));
         assert!(matches!(classify(&f(FailureKind::Timeout, Detail::None)), HttpResult::Unknown(_)));
+        // Out of file descriptors: nothing was sent, so it is retried like a 5xx (it was
+        // "failed after the request was sent (not retried)" when it looked like a broken
+        // connection).
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM, libc::EADDRNOTAVAIL]
+        {
+            let local = classify(&f(FailureKind::LocalResource, Detail::Errno(errno)));
+            assert!(matches!(local, HttpResult::NotSent(_)), "{local:?}");
+            assert!(matches!(attempt_result(local), AttemptResult::Retryable(_)));
+        }
         assert!(matches!(
             classify(&f(FailureKind::Protocol, Detail::Text("reset"))),
             HttpResult::Unknown(_)

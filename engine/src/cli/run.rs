@@ -75,17 +75,13 @@ pub fn duration_ms(option: &str, text: &str) -> Result<u64, String> {
 
 pub fn run(args: &RunArgs) -> i32 {
     init_logging(args.log_format, "info");
-    let grace_ms = match duration_ms("--grace", &args.grace) {
-        Ok(ms) => ms,
+    // Before the load: a hangup while a big manifest loads must not end the process either.
+    if let Err(e) = crate::hangup::catch() {
+        tracing::warn!("{e}");
+    }
+    let (grace_ms, duration) = match super::flags::run_numbers(args) {
+        Ok(numbers) => numbers,
         Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_UNREADABLE;
-        }
-    };
-    let duration = match args.duration.as_deref().map(|d| duration_ms("--duration", d)) {
-        None => None,
-        Some(Ok(ms)) => Some(Duration::from_millis(ms)),
-        Some(Err(e)) => {
             eprintln!("error: {e}");
             return EXIT_UNREADABLE;
         }
@@ -153,7 +149,7 @@ pub fn load(
             out,
             "error: not starting: fix the errors above (`cpra validate` shows them too)"
         );
-        return Err(EXIT_INVALID);
+        return Err(if report.unreadable { EXIT_UNREADABLE } else { EXIT_INVALID });
     }
     for d in &report.problems.kept {
         tracing::warn!("{d}");
@@ -199,14 +195,21 @@ pub fn status_line(s: &StatusSnapshot, checks_per_s: f64) -> String {
 /// [`STATUS_EVERY`]; then drains. Returns the exit code.
 pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32 {
     let monitors = plan.monitors.len();
+    let fds = match crate::fd_budget::prepare(config.shards) {
+        Ok(budget) => budget,
+        Err(e) => {
+            let _ = writeln!(out, "error: not starting: {e}");
+            return EXIT_INVALID;
+        }
+    };
     let plan_config = PlanConfig {
         runtime: RuntimeConfig {
             shards: config.shards,
             grace_ms: config.grace_ms,
             handle_signals: true,
-            ..RuntimeConfig::default()
+            max_in_flight: fds.checks_per_shard,
         },
-        actions: None,
+        actions: Some(fds.actions_tweak()),
         observer: config.observer.clone(),
         wall_clock: None,
     };
@@ -218,6 +221,9 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         }
     };
     tracing::info!(monitors, shards = running.runtime.shards(), "running");
+    if let Err(e) = crate::hangup::catch() {
+        tracing::warn!("{e}");
+    }
     let stop = running.runtime.stop_handle();
     let started = Instant::now();
     let mut last_print = Instant::now();
@@ -226,6 +232,9 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         std::thread::sleep(MAIN_POLL);
         if config.duration.is_some_and(|d| started.elapsed() >= d) {
             stop.stop();
+        }
+        if crate::hangup::take() {
+            tracing::warn!("{}", crate::hangup::NOT_SUPPORTED);
         }
         if running.runtime.shard_exited() {
             tracing::error!("a shard stopped unexpectedly; stopping the others");
@@ -257,12 +266,14 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
             );
             let _ = writeln!(
                 out,
-                "stopped: {} checks, {} alerts queued, {} sent, {} undelivered, {} checks abandoned",
+                "stopped: {} checks, {} alerts queued, {} sent, {} undelivered, {} checks abandoned, \
+                 {} delayed for want of a local resource",
                 report.counters.checks_completed,
                 s.alerts_queued,
                 s.alerts_sent,
                 s.alerts_undelivered,
-                abandoned
+                abandoned,
+                report.counters.checks_delayed_local_resource
             );
             EXIT_OK
         }

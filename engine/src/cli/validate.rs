@@ -78,7 +78,10 @@ pub fn run(args: &ValidateArgs, out: &mut dyn Write) -> i32 {
                 } else {
                     write_human(&report, out);
                 }
-                if !report.is_valid() && code == EXIT_OK {
+                // Cut short or corrupt (a truncated .gz): unreadable, as a missing file is.
+                if report.unreadable {
+                    code = EXIT_UNREADABLE;
+                } else if !report.is_valid() && code == EXIT_OK {
                     code = EXIT_INVALID;
                 }
             }

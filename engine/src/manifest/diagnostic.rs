@@ -42,6 +42,8 @@ pub enum Class {
     BadTimezone,
     TimeoutOverInterval,
     UnsetVariable,
+    /// The input could not be read to its end (an I/O or decompression error part-way).
+    Unreadable,
 }
 
 impl Class {
@@ -63,6 +65,7 @@ impl Class {
             Class::BadTimezone => "bad_timezone",
             Class::TimeoutOverInterval => "timeout_over_interval",
             Class::UnsetVariable => "unset_variable",
+            Class::Unreadable => "unreadable",
         }
     }
 }

@@ -14,7 +14,7 @@
 
 use std::io::Read;
 
-use super::event::{EventSource, ParseEvent, Pos, RawItem, SyntaxError};
+use super::event::{EventSource, ParseEvent, Pos, RawItem, SyntaxError, READ_FAILED};
 use crate::limits::{Size, MAX_DEPTH, MAX_RAW_ITEM_BYTES, MAX_SCALAR_BYTES, READ_BUFFER_BYTES};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,7 +110,7 @@ impl<R: Read> JsonReader<R> {
                     return Ok(true);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return self.err(format!("cannot read input: {e}")),
+                Err(e) => return self.err(format!("{READ_FAILED}: {e}")),
             }
         }
     }
@@ -487,7 +487,7 @@ impl<R: Read> EventSource for JsonReader<R> {
                     return Ok(true);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return self.err(format!("cannot read input: {e}")),
+                Err(e) => return self.err(format!("{READ_FAILED}: {e}")),
             }
         }
     }

@@ -17,7 +17,7 @@ use super::decode::{
 };
 use super::diagnostic::{choices_hint, Class, Diagnostic, Level, Problems};
 use super::env::{Env, ProcessEnv};
-use super::event::{EventSource, ParseEvent, Pos, SyntaxError};
+use super::event::{EventSource, ParseEvent, Pos, SyntaxError, READ_FAILED};
 use super::json::JsonReader;
 use super::json_direct::{DirectDecoder, Miss, Step};
 use super::node::{build, Anchors, Arena, Node, NodeKind, Tree};
@@ -108,6 +108,9 @@ pub struct LoadReport {
     /// Distinct `codes` blocks after interning.
     pub distinct_codes: usize,
     pub distinct_headers: usize,
+    /// The input could not be read to its end (a truncated or corrupt file, a `.gz` cut
+    /// short): `cpra validate` and `cpra run` exit 2, as for a file that cannot be opened.
+    pub unreadable: bool,
 }
 
 impl LoadReport {
@@ -166,10 +169,11 @@ pub fn load_bytes(
     match open_reader(Box::new(std::io::Cursor::new(bytes)), format) {
         Ok((reader, format)) => load_source(reader, format, Some(reopen), file, opts, on_monitor),
         Err(e) => {
-            let mut report = LoadReport { file: file.to_string(), ..Default::default() };
+            let mut report =
+                LoadReport { file: file.to_string(), unreadable: true, ..Default::default() };
             report.problems.push(Diagnostic {
                 level: Level::Error,
-                class: Class::Syntax,
+                class: Class::Unreadable,
                 file: file.to_string(),
                 pos: Pos { line: 1, column: 1 },
                 monitor: None,
@@ -311,15 +315,25 @@ impl Loader<'_> {
     }
 
     fn syntax(&mut self, e: SyntaxError) {
+        let unreadable = e.message.starts_with(READ_FAILED);
+        self.report.unreadable |= unreadable;
+        let (class, hint) = if unreadable {
+            (
+                Class::Unreadable,
+                "the file is cut short or corrupt (a truncated .gz?); nothing after it was read",
+            )
+        } else {
+            (Class::Syntax, "fix the syntax here; nothing after it was read")
+        };
         self.report.problems.push(Diagnostic {
             level: Level::Error,
-            class: Class::Syntax,
+            class,
             file: self.file.to_string(),
             pos: e.pos,
             monitor: None,
             path: String::new(),
             message: e.message,
-            hint: "fix the syntax here; nothing after it was read".into(),
+            hint: hint.into(),
         });
     }
 

@@ -156,9 +156,26 @@ pub struct PulseCheck {
     pub healthy_threshold: Option<i64>,
     /// Legacy (Go CPRA): the unhealthy threshold when `unhealthy_threshold` is absent.
     pub max_failures: Option<i64>,
-    pub retries: Option<u32>,
+    /// `pulse_check.retries`, as written (saturating at `u16::MAX`: the engine makes at most
+    /// `limits::MAX_RETRIES`, and two `u16`s keep `Monitor` within its size bound).
+    pub retries: Option<u16>,
+    /// `pulse_check.config.retries` (any pulse type), as written, saturating the same way.
+    pub config_retries: Option<u16>,
     /// Interned.
     pub groups: Arc<Vec<String>>,
+}
+
+impl PulseCheck {
+    /// Retries inside one check, the Go CPRA's rule (`applyDefaultRetries`): `config.retries`
+    /// when above 0 (0 there means unset), else `pulse_check.retries`, else 0 (one attempt).
+    /// The probes make at most `limits::MAX_RETRIES` of them.
+    pub fn retries_per_check(&self) -> u32 {
+        let retries = match self.config_retries {
+            Some(r) if r > 0 => r,
+            _ => self.retries.unwrap_or(0),
+        };
+        u32::from(retries)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -206,7 +223,6 @@ pub struct HttpPulse {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct HttpExtra {
     pub body: Option<String>,
-    pub retries: Option<u32>,
     pub body_contains: Option<String>,
     /// Checked to compile at load.
     pub body_regex: Option<String>,
@@ -229,10 +245,6 @@ impl HttpPulse {
 
     pub fn body(&self) -> Option<&str> {
         self.extra()?.body.as_deref()
-    }
-
-    pub fn retries(&self) -> Option<u32> {
-        self.extra()?.retries
     }
 
     pub fn body_contains(&self) -> Option<&str> {

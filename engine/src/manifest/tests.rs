@@ -140,7 +140,7 @@ fn every_field_is_read() {
     assert_eq!(h.body(), Some("{\"q\": 1}"));
     assert_eq!(*h.expected_status, [200, 201]);
     assert!(h.insecure_skip_verify);
-    assert_eq!(h.retries(), Some(1));
+    assert_eq!((p.config_retries, p.retries_per_check()), (Some(1), 1));
     assert_eq!(h.body_contains(), Some("ok"));
     assert_eq!(h.body_regex(), Some("^o.$"));
     assert_eq!(h.max_response_time_ms(), Some(250));
@@ -550,14 +550,69 @@ fn unknown_fields_are_errors_unless_lenient_and_timeout_over_interval_is_a_warni
 
 #[test]
 fn fields_the_go_cpra_reads_and_cpra_ignores_are_warnings_that_say_why() {
-    let text = "monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: h, port: 1, retries: 3}}\n    intervention: {action: docker, target: {type: docker, container: web}}\n";
+    let text = "monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: h, port: 1}}\n    intervention: {action: docker, target: {type: docker, container: web}}\n";
     let (m, r) = load(text);
     assert!(r.is_valid(), "{:#?}", r.problems.kept);
-    assert_eq!((m.len(), r.problems.warnings), (1, 2));
+    assert_eq!((m.len(), r.problems.warnings), (1, 1));
     for d in &r.problems.kept {
         assert_eq!(d.class, Class::IgnoredField);
         assert!(d.hint.contains("Go CPRA"), "{d}");
     }
+}
+
+/// `retries` is read in `pulse_check` and in `config` for every type, with the Go CPRA's
+/// precedence (`applyDefaultRetries`): `config.retries` above 0 wins, else `pulse_check.retries`,
+/// else none (one attempt). The JSON fast path agrees with the general one.
+#[test]
+fn retries_are_read_for_every_pulse_type_with_the_go_precedence() {
+    let configs = [
+        ("http", "url: http://127.0.0.1/"),
+        ("tcp", "host: h, port: 1"),
+        ("icmp", "host: 127.0.0.1"),
+        ("dns", "host: example.com, server: 127.0.0.1"),
+        ("udp", "host: h, port: 1"),
+        ("grpc", "host: h, port: 1"),
+        ("tls", "host: example.com"),
+        ("docker", "container: web"),
+    ];
+    // (pulse_check.retries, config.retries) -> retries per check.
+    let cases = [
+        (None, None, 0),
+        (Some(1), None, 1),
+        (None, Some(2), 2),
+        (Some(1), Some(2), 2),
+        (Some(2), Some(0), 2),
+        (Some(0), Some(1), 1),
+    ];
+    for (kind, fields) in configs {
+        for (top, inner, want) in cases {
+            let top = top.map_or(String::new(), |r| format!("retries: {r}, "));
+            let inner = inner.map_or(String::new(), |r| format!(", retries: {r}"));
+            let yaml = format!(
+                "monitors:\n  - name: a\n    pulse_check: {{type: {kind}, {top}config: {{{fields}{inner}}}}}\n"
+            );
+            let (m, r) = load(&yaml);
+            assert!(r.is_valid() && r.problems.kept.is_empty(), "{yaml}: {:#?}", r.problems.kept);
+            assert_eq!(m[0].pulse_check.retries_per_check(), want, "{yaml}");
+            // Written back as JSON and read again: the same monitor.
+            let json = manifest_json(&m, &r.registry, None).to_string();
+            let (again, r) = load_str(&json, Some(Format::Json), &LoadOptions::default());
+            assert!(r.is_valid(), "{json}");
+            assert_eq!(again[0].pulse_check, m[0].pulse_check, "{json}");
+        }
+    }
+}
+
+#[test]
+fn retries_past_what_a_check_makes_are_a_warning_and_capped() {
+    let text = "monitors:\n  - name: a\n    pulse_check: {type: tcp, retries: 7, config: {host: h, port: 1, retries: 100000}}\n";
+    let (m, r) = load(text);
+    assert!(r.is_valid(), "{:#?}", r.problems.kept);
+    assert_eq!(r.problems.warnings, 2, "{:#?}", r.problems.kept);
+    for d in &r.problems.kept {
+        assert!(d.path.ends_with("retries") && d.message.contains("at most 2"), "{d}");
+    }
+    assert_eq!(m[0].pulse_check.retries_per_check().min(crate::limits::MAX_RETRIES), 2);
 }
 
 #[test]
@@ -842,4 +897,36 @@ fn a_bad_block_shared_by_monitors_is_reported_for_each_and_a_good_one_checked_on
     let (m, _) = load_ok(&good);
     assert!(std::sync::Arc::ptr_eq(&m[0].codes, &m[2].codes));
     assert_eq!(m[0].intervention, m[2].intervention);
+}
+
+/// One nesting bound for YAML and JSON alike: [`crate::limits::MAX_NODE_DEPTH`] levels in a
+/// block (the monitor's own mapping is the first), as docs/configuration.md says.
+#[test]
+fn json_and_yaml_share_one_nesting_bound() {
+    use crate::limits::MAX_NODE_DEPTH;
+    let lenient = LoadOptions { lenient: true, ..LoadOptions::default() };
+    for arrays in [MAX_NODE_DEPTH - 1, MAX_NODE_DEPTH] {
+        let deep = format!("{}{}", "[".repeat(arrays), "]".repeat(arrays));
+        let json = format!(
+            r#"{{"monitors":[{{"name":"a","pulse_check":{{"type":"tcp","config":{{"host":"h","port":1}}}},"x":{deep}}}]}}"#
+        );
+        let yaml = format!(
+            "monitors:\n  - name: a\n    x: {deep}\n    pulse_check: {{type: tcp, config: {{host: h, port: 1}}}}\n"
+        );
+        for (text, format) in [(json, Format::Json), (yaml, Format::Yaml)] {
+            let (_, r) = load_str(&text, Some(format), &lenient);
+            let too_deep = r
+                .problems
+                .kept
+                .iter()
+                .any(|d| d.message == format!("nesting deeper than {MAX_NODE_DEPTH} levels"));
+            assert_eq!(
+                too_deep,
+                arrays == MAX_NODE_DEPTH,
+                "{format:?}, {arrays}: {:#?}",
+                r.problems.kept
+            );
+            assert_eq!(r.is_valid(), arrays < MAX_NODE_DEPTH, "{format:?}, {arrays}");
+        }
+    }
 }

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use saphyr_parser::{BufferedInput, Event as YEvent, Parser, ScalarStyle};
 
-use super::event::{EventSource, ParseEvent, Pos, SyntaxError};
+use super::event::{EventSource, ParseEvent, Pos, SyntaxError, READ_FAILED};
 use crate::limits::{Size, MAX_SCALAR_BYTES, MAX_SCALAR_SOURCE_BYTES, READ_BUFFER_BYTES};
 
 /// Decodes UTF-8 bytes from a reader into chars. An invalid sequence becomes U+FFFD and is
@@ -55,9 +55,7 @@ impl<R: BufRead> Utf8Chars<R> {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     self.io_error = Some(e.to_string());
-                    self.problem
-                        .borrow_mut()
-                        .get_or_insert_with(|| format!("cannot read input: {e}"));
+                    self.problem.borrow_mut().get_or_insert_with(|| format!("{READ_FAILED}: {e}"));
                     return None;
                 }
             }

@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
 
-use super::event::{EventSource, ParseEvent, Pos, SyntaxError};
+use super::event::{EventSource, ParseEvent, Pos, SyntaxError, READ_FAILED};
 use super::yaml::YamlReader;
 use crate::limits::{
     MAX_KEY_BYTES, MAX_SCALAR_BYTES, MAX_SCAN_ANCHORS, MAX_SCAN_DEPTH, SCAN_BUFFER_BYTES,
@@ -1257,7 +1257,7 @@ impl FastYaml {
         self.fast = None;
         let reader = (self.reopen)().map_err(|e| SyntaxError {
             pos: Pos { line: 1, column: 1 },
-            message: format!("cannot read input again: {e}"),
+            message: format!("{READ_FAILED} again: {e}"),
         })?;
         let mut slow = YamlReader::new(reader);
         #[cfg(debug_assertions)]

@@ -3,7 +3,8 @@
 //!
 //! What it is for: every scheduling rule of a shard (first slot spread by id hash, fixed-rate
 //! slots, missed slots rolled forward, a full ring that delays and never loses, one check in
-//! flight per monitor), tested under a virtual clock. What it is not for: tasks, sockets or
+//! flight per monitor, a check without a local resource tried again shortly), tested under a
+//! virtual clock. What it is not for: tasks, sockets or
 //! the state machine (the [`Shard`](super::Shard) drives this core from its tasks).
 
 use hdrhistogram::Histogram;
@@ -13,6 +14,28 @@ use crate::ring::{Job, JobRing};
 use crate::schedule::{deadline_ms, first_slot_ms, next_slot_ms};
 use crate::table::{MonitorSpec, Table, TableError};
 use crate::wheel::Wheel;
+
+/// How soon a check that could not run for want of a local resource (no file descriptor,
+/// buffer or local port) runs again. 100 ms: long enough for checks in flight to finish and
+/// give their sockets back (loopback checks take well under that, slow ones free theirs as
+/// they end), short enough that the monitor is checked well within any usual interval. The
+/// regular slot is taken instead when it comes sooner.
+pub const LOCAL_RESOURCE_RETRY_MS: u64 = 100;
+
+/// The shortest time between two warnings about checks delayed for want of a local resource:
+/// the first delay is logged at once, later ones at most this often, with the count since the
+/// last warning (a shard out of descriptors would otherwise log thousands of lines a second).
+pub const LOCAL_RESOURCE_WARN_EVERY_MS: u64 = 10_000;
+
+/// What [`ShardCore::complete_delayed`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delayed {
+    /// When the monitor runs again; `None` when it is not rescheduled (stopping, disabled).
+    pub retry_at_ms: Option<u64>,
+    /// `Some(n)`: warn now, for the `n` checks delayed since the last warning (this one
+    /// included); `None`: a warning was given less than [`LOCAL_RESOURCE_WARN_EVERY_MS`] ago.
+    pub warn: Option<u64>,
+}
 
 /// The synchronous state of one shard. Times are passed in, never read.
 pub struct ShardCore {
@@ -24,6 +47,9 @@ pub struct ShardCore {
     counters: CountersSnapshot,
     lateness_us: Histogram<u64>,
     stopping: bool,
+    /// When the last local-resource warning was given, and the delays counted since.
+    last_local_warn_ms: Option<u64>,
+    delayed_since_warn: u64,
 }
 
 impl ShardCore {
@@ -51,6 +77,8 @@ impl ShardCore {
             counters,
             lateness_us: new_lateness_histogram(),
             stopping: false,
+            last_local_warn_ms: None,
+            delayed_since_warn: 0,
         })
     }
 
@@ -128,6 +156,35 @@ impl ShardCore {
         self.counters.missed_slots += missed;
         self.wheel.insert(job.monitor, next_ms);
         Some(next_ms)
+    }
+
+    /// Records the end of `job` at `now_ms` without a verdict: the check could not run for want
+    /// of a local resource (`FailureKind::LocalResource`), which says nothing about the
+    /// target. The monitor goes back into the wheel [`LOCAL_RESOURCE_RETRY_MS`] later, or at
+    /// its next regular slot if that is sooner; the check is counted as delayed, not
+    /// completed, and no slot is counted missed. Also decides whether to warn (rate-limited).
+    pub fn complete_delayed(&mut self, job: &Job, now_ms: u64) -> Delayed {
+        assert!(self.in_flight > 0, "completion with nothing in flight");
+        debug_assert!(!self.wheel.contains(job.monitor), "monitor {} doubled", job.monitor);
+        self.in_flight -= 1;
+        self.counters.checks_delayed_local_resource += 1;
+        self.counters.in_flight = u64::from(self.in_flight);
+        self.delayed_since_warn += 1;
+        let warn = match self.last_local_warn_ms {
+            Some(last) if now_ms < last.saturating_add(LOCAL_RESOURCE_WARN_EVERY_MS) => None,
+            _ => {
+                self.last_local_warn_ms = Some(now_ms);
+                Some(std::mem::take(&mut self.delayed_since_warn))
+            }
+        };
+        let interval_ms = self.table.get(job.monitor).interval_ms;
+        if self.stopping || interval_ms == 0 {
+            return Delayed { retry_at_ms: None, warn };
+        }
+        let (regular_ms, _) = next_slot_ms(job.scheduled_ms, interval_ms, now_ms);
+        let retry_at_ms = regular_ms.min(now_ms + LOCAL_RESOURCE_RETRY_MS);
+        self.wheel.insert(job.monitor, retry_at_ms);
+        Delayed { retry_at_ms: Some(retry_at_ms), warn }
     }
 
     /// When the wheel next has work (see `Wheel::next_due_ms`); `None` when idle or stopping.
@@ -272,6 +329,72 @@ mod tests {
         seen.sort();
         assert_eq!(seen, vec![0, 2]);
         assert!(!core.is_waiting(1));
+    }
+
+    /// A check that finds no file descriptor is no verdict: it runs again shortly (or at its
+    /// next slot, when sooner), counts as delayed and not completed, and is warned about at
+    /// once and then at most every `LOCAL_RESOURCE_WARN_EVERY_MS`.
+    #[test]
+    fn a_check_without_a_local_resource_runs_again_shortly_and_warns_rate_limited() {
+        let clock = VirtualClock::new(0);
+        let mut core = ShardCore::new(&specs(2, 60_000), 0, 4).unwrap();
+        clock.advance_ms(1);
+        assert_eq!(core.dispatch_due(clock.now_us()), 2, "id hashes 0 and 1: due at 0 and 1 ms");
+        let (a, b) = (core.take_job().unwrap(), core.take_job().unwrap());
+        clock.advance_ms(4);
+        let first = core.complete_delayed(&a, clock.now_ms());
+        assert_eq!(
+            first,
+            Delayed { retry_at_ms: Some(5 + LOCAL_RESOURCE_RETRY_MS), warn: Some(1) }
+        );
+        let second = core.complete_delayed(&b, clock.now_ms());
+        assert_eq!(second.warn, None, "warned 0 ms ago");
+        let c = core.counters();
+        assert_eq!((c.checks_delayed_local_resource, c.checks_completed, c.in_flight), (2, 0, 0));
+        assert_eq!(c.missed_slots, 0);
+        // Nothing runs before the retry; at it, both run again, as new checks.
+        clock.advance_ms(LOCAL_RESOURCE_RETRY_MS - 1);
+        assert_eq!(core.dispatch_due(clock.now_us()), 0);
+        clock.advance_ms(1);
+        assert_eq!(core.dispatch_due(clock.now_us()), 2);
+        let (a2, b2) = (core.take_job().unwrap(), core.take_job().unwrap());
+        assert_eq!(
+            (a2.generation, a2.scheduled_ms),
+            (a.generation + 1, 5 + LOCAL_RESOURCE_RETRY_MS)
+        );
+        // Delayed again within the warning interval: counted, not warned.
+        assert_eq!(core.complete_delayed(&a2, clock.now_ms()).warn, None);
+        // The next warning, after the interval, carries the count since the last one.
+        clock.advance_ms(LOCAL_RESOURCE_WARN_EVERY_MS);
+        assert_eq!(core.complete_delayed(&b2, clock.now_ms()).warn, Some(3));
+        // A resource back: a normal completion keeps the fixed rate from the retried slot.
+        clock.advance_ms(1);
+        core.dispatch_due(clock.now_us());
+        let a3 = core.take_job().unwrap();
+        assert!(core.complete(&a3, clock.now_ms()).is_some());
+        let c = core.counters();
+        assert_eq!(
+            c.checks_started,
+            c.checks_completed + c.checks_delayed_local_resource + c.in_flight
+        );
+    }
+
+    #[test]
+    fn a_delayed_check_takes_its_regular_slot_when_that_comes_first() {
+        let clock = VirtualClock::new(0);
+        // Interval 30 ms, shorter than the retry pause: the next slot (30) comes first.
+        let mut core = ShardCore::new(&specs(1, 30), 0, 1).unwrap();
+        assert_eq!(core.dispatch_due(clock.now_us()), 1);
+        let job = core.take_job().unwrap();
+        clock.advance_ms(2);
+        assert_eq!(core.complete_delayed(&job, clock.now_ms()).retry_at_ms, Some(30));
+        // Stopping: not rescheduled.
+        clock.advance_ms(28);
+        core.dispatch_due(clock.now_us());
+        let job = core.take_job().unwrap();
+        core.stop_scheduling();
+        assert_eq!(core.complete_delayed(&job, clock.now_ms()).retry_at_ms, None);
+        assert!(!core.is_waiting(0));
     }
 
     /// The Go version lost monitors where a full queue met a pending state. Here: a ring of

@@ -38,7 +38,7 @@ use std::time::Duration;
 use glommio::{Latency, Shares, TaskQueueHandle};
 use hdrhistogram::Histogram;
 
-pub use self::core::ShardCore;
+pub use self::core::{ShardCore, LOCAL_RESOURCE_RETRY_MS};
 pub use monitors::{AlertObserver, Monitors, WallClock};
 pub use status::{FleetStatus, StatusSnapshot};
 
@@ -297,6 +297,23 @@ impl<P: Probe, H: ResultHandler, C: Clock> Shard<P, H, C> {
         }
     }
 
+    /// The rate-limited warning for checks delayed by a local resource (cold: at most once per
+    /// `LOCAL_RESOURCE_WARN_EVERY_MS`).
+    #[cold]
+    fn warn_local_resource(&self, count: u64, outcome: &cpra_net::Outcome) {
+        let why = match outcome.detail {
+            cpra_net::Detail::Errno(errno) => std::io::Error::from_raw_os_error(errno).to_string(),
+            _ => "no local resource".to_owned(),
+        };
+        tracing::warn!(
+            shard = self.config.shard,
+            delayed = count,
+            "{count} checks could not open a socket ({why}); not counted as failures, each \
+             runs again within {LOCAL_RESOURCE_RETRY_MS} ms. If this persists, raise the \
+             file-descriptor limit (`ulimit -n`, LimitNOFILE= in a systemd unit)"
+        );
+    }
+
     fn wake_one_parked(&self) {
         let popped = self.parked.borrow_mut().pop();
         if let Some((waker, parked)) = popped {
@@ -410,8 +427,17 @@ impl<P: Probe, H: ResultHandler, C: Clock> Shard<P, H, C> {
             self.now_us.get()
         };
         let now_ms = now_us / 1000;
-        self.handler.borrow_mut().on_outcome(job, &outcome, now_ms);
-        let next_ms = self.core.borrow_mut().complete(job, now_ms);
+        let next_ms = if outcome.is_local_resource() {
+            // No verdict on the target: the handler (and its state machine) never sees it.
+            let delayed = self.core.borrow_mut().complete_delayed(job, now_ms);
+            if let Some(count) = delayed.warn {
+                self.warn_local_resource(count, &outcome);
+            }
+            delayed.retry_at_ms
+        } else {
+            self.handler.borrow_mut().on_outcome(job, &outcome, now_ms);
+            self.core.borrow_mut().complete(job, now_ms)
+        };
         let wake_ms = self.dispatcher_wake_ms.get();
         if wake_ms == 0 || next_ms.is_some_and(|t| t < wake_ms) {
             self.wake_dispatcher();

@@ -19,11 +19,12 @@ use std::time::{Duration, Instant};
 use cpra_net::http::{HttpClient, TlsConfigCache};
 use cpra_net::icmp::IcmpClient;
 use cpra_net::resolver::ShardResolver;
+use cpra_net::retry::with_retries;
 use cpra_net::{Deadline, Detail, FailureKind, Outcome};
 
 use super::spawn_into;
 use super::status::{FleetStatus, StatusSnapshot};
-use super::target::{compile, describe_target, host_of, Compiled};
+use super::target::{compile, describe_target, host_of, Check, Compiled};
 use crate::actions::{self, Actions, InterventionResult};
 use crate::alert::{render, MonitorInfo, RenderedAlert};
 use crate::clock::{Clock, MonotonicClock};
@@ -183,7 +184,7 @@ impl Monitors {
         let compiled = compile(
             &monitor.pulse_check.pulse,
             addr,
-            monitor.pulse_check.retries,
+            monitor.pulse_check.retries_per_check(),
             &mut self.tls_cache.borrow_mut(),
         );
         let mut prepared = self.prepared.borrow_mut();
@@ -213,15 +214,18 @@ impl Monitors {
             Err(outcome) => return outcome,
         };
         let left = deadline.remaining();
-        match &*compiled {
-            Compiled::Http(c) => self.http.check(c, left).await,
-            Compiled::Tcp(c) => cpra_net::tcp::check(c, left).await,
-            Compiled::Udp(c) => cpra_net::udp::check(c, left).await,
-            Compiled::Dns(c) => cpra_net::dns::check(c, left).await,
-            Compiled::Grpc(c) => cpra_net::grpc::check(c, left).await,
-            Compiled::Tls(c) => cpra_net::tlscheck::check(c, left).await,
-            Compiled::Docker(c) => cpra_net::docker::check(c, left).await,
-            Compiled::Icmp(c) => match &self.icmp {
+        let retries = compiled.retries;
+        match &compiled.check {
+            Check::Http(c) => self.http.check(c, left).await,
+            Check::Tcp(c) => with_retries(retries, left, |t| cpra_net::tcp::check(c, t)).await,
+            Check::Udp(c) => with_retries(retries, left, |t| cpra_net::udp::check(c, t)).await,
+            Check::Dns(c) => with_retries(retries, left, |t| cpra_net::dns::check(c, t)).await,
+            Check::Grpc(c) => with_retries(retries, left, |t| cpra_net::grpc::check(c, t)).await,
+            Check::Tls(c) => with_retries(retries, left, |t| cpra_net::tlscheck::check(c, t)).await,
+            Check::Docker(c) => {
+                with_retries(retries, left, |t| cpra_net::docker::check(c, t)).await
+            }
+            Check::Icmp(c) => match &self.icmp {
                 Some(icmp) => icmp.check(c, left).await,
                 None => invalid_config(),
             },

@@ -1,0 +1,233 @@
+//! The file-descriptor budget: how many checks and alert deliveries a shard may have in flight
+//! so that every descriptor CPRA may hold at once fits under `RLIMIT_NOFILE`.
+//!
+//! What it is for: at start, raising the soft limit to the hard one ([`raise_nofile_limit`])
+//! and sizing in-flight work to the result ([`budget`], pure, with the arithmetic's table of
+//! tests), so that a slow fleet does not run the process out of descriptors; refusing to
+//! start, with what to do, when even a minimal budget does not fit ([`FdShortage`]). What it
+//! is not for: a socket that cannot be opened anyway (inherited descriptors, another program
+//! sharing the system-wide table): such a check is delayed, never failed
+//! (`ShardCore::complete_delayed`).
+//!
+//! Each check holds at most one descriptor (CPRA never keeps HTTP connections alive between
+//! checks, so the HTTP client's keep-alive pool stays empty; ICMP shares the shard's two
+//! sockets, counted apart), and each alert delivery one.
+
+use std::fmt;
+use std::sync::Arc;
+
+use cpra_net::resolver::ResolverConfig;
+
+use crate::limits::{
+    DEFAULT_MAX_DELIVERIES_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_OPEN_LOG_FILES,
+    DELIVERY_SHARE_DIVISOR, FDS_ICMP_PER_SHARD, FDS_PER_EXECUTOR, FDS_PER_RESOLVER_THREAD,
+    FD_RESERVE_INTERVENTIONS_PER_SHARD, FD_RESERVE_PROCESS, MIN_CHECKS_IN_FLIGHT_PER_SHARD,
+    MIN_DELIVERIES_IN_FLIGHT_PER_SHARD,
+};
+use crate::plan::ActionsTweak;
+use crate::runtime::online_cores;
+
+/// What a shard may have in flight under a descriptor limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdBudget {
+    /// The limit the budget was made for (the soft `RLIMIT_NOFILE`).
+    pub limit: u64,
+    pub shards: u64,
+    /// Checks in flight per shard (the ring's capacity and its probe tasks).
+    pub checks_per_shard: u32,
+    /// Alert deliveries in flight per shard (`ActionsConfig::max_in_flight`).
+    pub deliveries_per_shard: usize,
+}
+
+impl FdBudget {
+    /// Applies the deliveries' share to a shard's actions settings.
+    pub fn actions_tweak(&self) -> ActionsTweak {
+        let deliveries = self.deliveries_per_shard;
+        Arc::new(move |config| config.max_in_flight = config.max_in_flight.min(deliveries))
+    }
+}
+
+impl fmt::Display for FdBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "fd limit {}: at most {} checks in flight per shard ({} shard(s); {} alert deliveries \
+             in flight per shard)",
+            self.limit, self.checks_per_shard, self.shards, self.deliveries_per_shard
+        )
+    }
+}
+
+/// The limit is too low for even a minimal budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdShortage {
+    pub limit: u64,
+    pub shards: u64,
+    /// The smallest limit that gives every shard its minimal budget.
+    pub needed: u64,
+}
+
+impl fmt::Display for FdShortage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let FdShortage { limit, shards, needed } = *self;
+        write!(
+            f,
+            "the file-descriptor limit (RLIMIT_NOFILE) is {limit}, too low for {shards} shards: \
+             CPRA needs at least {needed} (each shard at least {MIN_CHECKS_IN_FLIGHT_PER_SHARD} \
+             checks and {MIN_DELIVERIES_IN_FLIGHT_PER_SHARD} alert deliveries in flight, plus its \
+             executor, log files and interventions). Raise the hard limit: `ulimit -n {needed}` \
+             (as root, or in /etc/security/limits.conf) in the shell that starts CPRA, \
+             LimitNOFILE={needed} in a systemd unit, `--ulimit nofile={needed}` for a container; \
+             or run fewer shards with --shards"
+        )
+    }
+}
+
+/// The budget for `shards` shards under `limit` descriptors, with `resolver_threads` resolver
+/// threads. Pure. Every shard first gets its fixed needs (executor, log files, interventions,
+/// ICMP) and the process its reserve; what is left per shard goes to checks, except a share
+/// (at most a `DELIVERY_SHARE_DIVISOR`th, within the deliveries' bounds) to alert deliveries.
+pub fn budget(limit: u64, shards: u64, resolver_threads: u64) -> Result<FdBudget, FdShortage> {
+    assert!(shards > 0, "a budget for no shard");
+    let process = FD_RESERVE_PROCESS + resolver_threads.saturating_mul(FDS_PER_RESOLVER_THREAD);
+    let fixed = FDS_PER_EXECUTOR
+        + DEFAULT_MAX_OPEN_LOG_FILES as u64
+        + FD_RESERVE_INTERVENTIONS_PER_SHARD
+        + FDS_ICMP_PER_SHARD;
+    let minimum =
+        u64::from(MIN_CHECKS_IN_FLIGHT_PER_SHARD) + MIN_DELIVERIES_IN_FLIGHT_PER_SHARD as u64;
+    let needed = process.saturating_add(shards.saturating_mul(fixed + minimum));
+    if limit < needed {
+        return Err(FdShortage { limit, shards, needed });
+    }
+    let per_shard = (limit - process) / shards - fixed;
+    debug_assert!(per_shard >= minimum);
+    let deliveries = (per_shard / DELIVERY_SHARE_DIVISOR)
+        .clamp(MIN_DELIVERIES_IN_FLIGHT_PER_SHARD as u64, DEFAULT_MAX_DELIVERIES_IN_FLIGHT as u64)
+        .min(per_shard - u64::from(MIN_CHECKS_IN_FLIGHT_PER_SHARD));
+    let checks = (per_shard - deliveries).min(u64::from(DEFAULT_MAX_IN_FLIGHT));
+    Ok(FdBudget {
+        limit,
+        shards,
+        checks_per_shard: checks as u32,
+        deliveries_per_shard: deliveries as usize,
+    })
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (an unprivileged process may) and returns
+/// `(before, now)`. A soft limit the kernel refuses to raise (a hard limit above
+/// `fs.nr_open`) is left as it was.
+pub fn raise_nofile_limit() -> std::io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one `rlimit` through a pointer to a live local of that type.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let before = limit.rlim_cur;
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+        // SAFETY: setrlimit reads one `rlimit` through a pointer to a live local.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        }
+    }
+    Ok((before, limit.rlim_cur))
+}
+
+/// At the start of `cpra run` and `cpra demo`: raises the soft limit, makes the budget for
+/// `shards` (0: one per online core) and says so once in the log. `Err` is the message to
+/// print before refusing to start.
+pub fn prepare(shards: usize) -> Result<FdBudget, String> {
+    // More shards than cores is refused by the runtime, with that reason: the budget is made
+    // for at most the shards that can start, so it does not refuse first for another one.
+    let cores = online_cores();
+    let shards = if shards == 0 { cores } else { shards.min(cores) };
+    // `start_plan` runs the resolver with its defaults.
+    let resolver_threads = ResolverConfig::default().threads;
+    let (before, limit) = raise_nofile_limit()
+        .map_err(|e| format!("cannot read the file-descriptor limit (RLIMIT_NOFILE): {e}"))?;
+    let budget = budget(limit, shards as u64, resolver_threads as u64)
+        .map_err(|shortage| shortage.to_string())?;
+    if before < limit {
+        tracing::info!("{budget} (soft limit raised from {before} to the hard limit)");
+    } else {
+        tracing::info!("{budget}");
+    }
+    Ok(budget)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (limit, shards, resolver threads) -> Ok((checks, deliveries)) or Err(needed).
+    type Row = (u64, u64, u64, Result<(u32, usize), u64>);
+
+    #[test]
+    fn the_budget_fits_under_the_limit_and_says_what_is_needed_when_it_cannot() {
+        // process: 16 + 4 × 3 = 28; per shard fixed: 6 + 16 + 8 + 2 = 32; minimum 16 + 4.
+        let table: &[Row] = &[
+            // The issue's case: `ulimit -n 256`, two cores.
+            (256, 2, 4, Ok((62, 20))),
+            // A test's: 128, one shard: 128 - 28 - 32 = 68, a quarter (17) to deliveries.
+            (128, 1, 4, Ok((51, 17))),
+            // Too low for two shards: 28 + 2 × (32 + 20) = 132 needed.
+            (128, 2, 4, Err(132)),
+            (131, 2, 4, Err(132)),
+            // Exactly the minimum: 16 checks, 4 deliveries each.
+            (132, 2, 4, Ok((16, 4))),
+            // Just above: 24 each, a quarter (6) to deliveries.
+            (140, 2, 4, Ok((18, 6))),
+            // The common 1024 default: deliveries at their bound (32).
+            (1024, 2, 4, Ok((434, 32))),
+            // A big machine under a low hard limit still runs, with smaller shares.
+            (4096, 64, 4, Ok((24, 7))),
+            // Plenty: checks at their default bound.
+            (1 << 20, 2, 4, Ok((DEFAULT_MAX_IN_FLIGHT, 32))),
+            (u64::MAX, 64, 16, Ok((DEFAULT_MAX_IN_FLIGHT, 32))),
+            // Resolver threads count: 16 threads need 36 more than 4.
+            (132, 2, 16, Err(168)),
+            // Far too low, and absurd shard counts, do not overflow.
+            (0, 1, 4, Err(80)),
+            (1024, u64::MAX, 4, Err(u64::MAX)),
+        ];
+        for &(limit, shards, threads, expected) in table {
+            let got = budget(limit, shards, threads)
+                .map(|b| (b.checks_per_shard, b.deliveries_per_shard))
+                .map_err(|s| s.needed);
+            assert_eq!(got, expected, "limit {limit}, {shards} shards, {threads} threads");
+            if let Ok((checks, deliveries)) = got {
+                // What the budget hands out fits: process + shards × (fixed + checks + deliveries).
+                let used = FD_RESERVE_PROCESS
+                    + FDS_PER_RESOLVER_THREAD * threads
+                    + shards * (32 + u64::from(checks) + deliveries as u64);
+                assert!(used <= limit, "limit {limit}: {used} used");
+            }
+        }
+    }
+
+    #[test]
+    fn the_messages_say_the_limit_and_what_to_do() {
+        let b = budget(256, 2, 4).unwrap();
+        assert_eq!(
+            b.to_string(),
+            "fd limit 256: at most 62 checks in flight per shard (2 shard(s); 20 alert deliveries \
+             in flight per shard)"
+        );
+        let e = budget(100, 2, 4).unwrap_err().to_string();
+        assert!(e.contains("RLIMIT_NOFILE) is 100"), "{e}");
+        assert!(e.contains("needs at least 132"), "{e}");
+        assert!(e.contains("ulimit -n 132") && e.contains("LimitNOFILE=132"), "{e}");
+        assert!(e.contains("--shards"), "{e}");
+    }
+
+    #[test]
+    fn the_soft_limit_is_raised_to_the_hard_one() {
+        let (before, now) = raise_nofile_limit().unwrap();
+        assert!(now >= before);
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: as in raise_nofile_limit.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+        assert_eq!(limit.rlim_cur, now);
+    }
+}
