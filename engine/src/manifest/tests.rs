@@ -472,23 +472,23 @@ fn a_colour_given_twice_is_reported_once() {
 fn json_keys_given_twice_are_errors_on_both_paths() {
     let cases = [
         (
-            r#"{"name": "web", "name": "db", "pulse_check": {"type": "tcp", "config": {"host": "h", "port": 1}}}"#,
+            "{\"name\": \"web\", \"name\": \"db\", \"pulse_check\": {\"type\": \"tcp\", \"config\": {\"host\": \"h\", \"port\": 1}}}",
             "name",
         ),
         (
-            r#"{"name": "web", "pulse_check": {"type": "tcp", "type": "tcp", "config": {"host": "h", "port": 1}}}"#,
+            "{\"name\": \"web\", \"pulse_check\": {\"type\": \"tcp\", \"type\": \"tcp\", \"config\": {\"host\": \"h\", \"port\": 1}}}",
             "type",
         ),
         (
-            r#"{"name": "web", "pulse_check": {"type": "tcp", "config": {"host": "h", "port": 1, "host": "g"}}}"#,
+            "{\"name\": \"web\", \"pulse_check\": {\"type\": \"tcp\", \"config\": {\"host\": \"h\", \"port\": 1, \"host\": \"g\"}}}",
             "host",
         ),
         (
-            r#"{"name": "web", "pulse_check": {"type": "http", "config": {"url": "http://h/", "headers": {"A": "1", "A": "2"}}}}"#,
+            "{\"name\": \"web\", \"pulse_check\": {\"type\": \"http\", \"config\": {\"url\": \"http://h/\", \"headers\": {\"A\": \"1\", \"A\": \"2\"}}}}",
             "A",
         ),
         (
-            r#"{"name": "web", "pulse_check": {"type": "tcp", "config": {"host": "h", "port": 1}}, "codes": {"red": {"notify": "log", "notify": "log"}}}"#,
+            "{\"name\": \"web\", \"pulse_check\": {\"type\": \"tcp\", \"config\": {\"host\": \"h\", \"port\": 1}}, \"codes\": {\"red\": {\"notify\": \"log\", \"notify\": \"log\"}}}",
             "notify",
         ),
     ];
