@@ -206,7 +206,9 @@ pub const MAX_UNKNOWN_TOP_KEYS: usize = 64;
 pub const READ_BUFFER_BYTES: usize = 256 << 10;
 
 /// Most problems kept per load: enough to fix a file in one pass, few enough to read. Past it,
-/// problems are still counted (so the exit code and the totals stay right) but not stored.
+/// problems are still counted (so the exit code and the totals stay right) but not stored,
+/// except a syntax error: it ends the read, so there is at most one, and it says why the rest
+/// of the file was not checked.
 pub const MAX_PROBLEMS: usize = 100;
 
 /// Longest line `cpra run --log-format json` holds before logging it (a line of its own
@@ -218,9 +220,29 @@ pub const MAX_LOG_LINE_BYTES: usize = 64 << 10;
 pub const MAX_NODE_DEPTH: usize = 64;
 
 /// Most nodes in one block (one monitor, the endpoints block ...). A large monitor has a few
-/// hundred; the bound stops YAML alias bombs ("billion laughs") and absurd inputs. Past it:
-/// an error naming the block.
+/// hundred; the bound stops absurd inputs. Past it: an error naming the block. (Aliases have
+/// their own, tighter budget: [`MAX_ALIAS_NODES`], [`ALIAS_BUDGET_BASE_NODES`].)
 pub const MAX_BLOCK_NODES: usize = 1 << 20;
+
+/// Most nodes one YAML alias (`*name`) may stand for. An alias repeats a shared block (a
+/// monitor template merged with `<<: *defaults`, a `codes` block): tens to a few hundred
+/// nodes. 65,536 is far above that, and caps what one alias can cost (a few ms); past it: an
+/// error at the alias naming this bound.
+pub const MAX_ALIAS_NODES: usize = 1 << 16;
+
+/// The per-file budget on alias expansion: all aliases of a file together may produce this
+/// many nodes, plus [`ALIAS_BUDGET_PER_NODE`] for each node written in the file up to that
+/// point. A fixed total would either refuse a big fleet whose every monitor merges a template
+/// or let a small file cost seconds (a 190 KB file of aliases cost 20 s of CPU): scaled with
+/// the file, expansion costs at most a constant multiple of reading it. 1,048,576 nodes
+/// (tens of milliseconds) covers any small file; past the budget: an error at the alias,
+/// naming the bound.
+pub const ALIAS_BUDGET_BASE_NODES: usize = 1 << 20;
+
+/// See [`ALIAS_BUDGET_BASE_NODES`]: nodes alias expansion may add per node written in the
+/// file. A monitor written as `- {<<: *template, name: web-1}` has 5 nodes of its own; 64 per
+/// node lets it merge a template of 320 nodes, a large one.
+pub const ALIAS_BUDGET_PER_NODE: usize = 64;
 
 /// Most text in one tree, in bytes: offsets are `u32`, so a tree holds under 4 GiB of text.
 /// A block is far smaller (a scalar is at most 1 MiB, see [`MAX_SCALAR_BYTES`]); past it:
@@ -267,9 +289,20 @@ pub const MAX_SKIP_DEPTH: usize = 64;
 /// manifest meets, in JSON as in YAML; past either: a syntax error.
 pub const MAX_DEPTH: usize = 128;
 
-/// Longest string or number accepted, in bytes. A manifest value (a URL, a body, a token)
-/// is far shorter; past it: a syntax error rather than unbounded growth.
+/// Longest value (string or number, YAML or JSON, in any style: plain, quoted, block; after
+/// escapes are decoded) accepted, in bytes. A manifest value (a URL, a body, a token) is far
+/// shorter; exactly this many bytes are accepted, one more is a syntax error at the value
+/// rather than unbounded growth.
 pub const MAX_SCALAR_BYTES: usize = 1 << 20;
+
+/// Most YAML input read between two values when saphyr reads the file (one value as written,
+/// with its indentation, escapes, line breaks and the comments and blank lines before it).
+/// saphyr gathers a scalar whole before handing it over, so [`MAX_SCALAR_BYTES`] alone would
+/// be checked only after a 200 MB scalar had been held (and copied) whole; this stops the
+/// read first, with at most this much buffered. 8x the value bound leaves room for a value
+/// at the bound written with escapes throughout (`\x41`, `\u0041`) or deep indentation;
+/// past it (give or take saphyr's 16-character lookahead): a syntax error naming both bounds.
+pub const MAX_SCALAR_SOURCE_BYTES: usize = 8 * MAX_SCALAR_BYTES;
 
 /// Largest monitor lent whole to the direct decoder (`raw_item`); the buffer grows to hold
 /// one up to this. A bigger one (a huge `body`, say) is read by events, which stream it.
@@ -280,8 +313,10 @@ pub const MAX_ID_CHARS: usize = 128;
 
 /// Bytes read from the input at a time, and the longest line the scanner handles: a manifest
 /// line is well under a kilobyte; a longer line than this is "unsupported" (saphyr reads it).
-/// 1 MiB keeps the reads few and big without holding a large file in memory.
+/// 1 MiB keeps the reads few and big without holding a large file in memory. No larger than
+/// [`MAX_SCALAR_BYTES`], so a value on one line is within the value bound by construction.
 pub const SCAN_BUFFER_BYTES: usize = 1 << 20;
+const _: () = assert!(SCAN_BUFFER_BYTES <= MAX_SCALAR_BYTES);
 
 /// Deepest block or flow nesting the scanner follows (a monitor needs about 6); deeper input
 /// is "unsupported", and saphyr (and the loader's own depth bound) deal with it.
@@ -293,10 +328,6 @@ pub const MAX_SCAN_ANCHORS: usize = 4096;
 
 /// Longest implicit key saphyr accepts is 1024 characters; keys near it are left to saphyr.
 pub const MAX_KEY_BYTES: usize = 1000;
-
-/// Longest block scalar (`|`, `>`) text the scanner gathers; a longer one is left to saphyr.
-/// A manifest's longest text (a script, a template) is kilobytes; 16 MiB bounds the buffer.
-pub const MAX_BLOCK_SCALAR_BYTES: usize = 16 << 20;
 
 // ---- the demo's loopback servers ----
 

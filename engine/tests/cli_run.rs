@@ -237,7 +237,7 @@ const KINDS: &[(&str, &str, &str, Option<&str>, &str)] = &[
     (
         "second_yaml_document.yaml",
         "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n---\nmonitors:\n  - name: db\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 2}}\n",
-        "monitors:\n  - name: db",
+        "---",
         None,
         "a second YAML document starts here",
     ),
@@ -254,6 +254,51 @@ const KINDS: &[(&str, &str, &str, Option<&str>, &str)] = &[
         "trailing",
         None,
         "unexpected 't' after the end of the document",
+    ),
+    (
+        // An empty second document is one too, named at its `---`.
+        "empty_second_yaml_document.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n---\n",
+        "---",
+        None,
+        "a second YAML document starts here",
+    ),
+    (
+        // Decoded by the direct JSON path, which leaves a key given twice to the general one.
+        "duplicate_key.json",
+        "{\"monitors\": [{\"name\": \"web\", \"pulse_check\": {\"type\": \"tcp\", \"config\": {\"host\": \"127.0.0.1\", \"port\": 1, \"port\": 2}}}]}\n",
+        "\"port\": 2",
+        Some("web"),
+        "key 'port' is given twice in one mapping (first at line 1, column 94)",
+    ),
+    (
+        "duplicate_endpoint.yaml",
+        "endpoints:\n  hook: {type: webhook, config: {url: \"http://127.0.0.1:1/a\"}}\n  hook: {type: webhook, config: {url: \"http://127.0.0.1:1/b\"}}\nmonitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n",
+        "hook: {type: webhook, config: {url: \"http://127.0.0.1:1/b",
+        None,
+        "endpoint 'hook' is defined twice (first at line 2, column 3)",
+    ),
+    (
+        "duplicate_group.yaml",
+        "endpoints:\n  hook: {type: webhook, config: {url: \"http://127.0.0.1:1/a\"}}\nnotification_groups:\n  oncall: [hook]\n  oncall: []\nmonitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n",
+        "oncall: []",
+        None,
+        "notification group 'oncall' is defined twice (first at line 4, column 3)",
+    ),
+    (
+        "endpoint_twice_in_a_group.yaml",
+        "endpoints:\n  hook: {type: webhook, config: {url: \"http://127.0.0.1:1/a\"}}\nnotification_groups:\n  oncall: [hook, hook]\nmonitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n",
+        "hook]",
+        None,
+        "endpoint 'hook' is listed twice in group 'oncall' (first at line 4, column 12)",
+    ),
+    (
+        // Billion laughs: a4 stands for 111,111 nodes, past one alias's bound.
+        "alias_bomb.yaml",
+        "x-a0: &a0 [x, x, x, x, x, x, x, x, x, x]\nx-a1: &a1 [*a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0]\nx-a2: &a2 [*a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1]\nx-a3: &a3 [*a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2]\nx-a4: &a4 [*a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3]\nmonitors:\n  - name: web\n    tags: *a4\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n",
+        "*a4",
+        None,
+        "alias to an anchored block of more than 65536 values, the most one alias may stand for",
     ),
 ];
 

@@ -1552,8 +1552,12 @@ fn decode_codes_block(ctx: &mut Ctx, f: &Fields) -> Arc<Codes> {
         let path = FieldPath::Key(&f.path, "codes");
         match e.value.kind {
             NodeKind::Map(entries) => {
-                for en in entries.iter() {
+                for (i, en) in entries.iter().enumerate() {
                     let cpath = FieldPath::Key(&path, en.key);
+                    if entries.iter().take(i).any(|p| p.key == en.key) {
+                        // The same key again: reported once, as a key given twice.
+                        continue;
+                    }
                     let Some(colour) = Colour::parse(en.key) else {
                         ctx.error(
                             Class::UnknownType,

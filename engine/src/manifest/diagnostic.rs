@@ -141,7 +141,9 @@ impl Problems {
             Level::Error => self.errors += 1,
             Level::Warning => self.warnings += 1,
         }
-        if self.kept.len() < MAX_PROBLEMS {
+        // A syntax error ends the read, so it is the last problem and says why nothing after
+        // it was checked: kept past the bound (one more at most).
+        if self.kept.len() < MAX_PROBLEMS || d.class == Class::Syntax {
             self.kept.push(d);
         }
     }

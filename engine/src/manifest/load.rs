@@ -417,7 +417,7 @@ impl Loader<'_> {
                 "endpoints" | "notification_groups" | "version" => {
                     let first = src.next_event()?;
                     let tree = build(src, first, &mut self.anchors)?;
-                    self.ctx().duplicate_keys(&tree);
+                    self.named_twice(&tree, &key);
                     match key.as_str() {
                         "endpoints" => self.endpoints = Some(tree),
                         "notification_groups" => self.group_defs = Some(tree),
@@ -456,6 +456,39 @@ impl Loader<'_> {
             self.top_error(pos, "no 'monitors' list", "add `monitors:` with at least one monitor");
         }
         Ok(())
+    }
+
+    /// Reports the keys given twice in the tree of the top-level field `field`: a name
+    /// defined twice under `endpoints` or `notification_groups` says so (the second would
+    /// otherwise replace the first, unseen); any other as a key given twice.
+    fn named_twice(&mut self, tree: &Tree, field: &str) {
+        let what = match field {
+            "endpoints" => "endpoint",
+            "notification_groups" => "notification group",
+            _ => return self.ctx().duplicate_keys(tree),
+        };
+        let root = tree.root().entries();
+        for d in tree.duplicate_keys() {
+            let top = root.is_some_and(|e| e.iter().any(|e| e.key_pos == d.pos));
+            let (message, path) = if top {
+                (format!("{what} '{}' is defined twice", d.key), format!("{field}.{}", d.key))
+            } else {
+                (format!("key '{}' is given twice in one mapping", d.key), String::new())
+            };
+            let message =
+                format!("{message} (first at line {}, column {})", d.first.line, d.first.column);
+            let hint = if top { "give each its own name, or keep one" } else { "keep one of them" };
+            self.report.problems.push(Diagnostic {
+                level: Level::Error,
+                class: Class::DuplicateKey,
+                file: self.file.to_string(),
+                pos: d.pos,
+                monitor: None,
+                path,
+                message,
+                hint: hint.to_string(),
+            });
+        }
     }
 
     fn top_error(&mut self, pos: Pos, message: &str, hint: &str) {
@@ -645,6 +678,8 @@ impl Loader<'_> {
                             Vec::new()
                         }
                     };
+                    // Names listed so far: one listed twice would be sent each alert twice.
+                    let mut listed: HashMap<&str, Pos> = HashMap::new();
                     for (i, item) in items.into_iter().enumerate() {
                         let path = format!("notification_groups.{}[{i}]", e.key);
                         let Some(name) = item.scalar() else {
@@ -657,6 +692,21 @@ impl Loader<'_> {
                             );
                             continue;
                         };
+                        if let Some(first) = listed.get(name) {
+                            ctx.error(
+                                Class::DuplicateKey,
+                                item.pos,
+                                path,
+                                format!(
+                                    "endpoint '{name}' is listed twice in group '{}' (first at \
+                                     line {}, column {})",
+                                    e.key, first.line, first.column
+                                ),
+                                "list each endpoint once",
+                            );
+                            continue;
+                        }
+                        listed.insert(name, item.pos);
                         match endpoint_index.get(name) {
                             Some(&usize::MAX) => {}
                             Some(&idx) => members.push(idx),

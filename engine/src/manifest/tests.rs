@@ -493,6 +493,77 @@ fn every_error_class_gives_its_message() {
     }
 }
 
+/// A colour given twice is one mistake and one message: as a key given twice when written
+/// the same, as a colour given twice when written in two cases.
+#[test]
+fn a_colour_given_twice_is_reported_once() {
+    let codes = |a: &str, b: &str| {
+        format!(
+            "monitors:\n  - name: a\n    pulse_check: {{type: tcp, config: {{host: h, port: 1}}}}\n    codes: {{{a}: {{notify: log}}, {b}: {{notify: log}}}}\n"
+        )
+    };
+    for (a, b, class, text) in [
+        ("red", "red", Class::DuplicateKey, "key 'red' is given twice in one mapping"),
+        ("red", "RED", Class::BadValue, "colour 'red' is given twice"),
+    ] {
+        let (_, r) = load(&codes(a, b));
+        assert_eq!(r.problems.kept.len(), 1, "{:#?}", r.problems.kept);
+        let d = &r.problems.kept[0];
+        assert_eq!(d.class, class);
+        assert!(d.message.starts_with(text), "{d}");
+        assert_eq!((d.pos.line, d.pos.column), (4, 33));
+    }
+}
+
+/// A JSON key given twice, at any level, is the same error on the direct path and the
+/// general one, at the second key, with the monitor's name.
+#[test]
+fn json_keys_given_twice_are_errors_on_both_paths() {
+    let cases = [
+        (
+            "{\"name\": \"web\", \"name\": \"db\", \"pulse_check\": {\"type\": \"tcp\", \"config\": {\"host\": \"h\", \"port\": 1}}}",
+            "name",
+        ),
+        (
+            "{\"name\": \"web\", \"pulse_check\": {\"type\": \"tcp\", \"type\": \"tcp\", \"config\": {\"host\": \"h\", \"port\": 1}}}",
+            "type",
+        ),
+        (
+            "{\"name\": \"web\", \"pulse_check\": {\"type\": \"tcp\", \"config\": {\"host\": \"h\", \"port\": 1, \"host\": \"g\"}}}",
+            "host",
+        ),
+        (
+            "{\"name\": \"web\", \"pulse_check\": {\"type\": \"http\", \"config\": {\"url\": \"http://h/\", \"headers\": {\"A\": \"1\", \"A\": \"2\"}}}}",
+            "A",
+        ),
+        (
+            "{\"name\": \"web\", \"pulse_check\": {\"type\": \"tcp\", \"config\": {\"host\": \"h\", \"port\": 1}}, \"codes\": {\"red\": {\"notify\": \"log\", \"notify\": \"log\"}}}",
+            "notify",
+        ),
+    ];
+    for (monitor, key) in cases {
+        // A clean monitor first, so the direct decoder is warm (its caches filled).
+        let text = format!(
+            "{{\"monitors\": [{{\"name\": \"ok\", \"pulse_check\": {{\"type\": \"tcp\", \"config\": {{\"host\": \"h\", \"port\": 1}}}}}},\n{monitor}]}}"
+        );
+        let second = monitor.rfind(&format!("\"{key}\"")).unwrap() + 1;
+        let mut seen = Vec::new();
+        for direct_json in [true, false] {
+            let opts = LoadOptions { direct_json, ..LoadOptions::default() };
+            let (monitors, r) = load_str(&text, None, &opts);
+            assert_eq!(monitors.len(), 1, "{key}");
+            assert_eq!(r.problems.errors, 1, "{key}: {:#?}", r.problems.kept);
+            let d = &r.problems.kept[0];
+            assert_eq!(d.class, Class::DuplicateKey, "{key}");
+            assert!(d.message.starts_with(&format!("key '{key}' is given twice")), "{d}");
+            assert_eq!((d.pos.line, d.pos.column as usize), (2, second), "{key}");
+            assert_eq!(d.monitor.as_deref(), Some("web"), "{key}");
+            seen.push(d.to_string());
+        }
+        assert_eq!(seen[0], seen[1], "{key}");
+    }
+}
+
 #[test]
 fn messages_name_the_position_monitor_and_path() {
     let (_, r) = load(
@@ -642,6 +713,13 @@ fn many_problems_are_all_counted_and_the_first_kept_up_to_the_bound() {
     let last = &r.problems.kept[MAX_PROBLEMS - 1];
     assert_eq!(last.monitor.as_deref(), Some(format!("m{}", MAX_PROBLEMS / 2 - 1).as_str()));
     assert_eq!(r.monitors_seen, n);
+
+    // A syntax error after them ends the read and is kept anyway: it says why the rest of
+    // the file was not checked.
+    let (_, r) = load(&(text + "  - name: [unclosed\n"));
+    assert_eq!(r.problems.kept.len(), MAX_PROBLEMS + 1);
+    assert_eq!(r.problems.kept[MAX_PROBLEMS].class, Class::Syntax);
+    assert_eq!(r.problems.kept[MAX_PROBLEMS].pos.line, 2 * n as u32 + 3);
 }
 
 #[test]
