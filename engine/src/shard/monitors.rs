@@ -132,7 +132,8 @@ impl Monitors {
             .map(|(i, _)| i as u32)
             .collect();
         let has_icmp = manifest_monitors().any(|m| matches!(m.pulse_check.pulse, Pulse::Icmp(_)));
-        let unknown = n as u64;
+        let disabled = manifest_monitors().filter(|m| !m.enabled).count() as u64;
+        let unknown = n as u64 - disabled;
         let monitors = Rc::new(Monitors {
             shard: info.shard,
             policies,
@@ -148,7 +149,7 @@ impl Monitors {
             actions,
             clock: MonotonicClock::new(info.epoch),
             status,
-            local_status: Cell::new(StatusSnapshot { unknown, ..Default::default() }),
+            local_status: Cell::new(StatusSnapshot { unknown, disabled, ..Default::default() }),
             observer,
             wall_clock,
             cold,
@@ -332,9 +333,15 @@ impl Monitors {
             Effect::CancelQueuedAlerts => self.actions.cancel_alerts(local),
             Effect::IncidentOpened { incident_seq } => {
                 tracing::info!(monitor = %monitor.name, incident_seq, "incident opened");
+                let mut s = self.local_status.get();
+                s.incidents_open += 1;
+                self.local_status.set(s);
             }
             Effect::IncidentClosed { incident_seq, silent } => {
                 tracing::info!(monitor = %monitor.name, incident_seq, silent, "incident closed");
+                let mut s = self.local_status.get();
+                s.incidents_open = s.incidents_open.saturating_sub(1);
+                self.local_status.set(s);
             }
         }
     }
@@ -345,6 +352,11 @@ impl Monitors {
         let c = self.actions.counters();
         s.alerts_sent = c.sent;
         s.alerts_undelivered = c.undelivered;
+        s.alerts_sent_by_colour = c.sent_by_colour;
+        s.alerts_undelivered_by_colour = c.undelivered_by_colour;
+        s.interventions_succeeded = c.interventions_succeeded;
+        s.interventions_failed = c.interventions_failed;
+        s.interventions_unknown = c.interventions_unknown;
         self.status.shard(self.shard).publish(&s);
     }
 
