@@ -64,6 +64,8 @@ fn sigterm_during_a_burst_of_alerts_delivers_them_before_exit() {
         .args([
             "run",
             path.to_str().unwrap(),
+            "--listen",
+            "none",
             "--shards",
             "1",
             "--grace",
@@ -311,7 +313,8 @@ fn lenient_makes_a_misspelt_field_a_warning_for_validate_and_run() {
     assert!(report.starts_with(&warning), "{report}");
     assert!(report.contains("valid: 1 monitors, 0 errors, 1 warnings"), "{report}");
 
-    let (run_code, _, run_err) = cpra(&["run", "--lenient", file, "--duration", "1s"]);
+    let (run_code, _, run_err) =
+        cpra(&["run", "--lenient", file, "--duration", "1s", "--listen", "none"]);
     assert_eq!(run_code, Some(0), "{run_err}");
     assert!(run_err.contains("unknown field 'intervall'") && run_err.contains("stopped: "));
 
@@ -335,7 +338,16 @@ fn a_short_run_stops_by_itself_and_reports() {
         ),
     );
     let out = Command::new(CPRA)
-        .args(["run", path.to_str().unwrap(), "--duration", "3s", "--shards", "1"])
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--duration",
+            "3s",
+            "--shards",
+            "1",
+            "--listen",
+            "none",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
