@@ -272,3 +272,22 @@ pub const API_HISTOGRAM_WAIT_MS: u64 = 200;
 /// The longest check duration the histogram resolves, in µs: an `Outcome` carries its latency
 /// as `u32` µs (saturating at about 71 minutes), so nothing longer can be recorded anyway.
 pub const CHECK_DURATION_MAX_US: u64 = u32::MAX as u64;
+
+/// Questions waiting per shard from the API (`shard::queries`): a shard answers them in one
+/// bounded batch per drain. The API asks at most 32 lists at a time (`API_LISTS_IN_FLIGHT`),
+/// so lists never fill it; the rest is room for the questions to come. Past it the API
+/// answers 503 at once instead of queueing.
+pub const API_QUERY_RING: usize = 64;
+
+/// Monitors in one page of `GET /api/v1/monitors` when the client does not say (`limit`).
+pub const API_LIST_DEFAULT_LIMIT: usize = 100;
+
+/// Most monitors in one page (`limit` above it is cut to it): a page is built by each shard
+/// in one go, so this bounds the time a list takes from a shard and the answer's size
+/// (about 300 bytes of JSON a monitor).
+pub const API_LIST_MAX_LIMIT: usize = 1000;
+
+/// How long a list waits for every shard's answer. A shard looks for questions every 10 ms
+/// and answers a page in well under a millisecond; a shard that takes 5 s is stalled or
+/// stopping, and the client gets 503 naming it rather than a request that hangs.
+pub const API_QUERY_WAIT_MS: u64 = 5_000;

@@ -24,10 +24,16 @@ struct Cpra {
 impl Cpra {
     /// Runs `manifest` with the API on a port the system picks, read from the start line.
     fn start(dir: &tempfile::TempDir, manifest: &str, extra: &[&str]) -> Cpra {
+        Cpra::start_on(dir, manifest, 1, extra)
+    }
+
+    /// [`Cpra::start`] on `shards` shards.
+    fn start_on(dir: &tempfile::TempDir, manifest: &str, shards: usize, extra: &[&str]) -> Cpra {
         let path = dir.path().join("fleet.yaml");
         std::fs::write(&path, manifest).unwrap();
         let mut child = Command::new(CPRA)
-            .args(["run", path.to_str().unwrap(), "--shards", "1", "--listen", "127.0.0.1:0"])
+            .args(["run", path.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .args(["--shards", &shards.to_string()])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -94,6 +100,20 @@ fn request(addr: SocketAddr, head: &str) -> (u16, String) {
 
 fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     request(addr, &format!("GET {path} HTTP/1.1\r\nHost: cpra\r\nConnection: close\r\n\r\n"))
+}
+
+/// A TCP target that accepts every connection (and closes it): a listener that never accepts
+/// would fill its backlog and turn "up" monitors into timeouts. The thread ends with the test
+/// process.
+fn up_target() -> TcpListener {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let accepting = listener.try_clone().unwrap();
+    std::thread::spawn(move || {
+        for stream in accepting.incoming() {
+            drop(stream);
+        }
+    });
+    listener
 }
 
 /// A manifest with one monitor of each state the test can make: up (a listener the test
@@ -172,7 +192,7 @@ fn promtool_check(body: &str) {
 
 #[test]
 fn health_readiness_and_metrics_tell_what_the_engine_does() {
-    let up = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = up_target();
     let dir = tempfile::tempdir().unwrap();
     let cpra = Cpra::start(&dir, &fleet(&up), &[]);
     cpra.wait_ready();
@@ -222,7 +242,8 @@ fn health_readiness_and_metrics_tell_what_the_engine_does() {
     promtool_check(&body);
 
     // What is not an endpoint is 404; an endpoint asked the wrong way says so.
-    assert_eq!(get(cpra.addr, "/api/v1/monitors").0, 404);
+    assert_eq!(get(cpra.addr, "/api/v1/incidents").0, 404);
+    assert_eq!(get(cpra.addr, "/api/v1/monitors/up").0, 404);
     assert_eq!(get(cpra.addr, "/").0, 404);
     let post =
         "POST /metrics HTTP/1.1\r\nHost: cpra\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
@@ -238,7 +259,7 @@ fn health_readiness_and_metrics_tell_what_the_engine_does() {
 
 #[test]
 fn hostile_clients_are_closed_and_cost_the_others_nothing() {
-    let up = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = up_target();
     let dir = tempfile::tempdir().unwrap();
     let cpra = Cpra::start(&dir, &fleet(&up), &[]);
     cpra.wait_ready();
@@ -290,7 +311,7 @@ fn hostile_clients_are_closed_and_cost_the_others_nothing() {
 #[test]
 fn two_hundred_concurrent_requests_are_all_served() {
     const CLIENTS: usize = 200;
-    let up = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = up_target();
     let dir = tempfile::tempdir().unwrap();
     let cpra = Cpra::start(&dir, &fleet(&up), &[]);
     cpra.wait_ready();
@@ -300,7 +321,7 @@ fn two_hundred_concurrent_requests_are_all_served() {
         .map(|i| {
             let start = start.clone();
             std::thread::spawn(move || {
-                let path = if i % 2 == 0 { "/metrics" } else { "/healthz" };
+                let path = ["/metrics", "/healthz", "/api/v1/monitors?limit=1000"][i % 3];
                 start.wait();
                 get(addr, path).0
             })
@@ -329,7 +350,7 @@ fn an_address_in_use_stops_the_start_and_is_named() {
 
 #[test]
 fn the_api_ends_with_the_engine() {
-    let up = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = up_target();
     let dir = tempfile::tempdir().unwrap();
     let mut cpra = Cpra::start(&dir, &fleet(&up), &["--duration", "2s"]);
     cpra.wait_ready();
@@ -346,4 +367,104 @@ fn the_api_ends_with_the_engine() {
     };
     assert_eq!(status.code(), Some(0), "{}", cpra.stderr());
     assert!(TcpStream::connect(cpra.addr).is_err(), "still listening");
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// Every page of a list, following `next` to the end: (monitors, the totals each page said).
+fn walk(addr: SocketAddr, query: &str) -> (Vec<serde_json::Value>, Vec<u64>) {
+    let mut monitors = Vec::new();
+    let mut totals = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..1000 {
+        let path = match &cursor {
+            None => format!("/api/v1/monitors?{query}"),
+            Some(c) => format!("/api/v1/monitors?{query}&cursor={c}"),
+        };
+        let (status, body) = get(addr, &path);
+        assert_eq!(status, 200, "{path}: {body}");
+        let page = json(&body);
+        totals.push(page["total"].as_u64().unwrap());
+        monitors.extend(page["monitors"].as_array().unwrap().iter().cloned());
+        match page["next"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return (monitors, totals),
+        }
+    }
+    panic!("paging never ended");
+}
+
+#[test]
+fn the_monitor_list_pages_through_every_shard_in_id_order() {
+    const N: usize = 230;
+    let up = up_target();
+    let port = up.local_addr().unwrap().port();
+    let mut yaml = String::from("version: \"1\"\nmonitors:\n");
+    for i in 0..N {
+        // Every 3rd is down (refused), every 10th disabled, every 4th in group eu.
+        let target_port = if i % 3 == 0 { 1 } else { port };
+        let enabled = i % 10 != 9;
+        let groups = if i % 4 == 0 { "[eu, all]" } else { "[all]" };
+        yaml.push_str(&format!(
+            "  - name: m{i:03}\n    enabled: {enabled}\n    pulse_check: {{type: tcp, interval: 100ms, timeout: 1s, groups: {groups}, config: {{host: 127.0.0.1, port: {target_port}}}}}\n"
+        ));
+    }
+    let disabled = (0..N).filter(|i| i % 10 == 9).count();
+    let down = (0..N).filter(|i| i % 3 == 0 && i % 10 != 9).count();
+    let dir = tempfile::tempdir().unwrap();
+    let shards = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
+    let cpra = Cpra::start_on(&dir, &yaml, shards, &[]);
+    cpra.wait_ready();
+    // Until every enabled monitor has a result.
+    let end = Instant::now() + BOUND;
+    loop {
+        let (_, body) = get(cpra.addr, "/api/v1/monitors?state=unknown&limit=1");
+        if json(&body)["total"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < end, "never all checked: {body}\n{}", cpra.stderr());
+        std::thread::sleep(POLL);
+    }
+
+    // All of them, 100 a page, in id order, each once; every page says the same total.
+    let (all, totals) = walk(cpra.addr, "limit=100");
+    assert_eq!(totals, vec![N as u64; 3]);
+    let ids: Vec<&str> = all.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), N);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "not in id order, or repeated: {ids:?}");
+
+    // Filters: state, name, group; each walked to the end, its total the rows it gave.
+    let (downs, totals) = walk(cpra.addr, "state=down&limit=7");
+    assert_eq!(downs.len(), down);
+    assert!(totals.iter().all(|&t| t == down as u64));
+    for m in &downs {
+        assert_eq!(m["state"], "down", "{m}");
+        assert_eq!(m["type"], "tcp");
+        assert_eq!(m["failure"]["kind"], "connect_refused", "{m}");
+        assert!(m["incident_id"].is_string(), "an open incident: {m}");
+        assert!(m["last_check"].as_str().unwrap().ends_with('Z'), "{m}");
+        assert!(m["latency_ms"].is_number());
+    }
+    let (offs, _) = walk(cpra.addr, "state=disabled");
+    assert_eq!(offs.len(), disabled);
+    assert!(offs.iter().all(|m| m["last_check"].is_null() && m["failure"].is_null()));
+    let (ups, _) = walk(cpra.addr, "state=up&limit=1000");
+    assert_eq!(ups.len(), N - down - disabled);
+    assert!(ups.iter().all(|m| m["failure"].is_null() && m["incident_id"].is_null()));
+    let (named, totals) = walk(cpra.addr, "q=m01&limit=3");
+    let names: Vec<&str> = named.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, (10..20).map(|i| format!("m{i:03}")).collect::<Vec<_>>());
+    assert!(totals.iter().all(|&t| t == 10));
+    let (eu, _) = walk(cpra.addr, "group=eu&limit=50");
+    assert_eq!(eu.len(), N.div_ceil(4));
+    assert!(eu.iter().all(|m| m["groups"] == serde_json::json!(["eu", "all"])));
+
+    // What a client gets wrong is a 400 that says what.
+    let (status, body) = get(cpra.addr, "/api/v1/monitors?state=sideways");
+    assert_eq!(status, 400);
+    assert!(json(&body)["error"].as_str().unwrap().contains("state"), "{body}");
+    assert_eq!(get(cpra.addr, "/api/v1/monitors?cursor=%25%25").0, 400);
+    assert_eq!(get(cpra.addr, "/api/v1/monitors?limit=0").0, 400);
 }

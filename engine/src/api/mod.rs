@@ -1,17 +1,18 @@
 //! The control plane: an HTTP/1.1 server on one thread of its own (not a shard), serving
-//! `/healthz`, `/readyz` and `/metrics`.
+//! `/healthz`, `/readyz`, `/metrics` and `/api/v1/monitors`.
 //!
 //! What it is for: letting an operator and Prometheus watch a running engine. It runs hyper
 //! on a current-thread tokio runtime owned by its thread, so a slow or hostile client costs
 //! that thread only, never a shard's time; it reads the shards through what they publish
-//! without locks (`counters::ShardShared`, `shard::FleetStatus`) and never touches a shard's
-//! state. Every client is bounded (connections, header bytes, header time, connection
+//! without locks (`counters::ShardShared`, `shard::FleetStatus`), or asks them through their
+//! bounded query rings (`shard::queries`), and never touches a shard's state. Every client is bounded (connections, header bytes, header time, connection
 //! lifetime, body bytes: the `API_*` constants in `limits.rs`). What it is not for: the
 //! exposition format's details (`metrics`), or running checks.
 //!
 //! Paths not listed answer 404, so a client never mistakes a missing endpoint for an answer.
 
 pub mod metrics;
+pub mod monitors;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ use crate::limits::{
     API_MAX_HEADER_BYTES,
 };
 use crate::runtime::StopHandle;
+use crate::shard::queries::FleetQueries;
 use crate::shard::FleetStatus;
 
 /// Where `cpra run` listens unless told otherwise: loopback only, since reads are open to
@@ -69,6 +71,8 @@ pub struct Fleet {
     /// Each shard's published counters and histogram hand-overs, indexed by shard.
     pub shared: Vec<Arc<ShardShared>>,
     pub status: FleetStatus,
+    /// Each shard's ring of questions (the monitor list).
+    pub queries: FleetQueries,
     pub stop: StopHandle,
 }
 
@@ -77,6 +81,8 @@ pub struct Fleet {
 pub struct ApiState {
     fleet: OnceLock<Fleet>,
     histograms: metrics::HistogramCache,
+    /// Turns for lists asking the shards (see `monitors::API_LISTS_IN_FLIGHT`).
+    lists: Semaphore,
 }
 
 impl ApiState {
@@ -121,6 +127,7 @@ impl ApiServer {
         let state = Arc::new(ApiState {
             fleet: OnceLock::new(),
             histograms: metrics::HistogramCache::default(),
+            lists: Semaphore::new(monitors::API_LISTS_IN_FLIGHT),
         });
         let shutdown = Arc::new(Notify::new());
         let thread = {
@@ -241,7 +248,7 @@ async fn handle(state: &ApiState, request: Request<Incoming>) -> Response<Full<B
         return response;
     }
     let path = request.uri().path();
-    let known = matches!(path, "/healthz" | "/readyz" | "/metrics");
+    let known = matches!(path, "/healthz" | "/readyz" | "/metrics" | "/api/v1/monitors");
     if !known {
         return text(StatusCode::NOT_FOUND, "not found\n");
     }
@@ -253,6 +260,7 @@ async fn handle(state: &ApiState, request: Request<Incoming>) -> Response<Full<B
     match path {
         "/healthz" => health(state),
         "/readyz" => ready(state),
+        "/api/v1/monitors" => monitors::list(state, request.uri().query()).await,
         _ => metrics::answer(state, &request).await,
     }
 }
@@ -331,6 +339,7 @@ mod tests {
         api.set_fleet(Fleet {
             shared: shared.clone(),
             status: FleetStatus::new(2),
+            queries: FleetQueries::new(2),
             stop: stop.clone(),
         });
         assert_eq!(get(addr, "/readyz"), (200, "ready\n".into()));

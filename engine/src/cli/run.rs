@@ -248,6 +248,7 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         api.set_fleet(Fleet {
             shared: running.runtime.shared().to_vec(),
             status: running.status.clone(),
+            queries: running.queries.clone(),
             stop: running.runtime.stop_handle(),
         });
     }

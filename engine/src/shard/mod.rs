@@ -24,6 +24,7 @@
 
 pub mod core;
 pub mod monitors;
+pub mod queries;
 pub mod status;
 pub mod target;
 
