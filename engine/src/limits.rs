@@ -291,3 +291,10 @@ pub const API_LIST_MAX_LIMIT: usize = 1000;
 /// and answers a page in well under a millisecond; a shard that takes 5 s is stalled or
 /// stopping, and the client gets 503 naming it rather than a request that hangs.
 pub const API_QUERY_WAIT_MS: u64 = 5_000;
+
+/// Most monitors in one scrape of `GET /metrics/monitors?group=G` (two series each): a group
+/// is a team's or a site's monitors, hundreds or thousands; 10 000 keeps a scrape to a few
+/// MB and a Prometheus target's usual sample limit. Past it the scrape holds the first 10 000
+/// by id and says so (`cpra_monitor_series_truncated 1`), so a group grown too big is seen,
+/// not silently cut.
+pub const API_MONITOR_SERIES_MAX: usize = 10_000;

@@ -461,6 +461,26 @@ fn the_monitor_list_pages_through_every_shard_in_id_order() {
     assert_eq!(eu.len(), N.div_ceil(4));
     assert!(eu.iter().all(|m| m["groups"] == serde_json::json!(["eu", "all"])));
 
+    // The group's monitors as series: one per checked monitor, valued by its state.
+    let (status, body) = get(cpra.addr, "/metrics/monitors?group=eu");
+    assert_eq!(status, 200, "{body}");
+    let scrape = parse(&body);
+    let series: Vec<_> = scrape.samples.iter().filter(|s| s.metric == "cpra_monitor_up").collect();
+    let eu_checked: Vec<_> = eu.iter().filter(|m| m["state"] != "disabled").collect();
+    assert_eq!(series.len(), eu_checked.len(), "{body}");
+    for m in eu_checked {
+        let name = m["name"].as_str().unwrap();
+        let up = if m["state"] == "up" { 1.0 } else { 0.0 };
+        let labels = [("monitor", name), ("group", "eu")];
+        assert_eq!(sample(&scrape, "cpra_monitor_up", &labels), Some(up), "{name}");
+        assert!(sample(&scrape, "cpra_monitor_latency_seconds", &labels).is_some(), "{name}");
+    }
+    let matching = sample(&scrape, "cpra_monitor_series_matching", &[]);
+    assert_eq!(matching, Some(eu.len() as f64));
+    assert_eq!(sample(&scrape, "cpra_monitor_series_truncated", &[]), Some(0.0));
+    promtool_check(&body);
+    assert_eq!(get(cpra.addr, "/metrics/monitors").0, 400, "a group is required");
+
     // What a client gets wrong is a 400 that says what.
     let (status, body) = get(cpra.addr, "/api/v1/monitors?state=sideways");
     assert_eq!(status, 400);

@@ -332,7 +332,7 @@ pub fn to_prometheus_text(openmetrics: &str) -> String {
 }
 
 /// Whether the scraper accepts OpenMetrics (Prometheus says so in `Accept`).
-fn wants_openmetrics(request: &Request<Incoming>) -> bool {
+pub fn wants_openmetrics(request: &Request<Incoming>) -> bool {
     request
         .headers()
         .get_all(ACCEPT)
@@ -363,11 +363,15 @@ async fn snapshot(state: &ApiState) -> Snapshot {
 
 /// The answer to `GET /metrics`.
 pub async fn answer(state: &ApiState, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let openmetrics = wants_openmetrics(request);
     let registry = registry(&snapshot(state).await);
+    exposition(&registry, wants_openmetrics(request))
+}
+
+/// `registry` in the format the scraper asked for.
+pub fn exposition(registry: &Registry, openmetrics: bool) -> Response<Full<Bytes>> {
     let mut body = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &registry) {
-        tracing::error!("cannot encode /metrics: {e}");
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, registry) {
+        tracing::error!("cannot encode metrics: {e}");
         let mut response = Response::new(Full::new(Bytes::from_static(b"cannot encode\n")));
         *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
         return response;

@@ -248,7 +248,10 @@ async fn handle(state: &ApiState, request: Request<Incoming>) -> Response<Full<B
         return response;
     }
     let path = request.uri().path();
-    let known = matches!(path, "/healthz" | "/readyz" | "/metrics" | "/api/v1/monitors");
+    let known = matches!(
+        path,
+        "/healthz" | "/readyz" | "/metrics" | "/metrics/monitors" | "/api/v1/monitors"
+    );
     if !known {
         return text(StatusCode::NOT_FOUND, "not found\n");
     }
@@ -261,6 +264,7 @@ async fn handle(state: &ApiState, request: Request<Incoming>) -> Response<Full<B
         "/healthz" => health(state),
         "/readyz" => ready(state),
         "/api/v1/monitors" => monitors::list(state, request.uri().query()).await,
+        "/metrics/monitors" => monitors::metrics(state, &request).await,
         _ => metrics::answer(state, &request).await,
     }
 }

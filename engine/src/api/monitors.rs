@@ -1,4 +1,5 @@
-//! `GET /api/v1/monitors`: the fleet's monitors, filtered and cursor-paged in id order.
+//! `GET /api/v1/monitors`: the fleet's monitors, filtered and cursor-paged in id order; and
+//! `GET /metrics/monitors?group=G`: one group's monitors as Prometheus series.
 //!
 //! What it is for: asking every shard for its page through its query ring
 //! (`shard::queries`), merging the pages and answering JSON. At most [`API_LISTS_IN_FLIGHT`]
@@ -11,14 +12,19 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use http_body_util::Full;
-use hyper::body::Bytes;
+use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::{Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
 
 use super::{ApiState, Fleet};
 use crate::actions::payload::rfc3339;
-use crate::limits::{API_LIST_DEFAULT_LIMIT, API_LIST_MAX_LIMIT, API_QUERY_WAIT_MS};
+use crate::limits::{
+    API_LIST_DEFAULT_LIMIT, API_LIST_MAX_LIMIT, API_MONITOR_SERIES_MAX, API_QUERY_WAIT_MS,
+};
 use crate::shard::queries::{
     merge_pages, Answer, ListFilter, MonitorHealth, MonitorPage, MonitorRow, Query, Question, Reply,
 };
@@ -166,6 +172,91 @@ pub async fn list(state: &ApiState, query: Option<&str>) -> Response<Full<Bytes>
     json_response(StatusCode::OK, &body)
 }
 
+/// The `group` of `/metrics/monitors`, required: without it the scrape would be the whole
+/// fleet, which is what keeping per-monitor series out of `/metrics` avoids.
+fn parse_group(query: Option<&str>) -> Result<String, String> {
+    let mut group = None;
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "group" => group = Some(value.into_owned()),
+            other => return Err(format!("unknown parameter `{other}` (known: group)")),
+        }
+    }
+    group.ok_or_else(|| {
+        "group: required (per-monitor series are served one group at a time)".to_string()
+    })
+}
+
+type MonitorLabels = Vec<(&'static str, String)>;
+
+/// The answer to `GET /metrics/monitors?group=G`: `cpra_monitor_up` (1 up, 0 down) and
+/// `cpra_monitor_latency_seconds` (the last check's) for each checked monitor of the group,
+/// at most [`API_MONITOR_SERIES_MAX`] monitors, first by id.
+pub async fn metrics(state: &ApiState, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let group = match parse_group(request.uri().query()) {
+        Ok(g) => g,
+        Err(e) => return super::text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    let Some(fleet) = state.fleet() else {
+        return super::text(StatusCode::SERVICE_UNAVAILABLE, "not ready: loading the manifest\n");
+    };
+    let mut filter = ListFilter {
+        group: Some(group.clone()),
+        limit: API_LIST_MAX_LIMIT,
+        ..ListFilter::default()
+    };
+    let mut rows = Vec::new();
+    let total = loop {
+        let pages = {
+            let Ok(_turn) = state.lists.acquire().await else {
+                return super::text(StatusCode::SERVICE_UNAVAILABLE, "stopping\n");
+            };
+            match ask_shards(fleet, &filter).await {
+                Ok(pages) => pages,
+                Err(e) => return super::text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+            }
+        };
+        let room = API_MONITOR_SERIES_MAX - rows.len();
+        let (page, next, matching) = merge_pages(pages, filter.limit.min(room));
+        rows.extend(page);
+        match next {
+            Some(after) if rows.len() < API_MONITOR_SERIES_MAX => filter.after = Some(after),
+            _ => break matching,
+        }
+    };
+    let mut registry = Registry::default();
+    let up: Family<MonitorLabels, Gauge> = Family::default();
+    let latency: Family<MonitorLabels, Gauge<f64, std::sync::atomic::AtomicU64>> =
+        Family::default();
+    for row in &rows {
+        let Some(last) = &row.last_check else { continue };
+        let labels = vec![
+            ("monitor", row.name.clone()),
+            ("monitor_id", row.id.clone()),
+            ("group", group.clone()),
+        ];
+        up.get_or_create(&labels).set(i64::from(row.health == MonitorHealth::Up));
+        latency.get_or_create(&labels).set(f64::from(last.latency_us) / 1e6);
+    }
+    registry.register("cpra_monitor_up", "1 if the monitor's last check succeeded, else 0", up);
+    registry.register(
+        "cpra_monitor_latency_seconds",
+        "How long the monitor's last check took",
+        latency,
+    );
+    let matching: Gauge = Gauge::default();
+    matching.set(i64::try_from(total).unwrap_or(i64::MAX));
+    registry.register("cpra_monitor_series_matching", "Monitors in the group", matching);
+    let truncated: Gauge = Gauge::default();
+    truncated.set(i64::from(total > rows.len() as u64));
+    registry.register(
+        "cpra_monitor_series_truncated",
+        "1 if the group has more monitors than one scrape shows (API_MONITOR_SERIES_MAX)",
+        truncated,
+    );
+    super::metrics::exposition(&registry, super::metrics::wants_openmetrics(request))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +277,8 @@ mod tests {
         assert!(parse_filter(Some("limit=ten")).unwrap_err().contains("limit"));
         assert!(parse_filter(Some("cursor=%%%")).unwrap_err().contains("cursor"));
         assert!(parse_filter(Some("colour=red")).unwrap_err().contains("unknown parameter"));
+        assert_eq!(parse_group(Some("group=eu%20west")).unwrap(), "eu west");
+        assert!(parse_group(None).unwrap_err().contains("required"));
+        assert!(parse_group(Some("group=a&state=up")).unwrap_err().contains("unknown"));
     }
 }
