@@ -127,6 +127,9 @@ pub struct ShardShared {
     /// Set while the shard's task runs; cleared when it ends, also by a panic (see
     /// [`RunningGuard`]), so the API's `/healthz` sees a dead shard.
     running: AtomicBool,
+    /// The shard clock's ms (since the runtime's epoch) at its last dispatch round: a shard
+    /// that runs but no longer goes round (wedged) stops moving it.
+    heartbeat_ms: AtomicU64,
 }
 
 impl Default for ShardShared {
@@ -149,6 +152,7 @@ impl ShardShared {
             lateness: HandOver::new(),
             duration: HandOver::new(),
             running: AtomicBool::new(false),
+            heartbeat_ms: AtomicU64::new(0),
         }
     }
 
@@ -208,6 +212,16 @@ impl ShardShared {
     /// Shard side: answer a pending request (allocates a copy: only on request).
     pub fn serve_duration(&self, histogram: &Histogram<u64>) {
         self.duration.serve(histogram);
+    }
+
+    /// Shard side: a dispatch round ran at `now_ms` (shard clock).
+    pub fn beat(&self, now_ms: u64) {
+        self.heartbeat_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// The shard clock's ms at the shard's last dispatch round.
+    pub fn heartbeat_ms(&self) -> u64 {
+        self.heartbeat_ms.load(Ordering::Relaxed)
     }
 
     /// Whether the shard's task is running (set by [`RunningGuard`]).

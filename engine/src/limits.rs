@@ -263,6 +263,12 @@ pub const API_CONNECTION_MAX_MS: u64 = 60_000;
 /// answered 413 without being read, and the connection is closed.
 pub const API_MAX_BODY_BYTES: u64 = 64 << 10;
 
+/// How long a running shard may go without a dispatch round before `/healthz` calls it
+/// stalled. An idle shard goes round every 50 ms (`IDLE_POLL_MS`) and a busy one far more
+/// often; 10 s is far past any legitimate pause (a loaded host, a long GC-free burst of work)
+/// and well inside a liveness probe's patience, so a wedged shard gets the process restarted.
+pub const API_SHARD_STALL_MS: u64 = 10_000;
+
 /// How long a scrape waits for the shards to hand over their histograms. A running shard
 /// answers within a dispatch round (at most `IDLE_POLL_MS`, 50 ms, apart); a shard that has
 /// not answered by then is shown with the last copy it handed over, so a stalled shard never

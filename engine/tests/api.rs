@@ -488,3 +488,59 @@ fn the_monitor_list_pages_through_every_shard_in_id_order() {
     assert_eq!(get(cpra.addr, "/api/v1/monitors?cursor=%25%25").0, 400);
     assert_eq!(get(cpra.addr, "/api/v1/monitors?limit=0").0, 400);
 }
+
+#[test]
+fn alerts_and_interventions_are_counted_by_colour_and_result() {
+    use cpra_engine::demo::scripted::ScriptedServer;
+    let target = ScriptedServer::start().unwrap();
+    let receiver = ScriptedServer::start().unwrap();
+    target.script(|s| s.statuses("/web", &[], 503));
+    receiver.script(|s| {
+        s.statuses("/alerts", &[], 200);
+        s.statuses("/restart", &[], 200);
+    });
+    let alerts = receiver.url("/alerts");
+    let yaml = format!(
+        "version: \"1\"\nmonitors:\n  - name: web\n    pulse_check:\n      type: http\n      interval: 100ms\n      timeout: 2s\n      config: {{url: \"{}\", retries: 0}}\n    intervention:\n      action: webhook\n      target: {{url: \"{}\", method: POST, timeout: 2s}}\n    codes:\n      red: {{notify: webhook, config: {{url: \"{alerts}\"}}}}\n      yellow: {{notify: webhook, config: {{url: \"{alerts}\"}}}}\n      cyan: {{notify: webhook, config: {{url: \"{alerts}\"}}}}\n",
+        target.url("/web"),
+        receiver.url("/restart"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cpra = Cpra::start(&dir, &yaml, &[]);
+    cpra.wait_ready();
+    let end = Instant::now() + BOUND;
+    loop {
+        let (_, body) = get(cpra.addr, "/metrics");
+        let scrape = parse(&body);
+        let sent = sample(&scrape, "cpra_alerts_total", &[("outcome", "sent")]).unwrap();
+        let succeeded = sample(&scrape, "cpra_interventions_total", &[("result", "succeeded")]);
+        if sent >= 1.0 && succeeded.unwrap() >= 1.0 {
+            // Published a little after delivery: never more than the receiver has seen.
+            let delivered = receiver.requests(Some("/alerts")).len() as f64;
+            assert!(sent <= delivered, "{sent} sent, {delivered} received");
+            let by_colour: f64 = ["yellow", "red", "cyan", "green", "gray"]
+                .iter()
+                .map(|c| {
+                    sample(&scrape, "cpra_alerts_total", &[("colour", c), ("outcome", "sent")])
+                        .unwrap()
+                })
+                .sum();
+            assert_eq!(by_colour, sent);
+            assert_eq!(
+                sample(&scrape, "cpra_alerts_total", &[("outcome", "undelivered")]),
+                Some(0.0)
+            );
+            assert!(
+                sample(&scrape, "cpra_check_failures_total", &[("kind", "status")]).unwrap() >= 1.0
+            );
+            promtool_check(&body);
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "no alert or intervention counted:\n{body}\n{}",
+            cpra.stderr()
+        );
+        std::thread::sleep(POLL);
+    }
+}

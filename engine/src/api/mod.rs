@@ -17,7 +17,7 @@ pub mod monitors;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -29,7 +29,7 @@ use tokio::sync::{Notify, Semaphore};
 use crate::counters::ShardShared;
 use crate::limits::{
     API_CONNECTION_MAX_MS, API_HEADER_READ_TIMEOUT_MS, API_MAX_BODY_BYTES, API_MAX_CONNECTIONS,
-    API_MAX_HEADER_BYTES,
+    API_MAX_HEADER_BYTES, API_SHARD_STALL_MS,
 };
 use crate::runtime::StopHandle;
 use crate::shard::queries::FleetQueries;
@@ -74,6 +74,8 @@ pub struct Fleet {
     /// Each shard's ring of questions (the monitor list).
     pub queries: FleetQueries,
     pub stop: StopHandle,
+    /// The instant the shards' clocks count from (their heartbeats are ms since then).
+    pub epoch: Instant,
 }
 
 /// What every request handler shares. Read-only once the fleet is set, apart from the
@@ -269,7 +271,8 @@ async fn handle(state: &ApiState, request: Request<Incoming>) -> Response<Full<B
     }
 }
 
-/// 200 `ok` while every shard runs; 503 saying which does not, or that the engine stops.
+/// 200 `ok` while every shard runs and goes round; 503 saying which does not (ended, or no
+/// dispatch round for [`API_SHARD_STALL_MS`]), or that the engine stops.
 /// Before the shards start (the manifest still loading) the process is alive and working:
 /// 200 too, so a liveness probe does not kill a long load (`/readyz` says it is not ready).
 fn health(state: &ApiState) -> Response<Full<Bytes>> {
@@ -279,6 +282,7 @@ fn health(state: &ApiState) -> Response<Full<Bytes>> {
     if fleet.stop.is_stopped() {
         return text(StatusCode::SERVICE_UNAVAILABLE, "stopping\n");
     }
+    let shards = fleet.shared.len();
     let down: Vec<String> = fleet
         .shared
         .iter()
@@ -286,12 +290,27 @@ fn health(state: &ApiState) -> Response<Full<Bytes>> {
         .filter(|(_, s)| !s.is_running())
         .map(|(i, _)| i.to_string())
         .collect();
-    if down.is_empty() {
+    if !down.is_empty() {
+        let down = down.join(", ");
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not running: shard {down} of {shards}\n"),
+        );
+    }
+    let now_ms = fleet.epoch.elapsed().as_millis() as u64;
+    let stalled: Vec<String> = fleet
+        .shared
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| now_ms.saturating_sub(s.heartbeat_ms()) > API_SHARD_STALL_MS)
+        .map(|(i, s)| format!("shard {i} ({} s)", now_ms.saturating_sub(s.heartbeat_ms()) / 1000))
+        .collect();
+    if stalled.is_empty() {
         text(StatusCode::OK, "ok\n")
     } else {
         text(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not running: shard {} of {}\n", down.join(", "), fleet.shared.len()),
+            format!("stalled: no dispatch round in {} of {shards}\n", stalled.join(", ")),
         )
     }
 }
@@ -345,6 +364,7 @@ mod tests {
             status: FleetStatus::new(2),
             queries: FleetQueries::new(2),
             stop: stop.clone(),
+            epoch: Instant::now(),
         });
         assert_eq!(get(addr, "/readyz"), (200, "ready\n".into()));
         assert_eq!(get(addr, "/healthz"), (503, "not running: shard 1 of 2\n".into()));
@@ -352,11 +372,37 @@ mod tests {
         assert_eq!(get(addr, "/healthz"), (200, "ok\n".into()));
         drop(running);
         assert_eq!(get(addr, "/healthz"), (503, "not running: shard 0 of 2\n".into()));
+        let _again = crate::counters::RunningGuard::new(shared[0].clone());
         stop.stop();
         assert_eq!(get(addr, "/healthz"), (503, "stopping\n".into()));
         assert_eq!(get(addr, "/readyz"), (503, "not ready: stopping\n".into()));
         api.stop();
         assert!(TcpStream::connect(addr).is_err(), "still listening after stop");
+    }
+
+    #[test]
+    fn a_shard_that_stops_going_round_is_unhealthy() {
+        let api = ApiServer::start("127.0.0.1:0").unwrap();
+        let shared: Vec<_> = (0..2).map(|_| Arc::new(ShardShared::new())).collect();
+        let _running: Vec<_> =
+            shared.iter().map(|s| crate::counters::RunningGuard::new(s.clone())).collect();
+        // The shards' clocks started 60 s ago; shard 1 last went round at 20 s.
+        let epoch = Instant::now() - Duration::from_secs(60);
+        shared[0].beat(60_000);
+        shared[1].beat(20_000);
+        api.set_fleet(Fleet {
+            shared: shared.clone(),
+            status: FleetStatus::new(2),
+            queries: FleetQueries::new(2),
+            stop: StopHandle::default(),
+            epoch,
+        });
+        let (status, body) = get(api.addr(), "/healthz");
+        assert_eq!(status, 503);
+        assert!(body.starts_with("stalled: no dispatch round in shard 1 (4"), "{body}");
+        shared[1].beat(60_000);
+        assert_eq!(get(api.addr(), "/healthz"), (200, "ok\n".into()));
+        api.stop();
     }
 
     #[test]

@@ -250,6 +250,7 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
             status: running.status.clone(),
             queries: running.queries.clone(),
             stop: running.runtime.stop_handle(),
+            epoch: running.runtime.epoch(),
         });
     }
     tracing::info!(monitors, shards = running.runtime.shards(), "running");

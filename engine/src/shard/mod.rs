@@ -259,6 +259,7 @@ impl<P: Probe, H: ResultHandler, C: Clock> Shard<P, H, C> {
                 self.shared.publish(core.counters());
                 self.shared.serve_lateness(core.lateness_us());
                 self.shared.serve_duration(core.duration_us());
+                self.shared.beat(now_ms);
                 (core.has_room(), core.next_due_ms())
             };
             if self.available.get() == 0 && !self.core.borrow().ring_is_empty() {
