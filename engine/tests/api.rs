@@ -544,3 +544,32 @@ fn alerts_and_interventions_are_counted_by_colour_and_result() {
         std::thread::sleep(POLL);
     }
 }
+
+#[test]
+fn names_with_quotes_cannot_break_or_forge_series() {
+    let up = up_target();
+    let port = up.local_addr().unwrap().port();
+    let yaml = format!(
+        "version: \"1\"\nmonitors:\n  - name: \"say \\\"hi\\\"}} 1\\ncpra_forged 1 \\\\ bye\"\n    pulse_check: {{type: tcp, interval: 100ms, groups: ['g\"1'], config: {{host: 127.0.0.1, port: {port}}}}}\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cpra = Cpra::start(&dir, &yaml, &[]);
+    cpra.wait_ready();
+    let end = Instant::now() + BOUND;
+    loop {
+        let (status, body) = get(cpra.addr, "/metrics/monitors?group=g%221");
+        assert_eq!(status, 200, "{body}");
+        // prometheus-parse does not read escaped quotes in labels: lines are checked here,
+        // the exposition as a whole by promtool.
+        let up: Vec<&str> = body.lines().filter(|l| l.starts_with("cpra_monitor_up{")).collect();
+        if let [line] = up.as_slice() {
+            let escaped = r#"{monitor="say \"hi\"} 1\ncpra_forged 1 \\ bye","#;
+            assert!(line.contains(escaped) && line.ends_with("group=\"g\\\"1\"} 1"), "{line}");
+            assert!(!body.lines().any(|l| l.starts_with("cpra_forged")), "{body}");
+            promtool_check(&body);
+            break;
+        }
+        assert!(Instant::now() < end, "never checked:\n{body}\n{}", cpra.stderr());
+        std::thread::sleep(POLL);
+    }
+}

@@ -176,6 +176,22 @@ impl EncodeMetric for HdrSeconds {
 
 type Labels = Vec<(&'static str, String)>;
 
+/// A label value as the exposition formats quote it (`\\`, `\"`, `\n`). `prometheus-client`
+/// 0.23 writes label values as they are, so a value from a manifest (a monitor's name, a
+/// group) must go through this, or a quote in it would break the scrape or forge a series.
+pub fn label_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn counter_family() -> Family<Labels, Counter> {
     Family::default()
 }
@@ -406,6 +422,12 @@ mod tests {
         assert!((m.sum_s - 120.0023).abs() < 0.2, "{}", m.sum_s);
         let empty = HdrSeconds::from_us(&new_lateness_histogram());
         assert_eq!((empty.count, empty.sum_s), (0, 0.0));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label_value("plain"), "plain");
+        assert_eq!(label_value("say \"hi\"\\\n"), "say \\\"hi\\\"\\\\\\n");
     }
 
     #[test]

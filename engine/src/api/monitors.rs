@@ -20,6 +20,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde_json::{json, Value};
 
+use super::metrics::label_value;
 use super::{ApiState, Fleet};
 use crate::actions::payload::rfc3339;
 use crate::limits::{
@@ -231,9 +232,9 @@ pub async fn metrics(state: &ApiState, request: &Request<Incoming>) -> Response<
     for row in &rows {
         let Some(last) = &row.last_check else { continue };
         let labels = vec![
-            ("monitor", row.name.clone()),
-            ("monitor_id", row.id.clone()),
-            ("group", group.clone()),
+            ("monitor", label_value(&row.name)),
+            ("monitor_id", label_value(&row.id)),
+            ("group", label_value(&group)),
         ];
         up.get_or_create(&labels).set(i64::from(row.health == MonitorHealth::Up));
         latency.get_or_create(&labels).set(f64::from(last.latency_us) / 1e6);
