@@ -53,7 +53,8 @@ pub struct RunArgs {
     pub grace: String,
     #[arg(long, value_enum, default_value = "human")]
     pub log_format: LogFormat,
-    /// Where the control plane (/healthz, /readyz, /metrics) listens: HOST:PORT, or `none`.
+    /// Where the control plane (/healthz, /readyz, /metrics, /api/v1/monitors; docs/api.md)
+    /// listens: HOST:PORT, or `none`.
     #[arg(long, value_name = "ADDR", default_value = crate::api::DEFAULT_LISTEN)]
     pub listen: String,
     #[command(flatten)]
