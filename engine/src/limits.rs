@@ -343,3 +343,76 @@ pub const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
 
 /// The header block the `HugeHeader` server sends: 1 MiB, 64 times the client's bound.
 pub const HUGE_HEADER_BYTES: usize = 1024 * 1024;
+
+// ---- the control plane (engine/src/api) ----
+
+/// Connections the API serves at once. Each holds a task and a read buffer of at most
+/// [`API_MAX_HEADER_BYTES`], so 256 bound the control plane to a few MiB; that is room for
+/// several scrapers, dashboards and operators (200 concurrent requests are tested) and far
+/// below the process's file descriptors, which the checks need. A connection past it is
+/// accepted and closed at once, unread (the client sees a reset or EOF, and retries).
+pub const API_MAX_CONNECTIONS: usize = 256;
+
+/// Largest request head (request line and headers) the API reads: hyper's `max_buf_size`,
+/// whose floor is 8 KiB. A real request is a few hundred bytes; 16 KiB leaves room for long
+/// query strings and proxies' headers. Past it hyper answers 431 (Request Header Fields Too
+/// Large) and closes the connection, having buffered no more than this.
+pub const API_MAX_HEADER_BYTES: usize = 16 << 10;
+
+/// How long a client may take to send a request's head, from its first byte: hyper's
+/// `header_read_timeout`. A real client sends it in one packet; 5 s covers a slow link. A
+/// slowloris client (a byte now and then) is closed when it runs out, holding one connection
+/// slot at most that long.
+pub const API_HEADER_READ_TIMEOUT_MS: u64 = 5_000;
+
+/// The longest one connection lives, keep-alive included: an idle or trickling client cannot
+/// hold one of the [`API_MAX_CONNECTIONS`] slots for ever. A minute is many scrapes and API
+/// calls; past it the connection is closed (a client reconnects).
+pub const API_CONNECTION_MAX_MS: u64 = 60_000;
+
+/// Largest request body the API accepts, by its `Content-Length`: the control requests to
+/// come (`{"for":"1h"}`) are a few bytes; 64 KiB is generous. A larger declared body is
+/// answered 413 without being read, and the connection is closed.
+pub const API_MAX_BODY_BYTES: u64 = 64 << 10;
+
+/// How long a running shard may go without a dispatch round before `/healthz` calls it
+/// stalled. An idle shard goes round every 50 ms (`IDLE_POLL_MS`) and a busy one far more
+/// often; 10 s is far past any legitimate pause (a loaded host, a long GC-free burst of work)
+/// and well inside a liveness probe's patience, so a wedged shard gets the process restarted.
+pub const API_SHARD_STALL_MS: u64 = 10_000;
+
+/// How long a scrape waits for the shards to hand over their histograms. A running shard
+/// answers within a dispatch round (at most `IDLE_POLL_MS`, 50 ms, apart); a shard that has
+/// not answered by then is shown with the last copy it handed over, so a stalled shard never
+/// stalls a scrape.
+pub const API_HISTOGRAM_WAIT_MS: u64 = 200;
+
+/// The longest check duration the histogram resolves, in µs: an `Outcome` carries its latency
+/// as `u32` µs (saturating at about 71 minutes), so nothing longer can be recorded anyway.
+pub const CHECK_DURATION_MAX_US: u64 = u32::MAX as u64;
+
+/// Questions waiting per shard from the API (`shard::queries`): a shard answers them in one
+/// bounded batch per drain. The API asks at most 32 lists at a time (`API_LISTS_IN_FLIGHT`),
+/// so lists never fill it; the rest is room for the questions to come. Past it the API
+/// answers 503 at once instead of queueing.
+pub const API_QUERY_RING: usize = 64;
+
+/// Monitors in one page of `GET /api/v1/monitors` when the client does not say (`limit`).
+pub const API_LIST_DEFAULT_LIMIT: usize = 100;
+
+/// Most monitors in one page (`limit` above it is cut to it): a page is built by each shard
+/// in one go, so this bounds the time a list takes from a shard and the answer's size
+/// (about 300 bytes of JSON a monitor).
+pub const API_LIST_MAX_LIMIT: usize = 1000;
+
+/// How long a list waits for every shard's answer. A shard looks for questions every 10 ms
+/// and answers a page in well under a millisecond; a shard that takes 5 s is stalled or
+/// stopping, and the client gets 503 naming it rather than a request that hangs.
+pub const API_QUERY_WAIT_MS: u64 = 5_000;
+
+/// Most monitors in one scrape of `GET /metrics/monitors?group=G` (two series each): a group
+/// is a team's or a site's monitors, hundreds or thousands; 10 000 keeps a scrape to a few
+/// MB and a Prometheus target's usual sample limit. Past it the scrape holds the first 10 000
+/// by id and says so (`cpra_monitor_series_truncated 1`), so a group grown too big is seen,
+/// not silently cut.
+pub const API_MONITOR_SERIES_MAX: usize = 10_000;

@@ -16,6 +16,7 @@ use crate::clock::{Clock, MonotonicClock};
 use crate::manifest::{Monitor, Registry};
 use crate::probe::ShardInfo;
 use crate::runtime::{shard_count, Runtime, RuntimeConfig, RuntimeError};
+use crate::shard::queries::FleetQueries;
 use crate::shard::{AlertObserver, FleetStatus, Monitors, WallClock};
 use crate::table::MonitorSpec;
 
@@ -64,6 +65,8 @@ pub type ActionsTweak = Arc<dyn Fn(&mut ActionsConfig) + Send + Sync>;
 pub struct RunningPlan {
     pub runtime: Runtime,
     pub status: FleetStatus,
+    /// Each shard's ring of questions from the API.
+    pub queries: FleetQueries,
     /// Kept so the resolver thread lives as long as the shards.
     _resolver: Resolver,
 }
@@ -73,11 +76,13 @@ pub fn start_plan(plan: Arc<Plan>, config: PlanConfig) -> Result<RunningPlan, Ru
     // Checked before the status slots are sized by it.
     let shards = shard_count(config.runtime.shards).map_err(RuntimeError::Config)?;
     let status = FleetStatus::new(shards);
+    let queries = FleetQueries::new(shards);
     let resolver = Resolver::start(ResolverConfig::default())
         .map_err(|e| RuntimeError::Start(format!("cannot start the resolver thread: {e}")))?;
     let specs = plan.specs();
     let factory = {
         let status = status.clone();
+        let queries = queries.clone();
         let resolver = resolver.clone();
         let actions = config.actions.clone();
         let observer = config.observer.clone();
@@ -98,6 +103,7 @@ pub fn start_plan(plan: Arc<Plan>, config: PlanConfig) -> Result<RunningPlan, Ru
                 shard_resolver,
                 actions,
                 status.clone(),
+                queries.clone(),
                 observer.clone(),
                 wall_clock.clone(),
             );
@@ -106,5 +112,5 @@ pub fn start_plan(plan: Arc<Plan>, config: PlanConfig) -> Result<RunningPlan, Ru
     };
     let runtime_config = RuntimeConfig { shards, ..config.runtime };
     let runtime = Runtime::start_with(runtime_config, specs, factory)?;
-    Ok(RunningPlan { runtime, status, _resolver: resolver })
+    Ok(RunningPlan { runtime, status, queries, _resolver: resolver })
 }

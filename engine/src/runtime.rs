@@ -22,7 +22,7 @@ use glommio::{LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles};
 use hdrhistogram::Histogram;
 
 use crate::clock::{Clock, MonotonicClock};
-use crate::counters::{new_lateness_histogram, CountersSnapshot, ShardShared};
+use crate::counters::{new_lateness_histogram, CountersSnapshot, RunningGuard, ShardShared};
 use crate::limits::{DEFAULT_MAX_IN_FLIGHT, IO_MEMORY_BYTES, MAX_IN_FLIGHT_LIMIT, MAX_SHARDS};
 use crate::probe::{Probe, ResultHandler, ShardInfo};
 use crate::shard::{spawn_into, Shard, ShardConfig, ShardCore, ShardReport, TaskQueues};
@@ -262,6 +262,8 @@ impl Runtime {
                         factory(&info)
                     };
                     let (probe, handler) = spawn_into(build, queues.probes).await;
+                    // Running from before the start is reported until the task ends or panics.
+                    let _running = RunningGuard::new(shared.clone());
                     let _ = started_tx.send(shard);
                     let shard_config = ShardConfig {
                         shard,
@@ -339,6 +341,12 @@ impl Runtime {
     /// Each shard's published counters (lock-free reads; at most one dispatch round old).
     pub fn shard_counters(&self) -> Vec<CountersSnapshot> {
         self.shared.iter().map(|s| s.read()).collect()
+    }
+
+    /// What each shard publishes (counters, histogram hand-overs, whether it runs), for
+    /// readers on other threads (the API).
+    pub fn shared(&self) -> &[Arc<ShardShared>] {
+        &self.shared
     }
 
     /// All shards' counters merged.

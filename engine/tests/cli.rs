@@ -1,11 +1,16 @@
 //! End-to-end: the `cpra` binary on real files (validate's exit codes and outputs, gen's
 //! output validating cleanly).
 
+mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn cpra(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cpra")).args(args).output().expect("run cpra")
+    Command::new(env!("CARGO_BIN_EXE_cpra"))
+        .args(args)
+        .args(support::listen_off(args))
+        .output()
+        .expect("run cpra")
 }
 
 fn repo_file(rel: &str) -> PathBuf {
@@ -168,6 +173,7 @@ fn cpra_with_peak_rss(args: &[&str]) -> (i32, String, i64) {
     }
     let child = Command::new(env!("CARGO_BIN_EXE_cpra"))
         .args(args)
+        .args(support::listen_off(args))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -1,5 +1,6 @@
 //! `cpra run` as a user runs it: the real binary, real files, a real receiver on loopback.
 
+mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -64,6 +65,8 @@ fn sigterm_during_a_burst_of_alerts_delivers_them_before_exit() {
         .args([
             "run",
             path.to_str().unwrap(),
+            "--listen",
+            "none",
             "--shards",
             "1",
             "--grace",
@@ -312,7 +315,7 @@ fn position_of(text: &str, marker: &str) -> (usize, usize) {
 }
 
 fn cpra(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(CPRA).args(args).output().unwrap();
+    let out = Command::new(CPRA).args(args).args(support::listen_off(args)).output().unwrap();
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.code(), text(&out.stdout), text(&out.stderr))
 }
@@ -356,7 +359,8 @@ fn lenient_makes_a_misspelt_field_a_warning_for_validate_and_run() {
     assert!(report.starts_with(&warning), "{report}");
     assert!(report.contains("valid: 1 monitors, 0 errors, 1 warnings"), "{report}");
 
-    let (run_code, _, run_err) = cpra(&["run", "--lenient", file, "--duration", "1s"]);
+    let (run_code, _, run_err) =
+        cpra(&["run", "--lenient", file, "--duration", "1s", "--listen", "none"]);
     assert_eq!(run_code, Some(0), "{run_err}");
     assert!(run_err.contains("unknown field 'intervall'") && run_err.contains("stopped: "));
 
@@ -380,7 +384,16 @@ fn a_short_run_stops_by_itself_and_reports() {
         ),
     );
     let out = Command::new(CPRA)
-        .args(["run", path.to_str().unwrap(), "--duration", "3s", "--shards", "1"])
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--duration",
+            "3s",
+            "--shards",
+            "1",
+            "--listen",
+            "none",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -414,7 +427,7 @@ fn sighup_is_logged_and_the_run_goes_on_until_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "fleet.yaml", &yaml);
     let mut child = Command::new(CPRA)
-        .args(["run", path.to_str().unwrap(), "--shards", "1"])
+        .args(["run", path.to_str().unwrap(), "--shards", "1", "--listen", "none"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -467,7 +480,16 @@ fn a_low_memlock_limit_stops_the_start_with_advice() {
         "monitors:\n  - name: t\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n",
     );
     let mut cmd = Command::new(CPRA);
-    cmd.args(["run", path.to_str().unwrap(), "--shards", "1", "--duration", "1s"]);
+    cmd.args([
+        "run",
+        path.to_str().unwrap(),
+        "--shards",
+        "1",
+        "--duration",
+        "1s",
+        "--listen",
+        "none",
+    ]);
     // SAFETY: between fork and exec the closure only calls setrlimit(2), which is
     // async-signal-safe, on a stack-allocated struct.
     unsafe {

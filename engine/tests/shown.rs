@@ -2,6 +2,7 @@
 //! from the environment reaches the target it is meant for and nothing else (not stderr, not
 //! a notifier's body), and a manifest cannot split, forge or colour a log line.
 
+mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -29,7 +30,12 @@ struct Running {
 impl Running {
     fn start(args: &[&str], envs: &[(&str, &str)]) -> Running {
         let mut command = Command::new(CPRA);
-        command.args(args).stdout(Stdio::null()).stderr(Stdio::piped()).env_remove("RUST_LOG");
+        command
+            .args(args)
+            .args(support::listen_off(args))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .env_remove("RUST_LOG");
         for (k, v) in envs {
             command.env(k, v);
         }
@@ -223,7 +229,12 @@ fn a_refused_manifest_does_not_print_its_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "fleet.yaml", yaml);
     for args in [vec!["run", &path], vec!["validate", &path]] {
-        let out = Command::new(CPRA).args(&args).env("CPRA_E2E_TOKEN", TOKEN).output().unwrap();
+        let out = Command::new(CPRA)
+            .args(&args)
+            .args(support::listen_off(&args))
+            .env("CPRA_E2E_TOKEN", TOKEN)
+            .output()
+            .unwrap();
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -287,7 +298,10 @@ fn with_json_logs_every_stderr_line_is_json() {
 
     // A refused manifest's problems too, each as an error.
     let bad = write(&dir, "bad.yaml", "monitors:\n  - name: a\n    pulse_check: {type: htp}\n");
-    let out = Command::new(CPRA).args(["run", &bad, "--log-format", "json"]).output().unwrap();
+    let out = Command::new(CPRA)
+        .args(["run", &bad, "--log-format", "json", "--listen", "none"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.lines().count() >= 2, "{stderr}");

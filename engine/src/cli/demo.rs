@@ -274,6 +274,8 @@ pub fn run(args: &DemoArgs) -> i32 {
         duration: Some(duration),
         grace_ms: 5_000,
         observer: Some(observer),
+        // The demo is a short look at the engine, not a node to watch.
+        listen: None,
     };
     let code = run_plan(Arc::new(plan), &config, &mut std::io::stdout());
     let delivered = fleet.receiver.requests(Some("/alerts"));

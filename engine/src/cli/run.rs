@@ -15,6 +15,7 @@ use clap::{Args, ValueEnum};
 
 use super::validate::{write_human, UnknownFieldArgs};
 use super::{EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE};
+use crate::api::{ApiServer, Fleet};
 use crate::manifest::duration::parse_go_duration;
 use crate::manifest::{load_path, LoadOptions};
 use crate::plan::{start_plan, Plan, PlanConfig};
@@ -52,6 +53,10 @@ pub struct RunArgs {
     pub grace: String,
     #[arg(long, value_enum, default_value = "human")]
     pub log_format: LogFormat,
+    /// Where the control plane (/healthz, /readyz, /metrics, /api/v1/monitors; docs/api.md)
+    /// listens: HOST:PORT, or `none`.
+    #[arg(long, value_name = "ADDR", default_value = crate::api::DEFAULT_LISTEN)]
+    pub listen: String,
     #[command(flatten)]
     pub fields: UnknownFieldArgs,
 }
@@ -91,7 +96,8 @@ pub fn run(args: &RunArgs) -> i32 {
         Ok(plan) => plan,
         Err(code) => return code,
     };
-    let config = RunConfig { shards: args.shards, duration, grace_ms, observer: None };
+    let listen = (args.listen != crate::api::LISTEN_NONE).then(|| args.listen.clone());
+    let config = RunConfig { shards: args.shards, duration, grace_ms, observer: None, listen };
     run_plan(Arc::new(plan), &config, &mut out)
 }
 
@@ -171,11 +177,19 @@ pub struct RunConfig {
     pub duration: Option<Duration>,
     pub grace_ms: u64,
     pub observer: Option<AlertObserver>,
+    /// Where the control plane listens; `None`: no control plane.
+    pub listen: Option<String>,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { shards: 0, duration: None, grace_ms: DEFAULT_GRACE_MS, observer: None }
+        RunConfig {
+            shards: 0,
+            duration: None,
+            grace_ms: DEFAULT_GRACE_MS,
+            observer: None,
+            listen: None,
+        }
     }
 }
 
@@ -183,7 +197,7 @@ impl Default for RunConfig {
 pub fn status_line(s: &StatusSnapshot, checks_per_s: f64) -> String {
     format!(
         "monitors {} up {} down {} unknown {} | {checks_per_s:.1} checks/s | alerts sent {}, undelivered {}",
-        s.up + s.down + s.unknown,
+        s.monitors(),
         s.up,
         s.down,
         s.unknown,
@@ -214,13 +228,36 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         observer: config.observer.clone(),
         wall_clock: None,
     };
-    let running = match start_plan(plan, plan_config) {
-        Ok(p) => p,
+    let api = match config.listen.as_deref().map(ApiServer::start).transpose() {
+        Ok(api) => api,
         Err(e) => {
             let _ = writeln!(out, "error: {e}");
             return EXIT_INVALID;
         }
     };
+    if let Some(api) = &api {
+        // A plain line (not a log record) so a script or test can read the port of `:0`.
+        let _ = writeln!(out, "control plane: listening on http://{}", api.addr());
+    }
+    let running = match start_plan(plan, plan_config) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            if let Some(api) = api {
+                api.stop();
+            }
+            return EXIT_INVALID;
+        }
+    };
+    if let Some(api) = &api {
+        api.set_fleet(Fleet {
+            shared: running.runtime.shared().to_vec(),
+            status: running.status.clone(),
+            queries: running.queries.clone(),
+            stop: running.runtime.stop_handle(),
+            epoch: running.runtime.epoch(),
+        });
+    }
     tracing::info!(monitors, shards = running.runtime.shards(), "running");
     if let Err(e) = crate::hangup::catch() {
         tracing::warn!("{e}");
@@ -254,6 +291,9 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         "stopping: draining checks and alerts in flight (up to {} ms)",
         config.grace_ms
     );
+    if let Some(api) = api {
+        api.stop();
+    }
     let status = running.status.clone();
     match running.runtime.join() {
         Ok(report) => {
