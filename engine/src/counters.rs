@@ -1,26 +1,38 @@
 //! Per-shard counters, written by the shard alone and read by any thread without locks.
 //!
 //! What it is for: the numbers an operator and the benchmark need (checks started and
-//! completed, missed slots, ring-full delays, in-flight, lateness). The shard counts in plain
-//! integers on its hot path and publishes them to atomics once per dispatch round (a single
-//! writer, so a relaxed store suffices); readers load the atomics. The lateness histogram is
-//! too big for atomics: a reader raises a request flag and the shard hands a copy over through
-//! a one-slot `crossbeam_queue::ArrayQueue` at its next round; copies are merged when read.
+//! completed, failures by kind, missed slots, ring-full delays, in-flight, lateness, check
+//! durations). The shard counts in plain integers on its hot path and publishes them to
+//! atomics once per dispatch round (a single writer, so a relaxed store suffices); readers
+//! load the atomics. The histograms are too big for atomics: a reader raises a request flag
+//! and the shard hands a copy over through a one-slot `crossbeam_queue::ArrayQueue` at its
+//! next round; copies are merged when read. A shard also says whether it is running.
 //! What it is not for: metrics export formats (the API does that).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
+use cpra_net::FailureKind;
 use crossbeam_queue::ArrayQueue;
 use hdrhistogram::Histogram;
 
-use crate::limits::LATENESS_MAX_US;
+use crate::limits::{CHECK_DURATION_MAX_US, LATENESS_MAX_US};
 
 /// Three significant digits: 0.1% error on a percentile, about 100 KiB per histogram.
-const LATENESS_SIGFIG: u8 = 3;
+const HISTOGRAM_SIGFIG: u8 = 3;
+
+/// The number of failure kinds: the length of every per-kind table (indexed `kind as usize`).
+pub const FAILURE_KINDS: usize = FailureKind::ALL.len();
 
 /// A new, empty lateness histogram (µs).
 pub fn new_lateness_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, LATENESS_MAX_US, LATENESS_SIGFIG)
+    Histogram::new_with_bounds(1, LATENESS_MAX_US, HISTOGRAM_SIGFIG)
+        .expect("constant histogram bounds are valid")
+}
+
+/// A new, empty check-duration histogram (µs, the `Outcome`'s latency).
+pub fn new_duration_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, CHECK_DURATION_MAX_US, HISTOGRAM_SIGFIG)
         .expect("constant histogram bounds are valid")
 }
 
@@ -41,6 +53,10 @@ pub struct CountersSnapshot {
     /// memory or local port: `FailureKind::LocalResource`) and were put back to run again
     /// shortly. Not completed, never a failure: the state machine does not see them.
     pub checks_delayed_local_resource: u64,
+    /// Completed checks that failed (the rest of `checks_completed` succeeded).
+    pub checks_failed: u64,
+    /// Failed checks by kind, indexed `FailureKind as usize` (the order of `FailureKind::ALL`).
+    pub failures: [u64; FAILURE_KINDS],
 }
 
 impl CountersSnapshot {
@@ -52,6 +68,52 @@ impl CountersSnapshot {
         self.ring_full_delays += other.ring_full_delays;
         self.in_flight += other.in_flight;
         self.checks_delayed_local_resource += other.checks_delayed_local_resource;
+        self.checks_failed += other.checks_failed;
+        for (total, n) in self.failures.iter_mut().zip(other.failures) {
+            *total += n;
+        }
+    }
+
+    /// Counts one completed check's result (the shard's hot path: plain adds, no allocation).
+    pub fn count_result(&mut self, failure: Option<FailureKind>) {
+        if let Some(kind) = failure {
+            self.checks_failed += 1;
+            self.failures[kind as usize] += 1;
+        }
+    }
+
+    /// Failed checks of `kind`.
+    pub fn failures_of(&self, kind: FailureKind) -> u64 {
+        self.failures[kind as usize]
+    }
+}
+
+/// One histogram handed over on request: a reader asks, the shard answers once at its next
+/// round; a second request before the first copy is taken finds the slot full and the shard
+/// skips it (the reader still gets one).
+struct HandOver {
+    requested: AtomicBool,
+    reply: ArrayQueue<Histogram<u64>>,
+}
+
+impl HandOver {
+    fn new() -> HandOver {
+        HandOver { requested: AtomicBool::new(false), reply: ArrayQueue::new(1) }
+    }
+
+    fn request(&self) {
+        self.requested.store(true, Ordering::Release);
+    }
+
+    fn take(&self) -> Option<Histogram<u64>> {
+        self.reply.pop()
+    }
+
+    /// Allocates a copy: only on request.
+    fn serve(&self, histogram: &Histogram<u64>) {
+        if self.requested.swap(false, Ordering::Acquire) {
+            let _ = self.reply.push(histogram.clone());
+        }
     }
 }
 
@@ -64,10 +126,16 @@ pub struct ShardShared {
     ring_full_delays: AtomicU64,
     in_flight: AtomicU64,
     checks_delayed_local_resource: AtomicU64,
-    lateness_requested: AtomicBool,
-    /// One slot: a reader asks, the shard answers once; a second request before the first
-    /// copy is taken finds the slot full and the shard skips it (the reader still gets one).
-    lateness_reply: ArrayQueue<Histogram<u64>>,
+    checks_failed: AtomicU64,
+    failures: [AtomicU64; FAILURE_KINDS],
+    lateness: HandOver,
+    duration: HandOver,
+    /// Set while the shard's task runs; cleared when it ends, also by a panic (see
+    /// [`RunningGuard`]), so the API's `/healthz` sees a dead shard.
+    running: AtomicBool,
+    /// The shard clock's ms (since the runtime's epoch) at its last dispatch round: a shard
+    /// that runs but no longer goes round (wedged) stops moving it.
+    heartbeat_ms: AtomicU64,
 }
 
 impl Default for ShardShared {
@@ -86,8 +154,12 @@ impl ShardShared {
             ring_full_delays: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             checks_delayed_local_resource: AtomicU64::new(0),
-            lateness_requested: AtomicBool::new(false),
-            lateness_reply: ArrayQueue::new(1),
+            checks_failed: AtomicU64::new(0),
+            failures: std::array::from_fn(|_| AtomicU64::new(0)),
+            lateness: HandOver::new(),
+            duration: HandOver::new(),
+            running: AtomicBool::new(false),
+            heartbeat_ms: AtomicU64::new(0),
         }
     }
 
@@ -101,6 +173,10 @@ impl ShardShared {
         self.in_flight.store(c.in_flight, Ordering::Relaxed);
         self.checks_delayed_local_resource
             .store(c.checks_delayed_local_resource, Ordering::Relaxed);
+        self.checks_failed.store(c.checks_failed, Ordering::Relaxed);
+        for (cell, &n) in self.failures.iter().zip(&c.failures) {
+            cell.store(n, Ordering::Relaxed);
+        }
     }
 
     /// Any thread, no locks.
@@ -115,24 +191,71 @@ impl ShardShared {
             checks_delayed_local_resource: self
                 .checks_delayed_local_resource
                 .load(Ordering::Relaxed),
+            checks_failed: self.checks_failed.load(Ordering::Relaxed),
+            failures: std::array::from_fn(|i| self.failures[i].load(Ordering::Relaxed)),
         }
     }
 
     /// Reader side: ask the shard for a copy of its lateness histogram.
     pub fn request_lateness(&self) {
-        self.lateness_requested.store(true, Ordering::Release);
+        self.lateness.request();
     }
 
     /// Reader side: the copy, once the shard has handed it over.
     pub fn take_lateness(&self) -> Option<Histogram<u64>> {
-        self.lateness_reply.pop()
+        self.lateness.take()
     }
 
     /// Shard side: answer a pending request (allocates a copy: only on request).
     pub fn serve_lateness(&self, histogram: &Histogram<u64>) {
-        if self.lateness_requested.swap(false, Ordering::Acquire) {
-            let _ = self.lateness_reply.push(histogram.clone());
-        }
+        self.lateness.serve(histogram);
+    }
+
+    /// Reader side: ask the shard for a copy of its check-duration histogram.
+    pub fn request_duration(&self) {
+        self.duration.request();
+    }
+
+    /// Reader side: the copy, once the shard has handed it over.
+    pub fn take_duration(&self) -> Option<Histogram<u64>> {
+        self.duration.take()
+    }
+
+    /// Shard side: answer a pending request (allocates a copy: only on request).
+    pub fn serve_duration(&self, histogram: &Histogram<u64>) {
+        self.duration.serve(histogram);
+    }
+
+    /// Shard side: a dispatch round ran at `now_ms` (shard clock).
+    pub fn beat(&self, now_ms: u64) {
+        self.heartbeat_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// The shard clock's ms at the shard's last dispatch round.
+    pub fn heartbeat_ms(&self) -> u64 {
+        self.heartbeat_ms.load(Ordering::Relaxed)
+    }
+
+    /// Whether the shard's task is running (set by [`RunningGuard`]).
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Relaxed)
+    }
+}
+
+/// Marks a shard running for as long as it lives: held by the shard's task, dropped when the
+/// task ends or unwinds from a panic.
+pub struct RunningGuard(Arc<ShardShared>);
+
+impl RunningGuard {
+    pub fn new(shared: Arc<ShardShared>) -> RunningGuard {
+        shared.running.store(true, Ordering::Relaxed);
+        RunningGuard(shared)
+    }
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Relaxed);
     }
 }
 
@@ -174,5 +297,57 @@ mod tests {
         let copy = shared.take_lateness().unwrap();
         assert_eq!(copy.len(), 1);
         assert!(copy.equivalent(copy.max(), 250));
+    }
+
+    #[test]
+    fn failures_are_counted_by_kind_published_and_merged() {
+        // `kind as usize` indexes the tables: it must be the kind's place in `ALL`.
+        for (i, kind) in FailureKind::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, i, "{kind}");
+        }
+        let mut c = CountersSnapshot::default();
+        c.count_result(None);
+        c.count_result(Some(FailureKind::Timeout));
+        c.count_result(Some(FailureKind::Timeout));
+        c.count_result(Some(FailureKind::Dns));
+        let shared = ShardShared::new();
+        shared.publish(&c);
+        let mut total = shared.read();
+        total.merge(&c);
+        assert_eq!(total.checks_failed, 6);
+        assert_eq!(total.failures_of(FailureKind::Timeout), 4);
+        assert_eq!(total.failures_of(FailureKind::Dns), 2);
+        assert_eq!(total.failures_of(FailureKind::Status), 0);
+    }
+
+    #[test]
+    fn a_shard_is_running_while_its_guard_lives_even_through_a_panic() {
+        let shared = std::sync::Arc::new(ShardShared::new());
+        assert!(!shared.is_running());
+        let guard = RunningGuard::new(shared.clone());
+        assert!(shared.is_running());
+        drop(guard);
+        assert!(!shared.is_running());
+        let panicking = {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                let _guard = RunningGuard::new(shared);
+                panic!("a shard fails");
+            })
+        };
+        assert!(panicking.join().is_err());
+        assert!(!shared.is_running());
+    }
+
+    #[test]
+    fn durations_are_handed_over_apart_from_lateness() {
+        let shared = ShardShared::new();
+        let mut d = new_duration_histogram();
+        d.record(1_500).unwrap();
+        shared.request_duration();
+        shared.serve_lateness(&new_lateness_histogram());
+        assert!(shared.take_lateness().is_none(), "lateness was not asked for");
+        shared.serve_duration(&d);
+        assert_eq!(shared.take_duration().unwrap().len(), 1);
     }
 }

@@ -7,16 +7,20 @@
 
 pub mod actions;
 pub mod alert;
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod colour;
 pub mod counters;
 pub mod demo;
 pub mod fd_budget;
+pub mod hangup;
 pub mod limits;
+pub mod logging;
 pub mod manifest;
 pub mod plan;
 pub mod probe;
+pub mod redact;
 pub mod ring;
 pub mod runtime;
 pub mod schedule;

@@ -173,6 +173,31 @@ pub const DELIVERY_SHARE_DIVISOR: u64 = 4;
 const _: () = assert!(MIN_CHECKS_IN_FLIGHT_PER_SHARD as u64 <= DEFAULT_MAX_IN_FLIGHT as u64);
 const _: () = assert!(MIN_DELIVERIES_IN_FLIGHT_PER_SHARD <= DEFAULT_MAX_DELIVERIES_IN_FLIGHT);
 
+/// Retries inside one check (`pulse_check.retries`, `config.retries`): what the probes make,
+/// `cpra_net::limits::MAX_ATTEMPTS` less the first attempt. A manifest asking for more loads
+/// with a warning and gets this many.
+pub const MAX_RETRIES: u32 = cpra_net::limits::MAX_ATTEMPTS - 1;
+
+// ---- the command line (checked before anything is sized or started by them) ----
+
+/// `--shards`: the most shards CPRA runs on any machine. Above the hardware threads of the
+/// largest servers CPRA targets (2 sockets of 192 cores, 768 threads); past it the number is a
+/// typo, refused before the per-shard status slots, tables and threads are sized by it. Below
+/// it, more shards than online cores are refused too (shards are pinned one per core).
+pub const MAX_SHARDS: usize = 1024;
+
+/// `--grace`: the longest drain after a stop. An hour covers alert retries (seconds apart)
+/// and interventions with long timeouts; a longer wait is a stuck stop, not a drain.
+pub const MAX_GRACE_MS: u64 = 3_600_000;
+
+/// `--duration` (run, demo): a year and a day. To run longer, leave `--duration` out and stop
+/// with a signal; the bound keeps every deadline computed from it far from overflow.
+pub const MAX_RUN_DURATION_MS: u64 = 366 * 24 * 3_600_000;
+
+/// `gen --monitors`: 100 million, 100 times the largest fleet benchmarked (about 40 GB of
+/// YAML). Past it the output would only fill a disk.
+pub const MAX_GEN_MONITORS: u64 = 100_000_000;
+
 // ---- reading manifests ----
 
 /// Unknown top-level keys remembered to find a repeated one: a file with more is hostile or
@@ -186,16 +211,43 @@ pub const MAX_UNKNOWN_TOP_KEYS: usize = 64;
 pub const READ_BUFFER_BYTES: usize = 256 << 10;
 
 /// Most problems kept per load: enough to fix a file in one pass, few enough to read. Past it,
-/// problems are still counted (so the exit code and the totals stay right) but not stored.
+/// problems are still counted (so the exit code and the totals stay right) but not stored,
+/// except a syntax error: it ends the read, so there is at most one, and it says why the rest
+/// of the file was not checked.
 pub const MAX_PROBLEMS: usize = 100;
+
+/// Longest line `cpra run --log-format json` holds before logging it (a line of its own
+/// output: a status line or a manifest problem, under a kilobyte); a longer one is logged in
+/// pieces, so a line without an end cannot grow memory.
+pub const MAX_LOG_LINE_BYTES: usize = 64 << 10;
 
 /// Deepest nesting inside one block. A monitor needs about 6 levels; past this: an error.
 pub const MAX_NODE_DEPTH: usize = 64;
 
 /// Most nodes in one block (one monitor, the endpoints block ...). A large monitor has a few
-/// hundred; the bound stops YAML alias bombs ("billion laughs") and absurd inputs. Past it:
-/// an error naming the block.
+/// hundred; the bound stops absurd inputs. Past it: an error naming the block. (Aliases have
+/// their own, tighter budget: [`MAX_ALIAS_NODES`], [`ALIAS_BUDGET_BASE_NODES`].)
 pub const MAX_BLOCK_NODES: usize = 1 << 20;
+
+/// Most nodes one YAML alias (`*name`) may stand for. An alias repeats a shared block (a
+/// monitor template merged with `<<: *defaults`, a `codes` block): tens to a few hundred
+/// nodes. 65,536 is far above that, and caps what one alias can cost (a few ms); past it: an
+/// error at the alias naming this bound.
+pub const MAX_ALIAS_NODES: usize = 1 << 16;
+
+/// The per-file budget on alias expansion: all aliases of a file together may produce this
+/// many nodes, plus [`ALIAS_BUDGET_PER_NODE`] for each node written in the file up to that
+/// point. A fixed total would either refuse a big fleet whose every monitor merges a template
+/// or let a small file cost seconds (a 190 KB file of aliases cost 20 s of CPU): scaled with
+/// the file, expansion costs at most a constant multiple of reading it. 1,048,576 nodes
+/// (tens of milliseconds) covers any small file; past the budget: an error at the alias,
+/// naming the bound.
+pub const ALIAS_BUDGET_BASE_NODES: usize = 1 << 20;
+
+/// See [`ALIAS_BUDGET_BASE_NODES`]: nodes alias expansion may add per node written in the
+/// file. A monitor written as `- {<<: *template, name: web-1}` has 5 nodes of its own; 64 per
+/// node lets it merge a template of 320 nodes, a large one.
+pub const ALIAS_BUDGET_PER_NODE: usize = 64;
 
 /// Most text in one tree, in bytes: offsets are `u32`, so a tree holds under 4 GiB of text.
 /// A block is far smaller (a scalar is at most 1 MiB, see [`MAX_SCALAR_BYTES`]); past it:
@@ -233,16 +285,29 @@ pub const MAX_CACHED_BLOCKS: usize = 4096;
 pub const MAX_CACHED_BLOCK_BYTES: usize = 4096;
 
 /// Deepest nesting skipped over inside a cached block; deeper: the general path (which
-/// reports JSON past its own bound of 128).
+/// reports nesting past [`MAX_NODE_DEPTH`]).
 pub const MAX_SKIP_DEPTH: usize = 64;
 
-/// Deepest nesting accepted. A manifest needs about 8 levels; the bound stops a hostile
-/// input (`[[[[...`) from growing the container stack without end. Past it: a syntax error.
+/// Deepest nesting the streaming JSON reader follows, counted from the document's top: a
+/// backstop that keeps its container stack bounded (`[[[[...`) whatever reads its events.
+/// The loader meets [`MAX_NODE_DEPTH`] (64, inside every block) first, so 64 is the bound a
+/// manifest meets, in JSON as in YAML; past either: a syntax error.
 pub const MAX_DEPTH: usize = 128;
 
-/// Longest string or number accepted, in bytes. A manifest value (a URL, a body, a token)
-/// is far shorter; past it: a syntax error rather than unbounded growth.
+/// Longest value (string or number, YAML or JSON, in any style: plain, quoted, block; after
+/// escapes are decoded) accepted, in bytes. A manifest value (a URL, a body, a token) is far
+/// shorter; exactly this many bytes are accepted, one more is a syntax error at the value
+/// rather than unbounded growth.
 pub const MAX_SCALAR_BYTES: usize = 1 << 20;
+
+/// Most YAML input read between two values when saphyr reads the file (one value as written,
+/// with its indentation, escapes, line breaks and the comments and blank lines before it).
+/// saphyr gathers a scalar whole before handing it over, so [`MAX_SCALAR_BYTES`] alone would
+/// be checked only after a 200 MB scalar had been held (and copied) whole; this stops the
+/// read first, with at most this much buffered. 8x the value bound leaves room for a value
+/// at the bound written with escapes throughout (`\x41`, `\u0041`) or deep indentation;
+/// past it (give or take saphyr's 16-character lookahead): a syntax error naming both bounds.
+pub const MAX_SCALAR_SOURCE_BYTES: usize = 8 * MAX_SCALAR_BYTES;
 
 /// Largest monitor lent whole to the direct decoder (`raw_item`); the buffer grows to hold
 /// one up to this. A bigger one (a huge `body`, say) is read by events, which stream it.
@@ -253,8 +318,10 @@ pub const MAX_ID_CHARS: usize = 128;
 
 /// Bytes read from the input at a time, and the longest line the scanner handles: a manifest
 /// line is well under a kilobyte; a longer line than this is "unsupported" (saphyr reads it).
-/// 1 MiB keeps the reads few and big without holding a large file in memory.
+/// 1 MiB keeps the reads few and big without holding a large file in memory. No larger than
+/// [`MAX_SCALAR_BYTES`], so a value on one line is within the value bound by construction.
 pub const SCAN_BUFFER_BYTES: usize = 1 << 20;
+const _: () = assert!(SCAN_BUFFER_BYTES <= MAX_SCALAR_BYTES);
 
 /// Deepest block or flow nesting the scanner follows (a monitor needs about 6); deeper input
 /// is "unsupported", and saphyr (and the loader's own depth bound) deal with it.
@@ -266,10 +333,6 @@ pub const MAX_SCAN_ANCHORS: usize = 4096;
 
 /// Longest implicit key saphyr accepts is 1024 characters; keys near it are left to saphyr.
 pub const MAX_KEY_BYTES: usize = 1000;
-
-/// Longest block scalar (`|`, `>`) text the scanner gathers; a longer one is left to saphyr.
-/// A manifest's longest text (a script, a template) is kilobytes; 16 MiB bounds the buffer.
-pub const MAX_BLOCK_SCALAR_BYTES: usize = 16 << 20;
 
 // ---- the demo's loopback servers ----
 
@@ -299,3 +362,75 @@ pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 /// most, and the doubling keeps compaction's cost in proportion to what was appended
 /// (amortised O(1) per record) for a shard whose live state is itself large.
 pub const JOURNAL_COMPACT_BYTES: u64 = 4 << 20;
+// ---- the control plane (engine/src/api) ----
+
+/// Connections the API serves at once. Each holds a task and a read buffer of at most
+/// [`API_MAX_HEADER_BYTES`], so 256 bound the control plane to a few MiB; that is room for
+/// several scrapers, dashboards and operators (200 concurrent requests are tested) and far
+/// below the process's file descriptors, which the checks need. A connection past it is
+/// accepted and closed at once, unread (the client sees a reset or EOF, and retries).
+pub const API_MAX_CONNECTIONS: usize = 256;
+
+/// Largest request head (request line and headers) the API reads: hyper's `max_buf_size`,
+/// whose floor is 8 KiB. A real request is a few hundred bytes; 16 KiB leaves room for long
+/// query strings and proxies' headers. Past it hyper answers 431 (Request Header Fields Too
+/// Large) and closes the connection, having buffered no more than this.
+pub const API_MAX_HEADER_BYTES: usize = 16 << 10;
+
+/// How long a client may take to send a request's head, from its first byte: hyper's
+/// `header_read_timeout`. A real client sends it in one packet; 5 s covers a slow link. A
+/// slowloris client (a byte now and then) is closed when it runs out, holding one connection
+/// slot at most that long.
+pub const API_HEADER_READ_TIMEOUT_MS: u64 = 5_000;
+
+/// The longest one connection lives, keep-alive included: an idle or trickling client cannot
+/// hold one of the [`API_MAX_CONNECTIONS`] slots for ever. A minute is many scrapes and API
+/// calls; past it the connection is closed (a client reconnects).
+pub const API_CONNECTION_MAX_MS: u64 = 60_000;
+
+/// Largest request body the API accepts, by its `Content-Length`: the control requests to
+/// come (`{"for":"1h"}`) are a few bytes; 64 KiB is generous. A larger declared body is
+/// answered 413 without being read, and the connection is closed.
+pub const API_MAX_BODY_BYTES: u64 = 64 << 10;
+
+/// How long a running shard may go without a dispatch round before `/healthz` calls it
+/// stalled. An idle shard goes round every 50 ms (`IDLE_POLL_MS`) and a busy one far more
+/// often; 10 s is far past any legitimate pause (a loaded host, a long GC-free burst of work)
+/// and well inside a liveness probe's patience, so a wedged shard gets the process restarted.
+pub const API_SHARD_STALL_MS: u64 = 10_000;
+
+/// How long a scrape waits for the shards to hand over their histograms. A running shard
+/// answers within a dispatch round (at most `IDLE_POLL_MS`, 50 ms, apart); a shard that has
+/// not answered by then is shown with the last copy it handed over, so a stalled shard never
+/// stalls a scrape.
+pub const API_HISTOGRAM_WAIT_MS: u64 = 200;
+
+/// The longest check duration the histogram resolves, in µs: an `Outcome` carries its latency
+/// as `u32` µs (saturating at about 71 minutes), so nothing longer can be recorded anyway.
+pub const CHECK_DURATION_MAX_US: u64 = u32::MAX as u64;
+
+/// Questions waiting per shard from the API (`shard::queries`): a shard answers them in one
+/// bounded batch per drain. The API asks at most 32 lists at a time (`API_LISTS_IN_FLIGHT`),
+/// so lists never fill it; the rest is room for the questions to come. Past it the API
+/// answers 503 at once instead of queueing.
+pub const API_QUERY_RING: usize = 64;
+
+/// Monitors in one page of `GET /api/v1/monitors` when the client does not say (`limit`).
+pub const API_LIST_DEFAULT_LIMIT: usize = 100;
+
+/// Most monitors in one page (`limit` above it is cut to it): a page is built by each shard
+/// in one go, so this bounds the time a list takes from a shard and the answer's size
+/// (about 300 bytes of JSON a monitor).
+pub const API_LIST_MAX_LIMIT: usize = 1000;
+
+/// How long a list waits for every shard's answer. A shard looks for questions every 10 ms
+/// and answers a page in well under a millisecond; a shard that takes 5 s is stalled or
+/// stopping, and the client gets 503 naming it rather than a request that hangs.
+pub const API_QUERY_WAIT_MS: u64 = 5_000;
+
+/// Most monitors in one scrape of `GET /metrics/monitors?group=G` (two series each): a group
+/// is a team's or a site's monitors, hundreds or thousands; 10 000 keeps a scrape to a few
+/// MB and a Prometheus target's usual sample limit. Past it the scrape holds the first 10 000
+/// by id and says so (`cpra_monitor_series_truncated 1`), so a group grown too big is seen,
+/// not silently cut.
+pub const API_MONITOR_SERIES_MAX: usize = 10_000;

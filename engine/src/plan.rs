@@ -15,8 +15,9 @@ use crate::actions::{Actions, ActionsConfig};
 use crate::clock::{Clock, MonotonicClock};
 use crate::manifest::{Monitor, Registry};
 use crate::probe::ShardInfo;
-use crate::runtime::{online_cores, Runtime, RuntimeConfig, RuntimeError};
+use crate::runtime::{shard_count, Runtime, RuntimeConfig, RuntimeError};
 use crate::shard::monitors::ShardJournal;
+use crate::shard::queries::FleetQueries;
 use crate::shard::{AlertObserver, FleetStatus, Monitors, WallClock};
 use crate::store::{Journal, Recovery};
 use crate::table::MonitorSpec;
@@ -69,19 +70,24 @@ pub type ActionsTweak = Arc<dyn Fn(&mut ActionsConfig) + Send + Sync>;
 pub struct RunningPlan {
     pub runtime: Runtime,
     pub status: FleetStatus,
+    /// Each shard's ring of questions from the API.
+    pub queries: FleetQueries,
     /// Kept so the resolver thread lives as long as the shards.
     _resolver: Resolver,
 }
 
 /// Starts the shards for `plan`. Fails (naming the monitor) if a spec is refused.
 pub fn start_plan(plan: Arc<Plan>, config: PlanConfig) -> Result<RunningPlan, RuntimeError> {
-    let shards = if config.runtime.shards == 0 { online_cores() } else { config.runtime.shards };
+    // Checked before the status slots are sized by it.
+    let shards = shard_count(config.runtime.shards).map_err(RuntimeError::Config)?;
     let status = FleetStatus::new(shards);
+    let queries = FleetQueries::new(shards);
     let resolver = Resolver::start(ResolverConfig::default())
         .map_err(|e| RuntimeError::Start(format!("cannot start the resolver thread: {e}")))?;
     let specs = plan.specs();
     let factory = {
         let status = status.clone();
+        let queries = queries.clone();
         let resolver = resolver.clone();
         let actions = config.actions.clone();
         let observer = config.observer.clone();
@@ -114,6 +120,7 @@ pub fn start_plan(plan: Arc<Plan>, config: PlanConfig) -> Result<RunningPlan, Ru
                 shard_resolver,
                 actions,
                 status.clone(),
+                queries.clone(),
                 observer.clone(),
                 wall_clock.clone(),
                 journal,
@@ -123,5 +130,5 @@ pub fn start_plan(plan: Arc<Plan>, config: PlanConfig) -> Result<RunningPlan, Ru
     };
     let runtime_config = RuntimeConfig { shards, ..config.runtime };
     let runtime = Runtime::start_with(runtime_config, specs, factory)?;
-    Ok(RunningPlan { runtime, status, _resolver: resolver })
+    Ok(RunningPlan { runtime, status, queries, _resolver: resolver })
 }

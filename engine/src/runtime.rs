@@ -22,8 +22,8 @@ use glommio::{LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles};
 use hdrhistogram::Histogram;
 
 use crate::clock::{Clock, MonotonicClock};
-use crate::counters::{new_lateness_histogram, CountersSnapshot, ShardShared};
-use crate::limits::{DEFAULT_MAX_IN_FLIGHT, IO_MEMORY_BYTES, MAX_IN_FLIGHT_LIMIT};
+use crate::counters::{new_lateness_histogram, CountersSnapshot, RunningGuard, ShardShared};
+use crate::limits::{DEFAULT_MAX_IN_FLIGHT, IO_MEMORY_BYTES, MAX_IN_FLIGHT_LIMIT, MAX_SHARDS};
 use crate::probe::{Probe, ResultHandler, ShardInfo};
 use crate::shard::{spawn_into, Shard, ShardConfig, ShardCore, ShardReport, TaskQueues};
 use crate::table::MonitorSpec;
@@ -46,6 +46,22 @@ pub fn shard_of(id_hash: u64, shards: usize) -> usize {
 /// The number of CPUs this process may run on (the default shard count).
 pub fn online_cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// The shards to start for `requested` (0: one per online core, at most [`MAX_SHARDS`]), or
+/// why not: more than [`MAX_SHARDS`], or more than the online cores (shards are pinned one
+/// per core). Called before anything is sized by the count.
+pub fn shard_count(requested: usize) -> Result<usize, String> {
+    if requested > MAX_SHARDS {
+        return Err(format!("{requested} shards: CPRA runs at most {MAX_SHARDS} (one per core)"));
+    }
+    let cores = online_cores();
+    if requested > cores {
+        return Err(format!(
+            "{requested} shards but only {cores} online cores: shards are pinned one per core"
+        ));
+    }
+    Ok(if requested == 0 { cores.min(MAX_SHARDS) } else { requested })
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -185,17 +201,11 @@ impl Runtime {
         H: ResultHandler,
         F: Fn(&ShardInfo) -> (P, H) + Send + Sync + 'static,
     {
-        let shards = if config.shards == 0 { online_cores() } else { config.shards };
+        let shards = shard_count(config.shards).map_err(RuntimeError::Config)?;
         if config.max_in_flight == 0 || config.max_in_flight > MAX_IN_FLIGHT_LIMIT {
             return Err(RuntimeError::Config(format!(
                 "max_in_flight {} must be in 1..={MAX_IN_FLIGHT_LIMIT}",
                 config.max_in_flight
-            )));
-        }
-        if shards > online_cores() {
-            return Err(RuntimeError::Config(format!(
-                "{shards} shards but only {} online cores: shards are pinned one per core",
-                online_cores()
             )));
         }
         let mut parts: Vec<Vec<MonitorSpec>> = vec![Vec::new(); shards];
@@ -252,6 +262,8 @@ impl Runtime {
                         factory(&info)
                     };
                     let (probe, handler) = spawn_into(build, queues.probes).await;
+                    // Running from before the start is reported until the task ends or panics.
+                    let _running = RunningGuard::new(shared.clone());
                     let _ = started_tx.send(shard);
                     let shard_config = ShardConfig {
                         shard,
@@ -329,6 +341,12 @@ impl Runtime {
     /// Each shard's published counters (lock-free reads; at most one dispatch round old).
     pub fn shard_counters(&self) -> Vec<CountersSnapshot> {
         self.shared.iter().map(|s| s.read()).collect()
+    }
+
+    /// What each shard publishes (counters, histogram hand-overs, whether it runs), for
+    /// readers on other threads (the API).
+    pub fn shared(&self) -> &[Arc<ShardShared>] {
+        &self.shared
     }
 
     /// All shards' counters merged.

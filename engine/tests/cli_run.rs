@@ -1,5 +1,6 @@
 //! `cpra run` as a user runs it: the real binary, real files, a real receiver on loopback.
 
+mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -53,7 +54,7 @@ fn sigterm_during_a_burst_of_alerts_delivers_them_before_exit() {
     for i in 0..N {
         target.script(|s| s.statuses(&format!("/m{i}"), &[], 503));
         yaml.push_str(&format!(
-            "  - name: m{i}\n    pulse_check:\n      type: http\n      interval: 50ms\n      timeout: 1s\n      config: {{url: \"{}\", retries: 0}}\n    codes:\n      red: {{notify: webhook, config: {{url: \"{}\"}}}}\n",
+            "  - name: m{i}\n    pulse_check:\n      type: http\n      interval: 50ms\n      timeout: 1s\n      config: {{url: \"{}\"}}\n    codes:\n      red: {{notify: webhook, config: {{url: \"{}\"}}}}\n",
             target.url(&format!("/m{i}")),
             receiver.url("/alerts")
         ));
@@ -64,6 +65,8 @@ fn sigterm_during_a_burst_of_alerts_delivers_them_before_exit() {
         .args([
             "run",
             path.to_str().unwrap(),
+            "--listen",
+            "none",
             "--shards",
             "1",
             "--grace",
@@ -239,7 +242,7 @@ const KINDS: &[(&str, &str, &str, Option<&str>, &str)] = &[
     (
         "second_yaml_document.yaml",
         "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n---\nmonitors:\n  - name: db\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 2}}\n",
-        "monitors:\n  - name: db",
+        "---",
         None,
         "a second YAML document starts here",
     ),
@@ -257,6 +260,51 @@ const KINDS: &[(&str, &str, &str, Option<&str>, &str)] = &[
         None,
         "unexpected 't' after the end of the document",
     ),
+    (
+        // An empty second document is one too, named at its `---`.
+        "empty_second_yaml_document.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n---\n",
+        "---",
+        None,
+        "a second YAML document starts here",
+    ),
+    (
+        // Decoded by the direct JSON path, which leaves a key given twice to the general one.
+        "duplicate_key.json",
+        "{\"monitors\": [{\"name\": \"web\", \"pulse_check\": {\"type\": \"tcp\", \"config\": {\"host\": \"127.0.0.1\", \"port\": 1, \"port\": 2}}}]}\n",
+        "\"port\": 2",
+        Some("web"),
+        "key 'port' is given twice in one mapping (first at line 1, column 94)",
+    ),
+    (
+        "duplicate_endpoint.yaml",
+        "endpoints:\n  hook: {type: webhook, config: {url: \"http://127.0.0.1:1/a\"}}\n  hook: {type: webhook, config: {url: \"http://127.0.0.1:1/b\"}}\nmonitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n",
+        "hook: {type: webhook, config: {url: \"http://127.0.0.1:1/b",
+        None,
+        "endpoint 'hook' is defined twice (first at line 2, column 3)",
+    ),
+    (
+        "duplicate_group.yaml",
+        "endpoints:\n  hook: {type: webhook, config: {url: \"http://127.0.0.1:1/a\"}}\nnotification_groups:\n  oncall: [hook]\n  oncall: []\nmonitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n",
+        "oncall: []",
+        None,
+        "notification group 'oncall' is defined twice (first at line 4, column 3)",
+    ),
+    (
+        "endpoint_twice_in_a_group.yaml",
+        "endpoints:\n  hook: {type: webhook, config: {url: \"http://127.0.0.1:1/a\"}}\nnotification_groups:\n  oncall: [hook, hook]\nmonitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n",
+        "hook]",
+        None,
+        "endpoint 'hook' is listed twice in group 'oncall' (first at line 4, column 12)",
+    ),
+    (
+        // Billion laughs: a4 stands for 111,111 nodes, past one alias's bound.
+        "alias_bomb.yaml",
+        "x-a0: &a0 [x, x, x, x, x, x, x, x, x, x]\nx-a1: &a1 [*a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0, *a0]\nx-a2: &a2 [*a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1, *a1]\nx-a3: &a3 [*a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2, *a2]\nx-a4: &a4 [*a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3, *a3]\nmonitors:\n  - name: web\n    tags: *a4\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n",
+        "*a4",
+        None,
+        "alias to an anchored block of more than 65536 values, the most one alias may stand for",
+    ),
 ];
 
 /// The 1-based line and column (in characters) where `marker` first starts in `text`.
@@ -269,7 +317,7 @@ fn position_of(text: &str, marker: &str) -> (usize, usize) {
 }
 
 fn cpra(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(CPRA).args(args).output().unwrap();
+    let out = Command::new(CPRA).args(args).args(support::isolated(args)).output().unwrap();
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.code(), text(&out.stdout), text(&out.stderr))
 }
@@ -313,8 +361,17 @@ fn lenient_makes_a_misspelt_field_a_warning_for_validate_and_run() {
     assert!(report.starts_with(&warning), "{report}");
     assert!(report.contains("valid: 1 monitors, 0 errors, 1 warnings"), "{report}");
 
-    let (run_code, _, run_err) =
-        cpra(&["run", "--lenient", file, "--duration", "1s", "--data-dir", "none"]);
+    let (run_code, _, run_err) = cpra(&[
+        "run",
+        "--lenient",
+        file,
+        "--duration",
+        "1s",
+        "--listen",
+        "none",
+        "--data-dir",
+        "none",
+    ]);
     assert_eq!(run_code, Some(0), "{run_err}");
     assert!(run_err.contains("unknown field 'intervall'") && run_err.contains("stopped: "));
 
@@ -338,8 +395,18 @@ fn a_short_run_stops_by_itself_and_reports() {
         ),
     );
     let out = Command::new(CPRA)
-        .args(["run", path.to_str().unwrap(), "--duration", "3s", "--shards", "1"])
-        .args(["--data-dir", "none"])
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--duration",
+            "3s",
+            "--shards",
+            "1",
+            "--listen",
+            "none",
+            "--data-dir",
+            "none",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -349,14 +416,14 @@ fn a_short_run_stops_by_itself_and_reports() {
     assert!(stderr.contains("stopped: ") && stderr.contains("0 undelivered"), "{stderr}");
 }
 
-/// A child `cpra run` stopped (killed and reaped) however the test ends.
-struct Child(Option<std::process::Child>);
+/// A child `cpra` killed and reaped if the test ends early (a failed assertion).
+struct ChildGuard(Option<std::process::Child>);
 
-impl Drop for Child {
+impl Drop for ChildGuard {
     fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
@@ -372,9 +439,10 @@ fn a_second_process_on_the_same_data_dir_is_refused_naming_the_first() {
     let data = dir.path().join("data");
     let file = path.to_str().unwrap();
     let data_arg = data.to_str().unwrap();
-    let mut first = Child(Some(
+    let mut first = ChildGuard(Some(
         Command::new(CPRA)
             .args(["run", file, "--shards", "1", "--data-dir", data_arg, "--fsync", "never"])
+            .args(["--listen", "none"])
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
@@ -386,7 +454,8 @@ fn a_second_process_on_the_same_data_dir_is_refused_naming_the_first() {
         assert!(started.elapsed() < BOUND, "the first run never took the data dir");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let (code, _, stderr) = cpra(&["run", file, "--shards", "1", "--data-dir", data_arg]);
+    let (code, _, stderr) =
+        cpra(&["run", file, "--shards", "1", "--data-dir", data_arg, "--listen", "none"]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -412,6 +481,8 @@ fn a_second_process_on_the_same_data_dir_is_refused_naming_the_first() {
         "never",
         "--duration",
         "1s",
+        "--listen",
+        "none",
     ]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains(&format!("data dir {data_arg}: never synced")), "{stderr}");
@@ -427,7 +498,7 @@ fn data_dir_none_runs_without_persistence_and_says_so() {
     );
     let out = Command::new(CPRA)
         .args(["run", path.to_str().unwrap(), "--shards", "1", "--duration", "1s"])
-        .args(["--data-dir", "none"])
+        .args(["--data-dir", "none", "--listen", "none"])
         .current_dir(dir.path())
         .output()
         .unwrap();
@@ -447,7 +518,7 @@ fn the_default_data_dir_is_cpra_data_in_the_working_directory() {
     );
     let out = Command::new(CPRA)
         .args(["run", path.to_str().unwrap(), "--shards", "1", "--duration", "1s"])
-        .args(["--fsync", "never"])
+        .args(["--fsync", "never", "--listen", "none"])
         .current_dir(dir.path())
         .output()
         .unwrap();
@@ -455,4 +526,99 @@ fn the_default_data_dir_is_cpra_data_in_the_working_directory() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(dir.path().join("cpra-data/shard-0").is_dir(), "{stderr}");
     assert!(dir.path().join("cpra-data/lock").is_file());
+}
+
+#[test]
+fn sighup_is_logged_and_the_run_goes_on_until_sigterm() {
+    use std::io::BufRead;
+    let target = ScriptedServer::start().unwrap();
+    target.script(|s| s.statuses("/up", &[], 200));
+    let yaml = format!(
+        "version: \"1\"\nmonitors:\n  - name: up\n    pulse_check:\n      type: http\n      interval: 50ms\n      timeout: 1s\n      config: {{url: \"{}\"}}\n",
+        target.url("/up")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "fleet.yaml", &yaml);
+    let mut child = Command::new(CPRA)
+        .args(["run", path.to_str().unwrap(), "--shards", "1", "--listen", "none"])
+        .args(["--data-dir", "none"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut guard = ChildGuard(Some(child));
+    let pid = guard.0.as_ref().unwrap().id() as i32;
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let wait_line = |what: &str| -> String {
+        let end = Instant::now() + BOUND;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no line with {what:?} within the bound: {e}"),
+            }
+        }
+    };
+    wait_line("running");
+    // SAFETY: kill(2) takes no pointers; the pid is our child, not yet reaped (the guard
+    // reaps it), so it cannot have been reused.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    wait_line("reload not supported yet");
+    // Still running and still checking: more checks reach the target after the hangup.
+    let after_hup = target.requests(Some("/up")).len();
+    let seen = target.wait_for(Some("/up"), BOUND, |r| r.len() >= after_hup + 3);
+    assert!(seen.len() >= after_hup + 3, "no checks after SIGHUP");
+    assert!(guard.0.as_mut().unwrap().try_wait().unwrap().is_none(), "SIGHUP ended the run");
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = guard.0.take().unwrap().wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+/// docs/operations.md: a low `RLIMIT_MEMLOCK` stops the start with advice, for root too (the
+/// test runs as whoever runs the suite; as root it proves root is not exempt).
+#[test]
+fn a_low_memlock_limit_stops_the_start_with_advice() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "fleet.yaml",
+        "monitors:\n  - name: t\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n",
+    );
+    let mut cmd = Command::new(CPRA);
+    cmd.args([
+        "run",
+        path.to_str().unwrap(),
+        "--shards",
+        "1",
+        "--duration",
+        "1s",
+        "--listen",
+        "none",
+        "--data-dir",
+        "none",
+    ]);
+    // SAFETY: between fork and exec the closure only calls setrlimit(2), which is
+    // async-signal-safe, on a stack-allocated struct.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 64 * 1024, rlim_max: 64 * 1024 };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("RLIMIT_MEMLOCK") && stderr.contains("ulimit -l"), "{stderr}");
 }

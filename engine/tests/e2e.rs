@@ -102,7 +102,7 @@ fn monitor(
       interval: {INTERVAL}
       timeout: 2s
 {policy}
-      config: {{url: "{url}", retries: 0}}
+      config: {{url: "{url}"}}
 {extra}
     codes:
       red: {{notify: webhook, config: {{url: "{alerts}"}}}}
@@ -273,6 +273,20 @@ fn scenario_5_a_blip_is_yellow_then_green() {
     assert_eq!(run.colours("s5"), ["yellow", "green"]);
 }
 
+/// The default is one attempt per check (no `retries`, as in the Go CPRA): a target answering
+/// 500 once is a failed check, so a yellow, even with every policy field left out.
+#[test]
+fn a_500_then_200_raises_yellow_with_default_settings() {
+    let (target, receiver) = servers();
+    target.script(|s| s.statuses("/d", &[500], 200));
+    receiver.script(|s| s.statuses("/alerts", &[], 200));
+    let run = Run::start(&manifest(&[monitor("d", &target, &receiver, "", "")]), 64, None);
+    assert_eq!(run.wait_colour("d", "green"), ["yellow", "red", "green"]);
+    // One request per check: the 500 was not retried away.
+    let statuses: Vec<u16> = target.requests(Some("/d")).iter().take(2).map(|r| r.status).collect();
+    assert_eq!(statuses, [500, 200]);
+}
+
 #[test]
 fn scenario_6_unhealthy_one_is_yellow_and_red_in_order() {
     let (target, receiver) = servers();
@@ -322,7 +336,7 @@ fn a_notifier_answering_503_twice_gets_three_attempts_and_the_alert_once() {
     receiver.script(|s| s.statuses("/alerts", &[503, 503], 200));
     // Only a red code: one alert.
     let yaml = format!(
-        "version: \"1\"\nmonitors:\n  - name: n1\n    pulse_check:\n      type: http\n      interval: {INTERVAL}\n      timeout: 2s\n      unhealthy_threshold: 1\n      config: {{url: \"{}\", retries: 0}}\n    codes:\n      red: {{notify: webhook, config: {{url: \"{}\"}}}}\n",
+        "version: \"1\"\nmonitors:\n  - name: n1\n    pulse_check:\n      type: http\n      interval: {INTERVAL}\n      timeout: 2s\n      unhealthy_threshold: 1\n      config: {{url: \"{}\"}}\n    codes:\n      red: {{notify: webhook, config: {{url: \"{}\"}}}}\n",
         target.url("/n1"),
         receiver.url("/alerts")
     );
@@ -346,7 +360,7 @@ fn a_ring_of_one_with_a_thousand_monitors_strands_none() {
     for i in 0..N {
         target.script(|s| s.statuses(&format!("/m{i}"), &[], 200));
         monitors.push_str(&format!(
-            "  - name: m{i}\n    pulse_check:\n      type: http\n      interval: 50ms\n      timeout: 2s\n      config: {{url: \"{}\", retries: 0}}\n",
+            "  - name: m{i}\n    pulse_check:\n      type: http\n      interval: 50ms\n      timeout: 2s\n      config: {{url: \"{}\"}}\n",
             target.url(&format!("/m{i}"))
         ));
     }

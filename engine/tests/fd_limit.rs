@@ -2,6 +2,7 @@
 //! `RLIMIT_NOFILE` is set before it starts, a slow but healthy target and a webhook receiver
 //! on loopback. Out of descriptors, CPRA must delay checks, never page.
 
+mod support;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -57,7 +58,7 @@ fn cpra_under_limit(args: &[&str], limit: u64, taken: usize) -> ChildGuard {
     let null = std::fs::File::open("/dev/null").unwrap();
     let null_fd = null.as_raw_fd();
     let mut command = Command::new(CPRA);
-    command.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+    command.args(args).args(support::isolated(args)).stdout(Stdio::null()).stderr(Stdio::piped());
     // SAFETY: the closure runs in the forked child before exec and calls only dup(2) and
     // setrlimit(2), which are async-signal-safe and touch no memory shared with the parent.
     unsafe {

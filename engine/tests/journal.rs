@@ -18,7 +18,7 @@ impl Run {
     fn start(manifest: &std::path::Path, data: &std::path::Path, shards: usize) -> Run {
         let child = Command::new(CPRA)
             .args(["run", manifest.to_str().unwrap(), "--data-dir", data.to_str().unwrap()])
-            .args(["--shards", &shards.to_string(), "--grace", "5s"])
+            .args(["--shards", &shards.to_string(), "--grace", "5s", "--listen", "none"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

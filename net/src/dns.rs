@@ -222,12 +222,14 @@ mod tests {
     /// A tiny authoritative server for the zone `test.`, on a std thread, answering `count`
     /// queries: `ok.test` has A and AAAA records, `empty.test` exists with no records,
     /// `broken.test` gets SERVFAIL, anything else NXDOMAIN. `stray.test` first gets an answer
-    /// with the wrong id, then the right one.
+    /// with the wrong id, then the right one. `flaky.test` gets SERVFAIL the first time it is
+    /// asked, then the answer of `ok.test`.
     fn dns_server(count: usize) -> (SocketAddr, std::thread::JoinHandle<()>) {
         let socket = StdUdp::bind("127.0.0.1:0").unwrap();
         let addr = socket.local_addr().unwrap();
         let handle = std::thread::spawn(move || {
             let mut buf = [0u8; 1500];
+            let mut flaky_asked = false;
             for _ in 0..count {
                 let (n, from) = socket.recv_from(&mut buf).unwrap();
                 let query = Message::from_vec(&buf[..n]).unwrap();
@@ -239,8 +241,13 @@ mod tests {
                     .set_recursion_desired(query.recursion_desired())
                     .add_query(q.clone());
                 let name = q.name().to_ascii();
+                let flaky_fails =
+                    name == "flaky.test." && !std::mem::replace(&mut flaky_asked, true);
                 match name.as_str() {
-                    "ok.test." | "stray.test." => {
+                    "flaky.test." if flaky_fails => {
+                        reply.set_response_code(ResponseCode::ServFail);
+                    }
+                    "ok.test." | "stray.test." | "flaky.test." => {
                         let rdata = match q.query_type() {
                             RecordType::AAAA => RData::AAAA(AAAA(Ipv6Addr::LOCALHOST)),
                             _ => RData::A(A(Ipv4Addr::LOCALHOST)),
@@ -299,6 +306,20 @@ mod tests {
             if !text.is_empty() {
                 assert!(o.describe(name).contains(text), "{name}: {}", o.describe(name));
             }
+        }
+    }
+
+    #[test]
+    fn a_target_failing_once_fails_the_check_unless_retries_allow_one_more() {
+        for (retries, queries, failure) in [(0, 1, Some(FailureKind::Dns)), (1, 2, None)] {
+            let (server, handle) = dns_server(queries);
+            let cfg = DnsConfig::new(server, "flaky.test", DnsRecord::A).unwrap();
+            let o = crate::test_executor::run(move || async move {
+                let timeout = Duration::from_secs(10);
+                crate::retry::with_retries(retries, timeout, |t| check(&cfg, t)).await
+            });
+            handle.join().unwrap();
+            assert_eq!(o.failure, failure, "retries {retries}: {o:?}");
         }
     }
 

@@ -261,13 +261,17 @@ mod tests {
         let listener = UnixListener::bind(&path).unwrap();
         let handle = std::thread::spawn(move || {
             let mut seen = Vec::new();
-            for _ in 0..requests {
+            for i in 0..requests {
                 let (mut conn, _) = listener.accept().unwrap();
                 let req = crate::test_server::read_head(&mut conn).expect("a request head");
                 let req = String::from_utf8(req).unwrap();
                 let path = req.split_whitespace().nth(1).unwrap().to_owned();
                 let response = match path.as_str() {
-                    "/containers/web/json" => {
+                    // Restarting when first asked, running after.
+                    "/containers/flaky/json" if i == 0 => {
+                        with_length("HTTP/1.1 200 OK", &inspect_json(false, "restarting", None))
+                    }
+                    "/containers/web/json" | "/containers/flaky/json" => {
                         chunked("HTTP/1.1 200 OK", &inspect_json(true, "running", None))
                     }
                     "/containers/healthy/json" => {
@@ -327,6 +331,21 @@ mod tests {
         for ((name, kind, text), o) in cases.iter().zip(&outcomes) {
             assert_eq!(o.failure, *kind, "{name}: {o:?}");
             assert!(o.describe(name).contains(text), "{name}: {}", o.describe(name));
+        }
+    }
+
+    #[test]
+    fn a_target_failing_once_fails_the_check_unless_retries_allow_one_more() {
+        for (retries, requests, failure) in [(0, 1, Some(FailureKind::Status)), (1, 2, None)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (socket, engine) = fake_engine(dir.path(), requests);
+            let cfg = DockerConfig::new(&socket, "flaky").unwrap();
+            let o = crate::test_executor::run(move || async move {
+                let timeout = Duration::from_secs(10);
+                crate::retry::with_retries(retries, timeout, |t| check(&cfg, t)).await
+            });
+            engine.join().unwrap();
+            assert_eq!(o.failure, failure, "retries {retries}: {o:?}");
         }
     }
 

@@ -502,6 +502,7 @@ mod tests {
 
     /// A minimal h2c gRPC health server for tests: one connection per check, behaviour chosen
     /// by the requested service name.
+    /// `svc.Flaky` is NOT_SERVING on the first connection and SERVING after.
     fn health_server(
         connections: usize,
     ) -> (SocketAddr, std::thread::JoinHandle<Vec<(String, String)>>) {
@@ -509,16 +510,16 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let handle = std::thread::spawn(move || {
             let mut seen = Vec::new();
-            for _ in 0..connections {
+            for i in 0..connections {
                 let (mut conn, _) = listener.accept().unwrap();
-                seen.push(serve_one(&mut conn));
+                seen.push(serve_one(&mut conn, i == 0));
             }
             seen
         });
         (addr, handle)
     }
 
-    fn serve_one(conn: &mut StdTcp) -> (String, String) {
+    fn serve_one(conn: &mut StdTcp, first: bool) -> (String, String) {
         let mut preface = [0u8; 24];
         conn.read_exact(&mut preface).unwrap();
         assert_eq!(&preface, PREFACE);
@@ -573,7 +574,8 @@ mod tests {
             write_frame(conn, frame::HEADERS, flag::END_HEADERS | flag::END_STREAM, 1, &block);
         };
         match service.as_str() {
-            "" | "svc.Ok" => reply_status(conn, &mut enc, 1),
+            "svc.Flaky" if first => reply_status(conn, &mut enc, 2),
+            "" | "svc.Ok" | "svc.Flaky" => reply_status(conn, &mut enc, 1),
             "svc.Down" => reply_status(conn, &mut enc, 2),
             "svc.Unknown" => {
                 // Trailers-only response, as grpc-go sends for NOT_FOUND.
@@ -649,6 +651,20 @@ mod tests {
         for ((svc, kind, text), o) in cases.iter().zip(&outcomes) {
             assert_eq!(o.failure, *kind, "{svc:?}: {o:?}");
             assert!(o.describe(svc).contains(text), "{svc}: {}", o.describe(svc));
+        }
+    }
+
+    #[test]
+    fn a_target_failing_once_fails_the_check_unless_retries_allow_one_more() {
+        for (retries, connections, failure) in [(0, 1, Some(FailureKind::Status)), (1, 2, None)] {
+            let (addr, server) = health_server(connections);
+            let cfg = GrpcConfig::new(addr, &addr.to_string(), "svc.Flaky").unwrap();
+            let o = crate::test_executor::run(move || async move {
+                let timeout = Duration::from_secs(10);
+                crate::retry::with_retries(retries, timeout, |t| check(&cfg, t)).await
+            });
+            server.join().unwrap();
+            assert_eq!(o.failure, failure, "retries {retries}: {o:?}");
         }
     }
 

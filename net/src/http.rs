@@ -66,7 +66,8 @@ pub struct HttpSpec {
 }
 
 impl HttpSpec {
-    /// A plain `GET /` spec with the defaults of the manifest (2 retries, like Go CPRA).
+    /// A plain `GET /` spec with the defaults of the manifest (no retries: one attempt, as in
+    /// the Go CPRA).
     pub fn get(addr: SocketAddr, host: &str, path: &str) -> Self {
         HttpSpec {
             addr,
@@ -83,7 +84,7 @@ impl HttpSpec {
             keep_alive: false,
             cert_warn_days: None,
             tls_options: TlsOptions::default(),
-            retries: MAX_ATTEMPTS - 1,
+            retries: 0,
         }
     }
 }
@@ -261,7 +262,7 @@ impl HttpConfig {
             request: request.into_boxed_slice(),
             head_request: method == "HEAD",
             retryable_method,
-            attempts: 1 + spec.retries.min(MAX_ATTEMPTS - 1),
+            attempts: crate::retry::attempts(spec.retries),
             expected_status: spec.expected_status.clone().into_boxed_slice(),
             body_contains,
             body_regex,
@@ -682,7 +683,7 @@ mod tests {
     use super::*;
     use crate::test_executor::run;
     use crate::test_server::{self, cert_expiring_in, ok_close, ok_keep_alive};
-    use std::sync::atomic::Ordering;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     const T: Duration = Duration::from_secs(3);
 
@@ -741,16 +742,44 @@ mod tests {
     #[test]
     fn a_5xx_on_get_is_retried_within_the_deadline_then_reported() {
         let server = test_server::http(unavailable);
-        let o = check_once(compile(&HttpSpec::get(server.addr, "localhost", "/")), T);
+        let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        spec.retries = 10;
+        let o = check_once(compile(&spec), T);
         assert_eq!(o.failure, Some(FailureKind::Status));
         assert_eq!(o.detail, Detail::HttpStatus(503));
         assert_eq!(server.requests.load(Ordering::SeqCst), MAX_ATTEMPTS as usize);
+    }
+
+    /// 503 to the first request of each pair, 200 to the second: a target failing once.
+    fn unavailable_once(_: &[u8]) -> (Vec<u8>, bool) {
+        static SEEN: AtomicUsize = AtomicUsize::new(0);
+        if SEEN.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+            unavailable(&[])
+        } else {
+            ok_close(&[])
+        }
+    }
+
+    #[test]
+    fn a_target_failing_once_fails_the_check_unless_retries_allow_one_more() {
+        let server = test_server::http(unavailable_once);
+        let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        let o = check_once(compile(&spec), T);
+        assert_eq!(o.detail, Detail::HttpStatus(503), "the default is one attempt: {o:?}");
+        assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+        // The server's next answer is a 200: take it, then start the pair again.
+        assert!(check_once(compile(&spec), T).is_success());
+        spec.retries = 1;
+        let o = check_once(compile(&spec), T);
+        assert!(o.is_success(), "{o:?}");
+        assert_eq!(server.requests.load(Ordering::SeqCst), 4);
     }
 
     #[test]
     fn a_post_is_never_retried() {
         let server = test_server::http(unavailable);
         let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        spec.retries = 2;
         spec.method = "POST".into();
         let o = check_once(compile(&spec), T);
         assert_eq!(o.failure, Some(FailureKind::Status));

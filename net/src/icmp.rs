@@ -57,8 +57,11 @@ setcap cap_net_raw+ep /path/to/cpra) or ping sockets for our group \
 #[derive(Clone, Copy, Debug)]
 pub struct IcmpConfig {
     pub addr: IpAddr,
-    /// Echo requests per check, 1..=[`MAX_ICMP_COUNT`]; the check succeeds on the first reply.
+    /// Echo requests per attempt, 1..=[`MAX_ICMP_COUNT`]; the check succeeds on the first reply.
     pub count: u8,
+    /// The manifest's `retries`: each adds `count` more echoes to the check (a lost echo is
+    /// the one failure of a ping that another try can undo), within the same deadline.
+    pub retries: u32,
 }
 
 impl IcmpConfig {
@@ -66,7 +69,17 @@ impl IcmpConfig {
         if count == 0 || count > MAX_ICMP_COUNT {
             return Err(format!("icmp count is {count}; it must be 1 to {MAX_ICMP_COUNT}"));
         }
-        Ok(IcmpConfig { addr, count })
+        Ok(IcmpConfig { addr, count, retries: 0 })
+    }
+
+    /// The same check with `retries` (see the field).
+    pub fn with_retries(self, retries: u32) -> IcmpConfig {
+        IcmpConfig { retries, ..self }
+    }
+
+    /// Echo requests one check sends at most: `count` per attempt.
+    pub fn echoes(&self) -> u32 {
+        u32::from(self.count) * crate::retry::attempts(self.retries)
     }
 }
 
@@ -185,8 +198,8 @@ impl IcmpClient {
             .then_some(PERMISSION_HELP)
     }
 
-    /// Runs one `icmp` check within `timeout`: up to `count` echoes, each given an equal share
-    /// of the time left, stopping at the first reply.
+    /// Runs one `icmp` check within `timeout`: up to [`IcmpConfig::echoes`] echoes, each given
+    /// an equal share of the time left, stopping at the first reply.
     pub async fn check(&self, cfg: &IcmpConfig, timeout: Duration) -> Outcome {
         let start = Instant::now();
         let deadline = Deadline::new(start, timeout).end();
@@ -197,9 +210,10 @@ impl IcmpClient {
         };
         let shared = &family.shared;
         debug_assert!(cfg.count >= 1 && cfg.count <= MAX_ICMP_COUNT);
-        for sent in 0..cfg.count {
+        let echoes = cfg.echoes();
+        for sent in 0..echoes {
             let left = deadline.saturating_duration_since(Instant::now());
-            let share = left / u32::from(cfg.count - sent);
+            let share = left / (echoes - sent);
             let Some(seq) = shared.claim(cfg.addr) else {
                 return Outcome::failure(
                     FailureKind::Connection,
@@ -576,6 +590,16 @@ mod tests {
         });
         assert!(stale_free);
         assert_eq!(claimed_after, MAX_ICMP_IN_FLIGHT);
+    }
+
+    #[test]
+    fn each_retry_adds_count_echoes_up_to_the_attempt_bound() {
+        let cfg = IcmpConfig::new(Ipv4Addr::LOCALHOST.into(), 3).unwrap();
+        assert_eq!(cfg.echoes(), 3);
+        assert_eq!(cfg.with_retries(1).echoes(), 6);
+        let most = u32::from(MAX_ICMP_COUNT) * crate::limits::MAX_ATTEMPTS;
+        let cfg = IcmpConfig::new(Ipv4Addr::LOCALHOST.into(), MAX_ICMP_COUNT).unwrap();
+        assert_eq!(cfg.with_retries(u32::MAX).echoes(), most);
     }
 
     #[test]

@@ -27,5 +27,6 @@ pub mod docker;
 pub mod grpc;
 pub mod icmp;
 pub mod resolver;
+pub mod retry;
 pub mod udp;
 pub mod unix_http;

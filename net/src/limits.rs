@@ -34,8 +34,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// limit.
 pub const MAX_UNIX_BODY_BYTES: usize = 256 * 1024;
 
-/// Most attempts of one http/https check (the first plus retries), all inside the one
-/// deadline. Go CPRA retries up to twice; more would only hide a flapping target.
+/// Most attempts of one check of any pulse type (the first plus `retries`), all inside the one
+/// deadline. `retries` defaults to 0 (one attempt, as in the Go CPRA); a manifest asking for
+/// more than 2 retries gets 2 (with a warning at load): more would only hide a flapping
+/// target, and the pauses between attempts must leave each attempt time to run.
 pub const MAX_ATTEMPTS: u32 = 3;
 
 /// Most idle keep-alive connections a shard keeps, across all targets. One per target is the

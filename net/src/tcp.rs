@@ -122,7 +122,63 @@ mod tests {
         drop(listener);
     }
 
+    /// A TCP target that refuses (bound, not listening: the kernel answers RST) until
+    /// `listen` is called on it.
+    struct LateListener(std::net::TcpListener);
+
+    impl LateListener {
+        fn new() -> Self {
+            LateListener(bound_socket(None))
+        }
+
+        fn addr(&self) -> SocketAddr {
+            self.0.local_addr().unwrap()
+        }
+
+        fn listen(&self) {
+            use std::os::fd::AsRawFd;
+            // SAFETY: listen(2) takes no pointers; the fd is a bound stream socket we own.
+            assert_eq!(unsafe { libc::listen(self.0.as_raw_fd(), 16) }, 0);
+        }
+    }
+
+    /// A check of a target that refuses the first connection and accepts from the second
+    /// attempt on: it starts listening as the retry begins (the kernel, not the target
+    /// process, refuses a connection, so only the check's own loop can say when that is).
+    fn refused_once(retries: u32) -> Outcome {
+        let target = LateListener::new();
+        let addr = target.addr();
+        let (o, target) = run(move || async move {
+            let made = std::cell::Cell::new(0u32);
+            let cfg = TcpConfig { addr };
+            let o = crate::retry::with_retries(retries, Duration::from_secs(2), |t| {
+                made.set(made.get() + 1);
+                if made.get() == 2 {
+                    target.listen();
+                }
+                check(&cfg, t)
+            })
+            .await;
+            (o, target)
+        });
+        drop(target);
+        o
+    }
+
+    #[test]
+    fn a_target_failing_once_fails_the_check_unless_retries_allow_one_more() {
+        let o = refused_once(0);
+        assert_eq!(o.failure, Some(FailureKind::ConnectRefused), "{o:?}");
+        let o = refused_once(1);
+        assert!(o.is_success(), "{o:?}");
+    }
+
     fn socket_with_backlog_0() -> std::net::TcpListener {
+        bound_socket(Some(0))
+    }
+
+    /// A TCP socket bound to a free port of 127.0.0.1, listening with `backlog` if given.
+    fn bound_socket(backlog: Option<i32>) -> std::net::TcpListener {
         use std::os::fd::FromRawFd;
         // SAFETY: socket/bind/listen take no pointers but `sa`, a live, all-zero-initialised
         // (valid for this plain-integer struct) `sockaddr_in` whose exact size is passed. The
@@ -140,7 +196,9 @@ mod tests {
                 std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
             );
             assert_eq!(rc, 0);
-            assert_eq!(libc::listen(fd, 0), 0);
+            if let Some(backlog) = backlog {
+                assert_eq!(libc::listen(fd, backlog), 0);
+            }
             std::net::TcpListener::from_raw_fd(fd)
         }
     }

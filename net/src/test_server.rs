@@ -84,6 +84,16 @@ fn serve_conn(mut stream: impl Read + Write, script: Script, requests: &AtomicUs
 }
 
 fn start(tls: Option<Arc<rustls::ServerConfig>>, script: Script) -> Server {
+    start_dropping(tls, script, 0)
+}
+
+/// A server that closes its first `dropped` connections at once, unanswered (a target
+/// failing, then healthy), and serves the rest.
+fn start_dropping(
+    tls: Option<Arc<rustls::ServerConfig>>,
+    script: Script,
+    dropped: usize,
+) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let connections = Arc::new(AtomicUsize::new(0));
@@ -94,7 +104,9 @@ fn start(tls: Option<Arc<rustls::ServerConfig>>, script: Script) -> Server {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
-            c.fetch_add(1, Ordering::SeqCst);
+            if c.fetch_add(1, Ordering::SeqCst) < dropped {
+                continue;
+            }
             let (tls, r) = (tls.clone(), r.clone());
             std::thread::spawn(move || match tls {
                 None => serve_conn(stream, script, &r),
@@ -115,6 +127,11 @@ pub fn http(script: Script) -> Server {
 
 /// An HTTPS server presenting `cert`.
 pub fn https(cert: &TestCert, script: Script) -> Server {
+    https_dropping(cert, script, 0)
+}
+
+/// An HTTPS server presenting `cert` that closes its first `dropped` connections unanswered.
+pub fn https_dropping(cert: &TestCert, script: Script, dropped: usize) -> Server {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -125,7 +142,7 @@ pub fn https(cert: &TestCert, script: Script) -> Server {
             rustls_pki_types::PrivateKeyDer::Pkcs8(cert.key_der.clone().into()),
         )
         .unwrap();
-    start(Some(Arc::new(config)), script)
+    start_dropping(Some(Arc::new(config)), script, dropped)
 }
 
 /// A listener that accepts and never answers (holds the sockets open).

@@ -151,6 +151,23 @@ mod handshake_tests {
     }
 
     #[test]
+    fn a_target_failing_once_fails_the_check_unless_retries_allow_one_more() {
+        let cert = cert_expiring_in(200);
+        let opts = TlsOptions { ca_file: None, insecure_skip_verify: true };
+        for (retries, failure) in [(0, Some(FailureKind::Tls)), (1, None)] {
+            // The first connection is closed during the handshake; the next is served.
+            let server = test_server::https_dropping(&cert, ok_close, 1);
+            let client = client_config(&opts).unwrap();
+            let cfg = TlsCheckConfig::new(server.addr, "localhost", client, 30, 7).unwrap();
+            let o = run(move || async move {
+                let timeout = Duration::from_secs(3);
+                crate::retry::with_retries(retries, timeout, |t| check(&cfg, t)).await
+            });
+            assert_eq!(o.failure, failure, "retries {retries}: {o:?}");
+        }
+    }
+
+    #[test]
     fn invalid_thresholds_are_rejected() {
         let client = client_config(&TlsOptions::default()).unwrap();
         let addr = "127.0.0.1:443".parse().unwrap();

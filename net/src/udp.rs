@@ -169,6 +169,41 @@ mod tests {
         server.join().unwrap();
     }
 
+    /// Answers `answers` datagrams: the first with an empty datagram (a failure), the rest
+    /// with `pong`.
+    fn empty_then_pong(answers: usize) -> (SocketAddr, std::thread::JoinHandle<()>) {
+        let socket = StdUdp::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let handle = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            for i in 0..answers {
+                let (_, from) = socket.recv_from(&mut buf).unwrap();
+                let reply: &[u8] = if i == 0 { b"" } else { b"pong" };
+                socket.send_to(reply, from).unwrap();
+            }
+        });
+        (addr, handle)
+    }
+
+    fn check_with_retries(addr: SocketAddr, retries: u32) -> Outcome {
+        let cfg = UdpConfig::new(addr, b"ping").unwrap();
+        crate::test_executor::run(move || async move {
+            crate::retry::with_retries(retries, Duration::from_secs(10), |t| check(&cfg, t)).await
+        })
+    }
+
+    #[test]
+    fn a_target_failing_once_fails_the_check_unless_retries_allow_one_more() {
+        let (addr, server) = empty_then_pong(1);
+        let o = check_with_retries(addr, 0);
+        assert_eq!(o.failure, Some(FailureKind::Protocol), "{o:?}");
+        server.join().unwrap();
+        let (addr, server) = empty_then_pong(2);
+        let o = check_with_retries(addr, 1);
+        assert!(o.is_success(), "{o:?}");
+        server.join().unwrap();
+    }
+
     #[test]
     fn silence_is_a_timeout() {
         // Bound and kept open, never answering: no ICMP error, so only the deadline ends it.

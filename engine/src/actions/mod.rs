@@ -218,6 +218,10 @@ impl ActionCounters {
         self.sent += other.sent;
         self.retried += other.retried;
         self.undelivered += other.undelivered;
+        for i in 0..Colour::COUNT {
+            self.sent_by_colour[i] += other.sent_by_colour[i];
+            self.undelivered_by_colour[i] += other.undelivered_by_colour[i];
+        }
         self.deduplicated += other.deduplicated;
         self.cancelled += other.cancelled;
         self.interventions_started += other.interventions_started;
@@ -248,6 +252,10 @@ pub struct ActionCounters {
     pub retried: u64,
     /// Deliveries given up on (see [`Undelivered`]).
     pub undelivered: u64,
+    /// `sent` by the alert's colour, indexed `Colour::index`.
+    pub sent_by_colour: [u64; Colour::COUNT],
+    /// `undelivered` by the alert's colour, indexed `Colour::index`.
+    pub undelivered_by_colour: [u64; Colour::COUNT],
     /// Deliveries not queued because the same one was already queued.
     pub deduplicated: u64,
     /// Deliveries dropped by `cancel_alerts` before they were sent.
@@ -264,6 +272,8 @@ struct CounterCells {
     sent: Cell<u64>,
     retried: Cell<u64>,
     undelivered: Cell<u64>,
+    sent_by_colour: [Cell<u64>; Colour::COUNT],
+    undelivered_by_colour: [Cell<u64>; Colour::COUNT],
     deduplicated: Cell<u64>,
     cancelled: Cell<u64>,
     interventions_started: Cell<u64>,
@@ -460,6 +470,7 @@ impl Actions {
                 retry::Next::Delivered => {
                     bump(&self.counters.sent);
                     self.settle(outbox, true);
+                    bump(&self.counters.sent_by_colour[alert.colour.index()]);
                     tracing::debug!(
                         job,
                         monitor_id = %alert.monitor_id,
@@ -494,6 +505,7 @@ impl Actions {
         reason: &str,
     ) {
         bump(&self.counters.undelivered);
+        bump(&self.counters.undelivered_by_colour[alert.colour.index()]);
         tracing::warn!(
             job,
             monitor = %alert.monitor,
@@ -595,6 +607,8 @@ impl Actions {
             sent: c.sent.get(),
             retried: c.retried.get(),
             undelivered: c.undelivered.get(),
+            sent_by_colour: std::array::from_fn(|i| c.sent_by_colour[i].get()),
+            undelivered_by_colour: std::array::from_fn(|i| c.undelivered_by_colour[i].get()),
             deduplicated: c.deduplicated.get(),
             cancelled: c.cancelled.get(),
             interventions_started: c.interventions_started.get(),
@@ -630,6 +644,7 @@ impl Actions {
                 task.cancel();
             }
             bump(&self.counters.undelivered);
+            bump(&self.counters.undelivered_by_colour[key.colour.index()]);
             tracing::warn!(
                 job,
                 monitor = %q.alert.monitor,

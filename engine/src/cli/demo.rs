@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::run::{duration_ms, init_logging, load, run_plan, LogFormat, RunConfig};
-use super::{EXIT_OK, EXIT_UNREADABLE};
+use super::run::{init_logging, load, run_plan, LogFormat, RunConfig};
+use super::{flags, EXIT_OK, EXIT_UNREADABLE};
 use crate::alert::RenderedAlert;
 use crate::colour::Colour;
 use crate::demo::fleet::{spawn, Behaviour, Server};
 use crate::demo::scripted::{Route, ScriptedServer};
+use crate::limits::MAX_RUN_DURATION_MS;
 use crate::manifest::LoadOptions;
 
 #[derive(Debug, Args)]
@@ -119,7 +120,7 @@ pub fn demo_manifest(fleet: &DemoFleet, alert_log: &str, icmp: bool) -> String {
     );
     let http = |name: &str, url: &str, timeout: &str| {
         format!(
-            "  - name: {name}\n    pulse_check:\n      type: http\n      interval: 1s\n      timeout: {timeout}\n      unhealthy_threshold: 2\n      healthy_threshold: 2\n      config: {{url: \"{url}\", retries: 0}}\n{codes}"
+            "  - name: {name}\n    pulse_check:\n      type: http\n      interval: 1s\n      timeout: {timeout}\n      unhealthy_threshold: 2\n      healthy_threshold: 2\n      config: {{url: \"{url}\"}}\n{codes}"
         )
     };
     let mut out = String::from(
@@ -137,7 +138,7 @@ pub fn demo_manifest(fleet: &DemoFleet, alert_log: &str, icmp: bool) -> String {
         "800ms",
     ));
     out.push_str(&format!(
-        "  - name: checkout-api\n    pulse_check:\n      type: http\n      interval: 1s\n      timeout: 800ms\n      unhealthy_threshold: 3\n      healthy_threshold: 2\n      config: {{url: \"{}\", retries: 0}}\n    intervention:\n      action: webhook\n      target: {{url: \"{}\", method: POST, timeout: 2s}}\n{codes}",
+        "  - name: checkout-api\n    pulse_check:\n      type: http\n      interval: 1s\n      timeout: 800ms\n      unhealthy_threshold: 3\n      healthy_threshold: 2\n      config: {{url: \"{}\"}}\n    intervention:\n      action: webhook\n      target: {{url: \"{}\", method: POST, timeout: 2s}}\n{codes}",
         t("/checkout"),
         t("/restart")
     ));
@@ -202,8 +203,13 @@ pub fn run(args: &DemoArgs) -> i32 {
     // Alerts and the status line are the demo's output; logs only for warnings, unless
     // RUST_LOG says otherwise.
     init_logging(LogFormat::Human, "warn");
-    let duration = match duration_ms("--duration", &args.duration) {
-        Ok(ms) => Duration::from_millis(ms),
+    if let Err(e) = crate::hangup::catch() {
+        tracing::warn!("{e}");
+    }
+    let numbers = flags::duration_ms("--duration", &args.duration, MAX_RUN_DURATION_MS)
+        .and_then(|ms| Ok((Duration::from_millis(ms), flags::shards(args.shards)?)));
+    let duration = match numbers {
+        Ok((duration, _)) => duration,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_UNREADABLE;
@@ -271,6 +277,8 @@ pub fn run(args: &DemoArgs) -> i32 {
         // A demo's incidents are throwaway: nothing is kept, and nothing is left in the
         // working directory.
         journal: None,
+        // The demo is a short look at the engine, not a node to watch.
+        listen: None,
     };
     let code = run_plan(Arc::new(plan), &config, &mut std::io::stdout());
     let delivered = fleet.receiver.requests(Some("/alerts"));

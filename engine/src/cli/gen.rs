@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::{EXIT_OK, EXIT_UNREADABLE};
-use crate::manifest::duration::parse_go_duration;
+use super::{flags, EXIT_OK, EXIT_UNREADABLE};
+use crate::limits::{MAX_GEN_MONITORS, MAX_INTERVAL_MS, MIN_INTERVAL_MS};
+use crate::manifest::duration::{format_ms, parse_go_duration};
 use crate::manifest::gen::{parse_mix, write_manifest, GenOptions};
 use crate::manifest::Format;
 
@@ -42,6 +43,10 @@ pub struct GenArgs {
 }
 
 pub fn run(args: &GenArgs) -> i32 {
+    if let Err(e) = flags::count("--monitors", args.monitors, MAX_GEN_MONITORS) {
+        eprintln!("error: {e}");
+        return EXIT_UNREADABLE;
+    }
     let mix = match parse_mix(&args.mix) {
         Ok(m) => m,
         Err(e) => {
@@ -49,9 +54,14 @@ pub fn run(args: &GenArgs) -> i32 {
             return EXIT_UNREADABLE;
         }
     };
+    // What the loader accepts, so the output validates.
     if let Err(e) = parse_go_duration(&args.interval).and_then(|ns| {
-        if ns < 1_000_000 {
-            Err("must be at least 1ms".into())
+        let ms = ns / 1_000_000;
+        if ms < u64::from(MIN_INTERVAL_MS) || ms > u64::from(MAX_INTERVAL_MS) {
+            Err(format!(
+                "must be from {MIN_INTERVAL_MS}ms to {}",
+                format_ms(MAX_INTERVAL_MS.into())
+            ))
         } else {
             Ok(ns)
         }

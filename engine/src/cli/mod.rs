@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod demo;
+pub mod flags;
 pub mod gen;
 pub mod run;
 pub mod validate;
@@ -12,7 +13,8 @@ pub mod validate;
 pub const EXIT_OK: i32 = 0;
 /// Exit code: the input is invalid (or, for other commands, the run failed).
 pub const EXIT_INVALID: i32 = 1;
-/// Exit code: a file could not be read or written, or the command line is wrong.
+/// Exit code: a file could not be read (or not to its end: cut short or corrupt) or written,
+/// or the command line is wrong.
 pub const EXIT_UNREADABLE: i32 = 2;
 
 #[derive(Debug, Parser)]
@@ -33,7 +35,7 @@ pub struct Cli {
 pub enum Command {
     /// Check manifests and report every problem (up to 100 per file) with file, line, column,
     /// monitor, field path and how to fix it: the same checks `run` makes before it starts.
-    /// Exit 0 valid, 1 invalid, 2 unreadable.
+    /// Exit 0 valid, 1 invalid, 2 unreadable (missing, or cut short or corrupt part-way).
     Validate(validate::ValidateArgs),
     /// Write a synthetic manifest (for big-fleet tests and benchmarks) to stdout or --output.
     Gen(gen::GenArgs),

@@ -17,6 +17,7 @@ use clap::{Args, ValueEnum};
 
 use super::validate::{write_human, UnknownFieldArgs};
 use super::{EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE};
+use crate::api::{ApiServer, Fleet};
 use crate::manifest::duration::parse_go_duration;
 use crate::manifest::{load_path, LoadOptions};
 use crate::plan::{start_plan, Plan, PlanConfig};
@@ -75,6 +76,10 @@ pub struct RunArgs {
     /// The group commit interval: at most one fdatasync per shard this often.
     #[arg(long, value_name = "D", default_value = "10ms")]
     pub fsync_interval: String,
+    /// Where the control plane (/healthz, /readyz, /metrics, /api/v1/monitors; docs/api.md)
+    /// listens: HOST:PORT, or `none`.
+    #[arg(long, value_name = "ADDR", default_value = crate::api::DEFAULT_LISTEN)]
+    pub listen: String,
     #[command(flatten)]
     pub fields: UnknownFieldArgs,
 }
@@ -98,14 +103,10 @@ impl RunArgs {
 
 /// Installs the tracing subscriber (stderr). `RUST_LOG` overrides `default_level`.
 /// A second call (tests, demo after run) is a no-op.
+/// Human lines escape control characters and are coloured only on a terminal without
+/// `NO_COLOR` (see `crate::logging`).
 pub fn init_logging(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
+    crate::logging::init(format == LogFormat::Json, default_level);
 }
 
 /// A Go duration option in ms, or a message naming the option.
@@ -115,34 +116,37 @@ pub fn duration_ms(option: &str, text: &str) -> Result<u64, String> {
 
 pub fn run(args: &RunArgs) -> i32 {
     init_logging(args.log_format, "info");
-    let grace_ms = match duration_ms("--grace", &args.grace) {
-        Ok(ms) => ms,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_UNREADABLE;
-        }
+    // What run prints as plain lines goes through the logger in JSON, so every line parses.
+    let mut out: Box<dyn Write> = match args.log_format {
+        LogFormat::Human => Box::new(std::io::stderr()),
+        LogFormat::Json => Box::new(crate::logging::LogLines::default()),
     };
-    let duration = match args.duration.as_deref().map(|d| duration_ms("--duration", d)) {
-        None => None,
-        Some(Ok(ms)) => Some(Duration::from_millis(ms)),
-        Some(Err(e)) => {
-            eprintln!("error: {e}");
+    // Before the load: a hangup while a big manifest loads must not end the process either.
+    if let Err(e) = crate::hangup::catch() {
+        tracing::warn!("{e}");
+    }
+    let (grace_ms, duration) = match super::flags::run_numbers(args) {
+        Ok(numbers) => numbers,
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
             return EXIT_UNREADABLE;
         }
     };
     let journal = match args.journal() {
         Ok(j) => j,
         Err(e) => {
-            eprintln!("error: {e}");
+            let _ = writeln!(out, "error: {e}");
             return EXIT_UNREADABLE;
         }
     };
-    let plan = match load(&args.file, &args.fields.options(), &mut std::io::stderr()) {
+    let plan = match load(&args.file, &args.fields.options(), &mut out) {
         Ok(plan) => plan,
         Err(code) => return code,
     };
-    let config = RunConfig { shards: args.shards, duration, grace_ms, observer: None, journal };
-    run_plan(Arc::new(plan), &config, &mut std::io::stderr())
+    let listen = (args.listen != crate::api::LISTEN_NONE).then(|| args.listen.clone());
+    let config =
+        RunConfig { shards: args.shards, duration, grace_ms, observer: None, listen, journal };
+    run_plan(Arc::new(plan), &config, &mut out)
 }
 
 /// How far through a file a load is, in whole percent: at most 99 until the load has
@@ -169,7 +173,7 @@ pub fn load(
         direct_json: options.direct_json,
         read_bytes: Some(Arc::clone(&read_bytes)),
     };
-    let progress = std::io::stderr().is_terminal();
+    let progress = std::io::stderr().is_terminal() && !crate::logging::is_json();
     let file_bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     let started = Instant::now();
     let mut monitors = Vec::new();
@@ -200,7 +204,7 @@ pub fn load(
             out,
             "error: not starting: fix the errors above (`cpra validate` shows them too)"
         );
-        return Err(EXIT_INVALID);
+        return Err(if report.unreadable { EXIT_UNREADABLE } else { EXIT_INVALID });
     }
     for d in &report.problems.kept {
         tracing::warn!("{d}");
@@ -223,6 +227,8 @@ pub struct RunConfig {
     pub observer: Option<AlertObserver>,
     /// `None`: nothing is kept across restarts (`--data-dir none`, and `cpra demo`).
     pub journal: Option<JournalConfig>,
+    /// Where the control plane listens; `None`: no control plane.
+    pub listen: Option<String>,
 }
 
 impl Default for RunConfig {
@@ -233,6 +239,7 @@ impl Default for RunConfig {
             grace_ms: DEFAULT_GRACE_MS,
             observer: None,
             journal: None,
+            listen: None,
         }
     }
 }
@@ -241,7 +248,7 @@ impl Default for RunConfig {
 pub fn status_line(s: &StatusSnapshot, checks_per_s: f64) -> String {
     format!(
         "monitors {} up {} down {} unknown {} | {checks_per_s:.1} checks/s | alerts sent {}, undelivered {}",
-        s.up + s.down + s.unknown,
+        s.monitors(),
         s.up,
         s.down,
         s.unknown,
@@ -310,14 +317,40 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         wall_clock: None,
         journal: recovery,
     };
-    let running = match start_plan(plan, plan_config) {
-        Ok(p) => p,
+    let api = match config.listen.as_deref().map(ApiServer::start).transpose() {
+        Ok(api) => api,
         Err(e) => {
             let _ = writeln!(out, "error: {e}");
             return EXIT_INVALID;
         }
     };
+    if let Some(api) = &api {
+        // A plain line (not a log record) so a script or test can read the port of `:0`.
+        let _ = writeln!(out, "control plane: listening on http://{}", api.addr());
+    }
+    let running = match start_plan(plan, plan_config) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            if let Some(api) = api {
+                api.stop();
+            }
+            return EXIT_INVALID;
+        }
+    };
+    if let Some(api) = &api {
+        api.set_fleet(Fleet {
+            shared: running.runtime.shared().to_vec(),
+            status: running.status.clone(),
+            queries: running.queries.clone(),
+            stop: running.runtime.stop_handle(),
+            epoch: running.runtime.epoch(),
+        });
+    }
     tracing::info!(monitors, shards = running.runtime.shards(), "running");
+    if let Err(e) = crate::hangup::catch() {
+        tracing::warn!("{e}");
+    }
     let stop = running.runtime.stop_handle();
     let started = Instant::now();
     let mut last_print = Instant::now();
@@ -326,6 +359,9 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         std::thread::sleep(MAIN_POLL);
         if config.duration.is_some_and(|d| started.elapsed() >= d) {
             stop.stop();
+        }
+        if crate::hangup::take() {
+            tracing::warn!("{}", crate::hangup::NOT_SUPPORTED);
         }
         if running.runtime.shard_exited() {
             tracing::error!("a shard stopped unexpectedly; stopping the others");
@@ -344,6 +380,9 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         "stopping: draining checks and alerts in flight (up to {} ms)",
         config.grace_ms
     );
+    if let Some(api) = api {
+        api.stop();
+    }
     let status = running.status.clone();
     match running.runtime.join() {
         Ok(report) => {

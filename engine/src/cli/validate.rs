@@ -78,7 +78,10 @@ pub fn run(args: &ValidateArgs, out: &mut dyn Write) -> i32 {
                 } else {
                     write_human(&report, out);
                 }
-                if !report.is_valid() && code == EXIT_OK {
+                // Cut short or corrupt (a truncated .gz): unreadable, as a missing file is.
+                if report.unreadable {
+                    code = EXIT_UNREADABLE;
+                } else if !report.is_valid() && code == EXIT_OK {
                     code = EXIT_INVALID;
                 }
             }
@@ -91,15 +94,16 @@ pub fn run(args: &ValidateArgs, out: &mut dyn Write) -> i32 {
 /// `cpra run` prints when it refuses to start).
 pub fn write_human(report: &LoadReport, out: &mut dyn Write) {
     let p = &report.problems;
-    for d in &p.kept {
+    let more = || format!("... and {} more problems", p.total() - p.kept.len());
+    for (i, d) in p.kept.iter().enumerate() {
+        if i == MAX_PROBLEMS {
+            // The syntax error that ended the read, kept past the bound: after the gap.
+            let _ = writeln!(out, "{} (not shown); the read stopped at:", more());
+        }
         let _ = writeln!(out, "{d}");
     }
-    if p.total() > p.kept.len() {
-        let _ = writeln!(
-            out,
-            "... and {} more problems (only the first {MAX_PROBLEMS} are shown)",
-            p.total() - p.kept.len()
-        );
+    if p.total() > p.kept.len() && p.kept.len() <= MAX_PROBLEMS {
+        let _ = writeln!(out, "{} (only the first {MAX_PROBLEMS} are shown)", more());
     }
     let verdict = if report.is_valid() { "valid" } else { "INVALID" };
     let _ = writeln!(
@@ -107,4 +111,27 @@ pub fn write_human(report: &LoadReport, out: &mut dyn Write) {
         "{}: {verdict}: {} monitors, {} errors, {} warnings",
         report.file, report.monitors_seen, p.errors, p.warnings
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{load_str, LoadOptions};
+
+    /// Past the bound on problems shown, the syntax error that ended the read is still shown,
+    /// after a line that counts the problems left out.
+    #[test]
+    fn the_syntax_error_that_ended_the_read_is_shown_past_the_bound() {
+        let monitor = "  - name: m\n    pulse_check: {type: tcp, config: {host: h, port: 0}}\n";
+        let text = format!("monitors:\n{}  - name: [unclosed\n", monitor.repeat(MAX_PROBLEMS + 5));
+        let (_, report) = load_str(&text, None, &LoadOptions::default());
+        let mut out = Vec::new();
+        write_human(&report, &mut out);
+        let out = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), MAX_PROBLEMS + 3, "{out}");
+        assert!(lines[MAX_PROBLEMS].ends_with("(not shown); the read stopped at:"), "{out}");
+        assert!(lines[MAX_PROBLEMS + 1].contains("YAML syntax error"), "{out}");
+        assert!(lines[MAX_PROBLEMS + 2].contains(": INVALID: "), "{out}");
+    }
 }

@@ -12,7 +12,7 @@
 //! Messages never repeat a value that may hold a secret (a header value, a URL whose path is a
 //! Slack or Telegram token): the position and field path say which value is meant.
 
-use crate::limits::{MAX_INTERVAL_MS, MAX_TIMEOUT_MS, MIN_INTERVAL_MS};
+use crate::limits::{MAX_INTERVAL_MS, MAX_RETRIES, MAX_TIMEOUT_MS, MIN_INTERVAL_MS};
 
 /// What is wrong with a value, and how to fix it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +38,17 @@ pub fn interval_ms(ms: u64) -> Result<(), Problem> {
             super::duration::format_ms(u64::from(MAX_INTERVAL_MS))
         ),
         "use an interval within that range",
+    ))
+}
+
+/// `retries` (in `pulse_check` or its `config`): at most what one check makes.
+pub fn retries(retries: u32) -> Result<(), Problem> {
+    if retries <= MAX_RETRIES {
+        return Ok(());
+    }
+    Err(problem(
+        format!("{retries} retries: CPRA makes at most {MAX_RETRIES} inside one check"),
+        "a flapping target is what thresholds are for; the check retries at most that many",
     ))
 }
 

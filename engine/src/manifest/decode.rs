@@ -46,14 +46,21 @@ pub const HTTP_FIELDS: &[&str] = &[
     "max_response_time",
     "ca_file",
 ];
-pub const TCP_FIELDS: &[&str] = &["host", "port"];
-pub const ICMP_FIELDS: &[&str] = &["host", "count", "ignore_privilege"];
-pub const DNS_FIELDS: &[&str] = &["host", "server"];
-pub const UDP_FIELDS: &[&str] = &["host", "port", "payload"];
-pub const GRPC_FIELDS: &[&str] = &["host", "port", "service"];
-pub const TLS_FIELDS: &[&str] =
-    &["host", "port", "server_name", "warn_days", "critical_days", "insecure_skip_verify"];
-pub const DOCKER_PULSE_FIELDS: &[&str] = &["container"];
+pub const TCP_FIELDS: &[&str] = &["host", "port", "retries"];
+pub const ICMP_FIELDS: &[&str] = &["host", "count", "ignore_privilege", "retries"];
+pub const DNS_FIELDS: &[&str] = &["host", "server", "retries"];
+pub const UDP_FIELDS: &[&str] = &["host", "port", "payload", "retries"];
+pub const GRPC_FIELDS: &[&str] = &["host", "port", "service", "retries"];
+pub const TLS_FIELDS: &[&str] = &[
+    "host",
+    "port",
+    "server_name",
+    "warn_days",
+    "critical_days",
+    "insecure_skip_verify",
+    "retries",
+];
+pub const DOCKER_PULSE_FIELDS: &[&str] = &["container", "retries"];
 pub const INTERVENTION_FIELDS: &[&str] = &["action", "target", "retries", "max_failures"];
 pub const DOCKER_TARGET_FIELDS: &[&str] = &["container", "timeout"];
 pub const WEBHOOK_TARGET_FIELDS: &[&str] = &["url", "method", "headers", "body", "timeout"];
@@ -78,23 +85,11 @@ pub const ALERTMANAGER_FIELDS: &[&str] = &["url"];
 
 /// Fields the Go CPRA reads that CPRA does not use: in the field list they belong to, a
 /// warning that says why rather than an unknown-field error, so Go manifests load unchanged.
-pub const GO_IGNORED_FIELDS: &[(&[&str], &str, &str)] = &[
-    (
-        TCP_FIELDS,
-        "retries",
-        "the Go CPRA reads it here; CPRA retries only http checks (`pulse_check.retries`)",
-    ),
-    (
-        TLS_FIELDS,
-        "retries",
-        "the Go CPRA reads it here; CPRA retries only http checks (`pulse_check.retries`)",
-    ),
-    (
-        DOCKER_TARGET_FIELDS,
-        "type",
-        "the Go CPRA reads it but never uses it; the action is `intervention.action`",
-    ),
-];
+pub const GO_IGNORED_FIELDS: &[(&[&str], &str, &str)] = &[(
+    DOCKER_TARGET_FIELDS,
+    "type",
+    "the Go CPRA reads it but never uses it; the action is `intervention.action`",
+)];
 
 /// Why the Go CPRA's `field` is ignored where `known` are the fields, if it is one of those.
 pub fn go_ignored(known: &[&str], field: &str) -> Option<&'static str> {
@@ -265,6 +260,10 @@ pub struct Ctx<'a> {
     pub had_error: bool,
     pub interners: &'a mut Interners,
     pub groups: &'a mut GroupNames,
+    /// The values `${NAME}` stood for in what this context decoded (one monitor, or the
+    /// endpoints), each once: masked in its messages and in how the monitor is shown
+    /// (`crate::redact`).
+    pub expanded: Vec<String>,
 }
 
 /// Where a value sits, e.g. `monitors[12].pulse_check.type`: a chain of borrowed segments on
@@ -342,6 +341,17 @@ impl Ctx<'_> {
         if level == Level::Error {
             self.had_error = true;
         }
+        // A message may quote a value (`'...' is not a duration`): never one from the
+        // environment, which is where secrets are kept.
+        let (message, hint) = if self.expanded.is_empty() {
+            (message, hint)
+        } else {
+            let mask = |t: String| match crate::redact::text(&t, &self.expanded) {
+                Cow::Borrowed(_) => t,
+                Cow::Owned(masked) => masked,
+            };
+            (mask(message), mask(hint))
+        };
         self.problems.push(Diagnostic {
             level,
             class,
@@ -487,7 +497,7 @@ impl Ctx<'_> {
     ) -> Option<(Cow<'n, str>, bool)> {
         match node.kind {
             NodeKind::Scalar { value, quoted } => {
-                match expand(value, self.env) {
+                match expand(value, self.env, &mut self.expanded) {
                     Ok(None) => Some((Cow::Borrowed(value), quoted)),
                     Ok(Some(v)) => Some((Cow::Owned(v), true)),
                     Err(e) => {
@@ -828,6 +838,18 @@ impl Ctx<'_> {
         }
     }
 
+    /// `retries` in `f` (`pulse_check` or its `config`): more than the engine makes is a
+    /// warning, and the engine makes its most.
+    fn retries(&mut self, f: &Fields) -> Option<u16> {
+        let retries = self.opt_int(f, "retries", 0, i64::from(u32::MAX)).map(|v| v as u32);
+        if let Some(Err(p)) = retries.map(check::retries) {
+            let pos = f.get("retries").map(|e| e.value.pos).unwrap_or(f.pos);
+            let path = f.sub("retries");
+            self.report(Level::Warning, Class::BadValue, pos, path, p.message, p.hint.into());
+        }
+        retries.map(|r| u16::try_from(r).unwrap_or(u16::MAX))
+    }
+
     fn config<'a>(&mut self, f: &'a Fields<'a>, key: &'a str, known: &[&str]) -> Fields<'a> {
         let path = FieldPath::Key(&f.path, key);
         match f.get(key) {
@@ -937,6 +959,7 @@ fn decode_monitor_inner(
             return None;
         }
     };
+    let shown = Shown::of(&id, &name, &pulse_check.pulse, intervention.as_ref(), &ctx.expanded);
     Some(Monitor {
         id,
         name,
@@ -945,8 +968,9 @@ fn decode_monitor_inner(
         pulse_check,
         codes,
         intervention: intervention.map(Box::new),
-        maintenance,
+        maintenance: maintenance.into(),
         line: node.pos.line,
+        shown,
     })
 }
 
@@ -979,20 +1003,21 @@ fn decode_pulse_check(ctx: &mut Ctx, f: &Fields) -> Option<PulseCheck> {
     let unhealthy_threshold = ctx.opt_int(f, "unhealthy_threshold", i64::MIN, i64::MAX);
     let healthy_threshold = ctx.opt_int(f, "healthy_threshold", i64::MIN, i64::MAX);
     let max_failures = ctx.opt_int(f, "max_failures", i64::MIN, i64::MAX);
-    let retries = ctx.opt_int(f, "retries", 0, i64::from(u32::MAX)).map(|v| v as u32);
+    let retries = ctx.retries(f);
     let groups = ctx.str_list(f, "groups");
-    let pulse = match kind {
-        Some(k) => decode_pulse(ctx, f, k),
-        None => None,
+    let (pulse, config_retries) = match kind {
+        Some(k) => decode_pulse(ctx, f, k)?,
+        None => return None,
     };
     Some(PulseCheck {
-        pulse: pulse?,
+        pulse,
         interval_ms,
         timeout_ms,
         unhealthy_threshold,
         healthy_threshold,
         max_failures,
         retries,
+        config_retries,
         groups: ctx.interners.lists.intern(groups),
     })
 }
@@ -1009,11 +1034,13 @@ fn require_config(ctx: &mut Ctx, f: &Fields) {
     }
 }
 
-fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
+/// The pulse and its `config.retries`.
+fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<(Pulse, Option<u16>)> {
     require_config(ctx, f);
     if ctx.had_error && f.get("config").is_none() {
         return None;
     }
+    let retries;
     let pulse = match kind {
         "http" => {
             let c = ctx.config(f, "config", HTTP_FIELDS);
@@ -1021,7 +1048,7 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
                 ctx.request(&c, "https://example.com/health", "GET");
             let expected_status = decode_statuses(ctx, &c);
             let insecure_skip_verify = ctx.bool_or(&c, "insecure_skip_verify", false);
-            let retries = ctx.opt_int(&c, "retries", 0, i64::from(u32::MAX)).map(|v| v as u32);
+            retries = ctx.retries(&c);
             let body_contains = ctx.opt_str(&c, "body_contains");
             if let Some(Err(p)) = body_contains.as_deref().map(check::body_contains) {
                 ctx.refuse(&c, "body_contains", p);
@@ -1056,19 +1083,13 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
                 headers,
                 expected_status: ctx.interners.statuses.intern(expected_status),
                 insecure_skip_verify,
-                extra: HttpExtra {
-                    body,
-                    retries,
-                    body_contains,
-                    body_regex,
-                    max_response_time_ms,
-                    ca_file,
-                }
-                .boxed(),
+                extra: HttpExtra { body, body_contains, body_regex, max_response_time_ms, ca_file }
+                    .boxed(),
             })
         }
         "tcp" => {
             let c = ctx.config(f, "config", TCP_FIELDS);
+            retries = ctx.retries(&c);
             Pulse::Tcp(TcpPulse {
                 host: ctx.req_str(&c, "host", "db.internal"),
                 port: ctx.port(&c, "port", None),
@@ -1076,6 +1097,7 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
         }
         "icmp" => {
             let c = ctx.config(f, "config", ICMP_FIELDS);
+            retries = ctx.retries(&c);
             Pulse::Icmp(IcmpPulse {
                 host: ctx.req_str(&c, "host", "10.0.0.1"),
                 count: ctx
@@ -1087,6 +1109,7 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
         }
         "dns" => {
             let c = ctx.config(f, "config", DNS_FIELDS);
+            retries = ctx.retries(&c);
             let host = ctx.req_str(&c, "host", "example.com");
             if let (false, Err(p)) = (host.is_empty(), check::dns_name(&host)) {
                 ctx.refuse(&c, "host", p);
@@ -1108,6 +1131,7 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
         }
         "udp" => {
             let c = ctx.config(f, "config", UDP_FIELDS);
+            retries = ctx.retries(&c);
             let host = ctx.req_str(&c, "host", "ntp.internal");
             let port = ctx.port(&c, "port", None);
             let payload = ctx.opt_str(&c, "payload");
@@ -1118,6 +1142,7 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
         }
         "grpc" => {
             let c = ctx.config(f, "config", GRPC_FIELDS);
+            retries = ctx.retries(&c);
             let host = ctx.req_str(&c, "host", "api.internal");
             if let (false, Err(p)) = (host.is_empty(), check::grpc_authority(&host)) {
                 ctx.refuse(&c, "host", p);
@@ -1131,6 +1156,7 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
         }
         "tls" => {
             let c = ctx.config(f, "config", TLS_FIELDS);
+            retries = ctx.retries(&c);
             let host = ctx.req_str(&c, "host", "example.com");
             let port = ctx.port(&c, "port", Some(443));
             let server_name = ctx.opt_str(&c, "server_name");
@@ -1170,6 +1196,7 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
         }
         "docker" => {
             let c = ctx.config(f, "config", DOCKER_PULSE_FIELDS);
+            retries = ctx.retries(&c);
             let container = ctx.req_str(&c, "container", "web-1");
             if let (false, Err(p)) = (container.is_empty(), check::docker_container(&container)) {
                 ctx.refuse(&c, "container", p);
@@ -1178,7 +1205,7 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<Pulse> {
         }
         _ => return None,
     };
-    Some(pulse)
+    Some((pulse, retries))
 }
 
 fn decode_statuses(ctx: &mut Ctx, c: &Fields) -> Vec<u16> {
@@ -1525,8 +1552,12 @@ fn decode_codes_block(ctx: &mut Ctx, f: &Fields) -> Arc<Codes> {
         let path = FieldPath::Key(&f.path, "codes");
         match e.value.kind {
             NodeKind::Map(entries) => {
-                for en in entries.iter() {
+                for (i, en) in entries.iter().enumerate() {
                     let cpath = FieldPath::Key(&path, en.key);
+                    if entries.iter().take(i).any(|p| p.key == en.key) {
+                        // The same key again: reported once, as a key given twice.
+                        continue;
+                    }
                     let Some(colour) = Colour::parse(en.key) else {
                         ctx.error(
                             Class::UnknownType,

@@ -5,6 +5,7 @@ use std::fmt;
 
 use super::event::Pos;
 use crate::limits::MAX_PROBLEMS;
+use crate::logging::Escaped;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Level {
@@ -42,6 +43,8 @@ pub enum Class {
     BadTimezone,
     TimeoutOverInterval,
     UnsetVariable,
+    /// The input could not be read to its end (an I/O or decompression error part-way).
+    Unreadable,
 }
 
 impl Class {
@@ -63,6 +66,7 @@ impl Class {
             Class::BadTimezone => "bad_timezone",
             Class::TimeoutOverInterval => "timeout_over_interval",
             Class::UnsetVariable => "unset_variable",
+            Class::Unreadable => "unreadable",
         }
     }
 }
@@ -84,23 +88,24 @@ pub struct Diagnostic {
 }
 
 /// `error: FILE:LINE:COLUMN: monitor 'NAME': MESSAGE at PATH; HINT` (the position, monitor,
-/// path and hint only when known), the form editors and terminals turn into links.
+/// path and hint only when known), the form editors and terminals turn into links. One line:
+/// control characters a manifest put in a name, key or value are escaped.
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.level.as_str(), self.file)?;
+        write!(f, "{}: {}", self.level.as_str(), Escaped(&self.file))?;
         if self.pos.line > 0 {
             write!(f, ":{}:{}", self.pos.line, self.pos.column)?;
         }
         f.write_str(": ")?;
         if let Some(m) = &self.monitor {
-            write!(f, "monitor '{m}': ")?;
+            write!(f, "monitor '{}': ", Escaped(m))?;
         }
-        write!(f, "{}", self.message)?;
+        write!(f, "{}", Escaped(&self.message))?;
         if !self.path.is_empty() {
-            write!(f, " at {}", self.path)?;
+            write!(f, " at {}", Escaped(&self.path))?;
         }
         if !self.hint.is_empty() {
-            write!(f, "; {}", self.hint)?;
+            write!(f, "; {}", Escaped(&self.hint))?;
         }
         Ok(())
     }
@@ -136,7 +141,9 @@ impl Problems {
             Level::Error => self.errors += 1,
             Level::Warning => self.warnings += 1,
         }
-        if self.kept.len() < MAX_PROBLEMS {
+        // A syntax error ends the read, so it is the last problem and says why nothing after
+        // it was checked: kept past the bound (one more at most).
+        if self.kept.len() < MAX_PROBLEMS || d.class == Class::Syntax {
             self.kept.push(d);
         }
     }

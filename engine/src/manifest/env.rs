@@ -20,8 +20,14 @@ impl Env for std::collections::HashMap<String, String> {
     }
 }
 
-/// Expand `${NAME}`. On an unset variable, returns its name as the error.
-pub fn expand(value: &str, env: &dyn Env) -> Result<Option<String>, ExpandError> {
+/// Expand `${NAME}`. On an unset variable, returns its name as the error. Each value
+/// substituted is added to `substituted` unless already there, so what is shown of the manifest
+/// can mask it (`crate::redact`).
+pub fn expand(
+    value: &str,
+    env: &dyn Env,
+    substituted: &mut Vec<String>,
+) -> Result<Option<String>, ExpandError> {
     // A byte scan first: `contains("${")` sets up a substring searcher, which costs more
     // than this scan, and it runs on every value of every monitor.
     if !value.as_bytes().contains(&b'$') || !value.contains("${") {
@@ -44,7 +50,12 @@ pub fn expand(value: &str, env: &dyn Env) -> Result<Option<String>, ExpandError>
                 return Err(ExpandError::BadName(name.to_string()));
             }
             match env.var(name) {
-                Some(v) => out.push_str(&v),
+                Some(v) => {
+                    out.push_str(&v);
+                    if !substituted.contains(&v) {
+                        substituted.push(v);
+                    }
+                }
                 None => return Err(ExpandError::Unset(name.to_string())),
             }
             rest = &tail[end + 1..];
@@ -73,11 +84,15 @@ mod tests {
     fn expands_and_reports() {
         let mut env = HashMap::new();
         env.insert("TOKEN".to_string(), "s3cret".to_string());
-        assert_eq!(expand("plain", &env), Ok(None));
-        assert_eq!(expand("Bearer ${TOKEN}!", &env), Ok(Some("Bearer s3cret!".into())));
-        assert_eq!(expand("$${TOKEN} $5", &env), Ok(Some("${TOKEN} $5".into())));
-        assert_eq!(expand("${NOPE}", &env), Err(ExpandError::Unset("NOPE".into())));
-        assert_eq!(expand("${A-B}", &env), Err(ExpandError::BadName("A-B".into())));
-        assert_eq!(expand("${OPEN", &env), Err(ExpandError::Unclosed));
+        let mut seen = Vec::new();
+        assert_eq!(expand("plain", &env, &mut seen), Ok(None));
+        assert_eq!(expand("$${TOKEN} $5", &env, &mut seen), Ok(Some("${TOKEN} $5".into())));
+        assert!(seen.is_empty(), "nothing substituted yet");
+        assert_eq!(expand("Bearer ${TOKEN}!", &env, &mut seen), Ok(Some("Bearer s3cret!".into())));
+        assert_eq!(expand("${TOKEN}${TOKEN}", &env, &mut seen), Ok(Some("s3crets3cret".into())));
+        assert_eq!(seen, ["s3cret"], "each value substituted, once");
+        assert_eq!(expand("${NOPE}", &env, &mut seen), Err(ExpandError::Unset("NOPE".into())));
+        assert_eq!(expand("${A-B}", &env, &mut seen), Err(ExpandError::BadName("A-B".into())));
+        assert_eq!(expand("${OPEN", &env, &mut seen), Err(ExpandError::Unclosed));
     }
 }

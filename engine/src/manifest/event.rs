@@ -44,6 +44,11 @@ pub enum ParseEvent {
     End,
 }
 
+/// How a [`SyntaxError`] that is really a read failure (an I/O or decompression error part-way
+/// through: a truncated or corrupt file) starts its message, so the loader can tell it from a
+/// syntax error and `cpra validate` / `cpra run` exit 2 (unreadable) rather than 1 (invalid).
+pub const READ_FAILED: &str = "cannot read input";
+
 /// A syntax error: the input is not well-formed YAML/JSON, or cannot be decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyntaxError {

@@ -157,8 +157,6 @@ enum PulseConfig<'a> {
         expected_status: &'a [u16],
         insecure_skip_verify: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
-        retries: Option<u32>,
-        #[serde(skip_serializing_if = "Option::is_none")]
         body_contains: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         body_regex: Option<&'a str>,
@@ -210,7 +208,6 @@ impl<'a> From<&'a Pulse> for PulseConfig<'a> {
                 body: h.body(),
                 expected_status: &h.expected_status,
                 insecure_skip_verify: h.insecure_skip_verify,
-                retries: h.retries(),
                 body_contains: h.body_contains(),
                 body_regex: h.body_regex(),
                 max_response_time: h.max_response_time_ms(),
@@ -265,9 +262,18 @@ struct PulseCheckOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     max_failures: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    retries: Option<u32>,
+    retries: Option<u16>,
     groups: &'a [String],
-    config: PulseConfig<'a>,
+    config: ConfigOut<'a>,
+}
+
+/// A pulse's `config`: its type's fields and the `retries` every type may give.
+#[derive(Serialize)]
+struct ConfigOut<'a> {
+    #[serde(flatten)]
+    fields: PulseConfig<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retries: Option<u16>,
 }
 
 /// One code: an inline notifier (`notify` and `config`) or a group (`notify_group`).
@@ -431,7 +437,10 @@ impl<'a> From<&'a Monitor> for MonitorOut<'a> {
                 max_failures: p.max_failures,
                 retries: p.retries,
                 groups: &p.groups,
-                config: PulseConfig::from(&p.pulse),
+                config: ConfigOut {
+                    fields: PulseConfig::from(&p.pulse),
+                    retries: p.config_retries,
+                },
             },
             codes: &m.codes,
             intervention: m.intervention.as_deref().map(|i| InterventionOut {

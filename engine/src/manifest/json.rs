@@ -14,8 +14,8 @@
 
 use std::io::Read;
 
-use super::event::{EventSource, ParseEvent, Pos, RawItem, SyntaxError};
-use crate::limits::{MAX_DEPTH, MAX_RAW_ITEM_BYTES, MAX_SCALAR_BYTES, READ_BUFFER_BYTES};
+use super::event::{EventSource, ParseEvent, Pos, RawItem, SyntaxError, READ_FAILED};
+use crate::limits::{Size, MAX_DEPTH, MAX_RAW_ITEM_BYTES, MAX_SCALAR_BYTES, READ_BUFFER_BYTES};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Frame {
@@ -110,7 +110,7 @@ impl<R: Read> JsonReader<R> {
                     return Ok(true);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return self.err(format!("cannot read input: {e}")),
+                Err(e) => return self.err(format!("{READ_FAILED}: {e}")),
             }
         }
     }
@@ -200,6 +200,7 @@ impl<R: Read> JsonReader<R> {
     /// grown to the longest string seen).
     fn read_string(&mut self) -> Result<(), SyntaxError> {
         // The opening quote is current.
+        let start = self.pos();
         self.bump(b'"');
         // Fast path, nearly every string of a manifest: it ends in the buffer and has no
         // escapes, so it is checked here and lent from the buffer.
@@ -246,7 +247,7 @@ impl<R: Read> JsonReader<R> {
                     self.start += run;
                     self.column += columns as u32;
                     if self.scratch.len() > MAX_SCALAR_BYTES {
-                        return self.err(format!("string longer than {MAX_SCALAR_BYTES} bytes"));
+                        return Err(too_long(start));
                     }
                     continue;
                 }
@@ -262,6 +263,10 @@ impl<R: Read> JsonReader<R> {
                 b'\\' => {
                     self.bump(b);
                     self.read_escape()?;
+                    // A string of escapes alone never takes the plain run's check above.
+                    if self.scratch.len() > MAX_SCALAR_BYTES {
+                        return Err(too_long(start));
+                    }
                 }
                 b if b < 0x20 => {
                     return self.err("control character in string (escape it, e.g. \\n)");
@@ -482,7 +487,7 @@ impl<R: Read> EventSource for JsonReader<R> {
                     return Ok(true);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return self.err(format!("cannot read input: {e}")),
+                Err(e) => return self.err(format!("{READ_FAILED}: {e}")),
             }
         }
     }
@@ -713,6 +718,17 @@ fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')
 }
 
+/// A string past [`MAX_SCALAR_BYTES`], reported where it starts.
+fn too_long(start: Pos) -> SyntaxError {
+    SyntaxError {
+        pos: start,
+        message: format!(
+            "string longer than the {} one value may hold",
+            Size::bytes(MAX_SCALAR_BYTES)
+        ),
+    }
+}
+
 fn printable(b: u8) -> String {
     if b.is_ascii_graphic() {
         (b as char).to_string()
@@ -778,6 +794,26 @@ mod tests {
 
     fn e(event: ParseEvent) -> Owned {
         Owned::of(event, "")
+    }
+
+    /// A string of exactly `MAX_SCALAR_BYTES` is read, one byte more is an error at the
+    /// string's start, whether it is written plain, with escapes throughout, or mixed.
+    #[test]
+    fn a_string_is_bounded_at_max_scalar_bytes() {
+        let written = |n: usize, form: &str| match form {
+            "plain" => "a".repeat(n),
+            "escapes" => "\\n".repeat(n),
+            _ => "a\\n".repeat(n / 2) + &"a".repeat(n % 2),
+        };
+        for form in ["plain", "escapes", "mixed"] {
+            let at = format!("[\"{}\"]", written(MAX_SCALAR_BYTES, form));
+            let got = events(&at).unwrap();
+            assert_eq!(got[1].0.text.len(), MAX_SCALAR_BYTES, "{form}");
+            let past = format!("[\"{}\"]", written(MAX_SCALAR_BYTES + 1, form));
+            let e = events(&past).unwrap_err();
+            assert_eq!(e.pos, Pos { line: 1, column: 2 }, "{form}");
+            assert_eq!(e.message, "string longer than the 1 MiB one value may hold", "{form}");
+        }
     }
 
     #[test]

@@ -126,7 +126,7 @@ pub struct DirectDecoder {
     codes: Cache<Arc<Codes>>,
     headers: Cache<Arc<Headers>>,
     interventions: Cache<Box<Intervention>>,
-    maintenance: Cache<Vec<MaintenanceWindow>>,
+    maintenance: Cache<Box<[MaintenanceWindow]>>,
     /// The interned values of an absent block (the general path interns them too).
     no_codes: Option<Arc<Codes>>,
     no_headers: Option<Arc<Headers>>,
@@ -582,7 +582,7 @@ fn monitor(
     let mut pulse_check = None;
     let mut codes = None;
     let mut intervention = None;
-    let mut maintenance = Vec::new();
+    let mut maintenance = Box::default();
     let mut first = true;
     while let Some(key) = c.next_key(&mut first)? {
         match key {
@@ -652,7 +652,10 @@ fn monitor(
             Arc::clone(d.no_codes.get_or_insert_with(|| interners.codes.intern(Codes::default())))
         }
     };
+    // No `${NAME}` here (a value with a `$` is left to the general path): only URL parts.
+    let shown = Shown::of(&id, name, &pulse_check.pulse, intervention.as_deref(), &[]);
     Ok(Monitor {
+        shown,
         id,
         name: name.to_owned(),
         enabled,
@@ -685,7 +688,7 @@ fn pulse_check_block(
     let mut groups = None;
     // `config` may come before `type`: then it is read again once the type is known.
     let mut config_at = None;
-    let mut pulse = None;
+    let mut pulse: Option<(Pulse, Option<u16>)> = None;
     let mut first = true;
     while let Some(key) = c.next_key(&mut first)? {
         match key {
@@ -718,7 +721,7 @@ fn pulse_check_block(
             }
             b"retries" => {
                 once(&mut seen, 6)?;
-                retries = Some(c.int(0, i64::from(u32::MAX))? as u32);
+                retries = Some(retries_value(c)?);
             }
             b"groups" => {
                 once(&mut seen, 7)?;
@@ -738,7 +741,7 @@ fn pulse_check_block(
         }
     }
     let kind = kind.ok_or(Stop::Bail)?;
-    let pulse = match (pulse, config_at) {
+    let (pulse, config_retries) = match (pulse, config_at) {
         (Some(p), _) => p,
         (None, Some(span)) => {
             let mut again = Cursor { b: c.b, p: span.start };
@@ -768,6 +771,7 @@ fn pulse_check_block(
         healthy_threshold,
         max_failures,
         retries,
+        config_retries,
         groups: match groups {
             Some(g) => g,
             None => no_list(&mut d.no_list, interners),
@@ -784,23 +788,49 @@ fn port(c: &mut Cursor) -> R<u16> {
     Ok(c.int(1, 65535)? as u16)
 }
 
+/// The next key of a pulse's `config` that is its type's own: `retries`, which every type
+/// may give, is read here (and counted in `seen` as bit 31).
+fn config_key<'a>(
+    c: &mut Cursor<'a>,
+    seen: &mut u32,
+    first: &mut bool,
+    retries: &mut Option<u16>,
+) -> R<Option<&'a [u8]>> {
+    loop {
+        match c.next_key(first)? {
+            Some(b"retries") => {
+                once(seen, 31)?;
+                *retries = Some(retries_value(c)?);
+            }
+            other => return Ok(other),
+        }
+    }
+}
+
+/// `retries`, here or in `config`: more than the engine makes is a warning in the general path.
+fn retries_value(c: &mut Cursor) -> R<u16> {
+    Ok(c.int(0, i64::from(crate::limits::MAX_RETRIES))? as u16)
+}
+
+/// A pulse's `config`: the pulse and its `retries`. `retries` is the same key in every type,
+/// so it is read before the type's own keys (and counted in `seen` as bit 31).
 fn pulse_config(
     c: &mut Cursor,
     kind: &str,
     d: &mut DirectDecoder,
     interners: &mut Interners,
-) -> R<Pulse> {
+) -> R<(Pulse, Option<u16>)> {
     c.open()?;
     let mut seen = 0u32;
     let mut first = true;
+    let mut retries = None;
     let pulse = match kind {
         "http" => {
             let (mut url, mut method, mut headers, mut body) = (None, None, None, None);
             let mut expected_status = None;
             let mut insecure_skip_verify = false;
-            let (mut retries, mut body_contains, mut max_response_time_ms, mut ca_file) =
-                (None, None, None, None);
-            while let Some(key) = c.next_key(&mut first)? {
+            let (mut body_contains, mut max_response_time_ms, mut ca_file) = (None, None, None);
+            while let Some(key) = config_key(c, &mut seen, &mut first, &mut retries)? {
                 match key {
                     b"url" => {
                         once(&mut seen, 0)?;
@@ -839,10 +869,6 @@ fn pulse_config(
                     b"insecure_skip_verify" => {
                         once(&mut seen, 5)?;
                         insecure_skip_verify = c.bool()?;
-                    }
-                    b"retries" => {
-                        once(&mut seen, 6)?;
-                        retries = Some(c.int(0, i64::from(u32::MAX))? as u32);
                     }
                     b"body_contains" => {
                         once(&mut seen, 7)?;
@@ -896,7 +922,6 @@ fn pulse_config(
                 insecure_skip_verify,
                 extra: HttpExtra {
                     body,
-                    retries,
                     body_contains,
                     body_regex: None,
                     max_response_time_ms,
@@ -912,7 +937,7 @@ fn pulse_config(
                 "grpc" => b"service",
                 _ => b"",
             };
-            while let Some(key) = c.next_key(&mut first)? {
+            while let Some(key) = config_key(c, &mut seen, &mut first, &mut retries)? {
                 if key == b"host" {
                     once(&mut seen, 0)?;
                     host = Some(c.string()?);
@@ -947,7 +972,7 @@ fn pulse_config(
         }
         "icmp" => {
             let (mut host, mut count, mut ignore_privilege) = (None, 1, false);
-            while let Some(key) = c.next_key(&mut first)? {
+            while let Some(key) = config_key(c, &mut seen, &mut first, &mut retries)? {
                 match key {
                     b"host" => {
                         once(&mut seen, 0)?;
@@ -968,7 +993,7 @@ fn pulse_config(
         }
         "dns" => {
             let (mut host, mut server) = (None, None);
-            while let Some(key) = c.next_key(&mut first)? {
+            while let Some(key) = config_key(c, &mut seen, &mut first, &mut retries)? {
                 match key {
                     b"host" => {
                         once(&mut seen, 0)?;
@@ -996,7 +1021,7 @@ fn pulse_config(
             let (mut host, mut port_v, mut server_name) = (None, 443, None);
             let (mut warn_days, mut critical_days, mut insecure_skip_verify) =
                 (DEFAULT_TLS_WARN_DAYS, DEFAULT_TLS_CRITICAL_DAYS, false);
-            while let Some(key) = c.next_key(&mut first)? {
+            while let Some(key) = config_key(c, &mut seen, &mut first, &mut retries)? {
                 match key {
                     b"host" => {
                         once(&mut seen, 0)?;
@@ -1043,7 +1068,7 @@ fn pulse_config(
         }
         "docker" => {
             let mut container = None;
-            while let Some(key) = c.next_key(&mut first)? {
+            while let Some(key) = config_key(c, &mut seen, &mut first, &mut retries)? {
                 match key {
                     b"container" => {
                         once(&mut seen, 0)?;
@@ -1060,7 +1085,7 @@ fn pulse_config(
         }
         _ => return bail(),
     };
-    Ok(pulse)
+    Ok((pulse, retries))
 }
 
 /// `expected_status`: a list of status codes, or one alone.
@@ -1288,6 +1313,9 @@ mod tests {
                         rng,
                         &["-1", r#""2""#, "1.5", "99999999999999999999", "01", "null", "-0", "1e2"],
                     )
+                } else if key == "retries" {
+                    // More than the engine makes is a warning: an odd value.
+                    pick(rng, &["1", "2", "0"])
                 } else {
                     pick(rng, &["1", "2", "3", "0"])
                 };
@@ -1373,9 +1401,6 @@ mod tests {
                     ));
                 }
                 if rng.next() % 8 == 0 {
-                    f.push(format!("\"retries\":{}", pick(rng, &["2", "-1"])));
-                }
-                if rng.next() % 8 == 0 {
                     f.push(format!("\"body_contains\":{}", pick(rng, &[r#""ok""#, "1"])));
                 }
                 if rng.next() % 10 == 0 {
@@ -1446,6 +1471,12 @@ mod tests {
                     f.push(r#""container":"web-1""#.to_string());
                 }
             }
+        }
+        // Every type reads `retries`; past the engine's bound it is a warning (general path).
+        if rng.next() % 6 == 0 {
+            let v =
+                if odd(rng) { pick(rng, &["5", "-1", "1.5"]) } else { pick(rng, &["0", "1", "2"]) };
+            f.push(format!("\"retries\":{v}"));
         }
         if rng.next() % 30 == 0 && !clean {
             f.push(r#""unknown":true"#.to_string());
@@ -1530,6 +1561,33 @@ mod tests {
             for buffer in [5, 100, 256 << 10] {
                 agree(json.as_bytes(), buffer);
             }
+        }
+    }
+
+    #[test]
+    fn retries_in_every_config_take_the_direct_path_and_agree() {
+        let configs = [
+            ("http", r#""url":"http://127.0.0.1/""#),
+            ("tcp", r#""host":"h","port":1"#),
+            ("icmp", r#""host":"127.0.0.1""#),
+            ("dns", r#""host":"example.com","server":"127.0.0.1""#),
+            ("udp", r#""host":"h","port":1"#),
+            ("grpc", r#""host":"h","port":1"#),
+            ("tls", r#""host":"example.com""#),
+            ("docker", r#""container":"web""#),
+        ];
+        for (kind, fields) in configs {
+            for (top, inner) in [("1", "2"), ("2", "0")] {
+                let json = format!(
+                    r#"{HEAD}{{"name":"m","pulse_check":{{"type":"{kind}","retries":{top},"config":{{"retries":{inner},{fields}}}}}}}]}}"#
+                );
+                assert_eq!(agree(json.as_bytes(), 256 << 10), 1, "{json}");
+            }
+            // Past the bound: a warning, so the general path.
+            let json = format!(
+                r#"{HEAD}{{"name":"m","pulse_check":{{"type":"{kind}","config":{{{fields},"retries":3}}}}}}]}}"#
+            );
+            assert_eq!(agree(json.as_bytes(), 256 << 10), 0, "{json}");
         }
     }
 

@@ -17,7 +17,7 @@ use super::decode::{
 };
 use super::diagnostic::{choices_hint, Class, Diagnostic, Level, Problems};
 use super::env::{Env, ProcessEnv};
-use super::event::{EventSource, ParseEvent, Pos, SyntaxError};
+use super::event::{EventSource, ParseEvent, Pos, SyntaxError, READ_FAILED};
 use super::json::JsonReader;
 use super::json_direct::{DirectDecoder, Miss, Step};
 use super::node::{build, Anchors, Arena, Node, NodeKind, Tree};
@@ -108,6 +108,9 @@ pub struct LoadReport {
     /// Distinct `codes` blocks after interning.
     pub distinct_codes: usize,
     pub distinct_headers: usize,
+    /// The input could not be read to its end (a truncated or corrupt file, a `.gz` cut
+    /// short): `cpra validate` and `cpra run` exit 2, as for a file that cannot be opened.
+    pub unreadable: bool,
 }
 
 impl LoadReport {
@@ -166,10 +169,11 @@ pub fn load_bytes(
     match open_reader(Box::new(std::io::Cursor::new(bytes)), format) {
         Ok((reader, format)) => load_source(reader, format, Some(reopen), file, opts, on_monitor),
         Err(e) => {
-            let mut report = LoadReport { file: file.to_string(), ..Default::default() };
+            let mut report =
+                LoadReport { file: file.to_string(), unreadable: true, ..Default::default() };
             report.problems.push(Diagnostic {
                 level: Level::Error,
-                class: Class::Syntax,
+                class: Class::Unreadable,
                 file: file.to_string(),
                 pos: Pos { line: 1, column: 1 },
                 monitor: None,
@@ -267,6 +271,7 @@ impl Loader<'_> {
             had_error: false,
             interners: &mut self.interners,
             groups: &mut self.groups,
+            expanded: Vec::new(),
         }
     }
 
@@ -311,15 +316,25 @@ impl Loader<'_> {
     }
 
     fn syntax(&mut self, e: SyntaxError) {
+        let unreadable = e.message.starts_with(READ_FAILED);
+        self.report.unreadable |= unreadable;
+        let (class, hint) = if unreadable {
+            (
+                Class::Unreadable,
+                "the file is cut short or corrupt (a truncated .gz?); nothing after it was read",
+            )
+        } else {
+            (Class::Syntax, "fix the syntax here; nothing after it was read")
+        };
         self.report.problems.push(Diagnostic {
             level: Level::Error,
-            class: Class::Syntax,
+            class,
             file: self.file.to_string(),
             pos: e.pos,
             monitor: None,
             path: String::new(),
             message: e.message,
-            hint: "fix the syntax here; nothing after it was read".into(),
+            hint: hint.into(),
         });
     }
 
@@ -402,7 +417,7 @@ impl Loader<'_> {
                 "endpoints" | "notification_groups" | "version" => {
                     let first = src.next_event()?;
                     let tree = build(src, first, &mut self.anchors)?;
-                    self.ctx().duplicate_keys(&tree);
+                    self.named_twice(&tree, &key);
                     match key.as_str() {
                         "endpoints" => self.endpoints = Some(tree),
                         "notification_groups" => self.group_defs = Some(tree),
@@ -441,6 +456,39 @@ impl Loader<'_> {
             self.top_error(pos, "no 'monitors' list", "add `monitors:` with at least one monitor");
         }
         Ok(())
+    }
+
+    /// Reports the keys given twice in the tree of the top-level field `field`: a name
+    /// defined twice under `endpoints` or `notification_groups` says so (the second would
+    /// otherwise replace the first, unseen); any other as a key given twice.
+    fn named_twice(&mut self, tree: &Tree, field: &str) {
+        let what = match field {
+            "endpoints" => "endpoint",
+            "notification_groups" => "notification group",
+            _ => return self.ctx().duplicate_keys(tree),
+        };
+        let root = tree.root().entries();
+        for d in tree.duplicate_keys() {
+            let top = root.is_some_and(|e| e.iter().any(|e| e.key_pos == d.pos));
+            let (message, path) = if top {
+                (format!("{what} '{}' is defined twice", d.key), format!("{field}.{}", d.key))
+            } else {
+                (format!("key '{}' is given twice in one mapping", d.key), String::new())
+            };
+            let message =
+                format!("{message} (first at line {}, column {})", d.first.line, d.first.column);
+            let hint = if top { "give each its own name, or keep one" } else { "keep one of them" };
+            self.report.problems.push(Diagnostic {
+                level: Level::Error,
+                class: Class::DuplicateKey,
+                file: self.file.to_string(),
+                pos: d.pos,
+                monitor: None,
+                path,
+                message,
+                hint: hint.to_string(),
+            });
+        }
     }
 
     fn top_error(&mut self, pos: Pos, message: &str, hint: &str) {
@@ -630,6 +678,8 @@ impl Loader<'_> {
                             Vec::new()
                         }
                     };
+                    // Names listed so far: one listed twice would be sent each alert twice.
+                    let mut listed: HashMap<&str, Pos> = HashMap::new();
                     for (i, item) in items.into_iter().enumerate() {
                         let path = format!("notification_groups.{}[{i}]", e.key);
                         let Some(name) = item.scalar() else {
@@ -642,6 +692,21 @@ impl Loader<'_> {
                             );
                             continue;
                         };
+                        if let Some(first) = listed.get(name) {
+                            ctx.error(
+                                Class::DuplicateKey,
+                                item.pos,
+                                path,
+                                format!(
+                                    "endpoint '{name}' is listed twice in group '{}' (first at \
+                                     line {}, column {})",
+                                    e.key, first.line, first.column
+                                ),
+                                "list each endpoint once",
+                            );
+                            continue;
+                        }
+                        listed.insert(name, item.pos);
                         match endpoint_index.get(name) {
                             Some(&usize::MAX) => {}
                             Some(&idx) => members.push(idx),

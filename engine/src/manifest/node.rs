@@ -17,7 +17,8 @@ use std::fmt;
 
 use super::event::{EventSource, ParseEvent, Pos, SyntaxError};
 use crate::limits::{
-    MAX_ANCHORED_NODES, MAX_ANCHORS, MAX_BLOCK_NODES, MAX_NODE_DEPTH, MAX_TREE_TEXT_BYTES,
+    ALIAS_BUDGET_BASE_NODES, ALIAS_BUDGET_PER_NODE, MAX_ALIAS_NODES, MAX_ANCHORED_NODES,
+    MAX_ANCHORS, MAX_BLOCK_NODES, MAX_NODE_DEPTH, MAX_TREE_TEXT_BYTES,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,6 +239,25 @@ impl Tree {
             count += r.len as usize;
         }
         Ok((out, count))
+    }
+
+    /// Nodes in the subtree `root` (itself included), without copying it, counted up to
+    /// `limit`: past it the count stops (at some number above `limit`), so nested anchors on
+    /// one big block do not each walk all of it. Iterative.
+    fn subtree_nodes(&self, root: Rec, limit: usize) -> usize {
+        let mut count = 1;
+        let mut todo = vec![root];
+        while let Some(r) = todo.pop() {
+            if count > limit {
+                break;
+            }
+            if r.is_container() {
+                let children = &self.nodes[r.range()];
+                count += children.len();
+                todo.extend(children.iter().filter(|c| c.is_container()));
+            }
+        }
+        count
     }
 
     fn copy_texts(&mut self, src: &Tree, r: &mut Rec) -> Result<(), SyntaxError> {
@@ -530,12 +550,18 @@ fn put_text(out: &mut Vec<u8>, text: &str) {
 }
 
 /// Anchors seen so far (YAML `&name`), by the parser's anchor id, for `*name` aliases: copies
-/// of the anchored nodes, which outlive the block they were defined in.
+/// of the anchored nodes, which outlive the block they were defined in. One per load, so it
+/// also keeps the file's alias budget (see [`ALIAS_BUDGET_BASE_NODES`]).
 #[derive(Default)]
 pub struct Anchors {
     tree: Tree,
-    /// Anchor id -> the node's record in `tree` and its node count.
-    roots: HashMap<usize, (Rec, usize)>,
+    /// Anchor id -> the node's record in `tree` (`None`: too big for an alias to use, so not
+    /// copied) and its node count.
+    roots: HashMap<usize, (Option<Rec>, usize)>,
+    /// Nodes written in the file so far (every scalar, alias and container read).
+    written: usize,
+    /// Nodes produced by aliases so far.
+    expanded: usize,
 }
 
 impl Anchors {
@@ -543,9 +569,27 @@ impl Anchors {
         if self.roots.len() >= MAX_ANCHORS || self.tree.nodes.len() >= MAX_ANCHORED_NODES {
             return Ok(());
         }
-        let copied = self.tree.copy_from(src, rec)?;
-        self.roots.insert(id, copied);
+        let size = src.subtree_nodes(rec, MAX_ALIAS_NODES);
+        if size > MAX_ALIAS_NODES {
+            // Remembered by size only: an alias to it is refused, so a copy would be waste.
+            self.roots.insert(id, (None, size));
+            return Ok(());
+        }
+        let (copy, _) = self.tree.copy_from(src, rec)?;
+        self.roots.insert(id, (Some(copy), size));
         Ok(())
+    }
+
+    /// The budget left for alias expansion in this file.
+    fn alias_budget(&self) -> usize {
+        ALIAS_BUDGET_BASE_NODES
+            .saturating_add(self.written.saturating_mul(ALIAS_BUDGET_PER_NODE))
+            .saturating_sub(self.expanded)
+    }
+
+    /// Nodes aliases have produced in this load so far.
+    pub fn expanded_nodes(&self) -> usize {
+        self.expanded
     }
 }
 
@@ -610,6 +654,9 @@ impl Arena {
         let mut ev = first;
         loop {
             let (event, pos) = ev;
+            if !matches!(event, ParseEvent::SeqEnd | ParseEvent::MapEnd | ParseEvent::End) {
+                anchors.written += 1;
+            }
             let completed: Option<(Rec, usize)> = match event {
                 ParseEvent::Scalar { quoted, anchor } => {
                     let (start, len) = self.tree.push_scalar(src, pos)?;
@@ -618,8 +665,14 @@ impl Arena {
                 }
                 ParseEvent::Alias(id) => match anchors.roots.get(&id) {
                     Some(&(rec, size)) => {
-                        // Counted like that many nodes written out (plus one, below), and
-                        // checked before copying, so an alias bomb stops before it grows.
+                        // Every bound is checked before copying, so an alias bomb stops
+                        // before it grows: the alias's own, the file's budget, and the block's
+                        // (counted like that many nodes written out, plus one, below).
+                        let Some(rec) = rec else { return Err(alias_too_big(pos)) };
+                        if size > anchors.alias_budget() {
+                            return Err(alias_budget_spent(pos, anchors));
+                        }
+                        anchors.expanded += size;
                         count += size;
                         if count + 1 > MAX_BLOCK_NODES {
                             return Err(too_many(pos));
@@ -748,10 +801,24 @@ impl Arena {
                 _ => own.push(*r),
             }
         }
-        for range in sources {
-            for e in &tree.nodes[range] {
-                if !own.iter().any(|o| key(o) == key(e)) {
-                    own.push(*e);
+        let merged: usize = sources.iter().map(|r| r.len()).sum();
+        if own.len() + merged <= PAIRWISE_KEYS {
+            for range in sources {
+                for e in &tree.nodes[range] {
+                    if !own.iter().any(|o| key(o) == key(e)) {
+                        own.push(*e);
+                    }
+                }
+            }
+        } else {
+            // A set, not pair by pair: merging a mapping of 60,000 keys cost 1.8 billion
+            // compares that way.
+            let mut present: std::collections::HashSet<&str> = own.iter().map(key).collect();
+            for range in sources {
+                for e in &tree.nodes[range] {
+                    if present.insert(key(e)) {
+                        own.push(*e);
+                    }
                 }
             }
         }
@@ -796,9 +863,28 @@ fn too_deep(pos: Pos) -> SyntaxError {
 }
 
 fn too_many(pos: Pos) -> SyntaxError {
+    SyntaxError { pos, message: format!("block has more than {MAX_BLOCK_NODES} values") }
+}
+
+fn alias_too_big(pos: Pos) -> SyntaxError {
     SyntaxError {
         pos,
-        message: format!("block has more than {MAX_BLOCK_NODES} values (alias bomb?)"),
+        message: format!(
+            "alias to an anchored block of more than {MAX_ALIAS_NODES} values, the most one \
+             alias may stand for"
+        ),
+    }
+}
+
+fn alias_budget_spent(pos: Pos, anchors: &Anchors) -> SyntaxError {
+    SyntaxError {
+        pos,
+        message: format!(
+            "aliases have expanded to {} values, and this one would pass the file's alias \
+             budget ({ALIAS_BUDGET_BASE_NODES} values plus {ALIAS_BUDGET_PER_NODE} per value \
+             written, {} so far): an alias bomb?",
+            anchors.expanded, anchors.written
+        ),
     }
 }
 
@@ -848,6 +934,29 @@ mod tests {
         assert!(n.get("x").unwrap().value.get("<<").is_some());
     }
 
+    /// Builds each top-level value of `src` (a mapping) as its own block, as the loader does,
+    /// sharing `anchors`: the first error, if any.
+    fn blocks(src: &str, anchors: &mut Anchors) -> Result<usize, SyntaxError> {
+        let mut r = YamlReader::new(std::io::Cursor::new(src.as_bytes().to_vec()));
+        assert_eq!(r.next_event()?.0, ParseEvent::MapStart { anchor: 0 });
+        let mut built = 0;
+        loop {
+            match r.next_event()?.0 {
+                ParseEvent::MapEnd => return Ok(built),
+                ParseEvent::Scalar { .. } => {}
+                other => panic!("{other:?}"),
+            }
+            let first = r.next_event()?;
+            Arena::default().build(&mut r, first, anchors)?;
+            built += 1;
+        }
+    }
+
+    /// A YAML list of `items` plain scalars: `items + 1` nodes.
+    fn list(items: usize) -> String {
+        format!("[{}]", vec!["x"; items].join(", "))
+    }
+
     #[test]
     fn alias_bomb_is_bounded() {
         let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
@@ -856,7 +965,103 @@ mod tests {
             src.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
         }
         let e = parse(&src).unwrap_err();
-        assert!(e.message.contains("alias bomb"), "{}", e.message);
+        // a4 holds 111,111 nodes: a5's first alias to it passes the per-alias bound.
+        assert_eq!(e.pos, Pos { line: 6, column: 10 }, "{}", e.message);
+        assert_eq!(
+            e.message,
+            "alias to an anchored block of more than 65536 values, the most one alias may \
+             stand for"
+        );
+    }
+
+    /// An alias may stand for exactly `MAX_ALIAS_NODES` nodes, not one more.
+    #[test]
+    fn one_alias_is_bounded_at_max_alias_nodes() {
+        let at = format!("a: &a {}\nb: *a\n", list(MAX_ALIAS_NODES - 1));
+        let t = parse(&at).unwrap();
+        let NodeKind::Seq(b) = t.root().get("b").unwrap().value.kind else { panic!("b") };
+        assert_eq!(b.len() + 1, MAX_ALIAS_NODES);
+        let past = format!("a: &a {}\nb: *a\n", list(MAX_ALIAS_NODES));
+        let e = parse(&past).unwrap_err();
+        assert_eq!(e.pos, Pos { line: 2, column: 4 });
+        assert!(e.message.contains(&format!("block of more than {MAX_ALIAS_NODES} values")));
+    }
+
+    /// The file's alias budget: an alias that fits what is left is expanded, one that passes
+    /// it by a node is refused, naming the budget.
+    #[test]
+    fn the_files_alias_budget_is_exact() {
+        for (over, ok) in [(0, true), (1, false)] {
+            let mut anchors = Anchors::default();
+            let mut r = YamlReader::new(std::io::Cursor::new(b"a: &a [x, x, x]\nb: *a\n".to_vec()));
+            let mut next = || r.next_event().unwrap();
+            assert_eq!(next().0, ParseEvent::MapStart { anchor: 0 });
+            next();
+            let first = r.next_event().unwrap();
+            Arena::default().build(&mut r, first, &mut anchors).unwrap();
+            // Spends the budget down to what `*a` (4 nodes) needs, plus `over`: the alias is
+            // itself a node written, which adds its 64 before the check.
+            anchors.expanded =
+                ALIAS_BUDGET_BASE_NODES + ALIAS_BUDGET_PER_NODE * (anchors.written + 1) - 4 + over;
+            r.next_event().unwrap();
+            let first = r.next_event().unwrap();
+            let got = Arena::default().build(&mut r, first, &mut anchors).map(|_| ());
+            assert_eq!(got.is_ok(), ok, "{got:?}");
+            if let Err(e) = got {
+                assert_eq!(e.pos, Pos { line: 2, column: 4 });
+                assert!(
+                    e.message.contains(
+                        "pass the file's alias budget (1048576 values plus 64 per value written"
+                    ),
+                    "{}",
+                    e.message
+                );
+            }
+        }
+    }
+
+    /// Billion laughs with each alias under its own bound: the file's budget stops it, after
+    /// at most the budget's nodes (not the 1.1 billion written out).
+    #[test]
+    fn many_aliases_stop_at_the_files_budget() {
+        let mut src = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..4 {
+            let p = i - 1;
+            src.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{p}"); 10].join(", ")));
+        }
+        // 100,000 blocks of one alias to a3's 11,111 nodes each.
+        for i in 0..100_000 {
+            src.push_str(&format!("m{i}: *a3\n"));
+        }
+        let mut anchors = Anchors::default();
+        let e = blocks(&src, &mut anchors).unwrap_err();
+        assert!(e.message.contains("file's alias budget"), "{}", e.message);
+        let budget = ALIAS_BUDGET_BASE_NODES + ALIAS_BUDGET_PER_NODE * anchors.written;
+        assert!(anchors.expanded_nodes() <= budget);
+        assert!(anchors.expanded_nodes() + 11_111 > budget, "stopped only at the budget");
+        assert!(e.pos.line < 200, "stopped early in the file: {:?}", e.pos);
+    }
+
+    /// Merging mappings too long to compare pair by pair gives what pairwise merging gives:
+    /// own keys win, then the first merged mapping's.
+    #[test]
+    fn long_merges_keep_the_merge_rules() {
+        let map = |from: usize, to: usize, v: &str| {
+            let entries: Vec<String> = (from..to).map(|k| format!("k{k}: {v}")).collect();
+            format!("{{{}}}", entries.join(", "))
+        };
+        let src = format!(
+            "d: &d {}\ne: &e {}\nm:\n  <<: [*d, *e]\n  k0: own\n",
+            map(0, 40, "d"),
+            map(20, 60, "e")
+        );
+        let t = parse(&src).unwrap();
+        let m = t.root().get("m").unwrap().value;
+        assert_eq!(m.entries().unwrap().len(), 60);
+        let value = |k: &str| m.get(k).unwrap().value.scalar().unwrap();
+        assert_eq!((value("k0"), value("k1"), value("k25"), value("k59")), ("own", "d", "d", "e"));
+        let keys: Vec<&str> = m.entries().unwrap().iter().map(|e| e.key).take(3).collect();
+        assert_eq!(keys, ["k0", "k1", "k2"]);
     }
 
     /// One arena reused block after block gives the same trees as a fresh tree per block, and

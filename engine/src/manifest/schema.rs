@@ -45,9 +45,83 @@ pub struct Monitor {
     pub codes: Arc<Codes>,
     /// Boxed: most monitors have none, and inline it would be a quarter of every `Monitor`.
     pub intervention: Option<Box<Intervention>>,
-    pub maintenance: Vec<MaintenanceWindow>,
+    /// A boxed slice, not a `Vec`: the capacity word is the room `shown` takes.
+    pub maintenance: Box<[MaintenanceWindow]>,
     /// Where the monitor starts in its file (for messages at run time).
     pub line: u32,
+    /// How logs and alerts name the monitor when that differs from its values (secrets
+    /// masked, see [`Shown::of`]); `None`, one pointer, for nearly every monitor. Read it
+    /// through [`Monitor::shown_name`], [`Monitor::shown_target`] and
+    /// [`Monitor::shown_intervention`].
+    pub shown: Option<Box<Shown>>,
+}
+
+/// A monitor as logs, alerts and payloads show it: its name, target and intervention with
+/// every value from the environment, URL credentials and query values masked
+/// (`crate::redact`). Computed once at load, so an alert reads it and a check never does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shown {
+    /// A derived id repeats the name; a given one may come from `${NAME}` too.
+    pub id: String,
+    pub name: String,
+    pub target: String,
+    pub intervention: Option<String>,
+}
+
+impl Shown {
+    /// How a monitor with these parts is shown, `None` when that is as written. `expanded`:
+    /// the values `${NAME}` stood for in its manifest entry.
+    pub fn of(
+        id: &str,
+        name: &str,
+        pulse: &Pulse,
+        intervention: Option<&Intervention>,
+        expanded: &[String],
+    ) -> Option<Box<Shown>> {
+        use crate::actions::intervention::describe;
+        use crate::redact;
+        use crate::shard::target::describe_target;
+        use std::borrow::Cow;
+        // The common case decided without building a text (this runs for every monitor of a
+        // load): nothing from the environment, and no URL with a part that is masked.
+        let maskable = |url: &str| url.bytes().any(|b| matches!(b, b'@' | b'?' | b'#'));
+        let webhook_maskable = |i: &Intervention| match &i.action {
+            InterventionAction::Webhook { url, .. } => maskable(url),
+            _ => false,
+        };
+        if expanded.is_empty()
+            && !matches!(pulse, Pulse::Http(h) if maskable(&h.url))
+            && !intervention.is_some_and(webhook_maskable)
+        {
+            return None;
+        }
+        let target = describe_target(pulse);
+        let shown_target = match pulse {
+            Pulse::Http(_) => redact::url(&target, expanded),
+            _ => redact::text(&target, expanded),
+        };
+        let iv = intervention.map(|i| describe(&i.action));
+        let shown_iv = iv.as_deref().zip(intervention).map(|(d, i)| match &i.action {
+            InterventionAction::Webhook { .. } => redact::url(d, expanded),
+            _ => redact::text(d, expanded),
+        });
+        let shown_id = redact::text(id, expanded);
+        let shown_name = redact::text(name, expanded);
+        let changed = |c: &Cow<str>| matches!(c, Cow::Owned(_));
+        if !changed(&shown_id)
+            && !changed(&shown_name)
+            && !changed(&shown_target)
+            && !shown_iv.as_ref().is_some_and(changed)
+        {
+            return None;
+        }
+        Some(Box::new(Shown {
+            id: shown_id.into_owned(),
+            name: shown_name.into_owned(),
+            target: shown_target.into_owned(),
+            intervention: shown_iv.map(Cow::into_owned),
+        }))
+    }
 }
 
 // A million monitors are kept in memory, and the bytes of each are page faults at load and
@@ -55,6 +129,33 @@ pub struct Monitor {
 const _: () = assert!(std::mem::size_of::<Monitor>() <= 256);
 
 impl Monitor {
+    /// The id as logs and alerts show it (see [`Shown`]); placement and duplicates use `id`.
+    pub fn shown_id(&self) -> &str {
+        self.shown.as_ref().map_or(&self.id, |s| &s.id)
+    }
+
+    /// The name as logs and alerts show it (see [`Shown`]).
+    pub fn shown_name(&self) -> &str {
+        self.shown.as_ref().map_or(&self.name, |s| &s.name)
+    }
+
+    /// What the check is aimed at, as logs and alerts show it: a URL or `host:port`.
+    pub fn shown_target(&self) -> std::borrow::Cow<'_, str> {
+        match &self.shown {
+            Some(s) => std::borrow::Cow::Borrowed(&s.target),
+            None => crate::shard::target::describe_target(&self.pulse_check.pulse).into(),
+        }
+    }
+
+    /// A few words on the intervention (`docker restart web-1`), as alerts show them.
+    pub fn shown_intervention(&self) -> Option<std::borrow::Cow<'_, str>> {
+        let intervention = self.intervention.as_ref()?;
+        Some(match self.shown.as_ref().and_then(|s| s.intervention.as_deref()) {
+            Some(shown) => shown.into(),
+            None => crate::actions::intervention::describe(&intervention.action).into(),
+        })
+    }
+
     // The thresholds' defaults and bounds have one source, the state machine's `Policy`.
 
     /// `pulse_check.unhealthy_threshold`, else legacy `max_failures`, else 1.
@@ -156,9 +257,26 @@ pub struct PulseCheck {
     pub healthy_threshold: Option<i64>,
     /// Legacy (Go CPRA): the unhealthy threshold when `unhealthy_threshold` is absent.
     pub max_failures: Option<i64>,
-    pub retries: Option<u32>,
+    /// `pulse_check.retries`, as written (saturating at `u16::MAX`: the engine makes at most
+    /// `limits::MAX_RETRIES`, and two `u16`s keep `Monitor` within its size bound).
+    pub retries: Option<u16>,
+    /// `pulse_check.config.retries` (any pulse type), as written, saturating the same way.
+    pub config_retries: Option<u16>,
     /// Interned.
     pub groups: Arc<Vec<String>>,
+}
+
+impl PulseCheck {
+    /// Retries inside one check, the Go CPRA's rule (`applyDefaultRetries`): `config.retries`
+    /// when above 0 (0 there means unset), else `pulse_check.retries`, else 0 (one attempt).
+    /// The probes make at most `limits::MAX_RETRIES` of them.
+    pub fn retries_per_check(&self) -> u32 {
+        let retries = match self.config_retries {
+            Some(r) if r > 0 => r,
+            _ => self.retries.unwrap_or(0),
+        };
+        u32::from(retries)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -206,7 +324,6 @@ pub struct HttpPulse {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct HttpExtra {
     pub body: Option<String>,
-    pub retries: Option<u32>,
     pub body_contains: Option<String>,
     /// Checked to compile at load.
     pub body_regex: Option<String>,
@@ -229,10 +346,6 @@ impl HttpPulse {
 
     pub fn body(&self) -> Option<&str> {
         self.extra()?.body.as_deref()
-    }
-
-    pub fn retries(&self) -> Option<u32> {
-        self.extra()?.retries
     }
 
     pub fn body_contains(&self) -> Option<&str> {

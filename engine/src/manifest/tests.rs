@@ -140,7 +140,7 @@ fn every_field_is_read() {
     assert_eq!(h.body(), Some("{\"q\": 1}"));
     assert_eq!(*h.expected_status, [200, 201]);
     assert!(h.insecure_skip_verify);
-    assert_eq!(h.retries(), Some(1));
+    assert_eq!((p.config_retries, p.retries_per_check()), (Some(1), 1));
     assert_eq!(h.body_contains(), Some("ok"));
     assert_eq!(h.body_regex(), Some("^o.$"));
     assert_eq!(h.max_response_time_ms(), Some(250));
@@ -381,6 +381,55 @@ fn env_variables_are_expanded() {
     assert_eq!(t.host, "db.internal");
 }
 
+/// A value from the environment is a secret's place: a problem with it is reported without
+/// repeating it, in every kind of message that quotes a value.
+#[test]
+fn problems_with_an_env_value_do_not_repeat_it() {
+    let mut env = HashMap::new();
+    env.insert("CPRA_SECRET".to_string(), "hunter2-s3cret".to_string());
+    let opts = LoadOptions { env: &env, ..LoadOptions::default() };
+    let text = "monitors:\n  - name: a\n    enabled: \"${CPRA_SECRET}\"\n    pulse_check:\n      type: http\n      interval: \"x${CPRA_SECRET}\"\n      retries: \"${CPRA_SECRET}\"\n      config:\n        url: \"http://h:99999/?token=${CPRA_SECRET}\"\n        method: \"G ${CPRA_SECRET}\"\n        headers: {\"X-A\": \"${CPRA_SECRET}\\u0001\"}\n    codes:\n      red: {notify: email, config: {server: \"s:25\", from: \"${CPRA_SECRET}\", to: [\"${CPRA_SECRET} x\"]}}\n";
+    let (_, r) = load_str(text, None, &opts);
+    assert!(r.problems.errors >= 6, "{:#?}", r.problems.kept);
+    for d in &r.problems.kept {
+        let shown = format!("{d} {}", d.to_json());
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+    // The literal part of a value is still shown, the secret part masked.
+    assert!(r.problems.kept.iter().any(|d| d.message.contains("'x***'")), "{:#?}", r.problems.kept);
+}
+
+/// Logs and alerts show a monitor with its secrets masked, computed at load; the values the
+/// checks send stay as written.
+#[test]
+fn monitors_are_shown_with_their_secrets_masked() {
+    let mut env = HashMap::new();
+    env.insert("CPRA_TOKEN".to_string(), "t0ken".to_string());
+    env.insert("CPRA_DB".to_string(), "db.internal".to_string());
+    let opts = LoadOptions { env: &env, ..LoadOptions::default() };
+    let text = "monitors:\n\
+        - name: plain\n  pulse_check: {type: http, config: {url: \"http://127.0.0.1:8080/health\"}}\n\
+        - name: query\n  pulse_check: {type: http, config: {url: \"http://127.0.0.1:8080/health?token=${CPRA_TOKEN}\"}}\n\
+        - name: db ${CPRA_DB}\n  pulse_check: {type: tcp, config: {host: \"${CPRA_DB}\", port: 5432}}\n  intervention: {action: webhook, target: {url: \"http://ops/restart/${CPRA_TOKEN}?k=1\"}}\n";
+    let (m, r) = load_str(text, None, &opts);
+    assert!(r.is_valid(), "{:#?}", r.problems.kept);
+    assert_eq!(m[0].shown, None, "nothing to mask costs nothing");
+    assert_eq!(m[0].shown_target(), "http://127.0.0.1:8080/health");
+    assert_eq!(m[1].shown_target(), "http://127.0.0.1:8080/health?token=***");
+    let Pulse::Http(h) = &m[1].pulse_check.pulse else { panic!() };
+    assert_eq!(h.url, "http://127.0.0.1:8080/health?token=t0ken", "sent as written");
+    assert_eq!(m[2].shown_name(), "db ***");
+    assert!(m[2].id.contains("db.internal"), "placement reads the real id: {}", m[2].id);
+    assert!(m[2].shown_id().starts_with("db-***-"), "{}", m[2].shown_id());
+    assert_eq!(m[2].shown_target(), "***:5432");
+    assert_eq!(m[2].shown_intervention().unwrap(), "webhook POST http://ops/restart/***?k=***");
+    // The JSON loader's own decoder shows the same.
+    let json = r#"{"monitors":[{"name":"q","pulse_check":{"type":"http","config":{"url":"http://h/x?key=v"}}}]}"#;
+    let (m, r) = load_str(json, None, &LoadOptions::default());
+    assert!(r.is_valid());
+    assert_eq!(m[0].shown_target(), "http://h/x?key=***");
+}
+
 /// (manifest monitors block, expected class, text expected in message or hint)
 const BAD: &[(&str, Class, &str)] = &[
     ("- name: a\n  pulse_check: {type: htp, config: {url: x}}", Class::UnknownType, "did you mean 'http'?"),
@@ -444,6 +493,77 @@ fn every_error_class_gives_its_message() {
     }
 }
 
+/// A colour given twice is one mistake and one message: as a key given twice when written
+/// the same, as a colour given twice when written in two cases.
+#[test]
+fn a_colour_given_twice_is_reported_once() {
+    let codes = |a: &str, b: &str| {
+        format!(
+            "monitors:\n  - name: a\n    pulse_check: {{type: tcp, config: {{host: h, port: 1}}}}\n    codes: {{{a}: {{notify: log}}, {b}: {{notify: log}}}}\n"
+        )
+    };
+    for (a, b, class, text) in [
+        ("red", "red", Class::DuplicateKey, "key 'red' is given twice in one mapping"),
+        ("red", "RED", Class::BadValue, "colour 'red' is given twice"),
+    ] {
+        let (_, r) = load(&codes(a, b));
+        assert_eq!(r.problems.kept.len(), 1, "{:#?}", r.problems.kept);
+        let d = &r.problems.kept[0];
+        assert_eq!(d.class, class);
+        assert!(d.message.starts_with(text), "{d}");
+        assert_eq!((d.pos.line, d.pos.column), (4, 33));
+    }
+}
+
+/// A JSON key given twice, at any level, is the same error on the direct path and the
+/// general one, at the second key, with the monitor's name.
+#[test]
+fn json_keys_given_twice_are_errors_on_both_paths() {
+    let cases = [
+        (
+            "{\"name\": \"web\", \"name\": \"db\", \"pulse_check\": {\"type\": \"tcp\", \"config\": {\"host\": \"h\", \"port\": 1}}}",
+            "name",
+        ),
+        (
+            "{\"name\": \"web\", \"pulse_check\": {\"type\": \"tcp\", \"type\": \"tcp\", \"config\": {\"host\": \"h\", \"port\": 1}}}",
+            "type",
+        ),
+        (
+            "{\"name\": \"web\", \"pulse_check\": {\"type\": \"tcp\", \"config\": {\"host\": \"h\", \"port\": 1, \"host\": \"g\"}}}",
+            "host",
+        ),
+        (
+            "{\"name\": \"web\", \"pulse_check\": {\"type\": \"http\", \"config\": {\"url\": \"http://h/\", \"headers\": {\"A\": \"1\", \"A\": \"2\"}}}}",
+            "A",
+        ),
+        (
+            "{\"name\": \"web\", \"pulse_check\": {\"type\": \"tcp\", \"config\": {\"host\": \"h\", \"port\": 1}}, \"codes\": {\"red\": {\"notify\": \"log\", \"notify\": \"log\"}}}",
+            "notify",
+        ),
+    ];
+    for (monitor, key) in cases {
+        // A clean monitor first, so the direct decoder is warm (its caches filled).
+        let text = format!(
+            "{{\"monitors\": [{{\"name\": \"ok\", \"pulse_check\": {{\"type\": \"tcp\", \"config\": {{\"host\": \"h\", \"port\": 1}}}}}},\n{monitor}]}}"
+        );
+        let second = monitor.rfind(&format!("\"{key}\"")).unwrap() + 1;
+        let mut seen = Vec::new();
+        for direct_json in [true, false] {
+            let opts = LoadOptions { direct_json, ..LoadOptions::default() };
+            let (monitors, r) = load_str(&text, None, &opts);
+            assert_eq!(monitors.len(), 1, "{key}");
+            assert_eq!(r.problems.errors, 1, "{key}: {:#?}", r.problems.kept);
+            let d = &r.problems.kept[0];
+            assert_eq!(d.class, Class::DuplicateKey, "{key}");
+            assert!(d.message.starts_with(&format!("key '{key}' is given twice")), "{d}");
+            assert_eq!((d.pos.line, d.pos.column as usize), (2, second), "{key}");
+            assert_eq!(d.monitor.as_deref(), Some("web"), "{key}");
+            seen.push(d.to_string());
+        }
+        assert_eq!(seen[0], seen[1], "{key}");
+    }
+}
+
 #[test]
 fn messages_name_the_position_monitor_and_path() {
     let (_, r) = load(
@@ -479,14 +599,69 @@ fn unknown_fields_are_errors_unless_lenient_and_timeout_over_interval_is_a_warni
 
 #[test]
 fn fields_the_go_cpra_reads_and_cpra_ignores_are_warnings_that_say_why() {
-    let text = "monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: h, port: 1, retries: 3}}\n    intervention: {action: docker, target: {type: docker, container: web}}\n";
+    let text = "monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: h, port: 1}}\n    intervention: {action: docker, target: {type: docker, container: web}}\n";
     let (m, r) = load(text);
     assert!(r.is_valid(), "{:#?}", r.problems.kept);
-    assert_eq!((m.len(), r.problems.warnings), (1, 2));
+    assert_eq!((m.len(), r.problems.warnings), (1, 1));
     for d in &r.problems.kept {
         assert_eq!(d.class, Class::IgnoredField);
         assert!(d.hint.contains("Go CPRA"), "{d}");
     }
+}
+
+/// `retries` is read in `pulse_check` and in `config` for every type, with the Go CPRA's
+/// precedence (`applyDefaultRetries`): `config.retries` above 0 wins, else `pulse_check.retries`,
+/// else none (one attempt). The JSON fast path agrees with the general one.
+#[test]
+fn retries_are_read_for_every_pulse_type_with_the_go_precedence() {
+    let configs = [
+        ("http", "url: http://127.0.0.1/"),
+        ("tcp", "host: h, port: 1"),
+        ("icmp", "host: 127.0.0.1"),
+        ("dns", "host: example.com, server: 127.0.0.1"),
+        ("udp", "host: h, port: 1"),
+        ("grpc", "host: h, port: 1"),
+        ("tls", "host: example.com"),
+        ("docker", "container: web"),
+    ];
+    // (pulse_check.retries, config.retries) -> retries per check.
+    let cases = [
+        (None, None, 0),
+        (Some(1), None, 1),
+        (None, Some(2), 2),
+        (Some(1), Some(2), 2),
+        (Some(2), Some(0), 2),
+        (Some(0), Some(1), 1),
+    ];
+    for (kind, fields) in configs {
+        for (top, inner, want) in cases {
+            let top = top.map_or(String::new(), |r| format!("retries: {r}, "));
+            let inner = inner.map_or(String::new(), |r| format!(", retries: {r}"));
+            let yaml = format!(
+                "monitors:\n  - name: a\n    pulse_check: {{type: {kind}, {top}config: {{{fields}{inner}}}}}\n"
+            );
+            let (m, r) = load(&yaml);
+            assert!(r.is_valid() && r.problems.kept.is_empty(), "{yaml}: {:#?}", r.problems.kept);
+            assert_eq!(m[0].pulse_check.retries_per_check(), want, "{yaml}");
+            // Written back as JSON and read again: the same monitor.
+            let json = manifest_json(&m, &r.registry, None).to_string();
+            let (again, r) = load_str(&json, Some(Format::Json), &LoadOptions::default());
+            assert!(r.is_valid(), "{json}");
+            assert_eq!(again[0].pulse_check, m[0].pulse_check, "{json}");
+        }
+    }
+}
+
+#[test]
+fn retries_past_what_a_check_makes_are_a_warning_and_capped() {
+    let text = "monitors:\n  - name: a\n    pulse_check: {type: tcp, retries: 7, config: {host: h, port: 1, retries: 100000}}\n";
+    let (m, r) = load(text);
+    assert!(r.is_valid(), "{:#?}", r.problems.kept);
+    assert_eq!(r.problems.warnings, 2, "{:#?}", r.problems.kept);
+    for d in &r.problems.kept {
+        assert!(d.path.ends_with("retries") && d.message.contains("at most 2"), "{d}");
+    }
+    assert_eq!(m[0].pulse_check.retries_per_check().min(crate::limits::MAX_RETRIES), 2);
 }
 
 #[test]
@@ -538,6 +713,13 @@ fn many_problems_are_all_counted_and_the_first_kept_up_to_the_bound() {
     let last = &r.problems.kept[MAX_PROBLEMS - 1];
     assert_eq!(last.monitor.as_deref(), Some(format!("m{}", MAX_PROBLEMS / 2 - 1).as_str()));
     assert_eq!(r.monitors_seen, n);
+
+    // A syntax error after them ends the read and is kept anyway: it says why the rest of
+    // the file was not checked.
+    let (_, r) = load(&(text + "  - name: [unclosed\n"));
+    assert_eq!(r.problems.kept.len(), MAX_PROBLEMS + 1);
+    assert_eq!(r.problems.kept[MAX_PROBLEMS].class, Class::Syntax);
+    assert_eq!(r.problems.kept[MAX_PROBLEMS].pos.line, 2 * n as u32 + 3);
 }
 
 #[test]
@@ -764,4 +946,36 @@ fn a_bad_block_shared_by_monitors_is_reported_for_each_and_a_good_one_checked_on
     let (m, _) = load_ok(&good);
     assert!(std::sync::Arc::ptr_eq(&m[0].codes, &m[2].codes));
     assert_eq!(m[0].intervention, m[2].intervention);
+}
+
+/// One nesting bound for YAML and JSON alike: [`crate::limits::MAX_NODE_DEPTH`] levels in a
+/// block (the monitor's own mapping is the first), as docs/configuration.md says.
+#[test]
+fn json_and_yaml_share_one_nesting_bound() {
+    use crate::limits::MAX_NODE_DEPTH;
+    let lenient = LoadOptions { lenient: true, ..LoadOptions::default() };
+    for arrays in [MAX_NODE_DEPTH - 1, MAX_NODE_DEPTH] {
+        let deep = format!("{}{}", "[".repeat(arrays), "]".repeat(arrays));
+        let json = format!(
+            r#"{{"monitors":[{{"name":"a","pulse_check":{{"type":"tcp","config":{{"host":"h","port":1}}}},"x":{deep}}}]}}"#
+        );
+        let yaml = format!(
+            "monitors:\n  - name: a\n    x: {deep}\n    pulse_check: {{type: tcp, config: {{host: h, port: 1}}}}\n"
+        );
+        for (text, format) in [(json, Format::Json), (yaml, Format::Yaml)] {
+            let (_, r) = load_str(&text, Some(format), &lenient);
+            let too_deep = r
+                .problems
+                .kept
+                .iter()
+                .any(|d| d.message == format!("nesting deeper than {MAX_NODE_DEPTH} levels"));
+            assert_eq!(
+                too_deep,
+                arrays == MAX_NODE_DEPTH,
+                "{format:?}, {arrays}: {:#?}",
+                r.problems.kept
+            );
+            assert_eq!(r.is_valid(), arrays < MAX_NODE_DEPTH, "{format:?}, {arrays}");
+        }
+    }
 }

@@ -5,14 +5,14 @@
 //! bytes to chars as it is read ([`Utf8Chars`]), so a huge file is never held whole in memory.
 //! Not for writing YAML.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::{BufRead, Read};
 use std::rc::Rc;
 
 use saphyr_parser::{BufferedInput, Event as YEvent, Parser, ScalarStyle};
 
-use super::event::{EventSource, ParseEvent, Pos, SyntaxError};
-use crate::limits::READ_BUFFER_BYTES;
+use super::event::{EventSource, ParseEvent, Pos, SyntaxError, READ_FAILED};
+use crate::limits::{Size, MAX_SCALAR_BYTES, MAX_SCALAR_SOURCE_BYTES, READ_BUFFER_BYTES};
 
 /// Decodes UTF-8 bytes from a reader into chars. An invalid sequence becomes U+FFFD and is
 /// remembered so the loader can report it, rather than panicking or silently accepting it.
@@ -24,6 +24,10 @@ pub struct Utf8Chars<R: BufRead> {
     invalid_at_char: Option<u64>,
     chars: u64,
     io_error: Option<String>,
+    /// Bytes read since the reader last handed out an event (it resets this): past
+    /// [`MAX_SCALAR_SOURCE_BYTES`] the input ends early, with a problem to report, so saphyr
+    /// never gathers a huge scalar whole.
+    since_event: Rc<Cell<usize>>,
 }
 
 impl<R: BufRead> Utf8Chars<R> {
@@ -34,6 +38,7 @@ impl<R: BufRead> Utf8Chars<R> {
             invalid_at_char: None,
             chars: 0,
             io_error: None,
+            since_event: Rc::new(Cell::new(0)),
         }
     }
 
@@ -44,14 +49,13 @@ impl<R: BufRead> Utf8Chars<R> {
                 Ok(buf) => {
                     let b = buf[0];
                     self.reader.consume(1);
+                    self.since_event.set(self.since_event.get() + 1);
                     return Some(b);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     self.io_error = Some(e.to_string());
-                    self.problem
-                        .borrow_mut()
-                        .get_or_insert_with(|| format!("cannot read input: {e}"));
+                    self.problem.borrow_mut().get_or_insert_with(|| format!("{READ_FAILED}: {e}"));
                     return None;
                 }
             }
@@ -80,6 +84,17 @@ impl<R: BufRead> Iterator for Utf8Chars<R> {
     type Item = char;
 
     fn next(&mut self) -> Option<char> {
+        if self.since_event.get() >= MAX_SCALAR_SOURCE_BYTES {
+            self.problem.borrow_mut().get_or_insert_with(|| {
+                format!(
+                    "more than {} of input without a value ending (a value longer than the \
+                     {} allowed, or that much comment or blank space)",
+                    Size::bytes(MAX_SCALAR_SOURCE_BYTES),
+                    Size::bytes(MAX_SCALAR_BYTES)
+                )
+            });
+            return None;
+        }
         let b0 = self.next_byte()?;
         self.chars += 1;
         if b0 < 0x80 {
@@ -111,7 +126,13 @@ impl<R: BufRead> Iterator for Utf8Chars<R> {
 pub struct YamlReader<R: Read + 'static> {
     parser: Parser<'static, BufferedInput<Utf8Chars<std::io::BufReader<R>>>>,
     problem: Rc<RefCell<Option<String>>>,
+    /// Shared with the char decoder: reset at each event.
+    since_event: Rc<Cell<usize>>,
     done: bool,
+    /// Documents started so far, and where a later one's `---` was: the loader refuses a
+    /// second document at its first event, which is to name the `---`, not what follows it.
+    documents: u32,
+    later_document: Option<Pos>,
     /// The last scalar's text (see `EventSource::scalar`).
     text: String,
 }
@@ -120,10 +141,14 @@ impl<R: Read + 'static> YamlReader<R> {
     pub fn new(reader: R) -> Self {
         let chars = Utf8Chars::new(std::io::BufReader::with_capacity(READ_BUFFER_BYTES, reader));
         let problem = Rc::clone(&chars.problem);
+        let since_event = Rc::clone(&chars.since_event);
         YamlReader {
             parser: Parser::new_from_iter(chars),
             problem,
+            since_event,
             done: false,
+            documents: 0,
+            later_document: None,
             text: String::new(),
         }
     }
@@ -150,18 +175,31 @@ impl<R: Read + 'static> EventSource for YamlReader<R> {
                 self.done = true;
                 return Ok((ParseEvent::End, Pos::default()));
             };
-            let (ev, span) = next.map_err(|e| SyntaxError {
-                pos: pos_of(e.marker()),
-                message: format!("YAML syntax error: {}", e.info()),
-            })?;
-            let pos = pos_of(&span.start);
+            self.since_event.set(0);
+            let pos = match &next {
+                Ok((_, span)) => pos_of(&span.start),
+                Err(e) => pos_of(e.marker()),
+            };
             if let Some(message) = self.problem.borrow_mut().take() {
-                // The scanner reads ahead, so the position is near, not at, the bad bytes.
+                // Before saphyr's own error: an input ended early (too long a value, a read
+                // error) makes saphyr complain about the end. The scanner reads ahead, so the
+                // position is near, not at, the bad bytes.
                 self.done = true;
                 return Err(SyntaxError { pos, message });
             }
+            let (ev, _) = next.map_err(|e| SyntaxError {
+                pos: pos_of(e.marker()),
+                message: format!("YAML syntax error: {}", e.info()),
+            })?;
             let out = match ev {
-                YEvent::Nothing | YEvent::StreamStart | YEvent::DocumentStart(_) => continue,
+                YEvent::DocumentStart(_) => {
+                    self.documents += 1;
+                    if self.documents > 1 {
+                        self.later_document = Some(pos);
+                    }
+                    continue;
+                }
+                YEvent::Nothing | YEvent::StreamStart => continue,
                 YEvent::DocumentEnd => continue,
                 YEvent::StreamEnd => {
                     self.done = true;
@@ -169,6 +207,17 @@ impl<R: Read + 'static> EventSource for YamlReader<R> {
                 }
                 YEvent::Alias(id) => ParseEvent::Alias(id),
                 YEvent::Scalar(value, style, anchor, _tag) => {
+                    if value.len() > MAX_SCALAR_BYTES {
+                        self.done = true;
+                        return Err(SyntaxError {
+                            pos,
+                            message: format!(
+                                "a value of {} bytes, longer than the {} one value may hold",
+                                value.len(),
+                                Size::bytes(MAX_SCALAR_BYTES)
+                            ),
+                        });
+                    }
                     self.text.clear();
                     self.text.push_str(&value);
                     ParseEvent::Scalar { quoted: style != ScalarStyle::Plain, anchor }
@@ -178,7 +227,7 @@ impl<R: Read + 'static> EventSource for YamlReader<R> {
                 YEvent::MappingStart(anchor, _) => ParseEvent::MapStart { anchor },
                 YEvent::MappingEnd => ParseEvent::MapEnd,
             };
-            return Ok((out, pos));
+            return Ok((out, self.later_document.take().unwrap_or(pos)));
         }
     }
 }

@@ -21,10 +21,10 @@
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
 
-use super::event::{EventSource, ParseEvent, Pos, SyntaxError};
+use super::event::{EventSource, ParseEvent, Pos, SyntaxError, READ_FAILED};
 use super::yaml::YamlReader;
 use crate::limits::{
-    MAX_BLOCK_SCALAR_BYTES, MAX_KEY_BYTES, MAX_SCAN_ANCHORS, MAX_SCAN_DEPTH, SCAN_BUFFER_BYTES,
+    MAX_KEY_BYTES, MAX_SCALAR_BYTES, MAX_SCAN_ANCHORS, MAX_SCAN_DEPTH, SCAN_BUFFER_BYTES,
 };
 
 /// Events handed out before the queue is compacted: bounds the queue (and its texts) to a
@@ -787,6 +787,12 @@ impl<R: Read> YamlScanner<R> {
         }
         bs.indent = Some(indent);
         let text = line.get(indent..).ok_or(Unsupported)?;
+        // What this line adds is at most its breaks and its text: checked before it is
+        // added, so the buffer never grows past the value bound (a value near or past it is
+        // saphyr's to measure exactly, and to refuse).
+        if self.block_text.len() + bs.breaks + text.len() > MAX_SCALAR_BYTES {
+            return Err(Unsupported);
+        }
         if bs.folded && bs.has_content {
             if bs.breaks == 1 {
                 self.block_text.push(' ');
@@ -797,9 +803,6 @@ impl<R: Read> YamlScanner<R> {
             push_breaks(&mut self.block_text, bs.breaks);
         }
         self.block_text.push_str(text);
-        if self.block_text.len() > MAX_BLOCK_SCALAR_BYTES {
-            return Err(Unsupported);
-        }
         bs.has_content = true;
         bs.breaks = 1;
         self.block = Some(bs);
@@ -811,6 +814,14 @@ impl<R: Read> YamlScanner<R> {
         let Some(bs) = self.block.take() else { return Ok(()) };
         if !bs.has_content {
             // An empty block scalar: saphyr places it where the next token is.
+            return Err(Unsupported);
+        }
+        let chomped = match bs.chomp {
+            Chomp::Strip => 0,
+            Chomp::Clip => 1,
+            Chomp::Keep => bs.breaks,
+        };
+        if self.block_text.len() + chomped > MAX_SCALAR_BYTES {
             return Err(Unsupported);
         }
         let start = self.texts.len();
@@ -1246,7 +1257,7 @@ impl FastYaml {
         self.fast = None;
         let reader = (self.reopen)().map_err(|e| SyntaxError {
             pos: Pos { line: 1, column: 1 },
-            message: format!("cannot read input again: {e}"),
+            message: format!("{READ_FAILED} again: {e}"),
         })?;
         let mut slow = YamlReader::new(reader);
         #[cfg(debug_assertions)]
@@ -1320,6 +1331,7 @@ pub fn yaml_source(reader: Box<dyn Read>, reopen: Option<Reopen>) -> Box<dyn Eve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MAX_SCALAR_BYTES;
     use crate::manifest::event::Owned;
 
     type Events = Vec<(Owned, Pos)>;
@@ -1528,6 +1540,32 @@ mod tests {
             }
         }
         assert_eq!(events, 1 + 20_000 * 8 + 1 + 1);
+    }
+
+    /// A block scalar past the value bound is given up (to saphyr, which refuses it) before
+    /// the scanner holds more than the bound: line breaks alone included.
+    #[test]
+    fn a_block_scalar_stops_at_the_value_bound() {
+        let line = format!("  {}\n", "b".repeat(1000));
+        let blank_lines = "\n".repeat(MAX_SCALAR_BYTES + 1);
+        let texts = [
+            format!("a: |\n{}", line.repeat(MAX_SCALAR_BYTES / 1000 + 1)),
+            format!("a: |+\n  b\n{blank_lines}"),
+            format!("a: |\n  b\n{blank_lines}  c\n"),
+        ];
+        for text in texts {
+            let mut s = YamlScanner::new(std::io::Cursor::new(text.into_bytes()));
+            let got = loop {
+                match s.next_event() {
+                    Ok((ParseEvent::End, _)) => break Ok(()),
+                    Ok(_) => {}
+                    Err(e) => break Err(e),
+                }
+                assert!(s.block_text.len() <= MAX_SCALAR_BYTES);
+            };
+            assert_eq!(got, Err(Unsupported));
+            assert!(s.block_text.len() <= MAX_SCALAR_BYTES && s.texts.len() < 1024);
+        }
     }
 
     #[test]
@@ -1891,6 +1929,8 @@ mod loader {
 
     use std::io::Write;
 
+    use crate::limits::{MAX_SCALAR_BYTES, MAX_SCALAR_SOURCE_BYTES};
+    use crate::manifest::event::Pos;
     use crate::manifest::gen::{write_manifest, GenOptions};
     use crate::manifest::source::open;
     use crate::manifest::{load_path, load_reader, LoadOptions, LoadReport, Monitor};
@@ -1950,6 +1990,104 @@ mod loader {
                 } else {
                     assert_eq!(fast.len(), 30, "{file}: {:?}", fast_report.problems.kept);
                 }
+            }
+        }
+    }
+
+    /// A manifest whose one monitor's `name` is written in `style` and is exactly `n` bytes
+    /// long once read.
+    fn named(style: &str, n: usize) -> String {
+        // Lines of 99 bytes, each adding 100 (with the break or space between lines), after
+        // a first line that makes up the rest.
+        let lines = n / 100 - 10;
+        let first = "a".repeat(n - 100 * lines);
+        let rest = format!("      {}\n", "b".repeat(99)).repeat(lines);
+        let value = match style {
+            "plain" => "a".repeat(n),
+            "plain, lines" => format!("{first}\n{rest}"),
+            "double-quoted" => format!("\"{}\"", "a".repeat(n)),
+            // Escapes throughout: the source is 4 times the value.
+            "double-quoted, escapes" => format!("\"{}\"", "\\x41".repeat(n)),
+            "single-quoted" => format!("'{}'", "a".repeat(n)),
+            "literal" | "folded" => {
+                let head = if style == "literal" { "|-" } else { ">-" };
+                format!("{head}\n      {first}\n{rest}")
+            }
+            // Clipped: the value ends with one line break.
+            "literal, clipped" => format!("|\n      {}\n", "a".repeat(n - 1)),
+            _ => unreachable!("{style}"),
+        };
+        let value = value.trim_end_matches('\n');
+        format!(
+            "monitors:\n  - id: m\n    name: {value}\n    pulse_check: {{type: tcp, config: {{host: h, port: 1}}}}\n"
+        )
+    }
+
+    /// Where the value of `named(style, _)` is placed: a block scalar at its content (as
+    /// saphyr places it), others where they start.
+    fn value_pos(style: &str) -> Pos {
+        if style.starts_with("literal") || style == "folded" {
+            Pos { line: 4, column: 7 }
+        } else {
+            Pos { line: 3, column: 11 }
+        }
+    }
+
+    const STYLES: [&str; 8] = [
+        "plain",
+        "plain, lines",
+        "double-quoted",
+        "double-quoted, escapes",
+        "single-quoted",
+        "literal",
+        "folded",
+        "literal, clipped",
+    ];
+
+    /// Exactly `MAX_SCALAR_BYTES` is accepted in every style, on the fast path and by saphyr
+    /// alone; one byte more is an error at the value that names the bound.
+    #[test]
+    fn a_value_is_bounded_at_max_scalar_bytes_in_every_style() {
+        let dir = tempfile::tempdir().unwrap();
+        for style in STYLES {
+            let at = write(&dir, "at.yaml", &named(style, MAX_SCALAR_BYTES), false);
+            for (monitors, report) in both(&at) {
+                assert!(report.is_valid(), "{style}: {:?}", report.problems.kept);
+                assert_eq!(monitors[0].name.len(), MAX_SCALAR_BYTES, "{style}");
+            }
+            let past = write(&dir, "past.yaml", &named(style, MAX_SCALAR_BYTES + 1), false);
+            for (monitors, report) in both(&past) {
+                assert!(monitors.is_empty(), "{style}");
+                let p = &report.problems.kept[0];
+                assert_eq!(p.pos, value_pos(style), "{style}: {p:?}");
+                let want = format!(
+                    "a value of {} bytes, longer than the 1 MiB one value may hold",
+                    MAX_SCALAR_BYTES + 1
+                );
+                assert_eq!(p.message, want, "{style}");
+            }
+        }
+    }
+
+    /// A value far past the bound is refused once `MAX_SCALAR_SOURCE_BYTES` have been read,
+    /// not after it has been gathered whole (the fast scanner stops at the value bound and
+    /// saphyr at the source bound).
+    #[test]
+    fn a_huge_value_is_refused_before_it_is_held_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        // Past the bound by more than saphyr's lookahead (16 chars), read before the count
+        // restarts at the event before the value.
+        let n = MAX_SCALAR_SOURCE_BYTES + 64;
+        for style in ["plain", "literal"] {
+            let path = write(&dir, "huge.yaml", &named(style, n), false);
+            for (monitors, report) in both(&path) {
+                assert!(monitors.is_empty(), "{style}");
+                let p = &report.problems.kept[0];
+                assert!(
+                    p.message.starts_with("more than 8 MiB of input without a value ending"),
+                    "{style}: {p:?}"
+                );
+                assert_eq!(p.pos, value_pos(style), "{style}: {p:?}");
             }
         }
     }

@@ -9,7 +9,9 @@
 
 use hdrhistogram::Histogram;
 
-use crate::counters::{new_lateness_histogram, CountersSnapshot};
+use cpra_net::Outcome;
+
+use crate::counters::{new_duration_histogram, new_lateness_histogram, CountersSnapshot};
 use crate::ring::{Job, JobRing};
 use crate::schedule::{deadline_ms, first_slot_ms, next_slot_ms};
 use crate::table::{MonitorSpec, Table, TableError};
@@ -46,6 +48,8 @@ pub struct ShardCore {
     in_flight: u32,
     counters: CountersSnapshot,
     lateness_us: Histogram<u64>,
+    /// Each completed check's duration (the outcome's latency).
+    duration_us: Histogram<u64>,
     stopping: bool,
     /// When the last local-resource warning was given, and the delays counted since.
     last_local_warn_ms: Option<u64>,
@@ -76,6 +80,7 @@ impl ShardCore {
             in_flight: 0,
             counters,
             lateness_us: new_lateness_histogram(),
+            duration_us: new_duration_histogram(),
             stopping: false,
             last_local_warn_ms: None,
             delayed_since_warn: 0,
@@ -187,6 +192,12 @@ impl ShardCore {
         Delayed { retry_at_ms: Some(retry_at_ms), warn }
     }
 
+    /// Counts a completed check's result and duration (before `complete`, for the same job).
+    pub fn record_outcome(&mut self, outcome: &Outcome) {
+        self.counters.count_result(outcome.failure);
+        self.duration_us.saturating_record(u64::from(outcome.latency_us));
+    }
+
     /// When the wheel next has work (see `Wheel::next_due_ms`); `None` when idle or stopping.
     pub fn next_due_ms(&self) -> Option<u64> {
         if self.stopping {
@@ -219,6 +230,10 @@ impl ShardCore {
     /// Lateness (actual start minus scheduled slot), µs.
     pub fn lateness_us(&self) -> &Histogram<u64> {
         &self.lateness_us
+    }
+
+    pub fn duration_us(&self) -> &Histogram<u64> {
+        &self.duration_us
     }
 
     /// Whether the monitor waits in the wheel (i.e. is not in flight).

@@ -24,6 +24,7 @@
 
 pub mod core;
 pub mod monitors;
+pub mod queries;
 pub mod status;
 pub mod target;
 
@@ -257,6 +258,8 @@ impl<P: Probe, H: ResultHandler, C: Clock> Shard<P, H, C> {
                 core.dispatch_due(now_us);
                 self.shared.publish(core.counters());
                 self.shared.serve_lateness(core.lateness_us());
+                self.shared.serve_duration(core.duration_us());
+                self.shared.beat(now_ms);
                 (core.has_room(), core.next_due_ms())
             };
             if self.available.get() == 0 && !self.core.borrow().ring_is_empty() {
@@ -436,7 +439,9 @@ impl<P: Probe, H: ResultHandler, C: Clock> Shard<P, H, C> {
             delayed.retry_at_ms
         } else {
             self.handler.borrow_mut().on_outcome(job, &outcome, now_ms);
-            self.core.borrow_mut().complete(job, now_ms)
+            let mut core = self.core.borrow_mut();
+            core.record_outcome(&outcome);
+            core.complete(job, now_ms)
         };
         let wake_ms = self.dispatcher_wake_ms.get();
         if wake_ms == 0 || next_ms.is_some_and(|t| t < wake_ms) {

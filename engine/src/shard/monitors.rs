@@ -20,15 +20,20 @@ use std::time::{Duration, Instant};
 use cpra_net::http::{HttpClient, TlsConfigCache};
 use cpra_net::icmp::IcmpClient;
 use cpra_net::resolver::ShardResolver;
+use cpra_net::retry::with_retries;
 use cpra_net::{Deadline, Detail, FailureKind, Outcome};
 
+use super::queries::{
+    Answer, FleetQueries, LastCheck, ListFilter, MonitorHealth, MonitorPage, MonitorRow, Question,
+};
 use super::spawn_into;
 use super::status::{FleetStatus, StatusSnapshot};
-use super::target::{compile, describe_target, host_of, Compiled};
+use super::target::{compile, host_of, Check, Compiled};
 use crate::actions::{self, Actions, InterventionResult};
-use crate::alert::{render, MonitorInfo, RenderedAlert};
+use crate::alert::{incident_id, render, MonitorInfo, RenderedAlert};
 use crate::clock::{Clock, MonotonicClock};
 use crate::colour::{Colour, ColourSet};
+use crate::limits::API_LIST_MAX_LIMIT;
 use crate::manifest::{Monitor, Notify, Pulse};
 use crate::plan::Plan;
 use crate::probe::{Probe, ResultHandler, ShardInfo};
@@ -39,6 +44,14 @@ use crate::store::{config_check, endpoint_check, Journal, Record, Recovery, Save
 /// How often a shard publishes its status and looks at maintenance windows when no window
 /// boundary comes sooner: 250 ms keeps the status line fresh at 4 cheap wake-ups a second.
 pub const HOUSEKEEPING_MS: u64 = 250;
+
+/// How often a shard looks for questions from the API: an API list waits at most this long
+/// for a shard to start answering; an empty look is one atomic load, 100 times a second.
+pub const QUERY_POLL_MS: u64 = 10;
+
+// What the API's monitor list costs a monitor: its last outcome and time (here) and its place
+// in the id order (4 bytes); docs/api.md states the sum.
+const _: () = assert!(std::mem::size_of::<(u64, Outcome)>() <= 56);
 
 /// Called on the shard for every alert as it is queued (the demo prints it; tests record it).
 pub type AlertObserver = Arc<dyn Fn(&RenderedAlert) + Send + Sync>;
@@ -77,6 +90,11 @@ pub struct Monitors {
     with_windows: Box<[u32]>,
     states: RefCell<Vec<MonitorState>>,
     health: RefCell<Vec<Health>>,
+    /// Each monitor's last outcome and when it ended (shard ms), for the API (meaningful once
+    /// `health` is not `Unknown`): 56 bytes a monitor, outside the hot state.
+    last: RefCell<Vec<(u64, Outcome)>>,
+    /// Shard-local indexes in monitor id order: the API's lists page through it.
+    by_id: Box<[u32]>,
     prepared: RefCell<Vec<Prepared>>,
     tls_cache: RefCell<TlsConfigCache>,
     http: HttpClient,
@@ -85,6 +103,7 @@ pub struct Monitors {
     actions: Rc<Actions>,
     clock: MonotonicClock,
     status: FleetStatus,
+    queries: FleetQueries,
     local_status: Cell<StatusSnapshot>,
     observer: Option<AlertObserver>,
     wall_clock: Option<WallClock>,
@@ -134,6 +153,7 @@ impl Monitors {
         resolver: Rc<ShardResolver>,
         actions: Rc<Actions>,
         status: FleetStatus,
+        queries: FleetQueries,
         observer: Option<AlertObserver>,
         wall_clock: Option<WallClock>,
         journal: Option<ShardJournal>,
@@ -151,7 +171,13 @@ impl Monitors {
             .map(|(i, _)| i as u32)
             .collect();
         let has_icmp = manifest_monitors().any(|m| matches!(m.pulse_check.pulse, Pulse::Icmp(_)));
-        let unknown = n as u64;
+        let disabled = manifest_monitors().filter(|m| !m.enabled).count() as u64;
+        let unknown = n as u64 - disabled;
+        let mut by_id: Vec<u32> = (0..n as u32).collect();
+        by_id.sort_unstable_by(|&a, &b| {
+            let id = |l: u32| plan.monitors[cold[l as usize] as usize].id.as_str();
+            id(a).cmp(id(b))
+        });
         let states = match &journal {
             None => vec![MonitorState::new(); n],
             Some(j) => manifest_monitors()
@@ -173,6 +199,8 @@ impl Monitors {
             with_windows,
             states: RefCell::new(states),
             health: RefCell::new(vec![Health::Unknown; n]),
+            last: RefCell::new(vec![(0, Outcome::success(0)); n]),
+            by_id: by_id.into_boxed_slice(),
             prepared: RefCell::new((0..n).map(|_| Prepared::Empty).collect()),
             tls_cache: RefCell::new(TlsConfigCache::default()),
             http: HttpClient::new(),
@@ -181,7 +209,8 @@ impl Monitors {
             actions,
             clock: MonotonicClock::new(info.epoch),
             status,
-            local_status: Cell::new(StatusSnapshot { unknown, ..Default::default() }),
+            queries,
+            local_status: Cell::new(StatusSnapshot { unknown, disabled, ..Default::default() }),
             observer,
             wall_clock,
             cold,
@@ -191,6 +220,7 @@ impl Monitors {
             outbox: RefCell::new(HashMap::new()),
         });
         spawn_into(housekeeping(Rc::downgrade(&monitors)), info.queues.background).detach();
+        spawn_into(answer_queries(Rc::downgrade(&monitors)), info.queues.background).detach();
         if let Some(recovery) = recovery {
             monitors.resume(&recovery);
         }
@@ -224,7 +254,7 @@ impl Monitors {
             }
             if self.states.borrow()[local as usize].intervention_pending() {
                 tracing::warn!(
-                    monitor = %monitor.name,
+                    monitor = %monitor.shown_name(),
                     "an intervention was running when CPRA stopped: its outcome is unknown"
                 );
                 self.apply(local, Event::InterventionUnknown, now_ms, None);
@@ -241,7 +271,7 @@ impl Monitors {
             .filter(|e| endpoint_check(e) == saved.endpoint_check)
         else {
             tracing::warn!(
-                monitor = %monitor.name,
+                monitor = %monitor.shown_name(),
                 colour = saved.colour.as_str(),
                 "an alert queued before the restart is dropped: its endpoint is no longer in \
                  the manifest"
@@ -251,10 +281,10 @@ impl Monitors {
             }
             return;
         };
-        let target = describe_target(&monitor.pulse_check.pulse);
+        let target = monitor.shown_target();
         let info = MonitorInfo {
-            id: &monitor.id,
-            name: &monitor.name,
+            id: monitor.shown_id(),
+            name: monitor.shown_name(),
             target: &target,
             intervention: None,
         };
@@ -276,13 +306,6 @@ impl Monitors {
         self.local_status.set(s);
         self.outbox.borrow_mut().insert(saved.id, saved.clone());
         self.actions.queue_delivery(local, endpoint.clone(), Rc::new(alert), Some(saved.id));
-    }
-
-    fn unix_now_ms(&self) -> i64 {
-        match &self.wall_clock {
-            Some(clock) => clock(),
-            None => chrono::Utc::now().timestamp_millis(),
-        }
     }
 
     fn monitor(&self, local: u32) -> &Monitor {
@@ -310,7 +333,7 @@ impl Monitors {
         let compiled = compile(
             &monitor.pulse_check.pulse,
             addr,
-            monitor.pulse_check.retries,
+            monitor.pulse_check.retries_per_check(),
             &mut self.tls_cache.borrow_mut(),
         );
         let mut prepared = self.prepared.borrow_mut();
@@ -321,7 +344,7 @@ impl Monitors {
                 Ok(c)
             }
             Err(e) => {
-                tracing::error!(monitor = %monitor.name, line = monitor.line, "cannot check: {e}");
+                tracing::error!(monitor = %monitor.shown_name(), line = monitor.line, "cannot check: {e}");
                 prepared[i] = Prepared::Invalid;
                 Err(invalid_config())
             }
@@ -340,23 +363,27 @@ impl Monitors {
             Err(outcome) => return outcome,
         };
         let left = deadline.remaining();
-        match &*compiled {
-            Compiled::Http(c) => self.http.check(c, left).await,
-            Compiled::Tcp(c) => cpra_net::tcp::check(c, left).await,
-            Compiled::Udp(c) => cpra_net::udp::check(c, left).await,
-            Compiled::Dns(c) => cpra_net::dns::check(c, left).await,
-            Compiled::Grpc(c) => cpra_net::grpc::check(c, left).await,
-            Compiled::Tls(c) => cpra_net::tlscheck::check(c, left).await,
-            Compiled::Docker(c) => cpra_net::docker::check(c, left).await,
-            Compiled::Icmp(c) => match &self.icmp {
+        let retries = compiled.retries;
+        match &compiled.check {
+            Check::Http(c) => self.http.check(c, left).await,
+            Check::Tcp(c) => with_retries(retries, left, |t| cpra_net::tcp::check(c, t)).await,
+            Check::Udp(c) => with_retries(retries, left, |t| cpra_net::udp::check(c, t)).await,
+            Check::Dns(c) => with_retries(retries, left, |t| cpra_net::dns::check(c, t)).await,
+            Check::Grpc(c) => with_retries(retries, left, |t| cpra_net::grpc::check(c, t)).await,
+            Check::Tls(c) => with_retries(retries, left, |t| cpra_net::tlscheck::check(c, t)).await,
+            Check::Docker(c) => {
+                with_retries(retries, left, |t| cpra_net::docker::check(c, t)).await
+            }
+            Check::Icmp(c) => match &self.icmp {
                 Some(icmp) => icmp.check(c, left).await,
                 None => invalid_config(),
             },
         }
     }
 
-    fn record(&self, local: u32, outcome: &Outcome) {
+    fn record(&self, local: u32, outcome: &Outcome, now_ms: u64) {
         let i = local as usize;
+        self.last.borrow_mut()[i] = (now_ms, *outcome);
         let now = if outcome.is_success() { Health::Up } else { Health::Down };
         let before = std::mem::replace(&mut self.health.borrow_mut()[i], now);
         if before != now {
@@ -412,7 +439,7 @@ impl Monitors {
                         journal.append(&Record::IncidentOpened {
                             monitor: id(),
                             incident_seq,
-                            at_unix_ms: self.unix_now_ms(),
+                            at_unix_ms: self.now_unix_ms(),
                             colour: Colour::Red,
                         })
                     }
@@ -420,7 +447,7 @@ impl Monitors {
                         journal.append(&Record::IncidentClosed {
                             monitor: id(),
                             incident_seq,
-                            at_unix_ms: self.unix_now_ms(),
+                            at_unix_ms: self.now_unix_ms(),
                             colour: (!silent).then_some(Colour::Green),
                         })
                     }
@@ -437,21 +464,18 @@ impl Monitors {
         let monitor = self.monitor(local);
         match *effect {
             Effect::Alert { colour, incident_seq, .. } => {
-                let target = describe_target(&monitor.pulse_check.pulse);
-                let intervention = monitor
-                    .intervention
-                    .as_ref()
-                    .map(|i| actions::intervention::describe(&i.action));
+                let target = monitor.shown_target();
+                let intervention = monitor.shown_intervention();
                 let info = MonitorInfo {
-                    id: &monitor.id,
-                    name: &monitor.name,
+                    id: monitor.shown_id(),
+                    name: monitor.shown_name(),
                     target: &target,
                     intervention: intervention.as_deref(),
                 };
                 let Some(alert) = render(effect, &info, outcome) else { return };
                 tracing::info!(
                     shard = self.shard,
-                    monitor = %monitor.name,
+                    monitor = %monitor.shown_name(),
                     colour = colour.as_str(),
                     incident = alert.incident_id.as_deref().unwrap_or("-"),
                     "{}: {}",
@@ -480,7 +504,7 @@ impl Monitors {
                 };
                 tracing::info!(
                     shard = self.shard,
-                    monitor = %monitor.name,
+                    monitor = %monitor.shown_name(),
                     attempt,
                     action = intervention.action.action_name(),
                     "starting intervention"
@@ -500,10 +524,16 @@ impl Monitors {
             Effect::CancelIntervention => self.actions.cancel_intervention(local),
             Effect::CancelQueuedAlerts => self.actions.cancel_alerts(local),
             Effect::IncidentOpened { incident_seq } => {
-                tracing::info!(monitor = %monitor.name, incident_seq, "incident opened");
+                tracing::info!(monitor = %monitor.shown_name(), incident_seq, "incident opened");
+                let mut s = self.local_status.get();
+                s.incidents_open += 1;
+                self.local_status.set(s);
             }
             Effect::IncidentClosed { incident_seq, silent } => {
-                tracing::info!(monitor = %monitor.name, incident_seq, silent, "incident closed");
+                tracing::info!(monitor = %monitor.shown_name(), incident_seq, silent, "incident closed");
+                let mut s = self.local_status.get();
+                s.incidents_open = s.incidents_open.saturating_sub(1);
+                self.local_status.set(s);
             }
         }
     }
@@ -519,7 +549,7 @@ impl Monitors {
         incident_seq: Option<u32>,
     ) {
         let monitor = self.monitor(local);
-        let now_unix_ms = self.unix_now_ms();
+        let now_unix_ms = self.now_unix_ms();
         let wait_ms = alert.not_before_ms.saturating_sub(self.clock.now_ms());
         let mut ids = Vec::with_capacity(endpoints.len());
         for (k, endpoint) in endpoints.iter().enumerate() {
@@ -590,12 +620,116 @@ impl Monitors {
         }
     }
 
+    /// A monitor's state as the API names it.
+    fn health_of(&self, local: u32) -> MonitorHealth {
+        if !self.monitor(local).enabled {
+            return MonitorHealth::Disabled;
+        }
+        match self.health.borrow()[local as usize] {
+            Health::Unknown => MonitorHealth::Unknown,
+            Health::Up => MonitorHealth::Up,
+            Health::Down => MonitorHealth::Down,
+        }
+    }
+
+    /// What the API shows of one monitor. `now_unix_ms` and `now_ms` are the same instant
+    /// on the wall clock and the shard's clock (the last check's time is kept in the latter).
+    fn row(&self, local: u32, health: MonitorHealth, now_unix_ms: i64, now_ms: u64) -> MonitorRow {
+        let i = local as usize;
+        let monitor = self.monitor(local);
+        let state = self.states.borrow()[i];
+        let incident =
+            state.incident_open().then(|| incident_id(&monitor.id, state.incident_seq()));
+        let last_check = matches!(health, MonitorHealth::Up | MonitorHealth::Down).then(|| {
+            let (at_ms, outcome) = self.last.borrow()[i];
+            // Named by host and port, never by URL: a URL may carry credentials.
+            let target = match &self.hosts[i] {
+                Some((host, port)) => format!("{host}:{port}"),
+                None => monitor.pulse_check.pulse.type_name().to_string(),
+            };
+            LastCheck {
+                at_unix_ms: now_unix_ms - now_ms.saturating_sub(at_ms) as i64,
+                latency_us: outcome.latency_us,
+                failure: outcome.failure.map(|k| (k.as_str(), outcome.describe(&target))),
+            }
+        });
+        MonitorRow {
+            id: monitor.id.clone(),
+            name: monitor.shown_name().to_owned(),
+            kind: monitor.pulse_check.pulse.type_name(),
+            health,
+            incident_id: incident,
+            groups: monitor.pulse_check.groups.clone(),
+            last_check,
+        }
+    }
+
+    /// This shard's page of a list: matching monitors after the cursor in id order, at most
+    /// the limit. Looks at no more monitors than it needs, apart from `q` and `group`, whose
+    /// total takes a scan of the shard.
+    fn list(&self, filter: &ListFilter) -> MonitorPage {
+        let limit = filter.limit.min(API_LIST_MAX_LIMIT);
+        let start = match &filter.after {
+            None => 0,
+            Some(after) => {
+                self.by_id.partition_point(|&l| self.monitor(l).id.as_str() <= after.as_str())
+            }
+        };
+        let now_unix_ms = self.now_unix_ms();
+        let now_ms = self.clock.now_ms();
+        let mut rows = Vec::with_capacity(limit.min(self.by_id.len() - start));
+        // Matches after the cursor, counted to limit + 1: enough to know whether more remain.
+        let mut after_cursor = 0u64;
+        for &local in &self.by_id[start..] {
+            if after_cursor > limit as u64 {
+                break;
+            }
+            let health = self.health_of(local);
+            let m = self.monitor(local);
+            if filter.matches(&m.name, &m.pulse_check.groups, health) {
+                if rows.len() < limit {
+                    rows.push(self.row(local, health, now_unix_ms, now_ms));
+                }
+                after_cursor += 1;
+            }
+        }
+        let s = self.local_status.get();
+        let total = match filter.state {
+            _ if !filter.by_state_only() => self
+                .by_id
+                .iter()
+                .filter(|&&l| {
+                    let m = self.monitor(l);
+                    filter.matches(&m.name, &m.pulse_check.groups, self.health_of(l))
+                })
+                .count() as u64,
+            None => self.by_id.len() as u64,
+            Some(MonitorHealth::Up) => s.up,
+            Some(MonitorHealth::Down) => s.down,
+            Some(MonitorHealth::Unknown) => s.unknown,
+            Some(MonitorHealth::Disabled) => s.disabled,
+        };
+        MonitorPage { rows, after_cursor, total }
+    }
+
+    fn now_unix_ms(&self) -> i64 {
+        match &self.wall_clock {
+            Some(clock) => clock(),
+            None => chrono::Utc::now().timestamp_millis(),
+        }
+    }
+
     /// Publishes this shard's status (with the delivery counts of its actions).
     fn publish(&self) {
         let mut s = self.local_status.get();
         let c = self.actions.counters();
         s.alerts_sent = c.sent;
         s.alerts_undelivered = c.undelivered;
+        s.alerts_sent_by_colour = c.sent_by_colour;
+        s.alerts_undelivered_by_colour = c.undelivered_by_colour;
+        s.interventions_succeeded = c.interventions_succeeded;
+        s.interventions_failed = c.interventions_failed;
+        s.interventions_unknown = c.interventions_unknown;
         self.status.shard(self.shard).publish(&s);
     }
 
@@ -616,7 +750,7 @@ impl Monitors {
             if inside != was {
                 let event =
                     if inside { Event::MaintenanceStarted } else { Event::MaintenanceEnded };
-                tracing::info!(monitor = %monitor.name, inside, "maintenance window");
+                tracing::info!(monitor = %monitor.shown_name(), inside, "maintenance window");
                 self.apply(local, event, self.clock.now_ms(), None);
             }
         }
@@ -630,6 +764,19 @@ fn invalid_config() -> Outcome {
         0,
         Detail::Text("the check's configuration cannot be used (see the log)"),
     )
+}
+
+/// Answers the API's questions until the shard goes away.
+async fn answer_queries(me: std::rc::Weak<Monitors>) {
+    loop {
+        {
+            let Some(me) = me.upgrade() else { return };
+            me.queries.shard(me.shard).drain(|question| match question {
+                Question::ListMonitors(filter) => Answer::Monitors(me.list(filter)),
+            });
+        }
+        glommio::timer::sleep(Duration::from_millis(QUERY_POLL_MS)).await;
+    }
 }
 
 /// Publishes status and follows maintenance windows until the shard goes away.
@@ -672,7 +819,7 @@ impl ResultHandler for Rc<Monitors> {
             None => Event::CheckSucceeded { generation, warning: outcome.warning },
             Some(kind) => Event::CheckFailed { generation, kind },
         };
-        self.record(job.monitor, outcome);
+        self.record(job.monitor, outcome, now_ms);
         self.apply(job.monitor, event, now_ms, Some(outcome));
     }
 

@@ -22,8 +22,16 @@ use cpra_net::udp::UdpConfig;
 use crate::actions::target::Target;
 use crate::manifest::{HttpPulse, Pulse};
 
-/// A compiled check, ready to run against one resolved address.
-pub enum Compiled {
+/// A compiled check, ready to run against one resolved address, and the retries it makes
+/// (`PulseCheck::retries_per_check`): http and icmp apply them in their own config, every
+/// other type through `cpra_net::retry::with_retries`.
+pub struct Compiled {
+    pub check: Check,
+    pub retries: u32,
+}
+
+/// The compiled probe of one pulse type.
+pub enum Check {
     Http(HttpConfig),
     Tcp(TcpConfig),
     Udp(UdpConfig),
@@ -53,7 +61,8 @@ pub fn host_of(pulse: &Pulse) -> Result<Option<(String, u16)>, String> {
     })
 }
 
-/// What `target` in an alert says: the URL or `host:port`.
+/// What the check is aimed at, as written: the URL or `host:port`. Alerts and logs show
+/// `Monitor::shown_target`, this with its secrets masked.
 pub fn describe_target(pulse: &Pulse) -> String {
     match pulse {
         Pulse::Http(h) => h.url.clone(),
@@ -82,7 +91,7 @@ pub fn dns_server(server: Option<&str>) -> Result<SocketAddr, String> {
     }
 }
 
-fn http_spec(h: &HttpPulse, addr: SocketAddr, retries: Option<u32>) -> Result<HttpSpec, String> {
+fn http_spec(h: &HttpPulse, addr: SocketAddr, retries: u32) -> Result<HttpSpec, String> {
     let u = Target::parse(&h.url)?;
     let mut spec = HttpSpec::get(addr, &u.host, &u.path);
     spec.tls = u.tls;
@@ -97,37 +106,46 @@ fn http_spec(h: &HttpPulse, addr: SocketAddr, retries: Option<u32>) -> Result<Ht
         ca_file: h.ca_file().map(PathBuf::from),
         insecure_skip_verify: h.insecure_skip_verify,
     };
-    if let Some(r) = h.retries().or(retries) {
-        spec.retries = r;
-    }
+    spec.retries = retries;
     Ok(spec)
 }
 
-/// Compiles `pulse` for the resolved `addr` (ignored by docker and dns).
+/// Compiles `pulse` for the resolved `addr` (ignored by docker and dns), making `retries`
+/// retries inside each check.
 pub fn compile(
     pulse: &Pulse,
     addr: Option<SocketAddr>,
-    retries: Option<u32>,
+    retries: u32,
     tls_cache: &mut TlsConfigCache,
 ) -> Result<Compiled, String> {
+    let check = compile_check(pulse, addr, retries, tls_cache)?;
+    Ok(Compiled { check, retries })
+}
+
+fn compile_check(
+    pulse: &Pulse,
+    addr: Option<SocketAddr>,
+    retries: u32,
+    tls_cache: &mut TlsConfigCache,
+) -> Result<Check, String> {
     let need = || addr.ok_or_else(|| "no address resolved".to_string());
     Ok(match pulse {
         Pulse::Http(h) => {
             let spec = http_spec(h, need()?, retries)?;
-            Compiled::Http(HttpConfig::compile(&spec, tls_cache).map_err(|e| e.0)?)
+            Check::Http(HttpConfig::compile(&spec, tls_cache).map_err(|e| e.0)?)
         }
-        Pulse::Tcp(_) => Compiled::Tcp(TcpConfig { addr: need()? }),
+        Pulse::Tcp(_) => Check::Tcp(TcpConfig { addr: need()? }),
         Pulse::Udp(u) => {
-            Compiled::Udp(UdpConfig::new(need()?, u.payload.as_deref().unwrap_or("").as_bytes())?)
+            Check::Udp(UdpConfig::new(need()?, u.payload.as_deref().unwrap_or("").as_bytes())?)
         }
         Pulse::Grpc(g) => {
-            Compiled::Grpc(GrpcConfig::new(need()?, &g.host, g.service.as_deref().unwrap_or(""))?)
+            Check::Grpc(GrpcConfig::new(need()?, &g.host, g.service.as_deref().unwrap_or(""))?)
         }
         Pulse::Tls(t) => {
             let opts = TlsOptions { ca_file: None, insecure_skip_verify: t.insecure_skip_verify };
             let client = tls_cache.get(&opts).map_err(|e| e.0)?;
             let name = t.server_name.as_deref().unwrap_or(&t.host);
-            Compiled::Tls(
+            Check::Tls(
                 TlsCheckConfig::new(
                     need()?,
                     name,
@@ -139,12 +157,13 @@ pub fn compile(
             )
         }
         Pulse::Icmp(i) => {
-            Compiled::Icmp(IcmpConfig::new(need()?.ip(), i.count.clamp(1, 255) as u8)?)
+            let icmp = IcmpConfig::new(need()?.ip(), i.count.clamp(1, 255) as u8)?;
+            Check::Icmp(icmp.with_retries(retries))
         }
         Pulse::Dns(d) => {
-            Compiled::Dns(DnsConfig::new(dns_server(d.server.as_deref())?, &d.host, DnsRecord::A)?)
+            Check::Dns(DnsConfig::new(dns_server(d.server.as_deref())?, &d.host, DnsRecord::A)?)
         }
-        Pulse::Docker(d) => Compiled::Docker(DockerConfig::from_docker_host(
+        Pulse::Docker(d) => Check::Docker(DockerConfig::from_docker_host(
             std::env::var("DOCKER_HOST").ok().as_deref(),
             &d.container,
         )?),
@@ -206,7 +225,8 @@ mod tests {
             for m in &monitors {
                 let pulse = &m.pulse_check.pulse;
                 assert!(host_of(pulse).is_ok(), "{}", m.name);
-                let compiled = compile(pulse, Some(addr), m.pulse_check.retries, &mut tls_cache);
+                let retries = m.pulse_check.retries_per_check();
+                let compiled = compile(pulse, Some(addr), retries, &mut tls_cache);
                 assert!(compiled.is_ok(), "{}: {}", m.name, compiled.err().unwrap_or_default());
             }
         }
