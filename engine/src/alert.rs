@@ -125,6 +125,36 @@ pub fn render(
     })
 }
 
+/// An alert rendered before a restart, rebuilt from what the journal kept (its wording is
+/// the colour's; its text was rendered then).
+#[allow(clippy::too_many_arguments)]
+pub fn rebuild(
+    colour: Colour,
+    reason: Reason,
+    monitor: &MonitorInfo<'_>,
+    incident_seq: Option<u32>,
+    summary: String,
+    action: String,
+    next_steps: Vec<String>,
+    not_before_ms: u64,
+) -> RenderedAlert {
+    let w = words(colour);
+    RenderedAlert {
+        colour,
+        title: w.title,
+        status: w.status,
+        severity: w.severity,
+        reason,
+        monitor: monitor.name.to_owned(),
+        monitor_id: monitor.id.to_owned(),
+        incident_id: incident_seq.map(|seq| incident_id(monitor.id, seq)),
+        summary,
+        action,
+        next_steps,
+        not_before_ms,
+    }
+}
+
 /// `3 consecutive failures`, `1 failure`.
 fn failures(n: u16) -> String {
     match n {

@@ -26,5 +26,6 @@ pub mod runtime;
 pub mod schedule;
 pub mod shard;
 pub mod state;
+pub mod store;
 pub mod table;
 pub mod wheel;

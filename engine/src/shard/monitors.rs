@@ -9,6 +9,7 @@
 //! (`alert.rs`) or delivering (`actions`).
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -33,11 +34,12 @@ use crate::alert::{incident_id, render, MonitorInfo, RenderedAlert};
 use crate::clock::{Clock, MonotonicClock};
 use crate::colour::{Colour, ColourSet};
 use crate::limits::API_LIST_MAX_LIMIT;
-use crate::manifest::{Monitor, Pulse};
+use crate::manifest::{Monitor, Notify, Pulse};
 use crate::plan::Plan;
 use crate::probe::{Probe, ResultHandler, ShardInfo};
 use crate::ring::Job;
 use crate::state::{transition, Effect, Event, MonitorState, Policy};
+use crate::store::{config_check, endpoint_check, Journal, Record, Recovery, SavedAlert};
 
 /// How often a shard publishes its status and looks at maintenance windows when no window
 /// boundary comes sooner: 250 ms keeps the status line fresh at 4 cheap wake-ups a second.
@@ -105,6 +107,21 @@ pub struct Monitors {
     local_status: Cell<StatusSnapshot>,
     observer: Option<AlertObserver>,
     wall_clock: Option<WallClock>,
+    /// `None` without a data dir.
+    journal: Option<Rc<Journal>>,
+    /// Per monitor, the checksum of its check config the journal records (empty without a
+    /// journal).
+    configs: Box<[u32]>,
+    /// The journal's outbox: alerts queued and not yet delivered or given up, by id, for
+    /// the snapshots. Bounded by the delivery queue (`DEFAULT_MAX_QUEUED_DELIVERIES`): a
+    /// delivery that does not fit is given up at once.
+    outbox: RefCell<HashMap<u64, SavedAlert>>,
+}
+
+/// A shard's journal and what recovery found for the run.
+pub struct ShardJournal {
+    pub journal: Rc<Journal>,
+    pub recovery: Arc<Recovery>,
 }
 
 /// The policy the state machine applies to a monitor: its thresholds (defaults and bounds
@@ -139,6 +156,7 @@ impl Monitors {
         queries: FleetQueries,
         observer: Option<AlertObserver>,
         wall_clock: Option<WallClock>,
+        journal: Option<ShardJournal>,
     ) -> Rc<Monitors> {
         let n = info.monitors.len();
         let cold: Box<[u32]> = info.monitors.iter().map(|s| s.cold).collect();
@@ -160,12 +178,26 @@ impl Monitors {
             let id = |l: u32| plan.monitors[cold[l as usize] as usize].id.as_str();
             id(a).cmp(id(b))
         });
+        let states = match &journal {
+            None => vec![MonitorState::new(); n],
+            Some(j) => manifest_monitors()
+                .map(|m| match j.recovery.states.get(&m.id) {
+                    Some(saved) => MonitorState::restore(*saved, false),
+                    None => MonitorState::new(),
+                })
+                .collect(),
+        };
+        let configs = match &journal {
+            None => Box::default(),
+            Some(_) => manifest_monitors().map(config_check).collect(),
+        };
+        let recovery = journal.as_ref().map(|j| j.recovery.clone());
         let monitors = Rc::new(Monitors {
             shard: info.shard,
             policies,
             hosts,
             with_windows,
-            states: RefCell::new(vec![MonitorState::new(); n]),
+            states: RefCell::new(states),
             health: RefCell::new(vec![Health::Unknown; n]),
             last: RefCell::new(vec![(0, Outcome::success(0)); n]),
             by_id: by_id.into_boxed_slice(),
@@ -183,10 +215,97 @@ impl Monitors {
             wall_clock,
             cold,
             plan,
+            journal: journal.map(|j| j.journal),
+            configs,
+            outbox: RefCell::new(HashMap::new()),
         });
         spawn_into(housekeeping(Rc::downgrade(&monitors)), info.queues.background).detach();
         spawn_into(answer_queries(Rc::downgrade(&monitors)), info.queues.background).detach();
+        if let Some(recovery) = recovery {
+            monitors.resume(&recovery);
+        }
         monitors
+    }
+
+    /// After a restart: the journal hears which outbox alerts settle, the alerts not yet
+    /// delivered are queued again, and an intervention whose result died with the old process
+    /// is reported as unknown (never retried automatically, docs/state-machine.md).
+    fn resume(self: &Rc<Self>, recovery: &Recovery) {
+        if self.journal.is_none() {
+            return;
+        }
+        let me = Rc::downgrade(self);
+        self.actions.on_outbox_settled(Box::new(move |id, delivered| {
+            let Some(me) = me.upgrade() else { return };
+            me.outbox.borrow_mut().remove(&id);
+            if let Some(j) = &me.journal {
+                j.append(&if delivered {
+                    Record::AlertDelivered { id }
+                } else {
+                    Record::AlertGivenUp { id }
+                });
+            }
+        }));
+        let now_ms = self.clock.now_ms();
+        for local in 0..self.cold.len() as u32 {
+            let monitor = self.monitor(local);
+            for saved in recovery.outbox.get(&monitor.id).into_iter().flatten() {
+                self.requeue(local, saved, now_ms);
+            }
+            if self.states.borrow()[local as usize].intervention_pending() {
+                tracing::warn!(
+                    monitor = %monitor.shown_name(),
+                    "an intervention was running when CPRA stopped: its outcome is unknown"
+                );
+                self.apply(local, Event::InterventionUnknown, now_ms, None);
+            }
+        }
+    }
+
+    /// Queues an outbox alert kept across a restart, if its endpoint is still there.
+    fn requeue(self: &Rc<Self>, local: u32, saved: &SavedAlert, now_ms: u64) {
+        let monitor = self.monitor(local);
+        let endpoints = actions::endpoints_for(&monitor.codes, saved.colour, &self.plan.registry);
+        let Some(endpoint) = endpoints
+            .get(usize::from(saved.endpoint))
+            .filter(|e| endpoint_check(e) == saved.endpoint_check)
+        else {
+            tracing::warn!(
+                monitor = %monitor.shown_name(),
+                colour = saved.colour.as_str(),
+                "an alert queued before the restart is dropped: its endpoint is no longer in \
+                 the manifest"
+            );
+            if let Some(j) = &self.journal {
+                j.append(&Record::AlertGivenUp { id: saved.id });
+            }
+            return;
+        };
+        let target = monitor.shown_target();
+        let info = MonitorInfo {
+            id: monitor.shown_id(),
+            name: monitor.shown_name(),
+            target: &target,
+            intervention: None,
+        };
+        // Sent at once, not at its old `not_before`: cooldowns are not kept across a restart
+        // (the state machine starts them afresh), and a green queued after the restart must
+        // not overtake an alert of the same episode still waiting for its cooldown.
+        let alert = crate::alert::rebuild(
+            saved.colour,
+            saved.reason,
+            &info,
+            saved.incident_seq,
+            saved.summary.clone(),
+            saved.action.clone(),
+            saved.next_steps.clone(),
+            now_ms,
+        );
+        let mut s = self.local_status.get();
+        s.alerts_queued += 1;
+        self.local_status.set(s);
+        self.outbox.borrow_mut().insert(saved.id, saved.clone());
+        self.actions.queue_delivery(local, endpoint.clone(), Rc::new(alert), Some(saved.id));
     }
 
     fn monitor(&self, local: u32) -> &Monitor {
@@ -296,10 +415,46 @@ impl Monitors {
         outcome: Option<&Outcome>,
     ) {
         let i = local as usize;
-        let effects = {
+        let (effects, saved) = {
             let mut states = self.states.borrow_mut();
-            transition(&mut states[i], &self.policies[i], event, now_ms)
+            let before = states[i].saved();
+            let effects = transition(&mut states[i], &self.policies[i], event, now_ms);
+            let after = states[i].saved();
+            (effects, (before != after).then_some(after))
         };
+        // Journal first, act after: everything a transition records precedes, in the journal,
+        // the alerts it queues, and those wait for the commit (`Journal::then`).
+        if let Some(journal) = &self.journal {
+            let id = || self.monitor(local).id.clone();
+            if let Some(state) = saved {
+                journal.append(&Record::MonitorState {
+                    monitor: id(),
+                    config: self.configs[i],
+                    state,
+                });
+            }
+            for effect in &effects {
+                match *effect {
+                    Effect::IncidentOpened { incident_seq } => {
+                        journal.append(&Record::IncidentOpened {
+                            monitor: id(),
+                            incident_seq,
+                            at_unix_ms: self.now_unix_ms(),
+                            colour: Colour::Red,
+                        })
+                    }
+                    Effect::IncidentClosed { incident_seq, silent } => {
+                        journal.append(&Record::IncidentClosed {
+                            monitor: id(),
+                            incident_seq,
+                            at_unix_ms: self.now_unix_ms(),
+                            colour: (!silent).then_some(Colour::Green),
+                        })
+                    }
+                    _ => {}
+                }
+            }
+        }
         for effect in &effects {
             self.apply_effect(local, effect, outcome);
         }
@@ -308,7 +463,7 @@ impl Monitors {
     fn apply_effect(self: &Rc<Self>, local: u32, effect: &Effect, outcome: Option<&Outcome>) {
         let monitor = self.monitor(local);
         match *effect {
-            Effect::Alert { colour, .. } => {
+            Effect::Alert { colour, incident_seq, .. } => {
                 let target = monitor.shown_target();
                 let intervention = monitor.shown_intervention();
                 let info = MonitorInfo {
@@ -334,7 +489,13 @@ impl Monitors {
                 let mut s = self.local_status.get();
                 s.alerts_queued += endpoints.len() as u64;
                 self.local_status.set(s);
-                self.actions.queue_alert(local, &endpoints, Rc::new(alert));
+                let alert = Rc::new(alert);
+                match &self.journal {
+                    None => self.actions.queue_alert(local, &endpoints, alert),
+                    Some(journal) => {
+                        self.queue_durably(journal, local, endpoints, alert, incident_seq)
+                    }
+                }
             }
             Effect::StartIntervention { attempt } => {
                 let Some(intervention) = &monitor.intervention else {
@@ -373,6 +534,88 @@ impl Monitors {
                 let mut s = self.local_status.get();
                 s.incidents_open = s.incidents_open.saturating_sub(1);
                 self.local_status.set(s);
+            }
+        }
+    }
+
+    /// Records `alert` in the outbox, once per endpoint, and queues its deliveries once that
+    /// is durable.
+    fn queue_durably(
+        &self,
+        journal: &Journal,
+        local: u32,
+        endpoints: Vec<Arc<Notify>>,
+        alert: Rc<RenderedAlert>,
+        incident_seq: Option<u32>,
+    ) {
+        let monitor = self.monitor(local);
+        let now_unix_ms = self.now_unix_ms();
+        let wait_ms = alert.not_before_ms.saturating_sub(self.clock.now_ms());
+        let mut ids = Vec::with_capacity(endpoints.len());
+        for (k, endpoint) in endpoints.iter().enumerate() {
+            let id = journal.next_alert_id();
+            ids.push(id);
+            let saved = SavedAlert {
+                id,
+                monitor: monitor.id.clone(),
+                endpoint: k.min(usize::from(u16::MAX)) as u16,
+                endpoint_check: endpoint_check(endpoint),
+                colour: alert.colour,
+                reason: alert.reason,
+                incident_seq,
+                summary: alert.summary.clone(),
+                action: alert.action.clone(),
+                next_steps: alert.next_steps.clone(),
+                not_before_unix_ms: now_unix_ms.saturating_add(wait_ms as i64),
+            };
+            journal.append(&Record::AlertQueued(saved.clone()));
+            self.outbox.borrow_mut().insert(id, saved);
+        }
+        let actions = self.actions.clone();
+        journal.then(Box::new(move || {
+            for (endpoint, id) in endpoints.into_iter().zip(ids) {
+                actions.queue_delivery(local, endpoint, alert.clone(), Some(id));
+            }
+        }));
+    }
+
+    /// The shard's live state as framed journal records: every monitor whose saved state is
+    /// not a fresh one (an incident number is kept even when healthy, so ids are never
+    /// reused) and every alert in the outbox.
+    fn snapshot(&self) -> Vec<u8> {
+        let fresh = MonitorState::new().saved();
+        let mut bytes = Vec::new();
+        for (i, state) in self.states.borrow().iter().enumerate() {
+            let saved = state.saved();
+            if saved == fresh {
+                continue;
+            }
+            let record = Record::MonitorState {
+                monitor: self.monitor(i as u32).id.clone(),
+                config: self.configs[i],
+                state: saved,
+            };
+            if let Err(e) = crate::store::encode(&record, &mut bytes) {
+                tracing::error!(shard = self.shard, "journal: cannot write {e}");
+            }
+        }
+        let mut alerts: Vec<&SavedAlert> = Vec::new();
+        let outbox = self.outbox.borrow();
+        alerts.extend(outbox.values());
+        alerts.sort_by_key(|a| a.id);
+        for alert in alerts {
+            if let Err(e) = crate::store::encode(&Record::AlertQueued(alert.clone()), &mut bytes) {
+                tracing::error!(shard = self.shard, "journal: cannot write {e}");
+            }
+        }
+        bytes
+    }
+
+    /// Compacts the journal when it has grown enough since the last snapshot.
+    fn compact_journal(&self) {
+        if let Some(journal) = &self.journal {
+            if journal.wants_snapshot() {
+                journal.snapshot(self.snapshot());
             }
         }
     }
@@ -542,6 +785,7 @@ async fn housekeeping(me: std::rc::Weak<Monitors>) {
         let wait_ms = {
             let Some(me) = me.upgrade() else { return };
             me.publish();
+            me.compact_journal();
             let now_unix_ms = match &me.wall_clock {
                 Some(clock) => clock(),
                 None => chrono::Utc::now().timestamp_millis(),
@@ -582,7 +826,16 @@ impl ResultHandler for Rc<Monitors> {
     fn drain(&mut self, grace_ms: u64) -> Option<Pin<Box<dyn Future<Output = ()>>>> {
         let me = self.clone();
         Some(Box::pin(async move {
-            me.actions.drain(Duration::from_millis(grace_ms)).await;
+            let grace = Duration::from_millis(grace_ms);
+            // Alerts waiting for a commit are queued once it lands; then what settles while
+            // draining is recorded too.
+            if let Some(journal) = &me.journal {
+                journal.flush(grace).await;
+            }
+            me.actions.drain(grace).await;
+            if let Some(journal) = &me.journal {
+                journal.flush(grace).await;
+            }
             me.publish();
         }))
     }

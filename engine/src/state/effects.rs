@@ -15,7 +15,7 @@ use crate::colour::Colour;
 pub const MAX_EFFECTS: usize = 3;
 
 /// Why an alert was queued. Rendered into the alert's summary by `alert.rs`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// Yellow: the first failed check of an episode.
