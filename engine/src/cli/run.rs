@@ -57,6 +57,10 @@ pub struct RunArgs {
     /// listens: HOST:PORT, or `none`.
     #[arg(long, value_name = "ADDR", default_value = crate::api::DEFAULT_LISTEN)]
     pub listen: String,
+    /// A file holding the token API writes must send (`Authorization: Bearer TOKEN`);
+    /// default: the CPRA_API_TOKEN environment variable; with neither, writes answer 403.
+    #[arg(long, value_name = "PATH")]
+    pub api_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub fields: UnknownFieldArgs,
 }
@@ -92,12 +96,20 @@ pub fn run(args: &RunArgs) -> i32 {
             return EXIT_UNREADABLE;
         }
     };
+    let api_token = match crate::api::auth::load_token(args.api_token_file.as_deref()) {
+        Ok(token) => token,
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            return EXIT_UNREADABLE;
+        }
+    };
     let plan = match load(&args.file, &args.fields.options(), &mut out) {
         Ok(plan) => plan,
         Err(code) => return code,
     };
     let listen = (args.listen != crate::api::LISTEN_NONE).then(|| args.listen.clone());
-    let config = RunConfig { shards: args.shards, duration, grace_ms, observer: None, listen };
+    let config =
+        RunConfig { shards: args.shards, duration, grace_ms, observer: None, listen, api_token };
     run_plan(Arc::new(plan), &config, &mut out)
 }
 
@@ -179,6 +191,8 @@ pub struct RunConfig {
     pub observer: Option<AlertObserver>,
     /// Where the control plane listens; `None`: no control plane.
     pub listen: Option<String>,
+    /// The token API writes need; `None`: writes are refused.
+    pub api_token: Option<crate::api::auth::ApiToken>,
 }
 
 impl Default for RunConfig {
@@ -189,6 +203,7 @@ impl Default for RunConfig {
             grace_ms: DEFAULT_GRACE_MS,
             observer: None,
             listen: None,
+            api_token: None,
         }
     }
 }
@@ -228,7 +243,8 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         observer: config.observer.clone(),
         wall_clock: None,
     };
-    let api = match config.listen.as_deref().map(ApiServer::start).transpose() {
+    let api_token = config.api_token.clone();
+    let api = match config.listen.as_deref().map(|a| ApiServer::start(a, api_token)).transpose() {
         Ok(api) => api,
         Err(e) => {
             let _ = writeln!(out, "error: {e}");
