@@ -256,7 +256,7 @@ fn a_silence_holds_alerts_back_and_an_ack_shows_in_the_incidents() {
     receiver.script(|s| s.statuses("/alerts", &[], 200));
     let alerts = receiver.url("/alerts");
     let hook = format!("{{notify: webhook, config: {{url: \"{alerts}\"}}}}");
-    let codes = format!("{{yellow: {hook}, red: {hook}, green: {hook}}}");
+    let codes = format!("{{yellow: {hook}, red: {hook}, cyan: {hook}, green: {hook}}}");
     let yaml =
         format!("version: \"1\"\nmonitors:\n{}", http_monitor("web", &target.url("/web"), &codes));
     let dir = tempfile::tempdir().unwrap();
@@ -279,7 +279,10 @@ fn a_silence_holds_alerts_back_and_an_ack_shows_in_the_incidents() {
     }
     assert!(receiver.requests(Some("/alerts")).is_empty(), "an alert sent while silenced");
 
-    // The incident is listed open; acknowledged, it says by whom.
+    // Unsilenced: the incident is listed open; acknowledged, it says by whom, and the cyan
+    // code's notifier is told.
+    let lifted = cpra.post("/api/v1/monitors/web/unsilence", "");
+    assert!(lifted["silenced_until"].is_null());
     let open = cpra.get_json("/api/v1/incidents?open=true");
     assert_eq!(open["incidents"][0]["id"], incident.as_str(), "{open}");
     assert!(open["incidents"][0]["acknowledged_by"].is_null());
@@ -290,14 +293,17 @@ fn a_silence_holds_alerts_back_and_an_ack_shows_in_the_incidents() {
     assert_eq!(open["incidents"][0]["acknowledged_by"], "alice", "{open}");
     assert_eq!(cpra.post_as("/api/v1/incidents/web%23999/ack", Some(TOKEN), "").0, 409);
     assert_eq!(cpra.post_as("/api/v1/incidents/nope%231/ack", Some(TOKEN), "").0, 404);
-
-    // Unsilenced and recovered: the green goes out, and the incident is closed.
-    let lifted = cpra.post("/api/v1/monitors/web/unsilence", "");
-    assert!(lifted["silenced_until"].is_null());
-    target.script(|s| s.statuses("/web", &[], 200));
     let sent = receiver.wait_for(Some("/alerts"), BOUND, |r| !r.is_empty());
-    assert!(!sent.is_empty(), "no alert after the silence:\n{}", cpra.stderr());
-    assert!(sent[0].body_str().contains("RECOVER"), "{}", sent[0].body_str());
+    assert_eq!(sent.len(), 1, "only the acknowledgement");
+    let body = sent[0].body_str();
+    assert!(body.contains("ACKNOWLEDGED") && body.contains("alice"), "{body}");
+
+    // Recovered: the green goes out (the episode was announced, if held back), and the
+    // incident is closed.
+    target.script(|s| s.statuses("/web", &[], 200));
+    let sent = receiver.wait_for(Some("/alerts"), BOUND, |r| r.len() >= 2);
+    assert!(sent.len() >= 2, "no alert after the silence:\n{}", cpra.stderr());
+    assert!(sent[1].body_str().contains("RECOVER"), "{}", sent[1].body_str());
     let closed = cpra.wait_json("/api/v1/incidents?open=false", "a closed incident", |v| {
         v["incidents"].as_array().is_some_and(|a| !a.is_empty())
     });

@@ -32,10 +32,10 @@ use super::spawn_into;
 use super::status::{FleetStatus, StatusSnapshot};
 use super::target::{compile, host_of, Check, Compiled};
 use crate::actions::{self, Actions, InterventionResult};
-use crate::alert::{incident_id, render, MonitorInfo, RenderedAlert};
+use crate::alert::{acknowledgement, incident_id, render, MonitorInfo, RenderedAlert};
 use crate::clock::{Clock, MonotonicClock};
 use crate::colour::{Colour, ColourSet};
-use crate::limits::{API_LIST_MAX_LIMIT, API_QUERY_RING};
+use crate::limits::{API_LIST_MAX_LIMIT, API_QUERY_RING, MAX_INTERVAL_MS, MIN_INTERVAL_MS};
 use crate::manifest::{Monitor, Pulse};
 use crate::plan::Plan;
 use crate::probe::{Probe, ResultHandler, ShardInfo};
@@ -103,7 +103,7 @@ pub struct Monitors {
     incidents: RefCell<Incidents>,
     /// Scheduling changes the API asked for, for the dispatcher (`take_schedule_change`);
     /// at most `API_QUERY_RING` (past it the request is answered busy).
-    schedule_changes: RefCell<Vec<ScheduleChange>>,
+    schedule_changes: RefCell<std::collections::VecDeque<ScheduleChange>>,
     prepared: RefCell<Vec<Prepared>>,
     tls_cache: RefCell<TlsConfigCache>,
     http: HttpClient,
@@ -183,7 +183,9 @@ impl Monitors {
             control: RefCell::new(vec![MonitorControl::default(); n]),
             recent: RefCell::new(RecentResults::new(n)),
             incidents: RefCell::new(Incidents::default()),
-            schedule_changes: RefCell::new(Vec::with_capacity(API_QUERY_RING)),
+            schedule_changes: RefCell::new(std::collections::VecDeque::with_capacity(
+                API_QUERY_RING,
+            )),
             prepared: RefCell::new((0..n).map(|_| Prepared::Empty).collect()),
             tls_cache: RefCell::new(TlsConfigCache::default()),
             http: HttpClient::new(),
@@ -503,7 +505,12 @@ impl Monitors {
         let change = match command {
             Command::Disable if !disabled => Some(ScheduleChange::Disable { monitor: local }),
             Command::Enable if disabled => {
-                let interval_ms = self.monitor(local).interval_ms().min(u64::from(u32::MAX));
+                let interval_ms = self.monitor(local).interval_ms();
+                let range = u64::from(MIN_INTERVAL_MS)..=u64::from(MAX_INTERVAL_MS);
+                if !range.contains(&interval_ms) {
+                    let why = format!("its interval ({interval_ms} ms) cannot be scheduled");
+                    return Err(Refused::Conflict(why));
+                }
                 Some(ScheduleChange::Enable { monitor: local, interval_ms: interval_ms as u32 })
             }
             Command::CheckNow if disabled => {
@@ -514,10 +521,11 @@ impl Monitors {
         };
         if let Some(change) = change {
             let mut changes = self.schedule_changes.borrow_mut();
-            if changes.len() == changes.capacity() {
+            if changes.len() >= API_QUERY_RING {
                 return Err(Refused::Busy);
             }
-            changes.push(change);
+            // In order: a disable and an enable asked in one round must end enabled.
+            changes.push_back(change);
         }
         let monitor = self.monitor(local);
         match command {
@@ -593,14 +601,45 @@ impl Monitors {
         let Some(record) = incidents.open_mut(local, seq) else {
             return Err(Refused::Conflict(format!("incident {incident} is not open")));
         };
-        if record.acknowledged_by.is_none() {
+        let first = record.acknowledged_by.is_none();
+        if first {
             record.acknowledged_by = Some(by.to_owned());
-            let monitor = self.monitor(local);
-            tracing::info!(monitor = %monitor.shown_name(), incident, by, "incident acknowledged");
         }
         let record = record.clone();
         drop(incidents);
+        if first {
+            let monitor = self.monitor(local);
+            tracing::info!(monitor = %monitor.shown_name(), incident, by, "incident acknowledged");
+            self.send_acknowledgement(local, seq, by);
+        }
         Ok(self.incident_row(&record))
+    }
+
+    /// Tells the notifiers of the monitor's cyan code (if it has one) who acknowledged the
+    /// incident; held back like any alert while the monitor is silenced.
+    fn send_acknowledgement(&self, local: u32, seq: u32, by: &str) {
+        let monitor = self.monitor(local);
+        if !monitor.codes.dispatches(Colour::Cyan) {
+            return;
+        }
+        let target = monitor.shown_target();
+        let intervention = monitor.shown_intervention();
+        let info = MonitorInfo {
+            id: monitor.shown_id(),
+            name: monitor.shown_name(),
+            target: &target,
+            intervention: intervention.as_deref(),
+        };
+        let alert = acknowledgement(&info, seq, by, self.clock.now_ms());
+        if self.control.borrow()[local as usize].silenced_at(self.now_unix_ms()) {
+            tracing::info!(monitor = %monitor.shown_name(), silenced = true, "acknowledgement held back: {}", alert.summary);
+            return;
+        }
+        let endpoints = actions::endpoints_for(&monitor.codes, Colour::Cyan, &self.plan.registry);
+        let mut s = self.local_status.get();
+        s.alerts_queued += endpoints.len() as u64;
+        self.local_status.set(s);
+        self.actions.queue_alert(local, &endpoints, Rc::new(alert));
     }
 
     fn answer(self: &Rc<Self>, question: &Question) -> Answer {
@@ -772,7 +811,7 @@ impl ResultHandler for Rc<Monitors> {
     }
 
     fn take_schedule_change(&mut self) -> Option<ScheduleChange> {
-        self.schedule_changes.borrow_mut().pop()
+        self.schedule_changes.borrow_mut().pop_front()
     }
 
     fn drain(&mut self, grace_ms: u64) -> Option<Pin<Box<dyn Future<Output = ()>>>> {
