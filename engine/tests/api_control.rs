@@ -63,8 +63,10 @@ impl Cpra {
             Ok(addr) => cpra.addr = addr.parse().unwrap(),
             Err(_) => panic!("no listen line; stderr:\n{}", cpra.stderr()),
         }
+        // Ready, and every shard answering its ring: on a loaded host a shard may take
+        // seconds after /readyz to answer its first question (then the API says 503).
         let end = Instant::now() + BOUND;
-        while cpra.get("/readyz").0 != 200 {
+        while cpra.get("/readyz").0 != 200 || cpra.get("/api/v1/monitors").0 != 200 {
             assert!(Instant::now() < end, "never ready; stderr:\n{}", cpra.stderr());
             std::thread::sleep(POLL);
         }
