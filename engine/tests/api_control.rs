@@ -280,6 +280,12 @@ fn a_silence_holds_alerts_back_and_an_ack_shows_in_the_incidents() {
         std::thread::sleep(POLL);
     }
     assert!(receiver.requests(Some("/alerts")).is_empty(), "an alert sent while silenced");
+    let end = Instant::now() + BOUND;
+    let held = "cpra_alerts_total{colour=\"red\",outcome=\"silenced\"} 1";
+    while !cpra.get("/metrics").1.contains(held) {
+        assert!(Instant::now() < end, "the held red not counted:\n{}", cpra.get("/metrics").1);
+        std::thread::sleep(POLL);
+    }
 
     // Unsilenced: the incident is listed open; acknowledged, it says by whom, and the cyan
     // code's notifier is told.

@@ -350,6 +350,10 @@ impl Monitors {
                         alert.title,
                         alert.summary
                     );
+                    let held = actions::endpoints_for(&monitor.codes, colour, &self.plan.registry);
+                    let mut s = self.local_status.get();
+                    s.alerts_silenced_by_colour[colour.index()] += held.len() as u64;
+                    self.local_status.set(s);
                     return;
                 }
                 tracing::info!(
@@ -633,6 +637,10 @@ impl Monitors {
         let alert = acknowledgement(&info, seq, by, self.clock.now_ms());
         if self.control.borrow()[local as usize].silenced_at(self.now_unix_ms()) {
             tracing::info!(monitor = %monitor.shown_name(), silenced = true, "acknowledgement held back: {}", alert.summary);
+            let held = actions::endpoints_for(&monitor.codes, Colour::Cyan, &self.plan.registry);
+            let mut s = self.local_status.get();
+            s.alerts_silenced_by_colour[Colour::Cyan.index()] += held.len() as u64;
+            self.local_status.set(s);
             return;
         }
         let endpoints = actions::endpoints_for(&monitor.codes, Colour::Cyan, &self.plan.registry);
