@@ -434,3 +434,21 @@ pub const API_QUERY_WAIT_MS: u64 = 5_000;
 /// by id and says so (`cpra_monitor_series_truncated 1`), so a group grown too big is seen,
 /// not silently cut.
 pub const API_MONITOR_SERIES_MAX: usize = 10_000;
+
+/// Results kept per monitor for `GET /api/v1/monitors/{id}` (`recent`): 20, what the issue
+/// asks, enough to see a flap or the run of failures behind an incident. Each is 16 bytes, so
+/// the ring costs 321 bytes a monitor (`RECENT_BYTES_PER_MONITOR`), allocated at start,
+/// outside the 64-byte hot state: 321 MB for a million monitors.
+pub const RECENT_RESULTS: usize = 20;
+
+/// Closed incidents a shard keeps for `GET /api/v1/incidents` besides the open ones (at most
+/// one per monitor): the last 256 per shard are what an operator looks back at; older ones
+/// are in the alerts already sent and the log.
+pub const INCIDENTS_CLOSED_KEPT: usize = 256;
+
+/// Who acknowledged an incident (`{"by": ...}`), at most this many bytes: a name or an email.
+pub const API_ACK_BY_MAX_BYTES: usize = 128;
+
+/// The longest silence `POST /api/v1/monitors/{id}/silence` accepts: 30 days. A longer one is
+/// a monitor nobody wants alerts from, which is what disabling it (or removing it) says.
+pub const API_SILENCE_MAX_MS: u64 = 30 * 24 * 3_600_000;

@@ -55,6 +55,12 @@ pub trait ResultHandler: 'static {
     /// large and cold (a million monitors due once a second) can prefetch it here, so the
     /// cache miss overlaps with the checks before it. The shard calls it a few jobs ahead.
     fn prefetch(&self, _job: &Job) {}
+
+    /// A scheduling change asked of the shard from outside (the API's disable, enable, check
+    /// now), which the dispatcher applies to its core before its next round.
+    fn take_schedule_change(&mut self) -> Option<crate::shard::ScheduleChange> {
+        None
+    }
 }
 
 /// Completes at once with success: measures the runtime itself.

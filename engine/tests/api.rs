@@ -242,8 +242,8 @@ fn health_readiness_and_metrics_tell_what_the_engine_does() {
     promtool_check(&body);
 
     // What is not an endpoint is 404; an endpoint asked the wrong way says so.
-    assert_eq!(get(cpra.addr, "/api/v1/incidents").0, 404);
-    assert_eq!(get(cpra.addr, "/api/v1/monitors/up").0, 404);
+    assert_eq!(get(cpra.addr, "/api/v1/monitors/nope").0, 404);
+    assert_eq!(get(cpra.addr, "/api/v1/monitors/up/explode").0, 404);
     assert_eq!(get(cpra.addr, "/").0, 404);
     let post =
         "POST /metrics HTTP/1.1\r\nHost: cpra\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";

@@ -80,6 +80,10 @@ pub struct RunArgs {
     /// listens: HOST:PORT, or `none`.
     #[arg(long, value_name = "ADDR", default_value = crate::api::DEFAULT_LISTEN)]
     pub listen: String,
+    /// A file holding the token API writes must send (`Authorization: Bearer TOKEN`);
+    /// default: the CPRA_API_TOKEN environment variable; with neither, writes answer 403.
+    #[arg(long, value_name = "PATH")]
+    pub api_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub fields: UnknownFieldArgs,
 }
@@ -139,13 +143,27 @@ pub fn run(args: &RunArgs) -> i32 {
             return EXIT_UNREADABLE;
         }
     };
+    let api_token = match crate::api::auth::load_token(args.api_token_file.as_deref()) {
+        Ok(token) => token,
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            return EXIT_UNREADABLE;
+        }
+    };
     let plan = match load(&args.file, &args.fields.options(), &mut out) {
         Ok(plan) => plan,
         Err(code) => return code,
     };
     let listen = (args.listen != crate::api::LISTEN_NONE).then(|| args.listen.clone());
-    let config =
-        RunConfig { shards: args.shards, duration, grace_ms, observer: None, listen, journal };
+    let config = RunConfig {
+        shards: args.shards,
+        duration,
+        grace_ms,
+        observer: None,
+        listen,
+        api_token,
+        journal,
+    };
     run_plan(Arc::new(plan), &config, &mut out)
 }
 
@@ -229,6 +247,8 @@ pub struct RunConfig {
     pub journal: Option<JournalConfig>,
     /// Where the control plane listens; `None`: no control plane.
     pub listen: Option<String>,
+    /// The token API writes need; `None`: writes are refused.
+    pub api_token: Option<crate::api::auth::ApiToken>,
 }
 
 impl Default for RunConfig {
@@ -240,6 +260,7 @@ impl Default for RunConfig {
             observer: None,
             journal: None,
             listen: None,
+            api_token: None,
         }
     }
 }
@@ -317,7 +338,8 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         wall_clock: None,
         journal: recovery,
     };
-    let api = match config.listen.as_deref().map(ApiServer::start).transpose() {
+    let api_token = config.api_token.clone();
+    let api = match config.listen.as_deref().map(|a| ApiServer::start(a, api_token)).transpose() {
         Ok(api) => api,
         Err(e) => {
             let _ = writeln!(out, "error: {e}");

@@ -23,17 +23,20 @@ use cpra_net::resolver::ShardResolver;
 use cpra_net::retry::with_retries;
 use cpra_net::{Deadline, Detail, FailureKind, Outcome};
 
+use super::control::{Incidents, MonitorControl, RecentResult, RecentResults};
+use super::core::ScheduleChange;
 use super::queries::{
-    Answer, FleetQueries, LastCheck, ListFilter, MonitorHealth, MonitorPage, MonitorRow, Question,
+    Answer, Command, FleetQueries, IncidentRow, LastCheck, ListFilter, MonitorDetail,
+    MonitorHealth, MonitorPage, MonitorRow, Question, RecentRow, Refused,
 };
 use super::spawn_into;
 use super::status::{FleetStatus, StatusSnapshot};
 use super::target::{compile, host_of, Check, Compiled};
 use crate::actions::{self, Actions, InterventionResult};
-use crate::alert::{incident_id, render, MonitorInfo, RenderedAlert};
+use crate::alert::{acknowledgement, incident_id, render, MonitorInfo, RenderedAlert};
 use crate::clock::{Clock, MonotonicClock};
 use crate::colour::{Colour, ColourSet};
-use crate::limits::API_LIST_MAX_LIMIT;
+use crate::limits::{API_LIST_MAX_LIMIT, API_QUERY_RING, MAX_INTERVAL_MS, MIN_INTERVAL_MS};
 use crate::manifest::{Monitor, Notify, Pulse};
 use crate::plan::Plan;
 use crate::probe::{Probe, ResultHandler, ShardInfo};
@@ -95,6 +98,14 @@ pub struct Monitors {
     last: RefCell<Vec<(u64, Outcome)>>,
     /// Shard-local indexes in monitor id order: the API's lists page through it.
     by_id: Box<[u32]>,
+    /// What the API set on each monitor (disabled, silenced): one small record each.
+    control: RefCell<Vec<MonitorControl>>,
+    /// Each monitor's last results, for `GET /api/v1/monitors/{id}`.
+    recent: RefCell<RecentResults>,
+    incidents: RefCell<Incidents>,
+    /// Scheduling changes the API asked for, for the dispatcher (`take_schedule_change`);
+    /// at most `API_QUERY_RING` (past it the request is answered busy).
+    schedule_changes: RefCell<std::collections::VecDeque<ScheduleChange>>,
     prepared: RefCell<Vec<Prepared>>,
     tls_cache: RefCell<TlsConfigCache>,
     http: HttpClient,
@@ -201,6 +212,12 @@ impl Monitors {
             health: RefCell::new(vec![Health::Unknown; n]),
             last: RefCell::new(vec![(0, Outcome::success(0)); n]),
             by_id: by_id.into_boxed_slice(),
+            control: RefCell::new(vec![MonitorControl::default(); n]),
+            recent: RefCell::new(RecentResults::new(n)),
+            incidents: RefCell::new(Incidents::default()),
+            schedule_changes: RefCell::new(std::collections::VecDeque::with_capacity(
+                API_QUERY_RING,
+            )),
             prepared: RefCell::new((0..n).map(|_| Prepared::Empty).collect()),
             tls_cache: RefCell::new(TlsConfigCache::default()),
             http: HttpClient::new(),
@@ -384,9 +401,11 @@ impl Monitors {
     fn record(&self, local: u32, outcome: &Outcome, now_ms: u64) {
         let i = local as usize;
         self.last.borrow_mut()[i] = (now_ms, *outcome);
+        self.recent.borrow_mut().push(local, RecentResult::new(now_ms, outcome));
         let now = if outcome.is_success() { Health::Up } else { Health::Down };
         let before = std::mem::replace(&mut self.health.borrow_mut()[i], now);
-        if before != now {
+        // A disabled monitor's check that was in flight: counted under disabled still.
+        if before != now && !self.is_disabled(local) {
             let mut s = self.local_status.get();
             match before {
                 Health::Unknown => s.unknown -= 1,
@@ -473,6 +492,25 @@ impl Monitors {
                     intervention: intervention.as_deref(),
                 };
                 let Some(alert) = render(effect, &info, outcome) else { return };
+                let control = self.control.borrow()[local as usize];
+                if control.silenced_at(self.now_unix_ms()) {
+                    tracing::info!(
+                        shard = self.shard,
+                        monitor = %monitor.shown_name(),
+                        colour = colour.as_str(),
+                        incident = alert.incident_id.as_deref().unwrap_or("-"),
+                        silenced = true,
+                        "alert held back (silenced until {}): {}: {}",
+                        crate::actions::payload::rfc3339(control.silenced_until_unix_ms),
+                        alert.title,
+                        alert.summary
+                    );
+                    let held = actions::endpoints_for(&monitor.codes, colour, &self.plan.registry);
+                    let mut s = self.local_status.get();
+                    s.alerts_silenced_by_colour[colour.index()] += held.len() as u64;
+                    self.local_status.set(s);
+                    return;
+                }
                 tracing::info!(
                     shard = self.shard,
                     monitor = %monitor.shown_name(),
@@ -525,12 +563,14 @@ impl Monitors {
             Effect::CancelQueuedAlerts => self.actions.cancel_alerts(local),
             Effect::IncidentOpened { incident_seq } => {
                 tracing::info!(monitor = %monitor.shown_name(), incident_seq, "incident opened");
+                self.incidents.borrow_mut().opened(local, incident_seq, self.now_unix_ms());
                 let mut s = self.local_status.get();
                 s.incidents_open += 1;
                 self.local_status.set(s);
             }
             Effect::IncidentClosed { incident_seq, silent } => {
                 tracing::info!(monitor = %monitor.shown_name(), incident_seq, silent, "incident closed");
+                self.incidents.borrow_mut().closed(local, self.now_unix_ms());
                 let mut s = self.local_status.get();
                 s.incidents_open = s.incidents_open.saturating_sub(1);
                 self.local_status.set(s);
@@ -622,7 +662,7 @@ impl Monitors {
 
     /// A monitor's state as the API names it.
     fn health_of(&self, local: u32) -> MonitorHealth {
-        if !self.monitor(local).enabled {
+        if self.is_disabled(local) {
             return MonitorHealth::Disabled;
         }
         match self.health.borrow()[local as usize] {
@@ -642,17 +682,14 @@ impl Monitors {
             state.incident_open().then(|| incident_id(&monitor.id, state.incident_seq()));
         let last_check = matches!(health, MonitorHealth::Up | MonitorHealth::Down).then(|| {
             let (at_ms, outcome) = self.last.borrow()[i];
-            // Named by host and port, never by URL: a URL may carry credentials.
-            let target = match &self.hosts[i] {
-                Some((host, port)) => format!("{host}:{port}"),
-                None => monitor.pulse_check.pulse.type_name().to_string(),
-            };
+            let target = self.shown_check_target(local);
             LastCheck {
                 at_unix_ms: now_unix_ms - now_ms.saturating_sub(at_ms) as i64,
                 latency_us: outcome.latency_us,
                 failure: outcome.failure.map(|k| (k.as_str(), outcome.describe(&target))),
             }
         });
+        let silenced = self.control.borrow()[i].silenced_until_unix_ms;
         MonitorRow {
             id: monitor.id.clone(),
             name: monitor.shown_name().to_owned(),
@@ -661,6 +698,210 @@ impl Monitors {
             incident_id: incident,
             groups: monitor.pulse_check.groups.clone(),
             last_check,
+            silenced_until_unix_ms: (silenced > now_unix_ms).then_some(silenced),
+        }
+    }
+
+    /// Whether the monitor is not checked: disabled through the API, else by the manifest.
+    fn is_disabled(&self, local: u32) -> bool {
+        self.control.borrow()[local as usize].disabled.unwrap_or(!self.monitor(local).enabled)
+    }
+
+    /// How the API names a check's target: by host and port, never by URL (a URL may carry
+    /// credentials).
+    fn shown_check_target(&self, local: u32) -> String {
+        match &self.hosts[local as usize] {
+            Some((host, port)) => format!("{host}:{port}"),
+            None => self.monitor(local).pulse_check.pulse.type_name().to_string(),
+        }
+    }
+
+    /// The shard-local index of the monitor with this id.
+    fn local_of(&self, id: &str) -> Option<u32> {
+        let i = self.by_id.partition_point(|&l| self.monitor(l).id.as_str() < id);
+        self.by_id.get(i).copied().filter(|&l| self.monitor(l).id == id)
+    }
+
+    /// One monitor with its recent results.
+    fn detail(&self, local: u32) -> MonitorDetail {
+        let now_unix_ms = self.now_unix_ms();
+        let now_ms = self.clock.now_ms();
+        let row = self.row(local, self.health_of(local), now_unix_ms, now_ms);
+        let target = self.shown_check_target(local);
+        let recent = self
+            .recent
+            .borrow()
+            .newest_first(local)
+            .map(|r| {
+                let outcome = r.outcome();
+                RecentRow {
+                    at_unix_ms: now_unix_ms - now_ms.saturating_sub(r.at_ms) as i64,
+                    latency_us: r.latency_us,
+                    failure: r.failure().map(|k| (k.as_str(), outcome.describe(&target))),
+                }
+            })
+            .collect();
+        MonitorDetail { row, recent }
+    }
+
+    /// Applies an operator's command to one monitor; the monitor as it is after it.
+    fn command(self: &Rc<Self>, id: &str, command: Command) -> Result<MonitorDetail, Refused> {
+        let local = self.local_of(id).ok_or(Refused::NotFound)?;
+        let i = local as usize;
+        let disabled = self.is_disabled(local);
+        let change = match command {
+            Command::Disable if !disabled => Some(ScheduleChange::Disable { monitor: local }),
+            Command::Enable if disabled => {
+                let interval_ms = self.monitor(local).interval_ms();
+                let range = u64::from(MIN_INTERVAL_MS)..=u64::from(MAX_INTERVAL_MS);
+                if !range.contains(&interval_ms) {
+                    let why = format!("its interval ({interval_ms} ms) cannot be scheduled");
+                    return Err(Refused::Conflict(why));
+                }
+                Some(ScheduleChange::Enable { monitor: local, interval_ms: interval_ms as u32 })
+            }
+            Command::CheckNow if disabled => {
+                return Err(Refused::Conflict("the monitor is disabled; enable it first".into()))
+            }
+            Command::CheckNow => Some(ScheduleChange::CheckNow { monitor: local }),
+            _ => None,
+        };
+        if let Some(change) = change {
+            let mut changes = self.schedule_changes.borrow_mut();
+            if changes.len() >= API_QUERY_RING {
+                return Err(Refused::Busy);
+            }
+            // In order: a disable and an enable asked in one round must end enabled.
+            changes.push_back(change);
+        }
+        let monitor = self.monitor(local);
+        match command {
+            Command::Disable if !disabled => {
+                self.move_count(local, false);
+                self.control.borrow_mut()[i].disabled = Some(true);
+                tracing::info!(monitor = %monitor.shown_name(), "disabled through the API");
+                self.apply(local, Event::Disabled, self.clock.now_ms(), None);
+            }
+            Command::Enable if disabled => {
+                self.control.borrow_mut()[i].disabled = Some(false);
+                self.move_count(local, true);
+                tracing::info!(monitor = %monitor.shown_name(), "enabled through the API");
+                self.apply(local, Event::Enabled, self.clock.now_ms(), None);
+            }
+            Command::Silence { until_unix_ms } => {
+                self.control.borrow_mut()[i].silenced_until_unix_ms = until_unix_ms;
+                let until = crate::actions::payload::rfc3339(until_unix_ms);
+                tracing::info!(monitor = %monitor.shown_name(), "silenced until {until}");
+            }
+            Command::Unsilence => {
+                self.control.borrow_mut()[i].silenced_until_unix_ms = 0;
+                tracing::info!(monitor = %monitor.shown_name(), "silence lifted");
+            }
+            Command::CheckNow => {
+                tracing::info!(monitor = %monitor.shown_name(), "check asked through the API");
+            }
+            _ => {}
+        }
+        Ok(self.detail(local))
+    }
+
+    /// Moves a monitor between the disabled count and its health's count.
+    fn move_count(&self, local: u32, enabling: bool) {
+        let mut s = self.local_status.get();
+        let bucket = match self.health.borrow()[local as usize] {
+            Health::Unknown => &mut s.unknown,
+            Health::Up => &mut s.up,
+            Health::Down => &mut s.down,
+        };
+        if enabling {
+            *bucket += 1;
+            s.disabled = s.disabled.saturating_sub(1);
+        } else {
+            *bucket = bucket.saturating_sub(1);
+            s.disabled += 1;
+        }
+        self.local_status.set(s);
+    }
+
+    fn incident_row(&self, record: &super::control::IncidentRecord) -> IncidentRow {
+        let monitor = self.monitor(record.monitor);
+        IncidentRow {
+            id: incident_id(&monitor.id, record.seq),
+            monitor_id: monitor.id.clone(),
+            monitor: monitor.shown_name().to_owned(),
+            opened_at_unix_ms: record.opened_at_unix_ms,
+            closed_at_unix_ms: record.closed_at_unix_ms,
+            acknowledged_by: record.acknowledged_by.clone(),
+        }
+    }
+
+    fn incidents(&self, open: Option<bool>) -> Vec<IncidentRow> {
+        self.incidents.borrow().list(open).map(|r| self.incident_row(r)).collect()
+    }
+
+    /// Acknowledges the open incident `incident` (`"<monitor id>#<seq>"`).
+    fn ack(&self, incident: &str, by: &str) -> Result<IncidentRow, Refused> {
+        let (id, seq) = incident.rsplit_once('#').ok_or(Refused::NotFound)?;
+        let seq: u32 = seq.parse().map_err(|_| Refused::NotFound)?;
+        let local = self.local_of(id).ok_or(Refused::NotFound)?;
+        let mut incidents = self.incidents.borrow_mut();
+        let Some(record) = incidents.open_mut(local, seq) else {
+            return Err(Refused::Conflict(format!("incident {incident} is not open")));
+        };
+        let first = record.acknowledged_by.is_none();
+        if first {
+            record.acknowledged_by = Some(by.to_owned());
+        }
+        let record = record.clone();
+        drop(incidents);
+        if first {
+            let monitor = self.monitor(local);
+            tracing::info!(monitor = %monitor.shown_name(), incident, by, "incident acknowledged");
+            self.send_acknowledgement(local, seq, by);
+        }
+        Ok(self.incident_row(&record))
+    }
+
+    /// Tells the notifiers of the monitor's cyan code (if it has one) who acknowledged the
+    /// incident; held back like any alert while the monitor is silenced.
+    fn send_acknowledgement(&self, local: u32, seq: u32, by: &str) {
+        let monitor = self.monitor(local);
+        if !monitor.codes.dispatches(Colour::Cyan) {
+            return;
+        }
+        let target = monitor.shown_target();
+        let intervention = monitor.shown_intervention();
+        let info = MonitorInfo {
+            id: monitor.shown_id(),
+            name: monitor.shown_name(),
+            target: &target,
+            intervention: intervention.as_deref(),
+        };
+        let alert = acknowledgement(&info, seq, by, self.clock.now_ms());
+        if self.control.borrow()[local as usize].silenced_at(self.now_unix_ms()) {
+            tracing::info!(monitor = %monitor.shown_name(), silenced = true, "acknowledgement held back: {}", alert.summary);
+            let held = actions::endpoints_for(&monitor.codes, Colour::Cyan, &self.plan.registry);
+            let mut s = self.local_status.get();
+            s.alerts_silenced_by_colour[Colour::Cyan.index()] += held.len() as u64;
+            self.local_status.set(s);
+            return;
+        }
+        let endpoints = actions::endpoints_for(&monitor.codes, Colour::Cyan, &self.plan.registry);
+        let mut s = self.local_status.get();
+        s.alerts_queued += endpoints.len() as u64;
+        self.local_status.set(s);
+        self.actions.queue_alert(local, &endpoints, Rc::new(alert));
+    }
+
+    fn answer(self: &Rc<Self>, question: &Question) -> Answer {
+        match question {
+            Question::ListMonitors(filter) => Answer::Monitors(self.list(filter)),
+            Question::Monitor(id) => {
+                Answer::Monitor(self.local_of(id).map(|l| self.detail(l)).ok_or(Refused::NotFound))
+            }
+            Question::Control(id, command) => Answer::Monitor(self.command(id, *command)),
+            Question::Incidents(open) => Answer::Incidents(self.incidents(*open)),
+            Question::Ack { incident, by } => Answer::Incident(self.ack(incident, by)),
         }
     }
 
@@ -771,9 +1012,7 @@ async fn answer_queries(me: std::rc::Weak<Monitors>) {
     loop {
         {
             let Some(me) = me.upgrade() else { return };
-            me.queries.shard(me.shard).drain(|question| match question {
-                Question::ListMonitors(filter) => Answer::Monitors(me.list(filter)),
-            });
+            me.queries.shard(me.shard).drain(|question| me.answer(question));
         }
         glommio::timer::sleep(Duration::from_millis(QUERY_POLL_MS)).await;
     }
@@ -821,6 +1060,10 @@ impl ResultHandler for Rc<Monitors> {
         };
         self.record(job.monitor, outcome, now_ms);
         self.apply(job.monitor, event, now_ms, Some(outcome));
+    }
+
+    fn take_schedule_change(&mut self) -> Option<ScheduleChange> {
+        self.schedule_changes.borrow_mut().pop_front()
     }
 
     fn drain(&mut self, grace_ms: u64) -> Option<Pin<Box<dyn Future<Output = ()>>>> {
