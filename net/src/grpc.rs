@@ -19,7 +19,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::deadline::{saturating_us, until, Deadline};
@@ -180,6 +180,26 @@ pub async fn check(cfg: &GrpcConfig, timeout: Duration) -> Outcome {
     }
 }
 
+/// The outcome `check` gives for a server that sends `stream`'s bytes after our request,
+/// judged at latency 0: the whole frame reader without a socket, for the fuzz target.
+#[doc(hidden)]
+pub async fn judge_stream<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Outcome {
+    match read_reply(stream).await {
+        Ok(reply) => judge(&reply, 0),
+        Err(Failure::Connect(_) | Failure::Io(_)) => {
+            Outcome::failure(FailureKind::Connection, 0, Detail::None)
+        }
+        Err(Failure::Protocol(text)) => {
+            Outcome::failure(FailureKind::Protocol, 0, Detail::Text(text))
+        }
+        Err(Failure::Bound(kind, text, bound)) => Outcome::failure(
+            kind,
+            0,
+            Detail::SizeText(text, u32::try_from(bound).unwrap_or(u32::MAX)),
+        ),
+    }
+}
+
 #[derive(Debug)]
 enum Failure {
     Connect(io::Error),
@@ -214,7 +234,12 @@ async fn call(cfg: &GrpcConfig, connected: &Cell<bool>) -> Result<Reply, Failure
     connected.set(true);
     stream.set_nodelay(true).map_err(|e| Failure::Io(e.into()))?;
     stream.write_all(&cfg.request).await?;
+    read_reply(&mut stream).await
+}
 
+/// Reads the server's frames, answering SETTINGS and PING, until our stream's reply is
+/// complete. Generic over the stream so that the frame reader runs on bytes in the fuzz target.
+async fn read_reply<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Result<Reply, Failure> {
     let mut decoder = fluke_hpack::Decoder::new();
     let mut payload = [0u8; MAX_H2_FRAME_BYTES];
     let mut block = [0u8; MAX_HEADER_BLOCK_BYTES];
