@@ -200,6 +200,11 @@ pub async fn read_reply<R: AsyncRead + Unpin>(
         let code: u16 = line[..3].parse().unwrap_or(0);
         text.push_str(line.get(4..).unwrap_or(""));
         text.push('\n');
+        // The bound is on the whole reply: a server sending continuation lines forever
+        // would otherwise grow `text` without end, each line being short.
+        if text.len() > MAX_SMTP_REPLY_BYTES {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "reply too long"));
+        }
         if line.as_bytes().get(3) != Some(&b'-') {
             return Ok((code, text));
         }
@@ -363,6 +368,22 @@ mod tests {
         assert!(!valid_address("a@x>\r\nRCPT TO:<b@y"));
         assert!(!valid_address("no-at-sign"));
         assert!(!valid_address("a b@x"));
+    }
+
+    #[test]
+    fn replies_are_read_whole_and_bounded() {
+        let read = |bytes: &[u8]| {
+            let (mut reader, mut buf) = (bytes, Vec::new());
+            futures_lite::future::block_on(read_reply(&mut reader, &mut buf))
+        };
+        let (code, text) = read(b"250-mx\r\n250-STARTTLS\r\n250 8BITMIME\r\n").unwrap();
+        assert_eq!((code, text.as_str()), (250, "mx\nSTARTTLS\n8BITMIME\n"));
+        assert!(read(b"25\r\n").is_err());
+        assert!(read(b"250-no end").is_err());
+        // Short continuation lines past the reply bound: refused, not buffered forever.
+        let endless = b"250-0123456789\r\n".repeat(MAX_SMTP_REPLY_BYTES / 10);
+        let e = read(&endless).unwrap_err();
+        assert_eq!(e.to_string(), "reply too long");
     }
 
     #[test]
