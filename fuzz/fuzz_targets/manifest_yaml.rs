@@ -1,12 +1,14 @@
 //! The YAML manifest loader as `cpra validate` runs it (the fast scanner with its saphyr
-//! fallback), against saphyr alone: both must give the same monitors and the same problems,
-//! and every problem must say where it is.
+//! fallback), against saphyr alone: both must give the same monitors and the same problems
+//! (on invalid UTF-8, the same syntax error), and every problem must say where it is.
 #![no_main]
 
 use std::collections::HashMap;
 use std::io::Cursor;
 
-use cpra_engine::manifest::{load_bytes, load_reader, Format, LoadOptions, LoadReport, Monitor};
+use cpra_engine::manifest::{
+    load_bytes, load_reader, Class, Format, LoadOptions, LoadReport, Monitor,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -26,9 +28,19 @@ fuzz_target!(|data: &[u8]| {
             plain.push(m)
         });
     check(&again, plain.len());
-    assert_eq!(report.problems.kept, again.problems.kept, "fast scanner and saphyr disagree");
-    assert_eq!(report.problems.total(), again.problems.total());
-    assert_eq!(fast, plain, "fast scanner and saphyr disagree on monitors");
+    if std::str::from_utf8(data).is_ok() {
+        assert_eq!(report.problems.kept, again.problems.kept, "fast scanner and saphyr disagree");
+        assert_eq!(report.problems.total(), again.problems.total());
+        assert_eq!(fast, plain, "fast scanner and saphyr disagree on monitors");
+    } else {
+        // Invalid UTF-8: saphyr reads ahead and stops a few characters before the bad bytes,
+        // so the fast scanner may have handed out (and the loader judged) a few more events
+        // before its fallback meets the same error. Both must end in that one syntax error.
+        let syntax = |r: &LoadReport| -> Vec<_> {
+            r.problems.kept.iter().filter(|d| d.class == Class::Syntax).cloned().collect()
+        };
+        assert_eq!(syntax(&report), syntax(&again), "fast scanner and saphyr disagree");
+    }
 });
 
 fn check(report: &LoadReport, handed: usize) {
