@@ -143,17 +143,28 @@ async fn exchange(server: SocketAddr, query: &[u8], id: u16) -> io::Result<Reply
     let mut buf = [0u8; MAX_DNS_MESSAGE_BYTES];
     for _ in 0..=MAX_DNS_STRAY_REPLIES {
         let n = socket.recv(&mut buf).await.map_err(io::Error::from)?;
-        let mut decoder = BinDecoder::new(&buf[..n]);
-        let Ok(header) = Header::read(&mut decoder) else {
-            continue;
-        };
-        if header.id() != id || header.message_type() != MessageType::Response {
-            continue;
+        if let Some(reply) = answer(&buf[..n], id) {
+            return Ok(reply);
         }
-        return Ok(Reply::Answer { code: header.response_code(), answers: header.answer_count() });
     }
     // A flood of strays with no valid answer: say so rather than wait out the deadline.
     Ok(Reply::Strays)
+}
+
+/// The answer a datagram carries, or `None` for a stray (not DNS, another id, not a response).
+fn answer(datagram: &[u8], id: u16) -> Option<Reply> {
+    let header = Header::read(&mut BinDecoder::new(datagram)).ok()?;
+    if header.id() != id || header.message_type() != MessageType::Response {
+        return None;
+    }
+    Some(Reply::Answer { code: header.response_code(), answers: header.answer_count() })
+}
+
+/// The outcome one datagram means for a query with `id` (`None`: a stray, skipped), judged
+/// as `check` judges it: the reply parser without a socket, for the fuzz target.
+#[doc(hidden)]
+pub fn judge_datagram(datagram: &[u8], id: u16) -> Option<Outcome> {
+    answer(datagram, id).map(|reply| judge(reply, 0))
 }
 
 /// The outcome a reply means. Pure: the table of cases is tested directly.

@@ -19,7 +19,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::deadline::{saturating_us, until, Deadline};
@@ -181,6 +181,26 @@ pub async fn check(cfg: &GrpcConfig, timeout: Duration) -> Outcome {
     }
 }
 
+/// The outcome `check` gives for a server that sends `stream`'s bytes after our request,
+/// judged at latency 0: the whole frame reader without a socket, for the fuzz target.
+#[doc(hidden)]
+pub async fn judge_stream<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Outcome {
+    match read_reply(stream).await {
+        Ok(reply) => judge(&reply, 0),
+        Err(Failure::Connect(_) | Failure::Io(_)) => {
+            Outcome::failure(FailureKind::Connection, 0, Detail::None)
+        }
+        Err(Failure::Protocol(text)) => {
+            Outcome::failure(FailureKind::Protocol, 0, Detail::Text(text))
+        }
+        Err(Failure::Bound(kind, text, bound)) => Outcome::failure(
+            kind,
+            0,
+            Detail::SizeText(text, u32::try_from(bound).unwrap_or(u32::MAX)),
+        ),
+    }
+}
+
 #[derive(Debug)]
 enum Failure {
     Connect(io::Error),
@@ -215,7 +235,12 @@ async fn call(cfg: &GrpcConfig, connected: &Cell<bool>) -> Result<Reply, Failure
     connected.set(true);
     stream.set_nodelay(true).map_err(|e| Failure::Io(e.into()))?;
     stream.write_all(&cfg.request).await?;
+    read_reply(&mut stream).await
+}
 
+/// Reads the server's frames, answering SETTINGS and PING, until our stream's reply is
+/// complete. Generic over the stream so that the frame reader runs on bytes in the fuzz target.
+async fn read_reply<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Result<Reply, Failure> {
     let mut decoder = fluke_hpack::Decoder::new();
     let mut payload = [0u8; MAX_H2_FRAME_BYTES];
     let mut block = [0u8; MAX_HEADER_BLOCK_BYTES];
@@ -295,6 +320,9 @@ async fn call(cfg: &GrpcConfig, connected: &Cell<bool>) -> Result<Reply, Failure
                     stream_ends = flags & flag::END_STREAM != 0;
                 }
                 if flags & flag::END_HEADERS != 0 {
+                    if !hpack_walks(&block[..block_len]) {
+                        return Err(Failure::Protocol("undecodable HPACK header block"));
+                    }
                     decoder
                         .decode_with_cb(&block[..block_len], |name, value| {
                             read_header(&mut reply, &name, &value)
@@ -353,6 +381,66 @@ fn strip_padding(body: &[u8], flags: u8) -> Result<&[u8], Failure> {
         return Err(Failure::Protocol("padding longer than the frame"));
     }
     Ok(&body[1..body.len() - pad])
+}
+
+/// Whether an HPACK header block is a sequence of whole representations (RFC 7541 6: their
+/// integers and string lengths only; no Huffman, no table). fluke-hpack 0.3.1 panics (an
+/// `unwrap` in `update_max_dynamic_size`) on a dynamic table size update whose integer is
+/// truncated or too long, where it should return its error, so a block is walked before the
+/// decoder sees it; a block that does not walk to its end is refused as undecodable.
+fn hpack_walks(mut block: &[u8]) -> bool {
+    while let Some(&first) = block.first() {
+        let whole = match first {
+            // Indexed field.
+            0x80..=0xff => hpack_int(&mut block, 7).is_some(),
+            // Literal with incremental indexing: index, then a name if the index is 0, a value.
+            0x40..=0x7f => hpack_literal(&mut block, 6),
+            // Dynamic table size update.
+            0x20..=0x3f => hpack_int(&mut block, 5).is_some(),
+            // Literal without indexing or never indexed.
+            _ => hpack_literal(&mut block, 4),
+        };
+        if !whole {
+            return false;
+        }
+    }
+    true
+}
+
+fn hpack_literal(block: &mut &[u8], prefix: u32) -> bool {
+    let Some(index) = hpack_int(block, prefix) else { return false };
+    (index != 0 || hpack_string(block)) && hpack_string(block)
+}
+
+fn hpack_string(block: &mut &[u8]) -> bool {
+    let Some(len) = hpack_int(block, 7) else { return false };
+    match block.get(len..) {
+        Some(rest) => {
+            *block = rest;
+            true
+        }
+        None => false,
+    }
+}
+
+/// An HPACK integer with a `prefix`-bit prefix, held to the 5 octets fluke-hpack accepts.
+fn hpack_int(block: &mut &[u8], prefix: u32) -> Option<usize> {
+    let mask = (1u8 << prefix) - 1;
+    let (&first, rest) = block.split_first()?;
+    *block = rest;
+    let mut value = usize::from(first & mask);
+    if value < usize::from(mask) {
+        return Some(value);
+    }
+    for shift in [0, 7, 14, 21] {
+        let (&byte, rest) = block.split_first()?;
+        *block = rest;
+        value += usize::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
 }
 
 fn read_header(reply: &mut Reply, name: &[u8], value: &[u8]) {
@@ -710,6 +798,50 @@ mod tests {
         assert_eq!(o[3].failure, Some(FailureKind::Timeout), "{:?}", o[3]);
         trickle_thread.join().unwrap();
         drop(silent);
+    }
+
+    /// Reads one client's request of `request_len` bytes, answers `reply`, then closes.
+    fn replay_server(
+        request_len: usize,
+        reply: &'static [u8],
+    ) -> (SocketAddr, std::thread::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            // The whole request is read first: closing on unread bytes would send a reset.
+            let mut request = vec![0u8; request_len];
+            conn.read_exact(&mut request).unwrap();
+            conn.write_all(reply).unwrap();
+        });
+        (addr, handle)
+    }
+
+    /// Found by the grpc_frames fuzz target: a header block that is a truncated dynamic table
+    /// size update (0x3f wants more octets) panicked inside fluke-hpack.
+    #[test]
+    fn truncated_hpack_size_update_is_a_protocol_error() {
+        const REPLY: &[u8] = &[
+            0, 0, 0, 4, 1, 0, 0, 0, 0, // SETTINGS ACK
+            0, 0, 1, 1, 5, 0, 0, 0, 1, 0x3f, // HEADERS, END_STREAM | END_HEADERS, stream 1
+        ];
+        let (addr, server) = replay_server(build_request("x:1", "").len(), REPLY);
+        let cfg = GrpcConfig::new(addr, "x:1", "").unwrap();
+        let o = run_checks(vec![cfg], Duration::from_secs(10));
+        server.join().unwrap();
+        assert_eq!(o[0].failure, Some(FailureKind::Protocol), "{:?}", o[0]);
+        assert!(o[0].describe("x").contains("HPACK"), "{}", o[0].describe("x"));
+    }
+
+    #[test]
+    fn hpack_blocks_are_walked_before_decoding() {
+        // :status 200 (indexed), a literal with a new name, a size update to 4096 (0x3f e1 1f).
+        assert!(hpack_walks(&[0x88, 0x00, 1, b'a', 1, b'b', 0x3f, 0xe1, 0x1f]));
+        assert!(hpack_walks(&[]));
+        assert!(!hpack_walks(&[0x3f]));
+        assert!(!hpack_walks(&[0x3f, 0xff, 0xff, 0xff, 0xff, 0x01]));
+        assert!(!hpack_walks(&[0x00, 3, b'a']));
+        assert!(!hpack_walks(&[0x40]));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use cpra_net::conn::Conn;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use super::payload::rfc3339;
@@ -157,41 +157,8 @@ impl Session {
 
     /// Reads one reply (all its lines); returns the code and the text.
     async fn reply(&mut self) -> std::io::Result<(u16, String)> {
-        let mut text = String::new();
-        loop {
-            let line = self.line().await?;
-            if line.len() < 3 || !line.as_bytes()[..3].iter().all(u8::is_ascii_digit) {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "not an SMTP reply",
-                ));
-            }
-            let code: u16 = line[..3].parse().unwrap_or(0);
-            text.push_str(line.get(4..).unwrap_or(""));
-            text.push('\n');
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return Ok((code, text));
-            }
-        }
-    }
-
-    async fn line(&mut self) -> std::io::Result<String> {
-        loop {
-            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=i).collect();
-                let line = String::from_utf8_lossy(&line).trim_end().to_owned();
-                return Ok(line);
-            }
-            if self.buf.len() >= MAX_SMTP_REPLY_BYTES {
-                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "reply too long"));
-            }
-            let mut chunk = [0u8; 1024];
-            let n = self.conn().read(&mut chunk).await?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
+        let conn = self.conn.as_mut().expect("connection present between steps");
+        read_reply(conn, &mut self.buf).await
     }
 
     async fn write(&mut self, data: &str) -> std::io::Result<()> {
@@ -213,6 +180,56 @@ impl Session {
         }
         let text = text.trim_end().replace('\n', " ");
         Err(before(format!("{what}: server answered {code} {text}"), code / 100 == 4))
+    }
+}
+
+/// Reads one reply (all its lines) from `reader`, `buf` holding what was read past the last
+/// reply; returns the code and the text. Generic over the reader so that the fuzz target
+/// runs it on bytes.
+#[doc(hidden)]
+pub async fn read_reply<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<(u16, String)> {
+    let mut text = String::new();
+    loop {
+        let line = read_line(reader, buf).await?;
+        if line.len() < 3 || !line.as_bytes()[..3].iter().all(u8::is_ascii_digit) {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not an SMTP reply"));
+        }
+        let code: u16 = line[..3].parse().unwrap_or(0);
+        text.push_str(line.get(4..).unwrap_or(""));
+        text.push('\n');
+        // The bound is on the whole reply: a server sending continuation lines forever
+        // would otherwise grow `text` without end, each line being short.
+        if text.len() > MAX_SMTP_REPLY_BYTES {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "reply too long"));
+        }
+        if line.as_bytes().get(3) != Some(&b'-') {
+            return Ok((code, text));
+        }
+    }
+}
+
+async fn read_line<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<String> {
+    loop {
+        if let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=i).collect();
+            let line = String::from_utf8_lossy(&line).trim_end().to_owned();
+            return Ok(line);
+        }
+        if buf.len() >= MAX_SMTP_REPLY_BYTES {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "reply too long"));
+        }
+        let mut chunk = [0u8; 1024];
+        let n = reader.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
     }
 }
 
@@ -351,6 +368,22 @@ mod tests {
         assert!(!valid_address("a@x>\r\nRCPT TO:<b@y"));
         assert!(!valid_address("no-at-sign"));
         assert!(!valid_address("a b@x"));
+    }
+
+    #[test]
+    fn replies_are_read_whole_and_bounded() {
+        let read = |bytes: &[u8]| {
+            let (mut reader, mut buf) = (bytes, Vec::new());
+            futures_lite::future::block_on(read_reply(&mut reader, &mut buf))
+        };
+        let (code, text) = read(b"250-mx\r\n250-STARTTLS\r\n250 8BITMIME\r\n").unwrap();
+        assert_eq!((code, text.as_str()), (250, "mx\nSTARTTLS\n8BITMIME\n"));
+        assert!(read(b"25\r\n").is_err());
+        assert!(read(b"250-no end").is_err());
+        // Short continuation lines past the reply bound: refused, not buffered forever.
+        let endless = b"250-0123456789\r\n".repeat(MAX_SMTP_REPLY_BYTES / 10);
+        let e = read(&endless).unwrap_err();
+        assert_eq!(e.to_string(), "reply too long");
     }
 
     #[test]
