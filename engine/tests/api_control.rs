@@ -26,7 +26,7 @@ struct Cpra {
 
 impl Cpra {
     /// Runs `manifest` with the API on a port the system picks; `token`: given through
-    /// `CPRA_API_TOKEN`.
+    /// `CPRA_API_TOKEN`. Without `--data-dir` in `extra`, runs without one.
     fn start(dir: &tempfile::TempDir, manifest: &str, token: Option<&str>, extra: &[&str]) -> Cpra {
         let path = dir.path().join("fleet.yaml");
         std::fs::write(&path, manifest).unwrap();
@@ -39,6 +39,10 @@ impl Cpra {
             .stderr(Stdio::piped());
         if let Some(token) = token {
             command.env("CPRA_API_TOKEN", token);
+        }
+        // Off the default data dir (shared by every test run in this directory, and locked).
+        if !extra.contains(&"--data-dir") {
+            command.args(["--data-dir", "none"]);
         }
         let mut child = command.spawn().unwrap();
         let stderr = Arc::new(Mutex::new(String::new()));
@@ -318,4 +322,86 @@ fn a_silence_holds_alerts_back_and_an_ack_shows_in_the_incidents() {
     assert_eq!(closed["incidents"][0]["id"], incident.as_str());
     assert!(closed["incidents"][0]["closed_at"].is_string());
     assert_eq!(closed["incidents"][0]["acknowledged_by"], "alice");
+}
+
+#[test]
+fn disable_silence_and_ack_survive_a_kill_through_the_journal() {
+    let target = ScriptedServer::start().unwrap();
+    let receiver = ScriptedServer::start().unwrap();
+    target.script(|s| {
+        s.statuses("/off", &[], 200);
+        s.statuses("/quiet", &[], 200);
+        s.statuses("/down", &[], 503);
+    });
+    receiver.script(|s| s.statuses("/alerts", &[], 200));
+    let hook = format!("{{notify: webhook, config: {{url: \"{}\"}}}}", receiver.url("/alerts"));
+    let codes = format!("{{red: {hook}, cyan: {hook}}}");
+    let yaml = format!(
+        "version: \"1\"\nmonitors:\n{}{}{}",
+        http_monitor("off", &target.url("/off"), "{}"),
+        http_monitor("quiet", &target.url("/quiet"), &codes),
+        http_monitor("down", &target.url("/down"), &codes),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = ["--data-dir", data.to_str().unwrap()];
+
+    let cpra = Cpra::start(&dir, &yaml, Some(TOKEN), &args);
+    let down = cpra
+        .wait_json("/api/v1/monitors/down", "an open incident", |v| v["incident_id"].is_string());
+    let incident = down["incident_id"].as_str().unwrap().to_string();
+    assert_eq!(cpra.post("/api/v1/monitors/off/disable", "")["state"], "disabled");
+    let silenced = cpra.post("/api/v1/monitors/quiet/silence", r#"{"for":"1h"}"#);
+    let until = silenced["silenced_until"].as_str().unwrap().to_string();
+    let escaped = incident.replace('#', "%23");
+    let acked = cpra.post(&format!("/api/v1/incidents/{escaped}/ack"), r#"{"by":"alice"}"#);
+    assert_eq!(acked["acknowledged_by"], "alice");
+    // Answered means durable: killed at once, with SIGKILL.
+    drop(cpra);
+    let off_at_kill = target.requests(Some("/off")).len();
+
+    let cpra = Cpra::start(&dir, &yaml, Some(TOKEN), &args);
+    // Disabled: shown and counted as such.
+    assert_eq!(cpra.get_json("/api/v1/monitors/off")["state"], "disabled");
+    assert_eq!(cpra.get_json("/api/v1/monitors?state=disabled")["total"], 1);
+    let end = Instant::now() + BOUND;
+    while !cpra.get("/metrics").1.contains("cpra_monitors{state=\"disabled\"} 1") {
+        assert!(Instant::now() < end, "disabled not counted in /metrics");
+        std::thread::sleep(POLL);
+    }
+    // Silenced until the same time.
+    assert_eq!(cpra.get_json("/api/v1/monitors/quiet")["silenced_until"], until.as_str());
+    // The incident goes on, still acknowledged, listed open once.
+    let open = cpra.get_json("/api/v1/incidents?open=true");
+    let incidents = open["incidents"].as_array().unwrap();
+    assert_eq!(incidents.len(), 1, "{open}");
+    assert_eq!(incidents[0]["id"], incident.as_str());
+    assert_eq!(incidents[0]["acknowledged_by"], "alice", "{open}");
+    assert!(incidents[0]["opened_at"].is_string(), "{open}");
+    let down = cpra.wait_json("/api/v1/monitors/down", "checked after the restart", |v| {
+        v["last_check"].is_string()
+    });
+    assert_eq!(down["incident_id"], incident.as_str());
+    // A second ack of it is not news (no second acknowledgement sent).
+    let again = cpra.post(&format!("/api/v1/incidents/{escaped}/ack"), r#"{"by":"bob"}"#);
+    assert_eq!(again["acknowledged_by"], "alice");
+
+    // The silence holds: 'quiet' goes down, its alerts are held back.
+    let quiet_alerts = |r: &ScriptedServer| {
+        r.requests(Some("/alerts")).iter().filter(|q| q.body_str().contains("quiet")).count()
+    };
+    assert_eq!(quiet_alerts(&receiver), 0);
+    target.script(|s| s.statuses("/quiet", &[], 503));
+    cpra.wait_json("/api/v1/monitors/quiet", "quiet's incident", |v| v["incident_id"].is_string());
+    let end = Instant::now() + BOUND;
+    while !cpra.stderr().contains("alert held back") {
+        assert!(Instant::now() < end, "no alert held back:\n{}", cpra.stderr());
+        std::thread::sleep(POLL);
+    }
+    // The disabled monitor's target heard nothing since the kill, while the others were
+    // checked many times.
+    let quiet_now = target.requests(Some("/quiet")).len();
+    target.wait_for(Some("/quiet"), BOUND, |r| r.len() >= quiet_now + 10);
+    assert_eq!(target.requests(Some("/off")).len(), off_at_kill, "checked while disabled");
+    assert_eq!(quiet_alerts(&receiver), 0, "an alert sent while silenced");
 }

@@ -42,7 +42,9 @@ use crate::plan::Plan;
 use crate::probe::{Probe, ResultHandler, ShardInfo};
 use crate::ring::Job;
 use crate::state::{transition, Effect, Event, MonitorState, Policy};
-use crate::store::{config_check, endpoint_check, Journal, Record, Recovery, SavedAlert};
+use crate::store::{
+    config_check, endpoint_check, Journal, Record, Recovery, SavedAlert, SavedControl,
+};
 
 /// How often a shard publishes its status and looks at maintenance windows when no window
 /// boundary comes sooner: 250 ms keeps the status line fresh at 4 cheap wake-ups a second.
@@ -182,8 +184,77 @@ impl Monitors {
             .map(|(i, _)| i as u32)
             .collect();
         let has_icmp = manifest_monitors().any(|m| matches!(m.pulse_check.pulse, Pulse::Icmp(_)));
-        let disabled = manifest_monitors().filter(|m| !m.enabled).count() as u64;
+        let now_unix_ms = match &wall_clock {
+            Some(clock) => clock(),
+            None => chrono::Utc::now().timestamp_millis(),
+        };
+        // What an operator set before a restart holds again: recovery kept only what still
+        // means something (a silence may have ended since).
+        let control: Vec<MonitorControl> = match &journal {
+            None => vec![MonitorControl::default(); n],
+            Some(j) => manifest_monitors()
+                .map(|m| match j.recovery.controls.get(&m.id) {
+                    Some(saved) => MonitorControl {
+                        disabled: saved.disabled,
+                        silenced_until_unix_ms: if saved.silenced_until_unix_ms > now_unix_ms {
+                            saved.silenced_until_unix_ms
+                        } else {
+                            0
+                        },
+                    },
+                    None => MonitorControl::default(),
+                })
+                .collect(),
+        };
+        let disabled_at_start = |l: usize, m: &Monitor| control[l].disabled.unwrap_or(!m.enabled);
+        let disabled =
+            manifest_monitors().enumerate().filter(|&(l, m)| disabled_at_start(l, m)).count()
+                as u64;
         let unknown = n as u64 - disabled;
+        // The scheduler loaded the manifest's flags: a monitor disabled or enabled through
+        // the API before the restart changes before the first round dispatches anything.
+        let mut schedule_changes = std::collections::VecDeque::with_capacity(API_QUERY_RING);
+        for (l, m) in manifest_monitors().enumerate() {
+            let monitor = l as u32;
+            match control[l].disabled {
+                Some(true) if m.enabled => {
+                    schedule_changes.push_back(ScheduleChange::Disable { monitor })
+                }
+                Some(false) if !m.enabled => {
+                    let range = u64::from(MIN_INTERVAL_MS)..=u64::from(MAX_INTERVAL_MS);
+                    if range.contains(&m.interval_ms()) {
+                        let interval_ms = m.interval_ms() as u32;
+                        schedule_changes.push_back(ScheduleChange::Enable { monitor, interval_ms })
+                    }
+                }
+                _ => {}
+            }
+        }
+        // The open incidents, as the API lists them, with who acknowledged them.
+        let mut incidents = Incidents::default();
+        let mut incidents_open = 0;
+        if let Some(j) = &journal {
+            for (l, m) in manifest_monitors().enumerate() {
+                let Some(saved) = j.recovery.states.get(&m.id) else { continue };
+                let state = MonitorState::restore(*saved, false);
+                if !state.incident_open() {
+                    continue;
+                }
+                let seq = state.incident_seq();
+                let at = match j.recovery.opened_at.get(&m.id) {
+                    Some(&(s, at)) if s == seq => at,
+                    _ => now_unix_ms,
+                };
+                incidents.opened(l as u32, seq, at);
+                incidents_open += 1;
+                let acked = j.recovery.controls.get(&m.id).and_then(|c| c.acked.as_ref());
+                if let Some((_, by)) = acked.filter(|(s, _)| *s == seq) {
+                    if let Some(record) = incidents.open_mut(l as u32, seq) {
+                        record.acknowledged_by = Some(by.clone());
+                    }
+                }
+            }
+        }
         let mut by_id: Vec<u32> = (0..n as u32).collect();
         by_id.sort_unstable_by(|&a, &b| {
             let id = |l: u32| plan.monitors[cold[l as usize] as usize].id.as_str();
@@ -212,12 +283,10 @@ impl Monitors {
             health: RefCell::new(vec![Health::Unknown; n]),
             last: RefCell::new(vec![(0, Outcome::success(0)); n]),
             by_id: by_id.into_boxed_slice(),
-            control: RefCell::new(vec![MonitorControl::default(); n]),
+            control: RefCell::new(control),
             recent: RefCell::new(RecentResults::new(n)),
-            incidents: RefCell::new(Incidents::default()),
-            schedule_changes: RefCell::new(std::collections::VecDeque::with_capacity(
-                API_QUERY_RING,
-            )),
+            incidents: RefCell::new(incidents),
+            schedule_changes: RefCell::new(schedule_changes),
             prepared: RefCell::new((0..n).map(|_| Prepared::Empty).collect()),
             tls_cache: RefCell::new(TlsConfigCache::default()),
             http: HttpClient::new(),
@@ -227,7 +296,12 @@ impl Monitors {
             clock: MonotonicClock::new(info.epoch),
             status,
             queries,
-            local_status: Cell::new(StatusSnapshot { unknown, disabled, ..Default::default() }),
+            local_status: Cell::new(StatusSnapshot {
+                unknown,
+                disabled,
+                incidents_open,
+                ..Default::default()
+            }),
             observer,
             wall_clock,
             cold,
@@ -639,6 +713,38 @@ impl Monitors {
                 tracing::error!(shard = self.shard, "journal: cannot write {e}");
             }
         }
+        // What an operator set and what the API shows of the open incidents.
+        let now_unix_ms = self.now_unix_ms();
+        let incidents = self.incidents.borrow();
+        for (i, control) in self.control.borrow().iter().enumerate() {
+            let local = i as u32;
+            let open = incidents.open_of(local);
+            let saved = SavedControl {
+                disabled: control.disabled,
+                silenced_until_unix_ms: if control.silenced_at(now_unix_ms) {
+                    control.silenced_until_unix_ms
+                } else {
+                    0
+                },
+                acked: open.and_then(|r| Some((r.seq, r.acknowledged_by.clone()?))),
+            };
+            let id = &self.monitor(local).id;
+            let mut records = saved.records(id);
+            if let Some(r) = open {
+                records.push(Record::IncidentOpened {
+                    monitor: id.clone(),
+                    incident_seq: r.seq,
+                    at_unix_ms: r.opened_at_unix_ms,
+                    colour: Colour::Red,
+                });
+            }
+            for record in records {
+                if let Err(e) = crate::store::encode(&record, &mut bytes) {
+                    tracing::error!(shard = self.shard, "journal: cannot write {e}");
+                }
+            }
+        }
+        drop(incidents);
         let mut alerts: Vec<&SavedAlert> = Vec::new();
         let outbox = self.outbox.borrow();
         alerts.extend(outbox.values());
@@ -781,21 +887,37 @@ impl Monitors {
                 self.control.borrow_mut()[i].disabled = Some(true);
                 tracing::info!(monitor = %monitor.shown_name(), "disabled through the API");
                 self.apply(local, Event::Disabled, self.clock.now_ms(), None);
+                self.journal_control(Record::Disabled {
+                    monitor: monitor.id.clone(),
+                    disabled: true,
+                });
             }
             Command::Enable if disabled => {
                 self.control.borrow_mut()[i].disabled = Some(false);
                 self.move_count(local, true);
                 tracing::info!(monitor = %monitor.shown_name(), "enabled through the API");
                 self.apply(local, Event::Enabled, self.clock.now_ms(), None);
+                self.journal_control(Record::Disabled {
+                    monitor: monitor.id.clone(),
+                    disabled: false,
+                });
             }
             Command::Silence { until_unix_ms } => {
                 self.control.borrow_mut()[i].silenced_until_unix_ms = until_unix_ms;
                 let until = crate::actions::payload::rfc3339(until_unix_ms);
                 tracing::info!(monitor = %monitor.shown_name(), "silenced until {until}");
+                self.journal_control(Record::Silenced {
+                    monitor: monitor.id.clone(),
+                    until_unix_ms,
+                });
             }
             Command::Unsilence => {
                 self.control.borrow_mut()[i].silenced_until_unix_ms = 0;
                 tracing::info!(monitor = %monitor.shown_name(), "silence lifted");
+                self.journal_control(Record::Silenced {
+                    monitor: monitor.id.clone(),
+                    until_unix_ms: 0,
+                });
             }
             Command::CheckNow => {
                 tracing::info!(monitor = %monitor.shown_name(), "check asked through the API");
@@ -803,6 +925,14 @@ impl Monitors {
             _ => {}
         }
         Ok(self.detail(local))
+    }
+
+    /// Appends an operator's action to the journal; the API's answer waits for the commit
+    /// (`answer_queries`), so a control that was answered survives a crash.
+    fn journal_control(&self, record: Record) {
+        if let Some(journal) = &self.journal {
+            journal.append(&record);
+        }
     }
 
     /// Moves a monitor between the disabled count and its health's count.
@@ -857,6 +987,11 @@ impl Monitors {
         if first {
             let monitor = self.monitor(local);
             tracing::info!(monitor = %monitor.shown_name(), incident, by, "incident acknowledged");
+            self.journal_control(Record::Acked {
+                monitor: monitor.id.clone(),
+                incident_seq: seq,
+                by: by.to_owned(),
+            });
             self.send_acknowledgement(local, seq, by);
         }
         Ok(self.incident_row(&record))
@@ -1012,7 +1147,17 @@ async fn answer_queries(me: std::rc::Weak<Monitors>) {
     loop {
         {
             let Some(me) = me.upgrade() else { return };
-            me.queries.shard(me.shard).drain(|question| me.answer(question));
+            me.queries.shard(me.shard).drain_later(|question, reply| {
+                let answer = me.answer(question);
+                match (&me.journal, question) {
+                    // A control is answered once what it changed is durable, as an alert
+                    // is delivered only then.
+                    (Some(journal), Question::Control(..) | Question::Ack { .. }) => {
+                        journal.then(Box::new(move || reply(answer)))
+                    }
+                    _ => reply(answer),
+                }
+            });
         }
         glommio::timer::sleep(Duration::from_millis(QUERY_POLL_MS)).await;
     }

@@ -235,6 +235,19 @@ impl QueryRing {
         }
         answered
     }
+
+    /// Shard side: like [`QueryRing::drain`], but `answer` is handed where to reply and may
+    /// reply later (a control, once what it changed is durable).
+    pub fn drain_later(&self, mut answer: impl FnMut(&Question, Box<dyn FnOnce(Answer)>)) -> usize {
+        let mut answered = 0;
+        while answered < API_QUERY_RING {
+            let Some(query) = self.0.pop() else { break };
+            let reply = query.reply;
+            answer(&query.question, Box::new(move |a| reply.put(a)));
+            answered += 1;
+        }
+        answered
+    }
 }
 
 /// Every shard's ring, indexed by shard.

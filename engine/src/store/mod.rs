@@ -23,7 +23,10 @@ pub use datadir::{DataDir, DEFAULT_DATA_DIR, NO_DATA_DIR};
 pub use frame::{encode, FrameError, Frames};
 pub use journal::Journal;
 pub use record::{Record, SavedAlert};
-pub use recovery::{config_check, endpoint_check, recover, Recovery, RecoveryReport, ShardStart};
+pub use recovery::{
+    config_check, endpoint_check, recover, recover_at, Recovery, RecoveryReport, SavedControl,
+    ShardStart,
+};
 pub use segment::{read_shard_dir, segment_path, ShardLog, TornTail};
 
 use std::path::PathBuf;

@@ -31,11 +31,11 @@ pub enum Record {
     AlertDelivered { id: u64 },
     /// The alert `id` was given up (retries exhausted or a final failure): not sent again.
     AlertGivenUp { id: u64 },
-    /// Reserved for the control plane: a monitor disabled (or enabled again) by an operator.
+    /// A monitor disabled (or enabled again) by an operator through the API.
     Disabled { monitor: String, disabled: bool },
-    /// Reserved for the control plane: a monitor silenced until a time (0: silence lifted).
+    /// A monitor silenced through the API until a time (0: silence lifted).
     Silenced { monitor: String, until_unix_ms: i64 },
-    /// Reserved for the control plane: an incident acknowledged by an operator.
+    /// An incident acknowledged by an operator through the API (kept while it is open).
     Acked { monitor: String, incident_seq: u32, by: String },
 }
 

@@ -61,9 +61,44 @@ pub struct Recovery {
     pub states: HashMap<String, SavedState>,
     /// By stable monitor id: alerts queued and neither delivered nor given up.
     pub outbox: HashMap<String, Vec<SavedAlert>>,
+    /// By stable monitor id: what an operator set through the API and what still holds
+    /// (a silence not yet over, the acknowledgement of the incident still open).
+    pub controls: HashMap<String, SavedControl>,
+    /// By stable monitor id: when its open incident opened (number, Unix ms), for the API.
+    pub opened_at: HashMap<String, (u32, i64)>,
     /// Per shard of this run.
     pub shards: Vec<ShardStart>,
     pub fsync: Option<u64>,
+}
+
+/// An operator's settings on one monitor, as the journal's control records left them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SavedControl {
+    /// `None`: as the manifest says.
+    pub disabled: Option<bool>,
+    /// 0: not silenced.
+    pub silenced_until_unix_ms: i64,
+    /// The open incident's number and who acknowledged it.
+    pub acked: Option<(u32, String)>,
+}
+
+impl SavedControl {
+    /// The records that set it again (the checkpoint's and a snapshot's).
+    pub fn records(&self, monitor: &str) -> Vec<Record> {
+        let mut records = Vec::new();
+        if let Some(disabled) = self.disabled {
+            records.push(Record::Disabled { monitor: monitor.to_owned(), disabled });
+        }
+        if self.silenced_until_unix_ms != 0 {
+            let until_unix_ms = self.silenced_until_unix_ms;
+            records.push(Record::Silenced { monitor: monitor.to_owned(), until_unix_ms });
+        }
+        if let Some((incident_seq, by)) = &self.acked {
+            let (incident_seq, by) = (*incident_seq, by.clone());
+            records.push(Record::Acked { monitor: monitor.to_owned(), incident_seq, by });
+        }
+        records
+    }
 }
 
 /// What recovery found, for the log line.
@@ -74,6 +109,8 @@ pub struct RecoveryReport {
     pub open_incidents: usize,
     pub alerts: usize,
     pub config_changed: usize,
+    /// Monitors with an operator's setting that still holds.
+    pub controls: usize,
     pub dropped: Vec<String>,
     pub torn: Vec<String>,
 }
@@ -85,6 +122,17 @@ pub fn recover(
     plan: &Plan,
     shards: usize,
     fsync: Fsync,
+) -> Result<(Recovery, RecoveryReport), String> {
+    recover_at(dir, plan, shards, fsync, chrono::Utc::now().timestamp_millis())
+}
+
+/// [`recover`] at `now_unix_ms` (the wall clock: silences end at a wall-clock time).
+pub fn recover_at(
+    dir: &DataDir,
+    plan: &Plan,
+    shards: usize,
+    fsync: Fsync,
+    now_unix_ms: i64,
 ) -> Result<(Recovery, RecoveryReport), String> {
     let started = Instant::now();
     let ctx = |what: &str, path: &Path, e: io::Error| format!("{what} {}: {e}", path.display());
@@ -108,6 +156,8 @@ pub fn recover(
     let mut states: HashMap<String, (u32, SavedState)> = HashMap::new();
     let mut max_seq: HashMap<String, u32> = HashMap::new();
     let mut outbox: HashMap<u64, SavedAlert> = HashMap::new();
+    let mut controls: HashMap<String, SavedControl> = HashMap::new();
+    let mut opened_at: HashMap<String, (u32, i64)> = HashMap::new();
     for (_, records) in segments {
         for record in records {
             report.records += 1;
@@ -116,8 +166,11 @@ pub fn recover(
                     bump_seq(&mut max_seq, &monitor, state.incident_seq);
                     states.insert(monitor, (config, state));
                 }
-                Record::IncidentOpened { monitor, incident_seq, .. }
-                | Record::IncidentClosed { monitor, incident_seq, .. } => {
+                Record::IncidentOpened { monitor, incident_seq, at_unix_ms, .. } => {
+                    bump_seq(&mut max_seq, &monitor, incident_seq);
+                    opened_at.insert(monitor, (incident_seq, at_unix_ms));
+                }
+                Record::IncidentClosed { monitor, incident_seq, .. } => {
                     bump_seq(&mut max_seq, &monitor, incident_seq)
                 }
                 Record::AlertQueued(alert) => {
@@ -126,8 +179,15 @@ pub fn recover(
                 Record::AlertDelivered { id } | Record::AlertGivenUp { id } => {
                     outbox.remove(&id);
                 }
-                // Reserved for the control plane.
-                Record::Disabled { .. } | Record::Silenced { .. } | Record::Acked { .. } => {}
+                Record::Disabled { monitor, disabled } => {
+                    controls.entry(monitor).or_default().disabled = Some(disabled)
+                }
+                Record::Silenced { monitor, until_unix_ms } => {
+                    controls.entry(monitor).or_default().silenced_until_unix_ms = until_unix_ms
+                }
+                Record::Acked { monitor, incident_seq, by } => {
+                    controls.entry(monitor).or_default().acked = Some((incident_seq, by))
+                }
             }
         }
     }
@@ -164,6 +224,39 @@ pub fn recover(
         }
         recovery.states.insert(id.clone(), state);
     }
+    // What an operator set holds while it means something: a silence until it ends, an
+    // acknowledgement while its incident is open.
+    let open_seq = |id: &str| {
+        let state = MonitorState::restore(*recovery.states.get(id)?, false);
+        state.incident_open().then(|| state.incident_seq())
+    };
+    let mut control_ids: Vec<String> = controls.keys().cloned().collect();
+    control_ids.sort_unstable();
+    for id in control_ids {
+        let mut control = controls.remove(&id).unwrap_or_default();
+        if !by_id.contains_key(id.as_str()) {
+            if !report.dropped.contains(&id) {
+                report.dropped.push(id);
+            }
+            continue;
+        }
+        if control.silenced_until_unix_ms <= now_unix_ms {
+            control.silenced_until_unix_ms = 0;
+        }
+        let open = open_seq(&id);
+        if control.acked.as_ref().is_some_and(|(seq, _)| Some(*seq) != open) {
+            control.acked = None;
+        }
+        if control != SavedControl::default() {
+            recovery.controls.insert(id, control);
+        }
+    }
+    report.controls = recovery.controls.len();
+    for (id, (seq, at)) in opened_at {
+        if by_id.contains_key(id.as_str()) && open_seq(&id) == Some(seq) {
+            recovery.opened_at.insert(id, (seq, at));
+        }
+    }
     let mut alerts: Vec<SavedAlert> = outbox.into_values().collect();
     alerts.sort_by_key(|a| a.id);
     for alert in alerts {
@@ -188,6 +281,21 @@ pub fn recover(
             state: *state,
         };
         encode(&record, &mut per_shard[shard]).map_err(|e| format!("journal: {e}"))?;
+        if let Some(&(incident_seq, at_unix_ms)) = recovery.opened_at.get(id) {
+            let record = Record::IncidentOpened {
+                monitor: id.clone(),
+                incident_seq,
+                at_unix_ms,
+                colour: crate::colour::Colour::Red,
+            };
+            encode(&record, &mut per_shard[shard]).map_err(|e| format!("journal: {e}"))?;
+        }
+    }
+    for (id, control) in &recovery.controls {
+        let shard = shard_of(by_id[id.as_str()].id_hash(), shards);
+        for record in control.records(id) {
+            encode(&record, &mut per_shard[shard]).map_err(|e| format!("journal: {e}"))?;
+        }
     }
     for (id, alerts) in &mut recovery.outbox {
         let shard = shard_of(by_id[id.as_str()].id_hash(), shards);
@@ -240,6 +348,7 @@ pub fn recover(
         open_incidents = report.open_incidents,
         alerts = report.alerts,
         config_changed = report.config_changed,
+        controls = report.controls,
         recover_ms = started.elapsed().as_millis() as u64,
         "journal: recovered {} monitor(s), {} open incident(s), {} alert(s) to deliver",
         report.monitors,
@@ -396,7 +505,7 @@ mod tests {
         let log = read_shard_dir(&tmp.path().join("shard-0")).unwrap();
         assert_eq!(log.segments.len(), 1);
         assert_eq!(log.segments[0].0, 5, "numbered after every segment seen");
-        assert_eq!(log.segments[0].1.len(), 3, "two states and one alert");
+        assert_eq!(log.segments[0].1.len(), 4, "two states, b's incident opening, one alert");
 
         // Recovering again from the checkpoint finds the same.
         drop(dir);
@@ -405,5 +514,103 @@ mod tests {
         assert_eq!(again.states, recovery.states);
         assert!(report.dropped.is_empty());
         assert_eq!(report.config_changed, 0);
+    }
+
+    /// Recovers `records` (one old segment) for the plan `TWO` at Unix ms 1000.
+    fn recover_records(records: &[Record]) -> (tempfile::TempDir, Plan, Recovery, RecoveryReport) {
+        let tmp = tempfile::tempdir().unwrap();
+        let plan = plan(TWO);
+        write_segment(&tmp.path().join("shard-0"), 1, records);
+        let dir = DataDir::open(tmp.path(), 1).unwrap();
+        let (recovery, report) = recover_at(&dir, &plan, 1, Fsync::Never, 1000).unwrap();
+        drop(dir);
+        (tmp, plan, recovery, report)
+    }
+
+    /// Recovers the checkpoint `recover_records` left, at the same time.
+    fn recover_again(tmp: &tempfile::TempDir, plan: &Plan) -> Recovery {
+        let dir = DataDir::open(tmp.path(), 1).unwrap();
+        recover_at(&dir, plan, 1, Fsync::Never, 1000).unwrap().0
+    }
+
+    #[test]
+    fn a_disable_survives_by_its_last_record_and_is_dropped_with_its_monitor() {
+        let disabled =
+            |monitor: &str, disabled: bool| Record::Disabled { monitor: monitor.into(), disabled };
+        let (tmp, plan, recovery, report) = recover_records(&[
+            disabled("a", true),
+            disabled("b", true),
+            disabled("b", false),
+            disabled("gone", true),
+        ]);
+        assert_eq!(recovery.controls["a"].disabled, Some(true));
+        assert_eq!(recovery.controls["b"].disabled, Some(false), "enabled again");
+        assert!(!recovery.controls.contains_key("gone"));
+        assert_eq!(report.dropped, ["gone"]);
+        assert_eq!(report.controls, 2);
+        assert_eq!(recover_again(&tmp, &plan).controls, recovery.controls, "checkpointed");
+    }
+
+    #[test]
+    fn a_silence_survives_until_it_ends_and_a_lifted_or_expired_one_is_dropped() {
+        let silenced = |monitor: &str, until_unix_ms: i64| Record::Silenced {
+            monitor: monitor.into(),
+            until_unix_ms,
+        };
+        // Recovered at 1000: 'a' silenced until 5000; 'b' until 900 (over), then lifted
+        // and silenced again until 1000 (over at that very ms).
+        let (tmp, plan, recovery, _) = recover_records(&[
+            silenced("b", 900),
+            silenced("a", 5000),
+            silenced("b", 0),
+            silenced("b", 1000),
+        ]);
+        assert_eq!(recovery.controls["a"].silenced_until_unix_ms, 5000);
+        assert!(!recovery.controls.contains_key("b"), "{:?}", recovery.controls);
+        assert_eq!(recover_again(&tmp, &plan).controls, recovery.controls);
+        let (_, _, lifted, _) = recover_records(&[silenced("a", 5000), silenced("a", 0)]);
+        assert!(lifted.controls.is_empty());
+    }
+
+    #[test]
+    fn an_ack_survives_while_its_incident_is_open_and_with_when_it_opened() {
+        let state = |monitor: &str, state: SavedState| Record::MonitorState {
+            monitor: monitor.into(),
+            config: 0,
+            state,
+        };
+        let opened = |monitor: &str, incident_seq: u32, at_unix_ms: i64| Record::IncidentOpened {
+            monitor: monitor.into(),
+            incident_seq,
+            at_unix_ms,
+            colour: Colour::Red,
+        };
+        let acked = |monitor: &str, incident_seq: u32| Record::Acked {
+            monitor: monitor.into(),
+            incident_seq,
+            by: "alice".into(),
+        };
+        // 'a' is down in incident 1, acknowledged; 'b' had incident 1 acknowledged, and is
+        // healthy again (its state says no incident is open).
+        let (tmp, plan, recovery, _) = recover_records(&[
+            opened("a", 1, 700),
+            state("a", down(0)),
+            acked("a", 1),
+            opened("b", 1, 600),
+            acked("b", 1),
+            state("b", MonitorState::resume(1).saved()),
+        ]);
+        assert_eq!(recovery.controls["a"].acked, Some((1, "alice".to_owned())));
+        assert_eq!(recovery.opened_at["a"], (1, 700));
+        assert!(!recovery.controls.contains_key("b"), "its incident closed");
+        assert!(!recovery.opened_at.contains_key("b"));
+        let again = recover_again(&tmp, &plan);
+        assert_eq!((again.controls, again.opened_at), (recovery.controls, recovery.opened_at));
+
+        // An ack of an older incident does not carry over to the one open now.
+        let (_, _, later, _) =
+            recover_records(&[acked("a", 1), opened("a", 2, 900), state("a", down(1))]);
+        assert!(later.controls.is_empty(), "{:?}", later.controls);
+        assert_eq!(later.opened_at["a"], (2, 900));
     }
 }
