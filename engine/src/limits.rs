@@ -416,3 +416,13 @@ pub const API_QUERY_WAIT_MS: u64 = 5_000;
 /// by id and says so (`cpra_monitor_series_truncated 1`), so a group grown too big is seen,
 /// not silently cut.
 pub const API_MONITOR_SERIES_MAX: usize = 10_000;
+
+/// Reload orders a shard's control ring holds. Reloads run one at a time and the control
+/// plane waits for every shard to apply its order before the next, so one is in a ring at
+/// most; two leaves room for an order pushed while a shard is still taking the last.
+pub const RELOAD_RING: usize = 2;
+
+/// How long a reload waits for every shard to apply its order before answering: shards take
+/// orders between dispatch rounds (at most `shard::IDLE_POLL_MS` apart), so only a wedged
+/// shard reaches it; the reload is then reported as still being applied.
+pub const RELOAD_APPLY_WAIT_MS: u64 = 10_000;

@@ -55,6 +55,17 @@ pub trait ResultHandler: 'static {
     /// large and cold (a million monitors due once a second) can prefetch it here, so the
     /// cache miss overlaps with the checks before it. The shard calls it a few jobs ahead.
     fn prefetch(&self, _job: &Job) {}
+
+    /// Applies a reload order to this shard: the handler knows which of its monitors the
+    /// order names and changes `core` (adds, removes, schedule changes) to match. A handler
+    /// that does not support reload leaves everything as it is.
+    fn reload(
+        &mut self,
+        _order: &crate::shard::control::ShardReload,
+        _core: &mut crate::shard::ShardCore,
+        _now_ms: u64,
+    ) {
+    }
 }
 
 /// Completes at once with success: measures the runtime itself.

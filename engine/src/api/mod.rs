@@ -13,6 +13,7 @@
 
 pub mod metrics;
 pub mod monitors;
+pub mod reload;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -76,6 +77,8 @@ pub struct Fleet {
     pub stop: StopHandle,
     /// The instant the shards' clocks count from (their heartbeats are ms since then).
     pub epoch: Instant,
+    /// Re-reads the manifest (`POST /api/v1/reload`); `None` when the fleet came from no file.
+    pub reloader: Option<Arc<crate::reload::Reloader>>,
 }
 
 /// What every request handler shares. Read-only once the fleet is set, apart from the
@@ -250,6 +253,18 @@ async fn handle(state: &ApiState, request: Request<Incoming>) -> Response<Full<B
         return response;
     }
     let path = request.uri().path();
+    // Writes: POST only. Every write goes through this one branch, so a check of the API
+    // token belongs at its top, before any write runs.
+    if let Some(write) = Write::of(path) {
+        if request.method() != Method::POST {
+            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only POST is allowed here\n");
+            response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+        return match write {
+            Write::Reload => reload::answer(state).await,
+        };
+    }
     let known = matches!(
         path,
         "/healthz" | "/readyz" | "/metrics" | "/metrics/monitors" | "/api/v1/monitors"
@@ -275,6 +290,21 @@ async fn handle(state: &ApiState, request: Request<Incoming>) -> Response<Full<B
 /// dispatch round for [`API_SHARD_STALL_MS`]), or that the engine stops.
 /// Before the shards start (the manifest still loading) the process is alive and working:
 /// 200 too, so a liveness probe does not kill a long load (`/readyz` says it is not ready).
+/// The endpoints that change something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Write {
+    Reload,
+}
+
+impl Write {
+    fn of(path: &str) -> Option<Write> {
+        match path {
+            "/api/v1/reload" => Some(Write::Reload),
+            _ => None,
+        }
+    }
+}
+
 fn health(state: &ApiState) -> Response<Full<Bytes>> {
     let Some(fleet) = state.fleet() else {
         return text(StatusCode::OK, "ok: starting\n");
@@ -365,6 +395,7 @@ mod tests {
             queries: FleetQueries::new(2),
             stop: stop.clone(),
             epoch: Instant::now(),
+            reloader: None,
         });
         assert_eq!(get(addr, "/readyz"), (200, "ready\n".into()));
         assert_eq!(get(addr, "/healthz"), (503, "not running: shard 1 of 2\n".into()));
@@ -396,6 +427,7 @@ mod tests {
             queries: FleetQueries::new(2),
             stop: StopHandle::default(),
             epoch,
+            reloader: None,
         });
         let (status, body) = get(api.addr(), "/healthz");
         assert_eq!(status, 503);

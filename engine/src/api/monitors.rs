@@ -38,7 +38,7 @@ pub const API_LISTS_IN_FLIGHT: usize = 32;
 const ANSWER_POLL: Duration = Duration::from_millis(1);
 
 /// A JSON answer.
-fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+pub(super) fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -276,6 +276,7 @@ pub fn run(args: &DemoArgs) -> i32 {
         observer: Some(observer),
         // The demo is a short look at the engine, not a node to watch.
         listen: None,
+        reload_from: None,
     };
     let code = run_plan(Arc::new(plan), &config, &mut std::io::stdout());
     let delivered = fleet.receiver.requests(Some("/alerts"));

@@ -19,6 +19,7 @@ use crate::api::{ApiServer, Fleet};
 use crate::manifest::duration::parse_go_duration;
 use crate::manifest::{load_path, LoadOptions};
 use crate::plan::{start_plan, Plan, PlanConfig};
+use crate::reload::{ReloadError, Reloader};
 use crate::runtime::{RuntimeConfig, DEFAULT_GRACE_MS};
 use crate::shard::{AlertObserver, StatusSnapshot};
 
@@ -97,7 +98,9 @@ pub fn run(args: &RunArgs) -> i32 {
         Err(code) => return code,
     };
     let listen = (args.listen != crate::api::LISTEN_NONE).then(|| args.listen.clone());
-    let config = RunConfig { shards: args.shards, duration, grace_ms, observer: None, listen };
+    let reload_from = Some(ReloadFrom { file: args.file.clone(), lenient: args.fields.lenient });
+    let config =
+        RunConfig { shards: args.shards, duration, grace_ms, observer: None, listen, reload_from };
     run_plan(Arc::new(plan), &config, &mut out)
 }
 
@@ -179,6 +182,16 @@ pub struct RunConfig {
     pub observer: Option<AlertObserver>,
     /// Where the control plane listens; `None`: no control plane.
     pub listen: Option<String>,
+    /// The manifest file a reload (SIGHUP, `POST /api/v1/reload`) reads again; `None`: the
+    /// plan did not come from a file (`cpra demo`) and cannot be reloaded.
+    pub reload_from: Option<ReloadFrom>,
+}
+
+/// Where a reload reads the manifest, with the loader options the run started with.
+#[derive(Clone, Debug)]
+pub struct ReloadFrom {
+    pub file: PathBuf,
+    pub lenient: bool,
 }
 
 impl Default for RunConfig {
@@ -189,6 +202,7 @@ impl Default for RunConfig {
             grace_ms: DEFAULT_GRACE_MS,
             observer: None,
             listen: None,
+            reload_from: None,
         }
     }
 }
@@ -239,7 +253,7 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         // A plain line (not a log record) so a script or test can read the port of `:0`.
         let _ = writeln!(out, "control plane: listening on http://{}", api.addr());
     }
-    let running = match start_plan(plan, plan_config) {
+    let running = match start_plan(plan.clone(), plan_config) {
         Ok(p) => p,
         Err(e) => {
             let _ = writeln!(out, "error: {e}");
@@ -249,8 +263,20 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
             return EXIT_INVALID;
         }
     };
+    let reloader = config.reload_from.as_ref().map(|from| {
+        let options = LoadOptions { lenient: from.lenient, ..LoadOptions::default() };
+        Arc::new(Reloader::new(
+            from.file.clone(),
+            &options,
+            plan.clone(),
+            running.runtime.shared().to_vec(),
+        ))
+    });
+    // The reloader holds the plan in force; this one would keep the first alive for good.
+    drop(plan);
     if let Some(api) = &api {
         api.set_fleet(Fleet {
+            reloader: reloader.clone(),
             shared: running.runtime.shared().to_vec(),
             status: running.status.clone(),
             queries: running.queries.clone(),
@@ -272,7 +298,10 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
             stop.stop();
         }
         if crate::hangup::take() {
-            tracing::warn!("{}", crate::hangup::NOT_SUPPORTED);
+            match &reloader {
+                Some(reloader) => reload_on_hangup(reloader),
+                None => tracing::warn!("{}", crate::hangup::NOT_SUPPORTED),
+            }
         }
         if running.runtime.shard_exited() {
             tracing::error!("a shard stopped unexpectedly; stopping the others");
@@ -322,6 +351,26 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
             let _ = writeln!(out, "error: {e}");
             EXIT_INVALID
         }
+    }
+}
+
+/// A SIGHUP's reload, on the main thread (the shards run on meanwhile); what it did or the
+/// manifest's problems go to the log.
+fn reload_on_hangup(reloader: &Reloader) {
+    tracing::info!("SIGHUP received: reloading the manifest");
+    match reloader.reload() {
+        // `reload` logs what it did.
+        Ok(_) => {}
+        Err(ReloadError::Invalid(problems)) => {
+            for p in &problems {
+                tracing::error!(file = %p.file, line = p.line, column = p.column, "{}", p.message);
+            }
+            tracing::error!(
+                "reload refused: the manifest has {} errors; still running the one loaded before",
+                problems.len()
+            );
+        }
+        Err(e) => tracing::error!("reload: {e}"),
     }
 }
 

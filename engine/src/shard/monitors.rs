@@ -9,6 +9,7 @@
 //! (`alert.rs`) or delivering (`actions`).
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -25,7 +26,9 @@ use cpra_net::{Deadline, Detail, FailureKind, Outcome};
 use super::queries::{
     Answer, FleetQueries, LastCheck, ListFilter, MonitorHealth, MonitorPage, MonitorRow, Question,
 };
+use super::control::ShardReload;
 use super::spawn_into;
+use super::ShardCore;
 use super::status::{FleetStatus, StatusSnapshot};
 use super::target::{compile, host_of, Check, Compiled};
 use crate::actions::{self, Actions, InterventionResult};
@@ -77,26 +80,31 @@ enum Health {
 /// thread.
 pub struct Monitors {
     shard: usize,
-    plan: Arc<Plan>,
-    /// Shard-local monitor index -> index in `plan.monitors`.
-    cold: Box<[u32]>,
-    policies: Box<[Policy]>,
+    /// The plan in force (a reload replaces it). An `Rc` around the shared `Arc`, so reading a
+    /// monitor's config clones a count of this shard's own, not one every core writes.
+    plan: RefCell<Rc<Arc<Plan>>>,
+    /// Shard-local monitor index (the core's slot) -> index in `plan.monitors`; `REMOVED` for
+    /// a slot whose monitor a reload removed.
+    cold: RefCell<Vec<u32>>,
+    policies: RefCell<Vec<Policy>>,
     /// The host and port to resolve per monitor (parsed once), `None` when nothing is resolved.
-    hosts: Box<[Option<(String, u16)>]>,
+    /// `Rc<str>`: a check takes its own handle to the host without allocating.
+    hosts: RefCell<Vec<Option<(Rc<str>, u16)>>>,
     /// The monitors with maintenance windows (shard-local indexes): the only ones the
     /// housekeeping task looks at, so a big shard without windows costs it nothing.
-    with_windows: Box<[u32]>,
+    with_windows: RefCell<Vec<u32>>,
     states: RefCell<Vec<MonitorState>>,
     health: RefCell<Vec<Health>>,
     /// Each monitor's last outcome and when it ended (shard ms), for the API (meaningful once
     /// `health` is not `Unknown`): 56 bytes a monitor, outside the hot state.
     last: RefCell<Vec<(u64, Outcome)>>,
     /// Shard-local indexes in monitor id order: the API's lists page through it.
-    by_id: Box<[u32]>,
+    by_id: RefCell<Vec<u32>>,
     prepared: RefCell<Vec<Prepared>>,
     tls_cache: RefCell<TlsConfigCache>,
     http: HttpClient,
-    icmp: Option<IcmpClient>,
+    /// Made when the shard first has an ICMP monitor (at start or on a reload).
+    icmp: RefCell<Option<Rc<IcmpClient>>>,
     resolver: Rc<ShardResolver>,
     actions: Rc<Actions>,
     clock: MonotonicClock,
@@ -141,38 +149,27 @@ impl Monitors {
         wall_clock: Option<WallClock>,
     ) -> Rc<Monitors> {
         let n = info.monitors.len();
-        let cold: Box<[u32]> = info.monitors.iter().map(|s| s.cold).collect();
+        let cold: Vec<u32> = info.monitors.iter().map(|s| s.cold).collect();
         let manifest_monitors = || cold.iter().map(|&c| &plan.monitors[c as usize]);
         let policies = manifest_monitors().map(Policy::from).collect();
-        let hosts = manifest_monitors()
-            .map(|m| host_of(&m.pulse_check.pulse).ok().flatten())
-            .collect::<Box<[_]>>();
-        let with_windows = manifest_monitors()
-            .enumerate()
-            .filter(|(_, m)| !m.maintenance.is_empty())
-            .map(|(i, _)| i as u32)
-            .collect();
-        let has_icmp = manifest_monitors().any(|m| matches!(m.pulse_check.pulse, Pulse::Icmp(_)));
+        let hosts = manifest_monitors().map(host_handle).collect();
+        let has_icmp = manifest_monitors().any(is_icmp);
         let disabled = manifest_monitors().filter(|m| !m.enabled).count() as u64;
         let unknown = n as u64 - disabled;
-        let mut by_id: Vec<u32> = (0..n as u32).collect();
-        by_id.sort_unstable_by(|&a, &b| {
-            let id = |l: u32| plan.monitors[cold[l as usize] as usize].id.as_str();
-            id(a).cmp(id(b))
-        });
+        let (by_id, with_windows) = indexes(&plan, &cold);
         let monitors = Rc::new(Monitors {
             shard: info.shard,
-            policies,
-            hosts,
-            with_windows,
+            policies: RefCell::new(policies),
+            hosts: RefCell::new(hosts),
+            with_windows: RefCell::new(with_windows),
             states: RefCell::new(vec![MonitorState::new(); n]),
             health: RefCell::new(vec![Health::Unknown; n]),
             last: RefCell::new(vec![(0, Outcome::success(0)); n]),
-            by_id: by_id.into_boxed_slice(),
+            by_id: RefCell::new(by_id),
             prepared: RefCell::new((0..n).map(|_| Prepared::Empty).collect()),
             tls_cache: RefCell::new(TlsConfigCache::default()),
             http: HttpClient::new(),
-            icmp: has_icmp.then(IcmpClient::new),
+            icmp: RefCell::new(has_icmp.then(|| Rc::new(IcmpClient::new()))),
             resolver,
             actions,
             clock: MonotonicClock::new(info.epoch),
@@ -181,22 +178,30 @@ impl Monitors {
             local_status: Cell::new(StatusSnapshot { unknown, disabled, ..Default::default() }),
             observer,
             wall_clock,
-            cold,
-            plan,
+            cold: RefCell::new(cold),
+            plan: RefCell::new(Rc::new(plan)),
         });
         spawn_into(housekeeping(Rc::downgrade(&monitors)), info.queues.background).detach();
         spawn_into(answer_queries(Rc::downgrade(&monitors)), info.queues.background).detach();
         monitors
     }
 
-    fn monitor(&self, local: u32) -> &Monitor {
-        &self.plan.monitors[self.cold[local as usize] as usize]
+    fn monitor(&self, local: u32) -> Cold {
+        let index = self.cold.borrow()[local as usize];
+        debug_assert_ne!(index, REMOVED, "slot {local} has no monitor");
+        Cold { plan: self.plan.borrow().clone(), index: index as usize }
+    }
+
+    /// Whether a reload removed the monitor in slot `local` (its last check may still end).
+    fn is_removed(&self, local: u32) -> bool {
+        self.cold.borrow()[local as usize] == REMOVED
     }
 
     /// The compiled check for `local`, (re)compiled when its address changed.
     async fn compiled(&self, local: u32, deadline: &Deadline) -> Result<Rc<Compiled>, Outcome> {
         let i = local as usize;
-        let addr = match &self.hosts[i] {
+        let host = self.hosts.borrow()[i].clone();
+        let addr = match &host {
             None => None,
             Some((host, port)) => {
                 match self.resolver.resolve_socket_addr(host, *port, deadline.remaining()).await {
@@ -233,6 +238,10 @@ impl Monitors {
     }
 
     async fn run_check(&self, job: &Job) -> Outcome {
+        if self.is_removed(job.monitor) {
+            // Queued before a reload removed it: not checked, and the outcome is dropped.
+            return Outcome::success(0);
+        }
         self.states.borrow_mut()[job.monitor as usize].begin_check(job.check_generation());
         // The job's deadline, fixed by the shard when it dispatched the check, is the one
         // bound: resolution, connect, request and retries all fit inside it.
@@ -255,7 +264,7 @@ impl Monitors {
             Check::Docker(c) => {
                 with_retries(retries, left, |t| cpra_net::docker::check(c, t)).await
             }
-            Check::Icmp(c) => match &self.icmp {
+            Check::Icmp(c) => match self.icmp.borrow().clone() {
                 Some(icmp) => icmp.check(c, left).await,
                 None => invalid_config(),
             },
@@ -296,9 +305,13 @@ impl Monitors {
         outcome: Option<&Outcome>,
     ) {
         let i = local as usize;
+        if self.is_removed(local) {
+            // An intervention's result for a monitor a reload removed since.
+            return;
+        }
         let effects = {
             let mut states = self.states.borrow_mut();
-            transition(&mut states[i], &self.policies[i], event, now_ms)
+            transition(&mut states[i], &self.policies.borrow()[i], event, now_ms)
         };
         for effect in &effects {
             self.apply_effect(local, effect, outcome);
@@ -330,7 +343,7 @@ impl Monitors {
                 if let Some(observe) = &self.observer {
                     observe(&alert);
                 }
-                let endpoints = actions::endpoints_for(&monitor.codes, colour, &self.plan.registry);
+                let endpoints = actions::endpoints_for(&monitor.codes, colour, &monitor.plan.registry);
                 let mut s = self.local_status.get();
                 s.alerts_queued += endpoints.len() as u64;
                 self.local_status.set(s);
@@ -377,6 +390,146 @@ impl Monitors {
         }
     }
 
+    /// Applies a reload order (see `shard::control`): removed monitors stop (an open incident
+    /// closes silently, logged), changed ones keep their state and take the new config from
+    /// their next check, moved ones are only re-pointed, added ones start within an interval.
+    /// Every kept monitor reads the new plan from here on.
+    fn reload(self: &Rc<Self>, order: &ShardReload, core: &mut ShardCore, now_ms: u64) {
+        let slot_of: HashMap<u32, u32> = self
+            .cold
+            .borrow()
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c != REMOVED)
+            .map(|(l, &c)| (c, l as u32))
+            .collect();
+        let slot = |old: u32| {
+            let found = slot_of.get(&old).copied();
+            if found.is_none() {
+                tracing::error!(shard = self.shard, old, "reload names a monitor this shard lacks");
+            }
+            found
+        };
+        let mut s = self.local_status.get();
+        for &old in &order.removed {
+            let Some(local) = slot(old) else { continue };
+            let monitor = self.monitor(local);
+            let state = self.states.borrow()[local as usize];
+            if state.incident_open() {
+                tracing::info!(
+                    shard = self.shard,
+                    monitor = %monitor.shown_name(),
+                    incident_seq = state.incident_seq(),
+                    "incident closed silently: the monitor was removed by a reload"
+                );
+                s.incidents_open = s.incidents_open.saturating_sub(1);
+            }
+            self.actions.cancel_alerts(local);
+            self.actions.cancel_intervention(local);
+            self.uncount(&mut s, local, monitor.enabled);
+            core.remove_monitor(local);
+            self.cold.borrow_mut()[local as usize] = REMOVED;
+            self.prepared.borrow_mut()[local as usize] = Prepared::Empty;
+        }
+        for &(old, new) in &order.moved {
+            if let Some(local) = slot(old) {
+                self.cold.borrow_mut()[local as usize] = new;
+            }
+        }
+        let changed: Vec<(u32, bool)> = order
+            .changed
+            .iter()
+            .filter_map(|(old, spec)| {
+                let local = slot(*old)?;
+                let was_enabled = self.monitor(local).enabled;
+                if let Err(e) = core.update_monitor(local, spec, now_ms) {
+                    // The loader checked intervals; only a bug in it reaches here.
+                    tracing::error!(shard = self.shard, "reload: {e}; kept the old schedule");
+                }
+                self.cold.borrow_mut()[local as usize] = spec.cold;
+                Some((local, was_enabled))
+            })
+            .collect();
+        // From here, every slot points into the new plan.
+        *self.plan.borrow_mut() = Rc::new(order.plan.clone());
+        for (local, was_enabled) in changed {
+            let i = local as usize;
+            let monitor = self.monitor(local);
+            self.policies.borrow_mut()[i] = Policy::from(&*monitor);
+            self.hosts.borrow_mut()[i] = host_handle(&monitor);
+            self.prepared.borrow_mut()[i] = Prepared::Empty;
+            if was_enabled != monitor.enabled {
+                self.uncount(&mut s, local, was_enabled);
+                self.health.borrow_mut()[i] = Health::Unknown;
+                if monitor.enabled { s.unknown += 1 } else { s.disabled += 1 }
+            }
+            tracing::info!(shard = self.shard, monitor = %monitor.shown_name(), "changed by a reload");
+        }
+        core.reserve(order.added.len());
+        for spec in &order.added {
+            let local = match core.add_monitor(spec, now_ms) {
+                Ok(local) => local,
+                Err(e) => {
+                    tracing::error!(shard = self.shard, "reload: {e}; not added");
+                    continue;
+                }
+            };
+            let monitor = Cold { plan: self.plan.borrow().clone(), index: spec.cold as usize };
+            let fresh = (
+                spec.cold,
+                Policy::from(&*monitor),
+                host_handle(&monitor),
+            );
+            self.place(local, fresh);
+            if monitor.enabled { s.unknown += 1 } else { s.disabled += 1 }
+            if is_icmp(&monitor) && self.icmp.borrow().is_none() {
+                *self.icmp.borrow_mut() = Some(Rc::new(IcmpClient::new()));
+            }
+        }
+        let (by_id, with_windows) = indexes(&self.plan.borrow(), &self.cold.borrow());
+        *self.by_id.borrow_mut() = by_id;
+        *self.with_windows.borrow_mut() = with_windows;
+        self.local_status.set(s);
+        self.publish();
+    }
+
+    /// Takes a monitor's counts out of the status (removed, or its `enabled` changed).
+    fn uncount(&self, s: &mut StatusSnapshot, local: u32, enabled: bool) {
+        if !enabled {
+            s.disabled = s.disabled.saturating_sub(1);
+            return;
+        }
+        match self.health.borrow()[local as usize] {
+            Health::Unknown => s.unknown = s.unknown.saturating_sub(1),
+            Health::Up => s.up = s.up.saturating_sub(1),
+            Health::Down => s.down = s.down.saturating_sub(1),
+        }
+    }
+
+    /// Fills slot `local` (new at the end, or one a removed monitor left) for a new monitor.
+    fn place(&self, local: u32, (cold, policy, host): (u32, Policy, Option<(Rc<str>, u16)>)) {
+        let i = local as usize;
+        let mut cold_v = self.cold.borrow_mut();
+        if i == cold_v.len() {
+            cold_v.push(cold);
+            self.policies.borrow_mut().push(policy);
+            self.hosts.borrow_mut().push(host);
+            self.states.borrow_mut().push(MonitorState::new());
+            self.health.borrow_mut().push(Health::Unknown);
+            self.last.borrow_mut().push((0, Outcome::success(0)));
+            self.prepared.borrow_mut().push(Prepared::Empty);
+            return;
+        }
+        assert!(i < cold_v.len() && cold_v[i] == REMOVED, "slot {local} given while in use");
+        cold_v[i] = cold;
+        self.policies.borrow_mut()[i] = policy;
+        self.hosts.borrow_mut()[i] = host;
+        self.states.borrow_mut()[i] = MonitorState::new();
+        self.health.borrow_mut()[i] = Health::Unknown;
+        self.last.borrow_mut()[i] = (0, Outcome::success(0));
+        self.prepared.borrow_mut()[i] = Prepared::Empty;
+    }
+
     /// A monitor's state as the API names it.
     fn health_of(&self, local: u32) -> MonitorHealth {
         if !self.monitor(local).enabled {
@@ -400,7 +553,7 @@ impl Monitors {
         let last_check = matches!(health, MonitorHealth::Up | MonitorHealth::Down).then(|| {
             let (at_ms, outcome) = self.last.borrow()[i];
             // Named by host and port, never by URL: a URL may carry credentials.
-            let target = match &self.hosts[i] {
+            let target = match &self.hosts.borrow()[i] {
                 Some((host, port)) => format!("{host}:{port}"),
                 None => monitor.pulse_check.pulse.type_name().to_string(),
             };
@@ -426,18 +579,19 @@ impl Monitors {
     /// total takes a scan of the shard.
     fn list(&self, filter: &ListFilter) -> MonitorPage {
         let limit = filter.limit.min(API_LIST_MAX_LIMIT);
+        let by_id = self.by_id.borrow();
         let start = match &filter.after {
             None => 0,
             Some(after) => {
-                self.by_id.partition_point(|&l| self.monitor(l).id.as_str() <= after.as_str())
+                by_id.partition_point(|&l| self.monitor(l).id.as_str() <= after.as_str())
             }
         };
         let now_unix_ms = self.now_unix_ms();
         let now_ms = self.clock.now_ms();
-        let mut rows = Vec::with_capacity(limit.min(self.by_id.len() - start));
+        let mut rows = Vec::with_capacity(limit.min(by_id.len() - start));
         // Matches after the cursor, counted to limit + 1: enough to know whether more remain.
         let mut after_cursor = 0u64;
-        for &local in &self.by_id[start..] {
+        for &local in &by_id[start..] {
             if after_cursor > limit as u64 {
                 break;
             }
@@ -452,15 +606,14 @@ impl Monitors {
         }
         let s = self.local_status.get();
         let total = match filter.state {
-            _ if !filter.by_state_only() => self
-                .by_id
+            _ if !filter.by_state_only() => by_id
                 .iter()
                 .filter(|&&l| {
                     let m = self.monitor(l);
                     filter.matches(&m.name, &m.pulse_check.groups, self.health_of(l))
                 })
                 .count() as u64,
-            None => self.by_id.len() as u64,
+            None => by_id.len() as u64,
             Some(MonitorHealth::Up) => s.up,
             Some(MonitorHealth::Down) => s.down,
             Some(MonitorHealth::Unknown) => s.unknown,
@@ -494,7 +647,8 @@ impl Monitors {
     /// `now_unix_ms`; returns the Unix ms of the next window boundary, if any.
     fn maintenance(self: &Rc<Self>, now_unix_ms: i64) -> Option<i64> {
         let mut next: Option<i64> = None;
-        for &local in self.with_windows.iter() {
+        let with_windows = self.with_windows.borrow().clone();
+        for &local in with_windows.iter() {
             let monitor = self.monitor(local);
             let window = monitor.next_maintenance_window(now_unix_ms);
             let inside =
@@ -513,6 +667,42 @@ impl Monitors {
         }
         next
     }
+}
+
+/// `cold` of a slot without a monitor (the table's mark, kept here too).
+use crate::table::REMOVED;
+
+/// A monitor's config in the plan in force, held by the shard's own count on that plan.
+struct Cold {
+    plan: Rc<Arc<Plan>>,
+    index: usize,
+}
+
+impl std::ops::Deref for Cold {
+    type Target = Monitor;
+
+    fn deref(&self) -> &Monitor {
+        &self.plan.monitors[self.index]
+    }
+}
+
+fn host_handle(m: &Monitor) -> Option<(Rc<str>, u16)> {
+    host_of(&m.pulse_check.pulse).ok().flatten().map(|(host, port)| (Rc::from(host), port))
+}
+
+fn is_icmp(m: &Monitor) -> bool {
+    matches!(m.pulse_check.pulse, Pulse::Icmp(_))
+}
+
+/// The shard's monitors in id order, and those with maintenance windows, for slots `cold`
+/// (`REMOVED` ones left out).
+fn indexes(plan: &Plan, cold: &[u32]) -> (Vec<u32>, Vec<u32>) {
+    let live = || (0..cold.len() as u32).filter(|&l| cold[l as usize] != REMOVED);
+    let of = |l: u32| &plan.monitors[cold[l as usize] as usize];
+    let mut by_id: Vec<u32> = live().collect();
+    by_id.sort_unstable_by(|&a, &b| of(a).id.cmp(&of(b).id));
+    let with_windows = live().filter(|&l| !of(l).maintenance.is_empty()).collect();
+    (by_id, with_windows)
 }
 
 fn invalid_config() -> Outcome {
@@ -565,6 +755,9 @@ impl Probe for Rc<Monitors> {
 /// A shard's [`ResultHandler`]: outcome -> state machine -> effects.
 impl ResultHandler for Rc<Monitors> {
     fn on_outcome(&mut self, job: &Job, outcome: &Outcome, now_ms: u64) {
+        if self.is_removed(job.monitor) {
+            return;
+        }
         let generation = job.check_generation();
         debug_assert_eq!(
             self.states.borrow()[job.monitor as usize].generation(),
@@ -577,6 +770,10 @@ impl ResultHandler for Rc<Monitors> {
         };
         self.record(job.monitor, outcome, now_ms);
         self.apply(job.monitor, event, now_ms, Some(outcome));
+    }
+
+    fn reload(&mut self, order: &ShardReload, core: &mut ShardCore, now_ms: u64) {
+        Monitors::reload(self, order, core, now_ms);
     }
 
     fn drain(&mut self, grace_ms: u64) -> Option<Pin<Box<dyn Future<Output = ()>>>> {
