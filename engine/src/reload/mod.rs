@@ -64,7 +64,11 @@ impl std::fmt::Display for ReloadError {
         match self {
             ReloadError::Busy => write!(f, "a reload is already running; try again when it ends"),
             ReloadError::Invalid(problems) => {
-                write!(f, "the manifest has {} errors; still running the one loaded before", problems.len())
+                write!(
+                    f,
+                    "the manifest has {} errors; still running the one loaded before",
+                    problems.len()
+                )
             }
             ReloadError::Stalled(shards) => write!(
                 f,
@@ -173,8 +177,11 @@ impl Reloader {
 
     /// The same loader pass as at start; every error becomes a [`Problem`].
     fn load(&self) -> Result<Plan, ReloadError> {
-        let options =
-            LoadOptions { lenient: self.lenient, direct_json: self.direct_json, ..LoadOptions::default() };
+        let options = LoadOptions {
+            lenient: self.lenient,
+            direct_json: self.direct_json,
+            ..LoadOptions::default()
+        };
         let mut monitors = Vec::new();
         let report = match load_path(&self.file, &options, |m| monitors.push(m)) {
             Ok(report) => report,
@@ -242,4 +249,83 @@ fn route(old: &Plan, new: &Arc<Plan>, d: &Diff, shards: usize) -> Vec<ShardReloa
         orders[shard(spec.id_hash)].added.push(spec);
     }
     orders
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::load_str;
+
+    fn plan(yaml_monitors: &[(&str, &str)]) -> Arc<Plan> {
+        let mut yaml = String::from("version: \"1\"\nmonitors:\n");
+        for (name, port) in yaml_monitors {
+            yaml.push_str(&format!(
+                "  - name: {name}\n    pulse_check: {{type: tcp, config: {{host: 127.0.0.1, port: {port}}}}}\n"
+            ));
+        }
+        let (monitors, report) = load_str(&yaml, None, &LoadOptions::default());
+        assert!(report.is_valid(), "{:?}", report.problems.kept);
+        Arc::new(Plan { monitors, registry: report.registry })
+    }
+
+    fn reloader(dir: &tempfile::TempDir, text: &str, shards: usize) -> Reloader {
+        let file = dir.path().join("fleet.yaml");
+        std::fs::write(&file, text).unwrap();
+        let shared = (0..shards).map(|_| Arc::new(ShardShared::new())).collect();
+        Reloader::new(file, &LoadOptions::default(), plan(&[("a", "1")]), shared)
+    }
+
+    #[test]
+    fn a_second_reload_while_one_runs_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = reloader(&dir, "version: \"1\"\nmonitors: []\n", 1);
+        r.busy.store(true, Ordering::Release);
+        assert!(matches!(r.reload(), Err(ReloadError::Busy)));
+        // Nothing was sent, nothing replaced.
+        assert!(r.shared[0].control.is_empty());
+        assert_eq!(r.current.lock().unwrap().monitors.len(), 1);
+    }
+
+    #[test]
+    fn problems_name_file_line_and_column_and_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = "version: \"1\"\nmonitors:\n  - name: x\n    pulse_check: {type: nope}\n";
+        let r = reloader(&dir, bad, 2);
+        let Err(ReloadError::Invalid(problems)) = r.reload() else { panic!("accepted") };
+        assert!(problems.iter().all(|p| p.file.ends_with("fleet.yaml") && p.line > 0));
+        assert!(problems.iter().any(|p| p.line == 4), "{problems:?}");
+        assert!(r.shared.iter().all(|s| s.control.is_empty()));
+        assert!(!r.busy.load(Ordering::Acquire), "the busy flag is cleared on refusal");
+        // A missing file: one problem without a position.
+        std::fs::remove_file(dir.path().join("fleet.yaml")).unwrap();
+        let Err(ReloadError::Invalid(problems)) = r.reload() else { panic!("accepted") };
+        assert_eq!((problems.len(), problems[0].line), (1, 0));
+    }
+
+    #[test]
+    fn each_shard_gets_only_its_own_monitors_and_every_shard_the_new_plan() {
+        let old = plan(&[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")]);
+        let new = plan(&[("e", "5"), ("a", "1"), ("b", "22"), ("d", "4")]);
+        let d = diff(&old.monitors, &new.monitors);
+        let shards = 3;
+        let orders = route(&old, &new, &d, shards);
+        assert_eq!(orders.len(), shards);
+        let home = |p: &Plan, i: u32| shard_of(p.monitors[i as usize].id_hash(), shards);
+        for (k, order) in orders.iter().enumerate() {
+            assert!(Arc::ptr_eq(&order.plan, &new));
+            assert!(order.removed.iter().all(|&o| home(&old, o) == k));
+            assert!(order
+                .changed
+                .iter()
+                .all(|(o, s)| home(&old, *o) == k && home(&new, s.cold) == k));
+            assert!(order.moved.iter().all(|&(o, _)| home(&old, o) == k));
+            assert!(order.added.iter().all(|s| home(&new, s.cold) == k));
+        }
+        let all = |f: fn(&ShardReload) -> usize| orders.iter().map(f).sum::<usize>();
+        assert_eq!(all(|o| o.removed.len()), 1, "c");
+        assert_eq!(all(|o| o.changed.len()), 1, "b");
+        assert_eq!(all(|o| o.added.len()), 1, "e");
+        // a moved one place down; d stayed at 3, and an unchanged monitor in place is not sent.
+        assert_eq!(all(|o| o.moved.len()), 1);
+    }
 }

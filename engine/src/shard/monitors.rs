@@ -23,14 +23,14 @@ use cpra_net::resolver::ShardResolver;
 use cpra_net::retry::with_retries;
 use cpra_net::{Deadline, Detail, FailureKind, Outcome};
 
+use super::control::ShardReload;
 use super::queries::{
     Answer, FleetQueries, LastCheck, ListFilter, MonitorHealth, MonitorPage, MonitorRow, Question,
 };
-use super::control::ShardReload;
 use super::spawn_into;
-use super::ShardCore;
 use super::status::{FleetStatus, StatusSnapshot};
 use super::target::{compile, host_of, Check, Compiled};
+use super::ShardCore;
 use crate::actions::{self, Actions, InterventionResult};
 use crate::alert::{incident_id, render, MonitorInfo, RenderedAlert};
 use crate::clock::{Clock, MonotonicClock};
@@ -82,14 +82,14 @@ pub struct Monitors {
     shard: usize,
     /// The plan in force (a reload replaces it). An `Rc` around the shared `Arc`, so reading a
     /// monitor's config clones a count of this shard's own, not one every core writes.
-    plan: RefCell<Rc<Arc<Plan>>>,
+    plan: RefCell<Rc<ShardPlan>>,
     /// Shard-local monitor index (the core's slot) -> index in `plan.monitors`; `REMOVED` for
     /// a slot whose monitor a reload removed.
     cold: RefCell<Vec<u32>>,
     policies: RefCell<Vec<Policy>>,
     /// The host and port to resolve per monitor (parsed once), `None` when nothing is resolved.
     /// `Rc<str>`: a check takes its own handle to the host without allocating.
-    hosts: RefCell<Vec<Option<(Rc<str>, u16)>>>,
+    hosts: RefCell<Vec<Host>>,
     /// The monitors with maintenance windows (shard-local indexes): the only ones the
     /// housekeeping task looks at, so a big shard without windows costs it nothing.
     with_windows: RefCell<Vec<u32>>,
@@ -179,7 +179,7 @@ impl Monitors {
             observer,
             wall_clock,
             cold: RefCell::new(cold),
-            plan: RefCell::new(Rc::new(plan)),
+            plan: RefCell::new(Rc::new(ShardPlan(plan))),
         });
         spawn_into(housekeeping(Rc::downgrade(&monitors)), info.queues.background).detach();
         spawn_into(answer_queries(Rc::downgrade(&monitors)), info.queues.background).detach();
@@ -190,6 +190,11 @@ impl Monitors {
         let index = self.cold.borrow()[local as usize];
         debug_assert_ne!(index, REMOVED, "slot {local} has no monitor");
         Cold { plan: self.plan.borrow().clone(), index: index as usize }
+    }
+
+    /// The shard's ICMP client (a handle, so no borrow is held while a check awaits it).
+    fn icmp(&self) -> Option<Rc<IcmpClient>> {
+        self.icmp.borrow().clone()
     }
 
     /// Whether a reload removed the monitor in slot `local` (its last check may still end).
@@ -264,7 +269,7 @@ impl Monitors {
             Check::Docker(c) => {
                 with_retries(retries, left, |t| cpra_net::docker::check(c, t)).await
             }
-            Check::Icmp(c) => match self.icmp.borrow().clone() {
+            Check::Icmp(c) => match self.icmp() {
                 Some(icmp) => icmp.check(c, left).await,
                 None => invalid_config(),
             },
@@ -343,7 +348,8 @@ impl Monitors {
                 if let Some(observe) = &self.observer {
                     observe(&alert);
                 }
-                let endpoints = actions::endpoints_for(&monitor.codes, colour, &monitor.plan.registry);
+                let endpoints =
+                    actions::endpoints_for(&monitor.codes, colour, &monitor.plan.registry);
                 let mut s = self.local_status.get();
                 s.alerts_queued += endpoints.len() as u64;
                 self.local_status.set(s);
@@ -451,7 +457,7 @@ impl Monitors {
             })
             .collect();
         // From here, every slot points into the new plan.
-        *self.plan.borrow_mut() = Rc::new(order.plan.clone());
+        *self.plan.borrow_mut() = Rc::new(ShardPlan(order.plan.clone()));
         for (local, was_enabled) in changed {
             let i = local as usize;
             let monitor = self.monitor(local);
@@ -461,7 +467,11 @@ impl Monitors {
             if was_enabled != monitor.enabled {
                 self.uncount(&mut s, local, was_enabled);
                 self.health.borrow_mut()[i] = Health::Unknown;
-                if monitor.enabled { s.unknown += 1 } else { s.disabled += 1 }
+                if monitor.enabled {
+                    s.unknown += 1
+                } else {
+                    s.disabled += 1
+                }
             }
             tracing::info!(shard = self.shard, monitor = %monitor.shown_name(), "changed by a reload");
         }
@@ -475,13 +485,13 @@ impl Monitors {
                 }
             };
             let monitor = Cold { plan: self.plan.borrow().clone(), index: spec.cold as usize };
-            let fresh = (
-                spec.cold,
-                Policy::from(&*monitor),
-                host_handle(&monitor),
-            );
+            let fresh = (spec.cold, Policy::from(&*monitor), host_handle(&monitor));
             self.place(local, fresh);
-            if monitor.enabled { s.unknown += 1 } else { s.disabled += 1 }
+            if monitor.enabled {
+                s.unknown += 1
+            } else {
+                s.disabled += 1
+            }
             if is_icmp(&monitor) && self.icmp.borrow().is_none() {
                 *self.icmp.borrow_mut() = Some(Rc::new(IcmpClient::new()));
             }
@@ -507,7 +517,7 @@ impl Monitors {
     }
 
     /// Fills slot `local` (new at the end, or one a removed monitor left) for a new monitor.
-    fn place(&self, local: u32, (cold, policy, host): (u32, Policy, Option<(Rc<str>, u16)>)) {
+    fn place(&self, local: u32, (cold, policy, host): (u32, Policy, Host)) {
         let i = local as usize;
         let mut cold_v = self.cold.borrow_mut();
         if i == cold_v.len() {
@@ -672,9 +682,24 @@ impl Monitors {
 /// `cold` of a slot without a monitor (the table's mark, kept here too).
 use crate::table::REMOVED;
 
+/// The plan in force on this shard: one count on the shared `Arc`, and the shard's own
+/// (non-atomic) counts on this, so reading a monitor's config writes no line other cores use.
+struct ShardPlan(Arc<Plan>);
+
+impl std::ops::Deref for ShardPlan {
+    type Target = Plan;
+
+    fn deref(&self) -> &Plan {
+        &self.0
+    }
+}
+
+/// A monitor's host and port to resolve, `None` when nothing is resolved.
+type Host = Option<(Rc<str>, u16)>;
+
 /// A monitor's config in the plan in force, held by the shard's own count on that plan.
 struct Cold {
-    plan: Rc<Arc<Plan>>,
+    plan: Rc<ShardPlan>,
     index: usize,
 }
 
@@ -686,7 +711,7 @@ impl std::ops::Deref for Cold {
     }
 }
 
-fn host_handle(m: &Monitor) -> Option<(Rc<str>, u16)> {
+fn host_handle(m: &Monitor) -> Host {
     host_of(&m.pulse_check.pulse).ok().flatten().map(|(host, port)| (Rc::from(host), port))
 }
 
