@@ -229,7 +229,7 @@ pub enum Event {
     Disabled,
     Enabled,
     /// The monitor's check config changed on reload: it keeps its incident state; its queued
-    /// actions are cancelled (the runtime also checks it at once).
+    /// actions are cancelled; the runtime uses the new config from its next check.
     ConfigChanged,
     /// The monitor was removed on reload: its incident closes silently.
     Removed,

@@ -388,7 +388,8 @@ impl Monitors {
                 self.local_status.set(s);
             }
             Effect::IncidentClosed { incident_seq, silent } => {
-                tracing::info!(monitor = %monitor.shown_name(), incident_seq, silent, "incident closed");
+                let what = if silent { "incident closed silently" } else { "incident closed" };
+                tracing::info!(monitor = %monitor.shown_name(), incident_seq, silent, "{what}");
                 let mut s = self.local_status.get();
                 s.incidents_open = s.incidents_open.saturating_sub(1);
                 self.local_status.set(s);
@@ -396,10 +397,12 @@ impl Monitors {
         }
     }
 
-    /// Applies a reload order (see `shard::control`): removed monitors stop (an open incident
-    /// closes silently, logged), changed ones keep their state and take the new config from
-    /// their next check, moved ones are only re-pointed, added ones start within an interval.
-    /// Every kept monitor reads the new plan from here on.
+    /// Applies a reload order (see `shard::control`), through the state machine's own
+    /// events: a removed monitor gets `Removed` (its open incident closes silently, logged;
+    /// its queued alerts and intervention are cancelled) and stops; a changed one gets
+    /// `ConfigChanged` (and `Disabled`/`Enabled` when that flipped), keeps its incident and
+    /// takes the new config from its next check; a moved one is only re-pointed; an added one
+    /// starts within its interval. Every kept monitor reads the new plan from here on.
     fn reload(self: &Rc<Self>, order: &ShardReload, core: &mut ShardCore, now_ms: u64) {
         let slot_of: HashMap<u32, u32> = self
             .cold
@@ -416,23 +419,16 @@ impl Monitors {
             }
             found
         };
-        let mut s = self.local_status.get();
         for &old in &order.removed {
             let Some(local) = slot(old) else { continue };
-            let monitor = self.monitor(local);
-            let state = self.states.borrow()[local as usize];
-            if state.incident_open() {
-                tracing::info!(
-                    shard = self.shard,
-                    monitor = %monitor.shown_name(),
-                    incident_seq = state.incident_seq(),
-                    "incident closed silently: the monitor was removed by a reload"
-                );
-                s.incidents_open = s.incidents_open.saturating_sub(1);
-            }
-            self.actions.cancel_alerts(local);
-            self.actions.cancel_intervention(local);
-            self.uncount(&mut s, local, monitor.enabled);
+            let enabled = self.monitor(local).enabled;
+            tracing::info!(
+                shard = self.shard,
+                monitor = %self.monitor(local).shown_name(),
+                "removed by a reload"
+            );
+            self.apply(local, Event::Removed, now_ms, None);
+            self.adjust(|s| self.uncount(s, local, enabled));
             core.remove_monitor(local);
             self.cold.borrow_mut()[local as usize] = REMOVED;
             self.prepared.borrow_mut()[local as usize] = Prepared::Empty;
@@ -464,16 +460,21 @@ impl Monitors {
             self.policies.borrow_mut()[i] = Policy::from(&*monitor);
             self.hosts.borrow_mut()[i] = host_handle(&monitor);
             self.prepared.borrow_mut()[i] = Prepared::Empty;
-            if was_enabled != monitor.enabled {
-                self.uncount(&mut s, local, was_enabled);
-                self.health.borrow_mut()[i] = Health::Unknown;
-                if monitor.enabled {
-                    s.unknown += 1
-                } else {
-                    s.disabled += 1
-                }
-            }
             tracing::info!(shard = self.shard, monitor = %monitor.shown_name(), "changed by a reload");
+            self.apply(local, Event::ConfigChanged, now_ms, None);
+            if was_enabled != monitor.enabled {
+                self.adjust(|s| {
+                    self.uncount(s, local, was_enabled);
+                    if monitor.enabled {
+                        s.unknown += 1;
+                    } else {
+                        s.disabled += 1;
+                    }
+                });
+                self.health.borrow_mut()[i] = Health::Unknown;
+                let event = if monitor.enabled { Event::Enabled } else { Event::Disabled };
+                self.apply(local, event, now_ms, None);
+            }
         }
         core.reserve(order.added.len());
         for spec in &order.added {
@@ -485,13 +486,12 @@ impl Monitors {
                 }
             };
             let monitor = Cold { plan: self.plan.borrow().clone(), index: spec.cold as usize };
-            let fresh = (spec.cold, Policy::from(&*monitor), host_handle(&monitor));
-            self.place(local, fresh);
-            if monitor.enabled {
-                s.unknown += 1
-            } else {
-                s.disabled += 1
+            self.place(local, (spec.cold, Policy::from(&*monitor), host_handle(&monitor)));
+            if !monitor.enabled {
+                // Loaded, never scheduled; its state says so, so it sends nothing.
+                self.apply(local, Event::Disabled, now_ms, None);
             }
+            self.adjust(|s| if monitor.enabled { s.unknown += 1 } else { s.disabled += 1 });
             if is_icmp(&monitor) && self.icmp.borrow().is_none() {
                 *self.icmp.borrow_mut() = Some(Rc::new(IcmpClient::new()));
             }
@@ -499,8 +499,15 @@ impl Monitors {
         let (by_id, with_windows) = indexes(&self.plan.borrow(), &self.cold.borrow());
         *self.by_id.borrow_mut() = by_id;
         *self.with_windows.borrow_mut() = with_windows;
-        self.local_status.set(s);
         self.publish();
+    }
+
+    /// Changes this shard's status counts (read, changed, written back at once, so an effect
+    /// applied in between is never overwritten).
+    fn adjust(&self, change: impl FnOnce(&mut StatusSnapshot)) {
+        let mut s = self.local_status.get();
+        change(&mut s);
+        self.local_status.set(s);
     }
 
     /// Takes a monitor's counts out of the status (removed, or its `enabled` changed).
