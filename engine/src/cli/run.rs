@@ -292,6 +292,7 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
     let started = Instant::now();
     let mut last_print = Instant::now();
     let mut last_checks = 0u64;
+    let mut hangup_pending = false;
     while !stop.is_stopped() {
         std::thread::sleep(MAIN_POLL);
         if config.duration.is_some_and(|d| started.elapsed() >= d) {
@@ -299,9 +300,13 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         }
         if crate::hangup::take() {
             match &reloader {
-                Some(reloader) => reload_on_hangup(reloader),
+                Some(_) => hangup_pending = true,
                 None => tracing::warn!("{}", crate::hangup::NOT_SUPPORTED),
             }
+        }
+        if let (true, Some(reloader)) = (hangup_pending, &reloader) {
+            // A reload by POST running now: this one goes when it ends (next round).
+            hangup_pending = !reload_on_hangup(reloader);
         }
         if running.runtime.shard_exited() {
             tracing::error!("a shard stopped unexpectedly; stopping the others");
@@ -355,12 +360,16 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
 }
 
 /// A SIGHUP's reload, on the main thread (the shards run on meanwhile); what it did or the
-/// manifest's problems go to the log.
-fn reload_on_hangup(reloader: &Reloader) {
+/// manifest's problems go to the log. False when another reload was running (try again).
+fn reload_on_hangup(reloader: &Reloader) -> bool {
     tracing::info!("SIGHUP received: reloading the manifest");
     match reloader.reload() {
         // `reload` logs what it did.
         Ok(_) => {}
+        Err(ReloadError::Busy) => {
+            tracing::info!("a reload is running; this one follows when it ends");
+            return false;
+        }
         Err(ReloadError::Invalid(problems)) => {
             for p in &problems {
                 tracing::error!(file = %p.file, line = p.line, column = p.column, "{}", p.message);
@@ -372,6 +381,7 @@ fn reload_on_hangup(reloader: &Reloader) {
         }
         Err(e) => tracing::error!("reload: {e}"),
     }
+    true
 }
 
 #[cfg(test)]
