@@ -1,5 +1,5 @@
 //! The control plane: an HTTP/1.1 server on one thread of its own (not a shard), serving
-//! `/healthz`, `/readyz`, `/metrics` and `/api/v1/monitors`.
+//! `/healthz`, `/readyz`, `/metrics`, `/api/v1/monitors` and `POST /api/v1/reload`.
 //!
 //! What it is for: letting an operator and Prometheus watch a running engine. It runs hyper
 //! on a current-thread tokio runtime owned by its thread, so a slow or hostile client costs
