@@ -81,6 +81,8 @@ pub struct Table {
     /// Slots free for reuse (removed, nothing in flight on them): a reload that removes as many
     /// monitors as it adds leaves the table the size it was.
     free: Vec<u32>,
+    /// Slots holding a monitor (kept, not counted, so asserting it costs nothing).
+    live: usize,
 }
 
 impl Table {
@@ -101,7 +103,8 @@ impl Table {
                 cold: spec.cold,
             });
         }
-        Ok(Table { sched, free: Vec::new() })
+        let live = sched.len();
+        Ok(Table { sched, free: Vec::new(), live })
     }
 
     /// Checks a spec added at run time the way [`Table::new`] checks one at start.
@@ -128,6 +131,7 @@ impl Table {
                 (self.sched.len() - 1) as u32
             }
         };
+        self.live += 1;
         let sched = &mut self.sched[slot as usize];
         *sched = Sched {
             interval_ms,
@@ -145,6 +149,7 @@ impl Table {
         assert_ne!(sched.cold, REMOVED, "monitor {monitor} removed twice");
         sched.interval_ms = 0;
         sched.cold = REMOVED;
+        self.live -= 1;
     }
 
     /// Whether `monitor`'s slot holds no monitor (removed).
@@ -155,13 +160,15 @@ impl Table {
     /// Makes a removed slot reusable.
     pub fn release(&mut self, monitor: u32) {
         assert!(self.is_removed(monitor), "slot {monitor} released while in use");
-        debug_assert!(!self.free.contains(&monitor), "slot {monitor} released twice");
+        // A slot released twice would make free + live exceed the slots.
+        assert!(self.live + self.free.len() < self.sched.len(), "slot {monitor} released twice");
         self.free.push(monitor);
     }
 
     /// Slots holding a monitor.
     pub fn live(&self) -> usize {
-        self.sched.iter().filter(|s| s.cold != REMOVED).count()
+        debug_assert!(self.live + self.free.len() <= self.sched.len());
+        self.live
     }
 
     /// Free slots waiting for reuse.

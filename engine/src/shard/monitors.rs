@@ -422,7 +422,8 @@ impl Monitors {
         for &old in &order.removed {
             let Some(local) = slot(old) else { continue };
             let enabled = self.monitor(local).enabled;
-            tracing::info!(
+            // Per monitor at debug: a reload may remove a million; the summary is at info.
+            tracing::debug!(
                 shard = self.shard,
                 monitor = %self.monitor(local).shown_name(),
                 "removed by a reload"
@@ -460,7 +461,7 @@ impl Monitors {
             self.policies.borrow_mut()[i] = Policy::from(&*monitor);
             self.hosts.borrow_mut()[i] = host_handle(&monitor);
             self.prepared.borrow_mut()[i] = Prepared::Empty;
-            tracing::info!(shard = self.shard, monitor = %monitor.shown_name(), "changed by a reload");
+            tracing::debug!(shard = self.shard, monitor = %monitor.shown_name(), "changed by a reload");
             self.apply(local, Event::ConfigChanged, now_ms, None);
             if was_enabled != monitor.enabled {
                 self.adjust(|s| {
@@ -500,6 +501,14 @@ impl Monitors {
         *self.by_id.borrow_mut() = by_id;
         *self.with_windows.borrow_mut() = with_windows;
         self.publish();
+        tracing::info!(
+            shard = self.shard,
+            added = order.added.len(),
+            removed = order.removed.len(),
+            changed = order.changed.len(),
+            slots = core.slots(),
+            "reload applied"
+        );
     }
 
     /// Changes this shard's status counts (read, changed, written back at once, so an effect
