@@ -243,11 +243,16 @@ impl Monitors {
     }
 
     async fn run_check(&self, job: &Job) -> Outcome {
-        if self.is_removed(job.monitor) {
-            // Queued before a reload removed it: not checked, and the outcome is dropped.
-            return Outcome::success(0);
+        {
+            // The state's line is touched here anyway, so asking it costs no extra miss.
+            let mut states = self.states.borrow_mut();
+            let state = &mut states[job.monitor as usize];
+            if state.removed() {
+                // Queued before a reload removed it: not checked, and the outcome is dropped.
+                return Outcome::success(0);
+            }
+            state.begin_check(job.check_generation());
         }
-        self.states.borrow_mut()[job.monitor as usize].begin_check(job.check_generation());
         // The job's deadline, fixed by the shard when it dispatched the check, is the one
         // bound: resolution, connect, request and retries all fit inside it.
         let start = Instant::now();
@@ -796,7 +801,9 @@ impl Probe for Rc<Monitors> {
 /// A shard's [`ResultHandler`]: outcome -> state machine -> effects.
 impl ResultHandler for Rc<Monitors> {
     fn on_outcome(&mut self, job: &Job, outcome: &Outcome, now_ms: u64) {
-        if self.is_removed(job.monitor) {
+        if self.states.borrow()[job.monitor as usize].removed() {
+            // Removed by a reload while its check ran: the slot is freed when the core
+            // completes the job; nothing follows from the outcome.
             return;
         }
         let generation = job.check_generation();
