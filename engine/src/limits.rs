@@ -417,7 +417,7 @@ pub const API_QUERY_WAIT_MS: u64 = 5_000;
 /// not silently cut.
 pub const API_MONITOR_SERIES_MAX: usize = 10_000;
 
-/// Reload orders a shard's control ring holds. Reloads run one at a time and the control
+/// Reload orders a shard's reload ring holds. Reloads run one at a time and the control
 /// plane waits for every shard to apply its order before the next, so one is in a ring at
 /// most; two leaves room for an order pushed while a shard is still taking the last.
 pub const RELOAD_RING: usize = 2;

@@ -61,7 +61,7 @@ pub trait ResultHandler: 'static {
     /// that does not support reload leaves everything as it is.
     fn reload(
         &mut self,
-        _order: &crate::shard::control::ShardReload,
+        _order: &crate::shard::reload::ShardReload,
         _core: &mut crate::shard::ShardCore,
         _now_ms: u64,
     ) {

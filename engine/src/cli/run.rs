@@ -300,7 +300,10 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         }
         if crate::hangup::take() {
             match &reloader {
-                Some(_) => hangup_pending = true,
+                Some(_) => {
+                    tracing::info!("SIGHUP received: reloading the manifest");
+                    hangup_pending = true;
+                }
                 None => tracing::warn!("{}", crate::hangup::NOT_SUPPORTED),
             }
         }
@@ -362,14 +365,11 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
 /// A SIGHUP's reload, on the main thread (the shards run on meanwhile); what it did or the
 /// manifest's problems go to the log. False when another reload was running (try again).
 fn reload_on_hangup(reloader: &Reloader) -> bool {
-    tracing::info!("SIGHUP received: reloading the manifest");
     match reloader.reload() {
         // `reload` logs what it did.
         Ok(_) => {}
-        Err(ReloadError::Busy) => {
-            tracing::info!("a reload is running; this one follows when it ends");
-            return false;
-        }
+        // A reload by POST is running: this one follows when it ends (no line per retry).
+        Err(ReloadError::Busy) => return false,
         Err(ReloadError::Invalid(problems)) => {
             for p in &problems {
                 tracing::error!(file = %p.file, line = p.line, column = p.column, "{}", p.message);

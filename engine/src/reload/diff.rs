@@ -1,7 +1,7 @@
 //! What a reload changes: the old and new manifests' monitors compared by stable id.
 //!
 //! What it is for: a pure function ([`diff`]) and its table of tests; nothing here knows about
-//! shards, files or sockets. What it is not for: applying the result (`shard::control` and
+//! shards, files or sockets. What it is not for: applying the result (`shard::reload` and
 //! the shards do) or validating the new manifest (the loader did, before).
 
 use std::collections::HashMap;

@@ -6,9 +6,9 @@
 //! the same loader pass and options as the start; on errors the running fleet is left as it
 //! is and the problems are returned. Otherwise it compares old and new monitors by id
 //! ([`diff`]), routes each add, remove and change to its shard by the same hash as at start
-//! (`runtime::shard_of`), pushes one order per shard on its control ring, and waits until
+//! (`runtime::shard_of`), pushes one order per shard on its reload ring, and waits until
 //! every shard has applied it. One reload runs at a time. What it is not for: applying an
-//! order (the shards: `shard::control`, `ShardCore`, `Monitors`) or HTTP.
+//! order (the shards: `shard::reload`, `ShardCore`, `Monitors`) or HTTP.
 
 pub mod diff;
 
@@ -24,7 +24,7 @@ use crate::limits::{RELOAD_APPLY_WAIT_MS, RELOAD_RING};
 use crate::manifest::{load_path, Level, LoadOptions};
 use crate::plan::Plan;
 use crate::runtime::shard_of;
-use crate::shard::control::ShardReload;
+use crate::shard::reload::ShardReload;
 
 /// How often a reload looks whether every shard has applied its order.
 const APPLIED_POLL: Duration = Duration::from_millis(5);
@@ -79,7 +79,7 @@ impl std::fmt::Display for ReloadError {
     }
 }
 
-/// The manifest a run started from, the plan in force, and the shards' control rings.
+/// The manifest a run started from, the plan in force, and the shards' reload rings.
 pub struct Reloader {
     file: PathBuf,
     /// The start's loader options (`--lenient`; `${NAME}` from the process environment).
@@ -138,22 +138,22 @@ impl Reloader {
         // Reloads run one at a time and each waits for its orders, so every ring has room;
         // checked before any push so that no shard gets an order the others do not.
         let full: Vec<usize> = (0..self.shared.len())
-            .filter(|&k| self.shared[k].control.len() >= RELOAD_RING)
+            .filter(|&k| self.shared[k].reload.len() >= RELOAD_RING)
             .collect();
         if !full.is_empty() {
             return Err(ReloadError::Stalled(full));
         }
-        let before: Vec<u64> = self.shared.iter().map(|s| s.control.applied()).collect();
+        let before: Vec<u64> = self.shared.iter().map(|s| s.reload.applied()).collect();
         for (k, order) in orders.into_iter().enumerate() {
-            let pushed = self.shared[k].control.push(order);
-            assert!(pushed.is_ok(), "shard {k}'s control ring filled during a reload");
+            let pushed = self.shared[k].reload.push(order);
+            assert!(pushed.is_ok(), "shard {k}'s reload ring filled during a reload");
         }
         *current = new;
         drop(current);
         let wait_until = Instant::now() + Duration::from_millis(RELOAD_APPLY_WAIT_MS);
         loop {
             let behind: Vec<usize> = (0..self.shared.len())
-                .filter(|&k| self.shared[k].control.applied() <= before[k])
+                .filter(|&k| self.shared[k].reload.applied() <= before[k])
                 .collect();
             if behind.is_empty() {
                 break;
@@ -282,7 +282,7 @@ mod tests {
         r.busy.store(true, Ordering::Release);
         assert!(matches!(r.reload(), Err(ReloadError::Busy)));
         // Nothing was sent, nothing replaced.
-        assert!(r.shared[0].control.is_empty());
+        assert!(r.shared[0].reload.is_empty());
         assert_eq!(r.current.lock().unwrap().monitors.len(), 1);
     }
 
@@ -294,7 +294,7 @@ mod tests {
         let Err(ReloadError::Invalid(problems)) = r.reload() else { panic!("accepted") };
         assert!(problems.iter().all(|p| p.file.ends_with("fleet.yaml") && p.line > 0));
         assert!(problems.iter().any(|p| p.line == 4), "{problems:?}");
-        assert!(r.shared.iter().all(|s| s.control.is_empty()));
+        assert!(r.shared.iter().all(|s| s.reload.is_empty()));
         assert!(!r.busy.load(Ordering::Acquire), "the busy flag is cleared on refusal");
         // A missing file: one problem without a position.
         std::fs::remove_file(dir.path().join("fleet.yaml")).unwrap();

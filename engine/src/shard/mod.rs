@@ -22,10 +22,10 @@
 //! blocks (real I/O) hands the rest of the ring to a parked peer at that moment, so slow
 //! checks overlap while instant ones cost no switch at all.
 
-pub mod control;
 pub mod core;
 pub mod monitors;
 pub mod queries;
+pub mod reload;
 pub mod status;
 pub mod target;
 
@@ -255,13 +255,13 @@ impl<P: Probe, H: ResultHandler, C: Clock> Shard<P, H, C> {
             self.now_us.set(now_us);
             let now_ms = now_us / 1000;
             let (room, next_due_ms) = {
-                while let Some(order) = self.shared.control.pop() {
+                while let Some(order) = self.shared.reload.pop() {
                     // Between rounds, so no job of this round is half-way: checks in flight
                     // end on their old config (a removed monitor's is not rescheduled).
                     let mut core = self.core.borrow_mut();
                     self.handler.borrow_mut().reload(&order, &mut core, now_ms);
                     drop(core);
-                    self.shared.control.applied_one();
+                    self.shared.reload.applied_one();
                 }
                 let mut core = self.core.borrow_mut();
                 core.dispatch_due(now_us);

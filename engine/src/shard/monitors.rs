@@ -23,10 +23,10 @@ use cpra_net::resolver::ShardResolver;
 use cpra_net::retry::with_retries;
 use cpra_net::{Deadline, Detail, FailureKind, Outcome};
 
-use super::control::ShardReload;
 use super::queries::{
     Answer, FleetQueries, LastCheck, ListFilter, MonitorHealth, MonitorPage, MonitorRow, Question,
 };
+use super::reload::ShardReload;
 use super::spawn_into;
 use super::status::{FleetStatus, StatusSnapshot};
 use super::target::{compile, host_of, Check, Compiled};
@@ -402,7 +402,7 @@ impl Monitors {
         }
     }
 
-    /// Applies a reload order (see `shard::control`), through the state machine's own
+    /// Applies a reload order (see `shard::reload`), through the state machine's own
     /// events: a removed monitor gets `Removed` (its open incident closes silently, logged;
     /// its queued alerts and intervention are cancelled) and stops; a changed one gets
     /// `ConfigChanged` (and `Disabled`/`Enabled` when that flipped), keeps its incident and

@@ -33,18 +33,18 @@ pub struct ShardReload {
 }
 
 /// A shard's ring of reload orders, and how many it has applied.
-pub struct ControlRing {
+pub struct ReloadRing {
     orders: ArrayQueue<Box<ShardReload>>,
     applied: AtomicU64,
 }
 
-impl Default for ControlRing {
+impl Default for ReloadRing {
     fn default() -> Self {
-        ControlRing { orders: ArrayQueue::new(RELOAD_RING), applied: AtomicU64::new(0) }
+        ReloadRing { orders: ArrayQueue::new(RELOAD_RING), applied: AtomicU64::new(0) }
     }
 }
 
-impl ControlRing {
+impl ReloadRing {
     /// Queues an order; gives it back when the ring is full (the shard is not taking them).
     pub fn push(&self, order: ShardReload) -> Result<(), Box<ShardReload>> {
         self.orders.push(Box::new(order))
