@@ -205,7 +205,12 @@ impl ShardCore {
     }
 
     /// Counts a completed check's result and duration (before `complete`, for the same job).
-    pub fn record_outcome(&mut self, outcome: &Outcome) {
+    /// A job whose monitor a reload removed (before or while it ran) has its result dropped:
+    /// not counted. The same table line `complete` reads next, so no extra miss.
+    pub fn record_outcome(&mut self, job: &Job, outcome: &Outcome) {
+        if self.table.is_removed(job.monitor) {
+            return;
+        }
         self.counters.count_result(outcome.failure);
         self.duration_us.saturating_record(u64::from(outcome.latency_us));
     }

@@ -449,7 +449,7 @@ impl<P: Probe, H: ResultHandler, C: Clock> Shard<P, H, C> {
         } else {
             self.handler.borrow_mut().on_outcome(job, &outcome, now_ms);
             let mut core = self.core.borrow_mut();
-            core.record_outcome(&outcome);
+            core.record_outcome(job, &outcome);
             core.complete(job, now_ms)
         };
         let wake_ms = self.dispatcher_wake_ms.get();

@@ -248,7 +248,8 @@ impl Monitors {
             let mut states = self.states.borrow_mut();
             let state = &mut states[job.monitor as usize];
             if state.removed() {
-                // Queued before a reload removed it: not checked, and the outcome is dropped.
+                // Queued before a reload removed it: not checked; the outcome is dropped here
+                // and not counted by the core.
                 return Outcome::success(0);
             }
             state.begin_check(job.check_generation());
