@@ -2,6 +2,7 @@
 //! human summary and, last, one JSON line.
 
 mod counting_alloc;
+mod journal;
 mod load;
 mod load_serde;
 mod rss;
@@ -31,12 +32,15 @@ enum Command {
     Scheduler(scheduler::Args),
     /// Probe throughput and CPU per check against wrk and blackbox_exporter.
     Probes(cpra_bench::probes::ProbesArgs),
+    /// The journal: bytes per incident, recovery time of a big fleet with open incidents.
+    Journal(journal::JournalArgs),
 }
 
 fn main() {
     let code = match Cli::parse().command {
         Command::Load(args) => load::run(&args),
         Command::Scheduler(args) => scheduler::run(args),
+        Command::Journal(args) => journal::run(&args),
         Command::Probes(args) => match cpra_bench::probes::run(&args) {
             Ok(()) => 0,
             Err(e) => {

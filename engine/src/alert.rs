@@ -125,6 +125,36 @@ pub fn render(
     })
 }
 
+/// An alert rendered before a restart, rebuilt from what the journal kept (its wording is
+/// the colour's; its text was rendered then).
+#[allow(clippy::too_many_arguments)]
+pub fn rebuild(
+    colour: Colour,
+    reason: Reason,
+    monitor: &MonitorInfo<'_>,
+    incident_seq: Option<u32>,
+    summary: String,
+    action: String,
+    next_steps: Vec<String>,
+    not_before_ms: u64,
+) -> RenderedAlert {
+    let w = words(colour);
+    RenderedAlert {
+        colour,
+        title: w.title,
+        status: w.status,
+        severity: w.severity,
+        reason,
+        monitor: monitor.name.to_owned(),
+        monitor_id: monitor.id.to_owned(),
+        incident_id: incident_seq.map(|seq| incident_id(monitor.id, seq)),
+        summary,
+        action,
+        next_steps,
+        not_before_ms,
+    }
+}
+
 /// `3 consecutive failures`, `1 failure`.
 fn failures(n: u16) -> String {
     match n {
@@ -157,6 +187,7 @@ fn summary(reason: Reason, n: u16, monitor: &MonitorInfo<'_>, outcome: Option<&O
         Reason::WarningRaised => what,
         Reason::WarningCleared => format!("warning cleared: {what}"),
         Reason::MaintenanceStarted => format!("maintenance window started for {target}"),
+        Reason::Acknowledged => format!("incident acknowledged: {target}"),
     }
 }
 
@@ -235,6 +266,36 @@ fn advice(
                 "A failure that persists after the window alerts at once",
             ]),
         ),
+        Reason::Acknowledged => (
+            "Someone is on it: no action needed from others".to_owned(),
+            steps(&["A RECOVERY NOTICE follows when checks pass again"]),
+        ),
+    }
+}
+
+/// The acknowledgement of incident `incident_seq` by `by` (through the API): sent like a cyan
+/// alert, worded as an acknowledgement.
+pub fn acknowledgement(
+    monitor: &MonitorInfo<'_>,
+    incident_seq: u32,
+    by: &str,
+    now_ms: u64,
+) -> RenderedAlert {
+    let id = incident_id(monitor.id, incident_seq);
+    let (action, next_steps) = advice(Reason::Acknowledged, monitor, None);
+    RenderedAlert {
+        colour: Colour::Cyan,
+        title: "INCIDENT ACKNOWLEDGED",
+        status: "ACKNOWLEDGED",
+        severity: Severity::Info,
+        reason: Reason::Acknowledged,
+        monitor: monitor.name.to_owned(),
+        monitor_id: monitor.id.to_owned(),
+        summary: format!("incident {id} acknowledged by {by}: {}", monitor.target),
+        incident_id: Some(id),
+        action,
+        next_steps,
+        not_before_ms: now_ms,
     }
 }
 
@@ -330,6 +391,18 @@ mod tests {
         target: "10.0.0.5:443",
         intervention: Some("docker restart checkout"),
     };
+
+    #[test]
+    fn an_acknowledgement_names_the_incident_and_who() {
+        let a = acknowledgement(&MONITOR, 3, "alice", 42);
+        assert_eq!(
+            (a.colour, a.title, a.reason),
+            (Colour::Cyan, "INCIDENT ACKNOWLEDGED", Reason::Acknowledged)
+        );
+        assert_eq!(a.incident_id.as_deref(), Some("checkout-api#3"));
+        assert_eq!(a.summary, "incident checkout-api#3 acknowledged by alice: 10.0.0.5:443");
+        assert_eq!(a.not_before_ms, 42);
+    }
 
     fn alert(colour: Colour, reason: Reason, n: u16) -> Effect {
         let incident_seq = (colour != Colour::Gray).then_some(3);

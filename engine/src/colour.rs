@@ -9,7 +9,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// An alert colour. The discriminant is the index into per-colour tables (`Colour::index`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Colour {
     /// Degraded: the first failure of an episode, or a warning (certificate expiring soon).

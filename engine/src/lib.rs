@@ -27,5 +27,6 @@ pub mod runtime;
 pub mod schedule;
 pub mod shard;
 pub mod state;
+pub mod store;
 pub mod table;
 pub mod wheel;

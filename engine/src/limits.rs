@@ -129,9 +129,10 @@ pub const LATENESS_MAX_US: u64 = 3_600_000_000;
 
 /// Descriptors the process holds apart from its shards and resolver: stdio (3), the manifest
 /// while it loads (1), the signal handlers' pipe (1), a log file and the API's listen socket
-/// to come (2), and what libraries open on their own for a moment (glibc's NSS and
-/// `/etc/resolv.conf` reads, the CA bundle, a systemctl child's pipes: 9).
-pub const FD_RESERVE_PROCESS: u64 = 16;
+/// to come (2), the data dir's lock file (1), and what libraries open on their own for a
+/// moment (glibc's NSS and `/etc/resolv.conf` reads, the CA bundle, a systemctl child's
+/// pipes: 9).
+pub const FD_RESERVE_PROCESS: u64 = 17;
 
 /// Descriptors one resolver thread may hold in a lookup: `getaddrinfo` opens a UDP socket
 /// (and a TCP one on a truncated answer) and reads `/etc/hosts`.
@@ -150,6 +151,10 @@ pub const FD_RESERVE_INTERVENTIONS_PER_SHARD: u64 = 8;
 
 /// Descriptors a shard's ICMP client holds: one IPv4 and one IPv6 socket.
 pub const FDS_ICMP_PER_SHARD: u64 = 2;
+
+/// Descriptors a shard's journal holds: the segment it appends to, and one more while it
+/// reads its files at start or writes a snapshot beside the segment.
+pub const FDS_JOURNAL_PER_SHARD: u64 = 2;
 
 /// The fewest checks in flight per shard CPRA starts with. Below 16 a handful of targets that
 /// time out would hold every slot and delay all other checks by their timeout; a limit that
@@ -344,6 +349,19 @@ pub const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
 /// The header block the `HugeHeader` server sends: 1 MiB, 64 times the client's bound.
 pub const HUGE_HEADER_BYTES: usize = 1024 * 1024;
 
+// ---- the journal (store/) ----
+
+/// Largest journal record body. The biggest record is a queued alert (its summary, action and
+/// next steps, each a line, and ids of at most a few hundred bytes): a few KiB. 64 KiB leaves
+/// room, and a length field above it is read as a torn or corrupt record, not an allocation.
+pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+
+/// A shard's journal segment is compacted (its live state written to a new segment, the old
+/// one removed) once it has grown by this much, or by twice its last snapshot if that is
+/// more: 4 MiB is 100 000 small records, a few seconds of writing a snapshot of it at
+/// most, and the doubling keeps compaction's cost in proportion to what was appended
+/// (amortised O(1) per record) for a shard whose live state is itself large.
+pub const JOURNAL_COMPACT_BYTES: u64 = 4 << 20;
 // ---- the control plane (engine/src/api) ----
 
 /// Connections the API serves at once. Each holds a task and a read buffer of at most
@@ -426,3 +444,21 @@ pub const RELOAD_RING: usize = 2;
 /// orders between dispatch rounds (at most `shard::IDLE_POLL_MS` apart), so only a wedged
 /// shard reaches it; the reload is then reported as still being applied.
 pub const RELOAD_APPLY_WAIT_MS: u64 = 10_000;
+
+/// Results kept per monitor for `GET /api/v1/monitors/{id}` (`recent`): 20, what the issue
+/// asks, enough to see a flap or the run of failures behind an incident. Each is 16 bytes, so
+/// the ring costs 321 bytes a monitor (`RECENT_BYTES_PER_MONITOR`), allocated at start,
+/// outside the 64-byte hot state: 321 MB for a million monitors.
+pub const RECENT_RESULTS: usize = 20;
+
+/// Closed incidents a shard keeps for `GET /api/v1/incidents` besides the open ones (at most
+/// one per monitor): the last 256 per shard are what an operator looks back at; older ones
+/// are in the alerts already sent and the log.
+pub const INCIDENTS_CLOSED_KEPT: usize = 256;
+
+/// Who acknowledged an incident (`{"by": ...}`), at most this many bytes: a name or an email.
+pub const API_ACK_BY_MAX_BYTES: usize = 128;
+
+/// The longest silence `POST /api/v1/monitors/{id}/silence` accepts: 30 days. A longer one is
+/// a monitor nobody wants alerts from, which is what disabling it (or removing it) says.
+pub const API_SILENCE_MAX_MS: u64 = 30 * 24 * 3_600_000;

@@ -16,8 +16,10 @@ use crate::clock::{Clock, MonotonicClock};
 use crate::manifest::{Monitor, Registry};
 use crate::probe::ShardInfo;
 use crate::runtime::{shard_count, Runtime, RuntimeConfig, RuntimeError};
+use crate::shard::monitors::ShardJournal;
 use crate::shard::queries::FleetQueries;
 use crate::shard::{AlertObserver, FleetStatus, Monitors, WallClock};
+use crate::store::{Journal, Recovery};
 use crate::table::MonitorSpec;
 
 /// The loaded manifest, read-only and shared by every shard (cold config).
@@ -58,6 +60,9 @@ pub struct PlanConfig {
     /// Where maintenance windows read Unix time (ms); `None` is the system clock. Tests pass
     /// a virtual one.
     pub wall_clock: Option<WallClock>,
+    /// What the data dir's journal held, routed to this run's shards (`store::recover`);
+    /// `None` runs without a journal.
+    pub journal: Option<Arc<Recovery>>,
 }
 
 /// Changes a shard's [`ActionsConfig`] (e.g. shorter retry pauses in tests).
@@ -89,6 +94,7 @@ pub fn start_plan(plan: Arc<Plan>, config: PlanConfig) -> Result<RunningPlan, Ru
         let actions = config.actions.clone();
         let observer = config.observer.clone();
         let wall_clock = config.wall_clock.clone();
+        let recovery = config.journal.clone();
         move |info: &ShardInfo| {
             let shard_resolver = Rc::new(resolver.shard_client());
             let clock: Rc<dyn Clock> = Rc::new(MonotonicClock::new(info.epoch));
@@ -99,6 +105,17 @@ pub fn start_plan(plan: Arc<Plan>, config: PlanConfig) -> Result<RunningPlan, Ru
                 tweak(&mut actions_config);
             }
             let actions = Actions::new(actions_config);
+            let journal = recovery.as_ref().and_then(|recovery| {
+                let start = recovery.shards.get(info.shard)?;
+                let journal = Journal::start(
+                    info.shard,
+                    start,
+                    info.shards,
+                    recovery.fsync,
+                    info.queues.background,
+                );
+                Some(ShardJournal { journal, recovery: recovery.clone() })
+            });
             let monitors = Monitors::new(
                 info,
                 plan.clone(),
@@ -108,6 +125,7 @@ pub fn start_plan(plan: Arc<Plan>, config: PlanConfig) -> Result<RunningPlan, Ru
                 queries.clone(),
                 observer.clone(),
                 wall_clock.clone(),
+                journal,
             );
             (monitors.clone(), monitors)
         }

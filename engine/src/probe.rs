@@ -66,6 +66,12 @@ pub trait ResultHandler: 'static {
         _now_ms: u64,
     ) {
     }
+
+    /// A scheduling change asked of the shard from outside (the API's disable, enable, check
+    /// now), which the dispatcher applies to its core before its next round.
+    fn take_schedule_change(&mut self) -> Option<crate::shard::ScheduleChange> {
+        None
+    }
 }
 
 /// Completes at once with success: measures the runtime itself.

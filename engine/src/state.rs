@@ -282,6 +282,21 @@ pub struct MonitorState {
     cooldowns: Cooldowns,
 }
 
+/// The part of a [`MonitorState`] that survives a restart (a journal record): counts, flags,
+/// attempts and the incident number. Not the check generations (they restart with the process)
+/// nor the cooldowns (kept on the process's own clock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SavedState {
+    pub consecutive_failures: u16,
+    pub pulse_failures: u16,
+    pub recovery_streak: u16,
+    pub verify_remaining: u16,
+    pub intervention_attempts: u8,
+    /// The flag bits of `MonitorState` (incident open, recovering, warning, ...).
+    pub flags: u8,
+    pub incident_seq: u32,
+}
+
 impl Default for MonitorState {
     fn default() -> Self {
         MonitorState::new()
@@ -390,6 +405,58 @@ impl MonitorState {
         if !self.in_episode() {
             self.set(flag::ANNOUNCED, false);
         }
+    }
+
+    /// What of this state the journal keeps ([`SavedState`]).
+    pub fn saved(&self) -> SavedState {
+        SavedState {
+            consecutive_failures: self.consecutive_failures,
+            pulse_failures: self.pulse_failures,
+            recovery_streak: self.recovery_streak,
+            verify_remaining: self.verify_remaining,
+            intervention_attempts: self.intervention_attempts,
+            flags: self.flags & !flag::REMOVED,
+            incident_seq: self.incident_seq,
+        }
+    }
+
+    /// The state to continue from after a restart, given what the journal kept. When the
+    /// monitor's check config changed meanwhile, it keeps its incident (open, announced, its
+    /// number, attempts used) but its counts start again, as a reload does
+    /// (docs/state-machine.md). Check generations restart with the process, so a verification
+    /// in progress counts every check from now on; cooldowns are on the old process's clock
+    /// and start fresh. A pending intervention is kept pending: its result died with the old
+    /// process, and the shard reports it as unknown (`Event::InterventionUnknown`) at start.
+    /// A saved state that breaks the invariants (only a bug could write one) keeps only its
+    /// incident number.
+    pub fn restore(saved: SavedState, config_changed: bool) -> MonitorState {
+        let mut s = MonitorState::resume(saved.incident_seq);
+        s.flags = saved.flags & !flag::REMOVED;
+        s.intervention_attempts = saved.intervention_attempts;
+        if config_changed {
+            s.set(flag::INTERVENTION_PENDING, false);
+        } else {
+            s.consecutive_failures = saved.consecutive_failures;
+            s.pulse_failures = saved.pulse_failures;
+            s.recovery_streak = saved.recovery_streak;
+            s.verify_remaining = saved.verify_remaining;
+        }
+        if s.consistent() {
+            s
+        } else {
+            MonitorState::resume(saved.incident_seq)
+        }
+    }
+
+    /// Whether the invariants of [`Self::assert_invariants`] hold.
+    fn consistent(&self) -> bool {
+        let pending = self.has(flag::INTERVENTION_PENDING);
+        let idle_ok = self.has(flag::RECOVERING)
+            || (!self.has(flag::INCIDENT_OPEN) && !pending && self.verify_remaining == 0);
+        let announced_ok = !self.has(flag::ANNOUNCED) || self.in_episode();
+        let pending_ok =
+            !pending || (self.intervention_attempts >= 1 && self.verify_remaining == 0);
+        idle_ok && announced_ok && pending_ok
     }
 
     /// Invariants that hold between events. Checked after every transition.

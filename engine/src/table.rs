@@ -220,6 +220,12 @@ impl Table {
     pub fn disable(&mut self, monitor: u32) {
         self.sched[monitor as usize].interval_ms = 0;
     }
+
+    /// Schedules a monitor again at `interval_ms` (the caller checked its range).
+    pub fn enable(&mut self, monitor: u32, interval_ms: u32) {
+        debug_assert!((MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&interval_ms));
+        self.sched[monitor as usize].interval_ms = interval_ms;
+    }
 }
 
 /// Asks the CPU to start loading `value`'s cache line. Hand-written (no crate) because it is

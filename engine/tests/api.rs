@@ -32,7 +32,7 @@ impl Cpra {
         let path = dir.path().join("fleet.yaml");
         std::fs::write(&path, manifest).unwrap();
         let mut child = Command::new(CPRA)
-            .args(["run", path.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+            .args(["run", path.to_str().unwrap(), "--listen", "127.0.0.1:0", "--data-dir", "none"])
             .args(["--shards", &shards.to_string()])
             .args(extra)
             .stdout(Stdio::null())
@@ -242,8 +242,8 @@ fn health_readiness_and_metrics_tell_what_the_engine_does() {
     promtool_check(&body);
 
     // What is not an endpoint is 404; an endpoint asked the wrong way says so.
-    assert_eq!(get(cpra.addr, "/api/v1/incidents").0, 404);
-    assert_eq!(get(cpra.addr, "/api/v1/monitors/up").0, 404);
+    assert_eq!(get(cpra.addr, "/api/v1/monitors/nope").0, 404);
+    assert_eq!(get(cpra.addr, "/api/v1/monitors/up/explode").0, 404);
     assert_eq!(get(cpra.addr, "/").0, 404);
     let post =
         "POST /metrics HTTP/1.1\r\nHost: cpra\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
@@ -340,6 +340,7 @@ fn an_address_in_use_stops_the_start_and_is_named() {
     std::fs::write(&path, fleet(&taken)).unwrap();
     let out = Command::new(CPRA)
         .args(["run", path.to_str().unwrap(), "--shards", "1", "--listen", &addr])
+        .args(["--data-dir", "none"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 fn cpra(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cpra"))
         .args(args)
-        .args(support::listen_off(args))
+        .args(support::isolated(args))
         .output()
         .expect("run cpra")
 }
@@ -173,7 +173,7 @@ fn cpra_with_peak_rss(args: &[&str]) -> (i32, String, i64) {
     }
     let child = Command::new(env!("CARGO_BIN_EXE_cpra"))
         .args(args)
-        .args(support::listen_off(args))
+        .args(support::isolated(args))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -73,6 +73,8 @@ fn sigterm_during_a_burst_of_alerts_delivers_them_before_exit() {
             "20s",
             "--log-format",
             "json",
+            "--data-dir",
+            "none",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -315,7 +317,7 @@ fn position_of(text: &str, marker: &str) -> (usize, usize) {
 }
 
 fn cpra(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(CPRA).args(args).args(support::listen_off(args)).output().unwrap();
+    let out = Command::new(CPRA).args(args).args(support::isolated(args)).output().unwrap();
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (out.status.code(), text(&out.stdout), text(&out.stderr))
 }
@@ -359,8 +361,17 @@ fn lenient_makes_a_misspelt_field_a_warning_for_validate_and_run() {
     assert!(report.starts_with(&warning), "{report}");
     assert!(report.contains("valid: 1 monitors, 0 errors, 1 warnings"), "{report}");
 
-    let (run_code, _, run_err) =
-        cpra(&["run", "--lenient", file, "--duration", "1s", "--listen", "none"]);
+    let (run_code, _, run_err) = cpra(&[
+        "run",
+        "--lenient",
+        file,
+        "--duration",
+        "1s",
+        "--listen",
+        "none",
+        "--data-dir",
+        "none",
+    ]);
     assert_eq!(run_code, Some(0), "{run_err}");
     assert!(run_err.contains("unknown field 'intervall'") && run_err.contains("stopped: "));
 
@@ -393,6 +404,8 @@ fn a_short_run_stops_by_itself_and_reports() {
             "1",
             "--listen",
             "none",
+            "--data-dir",
+            "none",
         ])
         .output()
         .unwrap();
@@ -416,6 +429,106 @@ impl Drop for ChildGuard {
 }
 
 #[test]
+fn a_second_process_on_the_same_data_dir_is_refused_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "one.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n",
+    );
+    let data = dir.path().join("data");
+    let file = path.to_str().unwrap();
+    let data_arg = data.to_str().unwrap();
+    let mut first = ChildGuard(Some(
+        Command::new(CPRA)
+            .args(["run", file, "--shards", "1", "--data-dir", data_arg, "--fsync", "never"])
+            .args(["--listen", "none"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let pid = first.0.as_ref().unwrap().id();
+    // The first holds the lock once its pid is in the lock file (it writes it after locking).
+    let started = Instant::now();
+    while std::fs::read_to_string(data.join("lock")).unwrap_or_default().trim() != pid.to_string() {
+        assert!(started.elapsed() < BOUND, "the first run never took the data dir");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, _, stderr) =
+        cpra(&["run", file, "--shards", "1", "--data-dir", data_arg, "--listen", "none"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: not starting: the data dir {data_arg} is in use by process {pid}"
+        )),
+        "{stderr}"
+    );
+    assert!(data.join("shard-0").is_dir());
+    if let Some(mut c) = first.0.take() {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    // Killed, the first leaves no stale lock: the kernel dropped it with the process.
+    let (code, _, stderr) = cpra(&[
+        "run",
+        file,
+        "--shards",
+        "1",
+        "--data-dir",
+        data_arg,
+        "--fsync",
+        "never",
+        "--duration",
+        "1s",
+        "--listen",
+        "none",
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains(&format!("data dir {data_arg}: never synced")), "{stderr}");
+}
+
+#[test]
+fn data_dir_none_runs_without_persistence_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "one.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n",
+    );
+    let out = Command::new(CPRA)
+        .args(["run", path.to_str().unwrap(), "--shards", "1", "--duration", "1s"])
+        .args(["--data-dir", "none", "--listen", "none"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("no data dir (--data-dir none)"), "{stderr}");
+    assert!(!dir.path().join("cpra-data").exists());
+}
+
+#[test]
+fn the_default_data_dir_is_cpra_data_in_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "one.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n",
+    );
+    let out = Command::new(CPRA)
+        .args(["run", path.to_str().unwrap(), "--shards", "1", "--duration", "1s"])
+        .args(["--fsync", "never", "--listen", "none"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(dir.path().join("cpra-data/shard-0").is_dir(), "{stderr}");
+    assert!(dir.path().join("cpra-data/lock").is_file());
+}
+
+#[test]
 fn sighup_is_logged_and_the_run_goes_on_until_sigterm() {
     use std::io::BufRead;
     let target = ScriptedServer::start().unwrap();
@@ -428,6 +541,7 @@ fn sighup_is_logged_and_the_run_goes_on_until_sigterm() {
     let path = write(&dir, "fleet.yaml", &yaml);
     let mut child = Command::new(CPRA)
         .args(["run", path.to_str().unwrap(), "--shards", "1", "--listen", "none"])
+        .args(["--data-dir", "none"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -488,6 +602,8 @@ fn a_low_memlock_limit_stops_the_start_with_advice() {
         "--duration",
         "1s",
         "--listen",
+        "none",
+        "--data-dir",
         "none",
     ]);
     // SAFETY: between fork and exec the closure only calls setrlimit(2), which is

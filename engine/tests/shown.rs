@@ -32,7 +32,7 @@ impl Running {
         let mut command = Command::new(CPRA);
         command
             .args(args)
-            .args(support::listen_off(args))
+            .args(support::isolated(args))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .env_remove("RUST_LOG");
@@ -231,7 +231,7 @@ fn a_refused_manifest_does_not_print_its_secrets() {
     for args in [vec!["run", &path], vec!["validate", &path]] {
         let out = Command::new(CPRA)
             .args(&args)
-            .args(support::listen_off(&args))
+            .args(support::isolated(&args))
             .env("CPRA_E2E_TOKEN", TOKEN)
             .output()
             .unwrap();
@@ -299,7 +299,7 @@ fn with_json_logs_every_stderr_line_is_json() {
     // A refused manifest's problems too, each as an error.
     let bad = write(&dir, "bad.yaml", "monitors:\n  - name: a\n    pulse_check: {type: htp}\n");
     let out = Command::new(CPRA)
-        .args(["run", &bad, "--log-format", "json", "--listen", "none"])
+        .args(["run", &bad, "--log-format", "json", "--listen", "none", "--data-dir", "none"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

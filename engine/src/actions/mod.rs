@@ -290,6 +290,8 @@ fn bump(c: &Cell<u64>) {
 /// shard shuts down first) and the task running the delivery.
 struct QueuedDelivery {
     alert: Rc<RenderedAlert>,
+    /// Its journal id, if the journal keeps it.
+    outbox: Option<u64>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -310,7 +312,14 @@ pub struct Actions {
     counters: CounterCells,
     recent_undelivered: RefCell<VecDeque<Undelivered>>,
     sender: send::Sender,
+    /// Told when a journaled alert (its outbox id) is delivered (`true`) or given up
+    /// (`false`), so the journal stops keeping it. Not told when a shutdown leaves it unsent:
+    /// it is sent after the restart.
+    outbox_settled: RefCell<Option<OutboxSettled>>,
 }
+
+/// See [`Actions::on_outbox_settled`].
+pub type OutboxSettled = Box<dyn Fn(u64, bool)>;
 
 impl Actions {
     pub fn new(config: ActionsConfig) -> Rc<Actions> {
@@ -326,7 +335,19 @@ impl Actions {
             recent_undelivered: RefCell::new(VecDeque::with_capacity(MAX_RECENT_UNDELIVERED)),
             sender,
             config,
+            outbox_settled: RefCell::new(None),
         })
+    }
+
+    /// Sets what is told when a delivery queued with an outbox id settles.
+    pub fn on_outbox_settled(&self, settled: OutboxSettled) {
+        *self.outbox_settled.borrow_mut() = Some(settled);
+    }
+
+    fn settle(&self, outbox: Option<u64>, delivered: bool) {
+        if let (Some(id), Some(settled)) = (outbox, self.outbox_settled.borrow().as_ref()) {
+            settled(id, delivered);
+        }
     }
 
     /// Spawns a delivery or an intervention into the shard's actions queue (see
@@ -353,15 +374,26 @@ impl Actions {
         alert: Rc<RenderedAlert>,
     ) {
         for endpoint in endpoints {
-            self.queue_one(monitor, endpoint.clone(), alert.clone());
+            self.queue_delivery(monitor, endpoint.clone(), alert.clone(), None);
         }
     }
 
-    fn queue_one(self: &Rc<Self>, monitor: u32, endpoint: Arc<Notify>, alert: Rc<RenderedAlert>) {
+    /// Queues `alert` to one endpoint; `outbox` is its journal id, if the journal keeps it
+    /// (see [`Self::on_outbox_settled`]).
+    pub fn queue_delivery(
+        self: &Rc<Self>,
+        monitor: u32,
+        endpoint: Arc<Notify>,
+        alert: Rc<RenderedAlert>,
+        outbox: Option<u64>,
+    ) {
         let key = DedupKey::new(&endpoint, monitor, alert.colour, alert.not_before_ms);
         let mut queue = self.queue.borrow_mut();
         if queue.contains(&key) {
             bump(&self.counters.deduplicated);
+            drop(queue);
+            // The same alert is on its way: this copy needs no keeping.
+            self.settle(outbox, true);
             return;
         }
         bump(&self.counters.queued);
@@ -370,11 +402,12 @@ impl Actions {
         if queue.len() >= self.config.max_queued {
             drop(queue);
             self.record_undelivered(job, monitor, &endpoint, &alert, "delivery queue full");
+            self.settle(outbox, false);
             return;
         }
         // Registered before the task is spawned: glommio may poll a new task at once, and a
         // delivery with nothing to wait for finishes (and unregisters) in its first poll.
-        queue.insert(job, key, QueuedDelivery { alert: alert.clone(), task: None });
+        queue.insert(job, key, QueuedDelivery { alert: alert.clone(), outbox, task: None });
         drop(queue);
         let me = self.clone();
         let handle = self
@@ -386,7 +419,7 @@ impl Actions {
                     .entry(lane_key)
                     .or_insert_with(|| Rc::new(Semaphore::new(1)))
                     .clone();
-                me.deliver(job, monitor, endpoint, alert, &lane).await;
+                me.deliver(job, monitor, endpoint, alert, &lane, outbox).await;
                 drop(lane);
                 me.release_lane(lane_key);
                 me.finish_job(job);
@@ -417,6 +450,7 @@ impl Actions {
         endpoint: Arc<Notify>,
         alert: Rc<RenderedAlert>,
         lane: &Semaphore,
+        outbox: Option<u64>,
     ) {
         let now_ms = self.config.clock.now_ms();
         if alert.not_before_ms > now_ms {
@@ -435,6 +469,7 @@ impl Actions {
             match schedule.next(&result, self.config.clock.now_ms()) {
                 retry::Next::Delivered => {
                     bump(&self.counters.sent);
+                    self.settle(outbox, true);
                     bump(&self.counters.sent_by_colour[alert.colour.index()]);
                     tracing::debug!(
                         job,
@@ -448,6 +483,7 @@ impl Actions {
                 }
                 retry::Next::GiveUp(reason) => {
                     self.record_undelivered(job, monitor, &endpoint, &alert, &reason);
+                    self.settle(outbox, false);
                     return;
                 }
                 retry::Next::RetryAt(at_ms) => {
@@ -498,6 +534,9 @@ impl Actions {
         let cancelled = self.queue.borrow_mut().remove_monitor(monitor);
         for (_, q) in cancelled {
             bump(&self.counters.cancelled);
+            // Cancelled by the state machine (disabled, config changed, removed): not to be
+            // sent after a restart either.
+            self.settle(q.outbox, false);
             if let Some(task) = q.task {
                 task.cancel();
             }

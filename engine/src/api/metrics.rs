@@ -251,13 +251,15 @@ pub fn registry(snapshot: &Snapshot) -> Registry {
         for (outcome, n) in [
             ("sent", s.alerts_sent_by_colour[i]),
             ("undelivered", s.alerts_undelivered_by_colour[i]),
+            ("silenced", s.alerts_silenced_by_colour[i]),
         ] {
             add(&alerts, vec![("colour", colour.as_str().into()), ("outcome", outcome.into())], n);
         }
     }
     registry.register(
         "cpra_alerts",
-        "Alert deliveries (one per alert and notifier) by colour: sent, or given up on",
+        "Alert deliveries (one per alert and notifier) by colour: sent, given up on, or held \
+         back by a silence",
         alerts,
     );
     let interventions = counter_family();

@@ -11,6 +11,8 @@
 //!
 //! Paths not listed answer 404, so a client never mistakes a missing endpoint for an answer.
 
+pub mod auth;
+pub mod control;
 pub mod metrics;
 pub mod monitors;
 pub mod reload;
@@ -22,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{
+    HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{Notify, Semaphore};
@@ -88,6 +92,8 @@ pub struct ApiState {
     histograms: metrics::HistogramCache,
     /// Turns for lists asking the shards (see `monitors::API_LISTS_IN_FLIGHT`).
     lists: Semaphore,
+    /// What writes must present; `None`: writes are refused (403).
+    token: Option<auth::ApiToken>,
 }
 
 impl ApiState {
@@ -107,12 +113,17 @@ pub struct ApiServer {
 impl ApiServer {
     /// Binds `addr` (in the caller's thread, so an address in use is a start error that names
     /// it) and starts the control-plane thread.
-    pub fn start(addr: &str) -> Result<ApiServer, String> {
-        Self::start_with(addr, Limits::default())
+    /// Writes need `token` (none: writes answer 403).
+    pub fn start(addr: &str, token: Option<auth::ApiToken>) -> Result<ApiServer, String> {
+        Self::start_with(addr, Limits::default(), token)
     }
 
     /// [`ApiServer::start`] with other bounds (tests).
-    pub fn start_with(addr: &str, limits: Limits) -> Result<ApiServer, String> {
+    pub fn start_with(
+        addr: &str,
+        limits: Limits,
+        token: Option<auth::ApiToken>,
+    ) -> Result<ApiServer, String> {
         let listener = std::net::TcpListener::bind(addr).map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
                 ": another process listens there; choose another address with --listen ADDR, \
@@ -133,6 +144,7 @@ impl ApiServer {
             fleet: OnceLock::new(),
             histograms: metrics::HistogramCache::default(),
             lists: Semaphore::new(monitors::API_LISTS_IN_FLIGHT),
+            token,
         });
         let shutdown = Arc::new(Notify::new());
         let thread = {
@@ -252,59 +264,127 @@ async fn handle(state: &ApiState, request: Request<Incoming>) -> Response<Full<B
         response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
         return response;
     }
-    let path = request.uri().path();
-    // Writes: POST only. Every write goes through this one branch, so a check of the API
-    // token belongs at its top, before any write runs.
-    if let Some(write) = Write::of(path) {
-        if request.method() != Method::POST {
-            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only POST is allowed here\n");
-            response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
-            return response;
-        }
-        return match write {
-            Write::Reload => reload::answer(state).await,
-        };
-    }
-    let known = matches!(
-        path,
-        "/healthz" | "/readyz" | "/metrics" | "/metrics/monitors" | "/api/v1/monitors"
-    );
-    if !known {
+    let Some(route) = Route::parse(request.uri().path()) else {
         return text(StatusCode::NOT_FOUND, "not found\n");
-    }
-    if request.method() != Method::GET {
-        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "only GET is allowed here\n");
-        response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET"));
+    };
+    let write = route.is_write();
+    let (allowed, name) = if write { (Method::POST, "POST") } else { (Method::GET, "GET") };
+    if request.method() != allowed {
+        let mut response =
+            text(StatusCode::METHOD_NOT_ALLOWED, format!("only {name} is allowed here\n"));
+        response.headers_mut().insert(ALLOW, HeaderValue::from_static(name));
         return response;
     }
-    match path {
-        "/healthz" => health(state),
-        "/readyz" => ready(state),
-        "/api/v1/monitors" => monitors::list(state, request.uri().query()).await,
-        "/metrics/monitors" => monitors::metrics(state, &request).await,
-        _ => metrics::answer(state, &request).await,
+    if write {
+        let presented = request.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+        if let Err(refusal) = auth::authorize(state.token.as_ref(), presented) {
+            let status = match refusal {
+                auth::Refusal::NoToken => StatusCode::FORBIDDEN,
+                auth::Refusal::Unauthorized => StatusCode::UNAUTHORIZED,
+            };
+            let body = serde_json::json!({ "error": refusal.message() });
+            let mut response = monitors::json_response(status, &body);
+            if status == StatusCode::UNAUTHORIZED {
+                response
+                    .headers_mut()
+                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"cpra\""));
+            }
+            return response;
+        }
     }
+    match route {
+        Route::Health => health(state),
+        Route::Ready => ready(state),
+        Route::Monitors => monitors::list(state, request.uri().query()).await,
+        Route::MetricsMonitors => monitors::metrics(state, &request).await,
+        Route::Metrics => metrics::answer(state, &request).await,
+        Route::Monitor(id) => control::monitor(state, &id).await,
+        Route::MonitorCommand(id, action) => control::command(state, &id, action, request).await,
+        Route::Incidents => control::incidents(state, request.uri().query()).await,
+        Route::Ack(id) => control::ack(state, &id, request).await,
+        Route::Reload => reload::answer(state).await,
+    }
+}
+
+/// What a request's path asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Health,
+    Ready,
+    Metrics,
+    MetricsMonitors,
+    Monitors,
+    Monitor(String),
+    /// A monitor and one of the commands (`disable`, `enable`, `silence`, `unsilence`,
+    /// `check`).
+    MonitorCommand(String, &'static str),
+    Incidents,
+    Ack(String),
+    /// Re-read the manifest and apply the difference (`POST /api/v1/reload`).
+    Reload,
+}
+
+impl Route {
+    fn parse(path: &str) -> Option<Route> {
+        let fixed = match path {
+            "/healthz" => Some(Route::Health),
+            "/readyz" => Some(Route::Ready),
+            "/metrics" => Some(Route::Metrics),
+            "/metrics/monitors" => Some(Route::MetricsMonitors),
+            "/api/v1/monitors" => Some(Route::Monitors),
+            "/api/v1/incidents" => Some(Route::Incidents),
+            "/api/v1/reload" => Some(Route::Reload),
+            _ => None,
+        };
+        if fixed.is_some() {
+            return fixed;
+        }
+        let segments: Vec<&str> = path.strip_prefix("/api/v1/")?.split('/').collect();
+        let decoded = |segment: &str| -> Option<String> {
+            let text = percent_decode(segment)?;
+            (!text.is_empty()).then_some(text)
+        };
+        match segments.as_slice() {
+            ["monitors", id] => Some(Route::Monitor(decoded(id)?)),
+            ["monitors", id, action] => {
+                let action = ["disable", "enable", "silence", "unsilence", "check"]
+                    .into_iter()
+                    .find(|a| a == action)?;
+                Some(Route::MonitorCommand(decoded(id)?, action))
+            }
+            ["incidents", id, "ack"] => Some(Route::Ack(decoded(id)?)),
+            _ => None,
+        }
+    }
+
+    fn is_write(&self) -> bool {
+        matches!(self, Route::MonitorCommand(..) | Route::Ack(_) | Route::Reload)
+    }
+}
+
+/// A path segment with its `%XX` escapes decoded (`web%231` is `web#1`); `None` when an
+/// escape is malformed or the result is not UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// 200 `ok` while every shard runs and goes round; 503 saying which does not (ended, or no
 /// dispatch round for [`API_SHARD_STALL_MS`]), or that the engine stops.
 /// Before the shards start (the manifest still loading) the process is alive and working:
 /// 200 too, so a liveness probe does not kill a long load (`/readyz` says it is not ready).
-/// The endpoints that change something.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Write {
-    Reload,
-}
-
-impl Write {
-    fn of(path: &str) -> Option<Write> {
-        match path {
-            "/api/v1/reload" => Some(Write::Reload),
-            _ => None,
-        }
-    }
-}
-
 fn health(state: &ApiState) -> Response<Full<Bytes>> {
     let Some(fleet) = state.fleet() else {
         return text(StatusCode::OK, "ok: starting\n");
@@ -381,8 +461,24 @@ mod tests {
     }
 
     #[test]
+    fn paths_route_to_reads_and_writes() {
+        assert_eq!(Route::parse("/api/v1/monitors/web-1"), Some(Route::Monitor("web-1".into())));
+        assert_eq!(
+            Route::parse("/api/v1/monitors/web-1/disable"),
+            Some(Route::MonitorCommand("web-1".into(), "disable"))
+        );
+        assert_eq!(Route::parse("/api/v1/incidents/web%231/ack"), Some(Route::Ack("web#1".into())));
+        assert_eq!(Route::parse("/api/v1/monitors/web/explode"), None);
+        assert_eq!(Route::parse("/api/v1/monitors//disable"), None);
+        assert_eq!(Route::parse("/api/v1/monitors/a%zz"), None);
+        assert!(Route::parse("/api/v1/incidents/x%231/ack").unwrap().is_write());
+        assert!(Route::parse("/api/v1/reload").unwrap().is_write());
+        assert!(!Route::parse("/api/v1/incidents").unwrap().is_write());
+    }
+
+    #[test]
     fn ready_once_the_fleet_is_set_and_healthy_while_every_shard_runs() {
-        let api = ApiServer::start("127.0.0.1:0").unwrap();
+        let api = ApiServer::start("127.0.0.1:0", None).unwrap();
         let addr = api.addr();
         assert_eq!(get(addr, "/readyz").0, 503);
         assert_eq!(get(addr, "/healthz"), (200, "ok: starting\n".into()));
@@ -413,7 +509,7 @@ mod tests {
 
     #[test]
     fn a_shard_that_stops_going_round_is_unhealthy() {
-        let api = ApiServer::start("127.0.0.1:0").unwrap();
+        let api = ApiServer::start("127.0.0.1:0", None).unwrap();
         let shared: Vec<_> = (0..2).map(|_| Arc::new(ShardShared::new())).collect();
         let _running: Vec<_> =
             shared.iter().map(|s| crate::counters::RunningGuard::new(s.clone())).collect();
@@ -441,7 +537,7 @@ mod tests {
     fn a_connection_past_the_limit_is_closed_unanswered() {
         let limits =
             Limits { max_connections: 2, header_read_timeout: BOUND, connection_max: BOUND };
-        let api = ApiServer::start_with("127.0.0.1:0", limits).unwrap();
+        let api = ApiServer::start_with("127.0.0.1:0", limits, None).unwrap();
         let addr = api.addr();
         // Two clients hold both slots with a request head they never finish.
         let mut holders: Vec<TcpStream> = (0..2)

@@ -38,7 +38,7 @@ pub const API_LISTS_IN_FLIGHT: usize = 32;
 const ANSWER_POLL: Duration = Duration::from_millis(1);
 
 /// A JSON answer.
-pub(super) fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -95,7 +95,7 @@ pub fn parse_filter(query: Option<&str>) -> Result<ListFilter, String> {
     Ok(filter)
 }
 
-fn row_json(row: &MonitorRow) -> Value {
+pub fn row_json(row: &MonitorRow) -> Value {
     let last = row.last_check.as_ref();
     json!({
         "id": row.id,
@@ -108,8 +108,7 @@ fn row_json(row: &MonitorRow) -> Value {
         "failure": last
             .and_then(|l| l.failure.as_ref())
             .map(|(kind, message)| json!({ "kind": kind, "message": message })),
-        // Silences are not built yet: no monitor is silenced.
-        "silenced_until": Value::Null,
+        "silenced_until": row.silenced_until_unix_ms.map(rfc3339),
         "groups": row.groups.as_slice(),
     })
 }

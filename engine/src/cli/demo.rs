@@ -274,9 +274,13 @@ pub fn run(args: &DemoArgs) -> i32 {
         duration: Some(duration),
         grace_ms: 5_000,
         observer: Some(observer),
+        // A demo's incidents are throwaway: nothing is kept, and nothing is left in the
+        // working directory.
+        journal: None,
         // The demo is a short look at the engine, not a node to watch.
         listen: None,
         reload_from: None,
+        api_token: None,
     };
     let code = run_plan(Arc::new(plan), &config, &mut std::io::stdout());
     let delivered = fleet.receiver.requests(Some("/alerts"));

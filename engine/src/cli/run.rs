@@ -1,6 +1,8 @@
-//! `cpra run FILE [--shards N] [--duration D] [--log-format human|json] [--grace D]`: load and
-//! validate the manifest (refusing to start on errors), run the engine until SIGINT/SIGTERM
-//! or `--duration`, then drain checks and alerts in flight within the grace period.
+//! `cpra run FILE [--shards N] [--duration D] [--log-format human|json] [--grace D]
+//! [--data-dir DIR|none] [--fsync interval|never] [--fsync-interval D]`: load and validate the
+//! manifest (refusing to start on errors), take the data dir, run the engine until
+//! SIGINT/SIGTERM or `--duration`, then drain checks and alerts in flight within the grace
+//! period.
 //!
 //! What it is for: the main job, and the loop `cpra demo` reuses ([`run_plan`]). What it is
 //! not for: the engine's parts (see `runtime` and `shard`).
@@ -22,6 +24,7 @@ use crate::plan::{start_plan, Plan, PlanConfig};
 use crate::reload::{ReloadError, Reloader};
 use crate::runtime::{RuntimeConfig, DEFAULT_GRACE_MS};
 use crate::shard::{AlertObserver, StatusSnapshot};
+use crate::store::{DataDir, Fsync, JournalConfig, DEFAULT_DATA_DIR, NO_DATA_DIR};
 
 /// How often the status line is printed: often enough to watch, rare enough to read.
 pub const STATUS_EVERY: Duration = Duration::from_secs(5);
@@ -36,6 +39,16 @@ pub enum LogFormat {
     #[default]
     Human,
     Json,
+}
+
+/// `--fsync`: when the journal is made durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum FsyncMode {
+    /// One fdatasync per shard per --fsync-interval at most (group commit).
+    #[default]
+    Interval,
+    /// Never: for tests and throwaway runs (a power loss may lose what was not written back).
+    Never,
 }
 
 #[derive(Debug, Args)]
@@ -54,12 +67,43 @@ pub struct RunArgs {
     pub grace: String,
     #[arg(long, value_enum, default_value = "human")]
     pub log_format: LogFormat,
+    /// Where incidents, the state to continue them and the alert outbox are kept across
+    /// restarts (created if missing; one process at a time); `none` keeps nothing.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: String,
+    /// When the journal is made durable.
+    #[arg(long, value_enum, default_value = "interval")]
+    pub fsync: FsyncMode,
+    /// The group commit interval: at most one fdatasync per shard this often.
+    #[arg(long, value_name = "D", default_value = "10ms")]
+    pub fsync_interval: String,
     /// Where the control plane (/healthz, /readyz, /metrics, /api/v1/monitors; docs/api.md)
     /// listens: HOST:PORT, or `none`.
     #[arg(long, value_name = "ADDR", default_value = crate::api::DEFAULT_LISTEN)]
     pub listen: String,
+    /// A file holding the token API writes must send (`Authorization: Bearer TOKEN`);
+    /// default: the CPRA_API_TOKEN environment variable; with neither, writes answer 403.
+    #[arg(long, value_name = "PATH")]
+    pub api_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub fields: UnknownFieldArgs,
+}
+
+impl RunArgs {
+    /// The journal settings, `None` for `--data-dir none`.
+    fn journal(&self) -> Result<Option<JournalConfig>, String> {
+        if self.data_dir == NO_DATA_DIR {
+            return Ok(None);
+        }
+        let fsync = match self.fsync {
+            FsyncMode::Never => Fsync::Never,
+            FsyncMode::Interval => match duration_ms("--fsync-interval", &self.fsync_interval)? {
+                0 => return Err("--fsync-interval: must be at least 1ms".to_owned()),
+                ms => Fsync::EveryMs(ms),
+            },
+        };
+        Ok(Some(JournalConfig { dir: PathBuf::from(&self.data_dir), fsync }))
+    }
 }
 
 /// Installs the tracing subscriber (stderr). `RUST_LOG` overrides `default_level`.
@@ -93,14 +137,36 @@ pub fn run(args: &RunArgs) -> i32 {
             return EXIT_UNREADABLE;
         }
     };
+    let journal = match args.journal() {
+        Ok(j) => j,
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            return EXIT_UNREADABLE;
+        }
+    };
+    let api_token = match crate::api::auth::load_token(args.api_token_file.as_deref()) {
+        Ok(token) => token,
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            return EXIT_UNREADABLE;
+        }
+    };
     let plan = match load(&args.file, &args.fields.options(), &mut out) {
         Ok(plan) => plan,
         Err(code) => return code,
     };
     let listen = (args.listen != crate::api::LISTEN_NONE).then(|| args.listen.clone());
     let reload_from = Some(ReloadFrom { file: args.file.clone(), lenient: args.fields.lenient });
-    let config =
-        RunConfig { shards: args.shards, duration, grace_ms, observer: None, listen, reload_from };
+    let config = RunConfig {
+        shards: args.shards,
+        duration,
+        grace_ms,
+        observer: None,
+        listen,
+        api_token,
+        journal,
+        reload_from,
+    };
     run_plan(Arc::new(plan), &config, &mut out)
 }
 
@@ -180,11 +246,15 @@ pub struct RunConfig {
     pub duration: Option<Duration>,
     pub grace_ms: u64,
     pub observer: Option<AlertObserver>,
+    /// `None`: nothing is kept across restarts (`--data-dir none`, and `cpra demo`).
+    pub journal: Option<JournalConfig>,
     /// Where the control plane listens; `None`: no control plane.
     pub listen: Option<String>,
     /// The manifest file a reload (SIGHUP, `POST /api/v1/reload`) reads again; `None`: the
     /// plan did not come from a file (`cpra demo`) and cannot be reloaded.
     pub reload_from: Option<ReloadFrom>,
+    /// The token API writes need; `None`: writes are refused.
+    pub api_token: Option<crate::api::auth::ApiToken>,
 }
 
 /// Where a reload reads the manifest, with the loader options the run started with.
@@ -201,8 +271,10 @@ impl Default for RunConfig {
             duration: None,
             grace_ms: DEFAULT_GRACE_MS,
             observer: None,
+            journal: None,
             listen: None,
             reload_from: None,
+            api_token: None,
         }
     }
 }
@@ -231,6 +303,43 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
             return EXIT_INVALID;
         }
     };
+    // Held (locked) until the run ends.
+    let data_dir = match &config.journal {
+        None => {
+            tracing::info!(
+                "no data dir (--data-dir none): incidents and queued alerts are not kept across \
+                 restarts"
+            );
+            None
+        }
+        Some(journal) => match DataDir::open(&journal.dir, fds.shards as usize) {
+            Ok(dir) => {
+                let fsync = match journal.fsync {
+                    Fsync::EveryMs(ms) => format!("fdatasync at most every {ms} ms"),
+                    Fsync::Never => "never synced (--fsync never)".to_owned(),
+                };
+                tracing::info!("data dir {}: {fsync}", dir.path().display());
+                Some(dir)
+            }
+            Err(e) => {
+                let _ = writeln!(out, "error: not starting: {e}");
+                return EXIT_INVALID;
+            }
+        },
+    };
+    // Recovery reads every shard's journal before any executor starts.
+    let recovery = match (&data_dir, &config.journal) {
+        (Some(dir), Some(journal)) => {
+            match crate::store::recover(dir, &plan, fds.shards as usize, journal.fsync) {
+                Ok((recovery, _)) => Some(Arc::new(recovery)),
+                Err(e) => {
+                    let _ = writeln!(out, "error: not starting: {e}");
+                    return EXIT_INVALID;
+                }
+            }
+        }
+        _ => None,
+    };
     let plan_config = PlanConfig {
         runtime: RuntimeConfig {
             shards: config.shards,
@@ -241,8 +350,10 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         actions: Some(fds.actions_tweak()),
         observer: config.observer.clone(),
         wall_clock: None,
+        journal: recovery,
     };
-    let api = match config.listen.as_deref().map(ApiServer::start).transpose() {
+    let api_token = config.api_token.clone();
+    let api = match config.listen.as_deref().map(|a| ApiServer::start(a, api_token)).transpose() {
         Ok(api) => api,
         Err(e) => {
             let _ = writeln!(out, "error: {e}");

@@ -7,13 +7,12 @@
 //! virtual clock. What it is not for: tasks, sockets or
 //! the state machine (the [`Shard`](super::Shard) drives this core from its tasks).
 
-use std::collections::HashSet;
-
 use hdrhistogram::Histogram;
 
 use cpra_net::Outcome;
 
 use crate::counters::{new_duration_histogram, new_lateness_histogram, CountersSnapshot};
+use crate::limits::{MAX_INTERVAL_MS, MIN_INTERVAL_MS};
 use crate::ring::{Job, JobRing};
 use crate::schedule::{deadline_ms, first_slot_ms, next_slot_ms};
 use crate::table::{MonitorSpec, Table, TableError};
@@ -56,9 +55,21 @@ pub struct ShardCore {
     /// When the last local-resource warning was given, and the delays counted since.
     last_local_warn_ms: Option<u64>,
     delayed_since_warn: u64,
-    /// Monitors disabled or removed while their check was in flight (a reload): few, and
-    /// only looked at when such a check ends.
-    disabled_in_flight: HashSet<u32>,
+    /// Monitors disabled while their check was in flight: not rescheduled when it ends,
+    /// unless enabled meanwhile (then the check's end reschedules them, not `enable`, so one
+    /// check per monitor stays in flight). At most the checks in flight.
+    draining: Vec<u32>,
+}
+
+/// What [`ShardCore::schedule`] is asked (control requests, applied by the dispatcher).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScheduleChange {
+    /// Stop checking the monitor.
+    Disable { monitor: u32 },
+    /// Check it again every `interval_ms`, the first time at once.
+    Enable { monitor: u32, interval_ms: u32 },
+    /// Run its next check at once; the fixed rate goes on from that check.
+    CheckNow { monitor: u32 },
 }
 
 impl ShardCore {
@@ -89,7 +100,7 @@ impl ShardCore {
             stopping: false,
             last_local_warn_ms: None,
             delayed_since_warn: 0,
-            disabled_in_flight: HashSet::new(),
+            draining: Vec::with_capacity(max_in_flight as usize),
         })
     }
 
@@ -159,6 +170,7 @@ impl ShardCore {
         self.in_flight -= 1;
         self.counters.checks_completed += 1;
         self.counters.in_flight = u64::from(self.in_flight);
+        self.drained(job.monitor);
         let interval_ms = self.table.get(job.monitor).interval_ms;
         if interval_ms == 0 {
             self.landed_disabled(job.monitor);
@@ -191,6 +203,7 @@ impl ShardCore {
                 Some(std::mem::take(&mut self.delayed_since_warn))
             }
         };
+        self.drained(job.monitor);
         let interval_ms = self.table.get(job.monitor).interval_ms;
         if interval_ms == 0 {
             self.landed_disabled(job.monitor);
@@ -258,11 +271,13 @@ impl ShardCore {
         self.wheel.contains(monitor)
     }
 
-    /// Stops scheduling one monitor (disabled on reload): out of the wheel at once, or not
-    /// rescheduled when its in-flight check ends.
+    /// Stops scheduling one monitor (disabled on reload or through the API): out of the
+    /// wheel at once, or not rescheduled when its in-flight check ends.
     pub fn disable(&mut self, monitor: u32) {
-        if !self.wheel.cancel(monitor) && self.flying(monitor) {
-            self.disabled_in_flight.insert(monitor);
+        let was_waiting = self.wheel.cancel(monitor);
+        if !was_waiting && self.table.is_enabled(monitor) && !self.draining.contains(&monitor) {
+            // Enabled and not waiting: its check is in flight (or it stops with the shard).
+            self.draining.push(monitor);
         }
         self.table.disable(monitor);
     }
@@ -293,7 +308,6 @@ impl ShardCore {
     pub fn remove_monitor(&mut self, monitor: u32) {
         let in_flight = self.flying(monitor);
         self.wheel.cancel(monitor);
-        self.disabled_in_flight.remove(&monitor);
         self.table.remove(monitor);
         if !in_flight {
             self.table.release(monitor);
@@ -319,7 +333,7 @@ impl ShardCore {
         self.table.update(monitor, spec)?;
         if !was_enabled && spec.enabled {
             // In flight (disabled during its check): rescheduled as usual when it ends.
-            let in_flight = self.disabled_in_flight.remove(&monitor);
+            let in_flight = self.draining.contains(&monitor);
             if !in_flight && !self.stopping {
                 let first_ms = first_slot_ms(now_ms, spec.id_hash, spec.interval_ms);
                 self.wheel.insert(monitor, first_ms);
@@ -331,11 +345,11 @@ impl ShardCore {
 
     /// Whether a check on `monitor` is in flight. An enabled monitor is always either in the
     /// wheel or in flight; a disabled one is in flight only if it was disabled while its
-    /// check ran, which `disabled_in_flight` remembers (so no per-monitor flag is needed on
-    /// the hot path).
+    /// check ran, which `draining` remembers (so no per-monitor flag is needed on the hot
+    /// path).
     fn flying(&self, monitor: u32) -> bool {
         !self.wheel.contains(monitor)
-            && (self.table.is_enabled(monitor) || self.disabled_in_flight.contains(&monitor))
+            && (self.table.is_enabled(monitor) || self.draining.contains(&monitor))
     }
 
     /// What every run-time add, remove and change leaves true, in O(1) (a reload may make a
@@ -359,11 +373,19 @@ impl ShardCore {
         }
     }
 
+    /// The check of `monitor` ended: it no longer drains.
+    fn drained(&mut self, monitor: u32) {
+        if !self.draining.is_empty() {
+            if let Some(i) = self.draining.iter().position(|&m| m == monitor) {
+                self.draining.swap_remove(i);
+            }
+        }
+    }
+
     /// A check ended on a monitor that is no longer scheduled (cold path): a removed one's
     /// slot becomes reusable.
     #[cold]
     fn landed_disabled(&mut self, monitor: u32) {
-        self.disabled_in_flight.remove(&monitor);
         if self.table.is_removed(monitor) {
             self.table.release(monitor);
         }
@@ -372,6 +394,47 @@ impl ShardCore {
     /// Slots in the table (live and free).
     pub fn slots(&self) -> usize {
         self.table.len()
+    }
+
+    /// Applies a control request at `now_ms`. Returns whether it changed anything: enabling
+    /// an enabled monitor, or checking now one whose check is in flight or that is
+    /// disabled, changes nothing.
+    pub fn schedule(&mut self, change: ScheduleChange, now_ms: u64) -> bool {
+        let monitor = match change {
+            ScheduleChange::Disable { monitor }
+            | ScheduleChange::Enable { monitor, .. }
+            | ScheduleChange::CheckNow { monitor } => monitor,
+        };
+        // A request that raced a reload removing its monitor: the slot is nobody's now.
+        if self.stopping || self.table.is_removed(monitor) {
+            return false;
+        }
+        match change {
+            ScheduleChange::Disable { monitor } => {
+                let was = self.table.is_enabled(monitor);
+                self.disable(monitor);
+                was
+            }
+            ScheduleChange::Enable { monitor, interval_ms } => {
+                if self.table.is_enabled(monitor)
+                    || !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&interval_ms)
+                {
+                    return false;
+                }
+                self.table.enable(monitor, interval_ms);
+                if !self.draining.contains(&monitor) {
+                    self.wheel.insert(monitor, now_ms);
+                }
+                true
+            }
+            ScheduleChange::CheckNow { monitor } => {
+                if !self.wheel.cancel(monitor) {
+                    return false;
+                }
+                self.wheel.insert(monitor, now_ms);
+                true
+            }
+        }
     }
 }
 
@@ -536,6 +599,64 @@ mod tests {
         core.stop_scheduling();
         assert_eq!(core.complete_delayed(&job, clock.now_ms()).retry_at_ms, None);
         assert!(!core.is_waiting(0));
+    }
+
+    #[test]
+    fn a_disabled_monitor_leaves_the_wheel_and_an_enabled_one_runs_at_once() {
+        let clock = VirtualClock::new(0);
+        let mut core = ShardCore::new(&specs(1, 1_000), 0, 4).unwrap();
+        assert!(core.schedule(ScheduleChange::Disable { monitor: 0 }, 0));
+        assert!(!core.is_waiting(0));
+        for _ in 0..3 {
+            clock.advance_ms(1_000);
+            assert_eq!(core.dispatch_due(clock.now_us()), 0, "disabled: not checked");
+        }
+        let enable = ScheduleChange::Enable { monitor: 0, interval_ms: 1_000 };
+        assert!(core.schedule(enable, clock.now_ms()));
+        assert!(!core.schedule(enable, clock.now_ms()), "already enabled");
+        assert_eq!(core.dispatch_due(clock.now_us()), 1, "checked at once");
+        let job = core.take_job().unwrap();
+        assert_eq!(core.complete(&job, clock.now_ms()), Some(4_000));
+    }
+
+    #[test]
+    fn disabled_and_enabled_again_during_a_check_keeps_one_check_in_flight() {
+        let clock = VirtualClock::new(0);
+        let mut core = ShardCore::new(&specs(1, 100), 0, 4).unwrap();
+        assert_eq!(core.dispatch_due(clock.now_us()), 1);
+        let job = core.take_job().unwrap();
+        core.schedule(ScheduleChange::Disable { monitor: 0 }, 0);
+        core.schedule(ScheduleChange::Enable { monitor: 0, interval_ms: 100 }, 0);
+        assert!(!core.is_waiting(0), "not doubled while its check runs");
+        assert_eq!(core.dispatch_due(clock.now_us()), 0);
+        clock.advance_ms(10);
+        assert_eq!(core.complete(&job, clock.now_ms()), Some(100), "rescheduled by the end");
+        // Disabled during a check and left so: not rescheduled.
+        clock.advance_ms(90);
+        assert_eq!(core.dispatch_due(clock.now_us()), 1);
+        let job = core.take_job().unwrap();
+        core.schedule(ScheduleChange::Disable { monitor: 0 }, clock.now_ms());
+        assert_eq!(core.complete(&job, clock.now_ms()), None);
+        assert!(!core.is_waiting(0));
+    }
+
+    #[test]
+    fn check_now_moves_the_next_check_to_now_and_the_rate_follows() {
+        let clock = VirtualClock::new(0);
+        let mut core = ShardCore::new(&specs(1, 60_000), 0, 4).unwrap();
+        assert_eq!(core.dispatch_due(clock.now_us()), 1);
+        let job = core.take_job().unwrap();
+        assert!(!core.schedule(ScheduleChange::CheckNow { monitor: 0 }, 0), "in flight");
+        clock.advance_ms(5);
+        assert_eq!(core.complete(&job, clock.now_ms()), Some(60_000));
+        clock.advance_ms(1_000);
+        assert!(core.schedule(ScheduleChange::CheckNow { monitor: 0 }, clock.now_ms()));
+        assert_eq!(core.dispatch_due(clock.now_us()), 1);
+        let job = core.take_job().unwrap();
+        assert_eq!(job.scheduled_ms, 1_005);
+        assert_eq!(core.complete(&job, clock.now_ms()), Some(61_005));
+        core.schedule(ScheduleChange::Disable { monitor: 0 }, clock.now_ms());
+        assert!(!core.schedule(ScheduleChange::CheckNow { monitor: 0 }, clock.now_ms()));
     }
 
     /// The Go version lost monitors where a full queue met a pending state. Here: a ring of

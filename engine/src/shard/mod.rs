@@ -22,6 +22,7 @@
 //! blocks (real I/O) hands the rest of the ring to a parked peer at that moment, so slow
 //! checks overlap while instant ones cost no switch at all.
 
+pub mod control;
 pub mod core;
 pub mod monitors;
 pub mod queries;
@@ -40,7 +41,7 @@ use std::time::Duration;
 use glommio::{Latency, Shares, TaskQueueHandle};
 use hdrhistogram::Histogram;
 
-pub use self::core::{ShardCore, LOCAL_RESOURCE_RETRY_MS};
+pub use self::core::{ScheduleChange, ShardCore, LOCAL_RESOURCE_RETRY_MS};
 pub use monitors::{AlertObserver, Monitors, WallClock};
 pub use status::{FleetStatus, StatusSnapshot};
 
@@ -264,6 +265,12 @@ impl<P: Probe, H: ResultHandler, C: Clock> Shard<P, H, C> {
                     self.shared.reload.applied_one();
                 }
                 let mut core = self.core.borrow_mut();
+                {
+                    let mut handler = self.handler.borrow_mut();
+                    while let Some(change) = handler.take_schedule_change() {
+                        core.schedule(change, now_ms);
+                    }
+                }
                 core.dispatch_due(now_us);
                 self.shared.publish(core.counters());
                 self.shared.serve_lateness(core.lateness_us());

@@ -23,8 +23,11 @@ use cpra_net::resolver::ShardResolver;
 use cpra_net::retry::with_retries;
 use cpra_net::{Deadline, Detail, FailureKind, Outcome};
 
+use super::control::{Incidents, MonitorControl, RecentResult, RecentResults};
+use super::core::ScheduleChange;
 use super::queries::{
-    Answer, FleetQueries, LastCheck, ListFilter, MonitorHealth, MonitorPage, MonitorRow, Question,
+    Answer, Command, FleetQueries, IncidentRow, LastCheck, ListFilter, MonitorDetail,
+    MonitorHealth, MonitorPage, MonitorRow, Question, RecentRow, Refused,
 };
 use super::reload::ShardReload;
 use super::spawn_into;
@@ -32,15 +35,16 @@ use super::status::{FleetStatus, StatusSnapshot};
 use super::target::{compile, host_of, Check, Compiled};
 use super::ShardCore;
 use crate::actions::{self, Actions, InterventionResult};
-use crate::alert::{incident_id, render, MonitorInfo, RenderedAlert};
+use crate::alert::{acknowledgement, incident_id, render, MonitorInfo, RenderedAlert};
 use crate::clock::{Clock, MonotonicClock};
 use crate::colour::{Colour, ColourSet};
-use crate::limits::API_LIST_MAX_LIMIT;
-use crate::manifest::{Monitor, Pulse};
+use crate::limits::{API_LIST_MAX_LIMIT, API_QUERY_RING, MAX_INTERVAL_MS, MIN_INTERVAL_MS};
+use crate::manifest::{Monitor, Notify, Pulse};
 use crate::plan::Plan;
 use crate::probe::{Probe, ResultHandler, ShardInfo};
 use crate::ring::Job;
 use crate::state::{transition, Effect, Event, MonitorState, Policy};
+use crate::store::{config_check, endpoint_check, Journal, Record, Recovery, SavedAlert};
 
 /// How often a shard publishes its status and looks at maintenance windows when no window
 /// boundary comes sooner: 250 ms keeps the status line fresh at 4 cheap wake-ups a second.
@@ -100,6 +104,14 @@ pub struct Monitors {
     last: RefCell<Vec<(u64, Outcome)>>,
     /// Shard-local indexes in monitor id order: the API's lists page through it.
     by_id: RefCell<Vec<u32>>,
+    /// What the API set on each monitor (disabled, silenced): one small record each.
+    control: RefCell<Vec<MonitorControl>>,
+    /// Each monitor's last results, for `GET /api/v1/monitors/{id}`.
+    recent: RefCell<RecentResults>,
+    incidents: RefCell<Incidents>,
+    /// Scheduling changes the API asked for, for the dispatcher (`take_schedule_change`);
+    /// at most `API_QUERY_RING` (past it the request is answered busy).
+    schedule_changes: RefCell<std::collections::VecDeque<ScheduleChange>>,
     prepared: RefCell<Vec<Prepared>>,
     tls_cache: RefCell<TlsConfigCache>,
     http: HttpClient,
@@ -113,6 +125,21 @@ pub struct Monitors {
     local_status: Cell<StatusSnapshot>,
     observer: Option<AlertObserver>,
     wall_clock: Option<WallClock>,
+    /// `None` without a data dir.
+    journal: Option<Rc<Journal>>,
+    /// Per monitor, the checksum of its check config the journal records (empty without a
+    /// journal).
+    configs: RefCell<Vec<u32>>,
+    /// The journal's outbox: alerts queued and not yet delivered or given up, by id, for
+    /// the snapshots. Bounded by the delivery queue (`DEFAULT_MAX_QUEUED_DELIVERIES`): a
+    /// delivery that does not fit is given up at once.
+    outbox: RefCell<HashMap<u64, SavedAlert>>,
+}
+
+/// A shard's journal and what recovery found for the run.
+pub struct ShardJournal {
+    pub journal: Rc<Journal>,
+    pub recovery: Arc<Recovery>,
 }
 
 /// The policy the state machine applies to a monitor: its thresholds (defaults and bounds
@@ -147,6 +174,7 @@ impl Monitors {
         queries: FleetQueries,
         observer: Option<AlertObserver>,
         wall_clock: Option<WallClock>,
+        journal: Option<ShardJournal>,
     ) -> Rc<Monitors> {
         let n = info.monitors.len();
         let cold: Vec<u32> = info.monitors.iter().map(|s| s.cold).collect();
@@ -157,15 +185,35 @@ impl Monitors {
         let disabled = manifest_monitors().filter(|m| !m.enabled).count() as u64;
         let unknown = n as u64 - disabled;
         let (by_id, with_windows) = indexes(&plan, &cold);
+        let states = match &journal {
+            None => vec![MonitorState::new(); n],
+            Some(j) => manifest_monitors()
+                .map(|m| match j.recovery.states.get(&m.id) {
+                    Some(saved) => MonitorState::restore(*saved, false),
+                    None => MonitorState::new(),
+                })
+                .collect(),
+        };
+        let configs = match &journal {
+            None => Vec::new(),
+            Some(_) => manifest_monitors().map(config_check).collect(),
+        };
+        let recovery = journal.as_ref().map(|j| j.recovery.clone());
         let monitors = Rc::new(Monitors {
             shard: info.shard,
             policies: RefCell::new(policies),
             hosts: RefCell::new(hosts),
             with_windows: RefCell::new(with_windows),
-            states: RefCell::new(vec![MonitorState::new(); n]),
+            states: RefCell::new(states),
             health: RefCell::new(vec![Health::Unknown; n]),
             last: RefCell::new(vec![(0, Outcome::success(0)); n]),
             by_id: RefCell::new(by_id),
+            control: RefCell::new(vec![MonitorControl::default(); n]),
+            recent: RefCell::new(RecentResults::new(n)),
+            incidents: RefCell::new(Incidents::default()),
+            schedule_changes: RefCell::new(std::collections::VecDeque::with_capacity(
+                API_QUERY_RING,
+            )),
             prepared: RefCell::new((0..n).map(|_| Prepared::Empty).collect()),
             tls_cache: RefCell::new(TlsConfigCache::default()),
             http: HttpClient::new(),
@@ -180,10 +228,98 @@ impl Monitors {
             wall_clock,
             cold: RefCell::new(cold),
             plan: RefCell::new(Rc::new(ShardPlan(plan))),
+            journal: journal.map(|j| j.journal),
+            configs: RefCell::new(configs),
+            outbox: RefCell::new(HashMap::new()),
         });
         spawn_into(housekeeping(Rc::downgrade(&monitors)), info.queues.background).detach();
         spawn_into(answer_queries(Rc::downgrade(&monitors)), info.queues.background).detach();
+        if let Some(recovery) = recovery {
+            monitors.resume(&recovery);
+        }
         monitors
+    }
+
+    /// After a restart: the journal hears which outbox alerts settle, the alerts not yet
+    /// delivered are queued again, and an intervention whose result died with the old process
+    /// is reported as unknown (never retried automatically, docs/state-machine.md).
+    fn resume(self: &Rc<Self>, recovery: &Recovery) {
+        if self.journal.is_none() {
+            return;
+        }
+        let me = Rc::downgrade(self);
+        self.actions.on_outbox_settled(Box::new(move |id, delivered| {
+            let Some(me) = me.upgrade() else { return };
+            me.outbox.borrow_mut().remove(&id);
+            if let Some(j) = &me.journal {
+                j.append(&if delivered {
+                    Record::AlertDelivered { id }
+                } else {
+                    Record::AlertGivenUp { id }
+                });
+            }
+        }));
+        let now_ms = self.clock.now_ms();
+        for local in 0..self.cold.borrow().len() as u32 {
+            let monitor = self.monitor(local);
+            for saved in recovery.outbox.get(&monitor.id).into_iter().flatten() {
+                self.requeue(local, saved, now_ms);
+            }
+            if self.states.borrow()[local as usize].intervention_pending() {
+                tracing::warn!(
+                    monitor = %monitor.shown_name(),
+                    "an intervention was running when CPRA stopped: its outcome is unknown"
+                );
+                self.apply(local, Event::InterventionUnknown, now_ms, None);
+            }
+        }
+    }
+
+    /// Queues an outbox alert kept across a restart, if its endpoint is still there.
+    fn requeue(self: &Rc<Self>, local: u32, saved: &SavedAlert, now_ms: u64) {
+        let monitor = self.monitor(local);
+        let endpoints =
+            actions::endpoints_for(&monitor.codes, saved.colour, &monitor.plan.registry);
+        let Some(endpoint) = endpoints
+            .get(usize::from(saved.endpoint))
+            .filter(|e| endpoint_check(e) == saved.endpoint_check)
+        else {
+            tracing::warn!(
+                monitor = %monitor.shown_name(),
+                colour = saved.colour.as_str(),
+                "an alert queued before the restart is dropped: its endpoint is no longer in \
+                 the manifest"
+            );
+            if let Some(j) = &self.journal {
+                j.append(&Record::AlertGivenUp { id: saved.id });
+            }
+            return;
+        };
+        let target = monitor.shown_target();
+        let info = MonitorInfo {
+            id: monitor.shown_id(),
+            name: monitor.shown_name(),
+            target: &target,
+            intervention: None,
+        };
+        // Sent at once, not at its old `not_before`: cooldowns are not kept across a restart
+        // (the state machine starts them afresh), and a green queued after the restart must
+        // not overtake an alert of the same episode still waiting for its cooldown.
+        let alert = crate::alert::rebuild(
+            saved.colour,
+            saved.reason,
+            &info,
+            saved.incident_seq,
+            saved.summary.clone(),
+            saved.action.clone(),
+            saved.next_steps.clone(),
+            now_ms,
+        );
+        let mut s = self.local_status.get();
+        s.alerts_queued += 1;
+        self.local_status.set(s);
+        self.outbox.borrow_mut().insert(saved.id, saved.clone());
+        self.actions.queue_delivery(local, endpoint.clone(), Rc::new(alert), Some(saved.id));
     }
 
     fn monitor(&self, local: u32) -> Cold {
@@ -285,9 +421,11 @@ impl Monitors {
     fn record(&self, local: u32, outcome: &Outcome, now_ms: u64) {
         let i = local as usize;
         self.last.borrow_mut()[i] = (now_ms, *outcome);
+        self.recent.borrow_mut().push(local, RecentResult::new(now_ms, outcome));
         let now = if outcome.is_success() { Health::Up } else { Health::Down };
         let before = std::mem::replace(&mut self.health.borrow_mut()[i], now);
-        if before != now {
+        // A disabled monitor's check that was in flight: counted under disabled still.
+        if before != now && !self.is_disabled(local) {
             let mut s = self.local_status.get();
             match before {
                 Health::Unknown => s.unknown -= 1,
@@ -320,10 +458,46 @@ impl Monitors {
             // An intervention's result for a monitor a reload removed since.
             return;
         }
-        let effects = {
+        let (effects, saved) = {
             let mut states = self.states.borrow_mut();
-            transition(&mut states[i], &self.policies.borrow()[i], event, now_ms)
+            let before = states[i].saved();
+            let effects = transition(&mut states[i], &self.policies.borrow()[i], event, now_ms);
+            let after = states[i].saved();
+            (effects, (before != after).then_some(after))
         };
+        // Journal first, act after: everything a transition records precedes, in the journal,
+        // the alerts it queues, and those wait for the commit (`Journal::then`).
+        if let Some(journal) = &self.journal {
+            let id = || self.monitor(local).id.clone();
+            if let Some(state) = saved {
+                journal.append(&Record::MonitorState {
+                    monitor: id(),
+                    config: self.configs.borrow()[i],
+                    state,
+                });
+            }
+            for effect in &effects {
+                match *effect {
+                    Effect::IncidentOpened { incident_seq } => {
+                        journal.append(&Record::IncidentOpened {
+                            monitor: id(),
+                            incident_seq,
+                            at_unix_ms: self.now_unix_ms(),
+                            colour: Colour::Red,
+                        })
+                    }
+                    Effect::IncidentClosed { incident_seq, silent } => {
+                        journal.append(&Record::IncidentClosed {
+                            monitor: id(),
+                            incident_seq,
+                            at_unix_ms: self.now_unix_ms(),
+                            colour: (!silent).then_some(Colour::Green),
+                        })
+                    }
+                    _ => {}
+                }
+            }
+        }
         for effect in &effects {
             self.apply_effect(local, effect, outcome);
         }
@@ -332,7 +506,7 @@ impl Monitors {
     fn apply_effect(self: &Rc<Self>, local: u32, effect: &Effect, outcome: Option<&Outcome>) {
         let monitor = self.monitor(local);
         match *effect {
-            Effect::Alert { colour, .. } => {
+            Effect::Alert { colour, incident_seq, .. } => {
                 let target = monitor.shown_target();
                 let intervention = monitor.shown_intervention();
                 let info = MonitorInfo {
@@ -342,6 +516,26 @@ impl Monitors {
                     intervention: intervention.as_deref(),
                 };
                 let Some(alert) = render(effect, &info, outcome) else { return };
+                let control = self.control.borrow()[local as usize];
+                if control.silenced_at(self.now_unix_ms()) {
+                    tracing::info!(
+                        shard = self.shard,
+                        monitor = %monitor.shown_name(),
+                        colour = colour.as_str(),
+                        incident = alert.incident_id.as_deref().unwrap_or("-"),
+                        silenced = true,
+                        "alert held back (silenced until {}): {}: {}",
+                        crate::actions::payload::rfc3339(control.silenced_until_unix_ms),
+                        alert.title,
+                        alert.summary
+                    );
+                    let held =
+                        actions::endpoints_for(&monitor.codes, colour, &monitor.plan.registry);
+                    let mut s = self.local_status.get();
+                    s.alerts_silenced_by_colour[colour.index()] += held.len() as u64;
+                    self.local_status.set(s);
+                    return;
+                }
                 tracing::info!(
                     shard = self.shard,
                     monitor = %monitor.shown_name(),
@@ -359,7 +553,13 @@ impl Monitors {
                 let mut s = self.local_status.get();
                 s.alerts_queued += endpoints.len() as u64;
                 self.local_status.set(s);
-                self.actions.queue_alert(local, &endpoints, Rc::new(alert));
+                let alert = Rc::new(alert);
+                match &self.journal {
+                    None => self.actions.queue_alert(local, &endpoints, alert),
+                    Some(journal) => {
+                        self.queue_durably(journal, local, endpoints, alert, incident_seq)
+                    }
+                }
             }
             Effect::StartIntervention { attempt } => {
                 let Some(intervention) = &monitor.intervention else {
@@ -389,6 +589,7 @@ impl Monitors {
             Effect::CancelQueuedAlerts => self.actions.cancel_alerts(local),
             Effect::IncidentOpened { incident_seq } => {
                 tracing::info!(monitor = %monitor.shown_name(), incident_seq, "incident opened");
+                self.incidents.borrow_mut().opened(local, incident_seq, self.now_unix_ms());
                 let mut s = self.local_status.get();
                 s.incidents_open += 1;
                 self.local_status.set(s);
@@ -396,6 +597,7 @@ impl Monitors {
             Effect::IncidentClosed { incident_seq, silent } => {
                 let what = if silent { "incident closed silently" } else { "incident closed" };
                 tracing::info!(monitor = %monitor.shown_name(), incident_seq, silent, "{what}");
+                self.incidents.borrow_mut().closed(local, self.now_unix_ms());
                 let mut s = self.local_status.get();
                 s.incidents_open = s.incidents_open.saturating_sub(1);
                 self.local_status.set(s);
@@ -409,7 +611,16 @@ impl Monitors {
     /// `ConfigChanged` (and `Disabled`/`Enabled` when that flipped), keeps its incident and
     /// takes the new config from its next check; a moved one is only re-pointed; an added one
     /// starts within its interval. Every kept monitor reads the new plan from here on.
+    /// What the API set on a monitor (disabled, silenced) stays with it through a change,
+    /// and goes with it when it is removed: a slot reused for a new monitor starts clean.
     fn reload(self: &Rc<Self>, order: &ShardReload, core: &mut ShardCore, now_ms: u64) {
+        // The API's scheduling changes asked before this reload go first, so the core agrees
+        // with `control` below and none is left naming a slot this reload frees or reuses.
+        loop {
+            let change = self.schedule_changes.borrow_mut().pop_front();
+            let Some(change) = change else { break };
+            core.schedule(change, now_ms);
+        }
         let slot_of: HashMap<u32, u32> = self
             .cold
             .borrow()
@@ -427,16 +638,22 @@ impl Monitors {
         };
         for &old in &order.removed {
             let Some(local) = slot(old) else { continue };
-            let enabled = self.monitor(local).enabled;
+            let enabled = !self.is_disabled(local);
             // Per monitor at debug: a reload may remove a million; the summary is at info.
             tracing::debug!(
                 shard = self.shard,
                 monitor = %self.monitor(local).shown_name(),
                 "removed by a reload"
             );
+            // Journals its state with the incident closed (silently), so a restart on the
+            // same data dir does not bring the incident back, and cancels its queued alerts
+            // (given up in the outbox).
             self.apply(local, Event::Removed, now_ms, None);
+            self.forget_outbox(local);
             self.adjust(|s| self.uncount(s, local, enabled));
             core.remove_monitor(local);
+            // Its incidents name it through the slot, which a later monitor may take.
+            self.incidents.borrow_mut().forget(local);
             self.cold.borrow_mut()[local as usize] = REMOVED;
             self.prepared.borrow_mut()[local as usize] = Prepared::Empty;
         }
@@ -450,8 +667,13 @@ impl Monitors {
             .iter()
             .filter_map(|(old, spec)| {
                 let local = slot(*old)?;
-                let was_enabled = self.monitor(local).enabled;
-                if let Err(e) = core.update_monitor(local, spec, now_ms) {
+                let was_enabled = !self.is_disabled(local);
+                // Disabled or enabled through the API: that holds over the manifest's flag.
+                let mut spec = *spec;
+                if let Some(disabled) = self.control.borrow()[local as usize].disabled {
+                    spec.enabled = !disabled;
+                }
+                if let Err(e) = core.update_monitor(local, &spec, now_ms) {
                     // The loader checked intervals; only a bug in it reaches here.
                     tracing::error!(shard = self.shard, "reload: {e}; kept the old schedule");
                 }
@@ -467,19 +689,30 @@ impl Monitors {
             self.policies.borrow_mut()[i] = Policy::from(&*monitor);
             self.hosts.borrow_mut()[i] = host_handle(&monitor);
             self.prepared.borrow_mut()[i] = Prepared::Empty;
+            if let Some(journal) = &self.journal {
+                self.configs.borrow_mut()[i] = config_check(&monitor);
+                // The new config's checksum with the state as it is (its incident kept), so
+                // a restart continues from the changed monitor, not from the old config.
+                journal.append(&Record::MonitorState {
+                    monitor: monitor.id.clone(),
+                    config: self.configs.borrow()[i],
+                    state: self.states.borrow()[i].saved(),
+                });
+            }
             tracing::debug!(shard = self.shard, monitor = %monitor.shown_name(), "changed by a reload");
             self.apply(local, Event::ConfigChanged, now_ms, None);
-            if was_enabled != monitor.enabled {
+            let enabled = !self.is_disabled(local);
+            if was_enabled != enabled {
                 self.adjust(|s| {
                     self.uncount(s, local, was_enabled);
-                    if monitor.enabled {
+                    if enabled {
                         s.unknown += 1;
                     } else {
                         s.disabled += 1;
                     }
                 });
                 self.health.borrow_mut()[i] = Health::Unknown;
-                let event = if monitor.enabled { Event::Enabled } else { Event::Disabled };
+                let event = if enabled { Event::Enabled } else { Event::Disabled };
                 self.apply(local, event, now_ms, None);
             }
         }
@@ -494,6 +727,9 @@ impl Monitors {
             };
             let monitor = Cold { plan: self.plan.borrow().clone(), index: spec.cold as usize };
             self.place(local, (spec.cold, Policy::from(&*monitor), host_handle(&monitor)));
+            if self.journal.is_some() {
+                self.configs.borrow_mut()[local as usize] = config_check(&monitor);
+            }
             if !monitor.enabled {
                 // Loaded, never scheduled; its state says so, so it sends nothing.
                 self.apply(local, Event::Disabled, now_ms, None);
@@ -538,12 +774,23 @@ impl Monitors {
         }
     }
 
-    /// Fills slot `local` (new at the end, or one a removed monitor left) for a new monitor.
+    /// Fills slot `local` (new at the end, or one a removed monitor left) for a new monitor:
+    /// every per-slot record starts as at load, so nothing of a removed monitor (its state,
+    /// API controls, recent results, config checksum) carries over to the new one. Its
+    /// incidents and outbox alerts were dropped when it was removed.
     fn place(&self, local: u32, (cold, policy, host): (u32, Policy, Host)) {
         let i = local as usize;
         let mut cold_v = self.cold.borrow_mut();
+        debug_assert!(self.incidents.borrow().open_of(local).is_none());
+        // Filled in by the caller when there is a journal (it needs the monitor).
+        let journaled = self.journal.is_some();
         if i == cold_v.len() {
             cold_v.push(cold);
+            self.control.borrow_mut().push(MonitorControl::default());
+            self.recent.borrow_mut().grow();
+            if journaled {
+                self.configs.borrow_mut().push(0);
+            }
             self.policies.borrow_mut().push(policy);
             self.hosts.borrow_mut().push(host);
             self.states.borrow_mut().push(MonitorState::new());
@@ -554,6 +801,11 @@ impl Monitors {
         }
         assert!(i < cold_v.len() && cold_v[i] == REMOVED, "slot {local} given while in use");
         cold_v[i] = cold;
+        self.control.borrow_mut()[i] = MonitorControl::default();
+        self.recent.borrow_mut().clear(local);
+        if journaled {
+            self.configs.borrow_mut()[i] = 0;
+        }
         self.policies.borrow_mut()[i] = policy;
         self.hosts.borrow_mut()[i] = host;
         self.states.borrow_mut()[i] = MonitorState::new();
@@ -562,9 +814,109 @@ impl Monitors {
         self.prepared.borrow_mut()[i] = Prepared::Empty;
     }
 
+    /// Gives up the outbox alerts of a monitor a reload removed, in the journal too, so a
+    /// restart does not send them (its queued deliveries were cancelled and settle as given
+    /// up; this also covers alerts still waiting for their commit).
+    fn forget_outbox(&self, local: u32) {
+        let Some(journal) = &self.journal else { return };
+        let monitor = self.monitor(local);
+        let mut outbox = self.outbox.borrow_mut();
+        let mut gone: Vec<u64> =
+            outbox.values().filter(|a| a.monitor == monitor.id).map(|a| a.id).collect();
+        gone.sort_unstable();
+        for id in gone {
+            outbox.remove(&id);
+            journal.append(&Record::AlertGivenUp { id });
+        }
+    }
+
+    /// Records `alert` in the outbox, once per endpoint, and queues its deliveries once that
+    /// is durable.
+    fn queue_durably(
+        &self,
+        journal: &Journal,
+        local: u32,
+        endpoints: Vec<Arc<Notify>>,
+        alert: Rc<RenderedAlert>,
+        incident_seq: Option<u32>,
+    ) {
+        let monitor = self.monitor(local);
+        let now_unix_ms = self.now_unix_ms();
+        let wait_ms = alert.not_before_ms.saturating_sub(self.clock.now_ms());
+        let mut ids = Vec::with_capacity(endpoints.len());
+        for (k, endpoint) in endpoints.iter().enumerate() {
+            let id = journal.next_alert_id();
+            ids.push(id);
+            let saved = SavedAlert {
+                id,
+                monitor: monitor.id.clone(),
+                endpoint: k.min(usize::from(u16::MAX)) as u16,
+                endpoint_check: endpoint_check(endpoint),
+                colour: alert.colour,
+                reason: alert.reason,
+                incident_seq,
+                summary: alert.summary.clone(),
+                action: alert.action.clone(),
+                next_steps: alert.next_steps.clone(),
+                not_before_unix_ms: now_unix_ms.saturating_add(wait_ms as i64),
+            };
+            journal.append(&Record::AlertQueued(saved.clone()));
+            self.outbox.borrow_mut().insert(id, saved);
+        }
+        let actions = self.actions.clone();
+        journal.then(Box::new(move || {
+            for (endpoint, id) in endpoints.into_iter().zip(ids) {
+                actions.queue_delivery(local, endpoint, alert.clone(), Some(id));
+            }
+        }));
+    }
+
+    /// The shard's live state as framed journal records: every monitor whose saved state is
+    /// not a fresh one (an incident number is kept even when healthy, so ids are never
+    /// reused) and every alert in the outbox.
+    fn snapshot(&self) -> Vec<u8> {
+        let fresh = MonitorState::new().saved();
+        let mut bytes = Vec::new();
+        for (i, state) in self.states.borrow().iter().enumerate() {
+            let saved = state.saved();
+            // A slot a reload emptied: its monitor's last state is in the journal already,
+            // and leaving it out of the snapshot is what forgets it.
+            if saved == fresh || self.is_removed(i as u32) {
+                continue;
+            }
+            let record = Record::MonitorState {
+                monitor: self.monitor(i as u32).id.clone(),
+                config: self.configs.borrow()[i],
+                state: saved,
+            };
+            if let Err(e) = crate::store::encode(&record, &mut bytes) {
+                tracing::error!(shard = self.shard, "journal: cannot write {e}");
+            }
+        }
+        let mut alerts: Vec<&SavedAlert> = Vec::new();
+        let outbox = self.outbox.borrow();
+        alerts.extend(outbox.values());
+        alerts.sort_by_key(|a| a.id);
+        for alert in alerts {
+            if let Err(e) = crate::store::encode(&Record::AlertQueued(alert.clone()), &mut bytes) {
+                tracing::error!(shard = self.shard, "journal: cannot write {e}");
+            }
+        }
+        bytes
+    }
+
+    /// Compacts the journal when it has grown enough since the last snapshot.
+    fn compact_journal(&self) {
+        if let Some(journal) = &self.journal {
+            if journal.wants_snapshot() {
+                journal.snapshot(self.snapshot());
+            }
+        }
+    }
+
     /// A monitor's state as the API names it.
     fn health_of(&self, local: u32) -> MonitorHealth {
-        if !self.monitor(local).enabled {
+        if self.is_disabled(local) {
             return MonitorHealth::Disabled;
         }
         match self.health.borrow()[local as usize] {
@@ -584,17 +936,14 @@ impl Monitors {
             state.incident_open().then(|| incident_id(&monitor.id, state.incident_seq()));
         let last_check = matches!(health, MonitorHealth::Up | MonitorHealth::Down).then(|| {
             let (at_ms, outcome) = self.last.borrow()[i];
-            // Named by host and port, never by URL: a URL may carry credentials.
-            let target = match &self.hosts.borrow()[i] {
-                Some((host, port)) => format!("{host}:{port}"),
-                None => monitor.pulse_check.pulse.type_name().to_string(),
-            };
+            let target = self.shown_check_target(local);
             LastCheck {
                 at_unix_ms: now_unix_ms - now_ms.saturating_sub(at_ms) as i64,
                 latency_us: outcome.latency_us,
                 failure: outcome.failure.map(|k| (k.as_str(), outcome.describe(&target))),
             }
         });
+        let silenced = self.control.borrow()[i].silenced_until_unix_ms;
         MonitorRow {
             id: monitor.id.clone(),
             name: monitor.shown_name().to_owned(),
@@ -603,6 +952,212 @@ impl Monitors {
             incident_id: incident,
             groups: monitor.pulse_check.groups.clone(),
             last_check,
+            silenced_until_unix_ms: (silenced > now_unix_ms).then_some(silenced),
+        }
+    }
+
+    /// Whether the monitor is not checked: disabled through the API, else by the manifest.
+    fn is_disabled(&self, local: u32) -> bool {
+        self.control.borrow()[local as usize].disabled.unwrap_or(!self.monitor(local).enabled)
+    }
+
+    /// How the API names a check's target: by host and port, never by URL (a URL may carry
+    /// credentials).
+    fn shown_check_target(&self, local: u32) -> String {
+        match &self.hosts.borrow()[local as usize] {
+            Some((host, port)) => format!("{host}:{port}"),
+            None => self.monitor(local).pulse_check.pulse.type_name().to_string(),
+        }
+    }
+
+    /// The shard-local index of the monitor with this id.
+    fn local_of(&self, id: &str) -> Option<u32> {
+        let by_id = self.by_id.borrow();
+        let i = by_id.partition_point(|&l| self.monitor(l).id.as_str() < id);
+        by_id.get(i).copied().filter(|&l| self.monitor(l).id == id)
+    }
+
+    /// One monitor with its recent results.
+    fn detail(&self, local: u32) -> MonitorDetail {
+        let now_unix_ms = self.now_unix_ms();
+        let now_ms = self.clock.now_ms();
+        let row = self.row(local, self.health_of(local), now_unix_ms, now_ms);
+        let target = self.shown_check_target(local);
+        let recent = self
+            .recent
+            .borrow()
+            .newest_first(local)
+            .map(|r| {
+                let outcome = r.outcome();
+                RecentRow {
+                    at_unix_ms: now_unix_ms - now_ms.saturating_sub(r.at_ms) as i64,
+                    latency_us: r.latency_us,
+                    failure: r.failure().map(|k| (k.as_str(), outcome.describe(&target))),
+                }
+            })
+            .collect();
+        MonitorDetail { row, recent }
+    }
+
+    /// Applies an operator's command to one monitor; the monitor as it is after it.
+    fn command(self: &Rc<Self>, id: &str, command: Command) -> Result<MonitorDetail, Refused> {
+        let local = self.local_of(id).ok_or(Refused::NotFound)?;
+        let i = local as usize;
+        let disabled = self.is_disabled(local);
+        let change = match command {
+            Command::Disable if !disabled => Some(ScheduleChange::Disable { monitor: local }),
+            Command::Enable if disabled => {
+                let interval_ms = self.monitor(local).interval_ms();
+                let range = u64::from(MIN_INTERVAL_MS)..=u64::from(MAX_INTERVAL_MS);
+                if !range.contains(&interval_ms) {
+                    let why = format!("its interval ({interval_ms} ms) cannot be scheduled");
+                    return Err(Refused::Conflict(why));
+                }
+                Some(ScheduleChange::Enable { monitor: local, interval_ms: interval_ms as u32 })
+            }
+            Command::CheckNow if disabled => {
+                return Err(Refused::Conflict("the monitor is disabled; enable it first".into()))
+            }
+            Command::CheckNow => Some(ScheduleChange::CheckNow { monitor: local }),
+            _ => None,
+        };
+        if let Some(change) = change {
+            let mut changes = self.schedule_changes.borrow_mut();
+            if changes.len() >= API_QUERY_RING {
+                return Err(Refused::Busy);
+            }
+            // In order: a disable and an enable asked in one round must end enabled.
+            changes.push_back(change);
+        }
+        let monitor = self.monitor(local);
+        match command {
+            Command::Disable if !disabled => {
+                self.move_count(local, false);
+                self.control.borrow_mut()[i].disabled = Some(true);
+                tracing::info!(monitor = %monitor.shown_name(), "disabled through the API");
+                self.apply(local, Event::Disabled, self.clock.now_ms(), None);
+            }
+            Command::Enable if disabled => {
+                self.control.borrow_mut()[i].disabled = Some(false);
+                self.move_count(local, true);
+                tracing::info!(monitor = %monitor.shown_name(), "enabled through the API");
+                self.apply(local, Event::Enabled, self.clock.now_ms(), None);
+            }
+            Command::Silence { until_unix_ms } => {
+                self.control.borrow_mut()[i].silenced_until_unix_ms = until_unix_ms;
+                let until = crate::actions::payload::rfc3339(until_unix_ms);
+                tracing::info!(monitor = %monitor.shown_name(), "silenced until {until}");
+            }
+            Command::Unsilence => {
+                self.control.borrow_mut()[i].silenced_until_unix_ms = 0;
+                tracing::info!(monitor = %monitor.shown_name(), "silence lifted");
+            }
+            Command::CheckNow => {
+                tracing::info!(monitor = %monitor.shown_name(), "check asked through the API");
+            }
+            _ => {}
+        }
+        Ok(self.detail(local))
+    }
+
+    /// Moves a monitor between the disabled count and its health's count.
+    fn move_count(&self, local: u32, enabling: bool) {
+        let mut s = self.local_status.get();
+        let bucket = match self.health.borrow()[local as usize] {
+            Health::Unknown => &mut s.unknown,
+            Health::Up => &mut s.up,
+            Health::Down => &mut s.down,
+        };
+        if enabling {
+            *bucket += 1;
+            s.disabled = s.disabled.saturating_sub(1);
+        } else {
+            *bucket = bucket.saturating_sub(1);
+            s.disabled += 1;
+        }
+        self.local_status.set(s);
+    }
+
+    fn incident_row(&self, record: &super::control::IncidentRecord) -> IncidentRow {
+        let monitor = self.monitor(record.monitor);
+        IncidentRow {
+            id: incident_id(&monitor.id, record.seq),
+            monitor_id: monitor.id.clone(),
+            monitor: monitor.shown_name().to_owned(),
+            opened_at_unix_ms: record.opened_at_unix_ms,
+            closed_at_unix_ms: record.closed_at_unix_ms,
+            acknowledged_by: record.acknowledged_by.clone(),
+        }
+    }
+
+    fn incidents(&self, open: Option<bool>) -> Vec<IncidentRow> {
+        self.incidents.borrow().list(open).map(|r| self.incident_row(r)).collect()
+    }
+
+    /// Acknowledges the open incident `incident` (`"<monitor id>#<seq>"`).
+    fn ack(&self, incident: &str, by: &str) -> Result<IncidentRow, Refused> {
+        let (id, seq) = incident.rsplit_once('#').ok_or(Refused::NotFound)?;
+        let seq: u32 = seq.parse().map_err(|_| Refused::NotFound)?;
+        let local = self.local_of(id).ok_or(Refused::NotFound)?;
+        let mut incidents = self.incidents.borrow_mut();
+        let Some(record) = incidents.open_mut(local, seq) else {
+            return Err(Refused::Conflict(format!("incident {incident} is not open")));
+        };
+        let first = record.acknowledged_by.is_none();
+        if first {
+            record.acknowledged_by = Some(by.to_owned());
+        }
+        let record = record.clone();
+        drop(incidents);
+        if first {
+            let monitor = self.monitor(local);
+            tracing::info!(monitor = %monitor.shown_name(), incident, by, "incident acknowledged");
+            self.send_acknowledgement(local, seq, by);
+        }
+        Ok(self.incident_row(&record))
+    }
+
+    /// Tells the notifiers of the monitor's cyan code (if it has one) who acknowledged the
+    /// incident; held back like any alert while the monitor is silenced.
+    fn send_acknowledgement(&self, local: u32, seq: u32, by: &str) {
+        let monitor = self.monitor(local);
+        if !monitor.codes.dispatches(Colour::Cyan) {
+            return;
+        }
+        let target = monitor.shown_target();
+        let intervention = monitor.shown_intervention();
+        let info = MonitorInfo {
+            id: monitor.shown_id(),
+            name: monitor.shown_name(),
+            target: &target,
+            intervention: intervention.as_deref(),
+        };
+        let alert = acknowledgement(&info, seq, by, self.clock.now_ms());
+        if self.control.borrow()[local as usize].silenced_at(self.now_unix_ms()) {
+            tracing::info!(monitor = %monitor.shown_name(), silenced = true, "acknowledgement held back: {}", alert.summary);
+            let held = actions::endpoints_for(&monitor.codes, Colour::Cyan, &monitor.plan.registry);
+            let mut s = self.local_status.get();
+            s.alerts_silenced_by_colour[Colour::Cyan.index()] += held.len() as u64;
+            self.local_status.set(s);
+            return;
+        }
+        let endpoints =
+            actions::endpoints_for(&monitor.codes, Colour::Cyan, &monitor.plan.registry);
+        let mut s = self.local_status.get();
+        s.alerts_queued += endpoints.len() as u64;
+        self.local_status.set(s);
+        self.actions.queue_alert(local, &endpoints, Rc::new(alert));
+    }
+
+    fn answer(self: &Rc<Self>, question: &Question) -> Answer {
+        match question {
+            Question::ListMonitors(filter) => Answer::Monitors(self.list(filter)),
+            Question::Monitor(id) => {
+                Answer::Monitor(self.local_of(id).map(|l| self.detail(l)).ok_or(Refused::NotFound))
+            }
+            Question::Control(id, command) => Answer::Monitor(self.command(id, *command)),
+            Question::Incidents(open) => Answer::Incidents(self.incidents(*open)),
+            Question::Ack { incident, by } => Answer::Incident(self.ack(incident, by)),
         }
     }
 
@@ -765,9 +1320,7 @@ async fn answer_queries(me: std::rc::Weak<Monitors>) {
     loop {
         {
             let Some(me) = me.upgrade() else { return };
-            me.queries.shard(me.shard).drain(|question| match question {
-                Question::ListMonitors(filter) => Answer::Monitors(me.list(filter)),
-            });
+            me.queries.shard(me.shard).drain(|question| me.answer(question));
         }
         glommio::timer::sleep(Duration::from_millis(QUERY_POLL_MS)).await;
     }
@@ -779,6 +1332,7 @@ async fn housekeeping(me: std::rc::Weak<Monitors>) {
         let wait_ms = {
             let Some(me) = me.upgrade() else { return };
             me.publish();
+            me.compact_journal();
             let now_unix_ms = match &me.wall_clock {
                 Some(clock) => clock(),
                 None => chrono::Utc::now().timestamp_millis(),
@@ -825,10 +1379,23 @@ impl ResultHandler for Rc<Monitors> {
         Monitors::reload(self, order, core, now_ms);
     }
 
+    fn take_schedule_change(&mut self) -> Option<ScheduleChange> {
+        self.schedule_changes.borrow_mut().pop_front()
+    }
+
     fn drain(&mut self, grace_ms: u64) -> Option<Pin<Box<dyn Future<Output = ()>>>> {
         let me = self.clone();
         Some(Box::pin(async move {
-            me.actions.drain(Duration::from_millis(grace_ms)).await;
+            let grace = Duration::from_millis(grace_ms);
+            // Alerts waiting for a commit are queued once it lands; then what settles while
+            // draining is recorded too.
+            if let Some(journal) = &me.journal {
+                journal.flush(grace).await;
+            }
+            me.actions.drain(grace).await;
+            if let Some(journal) = &me.journal {
+                journal.flush(grace).await;
+            }
             me.publish();
         }))
     }

@@ -80,6 +80,8 @@ pub struct MonitorRow {
     pub groups: Arc<Vec<String>>,
     /// The last check: when it ended (Unix ms), its latency and, if it failed, why.
     pub last_check: Option<LastCheck>,
+    /// Alerts are held back until then (Unix ms), if silenced.
+    pub silenced_until_unix_ms: Option<i64>,
 }
 
 /// The last check of a monitor, as the API shows it.
@@ -100,16 +102,82 @@ pub struct MonitorPage {
     pub total: u64,
 }
 
+/// A change an operator asks of one monitor (`POST /api/v1/monitors/{id}/...`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    Disable,
+    Enable,
+    /// Hold alerts back until this Unix ms.
+    Silence {
+        until_unix_ms: i64,
+    },
+    Unsilence,
+    /// Run a check now (the regular schedule goes on from it).
+    CheckNow,
+}
+
 /// What the API asks.
 #[derive(Debug)]
 pub enum Question {
     ListMonitors(ListFilter),
+    /// One monitor with its recent results, by id (asked of the shard that owns the id).
+    Monitor(String),
+    /// A change to one monitor, by id; answered with the monitor as it is after it.
+    Control(String, Command),
+    /// The shard's incidents: open ones, closed ones or both (`None`).
+    Incidents(Option<bool>),
+    /// Acknowledge the open incident with this id, by whom.
+    Ack {
+        incident: String,
+        by: String,
+    },
+}
+
+/// One result of a monitor's recent ones.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecentRow {
+    pub at_unix_ms: i64,
+    pub latency_us: u32,
+    /// `(kind, message)` when it failed.
+    pub failure: Option<(&'static str, String)>,
+}
+
+/// One monitor in full: its row and its recent results, newest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MonitorDetail {
+    pub row: MonitorRow,
+    pub recent: Vec<RecentRow>,
+}
+
+/// One incident as the API shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncidentRow {
+    pub id: String,
+    pub monitor_id: String,
+    pub monitor: String,
+    pub opened_at_unix_ms: i64,
+    pub closed_at_unix_ms: Option<i64>,
+    pub acknowledged_by: Option<String>,
+}
+
+/// Why a shard did not do what it was asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// No such monitor (or incident) on this shard.
+    NotFound,
+    /// It exists, but the request does not apply (e.g. the incident is closed).
+    Conflict(String),
+    /// The shard cannot take it now (its scheduling queue is full): try again.
+    Busy,
 }
 
 /// What a shard answers.
 #[derive(Debug)]
 pub enum Answer {
     Monitors(MonitorPage),
+    Monitor(Result<MonitorDetail, Refused>),
+    Incidents(Vec<IncidentRow>),
+    Incident(Result<IncidentRow, Refused>),
 }
 
 /// Where a shard puts its answer: one slot, written once by the shard, read by the API.
@@ -218,6 +286,7 @@ mod tests {
             incident_id: None,
             groups: Arc::default(),
             last_check: None,
+            silenced_until_unix_ms: None,
         }
     }
 

@@ -21,6 +21,7 @@ pub struct ShardStatus {
     alerts_queued: AtomicU64,
     alerts_sent: [AtomicU64; Colour::COUNT],
     alerts_undelivered: [AtomicU64; Colour::COUNT],
+    alerts_silenced: [AtomicU64; Colour::COUNT],
     interventions: AtomicU64,
     interventions_succeeded: AtomicU64,
     interventions_failed: AtomicU64,
@@ -49,6 +50,8 @@ pub struct StatusSnapshot {
     pub alerts_sent_by_colour: [u64; Colour::COUNT],
     /// `alerts_undelivered` by colour, indexed `Colour::index`.
     pub alerts_undelivered_by_colour: [u64; Colour::COUNT],
+    /// Deliveries held back because the monitor was silenced (through the API), by colour.
+    pub alerts_silenced_by_colour: [u64; Colour::COUNT],
     /// Interventions started.
     pub interventions: u64,
     pub interventions_succeeded: u64,
@@ -75,6 +78,7 @@ impl StatusSnapshot {
         self.alerts_undelivered += o.alerts_undelivered;
         add_each(&mut self.alerts_sent_by_colour, &o.alerts_sent_by_colour);
         add_each(&mut self.alerts_undelivered_by_colour, &o.alerts_undelivered_by_colour);
+        add_each(&mut self.alerts_silenced_by_colour, &o.alerts_silenced_by_colour);
         self.interventions += o.interventions;
         self.interventions_succeeded += o.interventions_succeeded;
         self.interventions_failed += o.interventions_failed;
@@ -104,6 +108,7 @@ impl ShardStatus {
         self.alerts_queued.store(s.alerts_queued, Ordering::Relaxed);
         store_each(&self.alerts_sent, &s.alerts_sent_by_colour);
         store_each(&self.alerts_undelivered, &s.alerts_undelivered_by_colour);
+        store_each(&self.alerts_silenced, &s.alerts_silenced_by_colour);
         self.interventions.store(s.interventions, Ordering::Relaxed);
         self.interventions_succeeded.store(s.interventions_succeeded, Ordering::Relaxed);
         self.interventions_failed.store(s.interventions_failed, Ordering::Relaxed);
@@ -126,6 +131,9 @@ impl ShardStatus {
             alerts_undelivered: undelivered.iter().sum(),
             alerts_sent_by_colour: sent,
             alerts_undelivered_by_colour: undelivered,
+            alerts_silenced_by_colour: std::array::from_fn(|i| {
+                self.alerts_silenced[i].load(Ordering::Relaxed)
+            }),
             interventions: self.interventions.load(Ordering::Relaxed),
             interventions_succeeded: self.interventions_succeeded.load(Ordering::Relaxed),
             interventions_failed: self.interventions_failed.load(Ordering::Relaxed),

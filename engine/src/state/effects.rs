@@ -15,7 +15,7 @@ use crate::colour::Colour;
 pub const MAX_EFFECTS: usize = 3;
 
 /// Why an alert was queued. Rendered into the alert's summary by `alert.rs`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// Yellow: the first failed check of an episode.
@@ -38,6 +38,9 @@ pub enum Reason {
     WarningCleared,
     /// Gray: a maintenance window started.
     MaintenanceStarted,
+    /// Cyan: an operator acknowledged the incident through the API. Never an effect of the
+    /// state machine: the shard sends it to the cyan code's notifiers itself.
+    Acknowledged,
 }
 
 impl Reason {
@@ -53,6 +56,7 @@ impl Reason {
             Reason::WarningRaised => "warning_raised",
             Reason::WarningCleared => "warning_cleared",
             Reason::MaintenanceStarted => "maintenance_started",
+            Reason::Acknowledged => "acknowledged",
         }
     }
 }

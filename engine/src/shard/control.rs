@@ -1,0 +1,231 @@
+//! What an operator set on a shard's monitors through the API, and what the API shows of their
+//! past: per monitor a small [`MonitorControl`] (disabled, silenced until), a ring of its last
+//! results ([`RecentResults`]), and the shard's incidents ([`Incidents`]).
+//!
+//! What it is for: the shard-side state of the control requests, kept apart from the hot
+//! scheduling and state-machine data and made of plain `Copy` records, so the journal can
+//! persist it as is. Allocated at start (the recent results) or when an incident opens
+//! (the incident list); nothing here allocates per check. What it is not for: deciding
+//! (`state.rs`) or scheduling (`shard::core`).
+
+use std::collections::{HashMap, VecDeque};
+
+use cpra_net::{Detail, FailureKind, Outcome};
+
+use crate::limits::{INCIDENTS_CLOSED_KEPT, RECENT_RESULTS};
+
+/// What the API set on one monitor. `Copy`, 16 bytes: the journal snapshots it as is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MonitorControl {
+    /// Disabled through the API (not checked until enabled); `None`: as the manifest says.
+    pub disabled: Option<bool>,
+    /// Alerts are held back until this Unix ms; 0: not silenced.
+    pub silenced_until_unix_ms: i64,
+}
+
+impl MonitorControl {
+    pub fn silenced_at(&self, now_unix_ms: i64) -> bool {
+        self.silenced_until_unix_ms > now_unix_ms
+    }
+}
+
+/// One result in a monitor's ring: 16 bytes (asserted), what the API shows of a check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecentResult {
+    /// When the check ended, in ms of the shard's clock.
+    pub at_ms: u64,
+    pub latency_us: u32,
+    /// 0 for success, else 1 + the failure kind's index in `FailureKind::ALL`.
+    kind: u8,
+    /// 1: `code` is an HTTP status; 2: an errno; 0: no detail kept.
+    detail_tag: u8,
+    code: u16,
+}
+
+const _: () = assert!(std::mem::size_of::<RecentResult>() == 16);
+
+/// What the recent results cost a monitor: the ring and its head.
+pub const RECENT_BYTES_PER_MONITOR: usize =
+    RECENT_RESULTS * std::mem::size_of::<RecentResult>() + 1;
+
+impl RecentResult {
+    pub fn new(at_ms: u64, outcome: &Outcome) -> RecentResult {
+        let kind = outcome
+            .failure
+            .and_then(|k| FailureKind::ALL.iter().position(|&x| x == k))
+            .map_or(0, |i| i as u8 + 1);
+        let (detail_tag, code) = match outcome.detail {
+            Detail::HttpStatus(code) => (1, code),
+            Detail::Errno(errno) if (0..=i32::from(u16::MAX)).contains(&errno) => (2, errno as u16),
+            _ => (0, 0),
+        };
+        RecentResult { at_ms, latency_us: outcome.latency_us, kind, detail_tag, code }
+    }
+
+    /// The failure kind, `None` for a success.
+    pub fn failure(&self) -> Option<FailureKind> {
+        (self.kind != 0).then(|| FailureKind::ALL[usize::from(self.kind - 1)])
+    }
+
+    /// The outcome again, with the detail kept (a status or an errno; fixed texts are not).
+    pub fn outcome(&self) -> Outcome {
+        let detail = match self.detail_tag {
+            1 => Detail::HttpStatus(self.code),
+            2 => Detail::Errno(i32::from(self.code)),
+            _ => Detail::None,
+        };
+        match self.failure() {
+            None => Outcome::success(self.latency_us),
+            Some(kind) => Outcome::failure(kind, self.latency_us, detail),
+        }
+    }
+}
+
+/// Every monitor's last [`RECENT_RESULTS`] results, in one allocation made at start (a
+/// reload adding monitors grows it).
+pub struct RecentResults {
+    slots: Vec<RecentResult>,
+    /// Per monitor: where the next result goes, and how many are kept (both < 256).
+    heads: Vec<(u8, u8)>,
+}
+
+const _: () = assert!(RECENT_RESULTS < 256);
+
+impl RecentResults {
+    pub fn new(monitors: usize) -> RecentResults {
+        RecentResults {
+            slots: vec![RecentResult::default(); monitors * RECENT_RESULTS],
+            heads: vec![(0, 0); monitors],
+        }
+    }
+
+    /// Room for one more monitor, at the end (a reload added it in a new slot).
+    pub fn grow(&mut self) {
+        self.slots.resize(self.slots.len() + RECENT_RESULTS, RecentResult::default());
+        self.heads.push((0, 0));
+    }
+
+    /// Forgets a monitor's results (its slot goes to another monitor).
+    pub fn clear(&mut self, monitor: u32) {
+        self.heads[monitor as usize] = (0, 0);
+    }
+
+    pub fn push(&mut self, monitor: u32, result: RecentResult) {
+        let (next, len) = &mut self.heads[monitor as usize];
+        self.slots[monitor as usize * RECENT_RESULTS + usize::from(*next)] = result;
+        *next = ((usize::from(*next) + 1) % RECENT_RESULTS) as u8;
+        *len = (*len + 1).min(RECENT_RESULTS as u8);
+    }
+
+    /// The monitor's results, newest first.
+    pub fn newest_first(&self, monitor: u32) -> impl Iterator<Item = &RecentResult> {
+        let (next, len) = self.heads[monitor as usize];
+        let base = monitor as usize * RECENT_RESULTS;
+        (1..=usize::from(len)).map(move |back| {
+            let i = (usize::from(next) + RECENT_RESULTS - back) % RECENT_RESULTS;
+            &self.slots[base + i]
+        })
+    }
+}
+
+/// One incident as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncidentRecord {
+    /// The shard-local monitor index.
+    pub monitor: u32,
+    pub seq: u32,
+    pub opened_at_unix_ms: i64,
+    pub closed_at_unix_ms: Option<i64>,
+    pub acknowledged_by: Option<String>,
+}
+
+/// A shard's incidents: every open one (at most one per monitor) and the most recent
+/// [`INCIDENTS_CLOSED_KEPT`] closed ones.
+#[derive(Default)]
+pub struct Incidents {
+    open: HashMap<u32, IncidentRecord>,
+    closed: VecDeque<IncidentRecord>,
+}
+
+impl Incidents {
+    pub fn opened(&mut self, monitor: u32, seq: u32, now_unix_ms: i64) {
+        let record = IncidentRecord {
+            monitor,
+            seq,
+            opened_at_unix_ms: now_unix_ms,
+            closed_at_unix_ms: None,
+            acknowledged_by: None,
+        };
+        self.open.insert(monitor, record);
+    }
+
+    pub fn closed(&mut self, monitor: u32, now_unix_ms: i64) {
+        let Some(mut record) = self.open.remove(&monitor) else { return };
+        record.closed_at_unix_ms = Some(now_unix_ms);
+        if self.closed.len() == INCIDENTS_CLOSED_KEPT {
+            self.closed.pop_front();
+        }
+        self.closed.push_back(record);
+    }
+
+    /// Drops the monitor's incidents, open and closed (a reload removed it, and its slot may
+    /// go to another monitor, which must not be shown them). Closing the open one is the
+    /// state machine's (silently, on removal); this is only the API's memory of it.
+    pub fn forget(&mut self, monitor: u32) {
+        self.open.remove(&monitor);
+        self.closed.retain(|r| r.monitor != monitor);
+    }
+
+    /// The monitor's open incident, if it is number `seq`.
+    pub fn open_mut(&mut self, monitor: u32, seq: u32) -> Option<&mut IncidentRecord> {
+        self.open.get_mut(&monitor).filter(|r| r.seq == seq)
+    }
+
+    pub fn open_of(&self, monitor: u32) -> Option<&IncidentRecord> {
+        self.open.get(&monitor)
+    }
+
+    /// Open ones (`Some(true)`), closed ones (`Some(false)`) or both, in no set order.
+    pub fn list(&self, open: Option<bool>) -> impl Iterator<Item = &IncidentRecord> {
+        let open_ones = self.open.values().filter(move |_| open != Some(false));
+        let closed_ones = self.closed.iter().rev().filter(move |_| open != Some(true));
+        open_ones.chain(closed_ones)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_keeps_the_last_results_newest_first() {
+        let mut recent = RecentResults::new(2);
+        for i in 0..(RECENT_RESULTS as u64 + 5) {
+            recent.push(1, RecentResult::new(i, &Outcome::success(i as u32)));
+        }
+        let at: Vec<u64> = recent.newest_first(1).map(|r| r.at_ms).collect();
+        assert_eq!(at.len(), RECENT_RESULTS);
+        assert_eq!(at[0], RECENT_RESULTS as u64 + 4);
+        assert_eq!(*at.last().unwrap(), 5);
+        assert_eq!(recent.newest_first(0).count(), 0);
+        let failed = Outcome::failure(FailureKind::Status, 7, Detail::HttpStatus(503));
+        recent.push(0, RecentResult::new(9, &failed));
+        let r = recent.newest_first(0).next().unwrap();
+        assert_eq!((r.failure(), r.outcome()), (Some(FailureKind::Status), failed));
+    }
+
+    #[test]
+    fn closed_incidents_are_bounded_and_acks_find_the_open_one() {
+        let mut incidents = Incidents::default();
+        for m in 0..(INCIDENTS_CLOSED_KEPT as u32 + 3) {
+            incidents.opened(m, 1, 10);
+            incidents.closed(m, 20);
+        }
+        incidents.opened(7, 2, 30);
+        assert!(incidents.open_mut(7, 1).is_none());
+        incidents.open_mut(7, 2).unwrap().acknowledged_by = Some("ops".into());
+        assert_eq!(incidents.list(Some(true)).count(), 1);
+        assert_eq!(incidents.list(Some(false)).count(), INCIDENTS_CLOSED_KEPT);
+        assert_eq!(incidents.list(None).count(), INCIDENTS_CLOSED_KEPT + 1);
+    }
+}

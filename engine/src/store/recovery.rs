@@ -1,0 +1,409 @@
+//! Recovery at start: read every shard's journal (before the executors take traffic), fold it
+//! into each monitor's last state and the alerts not yet delivered, route them by stable
+//! monitor id to the shard that owns the monitor now, and checkpoint: write what survives into
+//! one new segment per shard, then remove every older segment.
+//!
+//! Why checkpoint at start: records may sit in the directory of a shard that no longer runs
+//! that monitor (a changed `--shards`), or of no shard at all (fewer shards). Writing the live
+//! state anew, where it now belongs, makes every directory self-contained again, drops what
+//! is dead (closed incidents, delivered alerts, removed monitors) and keeps the data dir from
+//! growing with restarts. Old segments are removed only once the new ones are durable, so a
+//! crash during recovery loses nothing.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::datadir::DataDir;
+use super::frame::encode;
+use super::record::{Record, SavedAlert};
+use super::segment::{read_shard_dir, segment_numbers, segment_path};
+use super::Fsync;
+use crate::manifest::{Monitor, Notify};
+use crate::plan::Plan;
+use crate::runtime::shard_of;
+use crate::state::{MonitorState, SavedState};
+
+/// Monitor ids named in the "dropped" log line; the rest are counted.
+const DROPPED_NAMED: usize = 10;
+
+/// A checksum of a monitor's check config: when it differs from the one in the journal, the
+/// monitor keeps its incident but restarts its counts.
+pub fn config_check(monitor: &Monitor) -> u32 {
+    crc32c::crc32c(format!("{:?}", monitor.pulse_check).as_bytes())
+}
+
+/// A checksum of an endpoint's config, to tell that an outbox alert's endpoint is still the
+/// same one after a restart.
+pub fn endpoint_check(endpoint: &Notify) -> u32 {
+    crc32c::crc32c(format!("{endpoint:?}").as_bytes())
+}
+
+/// What one shard starts from.
+#[derive(Debug, Default)]
+pub struct ShardStart {
+    /// The segment the shard appends to (its checkpoint), and its number.
+    pub segment: PathBuf,
+    pub segment_number: u64,
+    /// Its length (where appends start).
+    pub segment_len: u64,
+    /// The first outbox id the shard may give a new alert.
+    pub next_alert_id: u64,
+}
+
+/// What the journal held, routed, for the run about to start.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// By stable monitor id: the state to continue from (already adjusted for a changed
+    /// check config).
+    pub states: HashMap<String, SavedState>,
+    /// By stable monitor id: alerts queued and neither delivered nor given up.
+    pub outbox: HashMap<String, Vec<SavedAlert>>,
+    /// Per shard of this run.
+    pub shards: Vec<ShardStart>,
+    pub fsync: Option<u64>,
+}
+
+/// What recovery found, for the log line.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub records: usize,
+    pub monitors: usize,
+    pub open_incidents: usize,
+    pub alerts: usize,
+    pub config_changed: usize,
+    pub dropped: Vec<String>,
+    pub torn: Vec<String>,
+}
+
+/// Reads `dir`, routes what survives to `shards` shards by `plan`, checkpoints it. The error
+/// is a sentence for the terminal.
+pub fn recover(
+    dir: &DataDir,
+    plan: &Plan,
+    shards: usize,
+    fsync: Fsync,
+) -> Result<(Recovery, RecoveryReport), String> {
+    let started = Instant::now();
+    let ctx = |what: &str, path: &Path, e: io::Error| format!("{what} {}: {e}", path.display());
+    let dirs = dir.existing_shard_dirs().map_err(|e| ctx("cannot read", dir.path(), e))?;
+    let mut report = RecoveryReport::default();
+    let mut segments = Vec::new();
+    let mut next_segment = 0;
+    for (_, shard_dir) in &dirs {
+        let log = read_shard_dir(shard_dir).map_err(|e| ctx("cannot read", shard_dir, e))?;
+        for torn in &log.torn {
+            tracing::warn!("journal: {torn}");
+            report.torn.push(torn.to_string());
+        }
+        next_segment = next_segment.max(log.next_segment);
+        segments.extend(log.segments);
+    }
+    // A monitor's records are in the order its shards wrote them: segment numbers grow
+    // across runs and every run starts new ones, so sorting by number orders them.
+    segments.sort_by_key(|(n, _)| *n);
+
+    let mut states: HashMap<String, (u32, SavedState)> = HashMap::new();
+    let mut max_seq: HashMap<String, u32> = HashMap::new();
+    let mut outbox: HashMap<u64, SavedAlert> = HashMap::new();
+    for (_, records) in segments {
+        for record in records {
+            report.records += 1;
+            match record {
+                Record::MonitorState { monitor, config, state } => {
+                    bump_seq(&mut max_seq, &monitor, state.incident_seq);
+                    states.insert(monitor, (config, state));
+                }
+                Record::IncidentOpened { monitor, incident_seq, .. }
+                | Record::IncidentClosed { monitor, incident_seq, .. } => {
+                    bump_seq(&mut max_seq, &monitor, incident_seq)
+                }
+                Record::AlertQueued(alert) => {
+                    outbox.insert(alert.id, alert);
+                }
+                Record::AlertDelivered { id } | Record::AlertGivenUp { id } => {
+                    outbox.remove(&id);
+                }
+                // Reserved for the control plane.
+                Record::Disabled { .. } | Record::Silenced { .. } | Record::Acked { .. } => {}
+            }
+        }
+    }
+
+    let by_id: HashMap<&str, &Monitor> = plan.monitors.iter().map(|m| (m.id.as_str(), m)).collect();
+    let mut recovery = Recovery {
+        fsync: match fsync {
+            Fsync::EveryMs(ms) => Some(ms),
+            Fsync::Never => None,
+        },
+        ..Recovery::default()
+    };
+    let mut known: Vec<&String> = states.keys().chain(max_seq.keys()).collect();
+    known.sort_unstable();
+    known.dedup();
+    for id in known {
+        let Some(monitor) = by_id.get(id.as_str()) else {
+            report.dropped.push(id.clone());
+            continue;
+        };
+        let seq = max_seq.get(id).copied().unwrap_or(0);
+        let state = match states.get(id) {
+            Some(&(config, saved)) => {
+                let changed = config != config_check(monitor);
+                report.config_changed += usize::from(changed);
+                let mut saved = MonitorState::restore(saved, changed).saved();
+                saved.incident_seq = saved.incident_seq.max(seq);
+                saved
+            }
+            None => MonitorState::resume(seq).saved(),
+        };
+        if MonitorState::restore(state, false).incident_open() {
+            report.open_incidents += 1;
+        }
+        recovery.states.insert(id.clone(), state);
+    }
+    let mut alerts: Vec<SavedAlert> = outbox.into_values().collect();
+    alerts.sort_by_key(|a| a.id);
+    for alert in alerts {
+        if by_id.contains_key(alert.monitor.as_str()) {
+            recovery.outbox.entry(alert.monitor.clone()).or_default().push(alert);
+        } else if !report.dropped.contains(&alert.monitor) {
+            report.dropped.push(alert.monitor.clone());
+        }
+    }
+    report.monitors = recovery.states.len();
+
+    // Checkpoint: one new segment per shard of this run, durable before the old go.
+    let mut per_shard: Vec<Vec<u8>> = vec![Vec::new(); shards];
+    let mut alert_ids: Vec<u64> =
+        (0..shards).map(|s| alert_id_base(next_segment + s as u64)).collect();
+    for (id, state) in &recovery.states {
+        let monitor = by_id[id.as_str()];
+        let shard = shard_of(monitor.id_hash(), shards);
+        let record = Record::MonitorState {
+            monitor: id.clone(),
+            config: config_check(monitor),
+            state: *state,
+        };
+        encode(&record, &mut per_shard[shard]).map_err(|e| format!("journal: {e}"))?;
+    }
+    for (id, alerts) in &mut recovery.outbox {
+        let shard = shard_of(by_id[id.as_str()].id_hash(), shards);
+        for alert in alerts {
+            alert.id = alert_ids[shard];
+            alert_ids[shard] += 1;
+            report.alerts += 1;
+            encode(&Record::AlertQueued(alert.clone()), &mut per_shard[shard])
+                .map_err(|e| format!("journal: {e}"))?;
+        }
+    }
+    for (shard, bytes) in per_shard.iter().enumerate() {
+        let shard_dir = dir.shard_dir(shard);
+        fs::create_dir_all(&shard_dir).map_err(|e| ctx("cannot create", &shard_dir, e))?;
+        let path = segment_path(&shard_dir, next_segment + shard as u64);
+        write_durably(&path, bytes, fsync).map_err(|e| ctx("cannot write", &path, e))?;
+        recovery.shards.push(ShardStart {
+            segment: path,
+            segment_number: next_segment + shard as u64,
+            segment_len: bytes.len() as u64,
+            next_alert_id: alert_ids[shard],
+        });
+    }
+    for (_, shard_dir) in
+        dir.existing_shard_dirs().map_err(|e| ctx("cannot read", dir.path(), e))?
+    {
+        let numbers = segment_numbers(&shard_dir).map_err(|e| ctx("cannot read", &shard_dir, e))?;
+        for n in numbers.into_iter().filter(|&n| n < next_segment) {
+            let path = segment_path(&shard_dir, n);
+            fs::remove_file(&path).map_err(|e| ctx("cannot remove", &path, e))?;
+        }
+        if fsync != Fsync::Never {
+            sync_dir(&shard_dir).map_err(|e| ctx("cannot sync", &shard_dir, e))?;
+        }
+    }
+    if !report.dropped.is_empty() {
+        let named: Vec<&str> =
+            report.dropped.iter().take(DROPPED_NAMED).map(String::as_str).collect();
+        let more = report.dropped.len().saturating_sub(DROPPED_NAMED);
+        tracing::info!(
+            "journal: dropped the state of {} monitor(s) no longer in the manifest: {}{}",
+            report.dropped.len(),
+            named.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        );
+    }
+    tracing::info!(
+        records = report.records,
+        monitors = report.monitors,
+        open_incidents = report.open_incidents,
+        alerts = report.alerts,
+        config_changed = report.config_changed,
+        recover_ms = started.elapsed().as_millis() as u64,
+        "journal: recovered {} monitor(s), {} open incident(s), {} alert(s) to deliver",
+        report.monitors,
+        report.open_incidents,
+        report.alerts
+    );
+    Ok((recovery, report))
+}
+
+/// Outbox ids of a run's shard start at its segment number shifted past any count of alerts a
+/// run can queue, so they never collide across shards or runs.
+fn alert_id_base(segment: u64) -> u64 {
+    segment << 32
+}
+
+fn bump_seq(max_seq: &mut HashMap<String, u32>, monitor: &str, seq: u32) {
+    match max_seq.get_mut(monitor) {
+        Some(m) => *m = (*m).max(seq),
+        None => {
+            max_seq.insert(monitor.to_owned(), seq);
+        }
+    }
+}
+
+fn write_durably(path: &Path, bytes: &[u8], fsync: Fsync) -> io::Result<()> {
+    let mut file = File::create(path)?;
+    file.write_all(bytes)?;
+    if fsync != Fsync::Never {
+        file.sync_data()?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::colour::Colour;
+    use crate::manifest::{load_str, LoadOptions};
+    use crate::state::{transition, Event, Generation, Policy, Reason};
+    use crate::store::{read_shard_dir, DataDir};
+
+    fn plan(yaml: &str) -> Plan {
+        let (monitors, report) = load_str(yaml, None, &LoadOptions::default());
+        assert!(report.is_valid(), "{:?}", report.problems.kept);
+        Plan { monitors, registry: report.registry }
+    }
+
+    const TWO: &str = "monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n  - name: b\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 2}}\n";
+
+    /// A state with an open incident (3 failures under unhealthy 2), numbered `seq + 1`.
+    fn down(seq: u32) -> SavedState {
+        let policy = Policy { unhealthy: 2, ..Policy::default() };
+        let mut s = MonitorState::resume(seq);
+        for g in 1..=3 {
+            let generation = s.begin_check(Generation::new(g));
+            let kind = cpra_net::FailureKind::ConnectRefused;
+            transition(&mut s, &policy, Event::CheckFailed { generation, kind }, 1000);
+        }
+        assert!(s.incident_open());
+        s.saved()
+    }
+
+    fn write_segment(dir: &Path, number: u64, records: &[Record]) {
+        let mut bytes = Vec::new();
+        for r in records {
+            encode(r, &mut bytes).unwrap();
+        }
+        fs::create_dir_all(dir).unwrap();
+        fs::write(segment_path(dir, number), bytes).unwrap();
+    }
+
+    fn alert(id: u64, monitor: &str) -> SavedAlert {
+        SavedAlert {
+            id,
+            monitor: monitor.into(),
+            endpoint: 0,
+            endpoint_check: 0,
+            colour: Colour::Red,
+            reason: Reason::ThresholdReached,
+            incident_seq: Some(1),
+            summary: "down".into(),
+            action: "look".into(),
+            next_steps: vec![],
+            not_before_unix_ms: 0,
+        }
+    }
+
+    #[test]
+    fn state_is_routed_by_id_checked_against_the_config_and_checkpointed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let plan = plan(TWO);
+        let a = &plan.monitors[0];
+        let (a_id, b_id) = (a.id.clone(), plan.monitors[1].id.clone());
+        // Last run had 3 shards; 'a' lived on shard 2, 'gone' on shard 1; 'b' changed its
+        // check config since.
+        let state = |monitor: &str, config: u32, state: SavedState| Record::MonitorState {
+            monitor: monitor.into(),
+            config,
+            state,
+        };
+        write_segment(
+            &tmp.path().join("shard-2"),
+            4,
+            &[
+                state(&a_id, config_check(a), down(0)),
+                Record::AlertQueued(alert(7, &a_id)),
+                Record::AlertQueued(alert(8, &a_id)),
+                Record::AlertDelivered { id: 7 },
+            ],
+        );
+        write_segment(
+            &tmp.path().join("shard-1"),
+            3,
+            &[
+                state("gone", 1, down(0)),
+                state(&b_id, 12345, down(4)),
+                Record::IncidentOpened {
+                    monitor: b_id.clone(),
+                    incident_seq: 9,
+                    at_unix_ms: 0,
+                    colour: Colour::Red,
+                },
+            ],
+        );
+        let dir = DataDir::open(tmp.path(), 1).unwrap();
+        let (recovery, report) = recover(&dir, &plan, 1, Fsync::Never).unwrap();
+
+        assert_eq!(report.dropped, ["gone"]);
+        assert_eq!((report.monitors, report.open_incidents, report.alerts), (2, 2, 1));
+        assert_eq!(report.config_changed, 1);
+        let a_state = MonitorState::restore(recovery.states[&a_id], false);
+        assert!(a_state.incident_open());
+        assert_eq!((a_state.incident_seq(), a_state.consecutive_failures()), (1, 3));
+        // 'b' keeps its incident, restarts its counts, and its number continues past the
+        // highest the journal saw.
+        let b_state = MonitorState::restore(recovery.states[&b_id], false);
+        assert!(b_state.incident_open());
+        assert_eq!((b_state.incident_seq(), b_state.consecutive_failures()), (9, 0));
+        // Only the alert not delivered is kept, renumbered for this run.
+        let kept = &recovery.outbox[&a_id];
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].summary, "down");
+
+        // The checkpoint: one segment for the one shard, the old ones gone.
+        assert_eq!(recovery.shards.len(), 1);
+        for old in [1, 2] {
+            let left = segment_numbers(&tmp.path().join(format!("shard-{old}"))).unwrap();
+            assert!(left.is_empty(), "shard-{old}: {left:?}");
+        }
+        let log = read_shard_dir(&tmp.path().join("shard-0")).unwrap();
+        assert_eq!(log.segments.len(), 1);
+        assert_eq!(log.segments[0].0, 5, "numbered after every segment seen");
+        assert_eq!(log.segments[0].1.len(), 3, "two states and one alert");
+
+        // Recovering again from the checkpoint finds the same.
+        drop(dir);
+        let dir = DataDir::open(tmp.path(), 1).unwrap();
+        let (again, report) = recover(&dir, &plan, 1, Fsync::Never).unwrap();
+        assert_eq!(again.states, recovery.states);
+        assert!(report.dropped.is_empty());
+        assert_eq!(report.config_changed, 0);
+    }
+}
