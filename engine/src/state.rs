@@ -308,6 +308,17 @@ impl MonitorState {
         MonitorState::resume(0)
     }
 
+    /// A fresh state for a monitor placed in a slot another monitor had (a reload): the
+    /// slot's check numbers go on from `generation`, the last one the shard gave it, so a
+    /// stale job never passes for one of the new monitor's; the new monitor's first check is
+    /// the one after.
+    pub const fn in_reused_slot(generation: Generation) -> MonitorState {
+        let mut s = MonitorState::new();
+        s.generation = generation;
+        s.verification_after = generation;
+        s
+    }
+
     /// A fresh state whose episode counter continues from `incident_seq` (e.g. restored from
     /// the journal when the rest of the state was not), so incident ids are not reused.
     pub const fn resume(incident_seq: u32) -> MonitorState {

@@ -391,6 +391,12 @@ impl ShardCore {
         }
     }
 
+    /// The number of the last check started on slot `monitor` (its monitor's state numbers
+    /// checks the same way).
+    pub fn generation(&self, monitor: u32) -> crate::state::Generation {
+        crate::state::Generation::new(self.table.get(monitor).generation as u16)
+    }
+
     /// Slots in the table (live and free).
     pub fn slots(&self) -> usize {
         self.table.len()

@@ -726,7 +726,12 @@ impl Monitors {
                 }
             };
             let monitor = Cold { plan: self.plan.borrow().clone(), index: spec.cold as usize };
-            self.place(local, (spec.cold, Policy::from(&*monitor), host_handle(&monitor)));
+            let generation = core.generation(local);
+            self.place(
+                local,
+                (spec.cold, Policy::from(&*monitor), host_handle(&monitor)),
+                generation,
+            );
             if self.journal.is_some() {
                 self.configs.borrow_mut()[local as usize] = config_check(&monitor);
             }
@@ -778,7 +783,12 @@ impl Monitors {
     /// every per-slot record starts as at load, so nothing of a removed monitor (its state,
     /// API controls, recent results, config checksum) carries over to the new one. Its
     /// incidents and outbox alerts were dropped when it was removed.
-    fn place(&self, local: u32, (cold, policy, host): (u32, Policy, Host)) {
+    fn place(
+        &self,
+        local: u32,
+        (cold, policy, host): (u32, Policy, Host),
+        generation: crate::state::Generation,
+    ) {
         let i = local as usize;
         let mut cold_v = self.cold.borrow_mut();
         debug_assert!(self.incidents.borrow().open_of(local).is_none());
@@ -808,7 +818,7 @@ impl Monitors {
         }
         self.policies.borrow_mut()[i] = policy;
         self.hosts.borrow_mut()[i] = host;
-        self.states.borrow_mut()[i] = MonitorState::new();
+        self.states.borrow_mut()[i] = MonitorState::in_reused_slot(generation);
         self.health.borrow_mut()[i] = Health::Unknown;
         self.last.borrow_mut()[i] = (0, Outcome::success(0));
         self.prepared.borrow_mut()[i] = Prepared::Empty;
