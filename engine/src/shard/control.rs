@@ -228,4 +228,25 @@ mod tests {
         assert_eq!(incidents.list(Some(false)).count(), INCIDENTS_CLOSED_KEPT);
         assert_eq!(incidents.list(None).count(), INCIDENTS_CLOSED_KEPT + 1);
     }
+
+    #[test]
+    fn a_slot_given_to_another_monitor_shows_none_of_the_old_ones_results_or_incidents() {
+        let mut recent = RecentResults::new(1);
+        recent.push(0, RecentResult::new(1, &Outcome::success(1)));
+        recent.grow();
+        assert_eq!(recent.newest_first(1).count(), 0, "a new slot starts empty");
+        recent.push(1, RecentResult::new(2, &Outcome::success(2)));
+        recent.clear(0);
+        assert_eq!(recent.newest_first(0).count(), 0);
+        assert_eq!(recent.newest_first(1).map(|r| r.at_ms).collect::<Vec<_>>(), [2]);
+
+        let mut incidents = Incidents::default();
+        incidents.opened(0, 1, 10);
+        incidents.closed(0, 20);
+        incidents.opened(0, 2, 30);
+        incidents.opened(1, 1, 40);
+        incidents.forget(0);
+        let left: Vec<u32> = incidents.list(None).map(|r| r.monitor).collect();
+        assert_eq!(left, [1]);
+    }
 }
