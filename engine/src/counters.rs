@@ -136,6 +136,8 @@ pub struct ShardShared {
     /// The shard clock's ms (since the runtime's epoch) at its last dispatch round: a shard
     /// that runs but no longer goes round (wedged) stops moving it.
     heartbeat_ms: AtomicU64,
+    /// Reload orders from the control plane (bounded; see `shard::reload`).
+    pub reload: crate::shard::reload::ReloadRing,
 }
 
 impl Default for ShardShared {
@@ -160,6 +162,7 @@ impl ShardShared {
             duration: HandOver::new(),
             running: AtomicBool::new(false),
             heartbeat_ms: AtomicU64::new(0),
+            reload: Default::default(),
         }
     }
 

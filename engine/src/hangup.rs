@@ -1,8 +1,8 @@
 //! SIGHUP: caught, so that a hangup (a closed terminal, `kill -HUP`, a service manager's
 //! "reload") never ends the process with checks and alerts in flight.
 //!
-//! What it is for: until reload exists (planned: issue "Reload"), a hangup is noted and the
-//! main loop of `cpra run` / `cpra demo` logs "reload not supported yet" and goes on. The
+//! What it is for: a hangup is noted and the main loop of `cpra run` reloads the manifest
+//! (`reload`); `cpra demo`, whose fleet comes from no file, logs that it cannot and goes on. The
 //! handler only sets a flag (async-signal-safe, as for SIGINT/SIGTERM in `runtime`); the
 //! main thread reads it. What it is not for: stopping (SIGINT/SIGTERM do that).
 
@@ -36,4 +36,4 @@ pub fn take() -> bool {
 
 /// What the main loop logs on a hangup.
 pub const NOT_SUPPORTED: &str =
-    "SIGHUP received: reload not supported yet; still running the manifest loaded at start";
+    "SIGHUP received: this fleet was not loaded from a manifest file, so there is nothing to reload";

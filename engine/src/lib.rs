@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod plan;
 pub mod probe;
 pub mod redact;
+pub mod reload;
 pub mod ring;
 pub mod runtime;
 pub mod schedule;

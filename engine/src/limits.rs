@@ -435,6 +435,16 @@ pub const API_QUERY_WAIT_MS: u64 = 5_000;
 /// not silently cut.
 pub const API_MONITOR_SERIES_MAX: usize = 10_000;
 
+/// Reload orders a shard's reload ring holds. Reloads run one at a time and the control
+/// plane waits for every shard to apply its order before the next, so one is in a ring at
+/// most; two leaves room for an order pushed while a shard is still taking the last.
+pub const RELOAD_RING: usize = 2;
+
+/// How long a reload waits for every shard to apply its order before answering: shards take
+/// orders between dispatch rounds (at most `shard::IDLE_POLL_MS` apart), so only a wedged
+/// shard reaches it; the reload is then reported as still being applied.
+pub const RELOAD_APPLY_WAIT_MS: u64 = 10_000;
+
 /// Results kept per monitor for `GET /api/v1/monitors/{id}` (`recent`): 20, what the issue
 /// asks, enough to see a flap or the run of failures behind an incident. Each is 16 bytes, so
 /// the ring costs 321 bytes a monitor (`RECENT_BYTES_PER_MONITOR`), allocated at start,

@@ -32,17 +32,19 @@ pub struct Plan {
 impl Plan {
     /// The runtime's view of the monitors: `cold` is the index in `monitors`.
     pub fn specs(&self) -> Vec<MonitorSpec> {
-        self.monitors
-            .iter()
-            .enumerate()
-            .map(|(i, m)| MonitorSpec {
-                id_hash: m.id_hash(),
-                interval_ms: m.interval_ms().min(u64::from(u32::MAX)) as u32,
-                timeout_ms: m.timeout_ms().min(u64::from(u32::MAX)) as u32,
-                enabled: m.enabled,
-                cold: i as u32,
-            })
-            .collect()
+        (0..self.monitors.len()).map(|i| self.spec(i)).collect()
+    }
+
+    /// The runtime's view of monitor `index`.
+    pub fn spec(&self, index: usize) -> MonitorSpec {
+        let m = &self.monitors[index];
+        MonitorSpec {
+            id_hash: m.id_hash(),
+            interval_ms: m.interval_ms().min(u64::from(u32::MAX)) as u32,
+            timeout_ms: m.timeout_ms().min(u64::from(u32::MAX)) as u32,
+            enabled: m.enabled,
+            cold: index as u32,
+        }
     }
 }
 

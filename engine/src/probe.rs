@@ -56,6 +56,17 @@ pub trait ResultHandler: 'static {
     /// cache miss overlaps with the checks before it. The shard calls it a few jobs ahead.
     fn prefetch(&self, _job: &Job) {}
 
+    /// Applies a reload order to this shard: the handler knows which of its monitors the
+    /// order names and changes `core` (adds, removes, schedule changes) to match. A handler
+    /// that does not support reload leaves everything as it is.
+    fn reload(
+        &mut self,
+        _order: &crate::shard::reload::ShardReload,
+        _core: &mut crate::shard::ShardCore,
+        _now_ms: u64,
+    ) {
+    }
+
     /// A scheduling change asked of the shard from outside (the API's disable, enable, check
     /// now), which the dispatcher applies to its core before its next round.
     fn take_schedule_change(&mut self) -> Option<crate::shard::ScheduleChange> {

@@ -229,7 +229,7 @@ pub enum Event {
     Disabled,
     Enabled,
     /// The monitor's check config changed on reload: it keeps its incident state; its queued
-    /// actions are cancelled (the runtime also checks it at once).
+    /// actions are cancelled; the runtime uses the new config from its next check.
     ConfigChanged,
     /// The monitor was removed on reload: its incident closes silently.
     Removed,
@@ -306,6 +306,17 @@ impl Default for MonitorState {
 impl MonitorState {
     pub const fn new() -> MonitorState {
         MonitorState::resume(0)
+    }
+
+    /// A fresh state for a monitor placed in a slot another monitor had (a reload): the
+    /// slot's check numbers go on from `generation`, the last one the shard gave it, so a
+    /// stale job never passes for one of the new monitor's; the new monitor's first check is
+    /// the one after.
+    pub const fn in_reused_slot(generation: Generation) -> MonitorState {
+        let mut s = MonitorState::new();
+        s.generation = generation;
+        s.verification_after = generation;
+        s
     }
 
     /// A fresh state whose episode counter continues from `incident_seq` (e.g. restored from

@@ -71,9 +71,18 @@ impl std::fmt::Display for TableError {
 
 impl std::error::Error for TableError {}
 
+/// `Sched::cold` of a slot whose monitor a reload removed: the slot is free (or freed as
+/// soon as the check in flight on it ends) and taken again by the next monitor added.
+pub const REMOVED: u32 = u32::MAX;
+
 /// The scheduling records of one shard's monitors, by shard-local index.
 pub struct Table {
     sched: Vec<Sched>,
+    /// Slots free for reuse (removed, nothing in flight on them): a reload that removes as many
+    /// monitors as it adds leaves the table the size it was.
+    free: Vec<u32>,
+    /// Slots holding a monitor (kept, not counted, so asserting it costs nothing).
+    live: usize,
 }
 
 impl Table {
@@ -94,7 +103,89 @@ impl Table {
                 cold: spec.cold,
             });
         }
-        Ok(Table { sched })
+        let live = sched.len();
+        Ok(Table { sched, free: Vec::new(), live })
+    }
+
+    /// Checks a spec added at run time the way [`Table::new`] checks one at start.
+    pub fn check(spec: &MonitorSpec) -> Result<(), TableError> {
+        if spec.enabled && !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&spec.interval_ms) {
+            return Err(TableError::Interval { cold: spec.cold, interval_ms: spec.interval_ms });
+        }
+        Ok(())
+    }
+
+    /// Puts `spec` in a free slot, or a new one at the end when none is free; returns the
+    /// slot. The generation carries on from the slot's last monitor, so a stale job can never
+    /// pass for one of the new monitor's.
+    pub fn add(&mut self, spec: &MonitorSpec) -> Result<u32, TableError> {
+        Table::check(spec)?;
+        let interval_ms = if spec.enabled { spec.interval_ms } else { 0 };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                assert!(self.is_removed(slot), "free slot {slot} in use");
+                slot
+            }
+            None => {
+                self.sched.push(Sched::default());
+                (self.sched.len() - 1) as u32
+            }
+        };
+        self.live += 1;
+        let sched = &mut self.sched[slot as usize];
+        *sched = Sched {
+            interval_ms,
+            timeout_ms: spec.timeout_ms,
+            generation: sched.generation,
+            cold: spec.cold,
+        };
+        Ok(slot)
+    }
+
+    /// Marks `monitor`'s slot removed: nothing schedules it again. The slot is reusable once
+    /// [`Table::release`] is called (at once, or when its check in flight ends).
+    pub fn remove(&mut self, monitor: u32) {
+        let sched = &mut self.sched[monitor as usize];
+        assert_ne!(sched.cold, REMOVED, "monitor {monitor} removed twice");
+        sched.interval_ms = 0;
+        sched.cold = REMOVED;
+        self.live -= 1;
+    }
+
+    /// Whether `monitor`'s slot holds no monitor (removed).
+    pub fn is_removed(&self, monitor: u32) -> bool {
+        self.sched[monitor as usize].cold == REMOVED
+    }
+
+    /// Makes a removed slot reusable.
+    pub fn release(&mut self, monitor: u32) {
+        assert!(self.is_removed(monitor), "slot {monitor} released while in use");
+        // A slot released twice would make free + live exceed the slots.
+        assert!(self.live + self.free.len() < self.sched.len(), "slot {monitor} released twice");
+        self.free.push(monitor);
+    }
+
+    /// Slots holding a monitor.
+    pub fn live(&self) -> usize {
+        debug_assert!(self.live + self.free.len() <= self.sched.len());
+        self.live
+    }
+
+    /// Free slots waiting for reuse.
+    pub fn free_slots(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Changes a live monitor's interval, timeout and enabled flag (a reload changed its
+    /// config); the generation stays, so its check in flight completes as usual.
+    pub fn update(&mut self, monitor: u32, spec: &MonitorSpec) -> Result<(), TableError> {
+        Table::check(spec)?;
+        let sched = &mut self.sched[monitor as usize];
+        assert_ne!(sched.cold, REMOVED, "update of removed slot {monitor}");
+        sched.interval_ms = if spec.enabled { spec.interval_ms } else { 0 };
+        sched.timeout_ms = spec.timeout_ms;
+        sched.cold = spec.cold;
+        Ok(())
     }
 
     pub fn len(&self) -> usize {

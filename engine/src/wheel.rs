@@ -114,6 +114,31 @@ impl Wheel {
         }
     }
 
+    /// Makes room for monitor indices `0..capacity` (a reload added monitors): every entry
+    /// keeps its expiry and `elapsed_ms` stays, so nothing is due earlier or later than it
+    /// was. O(entries): the sentinels sit after the monitor nodes, so the lists are rebuilt;
+    /// it happens once per reload that adds past the free slots, never per check.
+    pub fn grow(&mut self, capacity: u32) {
+        if capacity <= self.capacity {
+            return;
+        }
+        let mut grown = Wheel::new(capacity, self.elapsed_ms);
+        for idx in 0..self.capacity {
+            if self.contains(idx) {
+                grown.insert(idx, self.when_ms(idx));
+            }
+        }
+        grown.cascaded_at_once = self.cascaded_at_once;
+        grown.next_lane = self.next_lane;
+        debug_assert_eq!(grown.len, self.len);
+        *self = grown;
+    }
+
+    /// The monitor indices this wheel can hold.
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
     /// Monitors currently in the wheel (waiting or due).
     pub fn len(&self) -> u32 {
         self.len

@@ -33,6 +33,9 @@ impl Cpra {
         let mut command = Command::new(CPRA);
         command
             .args(["run", path.to_str().unwrap(), "--listen", "127.0.0.1:0", "--shards", "2"])
+            // Off the default data dir: tests run in parallel and a second child would find
+            // it locked (and a test must not leave it behind).
+            .args(["--data-dir", "none"])
             .args(extra)
             .env_remove("CPRA_API_TOKEN")
             .stdout(Stdio::null())
@@ -185,6 +188,7 @@ fn writes_need_the_token_and_reads_do_not() {
     let out = Command::new(CPRA)
         .args(["run", dir.path().join("fleet.yaml").to_str().unwrap(), "--listen", "none"])
         .args(["--api-token-file", missing.to_str().unwrap()])
+        .args(["--data-dir", "none"])
         .output()
         .unwrap();
     assert!(!out.status.success());

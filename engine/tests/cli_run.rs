@@ -570,7 +570,7 @@ fn sighup_is_logged_and_the_run_goes_on_until_sigterm() {
     // SAFETY: kill(2) takes no pointers; the pid is our child, not yet reaped (the guard
     // reaps it), so it cannot have been reused.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
-    wait_line("reload not supported yet");
+    wait_line("manifest reloaded");
     // Still running and still checking: more checks reach the target after the hangup.
     let after_hup = target.requests(Some("/up")).len();
     let seen = target.wait_for(Some("/up"), BOUND, |r| r.len() >= after_hup + 3);

@@ -1,5 +1,5 @@
 //! The control plane: an HTTP/1.1 server on one thread of its own (not a shard), serving
-//! `/healthz`, `/readyz`, `/metrics` and `/api/v1/monitors`.
+//! `/healthz`, `/readyz`, `/metrics`, `/api/v1/monitors` and `POST /api/v1/reload`.
 //!
 //! What it is for: letting an operator and Prometheus watch a running engine. It runs hyper
 //! on a current-thread tokio runtime owned by its thread, so a slow or hostile client costs
@@ -15,6 +15,7 @@ pub mod auth;
 pub mod control;
 pub mod metrics;
 pub mod monitors;
+pub mod reload;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -80,6 +81,8 @@ pub struct Fleet {
     pub stop: StopHandle,
     /// The instant the shards' clocks count from (their heartbeats are ms since then).
     pub epoch: Instant,
+    /// Re-reads the manifest (`POST /api/v1/reload`); `None` when the fleet came from no file.
+    pub reloader: Option<Arc<crate::reload::Reloader>>,
 }
 
 /// What every request handler shares. Read-only once the fleet is set, apart from the
@@ -299,6 +302,7 @@ async fn handle(state: &ApiState, request: Request<Incoming>) -> Response<Full<B
         Route::MonitorCommand(id, action) => control::command(state, &id, action, request).await,
         Route::Incidents => control::incidents(state, request.uri().query()).await,
         Route::Ack(id) => control::ack(state, &id, request).await,
+        Route::Reload => reload::answer(state).await,
     }
 }
 
@@ -316,6 +320,8 @@ enum Route {
     MonitorCommand(String, &'static str),
     Incidents,
     Ack(String),
+    /// Re-read the manifest and apply the difference (`POST /api/v1/reload`).
+    Reload,
 }
 
 impl Route {
@@ -327,6 +333,7 @@ impl Route {
             "/metrics/monitors" => Some(Route::MetricsMonitors),
             "/api/v1/monitors" => Some(Route::Monitors),
             "/api/v1/incidents" => Some(Route::Incidents),
+            "/api/v1/reload" => Some(Route::Reload),
             _ => None,
         };
         if fixed.is_some() {
@@ -351,7 +358,7 @@ impl Route {
     }
 
     fn is_write(&self) -> bool {
-        matches!(self, Route::MonitorCommand(..) | Route::Ack(_))
+        matches!(self, Route::MonitorCommand(..) | Route::Ack(_) | Route::Reload)
     }
 }
 
@@ -465,6 +472,7 @@ mod tests {
         assert_eq!(Route::parse("/api/v1/monitors//disable"), None);
         assert_eq!(Route::parse("/api/v1/monitors/a%zz"), None);
         assert!(Route::parse("/api/v1/incidents/x%231/ack").unwrap().is_write());
+        assert!(Route::parse("/api/v1/reload").unwrap().is_write());
         assert!(!Route::parse("/api/v1/incidents").unwrap().is_write());
     }
 
@@ -483,6 +491,7 @@ mod tests {
             queries: FleetQueries::new(2),
             stop: stop.clone(),
             epoch: Instant::now(),
+            reloader: None,
         });
         assert_eq!(get(addr, "/readyz"), (200, "ready\n".into()));
         assert_eq!(get(addr, "/healthz"), (503, "not running: shard 1 of 2\n".into()));
@@ -514,6 +523,7 @@ mod tests {
             queries: FleetQueries::new(2),
             stop: StopHandle::default(),
             epoch,
+            reloader: None,
         });
         let (status, body) = get(api.addr(), "/healthz");
         assert_eq!(status, 503);

@@ -21,6 +21,7 @@ use crate::api::{ApiServer, Fleet};
 use crate::manifest::duration::parse_go_duration;
 use crate::manifest::{load_path, LoadOptions};
 use crate::plan::{start_plan, Plan, PlanConfig};
+use crate::reload::{ReloadError, Reloader};
 use crate::runtime::{RuntimeConfig, DEFAULT_GRACE_MS};
 use crate::shard::{AlertObserver, StatusSnapshot};
 use crate::store::{DataDir, Fsync, JournalConfig, DEFAULT_DATA_DIR, NO_DATA_DIR};
@@ -155,6 +156,7 @@ pub fn run(args: &RunArgs) -> i32 {
         Err(code) => return code,
     };
     let listen = (args.listen != crate::api::LISTEN_NONE).then(|| args.listen.clone());
+    let reload_from = Some(ReloadFrom { file: args.file.clone(), lenient: args.fields.lenient });
     let config = RunConfig {
         shards: args.shards,
         duration,
@@ -163,6 +165,7 @@ pub fn run(args: &RunArgs) -> i32 {
         listen,
         api_token,
         journal,
+        reload_from,
     };
     run_plan(Arc::new(plan), &config, &mut out)
 }
@@ -247,8 +250,18 @@ pub struct RunConfig {
     pub journal: Option<JournalConfig>,
     /// Where the control plane listens; `None`: no control plane.
     pub listen: Option<String>,
+    /// The manifest file a reload (SIGHUP, `POST /api/v1/reload`) reads again; `None`: the
+    /// plan did not come from a file (`cpra demo`) and cannot be reloaded.
+    pub reload_from: Option<ReloadFrom>,
     /// The token API writes need; `None`: writes are refused.
     pub api_token: Option<crate::api::auth::ApiToken>,
+}
+
+/// Where a reload reads the manifest, with the loader options the run started with.
+#[derive(Clone, Debug)]
+pub struct ReloadFrom {
+    pub file: PathBuf,
+    pub lenient: bool,
 }
 
 impl Default for RunConfig {
@@ -260,6 +273,7 @@ impl Default for RunConfig {
             observer: None,
             journal: None,
             listen: None,
+            reload_from: None,
             api_token: None,
         }
     }
@@ -350,7 +364,7 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         // A plain line (not a log record) so a script or test can read the port of `:0`.
         let _ = writeln!(out, "control plane: listening on http://{}", api.addr());
     }
-    let running = match start_plan(plan, plan_config) {
+    let running = match start_plan(plan.clone(), plan_config) {
         Ok(p) => p,
         Err(e) => {
             let _ = writeln!(out, "error: {e}");
@@ -360,8 +374,20 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
             return EXIT_INVALID;
         }
     };
+    let reloader = config.reload_from.as_ref().map(|from| {
+        let options = LoadOptions { lenient: from.lenient, ..LoadOptions::default() };
+        Arc::new(Reloader::new(
+            from.file.clone(),
+            &options,
+            plan.clone(),
+            running.runtime.shared().to_vec(),
+        ))
+    });
+    // The reloader holds the plan in force; this one would keep the first alive for good.
+    drop(plan);
     if let Some(api) = &api {
         api.set_fleet(Fleet {
+            reloader: reloader.clone(),
             shared: running.runtime.shared().to_vec(),
             status: running.status.clone(),
             queries: running.queries.clone(),
@@ -377,13 +403,24 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
     let started = Instant::now();
     let mut last_print = Instant::now();
     let mut last_checks = 0u64;
+    let mut hangup_pending = false;
     while !stop.is_stopped() {
         std::thread::sleep(MAIN_POLL);
         if config.duration.is_some_and(|d| started.elapsed() >= d) {
             stop.stop();
         }
         if crate::hangup::take() {
-            tracing::warn!("{}", crate::hangup::NOT_SUPPORTED);
+            match &reloader {
+                Some(_) => {
+                    tracing::info!("SIGHUP received: reloading the manifest");
+                    hangup_pending = true;
+                }
+                None => tracing::warn!("{}", crate::hangup::NOT_SUPPORTED),
+            }
+        }
+        if let (true, Some(reloader)) = (hangup_pending, &reloader) {
+            // A reload by POST running now: this one goes when it ends (next round).
+            hangup_pending = !reload_on_hangup(reloader);
         }
         if running.runtime.shard_exited() {
             tracing::error!("a shard stopped unexpectedly; stopping the others");
@@ -434,6 +471,28 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
             EXIT_INVALID
         }
     }
+}
+
+/// A SIGHUP's reload, on the main thread (the shards run on meanwhile); what it did or the
+/// manifest's problems go to the log. False when another reload was running (try again).
+fn reload_on_hangup(reloader: &Reloader) -> bool {
+    match reloader.reload() {
+        // `reload` logs what it did.
+        Ok(_) => {}
+        // A reload by POST is running: this one follows when it ends (no line per retry).
+        Err(ReloadError::Busy) => return false,
+        Err(ReloadError::Invalid(problems)) => {
+            for p in &problems {
+                tracing::error!(file = %p.file, line = p.line, column = p.column, "{}", p.message);
+            }
+            tracing::error!(
+                "reload refused: the manifest has {} errors; still running the one loaded before",
+                problems.len()
+            );
+        }
+        Err(e) => tracing::error!("reload: {e}"),
+    }
+    true
 }
 
 #[cfg(test)]

@@ -81,11 +81,12 @@ impl RecentResult {
     }
 }
 
-/// Every monitor's last [`RECENT_RESULTS`] results, in one allocation made at start.
+/// Every monitor's last [`RECENT_RESULTS`] results, in one allocation made at start (a
+/// reload adding monitors grows it).
 pub struct RecentResults {
-    slots: Box<[RecentResult]>,
+    slots: Vec<RecentResult>,
     /// Per monitor: where the next result goes, and how many are kept (both < 256).
-    heads: Box<[(u8, u8)]>,
+    heads: Vec<(u8, u8)>,
 }
 
 const _: () = assert!(RECENT_RESULTS < 256);
@@ -93,9 +94,20 @@ const _: () = assert!(RECENT_RESULTS < 256);
 impl RecentResults {
     pub fn new(monitors: usize) -> RecentResults {
         RecentResults {
-            slots: vec![RecentResult::default(); monitors * RECENT_RESULTS].into_boxed_slice(),
-            heads: vec![(0, 0); monitors].into_boxed_slice(),
+            slots: vec![RecentResult::default(); monitors * RECENT_RESULTS],
+            heads: vec![(0, 0); monitors],
         }
+    }
+
+    /// Room for one more monitor, at the end (a reload added it in a new slot).
+    pub fn grow(&mut self) {
+        self.slots.resize(self.slots.len() + RECENT_RESULTS, RecentResult::default());
+        self.heads.push((0, 0));
+    }
+
+    /// Forgets a monitor's results (its slot goes to another monitor).
+    pub fn clear(&mut self, monitor: u32) {
+        self.heads[monitor as usize] = (0, 0);
     }
 
     pub fn push(&mut self, monitor: u32, result: RecentResult) {
@@ -156,6 +168,14 @@ impl Incidents {
         self.closed.push_back(record);
     }
 
+    /// Drops the monitor's incidents, open and closed (a reload removed it, and its slot may
+    /// go to another monitor, which must not be shown them). Closing the open one is the
+    /// state machine's (silently, on removal); this is only the API's memory of it.
+    pub fn forget(&mut self, monitor: u32) {
+        self.open.remove(&monitor);
+        self.closed.retain(|r| r.monitor != monitor);
+    }
+
     /// The monitor's open incident, if it is number `seq`.
     pub fn open_mut(&mut self, monitor: u32, seq: u32) -> Option<&mut IncidentRecord> {
         self.open.get_mut(&monitor).filter(|r| r.seq == seq)
@@ -207,5 +227,26 @@ mod tests {
         assert_eq!(incidents.list(Some(true)).count(), 1);
         assert_eq!(incidents.list(Some(false)).count(), INCIDENTS_CLOSED_KEPT);
         assert_eq!(incidents.list(None).count(), INCIDENTS_CLOSED_KEPT + 1);
+    }
+
+    #[test]
+    fn a_slot_given_to_another_monitor_shows_none_of_the_old_ones_results_or_incidents() {
+        let mut recent = RecentResults::new(1);
+        recent.push(0, RecentResult::new(1, &Outcome::success(1)));
+        recent.grow();
+        assert_eq!(recent.newest_first(1).count(), 0, "a new slot starts empty");
+        recent.push(1, RecentResult::new(2, &Outcome::success(2)));
+        recent.clear(0);
+        assert_eq!(recent.newest_first(0).count(), 0);
+        assert_eq!(recent.newest_first(1).map(|r| r.at_ms).collect::<Vec<_>>(), [2]);
+
+        let mut incidents = Incidents::default();
+        incidents.opened(0, 1, 10);
+        incidents.closed(0, 20);
+        incidents.opened(0, 2, 30);
+        incidents.opened(1, 1, 40);
+        incidents.forget(0);
+        let left: Vec<u32> = incidents.list(None).map(|r| r.monitor).collect();
+        assert_eq!(left, [1]);
     }
 }

@@ -172,6 +172,9 @@ impl ShardCore {
         self.counters.in_flight = u64::from(self.in_flight);
         self.drained(job.monitor);
         let interval_ms = self.table.get(job.monitor).interval_ms;
+        if interval_ms == 0 {
+            self.landed_disabled(job.monitor);
+        }
         if self.stopping || interval_ms == 0 {
             return None;
         }
@@ -202,6 +205,9 @@ impl ShardCore {
         };
         self.drained(job.monitor);
         let interval_ms = self.table.get(job.monitor).interval_ms;
+        if interval_ms == 0 {
+            self.landed_disabled(job.monitor);
+        }
         if self.stopping || interval_ms == 0 {
             return Delayed { retry_at_ms: None, warn };
         }
@@ -212,7 +218,12 @@ impl ShardCore {
     }
 
     /// Counts a completed check's result and duration (before `complete`, for the same job).
-    pub fn record_outcome(&mut self, outcome: &Outcome) {
+    /// A job whose monitor a reload removed (before or while it ran) has its result dropped:
+    /// not counted. The same table line `complete` reads next, so no extra miss.
+    pub fn record_outcome(&mut self, job: &Job, outcome: &Outcome) {
+        if self.table.is_removed(job.monitor) {
+            return;
+        }
         self.counters.count_result(outcome.failure);
         self.duration_us.saturating_record(u64::from(outcome.latency_us));
     }
@@ -271,6 +282,97 @@ impl ShardCore {
         self.table.disable(monitor);
     }
 
+    /// Makes room for `more` monitors added at run time, at most one wheel rebuild for a
+    /// reload's whole batch (free slots are taken first).
+    pub fn reserve(&mut self, more: usize) {
+        let needed = self.table.len() + more.saturating_sub(self.table.free_slots());
+        self.wheel.grow(needed as u32);
+    }
+
+    /// Adds a monitor at `now_ms` (a reload): in a free slot when there is one, its first
+    /// check spread over its interval by its id hash, as at start. Returns its slot.
+    pub fn add_monitor(&mut self, spec: &MonitorSpec, now_ms: u64) -> Result<u32, TableError> {
+        let slot = self.table.add(spec)?;
+        self.wheel.grow(self.table.len() as u32);
+        debug_assert!(!self.wheel.contains(slot), "new slot {slot} already in the wheel");
+        if self.table.is_enabled(slot) && !self.stopping {
+            self.wheel.insert(slot, first_slot_ms(now_ms, spec.id_hash, spec.interval_ms));
+        }
+        self.counters.monitors += 1;
+        self.check_invariants();
+        Ok(slot)
+    }
+
+    /// Removes a monitor (a reload): out of the wheel at once; a check in flight on it ends
+    /// without being rescheduled, and its slot is reused only after that.
+    pub fn remove_monitor(&mut self, monitor: u32) {
+        let in_flight = self.flying(monitor);
+        self.wheel.cancel(monitor);
+        self.table.remove(monitor);
+        if !in_flight {
+            self.table.release(monitor);
+        }
+        self.counters.monitors -= 1;
+        self.check_invariants();
+    }
+
+    /// Changes a monitor's schedule (a reload changed its config). It keeps its place in the
+    /// wheel: the slot already due is taken, the new interval counts from it. A monitor
+    /// enabled by the change starts within its new interval; one disabled stops.
+    pub fn update_monitor(
+        &mut self,
+        monitor: u32,
+        spec: &MonitorSpec,
+        now_ms: u64,
+    ) -> Result<(), TableError> {
+        let was_enabled = self.table.is_enabled(monitor);
+        Table::check(spec)?;
+        if was_enabled && !spec.enabled {
+            self.disable(monitor);
+        }
+        self.table.update(monitor, spec)?;
+        if !was_enabled && spec.enabled {
+            // In flight (disabled during its check): rescheduled as usual when it ends.
+            let in_flight = self.draining.contains(&monitor);
+            if !in_flight && !self.stopping {
+                let first_ms = first_slot_ms(now_ms, spec.id_hash, spec.interval_ms);
+                self.wheel.insert(monitor, first_ms);
+            }
+        }
+        self.check_invariants();
+        Ok(())
+    }
+
+    /// Whether a check on `monitor` is in flight. An enabled monitor is always either in the
+    /// wheel or in flight; a disabled one is in flight only if it was disabled while its
+    /// check ran, which `draining` remembers (so no per-monitor flag is needed on the hot
+    /// path).
+    fn flying(&self, monitor: u32) -> bool {
+        !self.wheel.contains(monitor)
+            && (self.table.is_enabled(monitor) || self.draining.contains(&monitor))
+    }
+
+    /// What every run-time add, remove and change leaves true, in O(1) (a reload may make a
+    /// million of them): the wheel can hold every slot, and the live count is the monitors'.
+    /// The full cross-check of table and wheel is [`ShardCore::assert_consistent`].
+    fn check_invariants(&self) {
+        assert!(self.wheel.capacity() as usize >= self.table.len());
+        assert_eq!(self.table.live() as u64, self.counters.monitors);
+        assert!(self.table.live() + self.table.free_slots() <= self.table.len());
+    }
+
+    /// Table and wheel agree slot by slot: every monitor in the wheel is live and enabled,
+    /// and no free slot is in the wheel. O(slots): for tests and after a reload's batch.
+    pub fn assert_consistent(&self) {
+        self.check_invariants();
+        for m in 0..self.table.len() as u32 {
+            if self.wheel.contains(m) {
+                assert!(self.table.is_enabled(m), "disabled monitor {m} in the wheel");
+                assert!(!self.table.is_removed(m), "removed monitor {m} in the wheel");
+            }
+        }
+    }
+
     /// The check of `monitor` ended: it no longer drains.
     fn drained(&mut self, monitor: u32) {
         if !self.draining.is_empty() {
@@ -280,11 +382,37 @@ impl ShardCore {
         }
     }
 
+    /// A check ended on a monitor that is no longer scheduled (cold path): a removed one's
+    /// slot becomes reusable.
+    #[cold]
+    fn landed_disabled(&mut self, monitor: u32) {
+        if self.table.is_removed(monitor) {
+            self.table.release(monitor);
+        }
+    }
+
+    /// The number of the last check started on slot `monitor` (its monitor's state numbers
+    /// checks the same way).
+    pub fn generation(&self, monitor: u32) -> crate::state::Generation {
+        crate::state::Generation::new(self.table.get(monitor).generation as u16)
+    }
+
+    /// Slots in the table (live and free).
+    pub fn slots(&self) -> usize {
+        self.table.len()
+    }
+
     /// Applies a control request at `now_ms`. Returns whether it changed anything: enabling
     /// an enabled monitor, or checking now one whose check is in flight or that is
     /// disabled, changes nothing.
     pub fn schedule(&mut self, change: ScheduleChange, now_ms: u64) -> bool {
-        if self.stopping {
+        let monitor = match change {
+            ScheduleChange::Disable { monitor }
+            | ScheduleChange::Enable { monitor, .. }
+            | ScheduleChange::CheckNow { monitor } => monitor,
+        };
+        // A request that raced a reload removing its monitor: the slot is nobody's now.
+        if self.stopping || self.table.is_removed(monitor) {
             return false;
         }
         match change {
@@ -600,5 +728,166 @@ mod tests {
         assert!(runs.iter().all(|&r| r >= 1), "a monitor was stranded");
         let c = core.counters();
         assert_eq!(c.checks_started, c.checks_completed + c.in_flight);
+    }
+
+    fn spec(id_hash: u64, interval_ms: u32) -> MonitorSpec {
+        MonitorSpec { id_hash, interval_ms, timeout_ms: 50, enabled: true, cold: id_hash as u32 }
+    }
+
+    /// Runs every due check at once and completes it at the same ms; returns the monitors
+    /// that ran.
+    fn run_due(core: &mut ShardCore, clock: &VirtualClock) -> Vec<u32> {
+        core.dispatch_due(clock.now_us());
+        let mut ran = Vec::new();
+        while let Some(job) = core.take_job() {
+            ran.push(job.monitor);
+            core.complete(&job, clock.now_ms());
+        }
+        ran
+    }
+
+    #[test]
+    fn a_monitor_added_at_run_time_starts_within_one_interval_at_its_hash_phase() {
+        let clock = VirtualClock::new(0);
+        let mut core = ShardCore::new(&specs(2, 100), 0, 4).unwrap();
+        clock.advance_ms(1_000);
+        core.reserve(1);
+        let added = core.add_monitor(&spec(1_030, 100), clock.now_ms()).unwrap();
+        assert_eq!(added, 2, "no free slot: a new one");
+        assert_eq!(core.counters().monitors, 3);
+        let mut first = None;
+        for _ in 0..100 {
+            clock.advance_ms(1);
+            if run_due(&mut core, &clock).contains(&added) && first.is_none() {
+                first = Some(clock.now_ms());
+            }
+        }
+        assert_eq!(first, Some(1_030), "load time + id_hash % interval, as at start");
+        // Fixed rate from there.
+        clock.advance_ms(70);
+        assert!(run_due(&mut core, &clock).contains(&added));
+        assert_eq!(clock.now_ms(), 1_170);
+    }
+
+    #[test]
+    fn a_removed_monitor_stops_and_its_slot_is_reused() {
+        let clock = VirtualClock::new(0);
+        let mut core = ShardCore::new(&specs(3, 10), 0, 8).unwrap();
+        clock.advance_ms(20);
+        run_due(&mut core, &clock);
+        core.remove_monitor(1);
+        assert_eq!(core.counters().monitors, 2);
+        for _ in 0..50 {
+            clock.advance_ms(1);
+            assert!(!run_due(&mut core, &clock).contains(&1));
+        }
+        core.reserve(1);
+        let slot = core.add_monitor(&spec(7, 10), clock.now_ms()).unwrap();
+        assert_eq!((slot, core.slots()), (1, 3), "the removed slot, no growth");
+        let mut ran = false;
+        for _ in 0..10 {
+            clock.advance_ms(1);
+            ran |= run_due(&mut core, &clock).contains(&1);
+        }
+        assert!(ran, "the new monitor in the reused slot runs within its interval");
+    }
+
+    #[test]
+    fn a_monitor_removed_in_flight_is_not_rescheduled_and_its_slot_waits_for_the_check() {
+        let clock = VirtualClock::new(0);
+        let mut core = ShardCore::new(&specs(2, 10), 0, 8).unwrap();
+        clock.advance_ms(1);
+        assert_eq!(core.dispatch_due(clock.now_us()), 2);
+        let (a, b) = (core.take_job().unwrap(), core.take_job().unwrap());
+        let job = if a.monitor == 0 { a } else { b };
+        let other = if a.monitor == 0 { b } else { a };
+        core.remove_monitor(0);
+        // Added while the removed monitor's check runs: a new slot, not the busy one.
+        core.reserve(1);
+        assert_eq!(core.add_monitor(&spec(9, 10), clock.now_ms()).unwrap(), 2);
+        clock.advance_ms(3);
+        assert_eq!(core.complete(&job, clock.now_ms()), None, "not rescheduled");
+        assert!(core.complete(&other, clock.now_ms()).is_some());
+        assert!(!core.is_waiting(0));
+        // Now free: the next add takes it.
+        assert_eq!(core.add_monitor(&spec(11, 10), clock.now_ms()).unwrap(), 0);
+        assert_eq!(core.slots(), 3);
+        let c = core.counters();
+        assert_eq!((c.checks_started, c.checks_completed, c.monitors), (2, 2, 3));
+    }
+
+    #[test]
+    fn a_changed_monitor_keeps_its_slot_then_runs_at_its_new_interval() {
+        let clock = VirtualClock::new(0);
+        let mut core = ShardCore::new(&[spec(0, 100)], 0, 4).unwrap();
+        assert_eq!(run_due(&mut core, &clock), vec![0]);
+        clock.advance_ms(50);
+        core.update_monitor(0, &MonitorSpec { interval_ms: 30, ..spec(0, 30) }, clock.now_ms())
+            .unwrap();
+        // The slot already planned (100) is kept; the new interval counts from it.
+        let mut runs = Vec::new();
+        for _ in 0..120 {
+            clock.advance_ms(1);
+            if !run_due(&mut core, &clock).is_empty() {
+                runs.push(clock.now_ms());
+            }
+        }
+        assert_eq!(runs, vec![100, 130, 160]);
+        // Disabled by a change: stops; enabled again: back within an interval.
+        core.update_monitor(0, &MonitorSpec { enabled: false, ..spec(0, 30) }, clock.now_ms())
+            .unwrap();
+        clock.advance_ms(100);
+        assert!(run_due(&mut core, &clock).is_empty());
+        core.update_monitor(0, &spec(0, 30), clock.now_ms()).unwrap();
+        clock.advance_ms(30);
+        assert_eq!(run_due(&mut core, &clock), vec![0]);
+    }
+
+    /// Reload after reload adding and removing monitors: the table never grows past the
+    /// most monitors live at once, every live enabled monitor stays either waiting or in
+    /// flight, and no removed one runs.
+    #[test]
+    fn churn_keeps_memory_bounded_and_no_monitor_stranded() {
+        const LIVE: u64 = 64;
+        let clock = VirtualClock::new(0);
+        let initial: Vec<MonitorSpec> = (0..LIVE).map(|i| spec(i, 20)).collect();
+        let mut core = ShardCore::new(&initial, 0, 4).unwrap();
+        let mut live: Vec<(u32, u64)> = (0..LIVE as u32).map(|i| (i, u64::from(i))).collect();
+        let mut in_flight: Vec<Job> = Vec::new();
+        let mut next_hash = LIVE;
+        for round in 0..400u64 {
+            clock.advance_ms(1);
+            // Half the checks in flight end each ms.
+            let ending = in_flight.len() / 2;
+            for job in in_flight.drain(..ending) {
+                core.complete(&job, clock.now_ms());
+            }
+            core.dispatch_due(clock.now_us());
+            while let Some(job) = core.take_job() {
+                assert!(live.iter().any(|&(slot, _)| slot == job.monitor), "a removed monitor ran");
+                in_flight.push(job);
+            }
+            // Every 5 ms a reload: 3 removed, 3 added.
+            if round % 5 == 0 {
+                for _ in 0..3 {
+                    let (slot, _) = live.remove((round as usize * 7) % live.len());
+                    core.remove_monitor(slot);
+                }
+                core.reserve(3);
+                for _ in 0..3 {
+                    let slot = core.add_monitor(&spec(next_hash, 20), clock.now_ms()).unwrap();
+                    assert!(live.iter().all(|&(s, _)| s != slot), "slot {slot} given twice");
+                    live.push((slot, next_hash));
+                    next_hash += 1;
+                }
+            }
+            assert!(core.slots() as u64 <= LIVE + 3 * 4, "slots {} grew", core.slots());
+            core.assert_consistent();
+            for &(slot, _) in &live {
+                let flying = in_flight.iter().any(|j| j.monitor == slot);
+                assert!(core.is_waiting(slot) != flying, "monitor {slot} stranded or doubled");
+            }
+        }
+        assert_eq!(core.counters().monitors, LIVE);
     }
 }

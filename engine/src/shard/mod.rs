@@ -26,6 +26,7 @@ pub mod control;
 pub mod core;
 pub mod monitors;
 pub mod queries;
+pub mod reload;
 pub mod status;
 pub mod target;
 
@@ -255,6 +256,14 @@ impl<P: Probe, H: ResultHandler, C: Clock> Shard<P, H, C> {
             self.now_us.set(now_us);
             let now_ms = now_us / 1000;
             let (room, next_due_ms) = {
+                while let Some(order) = self.shared.reload.pop() {
+                    // Between rounds, so no job of this round is half-way: checks in flight
+                    // end on their old config (a removed monitor's is not rescheduled).
+                    let mut core = self.core.borrow_mut();
+                    self.handler.borrow_mut().reload(&order, &mut core, now_ms);
+                    drop(core);
+                    self.shared.reload.applied_one();
+                }
                 let mut core = self.core.borrow_mut();
                 {
                     let mut handler = self.handler.borrow_mut();
@@ -447,7 +456,7 @@ impl<P: Probe, H: ResultHandler, C: Clock> Shard<P, H, C> {
         } else {
             self.handler.borrow_mut().on_outcome(job, &outcome, now_ms);
             let mut core = self.core.borrow_mut();
-            core.record_outcome(&outcome);
+            core.record_outcome(job, &outcome);
             core.complete(job, now_ms)
         };
         let wake_ms = self.dispatcher_wake_ms.get();

@@ -29,9 +29,11 @@ use super::queries::{
     Answer, Command, FleetQueries, IncidentRow, LastCheck, ListFilter, MonitorDetail,
     MonitorHealth, MonitorPage, MonitorRow, Question, RecentRow, Refused,
 };
+use super::reload::ShardReload;
 use super::spawn_into;
 use super::status::{FleetStatus, StatusSnapshot};
 use super::target::{compile, host_of, Check, Compiled};
+use super::ShardCore;
 use crate::actions::{self, Actions, InterventionResult};
 use crate::alert::{acknowledgement, incident_id, render, MonitorInfo, RenderedAlert};
 use crate::clock::{Clock, MonotonicClock};
@@ -84,22 +86,26 @@ enum Health {
 /// thread.
 pub struct Monitors {
     shard: usize,
-    plan: Arc<Plan>,
-    /// Shard-local monitor index -> index in `plan.monitors`.
-    cold: Box<[u32]>,
-    policies: Box<[Policy]>,
+    /// The plan in force (a reload replaces it). An `Rc` around the shared `Arc`, so reading a
+    /// monitor's config clones a count of this shard's own, not one every core writes.
+    plan: RefCell<Rc<ShardPlan>>,
+    /// Shard-local monitor index (the core's slot) -> index in `plan.monitors`; `REMOVED` for
+    /// a slot whose monitor a reload removed.
+    cold: RefCell<Vec<u32>>,
+    policies: RefCell<Vec<Policy>>,
     /// The host and port to resolve per monitor (parsed once), `None` when nothing is resolved.
-    hosts: Box<[Option<(String, u16)>]>,
+    /// `Rc<str>`: a check takes its own handle to the host without allocating.
+    hosts: RefCell<Vec<Host>>,
     /// The monitors with maintenance windows (shard-local indexes): the only ones the
     /// housekeeping task looks at, so a big shard without windows costs it nothing.
-    with_windows: Box<[u32]>,
+    with_windows: RefCell<Vec<u32>>,
     states: RefCell<Vec<MonitorState>>,
     health: RefCell<Vec<Health>>,
     /// Each monitor's last outcome and when it ended (shard ms), for the API (meaningful once
     /// `health` is not `Unknown`): 56 bytes a monitor, outside the hot state.
     last: RefCell<Vec<(u64, Outcome)>>,
     /// Shard-local indexes in monitor id order: the API's lists page through it.
-    by_id: Box<[u32]>,
+    by_id: RefCell<Vec<u32>>,
     /// What the API set on each monitor (disabled, silenced): one small record each.
     control: RefCell<Vec<MonitorControl>>,
     /// Each monitor's last results, for `GET /api/v1/monitors/{id}`.
@@ -111,7 +117,8 @@ pub struct Monitors {
     prepared: RefCell<Vec<Prepared>>,
     tls_cache: RefCell<TlsConfigCache>,
     http: HttpClient,
-    icmp: Option<IcmpClient>,
+    /// Made when the shard first has an ICMP monitor (at start or on a reload).
+    icmp: RefCell<Option<Rc<IcmpClient>>>,
     resolver: Rc<ShardResolver>,
     actions: Rc<Actions>,
     clock: MonotonicClock,
@@ -124,7 +131,7 @@ pub struct Monitors {
     journal: Option<Rc<Journal>>,
     /// Per monitor, the checksum of its check config the journal records (empty without a
     /// journal).
-    configs: Box<[u32]>,
+    configs: RefCell<Vec<u32>>,
     /// The journal's outbox: alerts queued and not yet delivered or given up, by id, for
     /// the snapshots. Bounded by the delivery queue (`DEFAULT_MAX_QUEUED_DELIVERIES`): a
     /// delivery that does not fit is given up at once.
@@ -172,18 +179,11 @@ impl Monitors {
         journal: Option<ShardJournal>,
     ) -> Rc<Monitors> {
         let n = info.monitors.len();
-        let cold: Box<[u32]> = info.monitors.iter().map(|s| s.cold).collect();
+        let cold: Vec<u32> = info.monitors.iter().map(|s| s.cold).collect();
         let manifest_monitors = || cold.iter().map(|&c| &plan.monitors[c as usize]);
         let policies = manifest_monitors().map(Policy::from).collect();
-        let hosts = manifest_monitors()
-            .map(|m| host_of(&m.pulse_check.pulse).ok().flatten())
-            .collect::<Box<[_]>>();
-        let with_windows = manifest_monitors()
-            .enumerate()
-            .filter(|(_, m)| !m.maintenance.is_empty())
-            .map(|(i, _)| i as u32)
-            .collect();
-        let has_icmp = manifest_monitors().any(|m| matches!(m.pulse_check.pulse, Pulse::Icmp(_)));
+        let hosts = manifest_monitors().map(host_handle).collect();
+        let has_icmp = manifest_monitors().any(is_icmp);
         let now_unix_ms = match &wall_clock {
             Some(clock) => clock(),
             None => chrono::Utc::now().timestamp_millis(),
@@ -255,11 +255,7 @@ impl Monitors {
                 }
             }
         }
-        let mut by_id: Vec<u32> = (0..n as u32).collect();
-        by_id.sort_unstable_by(|&a, &b| {
-            let id = |l: u32| plan.monitors[cold[l as usize] as usize].id.as_str();
-            id(a).cmp(id(b))
-        });
+        let (by_id, with_windows) = indexes(&plan, &cold);
         let states = match &journal {
             None => vec![MonitorState::new(); n],
             Some(j) => manifest_monitors()
@@ -270,19 +266,19 @@ impl Monitors {
                 .collect(),
         };
         let configs = match &journal {
-            None => Box::default(),
+            None => Vec::new(),
             Some(_) => manifest_monitors().map(config_check).collect(),
         };
         let recovery = journal.as_ref().map(|j| j.recovery.clone());
         let monitors = Rc::new(Monitors {
             shard: info.shard,
-            policies,
-            hosts,
-            with_windows,
+            policies: RefCell::new(policies),
+            hosts: RefCell::new(hosts),
+            with_windows: RefCell::new(with_windows),
             states: RefCell::new(states),
             health: RefCell::new(vec![Health::Unknown; n]),
             last: RefCell::new(vec![(0, Outcome::success(0)); n]),
-            by_id: by_id.into_boxed_slice(),
+            by_id: RefCell::new(by_id),
             control: RefCell::new(control),
             recent: RefCell::new(RecentResults::new(n)),
             incidents: RefCell::new(incidents),
@@ -290,7 +286,7 @@ impl Monitors {
             prepared: RefCell::new((0..n).map(|_| Prepared::Empty).collect()),
             tls_cache: RefCell::new(TlsConfigCache::default()),
             http: HttpClient::new(),
-            icmp: has_icmp.then(IcmpClient::new),
+            icmp: RefCell::new(has_icmp.then(|| Rc::new(IcmpClient::new()))),
             resolver,
             actions,
             clock: MonotonicClock::new(info.epoch),
@@ -304,10 +300,10 @@ impl Monitors {
             }),
             observer,
             wall_clock,
-            cold,
-            plan,
+            cold: RefCell::new(cold),
+            plan: RefCell::new(Rc::new(ShardPlan(plan))),
             journal: journal.map(|j| j.journal),
-            configs,
+            configs: RefCell::new(configs),
             outbox: RefCell::new(HashMap::new()),
         });
         spawn_into(housekeeping(Rc::downgrade(&monitors)), info.queues.background).detach();
@@ -338,7 +334,7 @@ impl Monitors {
             }
         }));
         let now_ms = self.clock.now_ms();
-        for local in 0..self.cold.len() as u32 {
+        for local in 0..self.cold.borrow().len() as u32 {
             let monitor = self.monitor(local);
             for saved in recovery.outbox.get(&monitor.id).into_iter().flatten() {
                 self.requeue(local, saved, now_ms);
@@ -356,7 +352,8 @@ impl Monitors {
     /// Queues an outbox alert kept across a restart, if its endpoint is still there.
     fn requeue(self: &Rc<Self>, local: u32, saved: &SavedAlert, now_ms: u64) {
         let monitor = self.monitor(local);
-        let endpoints = actions::endpoints_for(&monitor.codes, saved.colour, &self.plan.registry);
+        let endpoints =
+            actions::endpoints_for(&monitor.codes, saved.colour, &monitor.plan.registry);
         let Some(endpoint) = endpoints
             .get(usize::from(saved.endpoint))
             .filter(|e| endpoint_check(e) == saved.endpoint_check)
@@ -399,14 +396,27 @@ impl Monitors {
         self.actions.queue_delivery(local, endpoint.clone(), Rc::new(alert), Some(saved.id));
     }
 
-    fn monitor(&self, local: u32) -> &Monitor {
-        &self.plan.monitors[self.cold[local as usize] as usize]
+    fn monitor(&self, local: u32) -> Cold {
+        let index = self.cold.borrow()[local as usize];
+        debug_assert_ne!(index, REMOVED, "slot {local} has no monitor");
+        Cold { plan: self.plan.borrow().clone(), index: index as usize }
+    }
+
+    /// The shard's ICMP client (a handle, so no borrow is held while a check awaits it).
+    fn icmp(&self) -> Option<Rc<IcmpClient>> {
+        self.icmp.borrow().clone()
+    }
+
+    /// Whether a reload removed the monitor in slot `local` (its last check may still end).
+    fn is_removed(&self, local: u32) -> bool {
+        self.cold.borrow()[local as usize] == REMOVED
     }
 
     /// The compiled check for `local`, (re)compiled when its address changed.
     async fn compiled(&self, local: u32, deadline: &Deadline) -> Result<Rc<Compiled>, Outcome> {
         let i = local as usize;
-        let addr = match &self.hosts[i] {
+        let host = self.hosts.borrow()[i].clone();
+        let addr = match &host {
             None => None,
             Some((host, port)) => {
                 match self.resolver.resolve_socket_addr(host, *port, deadline.remaining()).await {
@@ -443,7 +453,17 @@ impl Monitors {
     }
 
     async fn run_check(&self, job: &Job) -> Outcome {
-        self.states.borrow_mut()[job.monitor as usize].begin_check(job.check_generation());
+        {
+            // The state's line is touched here anyway, so asking it costs no extra miss.
+            let mut states = self.states.borrow_mut();
+            let state = &mut states[job.monitor as usize];
+            if state.removed() {
+                // Queued before a reload removed it: not checked; the outcome is dropped here
+                // and not counted by the core.
+                return Outcome::success(0);
+            }
+            state.begin_check(job.check_generation());
+        }
         // The job's deadline, fixed by the shard when it dispatched the check, is the one
         // bound: resolution, connect, request and retries all fit inside it.
         let start = Instant::now();
@@ -465,7 +485,7 @@ impl Monitors {
             Check::Docker(c) => {
                 with_retries(retries, left, |t| cpra_net::docker::check(c, t)).await
             }
-            Check::Icmp(c) => match &self.icmp {
+            Check::Icmp(c) => match self.icmp() {
                 Some(icmp) => icmp.check(c, left).await,
                 None => invalid_config(),
             },
@@ -508,10 +528,14 @@ impl Monitors {
         outcome: Option<&Outcome>,
     ) {
         let i = local as usize;
+        if self.is_removed(local) {
+            // An intervention's result for a monitor a reload removed since.
+            return;
+        }
         let (effects, saved) = {
             let mut states = self.states.borrow_mut();
             let before = states[i].saved();
-            let effects = transition(&mut states[i], &self.policies[i], event, now_ms);
+            let effects = transition(&mut states[i], &self.policies.borrow()[i], event, now_ms);
             let after = states[i].saved();
             (effects, (before != after).then_some(after))
         };
@@ -522,7 +546,7 @@ impl Monitors {
             if let Some(state) = saved {
                 journal.append(&Record::MonitorState {
                     monitor: id(),
-                    config: self.configs[i],
+                    config: self.configs.borrow()[i],
                     state,
                 });
             }
@@ -579,7 +603,8 @@ impl Monitors {
                         alert.title,
                         alert.summary
                     );
-                    let held = actions::endpoints_for(&monitor.codes, colour, &self.plan.registry);
+                    let held =
+                        actions::endpoints_for(&monitor.codes, colour, &monitor.plan.registry);
                     let mut s = self.local_status.get();
                     s.alerts_silenced_by_colour[colour.index()] += held.len() as u64;
                     self.local_status.set(s);
@@ -597,7 +622,8 @@ impl Monitors {
                 if let Some(observe) = &self.observer {
                     observe(&alert);
                 }
-                let endpoints = actions::endpoints_for(&monitor.codes, colour, &self.plan.registry);
+                let endpoints =
+                    actions::endpoints_for(&monitor.codes, colour, &monitor.plan.registry);
                 let mut s = self.local_status.get();
                 s.alerts_queued += endpoints.len() as u64;
                 self.local_status.set(s);
@@ -643,12 +669,248 @@ impl Monitors {
                 self.local_status.set(s);
             }
             Effect::IncidentClosed { incident_seq, silent } => {
-                tracing::info!(monitor = %monitor.shown_name(), incident_seq, silent, "incident closed");
+                let what = if silent { "incident closed silently" } else { "incident closed" };
+                tracing::info!(monitor = %monitor.shown_name(), incident_seq, silent, "{what}");
                 self.incidents.borrow_mut().closed(local, self.now_unix_ms());
                 let mut s = self.local_status.get();
                 s.incidents_open = s.incidents_open.saturating_sub(1);
                 self.local_status.set(s);
             }
+        }
+    }
+
+    /// Applies a reload order (see `shard::reload`), through the state machine's own
+    /// events: a removed monitor gets `Removed` (its open incident closes silently, logged;
+    /// its queued alerts and intervention are cancelled) and stops; a changed one gets
+    /// `ConfigChanged` (and `Disabled`/`Enabled` when that flipped), keeps its incident and
+    /// takes the new config from its next check; a moved one is only re-pointed; an added one
+    /// starts within its interval. Every kept monitor reads the new plan from here on.
+    /// What the API set on a monitor (disabled, silenced) stays with it through a change,
+    /// and goes with it when it is removed: a slot reused for a new monitor starts clean.
+    fn reload(self: &Rc<Self>, order: &ShardReload, core: &mut ShardCore, now_ms: u64) {
+        // The API's scheduling changes asked before this reload go first, so the core agrees
+        // with `control` below and none is left naming a slot this reload frees or reuses.
+        loop {
+            let change = self.schedule_changes.borrow_mut().pop_front();
+            let Some(change) = change else { break };
+            core.schedule(change, now_ms);
+        }
+        let slot_of: HashMap<u32, u32> = self
+            .cold
+            .borrow()
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c != REMOVED)
+            .map(|(l, &c)| (c, l as u32))
+            .collect();
+        let slot = |old: u32| {
+            let found = slot_of.get(&old).copied();
+            if found.is_none() {
+                tracing::error!(shard = self.shard, old, "reload names a monitor this shard lacks");
+            }
+            found
+        };
+        for &old in &order.removed {
+            let Some(local) = slot(old) else { continue };
+            let enabled = !self.is_disabled(local);
+            // Per monitor at debug: a reload may remove a million; the summary is at info.
+            tracing::debug!(
+                shard = self.shard,
+                monitor = %self.monitor(local).shown_name(),
+                "removed by a reload"
+            );
+            // Journals its state with the incident closed (silently), so a restart on the
+            // same data dir does not bring the incident back, and cancels its queued alerts
+            // (given up in the outbox).
+            self.apply(local, Event::Removed, now_ms, None);
+            self.forget_outbox(local);
+            self.adjust(|s| self.uncount(s, local, enabled));
+            core.remove_monitor(local);
+            // Its incidents name it through the slot, which a later monitor may take.
+            self.incidents.borrow_mut().forget(local);
+            self.cold.borrow_mut()[local as usize] = REMOVED;
+            self.prepared.borrow_mut()[local as usize] = Prepared::Empty;
+        }
+        for &(old, new) in &order.moved {
+            if let Some(local) = slot(old) {
+                self.cold.borrow_mut()[local as usize] = new;
+            }
+        }
+        let changed: Vec<(u32, bool)> = order
+            .changed
+            .iter()
+            .filter_map(|(old, spec)| {
+                let local = slot(*old)?;
+                let was_enabled = !self.is_disabled(local);
+                // Disabled or enabled through the API: that holds over the manifest's flag.
+                let mut spec = *spec;
+                if let Some(disabled) = self.control.borrow()[local as usize].disabled {
+                    spec.enabled = !disabled;
+                }
+                if let Err(e) = core.update_monitor(local, &spec, now_ms) {
+                    // The loader checked intervals; only a bug in it reaches here.
+                    tracing::error!(shard = self.shard, "reload: {e}; kept the old schedule");
+                }
+                self.cold.borrow_mut()[local as usize] = spec.cold;
+                Some((local, was_enabled))
+            })
+            .collect();
+        // From here, every slot points into the new plan.
+        *self.plan.borrow_mut() = Rc::new(ShardPlan(order.plan.clone()));
+        for (local, was_enabled) in changed {
+            let i = local as usize;
+            let monitor = self.monitor(local);
+            self.policies.borrow_mut()[i] = Policy::from(&*monitor);
+            self.hosts.borrow_mut()[i] = host_handle(&monitor);
+            self.prepared.borrow_mut()[i] = Prepared::Empty;
+            if let Some(journal) = &self.journal {
+                self.configs.borrow_mut()[i] = config_check(&monitor);
+                // The new config's checksum with the state as it is (its incident kept), so
+                // a restart continues from the changed monitor, not from the old config.
+                journal.append(&Record::MonitorState {
+                    monitor: monitor.id.clone(),
+                    config: self.configs.borrow()[i],
+                    state: self.states.borrow()[i].saved(),
+                });
+            }
+            tracing::debug!(shard = self.shard, monitor = %monitor.shown_name(), "changed by a reload");
+            self.apply(local, Event::ConfigChanged, now_ms, None);
+            let enabled = !self.is_disabled(local);
+            if was_enabled != enabled {
+                self.adjust(|s| {
+                    self.uncount(s, local, was_enabled);
+                    if enabled {
+                        s.unknown += 1;
+                    } else {
+                        s.disabled += 1;
+                    }
+                });
+                self.health.borrow_mut()[i] = Health::Unknown;
+                let event = if enabled { Event::Enabled } else { Event::Disabled };
+                self.apply(local, event, now_ms, None);
+            }
+        }
+        core.reserve(order.added.len());
+        for spec in &order.added {
+            let local = match core.add_monitor(spec, now_ms) {
+                Ok(local) => local,
+                Err(e) => {
+                    tracing::error!(shard = self.shard, "reload: {e}; not added");
+                    continue;
+                }
+            };
+            let monitor = Cold { plan: self.plan.borrow().clone(), index: spec.cold as usize };
+            let generation = core.generation(local);
+            self.place(
+                local,
+                (spec.cold, Policy::from(&*monitor), host_handle(&monitor)),
+                generation,
+            );
+            if self.journal.is_some() {
+                self.configs.borrow_mut()[local as usize] = config_check(&monitor);
+            }
+            if !monitor.enabled {
+                // Loaded, never scheduled; its state says so, so it sends nothing.
+                self.apply(local, Event::Disabled, now_ms, None);
+            }
+            self.adjust(|s| if monitor.enabled { s.unknown += 1 } else { s.disabled += 1 });
+            if is_icmp(&monitor) && self.icmp.borrow().is_none() {
+                *self.icmp.borrow_mut() = Some(Rc::new(IcmpClient::new()));
+            }
+        }
+        let (by_id, with_windows) = indexes(&self.plan.borrow(), &self.cold.borrow());
+        *self.by_id.borrow_mut() = by_id;
+        *self.with_windows.borrow_mut() = with_windows;
+        self.publish();
+        tracing::info!(
+            shard = self.shard,
+            added = order.added.len(),
+            removed = order.removed.len(),
+            changed = order.changed.len(),
+            slots = core.slots(),
+            "reload applied"
+        );
+    }
+
+    /// Changes this shard's status counts (read, changed, written back at once, so an effect
+    /// applied in between is never overwritten).
+    fn adjust(&self, change: impl FnOnce(&mut StatusSnapshot)) {
+        let mut s = self.local_status.get();
+        change(&mut s);
+        self.local_status.set(s);
+    }
+
+    /// Takes a monitor's counts out of the status (removed, or its `enabled` changed).
+    fn uncount(&self, s: &mut StatusSnapshot, local: u32, enabled: bool) {
+        if !enabled {
+            s.disabled = s.disabled.saturating_sub(1);
+            return;
+        }
+        match self.health.borrow()[local as usize] {
+            Health::Unknown => s.unknown = s.unknown.saturating_sub(1),
+            Health::Up => s.up = s.up.saturating_sub(1),
+            Health::Down => s.down = s.down.saturating_sub(1),
+        }
+    }
+
+    /// Fills slot `local` (new at the end, or one a removed monitor left) for a new monitor:
+    /// every per-slot record starts as at load, so nothing of a removed monitor (its state,
+    /// API controls, recent results, config checksum) carries over to the new one. Its
+    /// incidents and outbox alerts were dropped when it was removed.
+    fn place(
+        &self,
+        local: u32,
+        (cold, policy, host): (u32, Policy, Host),
+        generation: crate::state::Generation,
+    ) {
+        let i = local as usize;
+        let mut cold_v = self.cold.borrow_mut();
+        debug_assert!(self.incidents.borrow().open_of(local).is_none());
+        // Filled in by the caller when there is a journal (it needs the monitor).
+        let journaled = self.journal.is_some();
+        if i == cold_v.len() {
+            cold_v.push(cold);
+            self.control.borrow_mut().push(MonitorControl::default());
+            self.recent.borrow_mut().grow();
+            if journaled {
+                self.configs.borrow_mut().push(0);
+            }
+            self.policies.borrow_mut().push(policy);
+            self.hosts.borrow_mut().push(host);
+            self.states.borrow_mut().push(MonitorState::new());
+            self.health.borrow_mut().push(Health::Unknown);
+            self.last.borrow_mut().push((0, Outcome::success(0)));
+            self.prepared.borrow_mut().push(Prepared::Empty);
+            return;
+        }
+        assert!(i < cold_v.len() && cold_v[i] == REMOVED, "slot {local} given while in use");
+        cold_v[i] = cold;
+        self.control.borrow_mut()[i] = MonitorControl::default();
+        self.recent.borrow_mut().clear(local);
+        if journaled {
+            self.configs.borrow_mut()[i] = 0;
+        }
+        self.policies.borrow_mut()[i] = policy;
+        self.hosts.borrow_mut()[i] = host;
+        self.states.borrow_mut()[i] = MonitorState::in_reused_slot(generation);
+        self.health.borrow_mut()[i] = Health::Unknown;
+        self.last.borrow_mut()[i] = (0, Outcome::success(0));
+        self.prepared.borrow_mut()[i] = Prepared::Empty;
+    }
+
+    /// Gives up the outbox alerts of a monitor a reload removed, in the journal too, so a
+    /// restart does not send them (its queued deliveries were cancelled and settle as given
+    /// up; this also covers alerts still waiting for their commit).
+    fn forget_outbox(&self, local: u32) {
+        let Some(journal) = &self.journal else { return };
+        let monitor = self.monitor(local);
+        let mut outbox = self.outbox.borrow_mut();
+        let mut gone: Vec<u64> =
+            outbox.values().filter(|a| a.monitor == monitor.id).map(|a| a.id).collect();
+        gone.sort_unstable();
+        for id in gone {
+            outbox.remove(&id);
+            journal.append(&Record::AlertGivenUp { id });
         }
     }
 
@@ -701,12 +963,14 @@ impl Monitors {
         let mut bytes = Vec::new();
         for (i, state) in self.states.borrow().iter().enumerate() {
             let saved = state.saved();
-            if saved == fresh {
+            // A slot a reload emptied: its monitor's last state is in the journal already,
+            // and leaving it out of the snapshot is what forgets it.
+            if saved == fresh || self.is_removed(i as u32) {
                 continue;
             }
             let record = Record::MonitorState {
                 monitor: self.monitor(i as u32).id.clone(),
-                config: self.configs[i],
+                config: self.configs.borrow()[i],
                 state: saved,
             };
             if let Err(e) = crate::store::encode(&record, &mut bytes) {
@@ -816,7 +1080,7 @@ impl Monitors {
     /// How the API names a check's target: by host and port, never by URL (a URL may carry
     /// credentials).
     fn shown_check_target(&self, local: u32) -> String {
-        match &self.hosts[local as usize] {
+        match &self.hosts.borrow()[local as usize] {
             Some((host, port)) => format!("{host}:{port}"),
             None => self.monitor(local).pulse_check.pulse.type_name().to_string(),
         }
@@ -824,8 +1088,9 @@ impl Monitors {
 
     /// The shard-local index of the monitor with this id.
     fn local_of(&self, id: &str) -> Option<u32> {
-        let i = self.by_id.partition_point(|&l| self.monitor(l).id.as_str() < id);
-        self.by_id.get(i).copied().filter(|&l| self.monitor(l).id == id)
+        let by_id = self.by_id.borrow();
+        let i = by_id.partition_point(|&l| self.monitor(l).id.as_str() < id);
+        by_id.get(i).copied().filter(|&l| self.monitor(l).id == id)
     }
 
     /// One monitor with its recent results.
@@ -1015,13 +1280,14 @@ impl Monitors {
         let alert = acknowledgement(&info, seq, by, self.clock.now_ms());
         if self.control.borrow()[local as usize].silenced_at(self.now_unix_ms()) {
             tracing::info!(monitor = %monitor.shown_name(), silenced = true, "acknowledgement held back: {}", alert.summary);
-            let held = actions::endpoints_for(&monitor.codes, Colour::Cyan, &self.plan.registry);
+            let held = actions::endpoints_for(&monitor.codes, Colour::Cyan, &monitor.plan.registry);
             let mut s = self.local_status.get();
             s.alerts_silenced_by_colour[Colour::Cyan.index()] += held.len() as u64;
             self.local_status.set(s);
             return;
         }
-        let endpoints = actions::endpoints_for(&monitor.codes, Colour::Cyan, &self.plan.registry);
+        let endpoints =
+            actions::endpoints_for(&monitor.codes, Colour::Cyan, &monitor.plan.registry);
         let mut s = self.local_status.get();
         s.alerts_queued += endpoints.len() as u64;
         self.local_status.set(s);
@@ -1045,18 +1311,19 @@ impl Monitors {
     /// total takes a scan of the shard.
     fn list(&self, filter: &ListFilter) -> MonitorPage {
         let limit = filter.limit.min(API_LIST_MAX_LIMIT);
+        let by_id = self.by_id.borrow();
         let start = match &filter.after {
             None => 0,
             Some(after) => {
-                self.by_id.partition_point(|&l| self.monitor(l).id.as_str() <= after.as_str())
+                by_id.partition_point(|&l| self.monitor(l).id.as_str() <= after.as_str())
             }
         };
         let now_unix_ms = self.now_unix_ms();
         let now_ms = self.clock.now_ms();
-        let mut rows = Vec::with_capacity(limit.min(self.by_id.len() - start));
+        let mut rows = Vec::with_capacity(limit.min(by_id.len() - start));
         // Matches after the cursor, counted to limit + 1: enough to know whether more remain.
         let mut after_cursor = 0u64;
-        for &local in &self.by_id[start..] {
+        for &local in &by_id[start..] {
             if after_cursor > limit as u64 {
                 break;
             }
@@ -1071,15 +1338,14 @@ impl Monitors {
         }
         let s = self.local_status.get();
         let total = match filter.state {
-            _ if !filter.by_state_only() => self
-                .by_id
+            _ if !filter.by_state_only() => by_id
                 .iter()
                 .filter(|&&l| {
                     let m = self.monitor(l);
                     filter.matches(&m.name, &m.pulse_check.groups, self.health_of(l))
                 })
                 .count() as u64,
-            None => self.by_id.len() as u64,
+            None => by_id.len() as u64,
             Some(MonitorHealth::Up) => s.up,
             Some(MonitorHealth::Down) => s.down,
             Some(MonitorHealth::Unknown) => s.unknown,
@@ -1113,7 +1379,8 @@ impl Monitors {
     /// `now_unix_ms`; returns the Unix ms of the next window boundary, if any.
     fn maintenance(self: &Rc<Self>, now_unix_ms: i64) -> Option<i64> {
         let mut next: Option<i64> = None;
-        for &local in self.with_windows.iter() {
+        let with_windows = self.with_windows.borrow().clone();
+        for &local in with_windows.iter() {
             let monitor = self.monitor(local);
             let window = monitor.next_maintenance_window(now_unix_ms);
             let inside =
@@ -1132,6 +1399,57 @@ impl Monitors {
         }
         next
     }
+}
+
+/// `cold` of a slot without a monitor (the table's mark, kept here too).
+use crate::table::REMOVED;
+
+/// The plan in force on this shard: one count on the shared `Arc`, and the shard's own
+/// (non-atomic) counts on this, so reading a monitor's config writes no line other cores use.
+struct ShardPlan(Arc<Plan>);
+
+impl std::ops::Deref for ShardPlan {
+    type Target = Plan;
+
+    fn deref(&self) -> &Plan {
+        &self.0
+    }
+}
+
+/// A monitor's host and port to resolve, `None` when nothing is resolved.
+type Host = Option<(Rc<str>, u16)>;
+
+/// A monitor's config in the plan in force, held by the shard's own count on that plan.
+struct Cold {
+    plan: Rc<ShardPlan>,
+    index: usize,
+}
+
+impl std::ops::Deref for Cold {
+    type Target = Monitor;
+
+    fn deref(&self) -> &Monitor {
+        &self.plan.monitors[self.index]
+    }
+}
+
+fn host_handle(m: &Monitor) -> Host {
+    host_of(&m.pulse_check.pulse).ok().flatten().map(|(host, port)| (Rc::from(host), port))
+}
+
+fn is_icmp(m: &Monitor) -> bool {
+    matches!(m.pulse_check.pulse, Pulse::Icmp(_))
+}
+
+/// The shard's monitors in id order, and those with maintenance windows, for slots `cold`
+/// (`REMOVED` ones left out).
+fn indexes(plan: &Plan, cold: &[u32]) -> (Vec<u32>, Vec<u32>) {
+    let live = || (0..cold.len() as u32).filter(|&l| cold[l as usize] != REMOVED);
+    let of = |l: u32| &plan.monitors[cold[l as usize] as usize];
+    let mut by_id: Vec<u32> = live().collect();
+    by_id.sort_unstable_by(|&a, &b| of(a).id.cmp(&of(b).id));
+    let with_windows = live().filter(|&l| !of(l).maintenance.is_empty()).collect();
+    (by_id, with_windows)
 }
 
 fn invalid_config() -> Outcome {
@@ -1193,6 +1511,11 @@ impl Probe for Rc<Monitors> {
 /// A shard's [`ResultHandler`]: outcome -> state machine -> effects.
 impl ResultHandler for Rc<Monitors> {
     fn on_outcome(&mut self, job: &Job, outcome: &Outcome, now_ms: u64) {
+        if self.states.borrow()[job.monitor as usize].removed() {
+            // Removed by a reload while its check ran: the slot is freed when the core
+            // completes the job; nothing follows from the outcome.
+            return;
+        }
         let generation = job.check_generation();
         debug_assert_eq!(
             self.states.borrow()[job.monitor as usize].generation(),
@@ -1205,6 +1528,10 @@ impl ResultHandler for Rc<Monitors> {
         };
         self.record(job.monitor, outcome, now_ms);
         self.apply(job.monitor, event, now_ms, Some(outcome));
+    }
+
+    fn reload(&mut self, order: &ShardReload, core: &mut ShardCore, now_ms: u64) {
+        Monitors::reload(self, order, core, now_ms);
     }
 
     fn take_schedule_change(&mut self) -> Option<ScheduleChange> {
