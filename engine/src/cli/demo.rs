@@ -279,6 +279,7 @@ pub fn run(args: &DemoArgs) -> i32 {
         journal: None,
         // The demo is a short look at the engine, not a node to watch.
         listen: None,
+        cooldown_ms: None,
     };
     let code = run_plan(Arc::new(plan), &config, &mut std::io::stdout());
     let delivered = fleet.receiver.requests(Some("/alerts"));

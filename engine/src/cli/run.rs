@@ -23,6 +23,7 @@ use crate::manifest::{load_path, LoadOptions};
 use crate::plan::{start_plan, Plan, PlanConfig};
 use crate::runtime::{RuntimeConfig, DEFAULT_GRACE_MS};
 use crate::shard::{AlertObserver, StatusSnapshot};
+use crate::state::MAX_COOLDOWN_MS;
 use crate::store::{DataDir, Fsync, JournalConfig, DEFAULT_DATA_DIR, NO_DATA_DIR};
 
 /// How often the status line is printed: often enough to watch, rare enough to read.
@@ -80,6 +81,10 @@ pub struct RunArgs {
     /// listens: HOST:PORT, or `none`.
     #[arg(long, value_name = "ADDR", default_value = crate::api::DEFAULT_LISTEN)]
     pub listen: String,
+    /// Every colour's alert cooldown: a colour queued within it of its last send waits for
+    /// its end (green bypasses it; docs/state-machine.md). At most 8h.
+    #[arg(long, value_name = "D", default_value = "5m")]
+    pub cooldown: String,
     #[command(flatten)]
     pub fields: UnknownFieldArgs,
 }
@@ -143,9 +148,27 @@ pub fn run(args: &RunArgs) -> i32 {
         Ok(plan) => plan,
         Err(code) => return code,
     };
+    let cooldown_ms = match duration_ms("--cooldown", &args.cooldown) {
+        Ok(ms) if ms <= u64::from(MAX_COOLDOWN_MS) => ms as u32,
+        Ok(_) => {
+            let _ = writeln!(out, "error: --cooldown: longer than 8h, the longest CPRA keeps");
+            return EXIT_UNREADABLE;
+        }
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            return EXIT_UNREADABLE;
+        }
+    };
     let listen = (args.listen != crate::api::LISTEN_NONE).then(|| args.listen.clone());
-    let config =
-        RunConfig { shards: args.shards, duration, grace_ms, observer: None, listen, journal };
+    let config = RunConfig {
+        shards: args.shards,
+        duration,
+        grace_ms,
+        observer: None,
+        listen,
+        journal,
+        cooldown_ms: Some(cooldown_ms),
+    };
     run_plan(Arc::new(plan), &config, &mut out)
 }
 
@@ -229,6 +252,8 @@ pub struct RunConfig {
     pub journal: Option<JournalConfig>,
     /// Where the control plane listens; `None`: no control plane.
     pub listen: Option<String>,
+    /// Every colour's cooldown (`--cooldown`); `None`: the state machine's default.
+    pub cooldown_ms: Option<u32>,
 }
 
 impl Default for RunConfig {
@@ -240,6 +265,7 @@ impl Default for RunConfig {
             observer: None,
             journal: None,
             listen: None,
+            cooldown_ms: None,
         }
     }
 }
@@ -316,6 +342,7 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         observer: config.observer.clone(),
         wall_clock: None,
         journal: recovery,
+        cooldown_ms: config.cooldown_ms,
     };
     let api = match config.listen.as_deref().map(ApiServer::start).transpose() {
         Ok(api) => api,

@@ -38,7 +38,7 @@ use crate::manifest::{Monitor, Notify, Pulse};
 use crate::plan::Plan;
 use crate::probe::{Probe, ResultHandler, ShardInfo};
 use crate::ring::Job;
-use crate::state::{transition, Effect, Event, MonitorState, Policy};
+use crate::state::{transition, Effect, Event, MonitorState, Policy, MAX_COOLDOWN_MS};
 use crate::store::{config_check, endpoint_check, Journal, Record, Recovery, SavedAlert};
 
 /// How often a shard publishes its status and looks at maintenance windows when no window
@@ -52,6 +52,12 @@ pub const QUERY_POLL_MS: u64 = 10;
 // What the API's monitor list costs a monitor: its last outcome and time (here) and its place
 // in the id order (4 bytes); docs/api.md states the sum.
 const _: () = assert!(std::mem::size_of::<(u64, Outcome)>() <= 56);
+
+/// The state machine's clock is the shard's plus this. The journal keeps cooldowns as the Unix
+/// times of the last sends; a send shortly before this process started falls before the
+/// shard clock's zero, and the cooldowns count in unsigned time. Starting the state machine's
+/// clock one longest cooldown in leaves room for every send that can still delay an alert.
+pub const STATE_CLOCK_ORIGIN_MS: u64 = MAX_COOLDOWN_MS as u64;
 
 /// Called on the shard for every alert as it is queued (the demo prints it; tests record it).
 pub type AlertObserver = Arc<dyn Fn(&RenderedAlert) + Send + Sync>;
@@ -157,11 +163,20 @@ impl Monitors {
         observer: Option<AlertObserver>,
         wall_clock: Option<WallClock>,
         journal: Option<ShardJournal>,
+        cooldown_ms: Option<u32>,
     ) -> Rc<Monitors> {
         let n = info.monitors.len();
         let cold: Box<[u32]> = info.monitors.iter().map(|s| s.cold).collect();
         let manifest_monitors = || cold.iter().map(|&c| &plan.monitors[c as usize]);
-        let policies = manifest_monitors().map(Policy::from).collect();
+        let policies = manifest_monitors()
+            .map(|m| {
+                let mut policy = Policy::from(m);
+                if let Some(ms) = cooldown_ms {
+                    policy.cooldown_ms = [ms; Colour::COUNT];
+                }
+                policy
+            })
+            .collect();
         let hosts = manifest_monitors()
             .map(|m| host_of(&m.pulse_check.pulse).ok().flatten())
             .collect::<Box<[_]>>();
@@ -178,14 +193,27 @@ impl Monitors {
             let id = |l: u32| plan.monitors[cold[l as usize] as usize].id.as_str();
             id(a).cmp(id(b))
         });
+        let clock = MonotonicClock::new(info.epoch);
         let states = match &journal {
             None => vec![MonitorState::new(); n],
-            Some(j) => manifest_monitors()
-                .map(|m| match j.recovery.states.get(&m.id) {
-                    Some(saved) => MonitorState::restore(*saved, false),
-                    None => MonitorState::new(),
-                })
-                .collect(),
+            Some(j) => {
+                // One reading for every monitor: cooldowns continue where the old process
+                // left them, on this process's clock.
+                let state_ms = clock.now_ms() + STATE_CLOCK_ORIGIN_MS;
+                let unix_ms = wall_clock
+                    .as_ref()
+                    .map_or_else(|| chrono::Utc::now().timestamp_millis(), |c| c());
+                manifest_monitors()
+                    .map(|m| match j.recovery.states.get(&m.id) {
+                        Some(saved) => {
+                            let mut state = MonitorState::restore(*saved, false);
+                            state.restore_cooldowns(saved, state_ms, unix_ms);
+                            state
+                        }
+                        None => MonitorState::new(),
+                    })
+                    .collect()
+            }
         };
         let configs = match &journal {
             None => Box::default(),
@@ -207,7 +235,7 @@ impl Monitors {
             icmp: has_icmp.then(IcmpClient::new),
             resolver,
             actions,
-            clock: MonotonicClock::new(info.epoch),
+            clock,
             status,
             queries,
             local_status: Cell::new(StatusSnapshot { unknown, disabled, ..Default::default() }),
@@ -247,10 +275,12 @@ impl Monitors {
             }
         }));
         let now_ms = self.clock.now_ms();
+        let now_unix_ms = self.now_unix_ms();
         for local in 0..self.cold.len() as u32 {
             let monitor = self.monitor(local);
             for saved in recovery.outbox.get(&monitor.id).into_iter().flatten() {
-                self.requeue(local, saved, now_ms);
+                let wait_ms = saved.not_before_unix_ms.saturating_sub(now_unix_ms).max(0);
+                self.requeue(local, saved, now_ms.saturating_add(wait_ms as u64));
             }
             if self.states.borrow()[local as usize].intervention_pending() {
                 tracing::warn!(
@@ -262,8 +292,9 @@ impl Monitors {
         }
     }
 
-    /// Queues an outbox alert kept across a restart, if its endpoint is still there.
-    fn requeue(self: &Rc<Self>, local: u32, saved: &SavedAlert, now_ms: u64) {
+    /// Queues an outbox alert kept across a restart, if its endpoint is still there, to go at
+    /// `not_before_ms` (shard ms: its old send time, or now if that has passed).
+    fn requeue(self: &Rc<Self>, local: u32, saved: &SavedAlert, not_before_ms: u64) {
         let monitor = self.monitor(local);
         let endpoints = actions::endpoints_for(&monitor.codes, saved.colour, &self.plan.registry);
         let Some(endpoint) = endpoints
@@ -288,9 +319,9 @@ impl Monitors {
             target: &target,
             intervention: None,
         };
-        // Sent at once, not at its old `not_before`: cooldowns are not kept across a restart
-        // (the state machine starts them afresh), and a green queued after the restart must
-        // not overtake an alert of the same episode still waiting for its cooldown.
+        // Sent at its old `not_before`, not at once: the cooldowns continue across the
+        // restart (the journal keeps them), and a green queued after the restart waits behind
+        // an alert of the same episode still waiting, as it would have without a restart.
         let alert = crate::alert::rebuild(
             saved.colour,
             saved.reason,
@@ -299,7 +330,7 @@ impl Monitors {
             saved.summary.clone(),
             saved.action.clone(),
             saved.next_steps.clone(),
-            now_ms,
+            not_before_ms,
         );
         let mut s = self.local_status.get();
         s.alerts_queued += 1;
@@ -415,22 +446,22 @@ impl Monitors {
         outcome: Option<&Outcome>,
     ) {
         let i = local as usize;
-        let (effects, saved) = {
+        let state_ms = now_ms + STATE_CLOCK_ORIGIN_MS;
+        let (effects, changed) = {
             let mut states = self.states.borrow_mut();
-            let before = states[i].saved();
-            let effects = transition(&mut states[i], &self.policies[i], event, now_ms);
-            let after = states[i].saved();
-            (effects, (before != after).then_some(after))
+            let before = states[i];
+            let effects = transition(&mut states[i], &self.policies[i], event, state_ms);
+            (effects, (!before.same_saved(&states[i])).then_some(states[i]))
         };
         // Journal first, act after: everything a transition records precedes, in the journal,
         // the alerts it queues, and those wait for the commit (`Journal::then`).
         if let Some(journal) = &self.journal {
             let id = || self.monitor(local).id.clone();
-            if let Some(state) = saved {
+            if let Some(state) = changed {
                 journal.append(&Record::MonitorState {
                     monitor: id(),
                     config: self.configs[i],
-                    state,
+                    state: state.saved_at(state_ms, self.now_unix_ms()),
                 });
             }
             for effect in &effects {
@@ -456,7 +487,23 @@ impl Monitors {
             }
         }
         for effect in &effects {
-            self.apply_effect(local, effect, outcome);
+            let effect = match *effect {
+                Effect::Alert {
+                    colour,
+                    reason,
+                    incident_seq,
+                    consecutive_failures,
+                    not_before_ms,
+                } => Effect::Alert {
+                    colour,
+                    reason,
+                    incident_seq,
+                    consecutive_failures,
+                    not_before_ms: not_before_ms.saturating_sub(STATE_CLOCK_ORIGIN_MS),
+                },
+                other => other,
+            };
+            self.apply_effect(local, &effect, outcome);
         }
     }
 
@@ -584,9 +631,11 @@ impl Monitors {
     /// reused) and every alert in the outbox.
     fn snapshot(&self) -> Vec<u8> {
         let fresh = MonitorState::new().saved();
+        let state_ms = self.clock.now_ms() + STATE_CLOCK_ORIGIN_MS;
+        let unix_ms = self.now_unix_ms();
         let mut bytes = Vec::new();
         for (i, state) in self.states.borrow().iter().enumerate() {
-            let saved = state.saved();
+            let saved = state.saved_at(state_ms, unix_ms);
             if saved == fresh {
                 continue;
             }
