@@ -73,9 +73,10 @@ fn journal_transition(
     next_alert: &mut u64,
     out: &mut Vec<u8>,
 ) {
-    let before = state.saved();
+    // As `Monitors::apply`: the saved state with its cooldowns, as Unix ms.
+    let before = state.saved_at(1_000, 1_780_000_000_000);
     let effects = transition(state, policy, event, 1_000);
-    let after = state.saved();
+    let after = state.saved_at(1_000, 1_780_000_000_000);
     if before != after {
         encode(&Record::MonitorState { monitor: id.into(), config, state: after }, out).unwrap();
     }
