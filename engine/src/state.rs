@@ -466,8 +466,8 @@ impl MonitorState {
     /// monitor's check config changed meanwhile, it keeps its incident (open, announced, its
     /// number, attempts used) but its counts start again, as a reload does
     /// (docs/state-machine.md). Check generations restart with the process, so a verification
-    /// in progress counts every check from now on; cooldowns are on the old process's clock
-    /// and start fresh. A pending intervention is kept pending: its result died with the old
+    /// in progress counts every check from now on; cooldowns are restored separately
+    /// ([`Self::restore_cooldowns`]: they need both clocks). A pending intervention is kept pending: its result died with the old
     /// process, and the shard reports it as unknown (`Event::InterventionUnknown`) at start.
     /// A saved state that breaks the invariants (only a bug could write one) keeps only its
     /// incident number.
