@@ -5,15 +5,15 @@
 //! machine and the real framing), and the time `store::recover` takes to read, route and
 //! checkpoint a data dir holding `--incidents` open incidents among `--monitors` monitors
 //! (the goal: 1M monitors with 100k open incidents under 1 s, data dir under 64 MiB).
-//! Not measured here: checks per second with the journal on vs off (a routine successful
-//! check writes nothing; the cost is on the monitors that change state).
+//! `--mode onoff` (also in `all`, the default) compares checks per second of the real engine
+//! with the journal off and on, on a fleet where 1% of monitors flap (`journal_onoff`).
 
 use std::fs;
 use std::io::BufWriter;
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Instant;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use cpra_engine::colour::Colour;
 use cpra_engine::manifest::gen::{write_manifest, GenOptions};
 use cpra_engine::manifest::{load_path, LoadOptions};
@@ -24,8 +24,35 @@ use cpra_engine::store::{
     config_check, encode, recover, segment_path, DataDir, Fsync, Record, SavedAlert,
 };
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Bytes per incident, recovery time and data dir size.
+    Recovery,
+    /// Checks per second, journal off vs on, 1% of monitors flapping.
+    Onoff,
+    /// Both.
+    All,
+}
+
 #[derive(Args)]
 pub struct JournalArgs {
+    #[arg(long, value_enum, default_value = "all")]
+    pub mode: Mode,
+    /// On/off: monitors in the loopback fleet (1% flap).
+    #[arg(long, default_value_t = 2_000)]
+    pub onoff_monitors: usize,
+    /// On/off: each monitor's interval, short enough that the shards are the limit.
+    #[arg(long, default_value_t = 20)]
+    pub onoff_interval_ms: u64,
+    /// On/off: shards of the engine under test.
+    #[arg(long, default_value_t = 1)]
+    pub onoff_shards: usize,
+    /// On/off: rounds (each one run off and one on, order alternating).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// On/off: seconds each run is counted (after a 1 s warm-up).
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
     #[arg(long, default_value_t = 1_000_000)]
     pub monitors: u64,
     #[arg(long, default_value_t = 100_000)]
@@ -46,9 +73,10 @@ fn journal_transition(
     next_alert: &mut u64,
     out: &mut Vec<u8>,
 ) {
-    let before = state.saved();
+    // As `Monitors::apply`: the saved state with its cooldowns, as Unix ms.
+    let before = state.saved_at(1_000, 1_780_000_000_000);
     let effects = transition(state, policy, event, 1_000);
-    let after = state.saved();
+    let after = state.saved_at(1_000, 1_780_000_000_000);
     if before != after {
         encode(&Record::MonitorState { monitor: id.into(), config, state: after }, out).unwrap();
     }
@@ -111,7 +139,22 @@ pub fn run(args: &JournalArgs) -> i32 {
     let work = std::env::temp_dir().join(format!("cpra-bench-journal-{}", std::process::id()));
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work).unwrap();
-    let result = run_in(args, &policy, &work);
+    let mut result = Ok(());
+    if args.mode != Mode::Onoff {
+        result = run_in(args, &policy, &work);
+    }
+    if result.is_ok() && args.mode != Mode::Recovery {
+        let onoff = crate::journal_onoff::OnOff {
+            monitors: args.onoff_monitors,
+            rounds: args.rounds,
+            seconds: args.seconds,
+            shards: args.onoff_shards,
+            interval_ms: args.onoff_interval_ms,
+        };
+        result = crate::journal_onoff::run(&onoff, &work).map(|figures| {
+            println!("{}", serde_json::json!({ "bench": "journal-onoff", "onoff": figures }));
+        });
+    }
     let _ = fs::remove_dir_all(&work);
     match result {
         Ok(()) => 0,
@@ -200,7 +243,7 @@ fn run_in(args: &JournalArgs, policy: &Policy, work: &std::path::Path) -> Result
     Ok(())
 }
 
-fn dir_bytes(dir: &PathBuf) -> u64 {
+pub fn dir_bytes(dir: &Path) -> u64 {
     let mut total = 0;
     for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
         let meta = entry.metadata().unwrap();

@@ -3,6 +3,7 @@
 
 mod counting_alloc;
 mod journal;
+mod journal_onoff;
 mod load;
 mod load_serde;
 mod rss;

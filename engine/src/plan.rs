@@ -63,6 +63,8 @@ pub struct PlanConfig {
     /// What the data dir's journal held, routed to this run's shards (`store::recover`);
     /// `None` runs without a journal.
     pub journal: Option<Arc<Recovery>>,
+    /// Every colour's cooldown (`cpra run --cooldown`); `None`: the state machine's default.
+    pub cooldown_ms: Option<u32>,
 }
 
 /// Changes a shard's [`ActionsConfig`] (e.g. shorter retry pauses in tests).
@@ -95,6 +97,7 @@ pub fn start_plan(plan: Arc<Plan>, config: PlanConfig) -> Result<RunningPlan, Ru
         let observer = config.observer.clone();
         let wall_clock = config.wall_clock.clone();
         let recovery = config.journal.clone();
+        let cooldown_ms = config.cooldown_ms;
         move |info: &ShardInfo| {
             let shard_resolver = Rc::new(resolver.shard_client());
             let clock: Rc<dyn Clock> = Rc::new(MonotonicClock::new(info.epoch));
@@ -126,6 +129,7 @@ pub fn start_plan(plan: Arc<Plan>, config: PlanConfig) -> Result<RunningPlan, Ru
                 observer.clone(),
                 wall_clock.clone(),
                 journal,
+                cooldown_ms,
             );
             (monitors.clone(), monitors)
         }

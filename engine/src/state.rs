@@ -283,8 +283,8 @@ pub struct MonitorState {
 }
 
 /// The part of a [`MonitorState`] that survives a restart (a journal record): counts, flags,
-/// attempts and the incident number. Not the check generations (they restart with the process)
-/// nor the cooldowns (kept on the process's own clock).
+/// attempts, the incident number and the cooldowns (as Unix times, [`MonitorState::saved_at`]).
+/// Not the check generations (they restart with the process).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SavedState {
     pub consecutive_failures: u16,
@@ -295,6 +295,11 @@ pub struct SavedState {
     /// The flag bits of `MonitorState` (incident open, recovering, warning, ...).
     pub flags: u8,
     pub incident_seq: u32,
+    /// Per colour (by `Colour::index`), the last send (or the time a waiting alert goes) in
+    /// Unix ms: the process's own clock restarts with it, so the journal keeps wall-clock time
+    /// and a restarted process converts it back ([`MonitorState::restore_cooldowns`]).
+    /// `None`: no send within the longest cooldown. Empty in [`MonitorState::saved`].
+    pub cooldowns_unix_ms: [Option<i64>; Colour::COUNT],
 }
 
 impl Default for MonitorState {
@@ -428,15 +433,52 @@ impl MonitorState {
             intervention_attempts: self.intervention_attempts,
             flags: self.flags & !flag::REMOVED,
             incident_seq: self.incident_seq,
+            cooldowns_unix_ms: [None; Colour::COUNT],
         }
+    }
+
+    /// Whether the journal would keep the same of both states (cheaper than comparing
+    /// [`Self::saved_at`], which reads the wall clock).
+    pub fn same_saved(&self, other: &MonitorState) -> bool {
+        self.saved() == other.saved() && self.cooldowns == other.cooldowns
+    }
+
+    /// [`Self::saved`] with the cooldowns, for the journal: `now_ms` (the clock `transition`
+    /// gets) and `now_unix_ms` read the same instant, so each send time converts to Unix ms.
+    /// A send older than the longest cooldown can delay nothing and is left out.
+    pub fn saved_at(&self, now_ms: u64, now_unix_ms: i64) -> SavedState {
+        let mut saved = self.saved();
+        saved.cooldowns_unix_ms = self.cooldowns.marks_ms().map(|mark| {
+            let at_ms = mark?;
+            if at_ms.saturating_add(u64::from(MAX_COOLDOWN_MS)) < now_ms {
+                return None;
+            }
+            let ago_ms = now_ms as i64 - at_ms as i64;
+            Some(now_unix_ms.saturating_sub(ago_ms))
+        });
+        saved
+    }
+
+    /// Continues the cooldowns `saved` kept (from [`Self::saved_at`] in another process):
+    /// `now_ms` (the clock `transition` will get) and `now_unix_ms` read the same instant.
+    /// A send that would fall before this clock's zero is past every cooldown only if the
+    /// caller's clock starts at least [`MAX_COOLDOWN_MS`] in (the shard offsets it so);
+    /// otherwise it is dropped, which only lets an alert go sooner, never later.
+    pub fn restore_cooldowns(&mut self, saved: &SavedState, now_ms: u64, now_unix_ms: i64) {
+        let marks = saved.cooldowns_unix_ms.map(|unix_ms| {
+            let ago_ms = now_unix_ms.saturating_sub(unix_ms?);
+            let at_ms = (now_ms as i64).saturating_sub(ago_ms);
+            (at_ms >= 0).then_some(at_ms as u64)
+        });
+        self.cooldowns = Cooldowns::restored(marks, now_ms);
     }
 
     /// The state to continue from after a restart, given what the journal kept. When the
     /// monitor's check config changed meanwhile, it keeps its incident (open, announced, its
     /// number, attempts used) but its counts start again, as a reload does
     /// (docs/state-machine.md). Check generations restart with the process, so a verification
-    /// in progress counts every check from now on; cooldowns are on the old process's clock
-    /// and start fresh. A pending intervention is kept pending: its result died with the old
+    /// in progress counts every check from now on; cooldowns are restored separately
+    /// ([`Self::restore_cooldowns`]: they need both clocks). A pending intervention is kept pending: its result died with the old
     /// process, and the shard reports it as unknown (`Event::InterventionUnknown`) at start.
     /// A saved state that breaks the invariants (only a bug could write one) keeps only its
     /// incident number.

@@ -33,9 +33,6 @@ impl Cpra {
         let mut command = Command::new(CPRA);
         command
             .args(["run", path.to_str().unwrap(), "--listen", "127.0.0.1:0", "--shards", "2"])
-            // Off the default data dir: tests run in parallel and a second child would find
-            // it locked (and a test must not leave it behind).
-            .args(["--data-dir", "none"])
             .args(extra)
             .env_remove("CPRA_API_TOKEN")
             .stdout(Stdio::null())

@@ -50,6 +50,7 @@ impl Run {
             observer: Some(observer),
             wall_clock,
             journal: None,
+            cooldown_ms: None,
         };
         let running = start_plan(plan, config).expect("engine starts");
         Run { running: Some(running), seen }

@@ -281,6 +281,7 @@ pub fn run(args: &DemoArgs) -> i32 {
         listen: None,
         reload_from: None,
         api_token: None,
+        cooldown_ms: None,
     };
     let code = run_plan(Arc::new(plan), &config, &mut std::io::stdout());
     let delivered = fleet.receiver.requests(Some("/alerts"));

@@ -24,6 +24,7 @@ use crate::plan::{start_plan, Plan, PlanConfig};
 use crate::reload::{ReloadError, Reloader};
 use crate::runtime::{RuntimeConfig, DEFAULT_GRACE_MS};
 use crate::shard::{AlertObserver, StatusSnapshot};
+use crate::state::MAX_COOLDOWN_MS;
 use crate::store::{DataDir, Fsync, JournalConfig, DEFAULT_DATA_DIR, NO_DATA_DIR};
 
 /// How often the status line is printed: often enough to watch, rare enough to read.
@@ -85,6 +86,10 @@ pub struct RunArgs {
     /// default: the CPRA_API_TOKEN environment variable; with neither, writes answer 403.
     #[arg(long, value_name = "PATH")]
     pub api_token_file: Option<PathBuf>,
+    /// Every colour's alert cooldown: a colour queued within it of its last send waits for
+    /// its end (green bypasses it; docs/state-machine.md). At most 8h.
+    #[arg(long, value_name = "D", default_value = "5m")]
+    pub cooldown: String,
     #[command(flatten)]
     pub fields: UnknownFieldArgs,
 }
@@ -155,6 +160,17 @@ pub fn run(args: &RunArgs) -> i32 {
         Ok(plan) => plan,
         Err(code) => return code,
     };
+    let cooldown_ms = match duration_ms("--cooldown", &args.cooldown) {
+        Ok(ms) if ms <= u64::from(MAX_COOLDOWN_MS) => ms as u32,
+        Ok(_) => {
+            let _ = writeln!(out, "error: --cooldown: longer than 8h, the longest CPRA keeps");
+            return EXIT_UNREADABLE;
+        }
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            return EXIT_UNREADABLE;
+        }
+    };
     let listen = (args.listen != crate::api::LISTEN_NONE).then(|| args.listen.clone());
     let reload_from = Some(ReloadFrom { file: args.file.clone(), lenient: args.fields.lenient });
     let config = RunConfig {
@@ -166,6 +182,7 @@ pub fn run(args: &RunArgs) -> i32 {
         api_token,
         journal,
         reload_from,
+        cooldown_ms: Some(cooldown_ms),
     };
     run_plan(Arc::new(plan), &config, &mut out)
 }
@@ -250,6 +267,8 @@ pub struct RunConfig {
     pub journal: Option<JournalConfig>,
     /// Where the control plane listens; `None`: no control plane.
     pub listen: Option<String>,
+    /// Every colour's cooldown (`--cooldown`); `None`: the state machine's default.
+    pub cooldown_ms: Option<u32>,
     /// The manifest file a reload (SIGHUP, `POST /api/v1/reload`) reads again; `None`: the
     /// plan did not come from a file (`cpra demo`) and cannot be reloaded.
     pub reload_from: Option<ReloadFrom>,
@@ -275,6 +294,7 @@ impl Default for RunConfig {
             listen: None,
             reload_from: None,
             api_token: None,
+            cooldown_ms: None,
         }
     }
 }
@@ -351,6 +371,7 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         observer: config.observer.clone(),
         wall_clock: None,
         journal: recovery,
+        cooldown_ms: config.cooldown_ms,
     };
     let api_token = config.api_token.clone();
     let api = match config.listen.as_deref().map(|a| ApiServer::start(a, api_token)).transpose() {

@@ -43,7 +43,7 @@ use crate::manifest::{Monitor, Notify, Pulse};
 use crate::plan::Plan;
 use crate::probe::{Probe, ResultHandler, ShardInfo};
 use crate::ring::Job;
-use crate::state::{transition, Effect, Event, MonitorState, Policy};
+use crate::state::{transition, Effect, Event, MonitorState, Policy, MAX_COOLDOWN_MS};
 use crate::store::{
     config_check, endpoint_check, Journal, Record, Recovery, SavedAlert, SavedControl,
 };
@@ -59,6 +59,12 @@ pub const QUERY_POLL_MS: u64 = 10;
 // What the API's monitor list costs a monitor: its last outcome and time (here) and its place
 // in the id order (4 bytes); docs/api.md states the sum.
 const _: () = assert!(std::mem::size_of::<(u64, Outcome)>() <= 56);
+
+/// The state machine's clock is the shard's plus this. The journal keeps cooldowns as the Unix
+/// times of the last sends; a send shortly before this process started falls before the
+/// shard clock's zero, and the cooldowns count in unsigned time. Starting the state machine's
+/// clock one longest cooldown in leaves room for every send that can still delay an alert.
+pub const STATE_CLOCK_ORIGIN_MS: u64 = MAX_COOLDOWN_MS as u64;
 
 /// Called on the shard for every alert as it is queued (the demo prints it; tests record it).
 pub type AlertObserver = Arc<dyn Fn(&RenderedAlert) + Send + Sync>;
@@ -93,6 +99,8 @@ pub struct Monitors {
     /// a slot whose monitor a reload removed.
     cold: RefCell<Vec<u32>>,
     policies: RefCell<Vec<Policy>>,
+    /// `--cooldown` for every colour, if given: applied to monitors a reload adds or changes.
+    cooldown_ms: Option<u32>,
     /// The host and port to resolve per monitor (parsed once), `None` when nothing is resolved.
     /// `Rc<str>`: a check takes its own handle to the host without allocating.
     hosts: RefCell<Vec<Host>>,
@@ -165,6 +173,16 @@ impl From<&Monitor> for Policy {
     }
 }
 
+/// The state machine's policy for `m`, with every colour's cooldown set by `--cooldown` when
+/// given: at start and for monitors a reload adds or changes alike.
+fn policy_of(m: &Monitor, cooldown_ms: Option<u32>) -> Policy {
+    let mut policy = Policy::from(m);
+    if let Some(ms) = cooldown_ms {
+        policy.cooldown_ms = [ms; Colour::COUNT];
+    }
+    policy
+}
+
 impl Monitors {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -177,11 +195,12 @@ impl Monitors {
         observer: Option<AlertObserver>,
         wall_clock: Option<WallClock>,
         journal: Option<ShardJournal>,
+        cooldown_ms: Option<u32>,
     ) -> Rc<Monitors> {
         let n = info.monitors.len();
         let cold: Vec<u32> = info.monitors.iter().map(|s| s.cold).collect();
         let manifest_monitors = || cold.iter().map(|&c| &plan.monitors[c as usize]);
-        let policies = manifest_monitors().map(Policy::from).collect();
+        let policies = manifest_monitors().map(|m| policy_of(m, cooldown_ms)).collect();
         let hosts = manifest_monitors().map(host_handle).collect();
         let has_icmp = manifest_monitors().any(is_icmp);
         let now_unix_ms = match &wall_clock {
@@ -256,14 +275,27 @@ impl Monitors {
             }
         }
         let (by_id, with_windows) = indexes(&plan, &cold);
+        let clock = MonotonicClock::new(info.epoch);
         let states = match &journal {
             None => vec![MonitorState::new(); n],
-            Some(j) => manifest_monitors()
-                .map(|m| match j.recovery.states.get(&m.id) {
-                    Some(saved) => MonitorState::restore(*saved, false),
-                    None => MonitorState::new(),
-                })
-                .collect(),
+            Some(j) => {
+                // One reading for every monitor: cooldowns continue where the old process
+                // left them, on this process's clock.
+                let state_ms = clock.now_ms() + STATE_CLOCK_ORIGIN_MS;
+                let unix_ms = wall_clock
+                    .as_ref()
+                    .map_or_else(|| chrono::Utc::now().timestamp_millis(), |c| c());
+                manifest_monitors()
+                    .map(|m| match j.recovery.states.get(&m.id) {
+                        Some(saved) => {
+                            let mut state = MonitorState::restore(*saved, false);
+                            state.restore_cooldowns(saved, state_ms, unix_ms);
+                            state
+                        }
+                        None => MonitorState::new(),
+                    })
+                    .collect()
+            }
         };
         let configs = match &journal {
             None => Vec::new(),
@@ -273,6 +305,7 @@ impl Monitors {
         let monitors = Rc::new(Monitors {
             shard: info.shard,
             policies: RefCell::new(policies),
+            cooldown_ms,
             hosts: RefCell::new(hosts),
             with_windows: RefCell::new(with_windows),
             states: RefCell::new(states),
@@ -289,7 +322,7 @@ impl Monitors {
             icmp: RefCell::new(has_icmp.then(|| Rc::new(IcmpClient::new()))),
             resolver,
             actions,
-            clock: MonotonicClock::new(info.epoch),
+            clock,
             status,
             queries,
             local_status: Cell::new(StatusSnapshot {
@@ -334,10 +367,12 @@ impl Monitors {
             }
         }));
         let now_ms = self.clock.now_ms();
+        let now_unix_ms = self.now_unix_ms();
         for local in 0..self.cold.borrow().len() as u32 {
             let monitor = self.monitor(local);
             for saved in recovery.outbox.get(&monitor.id).into_iter().flatten() {
-                self.requeue(local, saved, now_ms);
+                let wait_ms = saved.not_before_unix_ms.saturating_sub(now_unix_ms).max(0);
+                self.requeue(local, saved, now_ms.saturating_add(wait_ms as u64));
             }
             if self.states.borrow()[local as usize].intervention_pending() {
                 tracing::warn!(
@@ -349,8 +384,9 @@ impl Monitors {
         }
     }
 
-    /// Queues an outbox alert kept across a restart, if its endpoint is still there.
-    fn requeue(self: &Rc<Self>, local: u32, saved: &SavedAlert, now_ms: u64) {
+    /// Queues an outbox alert kept across a restart, if its endpoint is still there, to go at
+    /// `not_before_ms` (shard ms: its old send time, or now if that has passed).
+    fn requeue(self: &Rc<Self>, local: u32, saved: &SavedAlert, not_before_ms: u64) {
         let monitor = self.monitor(local);
         let endpoints =
             actions::endpoints_for(&monitor.codes, saved.colour, &monitor.plan.registry);
@@ -376,9 +412,9 @@ impl Monitors {
             target: &target,
             intervention: None,
         };
-        // Sent at once, not at its old `not_before`: cooldowns are not kept across a restart
-        // (the state machine starts them afresh), and a green queued after the restart must
-        // not overtake an alert of the same episode still waiting for its cooldown.
+        // Sent at its old `not_before`, not at once: the cooldowns continue across the
+        // restart (the journal keeps them), and a green queued after the restart waits behind
+        // an alert of the same episode still waiting, as it would have without a restart.
         let alert = crate::alert::rebuild(
             saved.colour,
             saved.reason,
@@ -387,7 +423,7 @@ impl Monitors {
             saved.summary.clone(),
             saved.action.clone(),
             saved.next_steps.clone(),
-            now_ms,
+            not_before_ms,
         );
         let mut s = self.local_status.get();
         s.alerts_queued += 1;
@@ -532,22 +568,22 @@ impl Monitors {
             // An intervention's result for a monitor a reload removed since.
             return;
         }
-        let (effects, saved) = {
+        let state_ms = now_ms + STATE_CLOCK_ORIGIN_MS;
+        let (effects, changed) = {
             let mut states = self.states.borrow_mut();
-            let before = states[i].saved();
-            let effects = transition(&mut states[i], &self.policies.borrow()[i], event, now_ms);
-            let after = states[i].saved();
-            (effects, (before != after).then_some(after))
+            let before = states[i];
+            let effects = transition(&mut states[i], &self.policies.borrow()[i], event, state_ms);
+            (effects, (!before.same_saved(&states[i])).then_some(states[i]))
         };
         // Journal first, act after: everything a transition records precedes, in the journal,
         // the alerts it queues, and those wait for the commit (`Journal::then`).
         if let Some(journal) = &self.journal {
             let id = || self.monitor(local).id.clone();
-            if let Some(state) = saved {
+            if let Some(state) = changed {
                 journal.append(&Record::MonitorState {
                     monitor: id(),
                     config: self.configs.borrow()[i],
-                    state,
+                    state: state.saved_at(state_ms, self.now_unix_ms()),
                 });
             }
             for effect in &effects {
@@ -573,7 +609,23 @@ impl Monitors {
             }
         }
         for effect in &effects {
-            self.apply_effect(local, effect, outcome);
+            let effect = match *effect {
+                Effect::Alert {
+                    colour,
+                    reason,
+                    incident_seq,
+                    consecutive_failures,
+                    not_before_ms,
+                } => Effect::Alert {
+                    colour,
+                    reason,
+                    incident_seq,
+                    consecutive_failures,
+                    not_before_ms: not_before_ms.saturating_sub(STATE_CLOCK_ORIGIN_MS),
+                },
+                other => other,
+            };
+            self.apply_effect(local, &effect, outcome);
         }
     }
 
@@ -760,17 +812,18 @@ impl Monitors {
         for (local, was_enabled) in changed {
             let i = local as usize;
             let monitor = self.monitor(local);
-            self.policies.borrow_mut()[i] = Policy::from(&*monitor);
+            self.policies.borrow_mut()[i] = policy_of(&monitor, self.cooldown_ms);
             self.hosts.borrow_mut()[i] = host_handle(&monitor);
             self.prepared.borrow_mut()[i] = Prepared::Empty;
             if let Some(journal) = &self.journal {
                 self.configs.borrow_mut()[i] = config_check(&monitor);
                 // The new config's checksum with the state as it is (its incident kept), so
                 // a restart continues from the changed monitor, not from the old config.
+                let state_ms = now_ms + STATE_CLOCK_ORIGIN_MS;
                 journal.append(&Record::MonitorState {
                     monitor: monitor.id.clone(),
                     config: self.configs.borrow()[i],
-                    state: self.states.borrow()[i].saved(),
+                    state: self.states.borrow()[i].saved_at(state_ms, self.now_unix_ms()),
                 });
             }
             tracing::debug!(shard = self.shard, monitor = %monitor.shown_name(), "changed by a reload");
@@ -803,7 +856,7 @@ impl Monitors {
             let generation = core.generation(local);
             self.place(
                 local,
-                (spec.cold, Policy::from(&*monitor), host_handle(&monitor)),
+                (spec.cold, policy_of(&monitor, self.cooldown_ms), host_handle(&monitor)),
                 generation,
             );
             if self.journal.is_some() {
@@ -960,9 +1013,11 @@ impl Monitors {
     /// reused) and every alert in the outbox.
     fn snapshot(&self) -> Vec<u8> {
         let fresh = MonitorState::new().saved();
+        let state_ms = self.clock.now_ms() + STATE_CLOCK_ORIGIN_MS;
+        let unix_ms = self.now_unix_ms();
         let mut bytes = Vec::new();
         for (i, state) in self.states.borrow().iter().enumerate() {
-            let saved = state.saved();
+            let saved = state.saved_at(state_ms, unix_ms);
             // A slot a reload emptied: its monitor's last state is in the journal already,
             // and leaving it out of the snapshot is what forgets it.
             if saved == fresh || self.is_removed(i as u32) {

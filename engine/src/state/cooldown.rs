@@ -172,6 +172,31 @@ impl Cooldowns {
         SendAt { not_before_ms: at_ms, delayed: at_ms > now_ms, coalesced }
     }
 
+    /// Each colour's last (or waiting) send in ms of the caller's clock, for the journal.
+    pub fn marks_ms(&self) -> [Option<u64>; Colour::COUNT] {
+        Colour::ALL.map(|c| self.last(c).map(|at_s| at_s * 1000))
+    }
+
+    /// Cooldowns as a restarted process continues them: `marks_ms` are last sends in ms of
+    /// this process's clock (converted by the caller from the journal's Unix times), `now_ms`
+    /// is now on it. A mark older than every cooldown can delay nothing and is dropped; one
+    /// in the future (an alert still waiting) is kept, clamped to a cooldown ahead. Marks are
+    /// rounded up to whole seconds, so a cooldown is never shortened.
+    pub fn restored(marks_ms: [Option<u64>; Colour::COUNT], now_ms: u64) -> Cooldowns {
+        let now_ms = now_ms.min(MAX_NOW_MS);
+        let now_s = ceil_s(now_ms);
+        let mut c = Cooldowns::new();
+        c.set_base(now_s.saturating_sub(MAX_COOLDOWN_S));
+        for colour in Colour::ALL {
+            let Some(at_ms) = marks_ms[colour.index()] else { continue };
+            let at_s = ceil_s(at_ms).min(now_s + MAX_COOLDOWN_S);
+            if at_s >= c.base() {
+                c.last_off_s[colour.index()] = (at_s - c.base()) as u16;
+            }
+        }
+        c
+    }
+
     /// The queued alerts were dropped: a colour whose send was still waiting never went out, so
     /// its last real send is one cooldown before the waiting time (the waiting time was set to
     /// at least that). Putting it back keeps the next alert from being delayed by an alert

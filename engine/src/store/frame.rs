@@ -210,6 +210,65 @@ mod tests {
         assert_eq!((changed.incident_seq(), changed.consecutive_failures()), (10, 0));
     }
 
+    /// A red's cooldown goes through the journal from one process's clock to another's (each
+    /// a virtual reading paired with Unix time): a new incident's red right after the restart
+    /// waits for the end of the old red's cooldown, to the second, not sooner and not later.
+    #[test]
+    fn cooldowns_continue_across_processes_with_different_clocks() {
+        use crate::colour::Colour;
+        use crate::state::{transition, Effect, Event, Policy};
+        const MIN: u64 = 60_000;
+        // The old process: its clock reads 9 h when Unix time is T.
+        let (old_ms, unix) = (9 * 3600 * 1000, 1_780_000_000_000_i64);
+        let policy = Policy { unhealthy: 1, healthy: 1, ..Policy::default() };
+        let mut s = MonitorState::new();
+        let check = |s: &mut MonitorState, ok: bool, now_ms: u64| {
+            let generation = s.begin_check(s.generation().next());
+            let event = if ok {
+                Event::CheckSucceeded { generation, warning: None }
+            } else {
+                Event::CheckFailed { generation, kind: cpra_net::FailureKind::ConnectRefused }
+            };
+            transition(s, &policy, event, now_ms)
+        };
+        let red_at = |fx: &crate::state::Effects| {
+            fx.as_slice().iter().find_map(|e| match *e {
+                Effect::Alert { colour: Colour::Red, not_before_ms, .. } => Some(not_before_ms),
+                _ => None,
+            })
+        };
+        assert_eq!(red_at(&check(&mut s, false, old_ms)), Some(old_ms), "the first red goes");
+        check(&mut s, true, old_ms + MIN); // green: the incident closes
+        let saved = s.saved_at(old_ms + 2 * MIN, unix + 2 * MIN as i64);
+        let mut buf = Vec::new();
+        encode(&Record::MonitorState { monitor: "m".into(), config: 1, state: saved }, &mut buf)
+            .unwrap();
+        let Some(Ok((_, Record::MonitorState { state, .. }))) = Frames::new(&buf).next() else {
+            panic!("one record")
+        };
+        assert_eq!(state, saved);
+        assert_eq!(state.cooldowns_unix_ms[Colour::Red.index()], Some(unix));
+
+        // The new process starts 1 min later by Unix time; its clock reads 8 h 0.5 s.
+        let new_ms = 8 * 3600 * 1000 + 500;
+        let restart_unix = unix + 3 * MIN as i64;
+        let mut r = MonitorState::restore(state, false);
+        r.restore_cooldowns(&state, new_ms, restart_unix);
+        // Its red is due 2 min after the restart (5 min after the old one), on the new clock.
+        let due = new_ms + 2 * MIN;
+        let fx = check(&mut r, false, new_ms);
+        assert_eq!(r.incident_seq(), 2);
+        assert_eq!(red_at(&fx), Some(due.div_ceil(1000) * 1000), "held to the old red's cooldown");
+
+        // Without the cooldowns (as before they were kept) it would have gone at once.
+        let mut fresh = MonitorState::restore(state, false);
+        assert_eq!(red_at(&check(&mut fresh, false, new_ms)), Some(new_ms));
+
+        // A send older than the longest cooldown is not kept.
+        let later = s.saved_at(old_ms + 9 * 3600 * 1000, unix + 9 * 3600 * 1000);
+        assert_eq!(later.cooldowns_unix_ms, [None; Colour::COUNT]);
+    }
+
     #[test]
     fn a_torn_tail_is_dropped_and_the_records_before_it_kept() {
         let records = every_record();

@@ -58,8 +58,8 @@ pub struct SavedAlert {
     pub summary: String,
     pub action: String,
     pub next_steps: Vec<String>,
-    /// Earliest send time (the cooldown may have delayed it). Kept for the record: after a
-    /// restart the alert is sent at once, since cooldowns start afresh.
+    /// Earliest send time (the cooldown may have delayed it). After a restart the alert
+    /// still waits for it (cooldowns continue: `SavedState::cooldowns_unix_ms`).
     pub not_before_unix_ms: i64,
 }
 

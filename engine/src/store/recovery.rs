@@ -213,8 +213,11 @@ pub fn recover_at(
             Some(&(config, saved)) => {
                 let changed = config != config_check(monitor);
                 report.config_changed += usize::from(changed);
+                let cooldowns_unix_ms = saved.cooldowns_unix_ms;
                 let mut saved = MonitorState::restore(saved, changed).saved();
                 saved.incident_seq = saved.incident_seq.max(seq);
+                // Cooldowns are per colour, not per check config: they continue either way.
+                saved.cooldowns_unix_ms = cooldowns_unix_ms;
                 saved
             }
             None => MonitorState::resume(seq).saved(),
