@@ -382,7 +382,8 @@ fn a_reused_slot_starts_clean_and_a_removed_monitors_incident_stays_closed_after
     // The removed monitor is back in the file and still down: its incident was closed by the
     // reload, so a new one opens and pages red, instead of the old one going on silently (as
     // an open incident does across a restart, tests/journal.rs). The journal forgot the
-    // removed monitor, as a restart without it in the file does, so its numbers start again.
+    // removed monitor's state, silence and cooldowns (`Record::Removed`); its incident numbers
+    // go on, so no id is used twice.
     std::fs::write(&path, &old).unwrap();
     let cpra = Cpra::run(&path, &dir.path().join("data"), 1);
     receiver.wait_for(Some("/alerts"), BOUND, |r| colours_in(r, "old").len() >= 2);

@@ -775,6 +775,11 @@ impl Monitors {
             // same data dir does not bring the incident back, and cancels its queued alerts
             // (given up in the outbox).
             self.apply(local, Event::Removed, now_ms, None);
+            if let Some(journal) = &self.journal {
+                // Its silence, disable and cooldowns go with it: a monitor of the same id
+                // that comes back later starts afresh (its incident numbers go on).
+                journal.append(&Record::Removed { monitor: self.monitor(local).id.clone() });
+            }
             self.forget_outbox(local);
             self.adjust(|s| self.uncount(s, local, enabled));
             core.remove_monitor(local);

@@ -37,6 +37,10 @@ pub enum Record {
     Silenced { monitor: String, until_unix_ms: i64 },
     /// An incident acknowledged by an operator through the API (kept while it is open).
     Acked { monitor: String, incident_seq: u32, by: String },
+    /// A monitor a reload removed: recovery forgets its state, its operator controls and its
+    /// open incident, but not its incident numbers (an id is never reused, even if the
+    /// monitor comes back). Last of the variants: postcard numbers them in order.
+    Removed { monitor: String },
 }
 
 /// A queued alert as the outbox keeps it: everything needed to render and send it again
@@ -73,7 +77,8 @@ impl Record {
             | Record::MonitorState { monitor, .. }
             | Record::Disabled { monitor, .. }
             | Record::Silenced { monitor, .. }
-            | Record::Acked { monitor, .. } => Some(monitor),
+            | Record::Acked { monitor, .. }
+            | Record::Removed { monitor } => Some(monitor),
             Record::AlertQueued(alert) => Some(&alert.monitor),
             Record::AlertDelivered { .. } | Record::AlertGivenUp { .. } => None,
         }

@@ -188,6 +188,11 @@ pub fn recover_at(
                 Record::Acked { monitor, incident_seq, by } => {
                     controls.entry(monitor).or_default().acked = Some((incident_seq, by))
                 }
+                Record::Removed { monitor } => {
+                    states.remove(&monitor);
+                    controls.remove(&monitor);
+                    opened_at.remove(&monitor);
+                }
             }
         }
     }
@@ -534,6 +539,23 @@ mod tests {
     fn recover_again(tmp: &tempfile::TempDir, plan: &Plan) -> Recovery {
         let dir = DataDir::open(tmp.path(), 1).unwrap();
         recover_at(&dir, plan, 1, Fsync::Never, 1000).unwrap().0
+    }
+
+    /// A monitor a reload removed comes back fresh (no state, silence or disable) but its
+    /// incident numbers go on: the id of its old incident is never used again.
+    #[test]
+    fn a_removed_monitor_comes_back_fresh_with_its_incident_numbers_kept() {
+        let (tmp, plan, recovery, _) = recover_records(&[
+            Record::MonitorState { monitor: "a".into(), config: 0, state: down(3) },
+            Record::Silenced { monitor: "a".into(), until_unix_ms: 5_000 },
+            Record::Disabled { monitor: "a".into(), disabled: true },
+            Record::Removed { monitor: "a".into() },
+        ]);
+        assert!(!recovery.controls.contains_key("a"), "{:?}", recovery.controls);
+        let state = MonitorState::restore(recovery.states["a"], false);
+        assert!(!state.incident_open());
+        assert_eq!(state.incident_seq(), down(3).incident_seq, "numbers go on");
+        assert_eq!(recover_again(&tmp, &plan).states, recovery.states, "checkpointed");
     }
 
     #[test]
