@@ -782,7 +782,7 @@ mod tests {
         });
         // Accepts (kernel backlog) and never answers.
         let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-        let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let (closed, _held) = crate::test_server::refused();
         let cfgs = vec![
             GrpcConfig::new(http1_addr, "x:1", "").unwrap(),
             GrpcConfig::new(silent.local_addr().unwrap(), "x:1", "").unwrap(),

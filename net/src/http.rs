@@ -887,7 +887,7 @@ mod tests {
 
     #[test]
     fn refused_is_retried_then_reported() {
-        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let (addr, _held) = crate::test_server::refused();
         let o = check_once(compile(&HttpSpec::get(addr, "localhost", "/")), T);
         assert_eq!(o.failure, Some(FailureKind::ConnectRefused), "{o:?}");
     }

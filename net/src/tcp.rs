@@ -95,8 +95,7 @@ mod tests {
 
     #[test]
     fn closed_port_is_refused_with_errno() {
-        // Bind then drop: the port is free and nothing listens on it.
-        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let (addr, _held) = crate::test_server::refused();
         let o =
             run(move || async move { check(&TcpConfig { addr }, Duration::from_secs(2)).await });
         assert_eq!(o.failure, Some(FailureKind::ConnectRefused), "{o:?}");

@@ -179,3 +179,30 @@ pub fn ok_close(_: &[u8]) -> (Vec<u8>, bool) {
 pub fn ok_keep_alive(_: &[u8]) -> (Vec<u8>, bool) {
     (b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nhealthy".to_vec(), true)
 }
+
+/// A loopback address that refuses connections for as long as the returned socket lives. The
+/// socket is bound and never listens, so it holds the port: a port bound and dropped again
+/// (the obvious way to find a closed one) can be taken at once by a server of a test running
+/// in parallel, which then answers instead of refusing.
+pub fn refused() -> (SocketAddr, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: socket(2) takes no pointers; a negative result is checked below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: `sockaddr_in` is plain integers, for which all zeroes is a valid value.
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    addr.sin_family = libc::AF_INET as libc::sa_family_t;
+    addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    let sockaddr = (&mut addr as *mut libc::sockaddr_in).cast::<libc::sockaddr>();
+    // SAFETY: `sockaddr` points to a live `sockaddr_in` of `len` bytes.
+    let rc = unsafe { libc::bind(fd, sockaddr, len) };
+    assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+    // SAFETY: getsockname writes at most `len` bytes into the live `sockaddr_in` behind it.
+    let rc = unsafe { libc::getsockname(fd, sockaddr, &mut len) };
+    assert_eq!(rc, 0, "getsockname: {}", std::io::Error::last_os_error());
+    let port = u16::from_be(addr.sin_port);
+    (SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)), owned)
+}

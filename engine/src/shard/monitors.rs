@@ -712,7 +712,12 @@ impl Monitors {
                 self.actions.start_intervention(local, &intervention.action, done);
             }
             Effect::CancelIntervention => self.actions.cancel_intervention(local),
-            Effect::CancelQueuedAlerts => self.actions.cancel_alerts(local),
+            Effect::CancelQueuedAlerts => {
+                self.actions.cancel_alerts(local);
+                // Alerts still waiting for their journal commit are not in `actions` yet:
+                // given up here, they are skipped when the commit lands.
+                self.forget_outbox(local);
+            }
             Effect::IncidentOpened { incident_seq } => {
                 tracing::info!(monitor = %monitor.shown_name(), incident_seq, "incident opened");
                 self.incidents.borrow_mut().opened(local, incident_seq, self.now_unix_ms());
@@ -740,6 +745,9 @@ impl Monitors {
     /// What the API set on a monitor (disabled, silenced) stays with it through a change,
     /// and goes with it when it is removed: a slot reused for a new monitor starts clean.
     fn reload(self: &Rc<Self>, order: &ShardReload, core: &mut ShardCore, now_ms: u64) {
+        // TLS settings are cached by CA file path: a reload after the file was rotated must
+        // read it again (and paths no longer named are dropped).
+        *self.tls_cache.borrow_mut() = TlsConfigCache::default();
         // The API's scheduling changes asked before this reload go first, so the core agrees
         // with `control` below and none is left naming a slot this reload frees or reuses.
         loop {
@@ -975,7 +983,7 @@ impl Monitors {
     /// Records `alert` in the outbox, once per endpoint, and queues its deliveries once that
     /// is durable.
     fn queue_durably(
-        &self,
+        self: &Rc<Self>,
         journal: &Journal,
         local: u32,
         endpoints: Vec<Arc<Notify>>,
@@ -1005,10 +1013,16 @@ impl Monitors {
             journal.append(&Record::AlertQueued(saved.clone()));
             self.outbox.borrow_mut().insert(id, saved);
         }
-        let actions = self.actions.clone();
+        let me = Rc::downgrade(self);
         journal.then(Box::new(move || {
+            let Some(me) = me.upgrade() else { return };
             for (endpoint, id) in endpoints.into_iter().zip(ids) {
-                actions.queue_delivery(local, endpoint, alert.clone(), Some(id));
+                // Cancelled while its record was being committed (the monitor was disabled,
+                // changed or removed by a reload, its slot perhaps reused): given up already.
+                if !me.outbox.borrow().contains_key(&id) {
+                    continue;
+                }
+                me.actions.queue_delivery(local, endpoint, alert.clone(), Some(id));
             }
         }));
     }
