@@ -1,6 +1,7 @@
 //! `cpra-bench`: benchmarks that run CPRA side by side with a reference in one run, print a
 //! human summary and, last, one JSON line.
 
+mod api;
 mod counting_alloc;
 mod journal;
 mod journal_onoff;
@@ -35,6 +36,8 @@ enum Command {
     Probes(cpra_bench::probes::ProbesArgs),
     /// The journal: bytes per incident, recovery time of a big fleet with open incidents.
     Journal(journal::JournalArgs),
+    /// Schedule lateness of a real `cpra run` on a big fleet with and without API traffic.
+    Api(api::ApiArgs),
 }
 
 fn main() {
@@ -42,6 +45,7 @@ fn main() {
         Command::Load(args) => load::run(&args),
         Command::Scheduler(args) => scheduler::run(args),
         Command::Journal(args) => journal::run(&args),
+        Command::Api(args) => api::run(&args),
         Command::Probes(args) => match cpra_bench::probes::run(&args) {
             Ok(()) => 0,
             Err(e) => {
