@@ -107,26 +107,13 @@ pub fn render(
     else {
         return None;
     };
-    let w = words(colour);
     let (action, next_steps) = advice(reason, monitor, outcome);
-    Some(RenderedAlert {
-        colour,
-        title: w.title,
-        status: w.status,
-        severity: w.severity,
-        reason,
-        monitor: monitor.name.to_owned(),
-        monitor_id: monitor.id.to_owned(),
-        incident_id: incident_seq.map(|seq| incident_id(monitor.id, seq)),
-        summary: summary(reason, consecutive_failures, monitor, outcome),
-        action,
-        next_steps,
-        not_before_ms,
-    })
+    let summary = summary(reason, consecutive_failures, monitor, outcome);
+    Some(rebuild(colour, reason, monitor, incident_seq, summary, action, next_steps, not_before_ms))
 }
 
-/// An alert rendered before a restart, rebuilt from what the journal kept (its wording is
-/// the colour's; its text was rendered then).
+/// An alert from its rendered texts: what [`render`] builds, and an alert rendered before a
+/// restart, rebuilt from what the journal kept (its wording is the colour's).
 #[allow(clippy::too_many_arguments)]
 pub fn rebuild(
     colour: Colour,

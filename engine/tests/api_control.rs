@@ -299,6 +299,11 @@ fn a_silence_holds_alerts_back_and_an_ack_shows_in_the_incidents() {
     let open = cpra.get_json("/api/v1/incidents?open=true");
     assert_eq!(open["incidents"][0]["id"], incident.as_str(), "{open}");
     assert!(open["incidents"][0]["acknowledged_by"].is_null());
+    assert_eq!(open["total"], 1, "{open}");
+    // The answer is bounded: `limit` rows at most, `total` says how many matched.
+    let none_closed = cpra.get_json("/api/v1/incidents?open=false&limit=1");
+    assert_eq!(none_closed["incidents"].as_array().map(Vec::len), Some(0), "{none_closed}");
+    assert_eq!(cpra.get("/api/v1/incidents?limit=0").0, 400);
     let escaped = incident.replace('#', "%23");
     let acked = cpra.post(&format!("/api/v1/incidents/{escaped}/ack"), r#"{"by":"alice"}"#);
     assert_eq!(acked["acknowledged_by"], "alice");

@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use super::monitors::{json_response, row_json};
 use super::{ApiState, Fleet};
 use crate::actions::payload::rfc3339;
+use crate::limits::API_LIST_MAX_LIMIT;
 use crate::limits::{
     API_ACK_BY_MAX_BYTES, API_MAX_BODY_BYTES, API_QUERY_WAIT_MS, API_SILENCE_MAX_MS,
 };
@@ -230,9 +231,11 @@ pub async fn ack(state: &ApiState, incident: &str, request: Request<Incoming>) -
     }
 }
 
-/// `GET /api/v1/incidents?open=true|false`: every shard's, newest opened first.
+/// `GET /api/v1/incidents?open=true|false&limit=N`: every shard's, newest opened first, at
+/// most `limit` (default and most: `API_LIST_MAX_LIMIT`), with how many matched in all.
 pub async fn incidents(state: &ApiState, query: Option<&str>) -> Answered {
     let mut open = None;
+    let mut limit = API_LIST_MAX_LIMIT;
     for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match (key.as_ref(), value.as_ref()) {
             ("open", "true") => open = Some(true),
@@ -243,25 +246,42 @@ pub async fn incidents(state: &ApiState, query: Option<&str>) -> Answered {
                     &format!("open: `{other}` is not true or false"),
                 )
             }
+            ("limit", n) => match n.parse::<usize>() {
+                Ok(n) if n >= 1 => limit = n.min(API_LIST_MAX_LIMIT),
+                _ => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("limit: `{n}` is not a whole number from 1"),
+                    )
+                }
+            },
             (other, _) => {
                 return error(
                     StatusCode::BAD_REQUEST,
-                    &format!("unknown parameter `{other}` (known: open)"),
+                    &format!("unknown parameter `{other}` (known: open, limit)"),
                 )
             }
         }
     }
     let Some(fleet) = state.fleet() else { return not_ready() };
     let mut rows = Vec::new();
+    let mut total = 0;
     for shard in 0..fleet.queries.shards() {
-        match ask(fleet, shard, Question::Incidents(open)).await {
-            Ok(Answer::Incidents(mut some)) => rows.append(&mut some),
+        match ask(fleet, shard, Question::Incidents(open, limit)).await {
+            Ok(Answer::Incidents(mut some, matched)) => {
+                rows.append(&mut some);
+                total += matched;
+            }
             Ok(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "unexpected answer"),
             Err(response) => return response,
         }
     }
     rows.sort_by(|a, b| b.opened_at_unix_ms.cmp(&a.opened_at_unix_ms).then(a.id.cmp(&b.id)));
-    let body = json!({ "incidents": rows.iter().map(incident_json).collect::<Vec<_>>() });
+    rows.truncate(limit);
+    let body = json!({
+        "incidents": rows.iter().map(incident_json).collect::<Vec<_>>(),
+        "total": total,
+    });
     json_response(StatusCode::OK, &body)
 }
 

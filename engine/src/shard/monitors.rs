@@ -1304,8 +1304,15 @@ impl Monitors {
         }
     }
 
-    fn incidents(&self, open: Option<bool>) -> Vec<IncidentRow> {
-        self.incidents.borrow().list(open).map(|r| self.incident_row(r)).collect()
+    /// The newest `limit` of this shard's incidents (open, closed or both), and how many
+    /// matched: rows are built for those answered only (a shard may hold many open ones).
+    fn incidents(&self, open: Option<bool>, limit: usize) -> (Vec<IncidentRow>, usize) {
+        let incidents = self.incidents.borrow();
+        let mut matched: Vec<_> = incidents.list(open).collect();
+        let total = matched.len();
+        matched.sort_unstable_by_key(|r| std::cmp::Reverse(r.opened_at_unix_ms));
+        matched.truncate(limit.min(API_LIST_MAX_LIMIT));
+        (matched.into_iter().map(|r| self.incident_row(r)).collect(), total)
     }
 
     /// Acknowledges the open incident `incident` (`"<monitor id>#<seq>"`).
@@ -1375,7 +1382,10 @@ impl Monitors {
                 Answer::Monitor(self.local_of(id).map(|l| self.detail(l)).ok_or(Refused::NotFound))
             }
             Question::Control(id, command) => Answer::Monitor(self.command(id, *command)),
-            Question::Incidents(open) => Answer::Incidents(self.incidents(*open)),
+            Question::Incidents(open, limit) => {
+                let (rows, total) = self.incidents(*open, *limit);
+                Answer::Incidents(rows, total)
+            }
             Question::Ack { incident, by } => Answer::Incident(self.ack(incident, by)),
         }
     }

@@ -124,8 +124,9 @@ pub enum Question {
     Monitor(String),
     /// A change to one monitor, by id; answered with the monitor as it is after it.
     Control(String, Command),
-    /// The shard's incidents: open ones, closed ones or both (`None`).
-    Incidents(Option<bool>),
+    /// The shard's incidents: open ones, closed ones or both (`None`); at most the limit,
+    /// newest opened first.
+    Incidents(Option<bool>, usize),
     /// Acknowledge the open incident with this id, by whom.
     Ack {
         incident: String,
@@ -176,7 +177,8 @@ pub enum Refused {
 pub enum Answer {
     Monitors(MonitorPage),
     Monitor(Result<MonitorDetail, Refused>),
-    Incidents(Vec<IncidentRow>),
+    /// At most the limit asked, newest opened first, and how many matched in all.
+    Incidents(Vec<IncidentRow>, usize),
     Incident(Result<IncidentRow, Refused>),
 }
 
