@@ -173,6 +173,13 @@ pub const DELIVERY_SHARE_DIVISOR: u64 = 4;
 const _: () = assert!(MIN_CHECKS_IN_FLIGHT_PER_SHARD as u64 <= DEFAULT_MAX_IN_FLIGHT as u64);
 const _: () = assert!(MIN_DELIVERIES_IN_FLIGHT_PER_SHARD <= DEFAULT_MAX_DELIVERIES_IN_FLIGHT);
 
+/// Monitors removed by reloads whose last incident number a shard remembers, so one added
+/// back in the same run goes on numbering instead of reusing `id#1` (a paging service may
+/// still hold it). 100,000 per shard: an id and a number each, a few MiB at most; past it a
+/// removed monitor is not remembered and one added back starts at 1 (across a restart the
+/// journal keeps the numbers either way).
+pub const REMOVED_INCIDENT_SEQS_KEPT: usize = 100_000;
+
 /// Retries inside one check (`pulse_check.retries`, `config.retries`): what the probes make,
 /// `cpra_net::limits::MAX_ATTEMPTS` less the first attempt. A manifest asking for more loads
 /// with a warning and gets this many.

@@ -324,6 +324,13 @@ impl MonitorState {
         s
     }
 
+    /// This state with its episode counter continued from `incident_seq`: a monitor a reload
+    /// removed and a later one added back, so its incident ids are not used twice.
+    pub const fn continuing(mut self, incident_seq: u32) -> MonitorState {
+        self.incident_seq = incident_seq;
+        self
+    }
+
     /// A fresh state whose episode counter continues from `incident_seq` (e.g. restored from
     /// the journal when the rest of the state was not), so incident ids are not reused.
     pub const fn resume(incident_seq: u32) -> MonitorState {

@@ -397,3 +397,31 @@ fn a_reused_slot_starts_clean_and_a_removed_monitors_incident_stays_closed_after
     let open = cpra.get("/api/v1/incidents?open=true");
     assert_eq!(open["incidents"].as_array().unwrap().len(), 1, "{open}");
 }
+
+/// A monitor removed by a reload and added back by another in the same run goes on numbering
+/// its incidents: its next incident is `old#2`, never `old#1` again (a paging service may
+/// still hold that one open under its dedup key).
+#[test]
+fn a_monitor_added_back_in_the_same_run_does_not_reuse_an_incident_id() {
+    let (target, receiver) = servers();
+    let dir = tempfile::tempdir().unwrap();
+    let keep = monitor("keep", &target, "/keep", &receiver);
+    let old = monitor("old", &target, "/down", &receiver);
+    let cpra = Cpra::start(&dir, &manifest(&[keep.clone(), old.clone()]), 1);
+    receiver.wait_for(Some("/alerts"), BOUND, |r| colours_in(r, "old") == ["red"]);
+    cpra.rewrite(&manifest(std::slice::from_ref(&keep)));
+    let (status, answer) = cpra.post_reload();
+    assert_eq!((status, answer["removed"].as_u64()), (200, Some(1)), "{answer}");
+    cpra.rewrite(&manifest(&[keep, old]));
+    let (status, answer) = cpra.post_reload();
+    assert_eq!((status, answer["added"].as_u64()), (200, Some(1)), "{answer}");
+    let seen = receiver.wait_for(Some("/alerts"), BOUND, |r| colours_in(r, "old").len() >= 2);
+    let reds: Vec<String> = seen
+        .iter()
+        .filter(|x| (200..300).contains(&x.status))
+        .filter_map(|x| serde_json::from_slice::<serde_json::Value>(&x.body).ok())
+        .filter(|v| v["monitor"] == "old" && v["color"] == "red")
+        .map(|v| v["incident_id"].as_str().unwrap_or("?").to_string())
+        .collect();
+    assert_eq!(reds, ["old#1", "old#2"], "stderr:\n{}", cpra.stderr());
+}

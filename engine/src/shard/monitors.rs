@@ -38,7 +38,10 @@ use crate::actions::{self, Actions, InterventionResult};
 use crate::alert::{acknowledgement, incident_id, render, MonitorInfo, RenderedAlert};
 use crate::clock::{Clock, MonotonicClock};
 use crate::colour::{Colour, ColourSet};
-use crate::limits::{API_LIST_MAX_LIMIT, API_QUERY_RING, MAX_INTERVAL_MS, MIN_INTERVAL_MS};
+use crate::limits::{
+    API_LIST_MAX_LIMIT, API_QUERY_RING, MAX_INTERVAL_MS, MIN_INTERVAL_MS,
+    REMOVED_INCIDENT_SEQS_KEPT,
+};
 use crate::manifest::{Monitor, Notify, Pulse};
 use crate::plan::Plan;
 use crate::probe::{Probe, ResultHandler, ShardInfo};
@@ -99,6 +102,9 @@ pub struct Monitors {
     /// a slot whose monitor a reload removed.
     cold: RefCell<Vec<u32>>,
     policies: RefCell<Vec<Policy>>,
+    /// The last incident number of each monitor a reload removed (at most
+    /// `REMOVED_INCIDENT_SEQS_KEPT`), for one added back later in this run.
+    removed_seqs: RefCell<HashMap<String, u32>>,
     /// `--cooldown` for every colour, if given: applied to monitors a reload adds or changes.
     cooldown_ms: Option<u32>,
     /// The host and port to resolve per monitor (parsed once), `None` when nothing is resolved.
@@ -305,6 +311,7 @@ impl Monitors {
         let monitors = Rc::new(Monitors {
             shard: info.shard,
             policies: RefCell::new(policies),
+            removed_seqs: RefCell::new(HashMap::new()),
             cooldown_ms,
             hosts: RefCell::new(hosts),
             with_windows: RefCell::new(with_windows),
@@ -783,6 +790,12 @@ impl Monitors {
             // same data dir does not bring the incident back, and cancels its queued alerts
             // (given up in the outbox).
             self.apply(local, Event::Removed, now_ms, None);
+            let seq = self.states.borrow()[local as usize].incident_seq();
+            let mut removed_seqs = self.removed_seqs.borrow_mut();
+            if seq > 0 && removed_seqs.len() < REMOVED_INCIDENT_SEQS_KEPT {
+                removed_seqs.insert(self.monitor(local).id.clone(), seq);
+            }
+            drop(removed_seqs);
             if let Some(journal) = &self.journal {
                 // Its silence, disable and cooldowns go with it: a monitor of the same id
                 // that comes back later starts afresh (its incident numbers go on).
@@ -872,6 +885,10 @@ impl Monitors {
                 (spec.cold, policy_of(&monitor, self.cooldown_ms), host_handle(&monitor)),
                 generation,
             );
+            if let Some(seq) = self.removed_seqs.borrow_mut().remove(&monitor.id) {
+                let mut states = self.states.borrow_mut();
+                states[local as usize] = states[local as usize].continuing(seq);
+            }
             if self.journal.is_some() {
                 self.configs.borrow_mut()[local as usize] = config_check(&monitor);
             }
