@@ -179,6 +179,19 @@ impl From<&Monitor> for Policy {
     }
 }
 
+/// Calls `f` with `m` as alerts show it (its masked id, name, target and intervention): every
+/// alert a shard renders, rebuilds or acknowledges names its monitor through this.
+fn shown_as<R>(m: &Monitor, f: impl FnOnce(&MonitorInfo<'_>) -> R) -> R {
+    let target = m.shown_target();
+    let intervention = m.shown_intervention();
+    f(&MonitorInfo {
+        id: m.shown_id(),
+        name: m.shown_name(),
+        target: &target,
+        intervention: intervention.as_deref(),
+    })
+}
+
 /// The state machine's policy for `m`, with every colour's cooldown set by `--cooldown` when
 /// given: at start and for monitors a reload adds or changes alike.
 fn policy_of(m: &Monitor, cooldown_ms: Option<u32>) -> Policy {
@@ -412,26 +425,21 @@ impl Monitors {
             }
             return;
         };
-        let target = monitor.shown_target();
-        let info = MonitorInfo {
-            id: monitor.shown_id(),
-            name: monitor.shown_name(),
-            target: &target,
-            intervention: None,
-        };
         // Sent at its old `not_before`, not at once: the cooldowns continue across the
         // restart (the journal keeps them), and a green queued after the restart waits behind
         // an alert of the same episode still waiting, as it would have without a restart.
-        let alert = crate::alert::rebuild(
-            saved.colour,
-            saved.reason,
-            &info,
-            saved.incident_seq,
-            saved.summary.clone(),
-            saved.action.clone(),
-            saved.next_steps.clone(),
-            not_before_ms,
-        );
+        let alert = shown_as(&monitor, |info| {
+            crate::alert::rebuild(
+                saved.colour,
+                saved.reason,
+                info,
+                saved.incident_seq,
+                saved.summary.clone(),
+                saved.action.clone(),
+                saved.next_steps.clone(),
+                not_before_ms,
+            )
+        });
         let mut s = self.local_status.get();
         s.alerts_queued += 1;
         self.local_status.set(s);
@@ -640,15 +648,9 @@ impl Monitors {
         let monitor = self.monitor(local);
         match *effect {
             Effect::Alert { colour, incident_seq, .. } => {
-                let target = monitor.shown_target();
-                let intervention = monitor.shown_intervention();
-                let info = MonitorInfo {
-                    id: monitor.shown_id(),
-                    name: monitor.shown_name(),
-                    target: &target,
-                    intervention: intervention.as_deref(),
+                let Some(alert) = shown_as(&monitor, |info| render(effect, info, outcome)) else {
+                    return;
                 };
-                let Some(alert) = render(effect, &info, outcome) else { return };
                 let control = self.control.borrow()[local as usize];
                 if control.silenced_at(self.now_unix_ms()) {
                     tracing::info!(
@@ -1367,15 +1369,7 @@ impl Monitors {
         if !monitor.codes.dispatches(Colour::Cyan) {
             return;
         }
-        let target = monitor.shown_target();
-        let intervention = monitor.shown_intervention();
-        let info = MonitorInfo {
-            id: monitor.shown_id(),
-            name: monitor.shown_name(),
-            target: &target,
-            intervention: intervention.as_deref(),
-        };
-        let alert = acknowledgement(&info, seq, by, self.clock.now_ms());
+        let alert = shown_as(&monitor, |info| acknowledgement(info, seq, by, self.clock.now_ms()));
         if self.control.borrow()[local as usize].silenced_at(self.now_unix_ms()) {
             tracing::info!(monitor = %monitor.shown_name(), silenced = true, "acknowledgement held back: {}", alert.summary);
             let held = actions::endpoints_for(&monitor.codes, Colour::Cyan, &monitor.plan.registry);
