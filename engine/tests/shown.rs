@@ -284,17 +284,25 @@ fn with_json_logs_every_stderr_line_is_json() {
     run.wait_for_line(|l| l.contains("CRITICAL ALERT"));
     let (code, lines) = run.stop();
     assert_eq!(code, Some(0), "{}", lines.join("\n"));
-    let messages: Vec<String> = lines
+    let values: Vec<serde_json::Value> = lines
         .iter()
-        .map(|l| {
-            let v: serde_json::Value =
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}"));
-            v["fields"]["message"].as_str().unwrap_or_default().to_owned()
-        })
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
         .collect();
-    for word in ["stopping:", "monitors 1 up", "stopped:", "CRITICAL ALERT"] {
+    let messages: Vec<String> = values
+        .iter()
+        .map(|v| v["fields"]["message"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for word in ["stopping:", "monitors 1 up", "stopped:"] {
         assert!(messages.iter().any(|m| m.starts_with(word) || m.contains(word)), "{word}");
     }
+    // The log notifier's alert is its own JSON object, not a string inside another event.
+    let alert = values
+        .iter()
+        .find(|v| v["type"] == "code")
+        .unwrap_or_else(|| panic!("no alert line:\n{}", lines.join("\n")));
+    assert_eq!(alert["color"], "red");
+    assert!(alert["message"].as_str().unwrap().contains("CRITICAL ALERT"), "{alert}");
+    assert!(alert.get("fields").is_none(), "{alert}");
 
     // A refused manifest's problems too, each as an error.
     let bad = write(&dir, "bad.yaml", "monitors:\n  - name: a\n    pulse_check: {type: htp}\n");

@@ -524,6 +524,14 @@ fn intervene(
     customise: impl FnOnce(&mut ActionsConfig) + Send + 'static,
     action: InterventionAction,
 ) -> Option<InterventionResult> {
+    intervene_with(customise, Intervention { action, retries: None, max_failures: None })
+}
+
+/// [`intervene`] with the whole `intervention` block (`retries`).
+fn intervene_with(
+    customise: impl FnOnce(&mut ActionsConfig) + Send + 'static,
+    action: Intervention,
+) -> Option<InterventionResult> {
     let out = Arc::new(Mutex::new(None));
     let out2 = out.clone();
     run(move || async move {
@@ -684,6 +692,7 @@ fn systemd_runs_systemctl_off_the_shard_thread() {
         let action = InterventionAction::Systemd {
             unit: "nginx.service".into(),
             mode: Some("reload".into()),
+            timeout_ms: None,
         };
         assert_eq!(intervene(move |c| c.systemctl = script, action), Some(want));
         assert_eq!(std::fs::read_to_string(&record).unwrap(), "reload-or-restart nginx.service\n");
@@ -701,7 +710,11 @@ fn a_cancelled_intervention_never_reports() {
         let mut config = fast_config();
         config.docker_socket = socket;
         let actions = Actions::new(config);
-        let action = InterventionAction::Docker { container: "web".into(), timeout_ms: None };
+        let action = Intervention {
+            action: InterventionAction::Docker { container: "web".into(), timeout_ms: None },
+            retries: None,
+            max_failures: None,
+        };
         actions.start_intervention(
             1,
             &action,
@@ -969,7 +982,8 @@ fn configs_are_checked_before_start() {
     assert!(check_endpoint(&Notify::Log { file: None }).is_ok());
     assert!(check_intervention(&InterventionAction::Systemd {
         unit: "x".into(),
-        mode: Some("stop".into())
+        mode: Some("stop".into()),
+        timeout_ms: None,
     })
     .unwrap_err()
     .contains("mode `stop`"));
