@@ -1,6 +1,6 @@
 //! What a shard does with the alerts and interventions the state machine asks for: notifiers
 //! (log, webhook, chat, paging, email), their delivery (retries, bounds, dedup, undelivered
-//! accounting) and interventions (docker, webhook, systemd, kubernetes).
+//! accounting) and interventions (docker, webhook, systemd, kubernetes, aws).
 //!
 //! What it is for: one [`Actions`] per shard, created on the shard's thread, used only there
 //! (`Rc`, no `Send`). What it is not for: deciding *whether* or *when* an alert goes out
