@@ -93,11 +93,17 @@ pub const TWILIO_FIELDS: &[&str] = &["account_sid", "auth_token", "from", "to", 
 
 /// Fields the Go CPRA reads that CPRA does not use: in the field list they belong to, a
 /// warning that says why rather than an unknown-field error, so Go manifests load unchanged.
-pub const GO_IGNORED_FIELDS: &[(&[&str], &str, &str)] = &[(
-    DOCKER_TARGET_FIELDS,
-    "type",
-    "the Go CPRA reads it but never uses it; the action is `intervention.action`",
-)];
+pub const GO_IGNORED_FIELDS: &[(&[&str], &str, &str)] = &[
+    (DOCKER_TARGET_FIELDS, "type", GO_TARGET_TYPE),
+    (WEBHOOK_TARGET_FIELDS, "type", GO_TARGET_TYPE),
+    (SYSTEMD_TARGET_FIELDS, "type", GO_TARGET_TYPE),
+    (KUBERNETES_TARGET_FIELDS, "type", GO_TARGET_TYPE),
+];
+
+/// Why a target's `type` is ignored. (An aws target lists `type` among its own fields, as
+/// the Go CPRA documents it there: it is read without a warning.)
+const GO_TARGET_TYPE: &str =
+    "the Go CPRA reads it but never uses it; the action is `intervention.action`";
 
 /// Why the Go CPRA's `field` is ignored where `known` are the fields, if it is one of those.
 pub fn go_ignored(known: &[&str], field: &str) -> Option<&'static str> {

@@ -610,14 +610,42 @@ fn unknown_fields_are_errors_unless_lenient_and_timeout_over_interval_is_a_warni
 
 #[test]
 fn fields_the_go_cpra_reads_and_cpra_ignores_are_warnings_that_say_why() {
-    let text = "monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: h, port: 1}}\n    intervention: {action: docker, target: {type: docker, container: web}}\n";
-    let (m, r) = load(text);
+    let monitor = |name: &str, intervention: &str| {
+        format!(
+            "  - name: {name}\n    pulse_check: {{type: tcp, config: {{host: h, port: 1}}}}\n    \
+             intervention: {intervention}\n"
+        )
+    };
+    let text = String::from("monitors:\n")
+        + &monitor("a", "{action: docker, target: {type: docker, container: web}}")
+        + &monitor("b", "{action: webhook, target: {type: webhook, url: \"http://h/\"}}")
+        + &monitor("c", "{action: systemd, target: {type: systemd, unit: u.service}}")
+        + &monitor("d", "{action: kubernetes, target: {type: kubernetes, name: web}}")
+        // An aws target's `type` is one of its fields: no warning.
+        + &monitor(
+            "e",
+            "{action: aws, target: {type: ec2, region: us-east-1, instance_id: i-1234abcd}}",
+        );
+    let (m, r) = load(&text);
     assert!(r.is_valid(), "{:#?}", r.problems.kept);
-    assert_eq!((m.len(), r.problems.warnings), (1, 1));
+    assert_eq!((m.len(), r.problems.warnings), (5, 4), "{:#?}", r.problems.kept);
     for d in &r.problems.kept {
         assert_eq!(d.class, Class::IgnoredField);
         assert!(d.hint.contains("Go CPRA"), "{d}");
     }
+}
+
+#[test]
+fn intervention_retries_past_the_bound_are_a_warning_and_get_the_bound() {
+    let text =
+        "monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: h, port: 1}}\n    \
+                intervention: {action: docker, retries: 9, target: {container: web}}\n";
+    let (m, r) = load(text);
+    assert!(r.is_valid(), "{:#?}", r.problems.kept);
+    assert_eq!(r.problems.warnings, 1);
+    assert!(r.problems.kept[0].to_string().contains("9 retries"), "{}", r.problems.kept[0]);
+    let max = crate::limits::MAX_INTERVENTION_RETRIES;
+    assert_eq!(m[0].intervention.as_ref().unwrap().retries, Some(max));
 }
 
 /// `retries` is read in `pulse_check` and in `config` for every type, with the Go CPRA's
