@@ -12,6 +12,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -287,16 +288,17 @@ fn from_imds(sources: &Sources, deadline: Instant) -> Result<Credentials, String
         &[("X-aws-ec2-metadata-token-ttl-seconds".into(), ttl)],
         b"",
         deadline,
+        None,
     ))?;
     let token = String::from_utf8(token).map_err(|_| "the metadata token is not text")?;
     let auth = [("X-aws-ec2-metadata-token".to_owned(), token.trim().to_owned())];
     let roles_url = format!("{base}/latest/meta-data/iam/security-credentials/");
-    let roles = imds_ok(exchange(&roles_url, "GET", &auth, b"", deadline))?;
+    let roles = imds_ok(exchange(&roles_url, "GET", &auth, b"", deadline, None))?;
     let role = String::from_utf8_lossy(&roles).lines().next().unwrap_or("").trim().to_owned();
     if role.is_empty() {
         return Err("the instance has no IAM role".into());
     }
-    let doc = imds_ok(exchange(&format!("{roles_url}{role}"), "GET", &auth, b"", deadline))?;
+    let doc = imds_ok(exchange(&format!("{roles_url}{role}"), "GET", &auth, b"", deadline, None))?;
     let v: serde_json::Value =
         serde_json::from_slice(&doc).map_err(|_| "the metadata credentials are not JSON")?;
     let field = |k: &str| v[k].as_str().map(str::to_owned);
@@ -329,13 +331,15 @@ pub enum Exchange {
 }
 
 /// One HTTP/1.1 request with `Connection: close`, blocking, bounded by `deadline`: the
-/// status and the body (at most [`MAX_AWS_RESPONSE_BYTES`]).
+/// status and the body (at most [`MAX_AWS_RESPONSE_BYTES`]). Over TLS for `https`, with the
+/// web PKI roots plus `ca_file`.
 pub fn exchange(
     url: &str,
     method: &str,
     headers: &[(String, String)],
     body: &[u8],
     deadline: Instant,
+    ca_file: Option<&Path>,
 ) -> Result<(u16, Vec<u8>), Exchange> {
     let target = Target::parse(url).map_err(Exchange::NotSent)?;
     let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
@@ -362,8 +366,12 @@ pub fn exchange(
     let mut wire = request.into_bytes();
     wire.extend_from_slice(body);
     if target.tls {
-        let config = cpra_net::tls::client_config(&cpra_net::tls::TlsOptions::default())
-            .map_err(|e| Exchange::NotSent(e.to_string()))?;
+        let options = cpra_net::tls::TlsOptions {
+            ca_file: ca_file.map(Path::to_path_buf),
+            insecure_skip_verify: false,
+        };
+        let config =
+            cpra_net::tls::client_config(&options).map_err(|e| Exchange::NotSent(e.to_string()))?;
         let name = rustls_pki_types::ServerName::try_from(target.host.clone())
             .map_err(|e| Exchange::NotSent(format!("TLS name {}: {e}", target.host)))?;
         let conn = rustls::ClientConnection::new(config, name)
@@ -450,13 +458,15 @@ fn complete(buf: &mut [u8]) -> Option<Result<(u16, Vec<u8>), Exchange>> {
 }
 
 /// Reboots `instance_id` once: credentials, the signed call, EC2's answer judged. Blocks:
-/// call it on a blocking thread.
+/// call it on a blocking thread. `ca_file`: extra trusted roots for an `endpoint` behind an
+/// internal CA (the actions' `extra_ca_file`).
 pub fn reboot(
     sources: &Sources,
     region: &str,
     instance_id: &str,
     endpoint: Option<&str>,
     timeout: Duration,
+    ca_file: Option<&Path>,
 ) -> InterventionResult {
     let deadline = Instant::now() + timeout;
     let credentials = match credentials(sources, deadline) {
@@ -489,7 +499,7 @@ pub fn reboot(
             return InterventionResult::Failed;
         }
     };
-    match exchange(&url, "POST", &headers, body.as_bytes(), deadline) {
+    match exchange(&url, "POST", &headers, body.as_bytes(), deadline, ca_file) {
         Ok((status, body)) if accepted(status, &body) => InterventionResult::Succeeded,
         Ok((status, body)) => {
             let code = error_code(&body).unwrap_or("");

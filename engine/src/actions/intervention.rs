@@ -377,6 +377,7 @@ pub async fn run(
         InterventionAction::Aws { region, instance_id, endpoint, timeout_ms, .. } => {
             let (sources, region, instance_id, endpoint) =
                 (config.aws.clone(), region.clone(), instance_id.clone(), endpoint.clone());
+            let ca_file = config.extra_ca_file.clone();
             let timeout = timeout_of(*timeout_ms);
             // Files, name resolution and blocking sockets: never on the shard thread.
             glommio::executor()
@@ -387,6 +388,7 @@ pub async fn run(
                         &instance_id,
                         endpoint.as_deref(),
                         timeout,
+                        ca_file.as_deref(),
                     )
                 })
                 .await

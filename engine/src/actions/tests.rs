@@ -1381,3 +1381,59 @@ fn systemd_retries_a_failure_but_not_a_timeout() {
     assert_eq!(result, Some(InterventionResult::Unknown));
     assert_eq!(runs(&record), 1);
 }
+
+/// An EC2 stand-in over TLS (a private cloud's endpoint behind an internal CA, trusted through
+/// `extra_ca_file`): answers one request, returns what it saw.
+fn tls_ec2(
+    reply: &'static str,
+) -> (u16, std::path::PathBuf, tempfile::TempDir, thread::JoinHandle<String>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("cloud-ca.pem");
+    std::fs::write(&ca, cert.pem()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![rustls_pki_types::CertificateDer::from(cert.der().to_vec())],
+        rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(WAIT)).unwrap();
+        let conn = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let seen = read_request(&mut tls).unwrap();
+        answer(&mut tls, Reply::Answer(200, reply));
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+        format!("{} {} {}", seen.method, seen.path, seen.header("authorization").unwrap_or(""))
+    });
+    (port, ca, dir, server)
+}
+
+#[test]
+fn aws_reaches_an_https_endpoint_behind_an_internal_ca() {
+    let (port, ca, _dir, server) = tls_ec2(EC2_OK);
+    let env = aws_env(&[("AWS_ACCESS_KEY_ID", "AKIDTLS"), ("AWS_SECRET_ACCESS_KEY", "s")]);
+    let result = intervene_with(
+        move |c| {
+            c.aws = env;
+            c.extra_ca_file = Some(ca);
+        },
+        reboot(format!("https://127.0.0.1:{port}/"), None),
+    );
+    assert_eq!(result, Some(InterventionResult::Succeeded));
+    let seen = server.join().unwrap();
+    assert!(seen.starts_with("POST / AWS4-HMAC-SHA256 Credential=AKIDTLS/"), "{seen}");
+}
