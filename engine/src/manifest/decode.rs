@@ -1909,6 +1909,43 @@ mod tests {
             &telegram,
         );
         assert_eq!(m, "invalid URL `https://api.telegram.org/bot<redacted>/sendMessage`");
+        let cases = [
+            Notify::Victorops {
+                rest_endpoint_key: "s3cret".into(),
+                routing_key: "ops".into(),
+                message_type: None,
+                entity_id: None,
+                url: None,
+            },
+            Notify::Pushover {
+                app_token: "s3cret".into(),
+                user_key: "s3cret".into(),
+                title: None,
+                priority: 0,
+                retry_s: None,
+                expire_s: None,
+                sound: None,
+                url: None,
+            },
+            Notify::Datadog {
+                api_key: "s3cret".into(),
+                app_key: Some("s3cret".into()),
+                site: None,
+                tags: vec![],
+                url: None,
+            },
+            Notify::Twilio {
+                account_sid: "AC1".into(),
+                auth_token: "s3cret".into(),
+                from: "+1".into(),
+                to: vec!["+2".into()],
+                url: None,
+            },
+        ];
+        for n in &cases {
+            let m = redact("key `s3cret` refused".into(), n);
+            assert_eq!(m, "key `<redacted>` refused", "{}", n.kind());
+        }
     }
 
     #[test]
