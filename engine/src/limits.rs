@@ -82,6 +82,33 @@ pub const DISCORD_MAX_CONTENT_CHARS: usize = 2_000;
 pub const PAGERDUTY_MAX_SUMMARY_CHARS: usize = 1_024;
 /// Telegram refuses messages longer than 4,096 characters.
 pub const TELEGRAM_MAX_TEXT_CHARS: usize = 4_096;
+/// Twilio refuses an SMS `Body` longer than 1,600 characters.
+pub const TWILIO_MAX_BODY_CHARS: usize = 1_600;
+/// Pushover refuses a `message` longer than 1,024 characters.
+pub const PUSHOVER_MAX_MESSAGE_CHARS: usize = 1_024;
+/// Pushover refuses a `title` longer than 250 characters.
+pub const PUSHOVER_MAX_TITLE_CHARS: usize = 250;
+/// Datadog's events API takes a `title` of at most 100 characters.
+pub const DATADOG_MAX_TITLE_CHARS: usize = 100;
+/// Datadog's events API takes a `text` of at most 4,000 characters.
+pub const DATADOG_MAX_TEXT_CHARS: usize = 4_000;
+/// Recipients of one twilio notifier: each is its own request inside one delivery attempt,
+/// so the attempt's time grows with them; an on-call rota is a handful of numbers, and 10
+/// requests fit one attempt's timeout. More is refused at load.
+pub const MAX_TWILIO_RECIPIENTS: usize = 10;
+
+// ---- interventions ----
+
+/// `intervention.retries`: attempts after a failed one, within one intervention. A failed
+/// restart that fails 5 times more is not going to work; more only delays the red. More is a
+/// warning at load and gets this many.
+pub const MAX_INTERVENTION_RETRIES: u32 = 5;
+/// Pause before an intervention is tried again after it failed: long enough for a unit or
+/// container that refused to start to settle, short next to a check interval.
+pub const INTERVENTION_RETRY_PAUSE_MS: u64 = 1_000;
+/// Bytes of an EC2 or instance-metadata answer read: a RebootInstancesResponse or an error
+/// document is well under 2 KiB, a metadata token or credentials document under 2 KiB too.
+pub const MAX_AWS_RESPONSE_BYTES: usize = 64 * 1024;
 
 const _: () = assert!(DEFAULT_MAX_DELIVERIES_IN_FLIGHT > 0 && DEFAULT_MAX_QUEUED_DELIVERIES > 0);
 const _: () = assert!(MAX_DELIVERY_ATTEMPTS >= 1);

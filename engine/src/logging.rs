@@ -45,6 +45,22 @@ pub fn is_json() -> bool {
     JSON.load(Ordering::Relaxed)
 }
 
+/// Writes a log notifier's alert line (a JSON object) to the process log: with the JSON
+/// logger, the object itself is the line (a reader parses it as it is, not as a string inside
+/// another event's `message`); with the human logger, an info event of target `cpra::alert`
+/// whose message is the object (JSON holds no control character to escape).
+pub fn alert_line(line: &str) {
+    debug_assert!(!line.contains('\n'));
+    if is_json() {
+        let mut err = std::io::stderr().lock();
+        // A failed write to stderr has nowhere to be reported.
+        let _ = err.write_all(line.as_bytes());
+        let _ = err.write_all(b"\n");
+    } else {
+        tracing::info!(target: "cpra::alert", "{line}");
+    }
+}
+
 /// Colour on a terminal, unless `NO_COLOR` is set to anything but the empty string.
 fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
     terminal && no_color.is_none_or(|v| v.is_empty())

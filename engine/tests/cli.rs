@@ -29,6 +29,38 @@ fn the_example_fleet_validates() {
     assert!(stdout(&o).contains("valid: 8 monitors, 0 errors, 0 warnings"), "{}", stdout(&o));
 }
 
+/// A Go CPRA manifest with every notify kind and every intervention action loads with no
+/// error and no warning, and keeps covering every kind and action CPRA knows.
+#[test]
+fn a_go_manifest_with_every_notifier_and_intervention_validates_strictly() {
+    use cpra_engine::manifest::{
+        load_path, CodeTarget, LoadOptions, INTERVENTION_ACTIONS, NOTIFY_KINDS,
+    };
+    let file = repo_file("engine/tests/fixtures/go-every-notifier-and-intervention.yaml");
+    let o = cpra(&["validate", "--strict", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("valid: 5 monitors, 0 errors, 0 warnings"), "{}", stdout(&o));
+    let mut monitors = Vec::new();
+    let report = load_path(&file, &LoadOptions::default(), |m| monitors.push(m)).unwrap();
+    let mut kinds: std::collections::BTreeSet<&str> =
+        report.registry.endpoints.iter().map(|(_, n)| n.kind()).collect();
+    for m in &monitors {
+        for code in m.codes.by_colour.iter().flatten() {
+            if let CodeTarget::Notify(n) = &code.target {
+                kinds.insert(n.kind());
+            }
+        }
+    }
+    let all: std::collections::BTreeSet<&str> = NOTIFY_KINDS.into_iter().collect();
+    assert_eq!(kinds, all);
+    let actions: std::collections::BTreeSet<&str> = monitors
+        .iter()
+        .filter_map(|m| m.intervention.as_ref())
+        .map(|i| i.action.action_name())
+        .collect();
+    assert_eq!(actions, INTERVENTION_ACTIONS.into_iter().collect());
+}
+
 #[test]
 fn invalid_manifest_exits_1_with_every_problem() {
     let dir = tempfile::tempdir().unwrap();

@@ -46,6 +46,7 @@ impl Run {
             // Retry pauses of a few ms instead of seconds: the schedule is the same, the test short.
             actions: Some(Arc::new(|c: &mut cpra_engine::actions::ActionsConfig| {
                 c.retry.first_pause_ms = 20;
+                c.intervention_retry_pause = Duration::from_millis(10);
             })),
             observer: Some(observer),
             wall_clock,
@@ -233,6 +234,40 @@ fn scenario_3_failure_during_verification_is_red_then_green() {
     assert_eq!(run.wait_colour("s3", "green"), ["yellow", "cyan", "red", "green"]);
     more_checks(&target, "/s3", 5);
     assert_eq!(run.colours("s3"), ["yellow", "cyan", "red", "green"]);
+}
+
+/// `intervention.retries: 2`: the restart endpoint fails twice, then works; the engine sees
+/// one intervention that succeeded (cyan), never the failures in between (no red).
+#[test]
+fn intervention_retries_turn_two_failures_and_a_success_into_one_success() {
+    let (target, receiver) = servers();
+    target.script(|s| s.statuses("/s9", &[], 503));
+    receiver.script(|s| s.statuses("/alerts", &[], 200));
+    let intervention = format!(
+        "    intervention:\n      action: webhook\n      retries: 2\n      target: {{url: \"{}\", method: POST, timeout: 2s}}",
+        receiver.url("/restart")
+    );
+    let yaml = manifest(&[monitor("s9", &target, &receiver, &thresholds(2, 2), &intervention)]);
+    let target = Arc::new(target);
+    {
+        let t2 = target.clone();
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        receiver.script(move |s| {
+            s.set(
+                "/restart",
+                Route::Hook(Box::new(move |_r: &Recorded, _| {
+                    if calls.fetch_add(1, Ordering::Relaxed) < 2 {
+                        return 500;
+                    }
+                    t2.script(|ts| ts.statuses("/s9", &[], 200));
+                    200
+                })),
+            )
+        });
+    }
+    let run = Run::start(&yaml, 64, None);
+    assert_eq!(run.wait_colour("s9", "green"), ["yellow", "cyan", "green"]);
+    assert_eq!(receiver.requests(Some("/restart")).len(), 3);
 }
 
 #[test]

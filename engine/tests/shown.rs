@@ -102,6 +102,14 @@ struct FailingTarget {
 
 impl FailingTarget {
     fn start() -> FailingTarget {
+        FailingTarget::answering(
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+    }
+
+    /// A server that answers every request with `reply` (its body read first, so a close
+    /// never resets the connection under the answer).
+    fn answering(reply: &'static [u8]) -> FailingTarget {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let heads = Arc::new(Mutex::new(Vec::new()));
@@ -123,10 +131,17 @@ impl FailingTarget {
                             _ => break,
                         }
                     }
-                    heads.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
-                    let _ = stream.write_all(
-                        b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                    );
+                    let text = String::from_utf8_lossy(&head).into_owned();
+                    let length = text
+                        .lines()
+                        .filter_map(|l| l.split_once(':'))
+                        .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
+                        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; length.min(64 * 1024)];
+                    let _ = stream.read_exact(&mut body);
+                    heads.lock().unwrap().push(text);
+                    let _ = stream.write_all(reply);
                 }
             })
         };
@@ -284,17 +299,25 @@ fn with_json_logs_every_stderr_line_is_json() {
     run.wait_for_line(|l| l.contains("CRITICAL ALERT"));
     let (code, lines) = run.stop();
     assert_eq!(code, Some(0), "{}", lines.join("\n"));
-    let messages: Vec<String> = lines
+    let values: Vec<serde_json::Value> = lines
         .iter()
-        .map(|l| {
-            let v: serde_json::Value =
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}"));
-            v["fields"]["message"].as_str().unwrap_or_default().to_owned()
-        })
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
         .collect();
-    for word in ["stopping:", "monitors 1 up", "stopped:", "CRITICAL ALERT"] {
+    let messages: Vec<String> = values
+        .iter()
+        .map(|v| v["fields"]["message"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for word in ["stopping:", "monitors 1 up", "stopped:"] {
         assert!(messages.iter().any(|m| m.starts_with(word) || m.contains(word)), "{word}");
     }
+    // The log notifier's alert is its own JSON object, not a string inside another event.
+    let alert = values
+        .iter()
+        .find(|v| v["type"] == "code")
+        .unwrap_or_else(|| panic!("no alert line:\n{}", lines.join("\n")));
+    assert_eq!(alert["color"], "red");
+    assert!(alert["message"].as_str().unwrap().contains("CRITICAL ALERT"), "{alert}");
+    assert!(alert.get("fields").is_none(), "{alert}");
 
     // A refused manifest's problems too, each as an error.
     let bad = write(&dir, "bad.yaml", "monitors:\n  - name: a\n    pulse_check: {type: htp}\n");
@@ -311,4 +334,55 @@ fn with_json_logs_every_stderr_line_is_json() {
         assert!(v["level"] == "ERROR" || v["level"] == "INFO", "{line}");
     }
     assert!(stderr.contains("not starting"), "{stderr}");
+}
+
+/// The aws intervention in a real `cpra run`: the credentials come from the process's
+/// environment, the EC2 stand-in sees a request signed with them for EC2 in the region, the
+/// success is a cyan alert, and neither the secret key nor the session token is ever logged.
+#[test]
+fn an_aws_intervention_signs_with_the_process_credentials_and_never_logs_them() {
+    const SECRET: &str = "aws-secret-e2e-9f3b";
+    const SESSION: &str = "aws-session-e2e-41aa";
+    let ec2 = FailingTarget::answering(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/xml;charset=UTF-8\r\nContent-Length: 147\r\n\
+          Connection: close\r\n\r\n<RebootInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/\
+          2016-11-15/\"><requestId>1</requestId><return>true</return></RebootInstancesResponse>\n\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "monitors:\n  - name: batch\n    pulse_check: {{type: tcp, interval: 100ms, timeout: 1s, \
+         config: {{host: 127.0.0.1, port: 1}}}}\n    intervention:\n      action: aws\n      \
+         target: {{region: eu-north-1, instance_id: i-0123456789abcdef0, endpoint: \
+         \"http://127.0.0.1:{}/\", timeout: 5s}}\n    codes: {{cyan: {{notify: log}}}}\n",
+        ec2.port
+    );
+    let path = write(&dir, "fleet.yaml", &yaml);
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "AKIDE2E"),
+        ("AWS_SECRET_ACCESS_KEY", SECRET),
+        ("AWS_SESSION_TOKEN", SESSION),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let mut run = Running::start(&["run", &path, "--shards", "1"], &env);
+    run.wait_for_line(|l| l.contains("INTERVENTION SUCCESS"));
+    let (code, lines) = run.stop();
+    let stderr = lines.join("\n");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains(SECRET) && !stderr.contains(SESSION), "{stderr}");
+    let heads = ec2.heads.lock().unwrap().clone();
+    let head = &heads[0];
+    assert!(head.starts_with("POST / HTTP/1.1\r\n"), "{head}");
+    let header = |name: &str| {
+        head.lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {name} in {head}"))
+    };
+    let date = header("x-amz-date");
+    assert_eq!(header("x-amz-security-token"), SESSION);
+    let auth = header("authorization");
+    let scope = format!("Credential=AKIDE2E/{}/eu-north-1/ec2/aws4_request, ", &date[..8]);
+    assert!(auth.starts_with(&format!("AWS4-HMAC-SHA256 {scope}")), "{auth}");
+    assert!(auth.contains("SignedHeaders=content-type;host;x-amz-date;x-amz-security-token, "));
 }

@@ -6,6 +6,7 @@
 //! - webhook: the request in `target`; 2xx succeeded, other statuses failed;
 //! - systemd: `systemctl restart|reload-or-restart|try-restart [--job-mode=M] UNIT` on a blocking thread (never on the
 //!   shard thread), its exit status the outcome;
+//! - aws: EC2 `RebootInstances`, SigV4-signed (`aws.rs`), on a blocking thread;
 //! - kubernetes: a PATCH of the workload's pod template annotation (rollout restart) or of its
 //!   `scale` subresource, against the kubeconfig's server or the in-cluster one.
 
@@ -20,7 +21,7 @@ use super::kubeconfig::{self, Cluster};
 use super::send::{HttpResult, Request, Sender};
 use super::target::Target;
 use super::{ActionsConfig, InterventionResult, DEFAULT_INTERVENTION_TIMEOUT};
-use crate::limits::MAX_KUBERNETES_NAME_BYTES;
+use crate::limits::{MAX_INTERVENTION_RETRIES, MAX_KUBERNETES_NAME_BYTES};
 use crate::manifest::InterventionAction;
 
 /// How long Docker waits for the container to stop before killing it (`t=`), when the
@@ -43,10 +44,13 @@ pub fn describe(action: &InterventionAction) -> String {
             let method = if method.is_empty() { "POST" } else { method.as_str() };
             format!("webhook {} {url}", method.to_ascii_uppercase())
         }
-        InterventionAction::Systemd { unit, mode } => {
+        InterventionAction::Systemd { unit, mode, .. } => {
             let args = systemctl_args(unit, mode.as_deref())
                 .unwrap_or_else(|_| vec!["restart".to_owned(), unit.clone()]);
             format!("systemctl {}", args.join(" "))
+        }
+        InterventionAction::Aws { region, instance_id, .. } => {
+            format!("aws ec2 reboot-instances {instance_id} ({region})")
         }
         InterventionAction::Kubernetes { namespace, kind, name, replicas, .. } => match replicas {
             Some(n) => format!("kubernetes scale {kind} {namespace}/{name} to {n}"),
@@ -276,6 +280,34 @@ fn timeout_of(ms: Option<u64>) -> Duration {
     ms.map_or(DEFAULT_INTERVENTION_TIMEOUT, Duration::from_millis)
 }
 
+/// Runs `action`, and again after a failure while `retries` allow (at most
+/// [`MAX_INTERVENTION_RETRIES`]), `pause` apart. An unknown outcome is never retried: the
+/// first attempt may have worked, and a second restart on top of it is not harmless
+/// (docs/state-machine.md). Each attempt is bounded by the action's timeout.
+pub async fn run_with_retries(
+    config: &ActionsConfig,
+    sender: &Sender,
+    action: &InterventionAction,
+    retries: u32,
+) -> InterventionResult {
+    let attempts = 1 + retries.min(MAX_INTERVENTION_RETRIES);
+    let mut result = InterventionResult::Failed;
+    for attempt in 1..=attempts {
+        result = run(config, sender, action).await;
+        if result != InterventionResult::Failed || attempt == attempts {
+            break;
+        }
+        tracing::info!(
+            action = action.action_name(),
+            attempt,
+            attempts,
+            "intervention failed; trying again"
+        );
+        glommio::timer::sleep(config.intervention_retry_pause).await;
+    }
+    result
+}
+
 /// Runs `action` once, bounded by its timeout.
 pub async fn run(
     config: &ActionsConfig,
@@ -330,7 +362,7 @@ pub async fn run(
             };
             http_result(&sender.http(request, timeout_of(*timeout_ms)).await)
         }
-        InterventionAction::Systemd { unit, mode } => {
+        InterventionAction::Systemd { unit, mode, timeout_ms } => {
             let args = match systemctl_args(unit, mode.as_deref()) {
                 Ok(a) => a,
                 Err(e) => {
@@ -339,8 +371,27 @@ pub async fn run(
                 }
             };
             let program: Arc<Path> = config.systemctl.clone().into();
-            let timeout = DEFAULT_INTERVENTION_TIMEOUT;
+            let timeout = timeout_of(*timeout_ms);
             glommio::executor().spawn_blocking(move || run_bounded(&program, &args, timeout)).await
+        }
+        InterventionAction::Aws { region, instance_id, endpoint, timeout_ms, .. } => {
+            let (sources, region, instance_id, endpoint) =
+                (config.aws.clone(), region.clone(), instance_id.clone(), endpoint.clone());
+            let ca_file = config.extra_ca_file.clone();
+            let timeout = timeout_of(*timeout_ms);
+            // Files, name resolution and blocking sockets: never on the shard thread.
+            glommio::executor()
+                .spawn_blocking(move || {
+                    super::aws::reboot(
+                        &sources,
+                        &region,
+                        &instance_id,
+                        endpoint.as_deref(),
+                        timeout,
+                        ca_file.as_deref(),
+                    )
+                })
+                .await
         }
         InterventionAction::Kubernetes { timeout_ms, .. } => {
             let timeout = timeout_of(*timeout_ms);
@@ -367,7 +418,11 @@ mod tests {
             "docker restart web-1"
         );
         assert_eq!(
-            d(InterventionAction::Systemd { unit: "nginx".into(), mode: Some("reload".into()) }),
+            d(InterventionAction::Systemd {
+                unit: "nginx".into(),
+                mode: Some("reload".into()),
+                timeout_ms: None
+            }),
             "systemctl reload-or-restart nginx"
         );
         assert_eq!(

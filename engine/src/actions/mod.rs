@@ -1,6 +1,6 @@
 //! What a shard does with the alerts and interventions the state machine asks for: notifiers
 //! (log, webhook, chat, paging, email), their delivery (retries, bounds, dedup, undelivered
-//! accounting) and interventions (docker, webhook, systemd, kubernetes).
+//! accounting) and interventions (docker, webhook, systemd, kubernetes, aws).
 //!
 //! What it is for: one [`Actions`] per shard, created on the shard's thread, used only there
 //! (`Rc`, no `Send`). What it is not for: deciding *whether* or *when* an alert goes out
@@ -24,7 +24,7 @@
 //!     // dropped as a duplicate when (endpoint, monitor, colour, not_before_ms) is queued;
 //!     // a monitor's alerts reach an endpoint in queue order (retries included).
 //! actions.cancel_alerts(monitor)                // Effect::CancelQueuedAlerts
-//! actions.start_intervention(monitor, &InterventionAction, done: Box<dyn FnOnce(InterventionResult)>)
+//! actions.start_intervention(monitor, &Intervention, done: Box<dyn FnOnce(InterventionResult)>)
 //!     // Effect::StartIntervention: `done` runs on this shard with the result, never if
 //!     // cancelled; a second start for the same monitor replaces (cancels) the first.
 //! actions.cancel_intervention(monitor)          // Effect::CancelIntervention
@@ -36,6 +36,7 @@
 //! `InterventionResult::{Succeeded, Failed, Unknown}` convert (`From`) to
 //! `state::Event::{InterventionSucceeded, InterventionFailed, InterventionUnknown}`.
 
+pub mod aws;
 pub mod delivery;
 pub mod intervention;
 pub mod kubeconfig;
@@ -66,7 +67,7 @@ use crate::limits::{
     DEFAULT_MAX_DELIVERIES_IN_FLIGHT, DEFAULT_MAX_OPEN_LOG_FILES, DEFAULT_MAX_QUEUED_DELIVERIES,
     MAX_RECENT_UNDELIVERED,
 };
-use crate::manifest::{CodeTarget, Codes, InterventionAction, Notify, Registry};
+use crate::manifest::{CodeTarget, Codes, Intervention, InterventionAction, Notify, Registry};
 
 pub use delivery::{DedupKey, Undelivered};
 pub use retry::{AttemptResult, RetryPolicy};
@@ -134,8 +135,14 @@ pub fn check_intervention(action: &InterventionAction) -> Result<(), String> {
             intervention::docker_restart_request(container, 0).map(|_| ())
         }
         InterventionAction::Webhook { url, .. } => target::Target::parse(url).map(|_| ()),
-        InterventionAction::Systemd { unit, mode } => {
+        InterventionAction::Systemd { unit, mode, .. } => {
             intervention::systemctl_args(unit, mode.as_deref()).map(|_| ())
+        }
+        InterventionAction::Aws { region, operation, instance_id, endpoint, .. } => {
+            aws::check_operation(operation)?;
+            aws::check_region(region)?;
+            aws::check_instance_id(instance_id)?;
+            target::Target::parse(&aws::endpoint_url(region, endpoint.as_deref())).map(|_| ())
         }
         InterventionAction::Kubernetes { namespace, kind, name, replicas, .. } => {
             intervention::kubernetes_patch(kind, namespace, name, *replicas, "").map(|_| ())
@@ -167,6 +174,10 @@ pub struct ActionsConfig {
     pub kube_service_account_dir: PathBuf,
     /// Unix ms now: the `timestamp` of payloads. A function so tests can pin it.
     pub wall_clock_ms: fn() -> i64,
+    /// Where the aws intervention finds credentials (the environment, by default).
+    pub aws: aws::Sources,
+    /// Pause before a failed intervention is tried again (`intervention.retries`).
+    pub intervention_retry_pause: Duration,
     /// The shard's actions task queue, so deliveries and interventions never run in the
     /// probes' queue; `None` spawns into the current queue (tests of actions alone).
     pub task_queue: Option<glommio::TaskQueueHandle>,
@@ -192,6 +203,10 @@ impl ActionsConfig {
             max_log_files: DEFAULT_MAX_OPEN_LOG_FILES,
             kube_service_account_dir: PathBuf::from(kubeconfig::SERVICE_ACCOUNT_DIR),
             wall_clock_ms: || chrono::Utc::now().timestamp_millis(),
+            aws: aws::Sources::default(),
+            intervention_retry_pause: Duration::from_millis(
+                crate::limits::INTERVENTION_RETRY_PAUSE_MS,
+            ),
             task_queue: None,
         }
     }
@@ -460,11 +475,12 @@ impl Actions {
         // overtake this one. The in-flight slot, by contrast, is released during pauses.
         let _turn = lane.acquire_permit(1).await;
         let mut schedule = retry::Schedule::new(self.config.retry, job);
+        let mut parts_done = 0;
         loop {
             let result = {
                 let _slot = self.in_flight.acquire_permit(1).await;
                 let wall_ms = (self.config.wall_clock_ms)();
-                self.sender.send(job, &endpoint, &alert, wall_ms).await
+                self.sender.send(job, &endpoint, &alert, wall_ms, &mut parts_done).await
             };
             match schedule.next(&result, self.config.clock.now_ms()) {
                 retry::Next::Delivered => {
@@ -550,9 +566,11 @@ impl Actions {
     pub fn start_intervention(
         self: &Rc<Self>,
         monitor: u32,
-        action: &InterventionAction,
+        intervention: &Intervention,
         done: Box<dyn FnOnce(InterventionResult)>,
     ) {
+        let action = &intervention.action;
+        let retries = intervention.retries.unwrap_or(0);
         self.cancel_intervention(monitor);
         bump(&self.counters.interventions_started);
         let job = self.next_job.get();
@@ -563,7 +581,8 @@ impl Actions {
         let action = action.clone();
         let handle = self
             .spawn(async move {
-                let result = intervention::run(&me.config, &me.sender, &action).await;
+                let result =
+                    intervention::run_with_retries(&me.config, &me.sender, &action, retries).await;
                 let still_wanted = {
                     let mut running = me.interventions.borrow_mut();
                     match running.get(&monitor) {

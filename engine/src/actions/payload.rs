@@ -10,8 +10,9 @@ use super::target;
 use crate::alert::{RenderedAlert, Severity};
 use crate::colour::Colour;
 use crate::limits::{
-    DISCORD_MAX_CONTENT_CHARS, OPSGENIE_MAX_MESSAGE_CHARS, PAGERDUTY_MAX_SUMMARY_CHARS,
-    TELEGRAM_MAX_TEXT_CHARS,
+    DATADOG_MAX_TEXT_CHARS, DATADOG_MAX_TITLE_CHARS, DISCORD_MAX_CONTENT_CHARS,
+    OPSGENIE_MAX_MESSAGE_CHARS, PAGERDUTY_MAX_SUMMARY_CHARS, PUSHOVER_MAX_MESSAGE_CHARS,
+    PUSHOVER_MAX_TITLE_CHARS, TELEGRAM_MAX_TEXT_CHARS, TWILIO_MAX_BODY_CHARS,
 };
 use crate::manifest::Notify;
 
@@ -20,6 +21,22 @@ pub const OPSGENIE_ALERTS_URL: &str = "https://api.opsgenie.com/v2/alerts";
 pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 /// Alertmanager's alert intake, appended to the configured base URL.
 pub const ALERTMANAGER_ALERTS_PATH: &str = "/api/v2/alerts";
+/// Splunk On-Call's generic REST integration; `/<rest_endpoint_key>/<routing_key>` follows.
+pub const VICTOROPS_ALERT_URL: &str =
+    "https://alert.victorops.com/integrations/generic/20131114/alert";
+/// The `message_type`s Splunk On-Call's REST endpoint takes.
+pub const VICTOROPS_MESSAGE_TYPES: [&str; 5] =
+    ["CRITICAL", "WARNING", "ACKNOWLEDGEMENT", "INFO", "RECOVERY"];
+pub const PUSHOVER_MESSAGES_URL: &str = "https://api.pushover.net/1/messages.json";
+/// An emergency (priority 2) message repeats every `retry` seconds for `expire` seconds
+/// until acknowledged; Pushover requires both, so these stand in when the manifest gives none.
+pub const PUSHOVER_DEFAULT_RETRY_S: u32 = 60;
+pub const PUSHOVER_DEFAULT_EXPIRE_S: u32 = 1_800;
+pub const DATADOG_DEFAULT_SITE: &str = "datadoghq.com";
+/// Datadog's events intake, under `https://api.<site>`.
+pub const DATADOG_EVENTS_PATH: &str = "/api/v1/events";
+pub const TWILIO_API: &str = "https://api.twilio.com";
+const FORM: &str = "application/x-www-form-urlencoded";
 
 /// An HTTP request for one notification.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +56,34 @@ impl HttpRequest {
             headers: Vec::new(),
             body: body.to_string().into_bytes(),
         }
+    }
+
+    /// A form POST (`application/x-www-form-urlencoded`), pairs in the order given.
+    fn form<'a>(
+        url: impl Into<String>,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> HttpRequest {
+        let body =
+            url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+        HttpRequest {
+            method: "POST".to_owned(),
+            url: url.into(),
+            headers: vec![("Content-Type".into(), FORM.into())],
+            body: body.into_bytes(),
+        }
+    }
+}
+
+/// The requests of one notification: one, or one per recipient (twilio); none for `log` and
+/// `email`, which are not HTTP. A delivery sends them in order and, on a retry, only those
+/// not yet accepted (a recipient never gets the same SMS twice).
+pub fn http_requests(notify: &Notify, alert: &RenderedAlert, wall_ms: i64) -> Vec<HttpRequest> {
+    match notify {
+        Notify::Twilio { account_sid, auth_token, from, to, url } => to
+            .iter()
+            .map(|to| twilio_request(account_sid, auth_token, from, to, url, alert))
+            .collect(),
+        _ => http_request(notify, alert, wall_ms).into_iter().collect(),
     }
 }
 
@@ -126,10 +171,158 @@ pub fn http_request(notify: &Notify, alert: &RenderedAlert, wall_ms: i64) -> Opt
             };
             HttpRequest::post(url, &alertmanager_body(alert, wall_ms))
         }
+        Notify::Victorops { rest_endpoint_key, routing_key, message_type, entity_id, url } => {
+            let base = url.as_deref().unwrap_or(VICTOROPS_ALERT_URL);
+            HttpRequest::post(
+                target::join(base, &[rest_endpoint_key.as_str(), routing_key.as_str()], None),
+                &victorops_body(alert, message_type.as_deref(), entity_id.as_deref(), wall_ms),
+            )
+        }
+        Notify::Pushover { url, .. } => {
+            let pairs = pushover_form(notify, alert);
+            HttpRequest::form(
+                url.as_deref().unwrap_or(PUSHOVER_MESSAGES_URL),
+                pairs.iter().map(|(k, v)| (*k, v.as_str())),
+            )
+        }
+        Notify::Datadog { api_key, app_key, site, tags, url } => {
+            let url = match url {
+                Some(u) => u.clone(),
+                None => format!(
+                    "https://api.{}{DATADOG_EVENTS_PATH}",
+                    site.as_deref().unwrap_or(DATADOG_DEFAULT_SITE)
+                ),
+            };
+            let mut req = HttpRequest::post(url, &datadog_body(alert, tags, wall_ms));
+            req.headers.push(("DD-API-KEY".into(), api_key.clone()));
+            if let Some(k) = app_key {
+                req.headers.push(("DD-APPLICATION-KEY".into(), k.clone()));
+            }
+            req
+        }
+        Notify::Twilio { account_sid, auth_token, from, to, url } => {
+            // The first recipient's request (the load-time check of the URL); a delivery
+            // sends one per recipient (`http_requests`).
+            let first = to.first().map_or("", String::as_str);
+            twilio_request(account_sid, auth_token, from, first, url, alert)
+        }
     })
 }
 
-/// The generic webhook: Go CPRA's fields plus `monitor_id` and `incident_id`.
+/// Splunk On-Call's `message_type` for `colour`: CRITICAL opens an incident, RECOVERY
+/// resolves the one with the same `entity_id`.
+pub const fn victorops_message_type(colour: Colour) -> &'static str {
+    match colour {
+        Colour::Red => "CRITICAL",
+        Colour::Yellow => "WARNING",
+        Colour::Green => "RECOVERY",
+        Colour::Cyan | Colour::Gray => "INFO",
+    }
+}
+
+/// The generic REST endpoint's alert. `entity_id` groups an incident's alerts (the
+/// recovery resolves the critical), as PagerDuty's `dedup_key` does.
+pub fn victorops_body(
+    alert: &RenderedAlert,
+    message_type: Option<&str>,
+    entity_id: Option<&str>,
+    wall_ms: i64,
+) -> Value {
+    json!({
+        "message_type": message_type.unwrap_or(victorops_message_type(alert.colour)),
+        "entity_id": entity_id.map_or_else(|| dedup_key(alert), str::to_owned),
+        "entity_display_name": alert.headline(),
+        "state_message": alert.text(),
+        "state_start_time": wall_ms.div_euclid(1000),
+        "monitoring_tool": "cpra",
+        "monitor_id": alert.monitor_id,
+        "incident_id": alert.incident_id,
+    })
+}
+
+/// Pushover's message parameters, in the order sent.
+pub fn pushover_form(notify: &Notify, alert: &RenderedAlert) -> Vec<(&'static str, String)> {
+    let Notify::Pushover { app_token, user_key, title, priority, retry_s, expire_s, sound, .. } =
+        notify
+    else {
+        return Vec::new();
+    };
+    let title = match title {
+        Some(t) => cut(t, PUSHOVER_MAX_TITLE_CHARS).to_owned(),
+        None => {
+            cut(&format!("{}: {}", alert.title, alert.monitor), PUSHOVER_MAX_TITLE_CHARS).to_owned()
+        }
+    };
+    let mut form = vec![
+        ("token", app_token.clone()),
+        ("user", user_key.clone()),
+        ("title", title),
+        ("message", cut(&alert.text(), PUSHOVER_MAX_MESSAGE_CHARS).to_owned()),
+        ("priority", priority.to_string()),
+    ];
+    if *priority == 2 {
+        form.push(("retry", retry_s.unwrap_or(PUSHOVER_DEFAULT_RETRY_S).to_string()));
+        form.push(("expire", expire_s.unwrap_or(PUSHOVER_DEFAULT_EXPIRE_S).to_string()));
+    }
+    if let Some(s) = sound {
+        form.push(("sound", s.clone()));
+    }
+    form
+}
+
+/// Datadog's `alert_type` for `colour`.
+pub const fn datadog_alert_type(colour: Colour) -> &'static str {
+    match colour {
+        Colour::Red => "error",
+        Colour::Yellow => "warning",
+        Colour::Green => "success",
+        Colour::Cyan | Colour::Gray => "info",
+    }
+}
+
+/// A Datadog event; `aggregation_key` rolls an incident's events up into one.
+pub fn datadog_body(alert: &RenderedAlert, tags: &[String], wall_ms: i64) -> Value {
+    let mut all: Vec<String> = tags.to_vec();
+    all.push(format!("monitor:{}", alert.monitor));
+    json!({
+        "title": cut(&alert.headline(), DATADOG_MAX_TITLE_CHARS),
+        "text": cut(&alert.text(), DATADOG_MAX_TEXT_CHARS),
+        "alert_type": datadog_alert_type(alert.colour),
+        "tags": all,
+        "aggregation_key": alert
+            .incident_id
+            .clone()
+            .unwrap_or_else(|| format!("{}#maintenance", alert.monitor_id)),
+        "source_type_name": "cpra",
+        "date_happened": wall_ms.div_euclid(1000),
+    })
+}
+
+/// One SMS through Twilio's Messages API: basic auth `account_sid:auth_token`, a form.
+pub fn twilio_request(
+    account_sid: &str,
+    auth_token: &str,
+    from: &str,
+    to: &str,
+    url: &Option<String>,
+    alert: &RenderedAlert,
+) -> HttpRequest {
+    use base64::Engine as _;
+    let base = url.as_deref().unwrap_or(TWILIO_API);
+    let url = target::join(base, &["2010-04-01", "Accounts", account_sid, "Messages.json"], None);
+    let text = alert.text();
+    let mut req = HttpRequest::form(
+        url,
+        [("From", from), ("To", to), ("Body", cut(text.trim_end(), TWILIO_MAX_BODY_CHARS))],
+    );
+    let credentials =
+        base64::engine::general_purpose::STANDARD.encode(format!("{account_sid}:{auth_token}"));
+    req.headers.push(("Authorization".into(), format!("Basic {credentials}")));
+    req
+}
+
+/// The generic webhook: Go CPRA's fields plus `monitor_id` and `incident_id`, and what the
+/// log line has beside them (`type`, `action`, `next_steps`).
 pub fn webhook_body(alert: &RenderedAlert, wall_ms: i64) -> Value {
     json!({
         "monitor": alert.monitor,
@@ -141,6 +334,9 @@ pub fn webhook_body(alert: &RenderedAlert, wall_ms: i64) -> Value {
         "message": alert.text(),
         "incident_id": alert.incident_id,
         "timestamp": rfc3339(wall_ms),
+        "type": "code",
+        "action": alert.action,
+        "next_steps": alert.next_steps,
     })
 }
 
@@ -361,10 +557,12 @@ pub(crate) mod tests {
         assert_eq!(
             body(&req),
             format!(
-                "{{\"color\":\"red\",\"incident_id\":\"checkout-api#3\",\"message\":{message},\
-                 \"monitor\":\"Checkout API\",\"monitor_id\":\"checkout-api\",\"severity\":\"critical\",\
+                "{{\"action\":\"Investigate\",\"color\":\"red\",\"incident_id\":\"checkout-api#3\",\
+                 \"message\":{message},\
+                 \"monitor\":\"Checkout API\",\"monitor_id\":\"checkout-api\",\"next_steps\":[\"Look\"],\
+                 \"severity\":\"critical\",\
                  \"status\":\"FAILED\",\"summary\":\"3 consecutive failures: connect refused to 10.0.0.5:443\",\
-                 \"timestamp\":\"2023-11-14T22:13:20.123Z\"}}"
+                 \"timestamp\":\"2023-11-14T22:13:20.123Z\",\"type\":\"code\"}}"
             )
         );
     }
@@ -508,6 +706,206 @@ pub(crate) mod tests {
     fn log_and_email_are_not_http() {
         let a = alert(Colour::Red);
         assert!(http_request(&Notify::Log { file: None }, &a, T).is_none());
+    }
+
+    fn victorops(message_type: Option<&str>, url: Option<&str>) -> Notify {
+        Notify::Victorops {
+            rest_endpoint_key: "rest-key".into(),
+            routing_key: "ops team".into(),
+            message_type: message_type.map(str::to_owned),
+            entity_id: None,
+            url: url.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn victorops_url_message_types_and_exact_body() {
+        let a = alert(Colour::Red);
+        let req = http_request(&victorops(None, None), &a, T).unwrap();
+        assert_eq!(
+            req.url,
+            "https://alert.victorops.com/integrations/generic/20131114/alert/rest-key/ops%20team"
+        );
+        let text = serde_json::to_string(&a.text()).unwrap();
+        let headline = serde_json::to_string(&a.headline()).unwrap();
+        assert_eq!(
+            body(&req),
+            format!(
+                "{{\"entity_display_name\":{headline},\"entity_id\":\"cpra:checkout-api#3\",\
+                 \"incident_id\":\"checkout-api#3\",\"message_type\":\"CRITICAL\",\
+                 \"monitor_id\":\"checkout-api\",\"monitoring_tool\":\"cpra\",\
+                 \"state_message\":{text},\"state_start_time\":1700000000}}"
+            )
+        );
+        let kind = |n: &Notify, c| {
+            let v: Value =
+                serde_json::from_slice(&http_request(n, &alert(c), T).unwrap().body).unwrap();
+            (v["message_type"].as_str().unwrap().to_owned(), v["entity_id"].to_string())
+        };
+        let plain = victorops(None, Some("http://127.0.0.1:9/alert/"));
+        assert_eq!(kind(&plain, Colour::Yellow).0, "WARNING");
+        assert_eq!(kind(&plain, Colour::Cyan).0, "INFO");
+        assert_eq!(kind(&plain, Colour::Gray).0, "INFO");
+        // Green resolves the incident the red opened: same entity id.
+        assert_eq!(kind(&plain, Colour::Green), ("RECOVERY".into(), kind(&plain, Colour::Red).1));
+        assert_eq!(
+            kind(&victorops(Some("ACKNOWLEDGEMENT"), None), Colour::Red).0,
+            "ACKNOWLEDGEMENT"
+        );
+        assert_eq!(
+            http_request(&plain, &a, T).unwrap().url,
+            "http://127.0.0.1:9/alert/rest-key/ops%20team"
+        );
+    }
+
+    fn pushover(priority: i8, sound: Option<&str>) -> Notify {
+        Notify::Pushover {
+            app_token: "app-tok".into(),
+            user_key: "user key".into(),
+            title: None,
+            priority,
+            retry_s: None,
+            expire_s: None,
+            sound: sound.map(str::to_owned),
+            url: None,
+        }
+    }
+
+    #[test]
+    fn pushover_form_exact_bytes_and_emergency_defaults() {
+        let mut a = alert(Colour::Red);
+        a.next_steps.clear();
+        let req = http_request(&pushover(1, Some("siren")), &a, T).unwrap();
+        assert_eq!(req.url, "https://api.pushover.net/1/messages.json");
+        assert_eq!(
+            req.headers,
+            [("Content-Type".to_owned(), "application/x-www-form-urlencoded".to_owned())]
+        );
+        assert_eq!(
+            body(&req),
+            "token=app-tok&user=user+key&title=CRITICAL+ALERT%3A+Checkout+API&message=CRITICAL+\
+             ALERT%3A+Checkout+API%0AStatus%3A+FAILED+%7C+Severity%3A+critical+%7C+Monitor+id%3A+\
+             checkout-api+%7C+Incident%3A+checkout-api%233%0A3+consecutive+failures%3A+connect+\
+             refused+to+10.0.0.5%3A443%0AAction%3A+Investigate%0A&priority=1&sound=siren"
+        );
+        let form =
+            |n: &Notify| pushover_form(n, &a).into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(form(&pushover(0, None)), ["token", "user", "title", "message", "priority"]);
+        let emergency = pushover_form(&pushover(2, None), &a);
+        assert_eq!(emergency[5..], [("retry", "60".to_owned()), ("expire", "1800".to_owned())]);
+        let long = RenderedAlert { summary: "x".repeat(3_000), ..a.clone() };
+        let sent = pushover_form(&pushover(0, None), &long);
+        assert_eq!(sent[3].1.chars().count(), crate::limits::PUSHOVER_MAX_MESSAGE_CHARS);
+    }
+
+    #[test]
+    fn datadog_site_headers_tags_and_exact_body() {
+        let n = Notify::Datadog {
+            api_key: "dd-key".into(),
+            app_key: Some("dd-app".into()),
+            site: Some("datadoghq.eu".into()),
+            tags: vec!["env:prod".into()],
+            url: None,
+        };
+        let a = alert(Colour::Yellow);
+        let req = http_request(&n, &a, T).unwrap();
+        assert_eq!(req.url, "https://api.datadoghq.eu/api/v1/events");
+        assert_eq!(
+            req.headers,
+            [
+                ("DD-API-KEY".to_owned(), "dd-key".to_owned()),
+                ("DD-APPLICATION-KEY".to_owned(), "dd-app".to_owned())
+            ]
+        );
+        let text = serde_json::to_string(&a.text()).unwrap();
+        assert_eq!(
+            body(&req),
+            format!(
+                "{{\"aggregation_key\":\"checkout-api#3\",\"alert_type\":\"warning\",\
+                 \"date_happened\":1700000000,\"source_type_name\":\"cpra\",\
+                 \"tags\":[\"env:prod\",\"monitor:Checkout API\"],\"text\":{text},\
+                 \"title\":\"DEGRADED ALERT: Checkout API: 3 consecutive failures: connect refused to \
+                 10.0.0.5:443\"}}"
+            )
+        );
+        let plain = Notify::Datadog {
+            api_key: "k".into(),
+            app_key: None,
+            site: None,
+            tags: vec![],
+            url: Some("http://127.0.0.1:9/api/v1/events".into()),
+        };
+        let req = http_request(&plain, &alert(Colour::Green), T).unwrap();
+        assert_eq!(req.url, "http://127.0.0.1:9/api/v1/events");
+        assert_eq!(req.headers.len(), 1);
+        let v: Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(v["alert_type"], "success");
+        let default = Notify::Datadog {
+            api_key: "k".into(),
+            app_key: None,
+            site: None,
+            tags: vec![],
+            url: None,
+        };
+        assert_eq!(
+            http_request(&default, &a, T).unwrap().url,
+            "https://api.datadoghq.com/api/v1/events"
+        );
+        let gray: Value =
+            serde_json::from_slice(&http_request(&default, &alert(Colour::Gray), T).unwrap().body)
+                .unwrap();
+        assert_eq!(
+            (gray["alert_type"].as_str(), gray["aggregation_key"].as_str()),
+            (Some("info"), Some("checkout-api#maintenance"))
+        );
+    }
+
+    #[test]
+    fn twilio_one_form_per_recipient_with_basic_auth() {
+        let n = Notify::Twilio {
+            account_sid: "AC123".into(),
+            auth_token: "tw-secret".into(),
+            from: "+15550000000".into(),
+            to: vec!["+15551111111".into(), "+15552222222".into()],
+            url: None,
+        };
+        let mut a = alert(Colour::Red);
+        a.next_steps.clear();
+        let reqs = http_requests(&n, &a, T);
+        assert_eq!(reqs.len(), 2);
+        assert_eq!(reqs[0].url, "https://api.twilio.com/2010-04-01/Accounts/AC123/Messages.json");
+        // base64("AC123:tw-secret")
+        assert_eq!(
+            reqs[0].headers,
+            [
+                ("Content-Type".to_owned(), "application/x-www-form-urlencoded".to_owned()),
+                ("Authorization".to_owned(), "Basic QUMxMjM6dHctc2VjcmV0".to_owned())
+            ]
+        );
+        assert_eq!(
+            body(&reqs[0]),
+            "From=%2B15550000000&To=%2B15551111111&Body=CRITICAL+ALERT%3A+Checkout+API%0AStatus\
+             %3A+FAILED+%7C+Severity%3A+critical+%7C+Monitor+id%3A+checkout-api+%7C+Incident%3A+\
+             checkout-api%233%0A3+consecutive+failures%3A+connect+refused+to+10.0.0.5%3A443%0A\
+             Action%3A+Investigate"
+        );
+        assert!(body(&reqs[1]).contains("To=%2B15552222222"));
+        let long = RenderedAlert { summary: "é".repeat(3_000), ..a };
+        let sent = http_requests(&n, &long, T);
+        let form: Vec<(String, String)> =
+            url::form_urlencoded::parse(&sent[0].body).into_owned().collect();
+        assert_eq!(form[2].1.chars().count(), crate::limits::TWILIO_MAX_BODY_CHARS);
+        let moved = Notify::Twilio {
+            account_sid: "AC123".into(),
+            auth_token: "tw-secret".into(),
+            from: "+15550000000".into(),
+            to: vec!["+15551111111".into()],
+            url: Some("http://127.0.0.1:9".into()),
+        };
+        assert_eq!(
+            http_request(&moved, &alert(Colour::Red), T).unwrap().url,
+            "http://127.0.0.1:9/2010-04-01/Accounts/AC123/Messages.json"
+        );
     }
 
     #[test]

@@ -185,12 +185,16 @@ impl Sender {
     }
 
     /// One attempt; `job` is the delivery's id, `wall_ms` the Unix time of the payload.
+    /// `parts_done` counts the requests of this delivery already accepted (a twilio notifier
+    /// sends one per recipient): the attempt starts after them and moves it on, so a retry
+    /// never sends a recipient the same message twice.
     pub async fn send(
         &self,
         job: u64,
         endpoint: &Notify,
         alert: &Rc<RenderedAlert>,
         wall_ms: i64,
+        parts_done: &mut usize,
     ) -> AttemptResult {
         match endpoint {
             Notify::Log { file } => {
@@ -201,29 +205,39 @@ impl Sender {
                         Err(e) => AttemptResult::Permanent(format!("log file {path}: {e}")),
                     },
                     None => {
-                        tracing::info!(target: "cpra::alert", "{line}");
+                        crate::logging::alert_line(&line);
                         AttemptResult::Delivered
                     }
                 }
             }
             Notify::Email { .. } => self.email(endpoint, alert, wall_ms).await,
             _ => {
-                let Some(req) = payload::http_request(endpoint, alert, wall_ms) else {
-                    return AttemptResult::Permanent("not an HTTP notifier".into());
-                };
-                let target = match Target::parse(&req.url) {
-                    Ok(t) => t,
-                    Err(e) => return AttemptResult::Permanent(e),
-                };
-                let request = Request {
-                    target: &target,
-                    method: &req.method,
-                    headers: req.headers,
-                    body: Some(req.body),
-                    ca_file: self.extra_ca_file.clone(),
-                    insecure_skip_verify: false,
-                };
-                attempt_result(self.http(request, self.attempt_timeout).await)
+                let requests = payload::http_requests(endpoint, alert, wall_ms);
+                if requests.is_empty() {
+                    return AttemptResult::Permanent("no request to send".into());
+                }
+                let started = std::time::Instant::now();
+                for req in requests.into_iter().skip(*parts_done) {
+                    let target = match Target::parse(&req.url) {
+                        Ok(t) => t,
+                        Err(e) => return AttemptResult::Permanent(e),
+                    };
+                    let request = Request {
+                        target: &target,
+                        method: &req.method,
+                        headers: req.headers,
+                        body: Some(req.body),
+                        ca_file: self.extra_ca_file.clone(),
+                        insecure_skip_verify: false,
+                    };
+                    // The requests of one attempt share its timeout.
+                    let left = self.attempt_timeout.saturating_sub(started.elapsed());
+                    match attempt_result(self.http(request, left).await) {
+                        AttemptResult::Delivered => *parts_done += 1,
+                        other => return other,
+                    }
+                }
+                AttemptResult::Delivered
             }
         }
     }

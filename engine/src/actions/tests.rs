@@ -39,6 +39,9 @@ fn fast_config() -> ActionsConfig {
     c.retry = RetryPolicy { max_attempts: 3, first_pause_ms: 20, jitter_permille: 200 };
     c.attempt_timeout = Duration::from_secs(5);
     c.wall_clock_ms = || 1_700_000_000_123;
+    c.intervention_retry_pause = Duration::from_millis(10);
+    // No test reads the process's AWS variables or ~/.aws: each gives its own.
+    c.aws = aws::Sources { env: Arc::new(|_| None) };
     c
 }
 
@@ -67,6 +70,8 @@ impl Seen {
 #[derive(Clone, Copy, Debug)]
 enum Reply {
     Status(u16),
+    /// A status with this body (a service's own answer document).
+    Answer(u16, &'static str),
     /// Read the request, then close without answering.
     Close,
 }
@@ -108,9 +113,21 @@ fn read_request<S: Read>(stream: S) -> Option<Seen> {
 }
 
 fn answer<S: Write>(mut stream: S, reply: Reply) {
-    if let Reply::Status(s) = reply {
-        let _ =
-            write!(stream, "HTTP/1.1 {s} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}");
+    match reply {
+        Reply::Status(s) => {
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {s} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+            );
+        }
+        Reply::Answer(s, body) => {
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {s} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+        Reply::Close => {}
     }
 }
 
@@ -524,6 +541,14 @@ fn intervene(
     customise: impl FnOnce(&mut ActionsConfig) + Send + 'static,
     action: InterventionAction,
 ) -> Option<InterventionResult> {
+    intervene_with(customise, Intervention { action, retries: None, max_failures: None })
+}
+
+/// [`intervene`] with the whole `intervention` block (`retries`).
+fn intervene_with(
+    customise: impl FnOnce(&mut ActionsConfig) + Send + 'static,
+    action: Intervention,
+) -> Option<InterventionResult> {
     let out = Arc::new(Mutex::new(None));
     let out2 = out.clone();
     run(move || async move {
@@ -684,6 +709,7 @@ fn systemd_runs_systemctl_off_the_shard_thread() {
         let action = InterventionAction::Systemd {
             unit: "nginx.service".into(),
             mode: Some("reload".into()),
+            timeout_ms: None,
         };
         assert_eq!(intervene(move |c| c.systemctl = script, action), Some(want));
         assert_eq!(std::fs::read_to_string(&record).unwrap(), "reload-or-restart nginx.service\n");
@@ -701,7 +727,11 @@ fn a_cancelled_intervention_never_reports() {
         let mut config = fast_config();
         config.docker_socket = socket;
         let actions = Actions::new(config);
-        let action = InterventionAction::Docker { container: "web".into(), timeout_ms: None };
+        let action = Intervention {
+            action: InterventionAction::Docker { container: "web".into(), timeout_ms: None },
+            retries: None,
+            max_failures: None,
+        };
         actions.start_intervention(
             1,
             &action,
@@ -969,7 +999,8 @@ fn configs_are_checked_before_start() {
     assert!(check_endpoint(&Notify::Log { file: None }).is_ok());
     assert!(check_intervention(&InterventionAction::Systemd {
         unit: "x".into(),
-        mode: Some("stop".into())
+        mode: Some("stop".into()),
+        timeout_ms: None,
     })
     .unwrap_err()
     .contains("mode `stop`"));
@@ -978,4 +1009,431 @@ fn configs_are_checked_before_start() {
         timeout_ms: None
     })
     .is_ok());
+}
+
+// ---------------------------------------------------------------- paging and SMS notifiers
+
+/// Delivers `alert` to `endpoint` and returns the counters and undelivered records.
+fn deliver_one(endpoint: Notify, alert: Rc<RenderedAlert>) -> (ActionCounters, Vec<Undelivered>) {
+    let out = Arc::new(Mutex::new((ActionCounters::default(), Vec::new())));
+    let out2 = out.clone();
+    let alert = (*alert).clone();
+    run(move || async move {
+        let actions = Actions::new(fast_config());
+        actions.queue_alert(1, &[Arc::new(endpoint)], Rc::new(alert));
+        actions.drain(WAIT).await;
+        *out2.lock().unwrap() = (actions.counters(), actions.recent_undelivered());
+    });
+    let r = out.lock().unwrap().clone();
+    r
+}
+
+fn form(seen: &Seen) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(&seen.body).into_owned().collect()
+}
+
+#[test]
+fn victorops_posts_to_its_keys_and_resolves_by_entity_id() {
+    // Splunk On-Call's REST endpoint answers 200 {"result":"success","entity_id":...}.
+    let rx = Receiver::start(vec![
+        Reply::Answer(200, r#"{"result":"success","entity_id":"cpra:checkout-api#3"}"#),
+        Reply::Answer(200, r#"{"result":"success","entity_id":"cpra:checkout-api#3"}"#),
+    ]);
+    let endpoint = || Notify::Victorops {
+        rest_endpoint_key: "rest-secret".into(),
+        routing_key: "ops".into(),
+        message_type: None,
+        entity_id: None,
+        url: Some(rx.url("/integrations/generic/20131114/alert")),
+    };
+    for colour in [Colour::Red, Colour::Green] {
+        let (c, _) = deliver_one(endpoint(), alert(colour, 0));
+        assert_eq!(c.sent, 1);
+    }
+    let seen = rx.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|s| s.path == "/integrations/generic/20131114/alert/rest-secret/ops"));
+    assert_eq!(seen[0].header("content-type"), Some("application/json"));
+    let body = |i: usize| serde_json::from_slice::<serde_json::Value>(&seen[i].body).unwrap();
+    assert_eq!(
+        (body(0)["message_type"].as_str(), body(1)["message_type"].as_str()),
+        (Some("CRITICAL"), Some("RECOVERY"))
+    );
+    assert_eq!(body(0)["entity_id"], body(1)["entity_id"]);
+}
+
+#[test]
+fn pushover_sends_a_form_and_a_refusal_is_final() {
+    // Pushover answers 200 {"status":1,...}; a bad token 400 {"status":0,"errors":[...]}.
+    let rx = Receiver::start(vec![
+        Reply::Answer(200, r#"{"status":1,"request":"647d2300-702c-4b38-8b2f-d56326ae460b"}"#),
+        Reply::Answer(
+            400,
+            r#"{"token":"invalid","errors":["application token is invalid"],"status":0}"#,
+        ),
+    ]);
+    let endpoint = || Notify::Pushover {
+        app_token: "po-secret".into(),
+        user_key: "uQiRzpo4DXghDmr9QzzfQu27cmVRsG".into(),
+        title: None,
+        priority: 2,
+        retry_s: None,
+        expire_s: Some(600),
+        sound: Some("siren".into()),
+        url: Some(rx.url("/1/messages.json")),
+    };
+    let (c, _) = deliver_one(endpoint(), alert(Colour::Red, 0));
+    assert_eq!(c.sent, 1);
+    let (c, undelivered) = deliver_one(endpoint(), alert(Colour::Red, 0));
+    assert_eq!((c.sent, c.retried, c.undelivered), (0, 0, 1));
+    assert_eq!(undelivered[0].reason, "receiver answered HTTP 400");
+    let seen = rx.seen();
+    assert_eq!((seen[0].method.as_str(), seen[0].path.as_str()), ("POST", "/1/messages.json"));
+    assert_eq!(seen[0].header("content-type"), Some("application/x-www-form-urlencoded"));
+    let f = form(&seen[0]);
+    let get = |k: &str| f.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(
+        (get("token"), get("priority"), get("retry"), get("expire"), get("sound")),
+        (Some("po-secret"), Some("2"), Some("60"), Some("600"), Some("siren"))
+    );
+    assert!(get("message").unwrap().starts_with("CRITICAL ALERT: Checkout API"));
+}
+
+#[test]
+fn datadog_posts_an_event_with_its_key_headers() {
+    // The events API answers 202 {"status":"ok",...}.
+    let rx = Receiver::start(vec![Reply::Answer(202, r#"{"status":"ok","event":{"id":1}}"#)]);
+    let endpoint = Notify::Datadog {
+        api_key: "dd-secret".into(),
+        app_key: Some("dd-app-secret".into()),
+        site: None,
+        tags: vec!["env:prod".into()],
+        url: Some(rx.url("/api/v1/events")),
+    };
+    let (c, _) = deliver_one(endpoint, alert(Colour::Yellow, 0));
+    assert_eq!(c.sent, 1);
+    let seen = rx.seen();
+    assert_eq!(seen[0].path, "/api/v1/events");
+    assert_eq!(seen[0].header("dd-api-key"), Some("dd-secret"));
+    assert_eq!(seen[0].header("dd-application-key"), Some("dd-app-secret"));
+    let v: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(v["alert_type"], "warning");
+    assert_eq!(v["tags"], serde_json::json!(["env:prod", "monitor:Checkout API"]));
+    assert_eq!(v["aggregation_key"], "checkout-api#3");
+}
+
+#[test]
+fn twilio_sends_one_sms_per_recipient_and_a_retry_skips_those_accepted() {
+    // Messages API: 201 Created per message; the second recipient's first try gets a 503.
+    let created = r#"{"sid":"SM1","status":"queued"}"#;
+    let rx = Receiver::start(vec![
+        Reply::Answer(201, created),
+        Reply::Status(503),
+        Reply::Answer(201, created),
+    ]);
+    let endpoint = Notify::Twilio {
+        account_sid: "AC0123".into(),
+        auth_token: "tw-secret".into(),
+        from: "+15550000000".into(),
+        to: vec!["+15551111111".into(), "+15552222222".into()],
+        url: Some(rx.url("")),
+    };
+    let (c, _) = deliver_one(endpoint, alert(Colour::Red, 0));
+    assert_eq!((c.sent, c.retried, c.undelivered), (1, 1, 0));
+    let seen = rx.seen();
+    let to: Vec<String> =
+        seen.iter().map(|s| form(s).into_iter().find(|(k, _)| k == "To").unwrap().1).collect();
+    assert_eq!(to, ["+15551111111", "+15552222222", "+15552222222"]);
+    for s in &seen {
+        assert_eq!(s.path, "/2010-04-01/Accounts/AC0123/Messages.json");
+        assert_eq!(s.header("content-type"), Some("application/x-www-form-urlencoded"));
+        let basic = s.header("authorization").unwrap().strip_prefix("Basic ").unwrap();
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(basic).unwrap();
+        assert_eq!(decoded, b"AC0123:tw-secret");
+    }
+}
+
+#[test]
+fn an_unreachable_paging_service_is_undelivered_without_its_secret_in_the_reason() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = Notify::Victorops {
+        rest_endpoint_key: "rest-secret".into(),
+        routing_key: "ops".into(),
+        message_type: None,
+        entity_id: None,
+        url: Some(format!("http://127.0.0.1:{port}/alert")),
+    };
+    let (c, undelivered) = deliver_one(endpoint, alert(Colour::Red, 0));
+    assert_eq!((c.sent, c.undelivered), (0, 1));
+    assert!(!undelivered[0].reason.contains("rest-secret"), "{undelivered:?}");
+}
+
+// ---------------------------------------------------------------- aws, retries, systemd timeout
+
+const EC2_OK: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<RebootInstancesResponse \
+    xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>59dbff89-35bd-4eac-99ed-be587\
+    </requestId><return>true</return></RebootInstancesResponse>";
+const EC2_NOT_FOUND: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>\
+    <Code>InvalidInstanceID.NotFound</Code><Message>The instance ID 'i-0123456789abcdef0' does \
+    not exist</Message></Error></Errors><RequestID>ea966190-f9aa-478e-9ede-example</RequestID>\
+    </Response>";
+const EC2_UNAVAILABLE: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors>\
+    <Error><Code>Unavailable</Code><Message>The server is overloaded</Message></Error></Errors>\
+    <RequestID>r</RequestID></Response>";
+
+fn aws_env(vars: &[(&str, &str)]) -> aws::Sources {
+    let vars: std::collections::HashMap<String, String> =
+        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    aws::Sources { env: Arc::new(move |k| vars.get(k).cloned()) }
+}
+
+fn reboot(endpoint: String, retries: Option<u32>) -> Intervention {
+    Intervention {
+        action: InterventionAction::Aws {
+            region: "eu-west-1".into(),
+            operation: aws::REBOOT_INSTANCE.into(),
+            instance_id: "i-0123456789abcdef0".into(),
+            endpoint: Some(endpoint),
+            timeout_ms: Some(5_000),
+        },
+        retries,
+        max_failures: None,
+    }
+}
+
+/// The parts of a SigV4 `Authorization` header: credential scope and signed headers, and
+/// that the signature is 64 hex digits.
+fn sigv4_parts(auth: &str) -> (String, String) {
+    let rest = auth.strip_prefix("AWS4-HMAC-SHA256 ").unwrap_or_else(|| panic!("{auth}"));
+    let mut credential = String::new();
+    let mut signed = String::new();
+    for part in rest.split(", ") {
+        let (k, v) = part.split_once('=').unwrap();
+        match k {
+            "Credential" => credential = v.to_owned(),
+            "SignedHeaders" => signed = v.to_owned(),
+            "Signature" => {
+                assert!(v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()), "{v}")
+            }
+            other => panic!("unexpected {other} in {auth}"),
+        }
+    }
+    (credential, signed)
+}
+
+#[test]
+fn aws_reboots_with_env_credentials_signed_for_ec2_in_the_region() {
+    let ec2 = Receiver::start(vec![Reply::Answer(200, EC2_OK)]);
+    let env = aws_env(&[
+        ("AWS_ACCESS_KEY_ID", "AKIDENV"),
+        ("AWS_SECRET_ACCESS_KEY", "env-secret"),
+        ("AWS_SESSION_TOKEN", "env-session"),
+    ]);
+    let result = intervene_with(move |c| c.aws = env, reboot(ec2.url("/"), None));
+    assert_eq!(result, Some(InterventionResult::Succeeded));
+    let seen = ec2.seen();
+    assert_eq!(seen.len(), 1);
+    let s = &seen[0];
+    assert_eq!((s.method.as_str(), s.path.as_str()), ("POST", "/"));
+    assert_eq!(
+        s.body,
+        b"Action=RebootInstances&InstanceId.1=i-0123456789abcdef0&Version=2016-11-15"
+    );
+    let date = s.header("x-amz-date").unwrap();
+    assert!(date.len() == 16 && date.ends_with('Z') && date.as_bytes()[8] == b'T', "{date}");
+    assert_eq!(s.header("x-amz-security-token"), Some("env-session"));
+    let (credential, signed) = sigv4_parts(s.header("authorization").unwrap());
+    assert_eq!(credential, format!("AKIDENV/{}/eu-west-1/ec2/aws4_request", &date[..8]));
+    assert_eq!(signed, "content-type;host;x-amz-date;x-amz-security-token");
+}
+
+#[test]
+fn aws_an_ec2_error_fails_and_a_silent_endpoint_is_unknown_and_not_retried() {
+    let env = || aws_env(&[("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "s")]);
+    let ec2 = Receiver::start(vec![Reply::Answer(400, EC2_NOT_FOUND)]);
+    let e = env();
+    let result = intervene_with(move |c| c.aws = e, reboot(ec2.url("/"), None));
+    assert_eq!(result, Some(InterventionResult::Failed));
+    assert!(ec2.seen()[0].header("x-amz-security-token").is_none());
+    // Read, then closed without an answer: the reboot may have happened; retries do not
+    // apply to an unknown outcome.
+    let silent = Receiver::start(vec![Reply::Close, Reply::Close, Reply::Close]);
+    let e = env();
+    let result = intervene_with(move |c| c.aws = e, reboot(silent.url("/"), Some(2)));
+    assert_eq!(result, Some(InterventionResult::Unknown));
+    assert_eq!(silent.seen().len(), 1);
+}
+
+#[test]
+fn aws_a_failed_reboot_is_retried_as_many_times_as_retries_says() {
+    let env = || aws_env(&[("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "s")]);
+    let ec2 = Receiver::start(vec![
+        Reply::Answer(503, EC2_UNAVAILABLE),
+        Reply::Answer(503, EC2_UNAVAILABLE),
+        Reply::Answer(200, EC2_OK),
+    ]);
+    let e = env();
+    let result = intervene_with(move |c| c.aws = e, reboot(ec2.url("/"), Some(2)));
+    assert_eq!(result, Some(InterventionResult::Succeeded));
+    assert_eq!(ec2.seen().len(), 3);
+    let down = Receiver::start(vec![Reply::Answer(503, EC2_UNAVAILABLE); 4]);
+    let e = env();
+    let result = intervene_with(move |c| c.aws = e, reboot(down.url("/"), Some(1)));
+    assert_eq!(result, Some(InterventionResult::Failed));
+    assert_eq!(down.seen().len(), 2);
+}
+
+#[test]
+fn aws_credentials_from_the_shared_file_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("credentials");
+    std::fs::write(
+        &file,
+        "[default]\naws_access_key_id = AKIADEFAULT\naws_secret_access_key = d\n\n\
+         [ops]\naws_access_key_id = AKIAOPS\naws_secret_access_key = o\n",
+    )
+    .unwrap();
+    let ec2 = Receiver::start(vec![Reply::Answer(200, EC2_OK)]);
+    let env =
+        aws_env(&[("AWS_SHARED_CREDENTIALS_FILE", file.to_str().unwrap()), ("AWS_PROFILE", "ops")]);
+    let result = intervene_with(move |c| c.aws = env, reboot(ec2.url("/"), None));
+    assert_eq!(result, Some(InterventionResult::Succeeded));
+    let (credential, signed) = sigv4_parts(ec2.seen()[0].header("authorization").unwrap());
+    assert!(credential.starts_with("AKIAOPS/"), "{credential}");
+    assert_eq!(signed, "content-type;host;x-amz-date");
+}
+
+#[test]
+fn aws_credentials_from_imdsv2_token_then_role() {
+    // One loopback server stands in for the metadata service and EC2, in the order the
+    // intervention calls them: token PUT, role list, role credentials, then RebootInstances.
+    let rx = Receiver::start(vec![
+        Reply::Answer(200, "imds-token-1"),
+        Reply::Answer(200, "cpra-role\n"),
+        Reply::Answer(
+            200,
+            r#"{"Code":"Success","Type":"AWS-HMAC","AccessKeyId":"ASIAIMDS","SecretAccessKey":"imds-secret","Token":"imds-session","Expiration":"2030-01-01T00:00:00Z"}"#,
+        ),
+        Reply::Answer(200, EC2_OK),
+    ]);
+    let env = aws_env(&[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &rx.url(""))]);
+    let result = intervene_with(move |c| c.aws = env, reboot(rx.url("/"), None));
+    assert_eq!(result, Some(InterventionResult::Succeeded));
+    let seen = rx.seen();
+    assert_eq!(seen.len(), 4);
+    assert_eq!((seen[0].method.as_str(), seen[0].path.as_str()), ("PUT", "/latest/api/token"));
+    assert!(seen[0].header("x-aws-ec2-metadata-token-ttl-seconds").is_some());
+    assert_eq!(seen[1].path, "/latest/meta-data/iam/security-credentials/");
+    assert_eq!(seen[2].path, "/latest/meta-data/iam/security-credentials/cpra-role");
+    for s in &seen[1..3] {
+        assert_eq!(s.header("x-aws-ec2-metadata-token"), Some("imds-token-1"));
+    }
+    assert_eq!(seen[3].header("x-amz-security-token"), Some("imds-session"));
+    let (credential, _) = sigv4_parts(seen[3].header("authorization").unwrap());
+    assert!(credential.starts_with("ASIAIMDS/"), "{credential}");
+}
+
+#[test]
+fn aws_without_any_credentials_fails_without_calling_ec2() {
+    let ec2 = Receiver::start(vec![]);
+    let env = aws_env(&[("AWS_EC2_METADATA_DISABLED", "true")]);
+    let result = intervene_with(move |c| c.aws = env, reboot(ec2.url("/"), Some(1)));
+    assert_eq!(result, Some(InterventionResult::Failed));
+    assert!(ec2.seen().is_empty());
+}
+
+/// A stand-in systemctl that appends a line to `record` per run, then runs `then`.
+fn systemctl_script(
+    dir: &Path,
+    name: &str,
+    then: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join(name);
+    let record = dir.join(format!("{name}.runs"));
+    std::fs::write(&script, format!("#!/bin/sh\necho run >> {}\n{then}\n", record.display()))
+        .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script, record)
+}
+
+fn systemd(timeout_ms: Option<u64>, retries: Option<u32>) -> Intervention {
+    Intervention {
+        action: InterventionAction::Systemd { unit: "web.service".into(), mode: None, timeout_ms },
+        retries,
+        max_failures: None,
+    }
+}
+
+#[test]
+fn systemd_retries_a_failure_but_not_a_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = |record: &Path| std::fs::read_to_string(record).unwrap_or_default().lines().count();
+    // Exits 1 each time: failed, tried 1 + 2 times.
+    let (script, record) = systemctl_script(dir.path(), "failing", "exit 1");
+    let result = intervene_with(move |c| c.systemctl = script, systemd(None, Some(2)));
+    assert_eq!(result, Some(InterventionResult::Failed));
+    assert_eq!(runs(&record), 3);
+    // Hangs past its 100 ms timeout: killed, unknown, and not run again.
+    let (script, record) = systemctl_script(dir.path(), "hanging", "exec sleep 30");
+    let result = intervene_with(move |c| c.systemctl = script, systemd(Some(100), Some(2)));
+    assert_eq!(result, Some(InterventionResult::Unknown));
+    assert_eq!(runs(&record), 1);
+}
+
+/// An EC2 stand-in over TLS (a private cloud's endpoint behind an internal CA, trusted through
+/// `extra_ca_file`): answers one request, returns what it saw.
+fn tls_ec2(
+    reply: &'static str,
+) -> (u16, std::path::PathBuf, tempfile::TempDir, thread::JoinHandle<String>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("cloud-ca.pem");
+    std::fs::write(&ca, cert.pem()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![rustls_pki_types::CertificateDer::from(cert.der().to_vec())],
+        rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(WAIT)).unwrap();
+        let conn = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        let seen = read_request(&mut tls).unwrap();
+        answer(&mut tls, Reply::Answer(200, reply));
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+        format!("{} {} {}", seen.method, seen.path, seen.header("authorization").unwrap_or(""))
+    });
+    (port, ca, dir, server)
+}
+
+#[test]
+fn aws_reaches_an_https_endpoint_behind_an_internal_ca() {
+    let (port, ca, _dir, server) = tls_ec2(EC2_OK);
+    let env = aws_env(&[("AWS_ACCESS_KEY_ID", "AKIDTLS"), ("AWS_SECRET_ACCESS_KEY", "s")]);
+    let result = intervene_with(
+        move |c| {
+            c.aws = env;
+            c.extra_ca_file = Some(ca);
+        },
+        reboot(format!("https://127.0.0.1:{port}/"), None),
+    );
+    assert_eq!(result, Some(InterventionResult::Succeeded));
+    let seen = server.join().unwrap();
+    assert!(seen.starts_with("POST / AWS4-HMAC-SHA256 Credential=AKIDTLS/"), "{seen}");
 }

@@ -17,7 +17,7 @@ use super::intern::Interner;
 use super::maintenance::MaintenanceWindow;
 use super::node::{Entries, Entry, Node, NodeKind, Tree};
 use super::schema::*;
-use crate::limits::{MAX_LIST_ITEMS, MAX_MONITOR_HEADERS};
+use crate::limits::{MAX_INTERVENTION_RETRIES, MAX_LIST_ITEMS, MAX_MONITOR_HEADERS};
 
 pub const TOP_FIELDS: &[&str] = &["version", "monitors", "endpoints", "notification_groups"];
 pub const MONITOR_FIELDS: &[&str] =
@@ -64,9 +64,11 @@ pub const DOCKER_PULSE_FIELDS: &[&str] = &["container", "retries"];
 pub const INTERVENTION_FIELDS: &[&str] = &["action", "target", "retries", "max_failures"];
 pub const DOCKER_TARGET_FIELDS: &[&str] = &["container", "timeout"];
 pub const WEBHOOK_TARGET_FIELDS: &[&str] = &["url", "method", "headers", "body", "timeout"];
-pub const SYSTEMD_TARGET_FIELDS: &[&str] = &["unit", "mode"];
+pub const SYSTEMD_TARGET_FIELDS: &[&str] = &["unit", "mode", "timeout"];
 pub const KUBERNETES_TARGET_FIELDS: &[&str] =
     &["namespace", "kind", "name", "replicas", "kubeconfig_path", "timeout"];
+pub const AWS_TARGET_FIELDS: &[&str] =
+    &["type", "region", "operation", "instance_id", "endpoint", "timeout"];
 pub const CODE_FIELDS: &[&str] = &["dispatch", "notify", "config", "notify_group"];
 pub const ENDPOINT_FIELDS: &[&str] = &["type", "config"];
 pub const MAINTENANCE_FIELDS: &[&str] = &["cron", "duration", "timezone"];
@@ -82,14 +84,26 @@ pub const OPSGENIE_FIELDS: &[&str] = &["api_key", "url"];
 pub const MATTERMOST_FIELDS: &[&str] = &["webhook_url", "channel", "username"];
 pub const TEAMS_FIELDS: &[&str] = &["webhook_url"];
 pub const ALERTMANAGER_FIELDS: &[&str] = &["url"];
+pub const VICTOROPS_FIELDS: &[&str] =
+    &["rest_endpoint_key", "routing_key", "message_type", "entity_id", "url"];
+pub const PUSHOVER_FIELDS: &[&str] =
+    &["app_token", "user_key", "title", "priority", "retry", "expire", "sound", "url"];
+pub const DATADOG_FIELDS: &[&str] = &["api_key", "app_key", "site", "tags", "url"];
+pub const TWILIO_FIELDS: &[&str] = &["account_sid", "auth_token", "from", "to", "url"];
 
 /// Fields the Go CPRA reads that CPRA does not use: in the field list they belong to, a
 /// warning that says why rather than an unknown-field error, so Go manifests load unchanged.
-pub const GO_IGNORED_FIELDS: &[(&[&str], &str, &str)] = &[(
-    DOCKER_TARGET_FIELDS,
-    "type",
-    "the Go CPRA reads it but never uses it; the action is `intervention.action`",
-)];
+pub const GO_IGNORED_FIELDS: &[(&[&str], &str, &str)] = &[
+    (DOCKER_TARGET_FIELDS, "type", GO_TARGET_TYPE),
+    (WEBHOOK_TARGET_FIELDS, "type", GO_TARGET_TYPE),
+    (SYSTEMD_TARGET_FIELDS, "type", GO_TARGET_TYPE),
+    (KUBERNETES_TARGET_FIELDS, "type", GO_TARGET_TYPE),
+];
+
+/// Why a target's `type` is ignored. (An aws target lists `type` among its own fields, as
+/// the Go CPRA documents it there: it is read without a warning.)
+const GO_TARGET_TYPE: &str =
+    "the Go CPRA reads it but never uses it; the action is `intervention.action`";
 
 /// Why the Go CPRA's `field` is ignored where `known` are the fields, if it is one of those.
 pub fn go_ignored(known: &[&str], field: &str) -> Option<&'static str> {
@@ -130,6 +144,7 @@ pub const ALL_FIELD_LISTS: &[&[&str]] = &[
     WEBHOOK_TARGET_FIELDS,
     SYSTEMD_TARGET_FIELDS,
     KUBERNETES_TARGET_FIELDS,
+    AWS_TARGET_FIELDS,
     CODE_FIELDS,
     ENDPOINT_FIELDS,
     MAINTENANCE_FIELDS,
@@ -144,6 +159,10 @@ pub const ALL_FIELD_LISTS: &[&[&str]] = &[
     MATTERMOST_FIELDS,
     TEAMS_FIELDS,
     ALERTMANAGER_FIELDS,
+    VICTOROPS_FIELDS,
+    PUSHOVER_FIELDS,
+    DATADOG_FIELDS,
+    TWILIO_FIELDS,
 ];
 
 /// Default interval when `pulse_check.interval` is absent (Go CPRA's default).
@@ -1263,10 +1282,23 @@ fn decode_intervention_block(ctx: &mut Ctx, node: &Node, path: FieldPath) -> Opt
 }
 
 fn decode_intervention(ctx: &mut Ctx, f: &Fields) -> Option<Intervention> {
+    use crate::actions::aws;
     use crate::actions::intervention::{docker_restart_request, kubernetes_patch, systemctl_args};
     let action =
         ctx.choice(f, "action", &INTERVENTION_ACTIONS, Class::UnknownKind, "intervention action");
-    let retries = ctx.opt_int(f, "retries", 0, i64::from(u32::MAX)).map(|v| v as u32);
+    let mut retries = ctx.opt_int(f, "retries", 0, i64::from(u32::MAX)).map(|v| v as u32);
+    if let Some(r) = retries.filter(|&r| r > MAX_INTERVENTION_RETRIES) {
+        let pos = f.get("retries").map(|e| e.value.pos).unwrap_or(f.pos);
+        ctx.report(
+            Level::Warning,
+            Class::BadValue,
+            pos,
+            f.sub("retries"),
+            format!("{r} retries: CPRA retries a failed intervention at most {MAX_INTERVENTION_RETRIES} times"),
+            "a target that fails to restart that often needs a person; the red says so".into(),
+        );
+        retries = Some(MAX_INTERVENTION_RETRIES);
+    }
     let max_failures = ctx.opt_int(f, "max_failures", i64::MIN, i64::MAX);
     let errors_before = ctx.problems.errors;
     // Each field is checked alone with the actions' own functions (the others set to values
@@ -1306,7 +1338,8 @@ fn decode_intervention(ctx: &mut Ctx, f: &Fields) -> Option<Intervention> {
                     ctx.refuse(&t, "unit", p);
                 }
             }
-            (InterventionAction::Systemd { unit, mode }, t)
+            let timeout_ms = ctx.opt_duration_ms(&t, "timeout", true);
+            (InterventionAction::Systemd { unit, mode, timeout_ms }, t)
         }
         "kubernetes" => {
             let t = ctx.config(f, "target", KUBERNETES_TARGET_FIELDS);
@@ -1338,6 +1371,38 @@ fn decode_intervention(ctx: &mut Ctx, f: &Fields) -> Option<Intervention> {
             };
             (action, t)
         }
+        "aws" => {
+            let t = ctx.config(f, "target", AWS_TARGET_FIELDS);
+            // `type` is the Go CPRA's label for the target; nothing reads it there either.
+            let _ = ctx.opt_str(&t, "type");
+            let region = ctx.req_str(&t, "region", "us-east-1");
+            let operation =
+                ctx.opt_str(&t, "operation").unwrap_or_else(|| aws::REBOOT_INSTANCE.into());
+            let instance_id = ctx.req_str(&t, "instance_id", "i-0123456789abcdef0");
+            let endpoint = opt_url(ctx, &t, "endpoint");
+            let timeout_ms = ctx.opt_duration_ms(&t, "timeout", true);
+            if let Some(p) = refused(aws::check_operation(&operation)) {
+                ctx.refuse(&t, "operation", p);
+            }
+            if !region.is_empty() {
+                if let Some(p) = refused(aws::check_region(&region)) {
+                    ctx.refuse(&t, "region", p);
+                }
+            }
+            if !instance_id.is_empty() {
+                if let Some(p) = refused(aws::check_instance_id(&instance_id)) {
+                    ctx.refuse(&t, "instance_id", p);
+                }
+            }
+            let action = InterventionAction::Aws {
+                region,
+                operation: operation.to_ascii_lowercase(),
+                instance_id,
+                endpoint,
+                timeout_ms,
+            };
+            (action, t)
+        }
         _ => return None,
     };
     // The actions' whole check, for anything the field checks above did not single out.
@@ -1355,10 +1420,9 @@ fn decode_intervention(ctx: &mut Ctx, f: &Fields) -> Option<Intervention> {
     Some(Intervention { action, retries, max_failures })
 }
 
-/// `notify` kind + `config` (or an endpoint's `type` + `config`), interned.
-pub fn decode_notify(ctx: &mut Ctx, f: &Fields, kind_key: &str) -> Option<Arc<Notify>> {
-    let kind = ctx.choice(f, kind_key, &NOTIFY_KINDS, Class::UnknownKind, "notify kind")?;
-    let known: &[&str] = match kind {
+/// The `config` fields of notify kind `kind` (one of [`NOTIFY_KINDS`]).
+pub fn notify_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
         "log" => LOG_FIELDS,
         "webhook" => WEBHOOK_NOTIFY_FIELDS,
         "slack" => SLACK_FIELDS,
@@ -1369,9 +1433,29 @@ pub fn decode_notify(ctx: &mut Ctx, f: &Fields, kind_key: &str) -> Option<Arc<No
         "opsgenie" => OPSGENIE_FIELDS,
         "mattermost" => MATTERMOST_FIELDS,
         "teams" => TEAMS_FIELDS,
+        "victorops" => VICTOROPS_FIELDS,
+        "pushover" => PUSHOVER_FIELDS,
+        "datadog" => DATADOG_FIELDS,
+        "twilio" => TWILIO_FIELDS,
         _ => ALERTMANAGER_FIELDS,
-    };
-    let c = ctx.config(f, "config", known);
+    }
+}
+
+/// The `target` fields of intervention action `action` (one of [`INTERVENTION_ACTIONS`]).
+pub fn intervention_target_fields(action: &str) -> &'static [&'static str] {
+    match action {
+        "docker" => DOCKER_TARGET_FIELDS,
+        "webhook" => WEBHOOK_TARGET_FIELDS,
+        "systemd" => SYSTEMD_TARGET_FIELDS,
+        "kubernetes" => KUBERNETES_TARGET_FIELDS,
+        _ => AWS_TARGET_FIELDS,
+    }
+}
+
+/// `notify` kind + `config` (or an endpoint's `type` + `config`), interned.
+pub fn decode_notify(ctx: &mut Ctx, f: &Fields, kind_key: &str) -> Option<Arc<Notify>> {
+    let kind = ctx.choice(f, kind_key, &NOTIFY_KINDS, Class::UnknownKind, "notify kind")?;
+    let c = ctx.config(f, "config", notify_fields(kind));
     let errors_before = ctx.problems.errors;
     let notify = match kind {
         "log" => Notify::Log { file: ctx.opt_str(&c, "file") },
@@ -1449,6 +1533,104 @@ pub fn decode_notify(ctx: &mut Ctx, f: &Fields, kind_key: &str) -> Option<Arc<No
         "teams" => Notify::Teams {
             webhook_url: req_url(ctx, &c, "webhook_url", "https://example.webhook.office.com/..."),
         },
+        "victorops" => {
+            let message_type = ctx.opt_str(&c, "message_type").map(|t| t.to_ascii_uppercase());
+            if let Some(t) = &message_type {
+                if !crate::actions::payload::VICTOROPS_MESSAGE_TYPES.contains(&t.as_str()) {
+                    ctx.refuse(
+                        &c,
+                        "message_type",
+                        Problem {
+                            message: format!("'{t}' is not a VictorOps message type"),
+                            hint: "use CRITICAL, WARNING, ACKNOWLEDGEMENT, INFO or RECOVERY, or \
+                                   leave it out to follow the alert's colour",
+                        },
+                    );
+                }
+            }
+            Notify::Victorops {
+                rest_endpoint_key: ctx.req_str(&c, "rest_endpoint_key", "${VICTOROPS_KEY}"),
+                routing_key: ctx.req_str(&c, "routing_key", "ops"),
+                message_type,
+                entity_id: ctx.opt_str(&c, "entity_id"),
+                url: opt_url(ctx, &c, "url"),
+            }
+        }
+        "pushover" => {
+            let priority = ctx.opt_int(&c, "priority", -2, 2).unwrap_or(0) as i8;
+            // Pushover's own bounds on an emergency's repeat: at least 30 s apart, at most
+            // 10,800 s (3 h) in all.
+            let retry_s = ctx.opt_int(&c, "retry", 30, 10_800).map(|v| v as u32);
+            let expire_s = ctx.opt_int(&c, "expire", 1, 10_800).map(|v| v as u32);
+            Notify::Pushover {
+                app_token: ctx.req_str(&c, "app_token", "${PUSHOVER_TOKEN}"),
+                user_key: ctx.req_str(&c, "user_key", "${PUSHOVER_USER}"),
+                title: ctx.opt_str(&c, "title"),
+                priority,
+                retry_s,
+                expire_s,
+                sound: ctx.opt_str(&c, "sound"),
+                url: opt_url(ctx, &c, "url"),
+            }
+        }
+        "datadog" => {
+            let api_key = ctx.req_str(&c, "api_key", "${DD_API_KEY}");
+            let app_key = ctx.opt_str(&c, "app_key");
+            // Both travel in headers.
+            if let Err(p) = check::header_value(&api_key) {
+                ctx.refuse(&c, "api_key", p);
+            }
+            if let Some(Err(p)) = app_key.as_deref().map(check::header_value) {
+                ctx.refuse(&c, "app_key", p);
+            }
+            let site = ctx.opt_str(&c, "site");
+            if let Some(site) = &site {
+                if let Err(p) = check::http_url(&format!("https://api.{site}/")) {
+                    ctx.refuse(&c, "site", p);
+                }
+            }
+            Notify::Datadog {
+                api_key,
+                app_key,
+                site,
+                tags: ctx.str_list(&c, "tags"),
+                url: opt_url(ctx, &c, "url"),
+            }
+        }
+        "twilio" => {
+            let to = ctx.str_list(&c, "to");
+            if to.is_empty() {
+                let pos = c.get("to").map_or(c.pos, |e| e.value.pos);
+                ctx.error(
+                    Class::Missing,
+                    pos,
+                    c.sub("to"),
+                    "no recipient in 'to'".into(),
+                    "add `to: \"+15555550100\"` (a number or a list of numbers)",
+                );
+            }
+            if to.len() > crate::limits::MAX_TWILIO_RECIPIENTS {
+                ctx.refuse(
+                    &c,
+                    "to",
+                    Problem {
+                        message: format!(
+                            "{} recipients: at most {} (one message each)",
+                            to.len(),
+                            crate::limits::MAX_TWILIO_RECIPIENTS
+                        ),
+                        hint: "send to a group number, or split the code into endpoints",
+                    },
+                );
+            }
+            Notify::Twilio {
+                account_sid: ctx.req_str(&c, "account_sid", "${TWILIO_SID}"),
+                auth_token: ctx.req_str(&c, "auth_token", "${TWILIO_TOKEN}"),
+                from: ctx.req_str(&c, "from", "\"+15555550100\""),
+                to,
+                url: opt_url(ctx, &c, "url"),
+            }
+        }
         _ => Notify::Alertmanager { url: req_url(ctx, &c, "url", "http://alertmanager:9093") },
     };
     let notify = ctx.interners.notify.intern(notify);
@@ -1476,6 +1658,11 @@ fn redact(message: String, notify: &Notify) -> String {
         Notify::Opsgenie { api_key, .. } => &[api_key],
         Notify::Pagerduty { routing_key, .. } => &[routing_key],
         Notify::Email { password: Some(p), .. } => &[p],
+        Notify::Victorops { rest_endpoint_key, .. } => &[rest_endpoint_key],
+        Notify::Pushover { app_token, user_key, .. } => &[app_token, user_key],
+        Notify::Datadog { api_key, app_key: Some(a), .. } => &[api_key, a],
+        Notify::Datadog { api_key, .. } => &[api_key],
+        Notify::Twilio { auth_token, .. } => &[auth_token],
         _ => &[],
     };
     secrets.iter().filter(|s| !s.is_empty()).fold(message, |m, s| m.replace(s, "<redacted>"))
@@ -1722,6 +1909,43 @@ mod tests {
             &telegram,
         );
         assert_eq!(m, "invalid URL `https://api.telegram.org/bot<redacted>/sendMessage`");
+        let cases = [
+            Notify::Victorops {
+                rest_endpoint_key: "s3cret".into(),
+                routing_key: "ops".into(),
+                message_type: None,
+                entity_id: None,
+                url: None,
+            },
+            Notify::Pushover {
+                app_token: "s3cret".into(),
+                user_key: "s3cret".into(),
+                title: None,
+                priority: 0,
+                retry_s: None,
+                expire_s: None,
+                sound: None,
+                url: None,
+            },
+            Notify::Datadog {
+                api_key: "s3cret".into(),
+                app_key: Some("s3cret".into()),
+                site: None,
+                tags: vec![],
+                url: None,
+            },
+            Notify::Twilio {
+                account_sid: "AC1".into(),
+                auth_token: "s3cret".into(),
+                from: "+1".into(),
+                to: vec!["+2".into()],
+                url: None,
+            },
+        ];
+        for n in &cases {
+            let m = redact("key `s3cret` refused".into(), n);
+            assert_eq!(m, "key `<redacted>` refused", "{}", n.kind());
+        }
     }
 
     #[test]

@@ -100,6 +100,49 @@ enum NotifyConfig<'a> {
     Alertmanager {
         url: &'a str,
     },
+    Victorops {
+        rest_endpoint_key: &'a str,
+        routing_key: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message_type: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        entity_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        url: Option<&'a str>,
+    },
+    Pushover {
+        app_token: &'a str,
+        user_key: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        title: Option<&'a str>,
+        priority: i8,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expire: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sound: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        url: Option<&'a str>,
+    },
+    Datadog {
+        api_key: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        app_key: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        site: Option<&'a str>,
+        tags: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        url: Option<&'a str>,
+    },
+    Twilio {
+        account_sid: &'a str,
+        auth_token: &'a str,
+        from: &'a str,
+        to: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        url: Option<&'a str>,
+    },
 }
 
 impl<'a> From<&'a Notify> for NotifyConfig<'a> {
@@ -139,6 +182,44 @@ impl<'a> From<&'a Notify> for NotifyConfig<'a> {
                 username: username.as_deref(),
             },
             Notify::Alertmanager { url } => NotifyConfig::Alertmanager { url },
+            Notify::Victorops { rest_endpoint_key, routing_key, message_type, entity_id, url } => {
+                NotifyConfig::Victorops {
+                    rest_endpoint_key,
+                    routing_key,
+                    message_type: message_type.as_deref(),
+                    entity_id: entity_id.as_deref(),
+                    url: url.as_deref(),
+                }
+            }
+            Notify::Pushover {
+                app_token,
+                user_key,
+                title,
+                priority,
+                retry_s,
+                expire_s,
+                sound,
+                url,
+            } => NotifyConfig::Pushover {
+                app_token,
+                user_key,
+                title: title.as_deref(),
+                priority: *priority,
+                retry: *retry_s,
+                expire: *expire_s,
+                sound: sound.as_deref(),
+                url: url.as_deref(),
+            },
+            Notify::Datadog { api_key, app_key, site, tags, url } => NotifyConfig::Datadog {
+                api_key,
+                app_key: app_key.as_deref(),
+                site: site.as_deref(),
+                tags,
+                url: url.as_deref(),
+            },
+            Notify::Twilio { account_sid, auth_token, from, to, url } => {
+                NotifyConfig::Twilio { account_sid, auth_token, from, to, url: url.as_deref() }
+            }
         }
     }
 }
@@ -330,6 +411,8 @@ enum InterventionTarget<'a> {
         unit: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         mode: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none", serialize_with = "go_duration_opt")]
+        timeout: Option<u64>,
     },
     Kubernetes {
         namespace: &'a str,
@@ -339,6 +422,15 @@ enum InterventionTarget<'a> {
         replicas: Option<u32>,
         #[serde(skip_serializing_if = "Option::is_none")]
         kubeconfig_path: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none", serialize_with = "go_duration_opt")]
+        timeout: Option<u64>,
+    },
+    Aws {
+        region: &'a str,
+        operation: &'a str,
+        instance_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        endpoint: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none", serialize_with = "go_duration_opt")]
         timeout: Option<u64>,
     },
@@ -359,8 +451,17 @@ impl<'a> From<&'a InterventionAction> for InterventionTarget<'a> {
                     timeout: *timeout_ms,
                 }
             }
-            InterventionAction::Systemd { unit, mode } => {
-                InterventionTarget::Systemd { unit, mode: mode.as_deref() }
+            InterventionAction::Systemd { unit, mode, timeout_ms } => {
+                InterventionTarget::Systemd { unit, mode: mode.as_deref(), timeout: *timeout_ms }
+            }
+            InterventionAction::Aws { region, operation, instance_id, endpoint, timeout_ms } => {
+                InterventionTarget::Aws {
+                    region,
+                    operation,
+                    instance_id,
+                    endpoint: endpoint.as_deref(),
+                    timeout: *timeout_ms,
+                }
             }
             InterventionAction::Kubernetes {
                 namespace,

@@ -16,7 +16,7 @@ pub type Headers = Vec<(String, String)>;
 
 /// The kinds of pulse, in the order the docs list them.
 pub const PULSE_TYPES: [&str; 8] = ["http", "tcp", "icmp", "dns", "udp", "grpc", "tls", "docker"];
-pub const NOTIFY_KINDS: [&str; 11] = [
+pub const NOTIFY_KINDS: [&str; 15] = [
     "log",
     "webhook",
     "slack",
@@ -28,8 +28,12 @@ pub const NOTIFY_KINDS: [&str; 11] = [
     "mattermost",
     "teams",
     "alertmanager",
+    "victorops",
+    "pushover",
+    "datadog",
+    "twilio",
 ];
-pub const INTERVENTION_ACTIONS: [&str; 4] = ["docker", "webhook", "systemd", "kubernetes"];
+pub const INTERVENTION_ACTIONS: [&str; 5] = ["docker", "webhook", "systemd", "kubernetes", "aws"];
 pub const COLOURS: [&str; 5] = ["red", "yellow", "green", "cyan", "gray"];
 
 #[derive(Clone, Debug, PartialEq)]
@@ -542,6 +546,43 @@ pub enum Notify {
     Alertmanager {
         url: String,
     },
+    /// Splunk On-Call's generic REST endpoint.
+    Victorops {
+        rest_endpoint_key: String,
+        routing_key: String,
+        /// Overrides the colour's `message_type` (CRITICAL, WARNING, ...).
+        message_type: Option<String>,
+        /// Overrides `cpra:<incident id>`.
+        entity_id: Option<String>,
+        url: Option<String>,
+    },
+    Pushover {
+        app_token: String,
+        user_key: String,
+        title: Option<String>,
+        /// -2..=2; 2 (emergency) repeats every `retry_s` for `expire_s`.
+        priority: i8,
+        retry_s: Option<u32>,
+        expire_s: Option<u32>,
+        sound: Option<String>,
+        url: Option<String>,
+    },
+    Datadog {
+        api_key: String,
+        app_key: Option<String>,
+        /// `datadoghq.com` unless given (`datadoghq.eu`, `us3.datadoghq.com`, ...).
+        site: Option<String>,
+        tags: Vec<String>,
+        url: Option<String>,
+    },
+    /// SMS through Twilio's Messages API, one message per recipient.
+    Twilio {
+        account_sid: String,
+        auth_token: String,
+        from: String,
+        to: Vec<String>,
+        url: Option<String>,
+    },
 }
 
 impl Notify {
@@ -558,6 +599,10 @@ impl Notify {
             Notify::Mattermost { .. } => "mattermost",
             Notify::Teams { .. } => "teams",
             Notify::Alertmanager { .. } => "alertmanager",
+            Notify::Victorops { .. } => "victorops",
+            Notify::Pushover { .. } => "pushover",
+            Notify::Datadog { .. } => "datadog",
+            Notify::Twilio { .. } => "twilio",
         }
     }
 }
@@ -586,6 +631,7 @@ pub enum InterventionAction {
     Systemd {
         unit: String,
         mode: Option<String>,
+        timeout_ms: Option<u64>,
     },
     Kubernetes {
         namespace: String,
@@ -593,6 +639,16 @@ pub enum InterventionAction {
         name: String,
         replicas: Option<u32>,
         kubeconfig_path: Option<String>,
+        timeout_ms: Option<u64>,
+    },
+    /// EC2 `RebootInstances` through the EC2 Query API, signed with SigV4.
+    Aws {
+        region: String,
+        /// `reboot-instance`, the one operation.
+        operation: String,
+        instance_id: String,
+        /// The EC2 endpoint (tests, private clouds); `https://ec2.<region>.amazonaws.com`.
+        endpoint: Option<String>,
         timeout_ms: Option<u64>,
     },
 }
@@ -604,6 +660,7 @@ impl InterventionAction {
             InterventionAction::Webhook { .. } => "webhook",
             InterventionAction::Systemd { .. } => "systemd",
             InterventionAction::Kubernetes { .. } => "kubernetes",
+            InterventionAction::Aws { .. } => "aws",
         }
     }
 }

@@ -22,8 +22,15 @@ endpoints:
   mail:
     type: email
     config: {server: "smtp:25", from: a@b, to: [c@d], subject: s, allow_insecure: true, username: u, password: p}
+  vo: {type: victorops, config: {rest_endpoint_key: k, routing_key: r, message_type: warning, entity_id: e, url: "http://127.0.0.1:1/vo"}}
+  po:
+    type: pushover
+    config: {app_token: t, user_key: u, title: T, priority: 2, retry: 30, expire: 600, sound: siren, url: "http://127.0.0.1:1/po"}
+  dd: {type: datadog, config: {api_key: k, app_key: a, site: datadoghq.eu, tags: [x], url: "http://127.0.0.1:1/dd"}}
+  tw: {type: twilio, config: {account_sid: AC1, auth_token: t, from: "+1", to: ["+2", "+3"], url: "http://127.0.0.1:1/tw"}}
 notification_groups:
   team: [hook, mail]
+  paging: [vo, po, dd, tw]
 monitors:
   - id: "all.fields:1"
     name: All fields
@@ -74,7 +81,7 @@ monitors:
       gray: {notify: alertmanager, config: {url: "http://127.0.0.1:1/am"}}
   - name: icmp
     pulse_check: {type: icmp, config: {host: h, count: 3, ignore_privilege: true}}
-    intervention: {action: systemd, target: {unit: u.service, mode: restart}}
+    intervention: {action: systemd, target: {unit: u.service, mode: restart, timeout: 20s}}
   - name: dns
     pulse_check: {type: dns, config: {host: h, server: "127.0.0.1:53"}}
     intervention:
@@ -82,6 +89,10 @@ monitors:
       target: {namespace: n, kind: statefulset, name: s, replicas: 2, kubeconfig_path: /k, timeout: 1m}
   - name: udp
     pulse_check: {type: udp, config: {host: h, port: 2, payload: p}}
+    intervention:
+      action: aws
+      target: {type: ec2, region: eu-west-1, operation: reboot-instance, instance_id: i-1234abcd, endpoint: "http://127.0.0.1:1/ec2", timeout: 40s}
+    codes: {red: {notify_group: paging}}
   - name: grpc
     pulse_check: {type: grpc, config: {host: h, port: 3, service: s}}
   - name: tls
@@ -599,14 +610,42 @@ fn unknown_fields_are_errors_unless_lenient_and_timeout_over_interval_is_a_warni
 
 #[test]
 fn fields_the_go_cpra_reads_and_cpra_ignores_are_warnings_that_say_why() {
-    let text = "monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: h, port: 1}}\n    intervention: {action: docker, target: {type: docker, container: web}}\n";
-    let (m, r) = load(text);
+    let monitor = |name: &str, intervention: &str| {
+        format!(
+            "  - name: {name}\n    pulse_check: {{type: tcp, config: {{host: h, port: 1}}}}\n    \
+             intervention: {intervention}\n"
+        )
+    };
+    let text = String::from("monitors:\n")
+        + &monitor("a", "{action: docker, target: {type: docker, container: web}}")
+        + &monitor("b", "{action: webhook, target: {type: webhook, url: \"http://h/\"}}")
+        + &monitor("c", "{action: systemd, target: {type: systemd, unit: u.service}}")
+        + &monitor("d", "{action: kubernetes, target: {type: kubernetes, name: web}}")
+        // An aws target's `type` is one of its fields: no warning.
+        + &monitor(
+            "e",
+            "{action: aws, target: {type: ec2, region: us-east-1, instance_id: i-1234abcd}}",
+        );
+    let (m, r) = load(&text);
     assert!(r.is_valid(), "{:#?}", r.problems.kept);
-    assert_eq!((m.len(), r.problems.warnings), (1, 1));
+    assert_eq!((m.len(), r.problems.warnings), (5, 4), "{:#?}", r.problems.kept);
     for d in &r.problems.kept {
         assert_eq!(d.class, Class::IgnoredField);
         assert!(d.hint.contains("Go CPRA"), "{d}");
     }
+}
+
+#[test]
+fn intervention_retries_past_the_bound_are_a_warning_and_get_the_bound() {
+    let text =
+        "monitors:\n  - name: a\n    pulse_check: {type: tcp, config: {host: h, port: 1}}\n    \
+                intervention: {action: docker, retries: 9, target: {container: web}}\n";
+    let (m, r) = load(text);
+    assert!(r.is_valid(), "{:#?}", r.problems.kept);
+    assert_eq!(r.problems.warnings, 1);
+    assert!(r.problems.kept[0].to_string().contains("9 retries"), "{}", r.problems.kept[0]);
+    let max = crate::limits::MAX_INTERVENTION_RETRIES;
+    assert_eq!(m[0].intervention.as_ref().unwrap().retries, Some(max));
 }
 
 /// `retries` is read in `pulse_check` and in `config` for every type, with the Go CPRA's
@@ -887,6 +926,71 @@ proptest! {
             r.problems.kept.iter().filter(|d| d.level == Level::Warning).count()
                 <= r.problems.warnings
         );
+    }
+}
+
+/// The part of `doc` from the line starting `heading` to the next heading of the same or a
+/// higher level.
+fn doc_section<'a>(doc: &'a str, heading: &str) -> &'a str {
+    let start = doc.find(&format!("\n{heading}\n")).unwrap_or_else(|| panic!("no `{heading}`")) + 1;
+    let level = heading.bytes().take_while(|&b| b == b'#').count();
+    let rest = &doc[start + heading.len()..];
+    let end = rest
+        .match_indices("\n#")
+        .find(|(at, _)| rest[at + 1..].bytes().take_while(|&b| b == b'#').count() <= level)
+        .map_or(rest.len(), |(at, _)| at);
+    &doc[start..start + heading.len() + end]
+}
+
+/// Each notify kind's and intervention action's fields are documented in its own row, and
+/// the fields of each block in its own section (not merely somewhere on the page).
+#[test]
+fn fields_are_documented_in_their_section() {
+    use super::decode::*;
+    let doc = include_str!("../../../docs/configuration.md");
+    let row = |section: &str, word: &str| -> String {
+        let prefix = format!("| `{word}` |");
+        section
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no row for `{word}`"))
+            .to_owned()
+    };
+    let kinds = doc_section(doc, "#### Notify kinds");
+    for kind in NOTIFY_KINDS {
+        let line = row(kinds, kind);
+        for field in notify_fields(kind) {
+            assert!(line.contains(&format!("`{field}`")), "`{kind}` row lacks `{field}`");
+        }
+    }
+    let interventions = doc_section(doc, "### `intervention`");
+    for field in INTERVENTION_FIELDS {
+        assert!(interventions.contains(&format!("| `{field}` |")), "intervention: `{field}`");
+    }
+    for action in INTERVENTION_ACTIONS {
+        let line = row(interventions, action);
+        for field in intervention_target_fields(action) {
+            assert!(line.contains(&format!("`{field}`")), "`{action}` row lacks `{field}`");
+        }
+    }
+    for (heading, fields) in [
+        ("### `pulse_check`", PULSE_CHECK_FIELDS),
+        ("#### `http`", HTTP_FIELDS),
+        ("#### `tcp`", TCP_FIELDS),
+        ("#### `icmp`", ICMP_FIELDS),
+        ("#### `dns`", DNS_FIELDS),
+        ("#### `udp`", UDP_FIELDS),
+        ("#### `grpc`", GRPC_FIELDS),
+        ("#### `tls`", TLS_FIELDS),
+        ("#### `docker`", DOCKER_PULSE_FIELDS),
+        ("### `codes`", CODE_FIELDS),
+        ("### `maintenance`", MAINTENANCE_FIELDS),
+        ("### Endpoint", ENDPOINT_FIELDS),
+    ] {
+        let section = doc_section(doc, heading);
+        for field in fields {
+            assert!(section.contains(&format!("| `{field}` |")), "{heading} lacks `{field}`");
+        }
     }
 }
 

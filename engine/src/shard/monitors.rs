@@ -718,7 +718,7 @@ impl Monitors {
                     let now_ms = me.clock.now_ms();
                     me.apply(local, event, now_ms, None);
                 });
-                self.actions.start_intervention(local, &intervention.action, done);
+                self.actions.start_intervention(local, intervention, done);
             }
             Effect::CancelIntervention => self.actions.cancel_intervention(local),
             Effect::CancelQueuedAlerts => {
@@ -1532,6 +1532,13 @@ fn host_handle(m: &Monitor) -> Host {
     host_of(&m.pulse_check.pulse).ok().flatten().map(|(host, port)| (Rc::from(host), port))
 }
 
+/// Whether a `permission` failure of `pulse` is kept out of the state machine: an icmp pulse
+/// with `ignore_privilege` (docs/configuration.md: without a raw or ping socket the check does
+/// not fail; the monitor's state stays what it was, and its recent results say why).
+fn privilege_ignored(pulse: &Pulse) -> bool {
+    matches!(pulse, Pulse::Icmp(i) if i.ignore_privilege)
+}
+
 fn is_icmp(m: &Monitor) -> bool {
     matches!(m.pulse_check.pulse, Pulse::Icmp(_))
 }
@@ -1619,6 +1626,14 @@ impl ResultHandler for Rc<Monitors> {
         );
         let event = match outcome.failure {
             None => Event::CheckSucceeded { generation, warning: outcome.warning },
+            // Looked up only on this rare failure, so a routine check reads no cold config.
+            Some(FailureKind::Permission)
+                if privilege_ignored(&self.monitor(job.monitor).pulse_check.pulse) =>
+            {
+                // Shown in the recent results (the API says why), but not a failure.
+                self.record(job.monitor, outcome, now_ms);
+                return;
+            }
             Some(kind) => Event::CheckFailed { generation, kind },
         };
         self.record(job.monitor, outcome, now_ms);
@@ -1655,6 +1670,21 @@ impl ResultHandler for Rc<Monitors> {
 mod tests {
     use super::*;
     use crate::manifest::{load_str, LoadOptions};
+
+    #[test]
+    fn only_an_icmp_pulse_with_ignore_privilege_ignores_a_missing_privilege() {
+        let icmp = |ignore_privilege| {
+            Pulse::Icmp(crate::manifest::IcmpPulse { host: "h".into(), count: 1, ignore_privilege })
+        };
+        assert!(privilege_ignored(&icmp(true)));
+        assert!(!privilege_ignored(&icmp(false)));
+        let (m, _) = load_str(
+            "monitors: [{name: t, pulse_check: {type: tcp, config: {host: h, port: 1}}}]",
+            None,
+            &LoadOptions::default(),
+        );
+        assert!(!privilege_ignored(&m[0].pulse_check.pulse));
+    }
 
     #[test]
     fn policy_follows_the_manifest() {
