@@ -25,6 +25,7 @@ pub mod reload;
 pub mod ring;
 pub mod runtime;
 pub mod schedule;
+pub mod settings;
 pub mod shard;
 pub mod state;
 pub mod store;

@@ -41,7 +41,7 @@ pub enum Command {
     Gen(gen::GenArgs),
     /// Run the manifest's monitors: checks, alerts and interventions, until SIGINT/SIGTERM or
     /// --duration, then drain what is in flight.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Run CPRA on a built-in fleet on 127.0.0.1 (healthy, failing, flapping, slow and hostile
     /// targets, a flaky webhook receiver, an intervention that heals a target) and show the
     /// alerts as they happen. No root, no network needed.
