@@ -141,6 +141,28 @@ pub fn budget_for(
     })
 }
 
+/// The descriptor limit under which `shards` shards get all they ask for (`wanted`): what
+/// `cpra tune` asks `RLIMIT_NOFILE` to be.
+pub fn needed_for(shards: u64, resolver_threads: u64, wanted: Wanted) -> u64 {
+    let process = FD_RESERVE_PROCESS + resolver_threads.saturating_mul(FDS_PER_RESOLVER_THREAD);
+    let fixed = FDS_PER_EXECUTOR
+        + DEFAULT_MAX_OPEN_LOG_FILES as u64
+        + FD_RESERVE_INTERVENTIONS_PER_SHARD
+        + FDS_ICMP_PER_SHARD
+        + FDS_JOURNAL_PER_SHARD;
+    let per_shard = fixed + u64::from(wanted.checks_per_shard) + wanted.deliveries_per_shard as u64;
+    process.saturating_add(shards.saturating_mul(per_shard))
+}
+
+/// The smallest limit `shards` shards start under (each with its minimal budget).
+pub fn minimum_for(shards: u64, resolver_threads: u64) -> u64 {
+    let wanted = Wanted {
+        checks_per_shard: MIN_CHECKS_IN_FLIGHT_PER_SHARD,
+        deliveries_per_shard: MIN_DELIVERIES_IN_FLIGHT_PER_SHARD,
+    };
+    needed_for(shards, resolver_threads, wanted)
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit (an unprivileged process may) and returns
 /// `(before, now)`. A soft limit the kernel refuses to raise (a hard limit above
 /// `fs.nr_open`) is left as it was.
@@ -257,6 +279,21 @@ mod tests {
         // And less when it does not: the limit wins over the settings.
         let b = budget_for(1024, 2, 4, wanted).unwrap();
         assert_eq!((b.checks_per_shard, b.deliveries_per_shard), (348, 115));
+    }
+
+    #[test]
+    fn what_tune_asks_for_is_what_the_budget_needs() {
+        let wanted = Wanted { checks_per_shard: 4096, deliveries_per_shard: 32 };
+        let needed = needed_for(2, 4, wanted);
+        assert_eq!(needed, 29 + 2 * (34 + 4096 + 32));
+        let b = budget_for(needed, 2, 4, wanted).unwrap();
+        assert_eq!((b.checks_per_shard, b.deliveries_per_shard), (4096, 32));
+        // One less and a shard gets less.
+        let b = budget_for(needed - 1, 2, 4, wanted).unwrap();
+        assert!(b.checks_per_shard < 4096);
+        assert_eq!(minimum_for(2, 4), 137);
+        assert!(budget(minimum_for(2, 4), 2, 4).is_ok());
+        assert!(budget(minimum_for(2, 4) - 1, 2, 4).is_err());
     }
 
     #[test]

@@ -30,4 +30,5 @@ pub mod shard;
 pub mod state;
 pub mod store;
 pub mod table;
+pub mod tune;
 pub mod wheel;
