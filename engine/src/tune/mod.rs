@@ -21,7 +21,7 @@ pub mod read;
 pub mod uring;
 
 pub use read::read;
-use uring::{memlock_needed, UringFacts, OPCODES_USED};
+use uring::{memlock_needed, UringFacts, GLOMMIO_MEMLOCK_MINIMUM, OPCODES_USED};
 
 /// What the host looks like, as read.
 #[derive(Clone, Debug, PartialEq)]
@@ -223,28 +223,35 @@ fn nofile(f: &HostFacts, e: &Effective) -> Check {
 }
 
 fn memlock(f: &HostFacts, e: &Effective) -> Check {
-    let needed =
-        memlock_needed(e.shards as u64, e.io_memory_bytes as u64, f.uring.ring_bytes, f.kernel);
+    let huge_pages = f.thp.as_deref().is_some_and(|mode| mode != "never");
+    let needed = memlock_needed(
+        e.shards as u64,
+        e.io_memory_bytes as u64,
+        f.uring.ring_bytes,
+        f.kernel,
+        huge_pages,
+    );
     let soft = f.memlock.0;
     let shown = |n: u64| if n == u64::MAX { "unlimited".to_owned() } else { format_size(n) };
     let what = format!(
-        "RLIMIT_MEMLOCK: {} for {} shard(s) needing {} (io_memory {} registered with 3 rings each{})",
+        "RLIMIT_MEMLOCK: {} for {} shard(s) needing {} (io_memory {} registered with 3 rings each{}{})",
         shown(soft),
         e.shards,
         format_size(needed),
         format_size(e.io_memory_bytes as u64),
+        if huge_pages { ", each charged a whole huge page" } else { "" },
         if f.kernel < (5, 12) { ", and the rings: kernel before 5.12" } else { "" }
+    );
+    let fix = format!(
+        "ulimit -l {} in the starting shell, LimitMEMLOCK=infinity in the unit",
+        needed.div_ceil(1024)
     );
     if soft >= needed {
         Check::ok(what)
+    } else if soft >= GLOMMIO_MEMLOCK_MINIMUM {
+        Check::warn(format!("{what}: glommio skips registering the buffers"), fix)
     } else {
-        Check::fail(
-            what,
-            format!(
-                "ulimit -l {} in the starting shell, LimitMEMLOCK=infinity in the unit",
-                needed.div_ceil(1024)
-            ),
-        )
+        Check::fail(format!("{what}: the shards cannot start"), fix)
     }
 }
 
@@ -626,15 +633,24 @@ mod tests {
         );
         let f = HostFacts { nofile: (64, 64), ..facts() };
         assert_eq!(nofile(&f, &e).status, Status::Fail);
-        // Memlock: 64 shards of 1 MiB need 192 MiB; 8 MiB is too little.
-        let f = HostFacts { memlock: (8 << 20, 8 << 20), ..facts() };
+        // Memlock: 4 shards of 1 MiB need 12 MiB; with 8 MiB the buffers are not registered,
+        // under 512 KiB nothing starts.
+        let f = HostFacts { memlock: (8 << 20, 8 << 20), thp: Some("never".into()), ..facts() };
         let e = effective(RuntimeSettings { io_memory_bytes: Some(1 << 20), ..Default::default() });
+        assert_eq!(
+            memlock(&HostFacts { memlock: (64 << 10, 64 << 10), ..f.clone() }, &e).status,
+            Status::Fail
+        );
+        // In huge pages (THP madvise or always) each registration is charged 2 MiB.
+        let c = memlock(&HostFacts { thp: Some("madvise".into()), ..f.clone() }, &e);
+        assert!(c.what.contains("needing 24MiB"), "{c}");
         let c = memlock(&f, &e);
-        assert_eq!(c.status, Status::Fail);
+        assert_eq!(c.status, Status::Warn);
         assert_eq!(
             c.to_string(),
-            "FAIL  RLIMIT_MEMLOCK: 8MiB for 4 shard(s) needing 12MiB (io_memory 1MiB registered with 3 rings each)  \
-             (ulimit -l 12288 in the starting shell, LimitMEMLOCK=infinity in the unit)"
+            "WARN  RLIMIT_MEMLOCK: 8MiB for 4 shard(s) needing 12MiB (io_memory 1MiB registered with 3 rings \
+             each): glommio skips registering the buffers  (ulimit -l 12288 in the starting shell, \
+             LimitMEMLOCK=infinity in the unit)"
         );
     }
 
