@@ -419,9 +419,16 @@ pub fn default_resolver_threads() -> usize {
 }
 
 /// Decides what runs from what was asked and the cores this process may use (`allowed`,
-/// ascending). Pure. Shards default to one per core of the cpuset (all allowed cores
-/// without one); without a cpuset the shards take the first allowed cores.
-pub fn resolve(asked: &RuntimeSettings, allowed: &[usize]) -> Result<Effective, String> {
+/// ascending). Shards default to one per core of the cpuset (all allowed cores without
+/// one). With a cpuset, shard k runs on its k-th core; without one, `spread` picks the
+/// shards' cores among the allowed ones (`spread_cores` in `cpra run`: spread over the
+/// topology, in no fixed order, so that several processes on one host do not all take the
+/// first cores; tests pass a fixed rule).
+pub fn resolve(
+    asked: &RuntimeSettings,
+    allowed: &[usize],
+    spread: &dyn Fn(usize, &[usize]) -> Vec<usize>,
+) -> Result<Effective, String> {
     let pool: Vec<usize> = match &asked.cpuset {
         Some(set) => {
             if let Some(c) = set.iter().find(|c| !allowed.contains(c)) {
@@ -449,7 +456,20 @@ pub fn resolve(asked: &RuntimeSettings, allowed: &[usize]) -> Result<Effective, 
         }
         n => n,
     };
-    let cores: Vec<usize> = pool[..shards].to_vec();
+    let cores: Vec<usize> = match &asked.cpuset {
+        Some(_) => pool[..shards].to_vec(),
+        None => {
+            let picked = spread(shards, &pool);
+            let valid = picked.len() == shards
+                && picked.iter().all(|c| pool.contains(c))
+                && (1..picked.len()).all(|i| !picked[..i].contains(&picked[i]));
+            if valid {
+                picked
+            } else {
+                pool[..shards].to_vec()
+            }
+        }
+    };
     let other_cores: Vec<usize> = allowed.iter().copied().filter(|c| !cores.contains(c)).collect();
     Ok(Effective {
         shards,
@@ -466,6 +486,27 @@ pub fn resolve(asked: &RuntimeSettings, allowed: &[usize]) -> Result<Effective, 
         cooldown_ms: asked.cooldown_ms,
         fsync_interval_ms: asked.fsync_interval_ms,
     })
+}
+
+/// `shards` cores among `allowed`, spread over the machine's topology (different physical
+/// cores and packages first) by glommio's `MaxSpread` placement, which picks in no fixed
+/// order; ascending. The first ones if the topology cannot be read.
+pub fn spread_cores(shards: usize, allowed: &[usize]) -> Vec<usize> {
+    let set = glommio::CpuSet::online().map(|s| s.filter(|l| allowed.contains(&l.cpu)));
+    let generator =
+        set.and_then(|set| glommio::PoolPlacement::MaxSpread(shards, Some(set)).generate_cpu_set());
+    let Ok(mut generator) = generator else {
+        return allowed.iter().copied().take(shards).collect();
+    };
+    let mut cores: Vec<usize> =
+        (0..shards).filter_map(|_| generator.next().next()).map(|l| l.cpu).collect();
+    cores.sort_unstable();
+    cores
+}
+
+/// The first `shards` of `allowed`: a fixed rule for tests.
+pub fn first_cores(shards: usize, allowed: &[usize]) -> Vec<usize> {
+    allowed.iter().copied().take(shards).collect()
 }
 
 /// The cores this process may run on: online and in its affinity mask, ascending.
@@ -617,23 +658,31 @@ mod tests {
     #[test]
     fn resolve_pins_shards_to_the_cpuset_and_keeps_the_rest_for_the_control_plane() {
         let allowed: Vec<usize> = (0..8).collect();
-        let e = resolve(&RuntimeSettings::default(), &allowed).unwrap();
+        let e = resolve(&RuntimeSettings::default(), &allowed, &first_cores).unwrap();
         assert_eq!(
             (e.shards, e.cores.clone(), e.other_cores.clone()),
             (8, allowed.clone(), vec![])
         );
         assert_eq!(e.in_flight_per_shard, DEFAULT_MAX_IN_FLIGHT);
         let asked = RuntimeSettings { cpuset: Some(vec![2, 3, 4]), ..Default::default() };
-        let e = resolve(&asked, &allowed).unwrap();
+        let e = resolve(&asked, &allowed, &first_cores).unwrap();
         assert_eq!((e.shards, e.cores.clone()), (3, vec![2, 3, 4]));
         assert_eq!(e.other_cores, vec![0, 1, 5, 6, 7]);
         let asked = RuntimeSettings { shards: Some(2), ..Default::default() };
-        assert_eq!(resolve(&asked, &allowed).unwrap().cores, vec![0, 1]);
+        assert_eq!(resolve(&asked, &allowed, &first_cores).unwrap().cores, vec![0, 1]);
         let asked =
             RuntimeSettings { shards: Some(4), cpuset: Some(vec![1, 2]), ..Default::default() };
-        assert!(resolve(&asked, &allowed).unwrap_err().contains("only 2 cores"));
+        assert!(resolve(&asked, &allowed, &first_cores).unwrap_err().contains("only 2 cores"));
+        // Without a cpuset the spread rule picks; a rule picking wrong cores is not trusted.
+        let asked = RuntimeSettings { shards: Some(2), ..Default::default() };
+        let last = |n: usize, a: &[usize]| a[a.len() - n..].to_vec();
+        assert_eq!(resolve(&asked, &allowed, &last).unwrap().cores, vec![6, 7]);
+        assert_eq!(resolve(&asked, &allowed, &|_, _| vec![9, 9]).unwrap().cores, vec![0, 1]);
+        let spread = spread_cores(1, &allowed_cores());
+        assert_eq!(spread.len(), 1);
+        assert!(allowed_cores().contains(&spread[0]));
         let asked = RuntimeSettings { cpuset: Some(vec![9]), ..Default::default() };
-        assert!(resolve(&asked, &allowed).unwrap_err().contains("core 9 is not one"));
+        assert!(resolve(&asked, &allowed, &first_cores).unwrap_err().contains("core 9 is not one"));
     }
 
     #[test]

@@ -25,8 +25,8 @@ use crate::plan::{start_plan, Plan, PlanConfig};
 use crate::reload::{ReloadError, Reloader};
 use crate::runtime::{ExecutorSettings, RuntimeConfig, DEFAULT_GRACE_MS};
 use crate::settings::{
-    allowed_cores, format_cores, format_size, pin_current_thread, Effective, RuntimeSettings,
-    SetError,
+    allowed_cores, format_cores, format_size, pin_current_thread, spread_cores, Effective,
+    RuntimeSettings, SetError,
 };
 use crate::shard::{AlertObserver, StatusSnapshot};
 use crate::store::{DataDir, Fsync, JournalConfig, DEFAULT_DATA_DIR, NO_DATA_DIR};
@@ -61,7 +61,8 @@ pub struct RunArgs {
     /// The manifest: YAML or JSON, optionally gzipped (.gz).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// Shards (one pinned executor per core); 0 = one per online core.
+    /// Shards (one pinned executor per core); 0 = as `--config` says, else one per core of
+    /// the cpuset (all allowed cores without one).
     #[arg(long, default_value_t = 0)]
     pub shards: usize,
     /// Stop after this long (Go duration: 30s, 5m); default: run until SIGINT/SIGTERM.
@@ -362,7 +363,7 @@ pub fn status_line(s: &StatusSnapshot, checks_per_s: f64) -> String {
 pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32 {
     let monitors = plan.monitors.len();
     let asked = RuntimeSettings { shards: Some(config.shards), ..config.settings.clone() };
-    let effective = match crate::settings::resolve(&asked, &allowed_cores()) {
+    let effective = match crate::settings::resolve(&asked, &allowed_cores(), &spread_cores) {
         Ok(effective) => effective,
         Err(e) => {
             let _ = writeln!(out, "error: not starting: {e}");
@@ -635,7 +636,8 @@ mod tests {
     #[test]
     fn the_start_line_shows_the_configuration_in_force() {
         let asked = RuntimeSettings { cpuset: Some(vec![2, 3]), ..Default::default() };
-        let e = crate::settings::resolve(&asked, &[0, 1, 2, 3]).unwrap();
+        let e =
+            crate::settings::resolve(&asked, &[0, 1, 2, 3], &crate::settings::first_cores).unwrap();
         let fds = crate::fd_budget::budget(1 << 20, 2, 4).unwrap();
         assert_eq!(
             start_line(&e, &fds, Some("cpra-data"), Some("127.0.0.1:9850")),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use super::{EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE};
-use crate::settings::{allowed_cores, parse_size, resolve, RuntimeSettings};
+use crate::settings::{allowed_cores, parse_size, resolve, spread_cores, RuntimeSettings};
 use crate::tune::generate::{to_yaml, tune, Machine};
 use crate::tune::{checks, plan, Status};
 
@@ -80,7 +80,7 @@ fn check(args: &TuneArgs, out: &mut dyn Write) -> i32 {
             }
         },
     };
-    let effective = match resolve(&asked, &allowed_cores()) {
+    let effective = match resolve(&asked, &allowed_cores(), &spread_cores) {
         Ok(e) => e,
         Err(e) => {
             let _ = writeln!(out, "error: {e}");

@@ -594,7 +594,7 @@ mod tests {
     }
 
     fn effective(asked: RuntimeSettings) -> Effective {
-        resolve(&asked, &[0, 1, 2, 3]).unwrap()
+        resolve(&asked, &[0, 1, 2, 3], &crate::settings::first_cores).unwrap()
     }
 
     fn lines(f: &HostFacts, e: &Effective) -> Vec<String> {
