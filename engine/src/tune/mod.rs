@@ -33,6 +33,9 @@ pub struct HostFacts {
     pub nofile: (u64, u64),
     /// `RLIMIT_MEMLOCK` (soft, hard); `u64::MAX` is unlimited.
     pub memlock: (u64, u64),
+    /// Whether this process holds CAP_IPC_LOCK, which lifts the memlock limit for io_uring
+    /// (root does; the systemd unit's user does not).
+    pub ipc_lock: bool,
     /// The kernel's version (major, minor).
     pub kernel: (u32, u32),
     pub port_range: Option<(u32, u32)>,
@@ -246,12 +249,17 @@ fn memlock(f: &HostFacts, e: &Effective) -> Check {
         "ulimit -l {} in the starting shell, LimitMEMLOCK=infinity in the unit",
         needed.div_ceil(1024)
     );
+    let cap = if f.ipc_lock {
+        " (this process's CAP_IPC_LOCK lifts the limit; a service user's does not)"
+    } else {
+        ""
+    };
     if soft >= needed {
         Check::ok(what)
     } else if soft >= GLOMMIO_MEMLOCK_MINIMUM {
-        Check::warn(format!("{what}: glommio skips registering the buffers"), fix)
+        Check::warn(format!("{what}: glommio skips registering the buffers{cap}"), fix)
     } else {
-        Check::fail(format!("{what}: the shards cannot start"), fix)
+        Check::fail(format!("{what}: the shards cannot start{cap}"), fix)
     }
 }
 
@@ -569,6 +577,7 @@ mod tests {
             allowed: vec![0, 1, 2, 3],
             nofile: (1024, 1 << 20),
             memlock: (u64::MAX, u64::MAX),
+            ipc_lock: false,
             kernel: (6, 1),
             port_range: Some((1024, 65535)),
             tcp_tw_reuse: Some(1),

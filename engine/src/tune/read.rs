@@ -14,6 +14,10 @@ pub fn read(root: &Path, e: &Effective, steal_secs: u64) -> HostFacts {
     let mut facts = read_files(root, steal_secs);
     facts.nofile = rlimit(libc::RLIMIT_NOFILE);
     facts.memlock = rlimit(libc::RLIMIT_MEMLOCK);
+    facts.ipc_lock = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| has_capability(&t, CAP_IPC_LOCK))
+        .unwrap_or(false);
     facts.allowed = crate::settings::allowed_cores();
     facts.uring = uring::probe(e.ring_depth as u32, e.io_memory_bytes);
     facts
@@ -61,6 +65,7 @@ pub fn read_files(root: &Path, steal_secs: u64) -> HostFacts {
         allowed: Vec::new(),
         nofile: (0, 0),
         memlock: (0, 0),
+        ipc_lock: false,
         kernel,
         port_range: text("proc/sys/net/ipv4/ip_local_port_range").and_then(|t| parse_pair(&t)),
         tcp_tw_reuse: number("proc/sys/net/ipv4/tcp_tw_reuse").map(|n| n as u32),
@@ -85,6 +90,16 @@ fn rlimit(resource: libc::__rlimit_resource_t) -> (u64, u64) {
     }
     let unlimited = |n: libc::rlim_t| if n == libc::RLIM_INFINITY { u64::MAX } else { n };
     (unlimited(limit.rlim_cur), unlimited(limit.rlim_max))
+}
+
+/// The capability number of CAP_IPC_LOCK (linux/capability.h).
+const CAP_IPC_LOCK: u32 = 14;
+
+/// Whether the `CapEff:` mask of a /proc/PID/status has capability `cap`.
+pub fn has_capability(status: &str, cap: u32) -> Option<bool> {
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
+    let mask = u64::from_str_radix(hex, 16).ok()?;
+    Some(mask & (1 << cap) != 0)
 }
 
 /// `6.18.44-fc-v1045` -> (6, 18).
@@ -216,6 +231,13 @@ mod tests {
         let stat = "cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 1 2 3\n";
         assert_eq!(parse_steal(stat), Some((1000, 35)));
         assert_eq!(steal_per_mille((1000, 35), (2000, 60)), 25);
+        assert_eq!(
+            has_capability("Name:\tx\nCapEff:\t000001ffffffffff\n", CAP_IPC_LOCK),
+            Some(true)
+        );
+        assert_eq!(has_capability("CapEff:\t0000000000002000\n", CAP_IPC_LOCK), Some(false));
+        assert_eq!(has_capability("CapEff:\t0000000000004000\n", CAP_IPC_LOCK), Some(true));
+        assert_eq!(has_capability("nothing", CAP_IPC_LOCK), None);
     }
 
     /// A fixture /proc and /sys: what the reader makes of them.
