@@ -43,7 +43,8 @@ impl FdBudget {
     /// Applies the deliveries' share to a shard's actions settings.
     pub fn actions_tweak(&self) -> ActionsTweak {
         let deliveries = self.deliveries_per_shard;
-        Arc::new(move |config| config.max_in_flight = config.max_in_flight.min(deliveries))
+        // The budget is already at most what the settings ask (`notifier_concurrency`).
+        Arc::new(move |config| config.max_in_flight = deliveries)
     }
 }
 
@@ -88,6 +89,28 @@ impl fmt::Display for FdShortage {
 /// ICMP) and the process its reserve; what is left per shard goes to checks, except a share
 /// (at most a `DELIVERY_SHARE_DIVISOR`th, within the deliveries' bounds) to alert deliveries.
 pub fn budget(limit: u64, shards: u64, resolver_threads: u64) -> Result<FdBudget, FdShortage> {
+    let wanted = Wanted {
+        checks_per_shard: DEFAULT_MAX_IN_FLIGHT,
+        deliveries_per_shard: DEFAULT_MAX_DELIVERIES_IN_FLIGHT,
+    };
+    budget_for(limit, shards, resolver_threads, wanted)
+}
+
+/// What the runtime settings ask a shard to have in flight (`in_flight_per_shard`,
+/// `notifier_concurrency`); the budget gives at most this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wanted {
+    pub checks_per_shard: u32,
+    pub deliveries_per_shard: usize,
+}
+
+/// [`budget`] with the in-flight bounds the settings ask for instead of the defaults.
+pub fn budget_for(
+    limit: u64,
+    shards: u64,
+    resolver_threads: u64,
+    wanted: Wanted,
+) -> Result<FdBudget, FdShortage> {
     assert!(shards > 0, "a budget for no shard");
     let process = FD_RESERVE_PROCESS + resolver_threads.saturating_mul(FDS_PER_RESOLVER_THREAD);
     let fixed = FDS_PER_EXECUTOR
@@ -104,15 +127,40 @@ pub fn budget(limit: u64, shards: u64, resolver_threads: u64) -> Result<FdBudget
     let per_shard = (limit - process) / shards - fixed;
     debug_assert!(per_shard >= minimum);
     let deliveries = (per_shard / DELIVERY_SHARE_DIVISOR)
-        .clamp(MIN_DELIVERIES_IN_FLIGHT_PER_SHARD as u64, DEFAULT_MAX_DELIVERIES_IN_FLIGHT as u64)
+        .clamp(
+            MIN_DELIVERIES_IN_FLIGHT_PER_SHARD as u64,
+            (wanted.deliveries_per_shard as u64).max(MIN_DELIVERIES_IN_FLIGHT_PER_SHARD as u64),
+        )
         .min(per_shard - u64::from(MIN_CHECKS_IN_FLIGHT_PER_SHARD));
-    let checks = (per_shard - deliveries).min(u64::from(DEFAULT_MAX_IN_FLIGHT));
+    let checks = (per_shard - deliveries).min(u64::from(wanted.checks_per_shard));
     Ok(FdBudget {
         limit,
         shards,
         checks_per_shard: checks as u32,
         deliveries_per_shard: deliveries as usize,
     })
+}
+
+/// The descriptor limit under which `shards` shards get all they ask for (`wanted`): what
+/// `cpra tune` asks `RLIMIT_NOFILE` to be.
+pub fn needed_for(shards: u64, resolver_threads: u64, wanted: Wanted) -> u64 {
+    let process = FD_RESERVE_PROCESS + resolver_threads.saturating_mul(FDS_PER_RESOLVER_THREAD);
+    let fixed = FDS_PER_EXECUTOR
+        + DEFAULT_MAX_OPEN_LOG_FILES as u64
+        + FD_RESERVE_INTERVENTIONS_PER_SHARD
+        + FDS_ICMP_PER_SHARD
+        + FDS_JOURNAL_PER_SHARD;
+    let per_shard = fixed + u64::from(wanted.checks_per_shard) + wanted.deliveries_per_shard as u64;
+    process.saturating_add(shards.saturating_mul(per_shard))
+}
+
+/// The smallest limit `shards` shards start under (each with its minimal budget).
+pub fn minimum_for(shards: u64, resolver_threads: u64) -> u64 {
+    let wanted = Wanted {
+        checks_per_shard: MIN_CHECKS_IN_FLIGHT_PER_SHARD,
+        deliveries_per_shard: MIN_DELIVERIES_IN_FLIGHT_PER_SHARD,
+    };
+    needed_for(shards, resolver_threads, wanted)
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit (an unprivileged process may) and returns
@@ -139,15 +187,27 @@ pub fn raise_nofile_limit() -> std::io::Result<(u64, u64)> {
 /// `shards` (0: one per online core) and says so once in the log. `Err` is the message to
 /// print before refusing to start.
 pub fn prepare(shards: usize) -> Result<FdBudget, String> {
+    let wanted = Wanted {
+        checks_per_shard: DEFAULT_MAX_IN_FLIGHT,
+        deliveries_per_shard: DEFAULT_MAX_DELIVERIES_IN_FLIGHT,
+    };
+    prepare_for(shards, ResolverConfig::default().threads, wanted)
+}
+
+/// [`prepare`] for the runtime settings: `resolver_threads` and what a shard should have in
+/// flight.
+pub fn prepare_for(
+    shards: usize,
+    resolver_threads: usize,
+    wanted: Wanted,
+) -> Result<FdBudget, String> {
     // More shards than cores is refused by the runtime, with that reason: the budget is made
     // for at most the shards that can start, so it does not refuse first for another one.
     let cores = online_cores();
     let shards = if shards == 0 { cores } else { shards.min(cores) };
-    // `start_plan` runs the resolver with its defaults.
-    let resolver_threads = ResolverConfig::default().threads;
     let (before, limit) = raise_nofile_limit()
         .map_err(|e| format!("cannot read the file-descriptor limit (RLIMIT_NOFILE): {e}"))?;
-    let budget = budget(limit, shards as u64, resolver_threads as u64)
+    let budget = budget_for(limit, shards as u64, resolver_threads as u64, wanted)
         .map_err(|shortage| shortage.to_string())?;
     if before < limit {
         tracing::info!("{budget} (soft limit raised from {before} to the hard limit)");
@@ -205,6 +265,35 @@ mod tests {
                 assert!(used <= limit, "limit {limit}: {used} used");
             }
         }
+    }
+
+    #[test]
+    fn the_settings_bound_what_the_budget_gives() {
+        let wanted = Wanted { checks_per_shard: 100, deliveries_per_shard: 8 };
+        let b = budget_for(1 << 20, 2, 4, wanted).unwrap();
+        assert_eq!((b.checks_per_shard, b.deliveries_per_shard), (100, 8));
+        // More than the default is given when the limit allows it.
+        let wanted = Wanted { checks_per_shard: 50_000, deliveries_per_shard: 128 };
+        let b = budget_for(1 << 20, 2, 4, wanted).unwrap();
+        assert_eq!((b.checks_per_shard, b.deliveries_per_shard), (50_000, 128));
+        // And less when it does not: the limit wins over the settings.
+        let b = budget_for(1024, 2, 4, wanted).unwrap();
+        assert_eq!((b.checks_per_shard, b.deliveries_per_shard), (348, 115));
+    }
+
+    #[test]
+    fn what_tune_asks_for_is_what_the_budget_needs() {
+        let wanted = Wanted { checks_per_shard: 4096, deliveries_per_shard: 32 };
+        let needed = needed_for(2, 4, wanted);
+        assert_eq!(needed, 29 + 2 * (34 + 4096 + 32));
+        let b = budget_for(needed, 2, 4, wanted).unwrap();
+        assert_eq!((b.checks_per_shard, b.deliveries_per_shard), (4096, 32));
+        // One less and a shard gets less.
+        let b = budget_for(needed - 1, 2, 4, wanted).unwrap();
+        assert!(b.checks_per_shard < 4096);
+        assert_eq!(minimum_for(2, 4), 137);
+        assert!(budget(minimum_for(2, 4), 2, 4).is_ok());
+        assert!(budget(minimum_for(2, 4) - 1, 2, 4).is_err());
     }
 
     #[test]

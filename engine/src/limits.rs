@@ -496,3 +496,45 @@ pub const API_ACK_BY_MAX_BYTES: usize = 128;
 /// The longest silence `POST /api/v1/monitors/{id}/silence` accepts: 30 days. A longer one is
 /// a monitor nobody wants alerts from, which is what disabling it (or removing it) says.
 pub const API_SILENCE_MAX_MS: u64 = 30 * 24 * 3_600_000;
+
+// ---- runtime settings (`cpra run --config runtime.yaml`, engine/src/settings.rs) ----
+
+/// io_uring submission ring depth of each of a shard's three rings, by default: glommio's
+/// own default (128). A shard submits a batch per loop turn; 128 entries already take
+/// thousands of socket operations a second per ring, and a deeper ring only costs memory.
+pub const DEFAULT_RING_DEPTH: usize = 128;
+
+/// The deepest ring accepted: the kernel's own bound (`IORING_MAX_ENTRIES`, 32,768); the
+/// kernel refuses more.
+pub const MAX_RING_DEPTH: usize = 32_768;
+
+/// The shallowest ring accepted: below 8 a shard submits more often than it loops.
+pub const MIN_RING_DEPTH: usize = 8;
+
+/// The least io_memory glommio takes (it rounds smaller values up to 64 KiB).
+pub const MIN_IO_MEMORY_BYTES: usize = 64 << 10;
+
+/// The most io_memory accepted per shard: 1 GiB is locked memory on every shard; CPRA does
+/// no registered-buffer file I/O, so anything near it is a typo (a missing unit).
+pub const MAX_IO_MEMORY_BYTES: usize = 1 << 30;
+
+/// The longest a shard may spin before it sleeps in the kernel: spinning trades a core's
+/// idle time for wake-up latency; past 100 ms a shard never sleeps on a busy fleet at all,
+/// which is `isolcpus` territory, not a setting.
+pub const MAX_SPIN_BEFORE_PARK_US: u64 = 100_000;
+
+/// The most alert deliveries in flight per shard accepted (`notifier_concurrency`): each
+/// holds a socket and a task; 1,024 is far past what any set of receivers takes at once.
+pub const MAX_NOTIFIER_CONCURRENCY: usize = 1024;
+
+/// The longest journal commit interval (`fsync_interval`): a minute of alerts and incident
+/// changes could be lost on a power cut past it, and a longer one saves nothing measurable.
+pub const MAX_FSYNC_INTERVAL_MS: u64 = 60_000;
+
+/// The highest CPU number a `cpuset` may name: glibc's `CPU_SETSIZE` (1,024), the size of
+/// the mask `sched_setaffinity` takes.
+pub const MAX_CPU_INDEX: usize = 1023;
+
+/// Largest runtime settings file read: a real one is a dozen lines; a bigger file is not
+/// one, and is refused before it is parsed.
+pub const MAX_SETTINGS_FILE_BYTES: u64 = 64 << 10;

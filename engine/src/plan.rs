@@ -86,7 +86,9 @@ pub fn start_plan(plan: Arc<Plan>, config: PlanConfig) -> Result<RunningPlan, Ru
     let shards = shard_count(config.runtime.shards).map_err(RuntimeError::Config)?;
     let status = FleetStatus::new(shards);
     let queries = FleetQueries::new(shards);
-    let resolver = Resolver::start(ResolverConfig::default())
+    let resolver_config =
+        ResolverConfig { threads: config.runtime.resolver_threads, ..ResolverConfig::default() };
+    let resolver = Resolver::start(resolver_config)
         .map_err(|e| RuntimeError::Start(format!("cannot start the resolver thread: {e}")))?;
     let specs = plan.specs();
     let factory = {

@@ -18,12 +18,14 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use glommio::{LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles};
+use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement, PoolThreadHandles};
 use hdrhistogram::Histogram;
 
 use crate::clock::{Clock, MonotonicClock};
 use crate::counters::{new_lateness_histogram, CountersSnapshot, RunningGuard, ShardShared};
-use crate::limits::{DEFAULT_MAX_IN_FLIGHT, IO_MEMORY_BYTES, MAX_IN_FLIGHT_LIMIT, MAX_SHARDS};
+use crate::limits::{
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_RING_DEPTH, IO_MEMORY_BYTES, MAX_IN_FLIGHT_LIMIT, MAX_SHARDS,
+};
 use crate::probe::{Probe, ResultHandler, ShardInfo};
 use crate::shard::{spawn_into, Shard, ShardConfig, ShardCore, ShardReport, TaskQueues};
 use crate::table::MonitorSpec;
@@ -64,7 +66,28 @@ pub fn shard_count(requested: usize) -> Result<usize, String> {
     Ok(if requested == 0 { cores.min(MAX_SHARDS) } else { requested })
 }
 
-#[derive(Clone, Copy, Debug)]
+/// How each shard's glommio executor is built (`cpra run --config`, engine/src/settings.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecutorSettings {
+    /// Depth of each of the executor's io_uring rings.
+    pub ring_depth: usize,
+    /// io_uring memory (registered buffers; locked memory).
+    pub io_memory_bytes: usize,
+    /// How long an idle shard spins before it sleeps in the kernel; 0: it does not spin.
+    pub spin_before_park_us: u64,
+}
+
+impl Default for ExecutorSettings {
+    fn default() -> Self {
+        ExecutorSettings {
+            ring_depth: DEFAULT_RING_DEPTH,
+            io_memory_bytes: IO_MEMORY_BYTES,
+            spin_before_park_us: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
 pub struct RuntimeConfig {
     /// Shards (pinned executors); 0 = one per online core.
     pub shards: usize,
@@ -74,6 +97,12 @@ pub struct RuntimeConfig {
     pub grace_ms: u64,
     /// Stop on SIGINT and SIGTERM (set in the `cpra` binary; tests use the stop handle).
     pub handle_signals: bool,
+    /// The core of each shard (shard k on `cores[k]`); empty: glommio spreads the shards
+    /// over the machine's topology.
+    pub cores: Vec<usize>,
+    pub executor: ExecutorSettings,
+    /// Resolver threads `plan::start_plan` starts beside the shards.
+    pub resolver_threads: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -83,6 +112,9 @@ impl Default for RuntimeConfig {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             grace_ms: DEFAULT_GRACE_MS,
             handle_signals: false,
+            cores: Vec::new(),
+            executor: ExecutorSettings::default(),
+            resolver_threads: cpra_net::resolver::ResolverConfig::default().threads,
         }
     }
 }
@@ -137,6 +169,13 @@ pub fn start_error_message(detail: &str) -> String {
     } else {
         format!("cannot start a shard executor: {detail}")
     }
+}
+
+/// The CPU the calling thread runs on (where a pinned thread always runs).
+fn current_cpu() -> Option<usize> {
+    // SAFETY: sched_getcpu takes no arguments and only reads the running CPU.
+    let cpu = unsafe { libc::sched_getcpu() };
+    usize::try_from(cpu).ok()
 }
 
 /// Stops a runtime: from a test, a `--duration` timer, or a signal handler.
@@ -202,6 +241,12 @@ impl Runtime {
         F: Fn(&ShardInfo) -> (P, H) + Send + Sync + 'static,
     {
         let shards = shard_count(config.shards).map_err(RuntimeError::Config)?;
+        if !config.cores.is_empty() && config.cores.len() != shards {
+            return Err(RuntimeError::Config(format!(
+                "{} cores given for {shards} shards: one core per shard",
+                config.cores.len()
+            )));
+        }
         if config.max_in_flight == 0 || config.max_in_flight > MAX_IN_FLIGHT_LIMIT {
             return Err(RuntimeError::Config(format!(
                 "max_in_flight {} must be in 1..={MAX_IN_FLIGHT_LIMIT}",
@@ -236,6 +281,7 @@ impl Runtime {
         let handover =
             Arc::new(Mutex::new((parts.into_iter().map(Some).collect::<Vec<_>>(), cores)));
         let next_shard = Arc::new(AtomicUsize::new(0));
+        let cores: Arc<[usize]> = config.cores.clone().into();
         let (started_tx, started_rx) = mpsc::channel::<usize>();
         let factory = Arc::new(factory);
         let fut_gen = {
@@ -245,10 +291,26 @@ impl Runtime {
             let started_tx = Mutex::new(started_tx);
             let started_tx = Arc::new(started_tx);
             move || {
-                let shard = next_shard.fetch_add(1, Ordering::Relaxed);
-                let (specs, core) = {
+                let (shard, specs, core) = {
                     let mut h = handover.lock().expect("hand-over lock");
-                    (h.0[shard].take().expect("shard part"), h.1[shard].take().expect("shard core"))
+                    // Pinned to one core, a shard is the one the settings put there, so the
+                    // start line's "shard k on core c" holds; unpinned, in start order.
+                    let on_core =
+                        current_cpu().and_then(|cpu| cores.iter().position(|&c| c == cpu));
+                    let shard = match on_core {
+                        Some(k) if h.0[k].is_some() => k,
+                        _ => loop {
+                            let k = next_shard.fetch_add(1, Ordering::Relaxed) % h.0.len();
+                            if h.0[k].is_some() {
+                                break k;
+                            }
+                        },
+                    };
+                    (
+                        shard,
+                        h.0[shard].take().expect("shard part"),
+                        h.1[shard].take().expect("shard core"),
+                    )
                 };
                 let shared = shared[shard].clone();
                 let started_tx = started_tx.lock().expect("start channel").clone();
@@ -276,9 +338,24 @@ impl Runtime {
                 }
             }
         };
-        let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(shards, None))
+        let placement = if config.cores.is_empty() {
+            PoolPlacement::MaxSpread(shards, None)
+        } else {
+            let online = CpuSet::online()
+                .map_err(|e| RuntimeError::Start(format!("cannot read the CPU topology: {e}")))?;
+            PoolPlacement::Custom(
+                config.cores.iter().map(|&c| online.clone().filter(|l| l.cpu == c)).collect(),
+            )
+        };
+        let mut builder = LocalExecutorPoolBuilder::new(placement)
             .name("cpra-shard")
-            .io_memory(IO_MEMORY_BYTES)
+            .io_memory(config.executor.io_memory_bytes)
+            .ring_depth(config.executor.ring_depth);
+        if config.executor.spin_before_park_us > 0 {
+            builder = builder
+                .spin_before_park(Duration::from_micros(config.executor.spin_before_park_us));
+        }
+        let handles = builder
             .on_all_shards(fut_gen)
             .map_err(|e| RuntimeError::Start(start_error_message(&e.to_string())))?;
         let runtime = Runtime { handles, shared, stop, shards, epoch };

@@ -90,3 +90,57 @@ mod tests {
         assert_eq!(e, "--monitors 100000001: more than 100000000, the most accepted");
     }
 }
+
+/// `cpra run`'s runtime settings beyond `--shards`, `--cooldown` and `--fsync-interval`:
+/// each overrides the same field of `--config` (docs/tuning.md).
+#[derive(Debug, Default, clap::Args)]
+pub struct RuntimeFlags {
+    /// A runtime settings file (YAML: shards, cpuset, in_flight_per_shard, ring_depth, ...;
+    /// docs/tuning.md); the flags below override its fields. `cpra tune config` writes one.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// The cores the shards are pinned to, shard k on the k-th (`0-3,8`); the control plane
+    /// and resolver threads run on the other allowed cores.
+    #[arg(long, value_name = "CORES")]
+    pub cpuset: Option<String>,
+    /// Checks in flight per shard (default 4096), lowered to what the fd limit allows.
+    #[arg(long = "in-flight", value_name = "N")]
+    pub in_flight: Option<String>,
+    /// Depth of each io_uring ring of a shard (default 128).
+    #[arg(long, value_name = "N")]
+    pub ring_depth: Option<String>,
+    /// io_uring memory per shard, locked (default 64KiB).
+    #[arg(long, value_name = "SIZE")]
+    pub io_memory: Option<String>,
+    /// How long an idle shard spins before it sleeps (default 0s: no spin).
+    #[arg(long, value_name = "D")]
+    pub spin_before_park: Option<String>,
+    /// Resolver threads (default 4).
+    #[arg(long, value_name = "N")]
+    pub resolver_threads: Option<String>,
+    /// Alert deliveries in flight per shard (default 32).
+    #[arg(long, value_name = "N")]
+    pub notifier_concurrency: Option<String>,
+}
+
+impl RuntimeFlags {
+    /// The settings the flags give, `(field, flag, value)` for each given, in `FIELDS` order.
+    pub fn given(&self) -> Vec<(&'static str, &'static str, &str)> {
+        let values = [
+            ("cpuset", &self.cpuset),
+            ("in_flight_per_shard", &self.in_flight),
+            ("ring_depth", &self.ring_depth),
+            ("io_memory", &self.io_memory),
+            ("spin_before_park", &self.spin_before_park),
+            ("resolver_threads", &self.resolver_threads),
+            ("notifier_concurrency", &self.notifier_concurrency),
+        ];
+        values
+            .into_iter()
+            .filter_map(|(field, value)| {
+                let flag = crate::settings::FIELDS.iter().find(|(f, _)| *f == field)?.1;
+                Some((field, flag, value.as_deref()?))
+            })
+            .collect()
+    }
+}

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod flags;
 pub mod gen;
 pub mod run;
+pub mod tune;
 pub mod validate;
 
 /// Exit code: everything is fine.
@@ -41,11 +42,15 @@ pub enum Command {
     Gen(gen::GenArgs),
     /// Run the manifest's monitors: checks, alerts and interventions, until SIGINT/SIGTERM or
     /// --duration, then drain what is in flight.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Run CPRA on a built-in fleet on 127.0.0.1 (healthy, failing, flapping, slow and hostile
     /// targets, a flaky webhook receiver, an intervention that heals a target) and show the
     /// alerts as they happen. No root, no network needed.
     Demo(demo::DemoArgs),
+    /// Check this host for CPRA (limits, sysctls, IRQ affinity, governor, THP, steal,
+    /// clocksource, io_uring): `OK|WARN|FAIL  what  (the fix)`, exit 1 on a FAIL; `--apply`
+    /// (root) makes the fixes. `cpra tune config` prints tuned runtime settings.
+    Tune(tune::TuneArgs),
 }
 
 /// Run a parsed command line; returns the process exit code.
@@ -55,5 +60,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Gen(args) => gen::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Tune(args) => tune::run(&args),
     }
 }

@@ -18,13 +18,17 @@ use clap::{Args, ValueEnum};
 use super::validate::{write_human, UnknownFieldArgs};
 use super::{EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE};
 use crate::api::{ApiServer, Fleet};
+use crate::fd_budget::{FdBudget, Wanted};
 use crate::manifest::duration::parse_go_duration;
 use crate::manifest::{load_path, LoadOptions};
 use crate::plan::{start_plan, Plan, PlanConfig};
 use crate::reload::{ReloadError, Reloader};
-use crate::runtime::{RuntimeConfig, DEFAULT_GRACE_MS};
+use crate::runtime::{ExecutorSettings, RuntimeConfig, DEFAULT_GRACE_MS};
+use crate::settings::{
+    allowed_cores, format_cores, format_size, pin_current_thread, spread_cores, Effective,
+    RuntimeSettings, SetError,
+};
 use crate::shard::{AlertObserver, StatusSnapshot};
-use crate::state::MAX_COOLDOWN_MS;
 use crate::store::{DataDir, Fsync, JournalConfig, DEFAULT_DATA_DIR, NO_DATA_DIR};
 
 /// How often the status line is printed: often enough to watch, rare enough to read.
@@ -57,7 +61,8 @@ pub struct RunArgs {
     /// The manifest: YAML or JSON, optionally gzipped (.gz).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// Shards (one pinned executor per core); 0 = one per online core.
+    /// Shards (one pinned executor per core); 0 = as `--config` says, else one per core of
+    /// the cpuset (all allowed cores without one).
     #[arg(long, default_value_t = 0)]
     pub shards: usize,
     /// Stop after this long (Go duration: 30s, 5m); default: run until SIGINT/SIGTERM.
@@ -75,9 +80,9 @@ pub struct RunArgs {
     /// When the journal is made durable.
     #[arg(long, value_enum, default_value = "interval")]
     pub fsync: FsyncMode,
-    /// The group commit interval: at most one fdatasync per shard this often.
-    #[arg(long, value_name = "D", default_value = "10ms")]
-    pub fsync_interval: String,
+    /// The group commit interval: at most one fdatasync per shard this often (default 10ms).
+    #[arg(long, value_name = "D")]
+    pub fsync_interval: Option<String>,
     /// Where the control plane (/healthz, /readyz, /metrics, /api/v1/monitors; docs/api.md)
     /// listens: HOST:PORT, or `none`.
     #[arg(long, value_name = "ADDR", default_value = crate::api::DEFAULT_LISTEN)]
@@ -87,29 +92,72 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub api_token_file: Option<PathBuf>,
     /// Every colour's alert cooldown: a colour queued within it of its last send waits for
-    /// its end (green bypasses it; docs/state-machine.md). At most 8h.
-    #[arg(long, value_name = "D", default_value = "5m")]
-    pub cooldown: String,
+    /// its end (green bypasses it; docs/state-machine.md). At most 8h; default 5m.
+    #[arg(long, value_name = "D")]
+    pub cooldown: Option<String>,
     #[command(flatten)]
     pub fields: UnknownFieldArgs,
+    #[command(flatten)]
+    pub runtime: super::flags::RuntimeFlags,
 }
 
 impl RunArgs {
     /// The journal settings, `None` for `--data-dir none`.
-    fn journal(&self) -> Result<Option<JournalConfig>, String> {
+    fn journal(&self, fsync_interval_ms: u64) -> Option<JournalConfig> {
         if self.data_dir == NO_DATA_DIR {
-            return Ok(None);
+            return None;
         }
         let fsync = match self.fsync {
             FsyncMode::Never => Fsync::Never,
-            FsyncMode::Interval => match duration_ms("--fsync-interval", &self.fsync_interval)? {
-                0 => return Err("--fsync-interval: must be at least 1ms".to_owned()),
-                ms => Fsync::EveryMs(ms),
-            },
+            FsyncMode::Interval => Fsync::EveryMs(fsync_interval_ms),
         };
-        Ok(Some(JournalConfig { dir: PathBuf::from(&self.data_dir), fsync }))
+        Some(JournalConfig { dir: PathBuf::from(&self.data_dir), fsync })
+    }
+
+    /// The runtime settings: `--config`'s file with the flags over it. `Err`: the lines to
+    /// print (every problem of the file at its line and column, or the flag refused) and the
+    /// exit code.
+    pub fn settings(&self) -> Result<RuntimeSettings, (Vec<String>, i32)> {
+        let file = match &self.runtime.config {
+            None => RuntimeSettings::default(),
+            Some(path) => crate::settings::load(path).map_err(|problems| {
+                let unreadable = problems.iter().any(|p| p.message.starts_with("cannot read"));
+                let mut lines: Vec<String> =
+                    problems.iter().map(|p| format!("error: {p}")).collect();
+                lines.push(format!(
+                    "error: not starting: fix the runtime settings in {} (docs/tuning.md)",
+                    path.display()
+                ));
+                (lines, if unreadable { EXIT_UNREADABLE } else { EXIT_INVALID })
+            })?,
+        };
+        let mut flags = RuntimeSettings::default();
+        let shards = self.shards.to_string();
+        let mut given = self.runtime.given();
+        if self.shards != 0 {
+            given.push(("shards", "--shards", &shards));
+        }
+        if let Some(text) = &self.cooldown {
+            given.push(("cooldown", "--cooldown", text));
+        }
+        if let Some(text) = &self.fsync_interval {
+            given.push(("fsync_interval", "--fsync-interval", text));
+        }
+        for (field, flag, text) in given {
+            if let Err(SetError::Invalid(why)) = flags.set(field, text) {
+                return Err((vec![format!("error: {flag} {text}: {why}")], EXIT_UNREADABLE));
+            }
+        }
+        Ok(file.overridden_by(flags))
     }
 }
+
+/// The cooldown when neither `--cooldown` nor the settings file give one.
+const DEFAULT_COOLDOWN_MS: u32 = 5 * 60_000;
+/// The journal's group commit interval when neither `--fsync-interval` nor the settings file
+/// give one: 10 ms adds at most that to an alert's first send, and one fdatasync per shard
+/// per 10 ms is far from any disk's limit.
+const DEFAULT_FSYNC_INTERVAL_MS: u64 = 10;
 
 /// Installs the tracing subscriber (stderr). `RUST_LOG` overrides `default_level`.
 /// A second call (tests, demo after run) is a no-op.
@@ -142,13 +190,16 @@ pub fn run(args: &RunArgs) -> i32 {
             return EXIT_UNREADABLE;
         }
     };
-    let journal = match args.journal() {
-        Ok(j) => j,
-        Err(e) => {
-            let _ = writeln!(out, "error: {e}");
-            return EXIT_UNREADABLE;
+    let settings = match args.settings() {
+        Ok(settings) => settings,
+        Err((lines, code)) => {
+            for line in lines {
+                let _ = writeln!(out, "{line}");
+            }
+            return code;
         }
     };
+    let journal = args.journal(settings.fsync_interval_ms.unwrap_or(DEFAULT_FSYNC_INTERVAL_MS));
     let api_token = match crate::api::auth::load_token(args.api_token_file.as_deref()) {
         Ok(token) => token,
         Err(e) => {
@@ -160,21 +211,11 @@ pub fn run(args: &RunArgs) -> i32 {
         Ok(plan) => plan,
         Err(code) => return code,
     };
-    let cooldown_ms = match duration_ms("--cooldown", &args.cooldown) {
-        Ok(ms) if ms <= u64::from(MAX_COOLDOWN_MS) => ms as u32,
-        Ok(_) => {
-            let _ = writeln!(out, "error: --cooldown: longer than 8h, the longest CPRA keeps");
-            return EXIT_UNREADABLE;
-        }
-        Err(e) => {
-            let _ = writeln!(out, "error: {e}");
-            return EXIT_UNREADABLE;
-        }
-    };
+    let cooldown_ms = settings.cooldown_ms.unwrap_or(DEFAULT_COOLDOWN_MS);
     let listen = (args.listen != crate::api::LISTEN_NONE).then(|| args.listen.clone());
     let reload_from = Some(ReloadFrom { file: args.file.clone(), lenient: args.fields.lenient });
     let config = RunConfig {
-        shards: args.shards,
+        shards: settings.shards.unwrap_or(0),
         duration,
         grace_ms,
         observer: None,
@@ -183,6 +224,7 @@ pub fn run(args: &RunArgs) -> i32 {
         journal,
         reload_from,
         cooldown_ms: Some(cooldown_ms),
+        settings,
     };
     run_plan(Arc::new(plan), &config, &mut out)
 }
@@ -274,6 +316,9 @@ pub struct RunConfig {
     pub reload_from: Option<ReloadFrom>,
     /// The token API writes need; `None`: writes are refused.
     pub api_token: Option<crate::api::auth::ApiToken>,
+    /// The runtime settings (`--config` and the flags over it); `shards` and `cooldown_ms`
+    /// above are the ones in force.
+    pub settings: RuntimeSettings,
 }
 
 /// Where a reload reads the manifest, with the loader options the run started with.
@@ -295,6 +340,7 @@ impl Default for RunConfig {
             reload_from: None,
             api_token: None,
             cooldown_ms: None,
+            settings: RuntimeSettings::default(),
         }
     }
 }
@@ -316,13 +362,26 @@ pub fn status_line(s: &StatusSnapshot, checks_per_s: f64) -> String {
 /// [`STATUS_EVERY`]; then drains. Returns the exit code.
 pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32 {
     let monitors = plan.monitors.len();
-    let fds = match crate::fd_budget::prepare(config.shards) {
-        Ok(budget) => budget,
+    let asked = RuntimeSettings { shards: Some(config.shards), ..config.settings.clone() };
+    let effective = match crate::settings::resolve(&asked, &allowed_cores(), &spread_cores) {
+        Ok(effective) => effective,
         Err(e) => {
             let _ = writeln!(out, "error: not starting: {e}");
             return EXIT_INVALID;
         }
     };
+    let wanted = Wanted {
+        checks_per_shard: effective.in_flight_per_shard,
+        deliveries_per_shard: effective.notifier_concurrency,
+    };
+    let fds =
+        match crate::fd_budget::prepare_for(effective.shards, effective.resolver_threads, wanted) {
+            Ok(budget) => budget,
+            Err(e) => {
+                let _ = writeln!(out, "error: not starting: {e}");
+                return EXIT_INVALID;
+            }
+        };
     // Held (locked) until the run ends.
     let data_dir = match &config.journal {
         None => {
@@ -366,6 +425,13 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
             grace_ms: config.grace_ms,
             handle_signals: true,
             max_in_flight: fds.checks_per_shard,
+            cores: effective.cores.clone(),
+            executor: ExecutorSettings {
+                ring_depth: effective.ring_depth,
+                io_memory_bytes: effective.io_memory_bytes,
+                spin_before_park_us: effective.spin_before_park_us,
+            },
+            resolver_threads: effective.resolver_threads,
         },
         actions: Some(fds.actions_tweak()),
         observer: config.observer.clone(),
@@ -373,6 +439,14 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         journal: recovery,
         cooldown_ms: config.cooldown_ms,
     };
+    // The control plane and the resolver threads, started from here, inherit this thread's
+    // cores: kept off the shards' when there are others.
+    if let Err(e) = pin_current_thread(&effective.other_cores) {
+        tracing::warn!(
+            "cannot move the control plane to cores {}: {e}",
+            format_cores(&effective.other_cores)
+        );
+    }
     let api_token = config.api_token.clone();
     let api = match config.listen.as_deref().map(|a| ApiServer::start(a, api_token)).transpose() {
         Ok(api) => api,
@@ -381,6 +455,13 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
             return EXIT_INVALID;
         }
     };
+    let listening = api.as_ref().map(|api| api.addr().to_string());
+    let data_path = data_dir.as_ref().map(|d| d.path().display().to_string());
+    let _ = writeln!(
+        out,
+        "{}",
+        start_line(&effective, &fds, data_path.as_deref(), listening.as_deref())
+    );
     if let Some(api) = &api {
         // A plain line (not a log record) so a script or test can read the port of `:0`.
         let _ = writeln!(out, "control plane: listening on http://{}", api.addr());
@@ -494,6 +575,38 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
     }
 }
 
+/// The line `cpra run` starts with: the configuration in force, so what a settings file or a
+/// flag changed is seen before the first check.
+pub fn start_line(
+    e: &Effective,
+    fds: &FdBudget,
+    data_dir: Option<&str>,
+    listen: Option<&str>,
+) -> String {
+    let others = if e.other_cores.is_empty() {
+        "on the shards' cores (no core left over)".to_owned()
+    } else {
+        format!("on cores {}", format_cores(&e.other_cores))
+    };
+    format!(
+        "starting: {} shard(s) on cores {} | control plane and {} resolver thread(s) {others} | \
+         {} checks in flight per shard ({} asked), {} alert deliveries | fd limit {} | ring depth \
+         {}, io_memory {}, spin before park {} µs | data dir {} | listen {}",
+        e.shards,
+        format_cores(&e.cores),
+        e.resolver_threads,
+        fds.checks_per_shard,
+        e.in_flight_per_shard,
+        fds.deliveries_per_shard,
+        fds.limit,
+        e.ring_depth,
+        format_size(e.io_memory_bytes as u64),
+        e.spin_before_park_us,
+        data_dir.unwrap_or("none"),
+        listen.unwrap_or("none"),
+    )
+}
+
 /// A SIGHUP's reload, on the main thread (the shards run on meanwhile); what it did or the
 /// manifest's problems go to the log. False when another reload was running (try again).
 fn reload_on_hangup(reloader: &Reloader) -> bool {
@@ -518,7 +631,22 @@ fn reload_on_hangup(reloader: &Reloader) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::percent_read;
+    use super::*;
+
+    #[test]
+    fn the_start_line_shows_the_configuration_in_force() {
+        let asked = RuntimeSettings { cpuset: Some(vec![2, 3]), ..Default::default() };
+        let e =
+            crate::settings::resolve(&asked, &[0, 1, 2, 3], &crate::settings::first_cores).unwrap();
+        let fds = crate::fd_budget::budget(1 << 20, 2, 4).unwrap();
+        assert_eq!(
+            start_line(&e, &fds, Some("cpra-data"), Some("127.0.0.1:9850")),
+            "starting: 2 shard(s) on cores 2-3 | control plane and 4 resolver thread(s) on cores \
+             0-1 | 4096 checks in flight per shard (4096 asked), 32 alert deliveries | fd limit \
+             1048576 | ring depth 128, io_memory 64KiB, spin before park 0 µs | data dir cpra-data \
+             | listen 127.0.0.1:9850"
+        );
+    }
 
     #[test]
     fn load_progress_is_a_percentage_short_of_100_until_done() {
