@@ -286,7 +286,7 @@ fn duration_us(text: &str, max_us: u64) -> Result<u64, String> {
 }
 
 fn format_us(us: u64) -> String {
-    if us % 1000 == 0 {
+    if us.is_multiple_of(1000) {
         format_ms(us / 1000)
     } else {
         format!("{us}µs")

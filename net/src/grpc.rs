@@ -271,7 +271,7 @@ async fn read_reply<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Result
         stream.read_exact(body).await?;
         match kind {
             frame::SETTINGS if flags & flag::ACK == 0 => {
-                if len % 6 != 0 || stream_id != 0 {
+                if !len.is_multiple_of(6) || stream_id != 0 {
                     return Err(Failure::Protocol("malformed SETTINGS frame"));
                 }
                 let mut ack = [0u8; 9];

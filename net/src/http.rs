@@ -753,7 +753,7 @@ mod tests {
     /// 503 to the first request of each pair, 200 to the second: a target failing once.
     fn unavailable_once(_: &[u8]) -> (Vec<u8>, bool) {
         static SEEN: AtomicUsize = AtomicUsize::new(0);
-        if SEEN.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+        if SEEN.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
             unavailable(&[])
         } else {
             ok_close(&[])

@@ -484,7 +484,7 @@ mod tests {
         let mut plain = 0;
         for _ in 0..20_000 {
             let n = 1 + rng.next() % 8;
-            let mut url = String::from(if rng.next() % 2 == 0 { "http://" } else { "https://" });
+            let mut url = String::from(if rng.next().is_multiple_of(2) { "http://" } else { "https://" });
             for _ in 0..n {
                 url.push_str(pieces[(rng.next() % pieces.len() as u64) as usize]);
             }

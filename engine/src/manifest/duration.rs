@@ -92,7 +92,7 @@ pub fn format_ms(ms: u64) -> String {
     if ms == 0 {
         return "0s".into();
     }
-    if ms % 1000 != 0 && ms < 1000 {
+    if !ms.is_multiple_of(1000) && ms < 1000 {
         return format!("{ms}ms");
     }
     let mut out = String::new();

@@ -111,7 +111,7 @@ pub fn write_manifest(opts: &GenOptions, out: &mut dyn Write) -> io::Result<()> 
             }
             pick -= u64::from(*w);
         }
-        let group = if rng.next() % 4 == 0 { "webhook-only" } else { "oncall" };
+        let group = if rng.next().is_multiple_of(4) { "webhook-only" } else { "oncall" };
         let threshold = 1 + rng.next() % 3;
         let config = match kind {
             "http" => format!(

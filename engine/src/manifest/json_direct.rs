@@ -1172,7 +1172,7 @@ mod tests {
     /// decoder must hand to the general path mixed in.
     /// `clean`: no odd values (so most such monitors are valid and take the direct path).
     fn monitor(rng: &mut Rng, i: usize, pretty: bool, clean: bool) -> String {
-        let odd = |rng: &mut Rng| rng.next() % 8 == 0 && !clean;
+        let odd = |rng: &mut Rng| rng.next().is_multiple_of(8) && !clean;
         let mut fields: Vec<String> = Vec::new();
         let name = if odd(rng) {
             pick(
@@ -1192,20 +1192,20 @@ mod tests {
         } else {
             format!("\"svc-{i}\"")
         };
-        if !(odd(rng) && rng.next() % 4 == 0) {
+        if !(odd(rng) && rng.next().is_multiple_of(4)) {
             fields.push(format!("\"name\":{name}"));
         }
-        if rng.next() % 5 == 0 {
+        if rng.next().is_multiple_of(5) {
             let id = pick(rng, &[r#""m.1:x_y-z""#, r#""-bad""#, "null", "12", r#""dup""#, r#""""#]);
             fields.push(format!("\"id\":{id}"));
         }
-        if rng.next() % 6 == 0 {
+        if rng.next().is_multiple_of(6) {
             fields.push(format!(
                 "\"enabled\":{}",
                 pick(rng, &["true", "false", r#""yes""#, "null", "1"])
             ));
         }
-        if rng.next() % 2 == 0 {
+        if rng.next().is_multiple_of(2) {
             let tags = if odd(rng) {
                 pick(rng, &[r#""solo""#, "[]", r#"{"k":"v"}"#, r#"[1,"x"]"#, "null", r#"[true]"#])
             } else {
@@ -1213,10 +1213,10 @@ mod tests {
             };
             fields.push(format!("\"tags\":{tags}"));
         }
-        if !(odd(rng) && rng.next() % 4 == 0) {
+        if !(odd(rng) && rng.next().is_multiple_of(4)) {
             fields.push(format!("\"pulse_check\":{}", pulse_check(rng, clean)));
         }
-        if rng.next() % 4 != 0 {
+        if !rng.next().is_multiple_of(4) {
             let pool = [
                 r#"{"red":{"notify_group":"oncall"},"yellow":{"notify":"log","config":{"file":"/tmp/a.log"}}}"#,
                 r#"{"red":{"notify_group":"oncall"},"yellow":{"notify":"log","config":{"file":"/tmp/a.log"}}}"#,
@@ -1231,7 +1231,7 @@ mod tests {
             let codes = pick(rng, if clean { &pool[..6] } else { &pool });
             fields.push(format!("\"codes\":{codes}"));
         }
-        if rng.next() % 5 == 0 {
+        if rng.next().is_multiple_of(5) {
             let pool = [
                 r#"{"action":"docker","target":{"container":"web-1","timeout":"30s"},"max_failures":2}"#,
                 r#"{"action":"webhook","target":{"url":"http://127.0.0.1:9/r","headers":["X-A: 1"]},"retries":1}"#,
@@ -1242,7 +1242,7 @@ mod tests {
             let iv = pick(rng, if clean { &pool[..4] } else { &pool });
             fields.push(format!("\"intervention\":{iv}"));
         }
-        if rng.next() % 6 == 0 {
+        if rng.next().is_multiple_of(6) {
             let pool = [
                 r#"[{"cron":"0 2 * * *","duration":"1h"}]"#,
                 r#"[{"cron":"0 2 * * *","duration":"1h","timezone":"Europe/Paris"}]"#,
@@ -1253,7 +1253,7 @@ mod tests {
             let mw = pick(rng, if clean { &pool[..4] } else { &pool });
             fields.push(format!("\"maintenance\":{mw}"));
         }
-        if rng.next() % 20 == 0 && !clean {
+        if rng.next().is_multiple_of(20) && !clean {
             fields.push(
                 pick(rng, &[r#""extra":1"#, r#""name":"again""#, r#""tags":["t"]"#]).to_string(),
             );
@@ -1266,7 +1266,7 @@ mod tests {
     }
 
     fn shuffle_some(rng: &mut Rng, fields: &mut [String]) {
-        if rng.next() % 3 == 0 {
+        if rng.next().is_multiple_of(3) {
             for k in (1..fields.len()).rev() {
                 let j = (rng.next() % (k as u64 + 1)) as usize;
                 fields.swap(k, j);
@@ -1275,7 +1275,7 @@ mod tests {
     }
 
     fn pulse_check(rng: &mut Rng, clean: bool) -> String {
-        let odd = |rng: &mut Rng| rng.next() % 10 == 0 && !clean;
+        let odd = |rng: &mut Rng| rng.next().is_multiple_of(10) && !clean;
         let kind = if odd(rng) {
             pick(rng, &["HTTP", "Tcp", "htp", "3", "null"])
         } else {
@@ -1285,12 +1285,12 @@ mod tests {
             )
         };
         let mut f: Vec<String> = Vec::new();
-        if !(odd(rng) && rng.next() % 3 == 0) {
+        if !(odd(rng) && rng.next().is_multiple_of(3)) {
             let k =
                 if matches!(kind, "3" | "null") { kind.to_string() } else { format!("\"{kind}\"") };
             f.push(format!("\"type\":{k}"));
         }
-        if rng.next() % 3 != 0 {
+        if !rng.next().is_multiple_of(3) {
             let v = if odd(rng) {
                 pick(rng, &["30", r#""0s""#, r#""bad""#, r#""500us""#, "null", r#""1.5m""#])
             } else {
@@ -1298,7 +1298,7 @@ mod tests {
             };
             f.push(format!("\"interval\":{v}"));
         }
-        if rng.next() % 3 != 0 {
+        if !rng.next().is_multiple_of(3) {
             let v = if odd(rng) {
                 pick(rng, &[r#""2m""#, r#""0ms""#, "5"])
             } else {
@@ -1307,7 +1307,7 @@ mod tests {
             f.push(format!("\"timeout\":{v}"));
         }
         for key in ["unhealthy_threshold", "healthy_threshold", "max_failures", "retries"] {
-            if rng.next() % 3 == 0 {
+            if rng.next().is_multiple_of(3) {
                 let v = if odd(rng) {
                     pick(
                         rng,
@@ -1322,13 +1322,13 @@ mod tests {
                 f.push(format!("\"{key}\":{v}"));
             }
         }
-        if rng.next() % 5 == 0 {
+        if rng.next().is_multiple_of(5) {
             f.push(format!("\"groups\":{}", pick(rng, &[r#""edge""#, r#"["a","b"]"#, "[]", "{}"])));
         }
-        if !(odd(rng) && rng.next() % 3 == 0) {
+        if !(odd(rng) && rng.next().is_multiple_of(3)) {
             f.push(format!("\"config\":{}", config(rng, kind, clean)));
         }
-        if rng.next() % 40 == 0 && !clean {
+        if rng.next().is_multiple_of(40) && !clean {
             f.push(r#""typo":1"#.to_string());
         }
         shuffle_some(rng, &mut f);
@@ -1336,7 +1336,7 @@ mod tests {
     }
 
     fn config(rng: &mut Rng, kind: &str, clean: bool) -> String {
-        let odd = |rng: &mut Rng| rng.next() % 12 == 0 && !clean;
+        let odd = |rng: &mut Rng| rng.next().is_multiple_of(12) && !clean;
         let host = || if true { r#""127.0.0.1""# } else { "" };
         let mut f: Vec<String> = Vec::new();
         match kind.to_ascii_lowercase().as_str() {
@@ -1358,13 +1358,13 @@ mod tests {
                 if !odd(rng) {
                     f.push(format!("\"url\":{url}"));
                 }
-                if rng.next() % 2 == 0 {
+                if rng.next().is_multiple_of(2) {
                     f.push(format!(
                         "\"method\":{}",
                         pick(rng, &[r#""GET""#, r#""post""#, r#""""#])
                     ));
                 }
-                if rng.next() % 4 == 0 {
+                if rng.next().is_multiple_of(4) {
                     f.push(format!(
                         "\"headers\":{}",
                         pick(
@@ -1380,13 +1380,13 @@ mod tests {
                         )
                     ));
                 }
-                if rng.next() % 6 == 0 {
+                if rng.next().is_multiple_of(6) {
                     f.push(format!(
                         "\"body\":{}",
                         pick(rng, &[r#""{}""#, r#""line\nbreak""#, r#""x""#])
                     ));
                 }
-                if rng.next() % 2 == 0 {
+                if rng.next().is_multiple_of(2) {
                     let st = if odd(rng) {
                         pick(rng, &["[99]", "[\"200\"]", "204", "[200.0]", "null", "[]", "[600]"])
                     } else {
@@ -1394,22 +1394,22 @@ mod tests {
                     };
                     f.push(format!("\"expected_status\":{st}"));
                 }
-                if rng.next() % 8 == 0 {
+                if rng.next().is_multiple_of(8) {
                     f.push(format!(
                         "\"insecure_skip_verify\":{}",
                         pick(rng, &["true", "false", r#""true""#])
                     ));
                 }
-                if rng.next() % 8 == 0 {
+                if rng.next().is_multiple_of(8) {
                     f.push(format!("\"body_contains\":{}", pick(rng, &[r#""ok""#, "1"])));
                 }
-                if rng.next() % 10 == 0 {
+                if rng.next().is_multiple_of(10) {
                     f.push(format!("\"body_regex\":{}", pick(rng, &[r#""^ok$""#, r#""(""#])));
                 }
-                if rng.next() % 8 == 0 {
+                if rng.next().is_multiple_of(8) {
                     f.push(format!("\"max_response_time\":{}", pick(rng, &[r#""2s""#, r#""0s""#])));
                 }
-                if rng.next() % 10 == 0 {
+                if rng.next().is_multiple_of(10) {
                     // A readable file half the time (the direct path takes it), else one the
                     // general path reports.
                     let path = pick(rng, &["tests/fixtures/ca.pem", "/surely/not/ca.pem"]);
@@ -1426,7 +1426,7 @@ mod tests {
                         if odd(rng) { pick(rng, &["0", "70000", r#""80""#]) } else { "8080" }
                     ));
                 }
-                if rng.next() % 3 == 0 {
+                if rng.next().is_multiple_of(3) {
                     f.push(
                         pick(rng, &[r#""payload":"ping""#, r#""service":"grpc.health.v1.Health""#])
                             .to_string(),
@@ -1435,34 +1435,34 @@ mod tests {
             }
             "icmp" => {
                 f.push(format!("\"host\":{}", host()));
-                if rng.next() % 3 == 0 {
+                if rng.next().is_multiple_of(3) {
                     f.push(format!("\"count\":{}", pick(rng, &["3", "0", "101"])));
                 }
-                if rng.next() % 3 == 0 {
+                if rng.next().is_multiple_of(3) {
                     f.push(format!("\"ignore_privilege\":{}", pick(rng, &["true", "false"])));
                 }
             }
             "dns" => {
                 f.push(r#""host":"example.internal""#.to_string());
-                if rng.next() % 2 == 0 {
+                if rng.next().is_multiple_of(2) {
                     f.push(r#""server":"127.0.0.1:53""#.to_string());
                 }
             }
             "tls" => {
                 f.push(format!("\"host\":{}", host()));
-                if rng.next() % 2 == 0 {
+                if rng.next().is_multiple_of(2) {
                     f.push(format!("\"port\":{}", pick(rng, &["8443", "443"])));
                 }
-                if rng.next() % 3 == 0 {
+                if rng.next().is_multiple_of(3) {
                     f.push(r#""server_name":"example.internal""#.to_string());
                 }
-                if rng.next() % 3 == 0 {
+                if rng.next().is_multiple_of(3) {
                     f.push(format!("\"warn_days\":{}", pick(rng, &["20", "5", "4000"])));
                 }
-                if rng.next() % 3 == 0 {
+                if rng.next().is_multiple_of(3) {
                     f.push(format!("\"critical_days\":{}", pick(rng, &["3", "10"])));
                 }
-                if rng.next() % 4 == 0 {
+                if rng.next().is_multiple_of(4) {
                     f.push(r#""insecure_skip_verify":true"#.to_string());
                 }
             }
@@ -1473,15 +1473,15 @@ mod tests {
             }
         }
         // Every type reads `retries`; past the engine's bound it is a warning (general path).
-        if rng.next() % 6 == 0 {
+        if rng.next().is_multiple_of(6) {
             let v =
                 if odd(rng) { pick(rng, &["5", "-1", "1.5"]) } else { pick(rng, &["0", "1", "2"]) };
             f.push(format!("\"retries\":{v}"));
         }
-        if rng.next() % 30 == 0 && !clean {
+        if rng.next().is_multiple_of(30) && !clean {
             f.push(r#""unknown":true"#.to_string());
         }
-        if rng.next() % 30 == 0 && !f.is_empty() && !clean {
+        if rng.next().is_multiple_of(30) && !f.is_empty() && !clean {
             let again = f[0].clone();
             f.push(again);
         }
@@ -1493,10 +1493,10 @@ mod tests {
     const SYNTAX_ERRORS: &[&str] = &[r#"["a",]"#, r#"["a" "b"]"#, "[200,]", "tru", r#""open"#];
 
     fn manifest(rng: &mut Rng, monitors: usize, broken: bool) -> String {
-        let pretty = rng.next() % 2 == 0;
+        let pretty = rng.next().is_multiple_of(2);
         let mut items: Vec<String> = (0..monitors)
             .map(|i| {
-                let clean = rng.next() % 2 == 0;
+                let clean = rng.next().is_multiple_of(2);
                 monitor(rng, i, pretty, clean)
             })
             .collect();

@@ -181,7 +181,7 @@ pub fn to_yaml(m: Machine, t: &Tuned) -> String {
 /// Memory as people say it: `256 GiB`, `23.5 GiB`.
 fn gib(bytes: u64) -> String {
     let g = bytes as f64 / (1u64 << 30) as f64;
-    if bytes % (1 << 30) == 0 {
+    if bytes.is_multiple_of(1 << 30) {
         format!("{} GiB", bytes >> 30)
     } else {
         format!("{g:.1} GiB")
