@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 pub mod demo;
 pub mod flags;
 pub mod gen;
+pub mod placement;
 pub mod run;
 pub mod validate;
 
@@ -46,6 +47,9 @@ pub enum Command {
     /// targets, a flaky webhook receiver, an intervention that heals a target) and show the
     /// alerts as they happen. No root, no network needed.
     Demo(demo::DemoArgs),
+    /// Print which node of --node-count N checks each monitor (or --monitor NAME), and the
+    /// slice sizes: the placement `run --node-index I --node-count N` keeps, without running.
+    Placement(placement::PlacementArgs),
 }
 
 /// Run a parsed command line; returns the process exit code.
@@ -55,5 +59,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Gen(args) => gen::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Placement(args) => {
+            placement::run(&args, &mut std::io::stdout().lock(), &mut std::io::stderr())
+        }
     }
 }

@@ -22,6 +22,7 @@ pub use diff::{diff, Diff};
 use crate::counters::ShardShared;
 use crate::limits::{RELOAD_APPLY_WAIT_MS, RELOAD_RING};
 use crate::manifest::{load_path, Level, LoadOptions};
+use crate::placement::Node;
 use crate::plan::Plan;
 use crate::runtime::shard_of;
 use crate::shard::reload::ShardReload;
@@ -89,6 +90,9 @@ pub struct Reloader {
     /// The plan in force: only reloads read or replace it (never a check).
     current: Mutex<Arc<Plan>>,
     busy: AtomicBool,
+    /// The run's slice of the fleet: a reload validates the whole file and keeps this slice,
+    /// as the start did.
+    node: Node,
 }
 
 /// Clears the busy flag however a reload ends.
@@ -114,7 +118,14 @@ impl Reloader {
             shared,
             current: Mutex::new(plan),
             busy: AtomicBool::new(false),
+            node: Node::SINGLE,
         }
+    }
+
+    /// Keeps `node`'s slice of every manifest reloaded (`cpra run --node-index/--node-count`).
+    pub fn with_node(mut self, node: Node) -> Reloader {
+        self.node = node;
+        self
     }
 
     /// Reloads the manifest (see the module doc). Blocks for the load and until every shard
@@ -183,7 +194,13 @@ impl Reloader {
             ..LoadOptions::default()
         };
         let mut monitors = Vec::new();
-        let report = match load_path(&self.file, &options, |m| monitors.push(m)) {
+        let node = self.node;
+        let keep = |m: crate::manifest::Monitor| {
+            if node.owns(&m.id) {
+                monitors.push(m);
+            }
+        };
+        let report = match load_path(&self.file, &options, keep) {
             Ok(report) => report,
             Err(e) => {
                 return Err(ReloadError::Invalid(vec![Problem {
