@@ -466,7 +466,7 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
     tracing::info!(
         monitors,
         shards = running.runtime.shards(),
-        node = format!("{}/{}", node.index, node.count),
+        node = %format_args!("{}/{}", node.index, node.count),
         replica = node.replica,
         "running"
     );
