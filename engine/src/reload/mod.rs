@@ -304,6 +304,32 @@ mod tests {
     }
 
     #[test]
+    fn a_node_reloads_only_its_slice_but_validates_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut yaml = String::from("version: \"1\"\nmonitors:\n");
+        for i in 0..40 {
+            yaml.push_str(&format!(
+                "  - name: m{i}\n    pulse_check: {{type: tcp, config: {{host: 127.0.0.1, port: 1}}}}\n"
+            ));
+        }
+        let node = Node::new(1, 3, 0).unwrap();
+        let r = reloader(&dir, &yaml, 1).with_node(node);
+        let kept = r.load().unwrap().monitors;
+        let owned = (0..40).filter(|i| node.owns(&format!("m{i}"))).count();
+        assert_eq!(kept.len(), owned);
+        assert!(!kept.is_empty() && kept.len() < 40, "{} kept", kept.len());
+        assert!(kept.iter().all(|m| node.owns(&m.id)));
+        // An error in a monitor of another node's slice refuses the reload here too.
+        let other = (0..40).find(|i| !node.owns(&format!("m{i}"))).unwrap();
+        let bad = yaml.replace(
+            &format!("name: m{other}\n    pulse_check: {{type: tcp"),
+            &format!("name: m{other}\n    pulse_check: {{type: nope"),
+        );
+        std::fs::write(dir.path().join("fleet.yaml"), bad).unwrap();
+        assert!(matches!(r.load(), Err(ReloadError::Invalid(_))));
+    }
+
+    #[test]
     fn problems_name_file_line_and_column_and_change_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let bad = "version: \"1\"\nmonitors:\n  - name: x\n    pulse_check: {type: nope}\n";
