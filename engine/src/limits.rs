@@ -471,10 +471,11 @@ pub const API_ACK_BY_MAX_BYTES: usize = 128;
 pub const API_SILENCE_MAX_MS: u64 = 30 * 24 * 3_600_000;
 
 /// `--node-count`: the most nodes a fleet is sliced over. Placing a monitor scores every node
-/// (about a nanosecond each), so 4,096 nodes cost a few microseconds per monitor at load, as
-/// much as loading it; a fleet needing more nodes than that is past what one manifest file
-/// every node reads whole can hold anyway.
-pub const MAX_NODE_COUNT: u32 = 4_096;
+/// (about 2 ns each, docs/benchmarks/placement.md), so 1,024 nodes cost about 2.5 µs per
+/// monitor at load, half of loading it from YAML; the 100M-monitor fleets CPRA is sized for
+/// need tens of nodes, and a fleet needing more than this is past what one manifest file that
+/// every node reads whole can serve anyway.
+pub const MAX_NODE_COUNT: u32 = 1_024;
 
 /// `--replica`: the highest replica number. Every replica checks every target of its slice,
 /// so past a handful the targets see a multiple of their checks for no added safety; 15 is
