@@ -7,6 +7,7 @@ mod journal;
 mod journal_onoff;
 mod load;
 mod load_serde;
+mod placement;
 mod rss;
 mod scheduler;
 
@@ -38,6 +39,9 @@ enum Command {
     Journal(journal::JournalArgs),
     /// Schedule lateness of a real `cpra run` on a big fleet with and without API traffic.
     Api(api::ApiArgs),
+    /// Rendezvous placement of a big fleet over nodes: slice balance, monitors moved when a
+    /// node is added or lost, ns per monitor.
+    Placement(placement::PlacementArgs),
 }
 
 fn main() {
@@ -46,6 +50,7 @@ fn main() {
         Command::Scheduler(args) => scheduler::run(args),
         Command::Journal(args) => journal::run(&args),
         Command::Api(args) => api::run(&args),
+        Command::Placement(args) => placement::run(&args),
         Command::Probes(args) => match cpra_bench::probes::run(&args) {
             Ok(()) => 0,
             Err(e) => {

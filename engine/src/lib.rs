@@ -18,6 +18,7 @@ pub mod hangup;
 pub mod limits;
 pub mod logging;
 pub mod manifest;
+pub mod placement;
 pub mod plan;
 pub mod probe;
 pub mod redact;

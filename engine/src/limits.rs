@@ -538,3 +538,14 @@ pub const MAX_CPU_INDEX: usize = 1023;
 /// Largest runtime settings file read: a real one is a dozen lines; a bigger file is not
 /// one, and is refused before it is parsed.
 pub const MAX_SETTINGS_FILE_BYTES: u64 = 64 << 10;
+/// `--node-count`: the most nodes a fleet is sliced over. Placing a monitor scores every node
+/// (about 2 ns each, docs/benchmarks/placement.md), so 1,024 nodes cost about 2.5 µs per
+/// monitor at load, half of loading it from YAML; the 100M-monitor fleets CPRA is sized for
+/// need tens of nodes, and a fleet needing more than this is past what one manifest file that
+/// every node reads whole can serve anyway.
+pub const MAX_NODE_COUNT: u32 = 1_024;
+
+/// `--replica`: the highest replica number. Every replica checks every target of its slice,
+/// so past a handful the targets see a multiple of their checks for no added safety; 15 is
+/// far past what high availability needs (two or three) and catches a typo.
+pub const MAX_REPLICA: u32 = 15;

@@ -321,6 +321,24 @@ pub fn registry(snapshot: &Snapshot) -> Registry {
     registry
 }
 
+/// `cpra_node_info{index,count,replica} 1`: which slice of the fleet this process checks, so
+/// dashboards can sum nodes and tell replicas apart (0 of 1 on a single node).
+pub fn register_node(registry: &mut Registry, node: crate::placement::Node) {
+    let info = gauge_family();
+    let labels = vec![
+        ("index", node.index.to_string()),
+        ("count", node.count.to_string()),
+        ("replica", node.replica.to_string()),
+    ];
+    set(&info, labels, 1);
+    registry.register(
+        "cpra_node_info",
+        "This node's slice of the fleet: node index of count (rendezvous hashing by monitor \
+         id), and which replica of that slice it is (always 1)",
+        info,
+    );
+}
+
 /// OpenMetrics text as `prometheus-client` writes it, in the classic format 0.0.4: a counter
 /// family is named with its `_total` suffix (as its samples are), and there is no `# EOF`.
 pub fn to_prometheus_text(openmetrics: &str) -> String {
@@ -385,7 +403,8 @@ async fn snapshot(state: &ApiState) -> Snapshot {
 
 /// The answer to `GET /metrics`.
 pub async fn answer(state: &ApiState, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let registry = registry(&snapshot(state).await);
+    let mut registry = registry(&snapshot(state).await);
+    register_node(&mut registry, state.node());
     exposition(&registry, wants_openmetrics(request))
 }
 
@@ -476,5 +495,15 @@ mod tests {
         }
         assert!(text.contains("cpra_check_failures_total{shard=\"0\",kind=\"connect_refused\"} 0"));
         assert!(text.contains("cpra_checks_delayed_total{shard=\"0\",reason=\"ring_full\"} 0"));
+    }
+
+    #[test]
+    fn the_node_info_names_the_slice_and_replica() {
+        let mut registry = Registry::default();
+        let node = crate::placement::Node::new(1, 3, 1).unwrap();
+        register_node(&mut registry, node);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(text.contains("cpra_node_info{index=\"1\",count=\"3\",replica=\"1\"} 1"), "{text}");
     }
 }

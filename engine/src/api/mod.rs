@@ -36,6 +36,7 @@ use crate::limits::{
     API_CONNECTION_MAX_MS, API_HEADER_READ_TIMEOUT_MS, API_MAX_BODY_BYTES, API_MAX_CONNECTIONS,
     API_MAX_HEADER_BYTES, API_SHARD_STALL_MS,
 };
+use crate::placement::Node;
 use crate::runtime::StopHandle;
 use crate::shard::queries::FleetQueries;
 use crate::shard::FleetStatus;
@@ -94,11 +95,19 @@ pub struct ApiState {
     lists: Semaphore,
     /// What writes must present; `None`: writes are refused (403).
     token: Option<auth::ApiToken>,
+    /// This process's slice of the fleet (`--node-index/--node-count/--replica`); unset: one
+    /// node holding the whole fleet.
+    node: OnceLock<Node>,
 }
 
 impl ApiState {
     fn fleet(&self) -> Option<&Fleet> {
         self.fleet.get()
+    }
+
+    /// This process's place in a deployment of several nodes.
+    pub fn node(&self) -> Node {
+        self.node.get().copied().unwrap_or(Node::SINGLE)
     }
 }
 
@@ -145,6 +154,7 @@ impl ApiServer {
             histograms: metrics::HistogramCache::default(),
             lists: Semaphore::new(monitors::API_LISTS_IN_FLIGHT),
             token,
+            node: OnceLock::new(),
         });
         let shutdown = Arc::new(Notify::new());
         let thread = {
@@ -166,6 +176,12 @@ impl ApiServer {
     /// The engine is running: from now on `/readyz` is 200 and `/metrics` reads the shards.
     pub fn set_fleet(&self, fleet: Fleet) {
         let _ = self.state.fleet.set(fleet);
+    }
+
+    /// This process's slice of the fleet, for `/metrics` (`cpra_node_info`) and
+    /// `/api/v1/node`; set once, before the fleet.
+    pub fn set_node(&self, node: Node) {
+        let _ = self.state.node.set(node);
     }
 
     /// Stops accepting, drops every open connection and joins the thread.
@@ -303,6 +319,7 @@ async fn handle(state: &ApiState, request: Request<Incoming>) -> Response<Full<B
         Route::Incidents => control::incidents(state, request.uri().query()).await,
         Route::Ack(id) => control::ack(state, &id, request).await,
         Route::Reload => reload::answer(state).await,
+        Route::Node => node(state),
     }
 }
 
@@ -322,6 +339,8 @@ enum Route {
     Ack(String),
     /// Re-read the manifest and apply the difference (`POST /api/v1/reload`).
     Reload,
+    /// This process's slice of the fleet (`GET /api/v1/node`).
+    Node,
 }
 
 impl Route {
@@ -334,6 +353,7 @@ impl Route {
             "/api/v1/monitors" => Some(Route::Monitors),
             "/api/v1/incidents" => Some(Route::Incidents),
             "/api/v1/reload" => Some(Route::Reload),
+            "/api/v1/node" => Some(Route::Node),
             _ => None,
         };
         if fixed.is_some() {
@@ -423,6 +443,20 @@ fn health(state: &ApiState) -> Response<Full<Bytes>> {
             format!("stalled: no dispatch round in {} of {shards}\n", stalled.join(", ")),
         )
     }
+}
+
+/// `GET /api/v1/node`: `{"index":1,"count":3,"replica":0,"monitors":334}`, this process's
+/// slice (monitors: those it holds, `null` while the manifest loads).
+fn node(state: &ApiState) -> Response<Full<Bytes>> {
+    let node = state.node();
+    let monitors = state.fleet().map(|f| f.status.read().monitors());
+    let body = serde_json::json!({
+        "index": node.index,
+        "count": node.count,
+        "replica": node.replica,
+        "monitors": monitors,
+    });
+    monitors::json_response(StatusCode::OK, &body)
 }
 
 /// 200 once the manifest is loaded and every monitor scheduled; 503 before, and when stopping.

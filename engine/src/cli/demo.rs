@@ -282,6 +282,7 @@ pub fn run(args: &DemoArgs) -> i32 {
         reload_from: None,
         api_token: None,
         cooldown_ms: None,
+        node: crate::placement::Node::SINGLE,
         ..RunConfig::default()
     };
     let code = run_plan(Arc::new(plan), &config, &mut std::io::stdout());

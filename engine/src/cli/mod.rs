@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 pub mod demo;
 pub mod flags;
 pub mod gen;
+pub mod placement;
 pub mod run;
 pub mod tune;
 pub mod validate;
@@ -51,6 +52,9 @@ pub enum Command {
     /// clocksource, io_uring): `OK|WARN|FAIL  what  (the fix)`, exit 1 on a FAIL; `--apply`
     /// (root) makes the fixes. `cpra tune config` prints tuned runtime settings.
     Tune(tune::TuneArgs),
+    /// Print which node of --node-count N checks each monitor (or --monitor NAME), and the
+    /// slice sizes: the placement `run --node-index I --node-count N` keeps, without running.
+    Placement(placement::PlacementArgs),
 }
 
 /// Run a parsed command line; returns the process exit code.
@@ -61,5 +65,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Run(args) => run::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Tune(args) => tune::run(&args),
+        Command::Placement(args) => {
+            placement::run(&args, &mut std::io::stdout().lock(), &mut std::io::stderr())
+        }
     }
 }

@@ -21,6 +21,7 @@ use crate::api::{ApiServer, Fleet};
 use crate::fd_budget::{FdBudget, Wanted};
 use crate::manifest::duration::parse_go_duration;
 use crate::manifest::{load_path, LoadOptions};
+use crate::placement::Node;
 use crate::plan::{start_plan, Plan, PlanConfig};
 use crate::reload::{ReloadError, Reloader};
 use crate::runtime::{ExecutorSettings, RuntimeConfig, DEFAULT_GRACE_MS};
@@ -99,6 +100,7 @@ pub struct RunArgs {
     pub fields: UnknownFieldArgs,
     #[command(flatten)]
     pub runtime: super::flags::RuntimeFlags,
+    pub node: super::placement::NodeArgs,
 }
 
 impl RunArgs {
@@ -207,7 +209,14 @@ pub fn run(args: &RunArgs) -> i32 {
             return EXIT_UNREADABLE;
         }
     };
-    let plan = match load(&args.file, &args.fields.options(), &mut out) {
+    let node = match args.node.node() {
+        Ok(node) => node,
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            return EXIT_UNREADABLE;
+        }
+    };
+    let plan = match load_node(&args.file, &args.fields.options(), node, &mut out) {
         Ok(plan) => plan,
         Err(code) => return code,
     };
@@ -225,6 +234,7 @@ pub fn run(args: &RunArgs) -> i32 {
         reload_from,
         cooldown_ms: Some(cooldown_ms),
         settings,
+        node,
     };
     run_plan(Arc::new(plan), &config, &mut out)
 }
@@ -246,6 +256,18 @@ pub fn load(
     options: &LoadOptions,
     out: &mut dyn Write,
 ) -> Result<Plan, i32> {
+    load_node(file, options, Node::SINGLE, out)
+}
+
+/// [`load`], keeping only `node`'s slice: every monitor is read and validated (an invalid
+/// manifest fails on every node alike), and only those the placement gives `node` are kept,
+/// so a node holds its slice in memory, never the whole fleet.
+pub fn load_node(
+    file: &std::path::Path,
+    options: &LoadOptions,
+    node: Node,
+    out: &mut dyn Write,
+) -> Result<Plan, i32> {
     let read_bytes = Arc::new(AtomicU64::new(0));
     let opts = LoadOptions {
         lenient: options.lenient,
@@ -257,18 +279,22 @@ pub fn load(
     let file_bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     let started = Instant::now();
     let mut monitors = Vec::new();
+    let mut seen = 0usize;
     let result = load_path(file, &opts, |m| {
-        monitors.push(m);
-        if progress && monitors.len() % PROGRESS_EVERY_MONITORS == 0 {
+        seen += 1;
+        if node.owns(&m.id) {
+            monitors.push(m);
+        }
+        if progress && seen % PROGRESS_EVERY_MONITORS == 0 {
             eprint!(
                 "\rloading {}: {} monitors, {}% of the file",
                 file.display(),
-                monitors.len(),
+                seen,
                 percent_read(read_bytes.load(Ordering::Relaxed), file_bytes)
             );
         }
     });
-    if progress && monitors.len() >= PROGRESS_EVERY_MONITORS {
+    if progress && seen >= PROGRESS_EVERY_MONITORS {
         eprintln!();
     }
     let report = match result {
@@ -295,6 +321,13 @@ pub fn load(
         load_ms = started.elapsed().as_millis() as u64,
         "manifest loaded"
     );
+    if !node.is_whole() {
+        tracing::info!(
+            kept = monitors.len(),
+            of = seen,
+            "{node}: keeping the monitors the placement gives it (rendezvous hashing by id)"
+        );
+    }
     Ok(Plan { monitors, registry: report.registry })
 }
 
@@ -319,6 +352,9 @@ pub struct RunConfig {
     /// The runtime settings (`--config` and the flags over it); `shards` and `cooldown_ms`
     /// above are the ones in force.
     pub settings: RuntimeSettings,
+    /// This node's slice of the fleet (`--node-index/--node-count/--replica`); the plan holds
+    /// that slice already, a reload keeps it.
+    pub node: Node,
 }
 
 /// Where a reload reads the manifest, with the loader options the run started with.
@@ -341,6 +377,7 @@ impl Default for RunConfig {
             api_token: None,
             cooldown_ms: None,
             settings: RuntimeSettings::default(),
+            node: Node::SINGLE,
         }
     }
 }
@@ -449,7 +486,12 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
     }
     let api_token = config.api_token.clone();
     let api = match config.listen.as_deref().map(|a| ApiServer::start(a, api_token)).transpose() {
-        Ok(api) => api,
+        Ok(api) => {
+            if let Some(api) = &api {
+                api.set_node(config.node);
+            }
+            api
+        }
         Err(e) => {
             let _ = writeln!(out, "error: {e}");
             return EXIT_INVALID;
@@ -478,12 +520,15 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
     };
     let reloader = config.reload_from.as_ref().map(|from| {
         let options = LoadOptions { lenient: from.lenient, ..LoadOptions::default() };
-        Arc::new(Reloader::new(
-            from.file.clone(),
-            &options,
-            plan.clone(),
-            running.runtime.shared().to_vec(),
-        ))
+        Arc::new(
+            Reloader::new(
+                from.file.clone(),
+                &options,
+                plan.clone(),
+                running.runtime.shared().to_vec(),
+            )
+            .with_node(config.node),
+        )
     });
     // The reloader holds the plan in force; this one would keep the first alive for good.
     drop(plan);
@@ -497,7 +542,14 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
             epoch: running.runtime.epoch(),
         });
     }
-    tracing::info!(monitors, shards = running.runtime.shards(), "running");
+    let node = config.node;
+    tracing::info!(
+        monitors,
+        shards = running.runtime.shards(),
+        node = %format_args!("{}/{}", node.index, node.count),
+        replica = node.replica,
+        "running"
+    );
     if let Err(e) = crate::hangup::catch() {
         tracing::warn!("{e}");
     }

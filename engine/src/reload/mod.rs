@@ -22,6 +22,7 @@ pub use diff::{diff, Diff};
 use crate::counters::ShardShared;
 use crate::limits::{RELOAD_APPLY_WAIT_MS, RELOAD_RING};
 use crate::manifest::{load_path, Level, LoadOptions};
+use crate::placement::Node;
 use crate::plan::Plan;
 use crate::runtime::shard_of;
 use crate::shard::reload::ShardReload;
@@ -89,6 +90,9 @@ pub struct Reloader {
     /// The plan in force: only reloads read or replace it (never a check).
     current: Mutex<Arc<Plan>>,
     busy: AtomicBool,
+    /// The run's slice of the fleet: a reload validates the whole file and keeps this slice,
+    /// as the start did.
+    node: Node,
 }
 
 /// Clears the busy flag however a reload ends.
@@ -114,7 +118,14 @@ impl Reloader {
             shared,
             current: Mutex::new(plan),
             busy: AtomicBool::new(false),
+            node: Node::SINGLE,
         }
+    }
+
+    /// Keeps `node`'s slice of every manifest reloaded (`cpra run --node-index/--node-count`).
+    pub fn with_node(mut self, node: Node) -> Reloader {
+        self.node = node;
+        self
     }
 
     /// Reloads the manifest (see the module doc). Blocks for the load and until every shard
@@ -183,7 +194,13 @@ impl Reloader {
             ..LoadOptions::default()
         };
         let mut monitors = Vec::new();
-        let report = match load_path(&self.file, &options, |m| monitors.push(m)) {
+        let node = self.node;
+        let keep = |m: crate::manifest::Monitor| {
+            if node.owns(&m.id) {
+                monitors.push(m);
+            }
+        };
+        let report = match load_path(&self.file, &options, keep) {
             Ok(report) => report,
             Err(e) => {
                 return Err(ReloadError::Invalid(vec![Problem {
@@ -284,6 +301,32 @@ mod tests {
         // Nothing was sent, nothing replaced.
         assert!(r.shared[0].reload.is_empty());
         assert_eq!(r.current.lock().unwrap().monitors.len(), 1);
+    }
+
+    #[test]
+    fn a_node_reloads_only_its_slice_but_validates_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut yaml = String::from("version: \"1\"\nmonitors:\n");
+        for i in 0..40 {
+            yaml.push_str(&format!(
+                "  - name: m{i}\n    pulse_check: {{type: tcp, config: {{host: 127.0.0.1, port: 1}}}}\n"
+            ));
+        }
+        let node = Node::new(1, 3, 0).unwrap();
+        let r = reloader(&dir, &yaml, 1).with_node(node);
+        let kept = r.load().unwrap().monitors;
+        let owned = (0..40).filter(|i| node.owns(&format!("m{i}"))).count();
+        assert_eq!(kept.len(), owned);
+        assert!(!kept.is_empty() && kept.len() < 40, "{} kept", kept.len());
+        assert!(kept.iter().all(|m| node.owns(&m.id)));
+        // An error in a monitor of another node's slice refuses the reload here too.
+        let other = (0..40).find(|i| !node.owns(&format!("m{i}"))).unwrap();
+        let bad = yaml.replace(
+            &format!("name: m{other}\n    pulse_check: {{type: tcp"),
+            &format!("name: m{other}\n    pulse_check: {{type: nope"),
+        );
+        std::fs::write(dir.path().join("fleet.yaml"), bad).unwrap();
+        assert!(matches!(r.load(), Err(ReloadError::Invalid(_))));
     }
 
     #[test]
