@@ -192,12 +192,14 @@ fn shown_as<R>(m: &Monitor, f: impl FnOnce(&MonitorInfo<'_>) -> R) -> R {
     })
 }
 
-/// The state machine's policy for `m`, with every colour's cooldown set by `--cooldown` when
-/// given: at start and for monitors a reload adds or changes alike.
+/// The state machine's policy for `m`, each colour's cooldown from its code's `cooldown`,
+/// else the monitor's, else `--cooldown` (`cooldown_ms`, when given), else the default: at
+/// start and for monitors a reload adds or changes alike.
 fn policy_of(m: &Monitor, cooldown_ms: Option<u32>) -> Policy {
     let mut policy = Policy::from(m);
-    if let Some(ms) = cooldown_ms {
-        policy.cooldown_ms = [ms; Colour::COUNT];
+    let process_ms = cooldown_ms.unwrap_or(crate::state::DEFAULT_COOLDOWN_MS);
+    for colour in Colour::ALL {
+        policy.cooldown_ms[colour.index()] = m.cooldown_ms_of(colour, process_ms);
     }
     policy
 }
