@@ -86,8 +86,9 @@ pub struct RunArgs {
     /// default: the CPRA_API_TOKEN environment variable; with neither, writes answer 403.
     #[arg(long, value_name = "PATH")]
     pub api_token_file: Option<PathBuf>,
-    /// Every colour's alert cooldown: a colour queued within it of its last send waits for
-    /// its end (green bypasses it; docs/state-machine.md). At most 8h.
+    /// The alert cooldown of every colour whose code and monitor give no `cooldown`: a colour
+    /// queued within it of its last send waits for its end (green bypasses it;
+    /// docs/state-machine.md). At most 8h.
     #[arg(long, value_name = "D", default_value = "5m")]
     pub cooldown: String,
     #[command(flatten)]
@@ -267,7 +268,8 @@ pub struct RunConfig {
     pub journal: Option<JournalConfig>,
     /// Where the control plane listens; `None`: no control plane.
     pub listen: Option<String>,
-    /// Every colour's cooldown (`--cooldown`); `None`: the state machine's default.
+    /// The cooldown of colours the manifest gives none (`--cooldown`); `None`: the state
+    /// machine's default.
     pub cooldown_ms: Option<u32>,
     /// The manifest file a reload (SIGHUP, `POST /api/v1/reload`) reads again; `None`: the
     /// plan did not come from a file (`cpra demo`) and cannot be reloaded.
