@@ -317,6 +317,17 @@ pub fn status_line(s: &StatusSnapshot, checks_per_s: f64) -> String {
 /// Runs `plan` until a signal or `config.duration`, printing the status line to `out` every
 /// [`STATUS_EVERY`]; then drains. Returns the exit code.
 pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32 {
+    run_plan_status(plan, config, out, &mut None)
+}
+
+/// [`run_plan`], leaving the fleet's status at the end in `last_status` (`cpra demo` sums
+/// it up).
+pub fn run_plan_status(
+    plan: Arc<Plan>,
+    config: &RunConfig,
+    out: &mut dyn Write,
+    last_status: &mut Option<StatusSnapshot>,
+) -> i32 {
     let monitors = plan.monitors.len();
     let fds = match crate::fd_budget::prepare(config.shards) {
         Ok(budget) => budget,
@@ -478,15 +489,15 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
             );
             let _ = writeln!(
                 out,
-                "stopped: {} checks, {} alerts queued, {} sent, {} undelivered, {} checks abandoned, \
-                 {} delayed for want of a local resource",
-                report.counters.checks_completed,
-                s.alerts_queued,
-                s.alerts_sent,
-                s.alerts_undelivered,
-                abandoned,
-                report.counters.checks_delayed_local_resource
+                "{}",
+                stopped_line(
+                    &s,
+                    report.counters.checks_completed,
+                    abandoned,
+                    report.counters.checks_delayed_local_resource
+                )
             );
+            *last_status = Some(s);
             EXIT_OK
         }
         Err(e) => {
@@ -494,6 +505,26 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
             EXIT_INVALID
         }
     }
+}
+
+/// The last line of a run: checks, and every alert queued accounted for (sent, undelivered,
+/// de-duplicated, cancelled add up to queued once the run has drained).
+fn stopped_line(s: &StatusSnapshot, checks: u64, abandoned: u32, delayed: u64) -> String {
+    let mut alerts = format!(
+        "{} alerts queued, {} sent, {} undelivered",
+        s.alerts_queued, s.alerts_sent, s.alerts_undelivered
+    );
+    if s.alerts_deduplicated > 0 {
+        let n = s.alerts_deduplicated;
+        alerts.push_str(&format!(", {n} de-duplicated (the same alert was already on its way)"));
+    }
+    if s.alerts_cancelled > 0 {
+        alerts.push_str(&format!(", {} cancelled", s.alerts_cancelled));
+    }
+    format!(
+        "stopped: {checks} checks, {alerts}, {abandoned} checks abandoned, {delayed} delayed for \
+         want of a local resource"
+    )
 }
 
 /// A SIGHUP's reload, on the main thread (the shards run on meanwhile); what it did or the

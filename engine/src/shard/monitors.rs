@@ -1466,6 +1466,8 @@ impl Monitors {
         s.alerts_undelivered = c.undelivered;
         s.alerts_sent_by_colour = c.sent_by_colour;
         s.alerts_undelivered_by_colour = c.undelivered_by_colour;
+        s.alerts_deduplicated = c.deduplicated;
+        s.alerts_cancelled = c.cancelled;
         s.interventions_succeeded = c.interventions_succeeded;
         s.interventions_failed = c.interventions_failed;
         s.interventions_unknown = c.interventions_unknown;
