@@ -329,6 +329,7 @@ pub fn run_plan_status(
     last_status: &mut Option<StatusSnapshot>,
 ) -> i32 {
     let monitors = plan.monitors.len();
+    let first_checks = first_checks_note(&plan.monitors);
     let fds = match crate::fd_budget::prepare(config.shards) {
         Ok(budget) => budget,
         Err(e) => {
@@ -429,7 +430,7 @@ pub fn run_plan_status(
             epoch: running.runtime.epoch(),
         });
     }
-    tracing::info!(monitors, shards = running.runtime.shards(), "running");
+    tracing::info!(monitors, shards = running.runtime.shards(), "running; {first_checks}");
     if let Err(e) = crate::hangup::catch() {
         tracing::warn!("{e}");
     }
@@ -507,6 +508,28 @@ pub fn run_plan_status(
     }
 }
 
+/// When the first checks come, for the start line: each monitor's first check is spread over
+/// its interval by its id hash (`schedule::first_slot_ms`), so with a long interval the first
+/// result can be minutes away, and a user watching should know why nothing happens yet.
+fn first_checks_note(monitors: &[crate::manifest::Monitor]) -> String {
+    use crate::manifest::duration::format_ms;
+    let enabled = || monitors.iter().filter(|m| m.enabled);
+    let (Some(shortest), Some(longest)) =
+        (enabled().map(|m| m.interval_ms()).min(), enabled().map(|m| m.interval_ms()).max())
+    else {
+        return "no enabled monitor: nothing to check".to_owned();
+    };
+    if shortest == longest {
+        format!("first checks spread over {}, then every {0}", format_ms(longest))
+    } else {
+        format!(
+            "first checks spread over each monitor's interval ({} to {}), so all within {1}",
+            format_ms(shortest),
+            format_ms(longest)
+        )
+    }
+}
+
 /// The last line of a run: checks, and every alert queued accounted for (sent, undelivered,
 /// de-duplicated, cancelled add up to queued once the run has drained).
 fn stopped_line(s: &StatusSnapshot, checks: u64, abandoned: u32, delayed: u64) -> String {
@@ -547,6 +570,34 @@ fn reload_on_hangup(reloader: &Reloader) -> bool {
         Err(e) => tracing::error!("reload: {e}"),
     }
     true
+}
+
+#[cfg(test)]
+mod first_checks_tests {
+    use super::first_checks_note;
+    use crate::manifest::{load_str, LoadOptions};
+
+    #[test]
+    fn the_start_line_says_when_first_checks_come() {
+        let fleet = |intervals: &[&str]| {
+            let mut text = String::from("monitors:\n");
+            for (i, iv) in intervals.iter().enumerate() {
+                text.push_str(&format!(
+                    "  - name: m{i}\n    pulse_check: {{type: tcp, interval: {iv}, config: {{host: h, port: 1}}}}\n"
+                ));
+            }
+            load_str(&text, None, &LoadOptions::default()).0
+        };
+        assert_eq!(
+            first_checks_note(&fleet(&["30s", "30s"])),
+            "first checks spread over 30s, then every 30s"
+        );
+        assert_eq!(
+            first_checks_note(&fleet(&["10s", "5m"])),
+            "first checks spread over each monitor's interval (10s to 5m), so all within 5m"
+        );
+        assert_eq!(first_checks_note(&[]), "no enabled monitor: nothing to check");
+    }
 }
 
 #[cfg(test)]

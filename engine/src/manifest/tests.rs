@@ -878,6 +878,7 @@ fn generated(monitors: u64, format: Format, seed: u64, mix: &str) -> Vec<u8> {
         mix: parse_mix(mix).unwrap(),
         interval: "15s".into(),
         seed,
+        ..GenOptions::default()
     };
     let mut out = Vec::new();
     write_manifest(&opts, &mut out).unwrap();

@@ -229,6 +229,7 @@ mod tests {
                 mix: parse_mix(&mix).unwrap(),
                 interval: "15s".into(),
                 seed,
+                ..GenOptions::default()
             };
             let mut out = Vec::new();
             write_manifest(&opts, &mut out).unwrap();
