@@ -1698,4 +1698,36 @@ monitors:
         assert_eq!((b.unhealthy, b.healthy, b.has_intervention), (1, 5, false));
         assert_eq!(b.dispatch, ColourSet::EMPTY);
     }
+
+    #[test]
+    fn each_colours_cooldown_is_its_codes_else_the_monitors_else_the_processes() {
+        let yaml = r#"
+monitors:
+  - name: both
+    cooldown: 10m
+    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}
+    codes:
+      red: {notify: log, cooldown: 0s}
+      yellow: {notify: log}
+  - name: codes-only
+    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}
+    codes:
+      yellow: {notify: log, cooldown: 90s}
+  - name: none
+    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}
+"#;
+        let (monitors, report) = load_str(yaml, None, &LoadOptions::default());
+        assert!(report.is_valid(), "{:?}", report.problems.kept);
+        let cooldowns = |m: &Monitor, process: Option<u32>| {
+            let p = policy_of(m, process);
+            (p.cooldown_ms[Colour::Red.index()], p.cooldown_ms[Colour::Yellow.index()])
+        };
+        let default = crate::state::DEFAULT_COOLDOWN_MS;
+        // A code's own (0s: none) over the monitor's; the monitor's over `--cooldown`.
+        assert_eq!(cooldowns(&monitors[0], Some(60_000)), (0, 600_000));
+        assert_eq!(cooldowns(&monitors[1], Some(60_000)), (60_000, 90_000));
+        assert_eq!(cooldowns(&monitors[1], None), (default, 90_000));
+        assert_eq!(cooldowns(&monitors[2], None), (default, default));
+        assert_eq!(cooldowns(&monitors[2], Some(1_000)), (1_000, 1_000));
+    }
 }
