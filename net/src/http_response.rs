@@ -136,7 +136,9 @@ impl ExpectedHeader {
             .size_limit(MAX_HEADER_REGEX_BYTES)
             .build()
             .map_err(|e| {
-                let first = e.to_string().lines().last().unwrap_or("").to_owned();
+                let text = e.to_string();
+                let last = text.lines().last().unwrap_or("");
+                let first = last.strip_prefix("error: ").unwrap_or(last).to_owned();
                 format!("expected value of header '{name}' is a bad regular expression: {first}")
             })?;
         Ok(ExpectedHeader { name: static_name(name).unwrap_or(UNNAMED_HEADER), value })
