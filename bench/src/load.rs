@@ -332,6 +332,8 @@ fn generate(path: &Path, monitors: u64, format: Format) -> std::io::Result<()> {
         mix: parse_mix("http=80,tcp=10,icmp=10").unwrap_or_default(),
         interval: "60s".into(),
         seed: 42,
+        // The same fleet as measured before these were options.
+        ..GenOptions::default()
     };
     let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
     write_manifest(&opts, &mut w)?;

@@ -107,6 +107,48 @@ fn sigterm_during_a_burst_of_alerts_delivers_them_before_exit() {
 /// `monitors`), what the message says).
 const KINDS: &[(&str, &str, &str, Option<&str>, &str)] = &[
     (
+        "dns_expect_of_the_wrong_type.yaml",
+        "monitors:\n  - name: ns\n    pulse_check: {type: dns, config: {host: example.com, server: 127.0.0.1, record_type: AAAA, expect: 10.0.0.1}}\n",
+        "10.0.0.1}",
+        Some("ns"),
+        "expect: `10.0.0.1` is not an IPv6 address (record_type AAAA)",
+    ),
+    (
+        "dns_unknown_record_type.yaml",
+        "monitors:\n  - name: ns\n    pulse_check: {type: dns, config: {host: example.com, server: 127.0.0.1, record_type: PTR}}\n",
+        "PTR",
+        Some("ns"),
+        "unknown DNS record type 'PTR'",
+    ),
+    (
+        "expected_header_bad_regex.yaml",
+        "monitors:\n  - name: api\n    pulse_check: {type: http, config: {url: \"http://127.0.0.1:1/\", expected_headers: {X-Version: \"/(/\"}}}\n",
+        "\"/(/\"",
+        Some("api"),
+        "expected value of header 'X-Version' is a bad regular expression",
+    ),
+    (
+        "grpc_tls_option_without_tls.yaml",
+        "monitors:\n  - name: rpc\n    pulse_check: {type: grpc, config: {host: 127.0.0.1, port: 1, insecure_skip_verify: true}}\n",
+        "true}",
+        Some("rpc"),
+        "insecure_skip_verify: only used over TLS, and this grpc pulse is h2c",
+    ),
+    (
+        "cooldown_too_long.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n    codes:\n      red: {notify: log, cooldown: 9h}\n",
+        "9h",
+        Some("web"),
+        "cooldown: 9h is longer than 8h, the longest cooldown CPRA keeps",
+    ),
+    (
+        "maintenance_ends_before_it_starts.yaml",
+        "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n    maintenance:\n      - {start: \"2026-03-01T04:00:00Z\", end: \"2026-03-01T03:00:00Z\"}\n",
+        "\"2026-03-01T03",
+        Some("web"),
+        "end: the window ends (2026-03-01T03:00:00.000Z) before it starts (2026-03-01T04:00:00.000Z)",
+    ),
+    (
         "slack_hook_without_scheme.yaml",
         "monitors:\n  - name: web\n    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}\n    codes:\n      red: {notify: slack, config: {hook: hooks.slack.com/services/T0/B0/x}}\n",
         "hooks.slack.com",

@@ -366,6 +366,34 @@ fn scenario_8_maintenance_window_gray_only_then_red_after_it() {
 }
 
 #[test]
+fn a_one_off_maintenance_window_holds_alerts_until_its_end_then_is_gone() {
+    let (target, receiver) = servers();
+    target.script(|s| s.statuses("/s8b", &[], 503));
+    receiver.script(|s| s.statuses("/alerts", &[], 200));
+    // 2026-03-01T02:00:00Z and 02:30:00Z; the virtual wall clock starts inside the window.
+    let (start_ms, end_ms) = (1_772_330_400_000i64, 1_772_332_200_000i64);
+    let wall = Arc::new(AtomicI64::new(start_ms + 1_000));
+    let clock: WallClock = {
+        let wall = wall.clone();
+        Arc::new(move || wall.load(Ordering::SeqCst))
+    };
+    let extra = "    maintenance:\n      - {start: \"2026-03-01T03:00:00+01:00\", end: \"2026-03-01T02:30:00Z\"}";
+    let run = Run::start(
+        &manifest(&[monitor("s8b", &target, &receiver, &thresholds(3, 2), extra)]),
+        64,
+        Some(clock),
+    );
+    assert_eq!(run.wait_colour("s8b", "gray"), ["gray"]);
+    more_checks(&target, "/s8b", 6);
+    assert_eq!(run.colours("s8b"), ["gray"], "failures inside the window queue nothing");
+    // The window ends: the failing monitor goes red, and no window comes back.
+    wall.store(end_ms, Ordering::SeqCst);
+    assert_eq!(run.wait_colour("s8b", "red"), ["gray", "red"]);
+    more_checks(&target, "/s8b", 5);
+    assert_eq!(run.colours("s8b"), ["gray", "red"]);
+}
+
+#[test]
 fn a_notifier_answering_503_twice_gets_three_attempts_and_the_alert_once() {
     let (target, receiver) = servers();
     target.script(|s| s.statuses("/n1", &[], 503));

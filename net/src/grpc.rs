@@ -1,10 +1,11 @@
-//! The `grpc` pulse: a real `grpc.health.v1.Health/Check` call over HTTP/2 cleartext (h2c with
-//! prior knowledge), success when the server says `SERVING` for the monitor's `service`.
+//! The `grpc` pulse: a real `grpc.health.v1.Health/Check` call over HTTP/2, cleartext (h2c
+//! with prior knowledge) or over TLS (ALPN `h2`, the peer verified as for https), success when
+//! the server says `SERVING` for the monitor's `service`.
 //!
 //! What it is for: gRPC services that implement the standard health protocol (every major gRPC
 //! framework ships it). The Go CPRA only opened a TCP connection; this makes the call.
-//! What it is not for: gRPC over TLS (not implemented yet: it needs ALPN `h2` on the rustls
-//! stream, then the same frames), the streaming `Watch` method, or any other RPC.
+//! What it is not for: client certificates (mTLS), the streaming `Watch` method, or any other
+//! RPC.
 //!
 //! The HTTP/2 client here is deliberately minimal and hand-written: one connection, one
 //! stream, a request of a few hundred bytes that fits the default flow-control window, and a
@@ -17,17 +18,21 @@
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
 
 use crate::deadline::{saturating_us, until, Deadline};
 use crate::limits::{
     MAX_GRPC_AUTHORITY_BYTES, MAX_GRPC_FRAMES, MAX_GRPC_MESSAGE_BYTES, MAX_GRPC_SERVICE_NAME_BYTES,
     MAX_H2_FRAME_BYTES, MAX_HEADER_BLOCK_BYTES,
 };
-use crate::outcome::{is_local_resource_errno, Detail, FailureKind, Outcome};
+use crate::outcome::{is_local_resource_errno, Detail, FailureKind, Outcome, Warning};
+use crate::tls;
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const STREAM_ID: u32 = 1;
@@ -54,6 +59,9 @@ mod flag {
 /// SETTINGS_ENABLE_PUSH (RFC 9113 6.5.2): we set it to 0, so no PUSH_PROMISE may arrive.
 const SETTINGS_ENABLE_PUSH: u16 = 0x2;
 
+/// ALPN protocol id of HTTP/2 over TLS (RFC 9113 3.2): gRPC servers require it.
+pub const ALPN_H2: &[u8] = b"h2";
+
 /// A `grpc` monitor.
 #[derive(Clone, Debug)]
 pub struct GrpcConfig {
@@ -62,6 +70,26 @@ pub struct GrpcConfig {
     pub service: String,
     /// Preface, SETTINGS, HEADERS and DATA, ready to write.
     request: Box<[u8]>,
+    /// `tls: true`: the call goes over TLS (h2), else h2c.
+    tls: Option<GrpcTls>,
+}
+
+/// How a `grpc` monitor with `tls: true` reaches its server.
+#[derive(Clone, Debug)]
+struct GrpcTls {
+    /// Offers ALPN `h2` (see [`h2_client_config`]).
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+    /// Days left at or under which a healthy server's certificate is a warning, as for https.
+    cert_warn_days: Option<i32>,
+}
+
+/// `config` offering ALPN `h2` only, built once per TLS option set at load (a copy: the
+/// https checks share the original, which offers no ALPN and so gets HTTP/1.1).
+pub fn h2_client_config(config: &ClientConfig) -> Arc<ClientConfig> {
+    let mut h2 = config.clone();
+    h2.alpn_protocols = vec![ALPN_H2.to_vec()];
+    Arc::new(h2)
 }
 
 impl GrpcConfig {
@@ -82,8 +110,29 @@ impl GrpcConfig {
         Ok(GrpcConfig {
             addr,
             service: service.to_owned(),
-            request: build_request(authority, service).into(),
+            request: build_request(authority, service, "http").into(),
+            tls: None,
         })
+    }
+
+    /// Makes the call over TLS: `config` must offer ALPN `h2` (see [`h2_client_config`]);
+    /// `server_name` is sent as SNI and verified (unless the config skips verification);
+    /// `authority` is the same as given to [`GrpcConfig::new`]. A certificate with at most
+    /// `cert_warn_days` left makes a healthy check a warning.
+    pub fn with_tls(
+        mut self,
+        authority: &str,
+        config: Arc<ClientConfig>,
+        server_name: &str,
+        cert_warn_days: Option<i32>,
+    ) -> Result<GrpcConfig, String> {
+        if !config.alpn_protocols.iter().any(|p| p == ALPN_H2) {
+            return Err("grpc over TLS needs a client config offering ALPN h2".to_owned());
+        }
+        let name = tls::server_name(server_name).map_err(|e| e.0)?;
+        self.request = build_request(authority, &self.service, "https").into();
+        self.tls = Some(GrpcTls { config, name, cert_warn_days });
+        Ok(self)
     }
 }
 
@@ -95,7 +144,7 @@ fn frame_header(out: &mut Vec<u8>, len: usize, kind: u8, flags: u8, stream: u32)
     out.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
 }
 
-fn build_request(authority: &str, service: &str) -> Vec<u8> {
+fn build_request(authority: &str, service: &str, scheme: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + service.len());
     out.extend_from_slice(PREFACE);
     // SETTINGS: disable push; all else default.
@@ -106,7 +155,7 @@ fn build_request(authority: &str, service: &str) -> Vec<u8> {
     // fresh too, so the same bytes are valid on every connection.
     let headers: [(&[u8], &[u8]); 7] = [
         (b":method", b"POST"),
-        (b":scheme", b"http"),
+        (b":scheme", scheme.as_bytes()),
         (b":path", b"/grpc.health.v1.Health/Check"),
         (b":authority", authority.as_bytes()),
         (b"content-type", b"application/grpc"),
@@ -142,11 +191,12 @@ fn push_varint(out: &mut Vec<u8>, mut value: u64) {
 /// Runs one `grpc` check within `timeout`.
 pub async fn check(cfg: &GrpcConfig, timeout: Duration) -> Outcome {
     let start = Instant::now();
-    let deadline = Deadline::new(start, timeout).end();
+    let deadline = Deadline::new(start, timeout);
     let connected = Cell::new(false);
-    let result = until(deadline, call(cfg, &connected)).await;
+    let cert_days = Cell::new(None);
+    let result = until(deadline.end(), call(cfg, &deadline, &connected, &cert_days)).await;
     let latency_us = saturating_us(start.elapsed());
-    match result {
+    let mut outcome = match result {
         None if connected.get() => Outcome::failure(
             FailureKind::Timeout,
             latency_us,
@@ -162,6 +212,7 @@ pub async fn check(cfg: &GrpcConfig, timeout: Duration) -> Outcome {
             };
             Outcome::failure(kind, latency_us, e.raw_os_error().map_or(Detail::None, Detail::Errno))
         }
+        Some(Err(Failure::Handshake(kind, detail))) => Outcome::failure(kind, latency_us, detail),
         Some(Err(Failure::Io(e))) => Outcome::failure(
             FailureKind::Connection,
             latency_us,
@@ -178,7 +229,16 @@ pub async fn check(cfg: &GrpcConfig, timeout: Duration) -> Outcome {
             latency_us,
             Detail::SizeText(text, u32::try_from(bound).unwrap_or(u32::MAX)),
         ),
+    };
+    // As for https: the days left are reported, and a healthy check close to expiry warns.
+    outcome.cert_days_left = cert_days.get();
+    let warn_days = cfg.tls.as_ref().and_then(|t| t.cert_warn_days);
+    if let (Some(days), Some(warn)) = (outcome.cert_days_left, warn_days) {
+        if outcome.is_success() && days <= warn {
+            outcome.warning = Some(Warning::CertificateExpiring { days_left: days });
+        }
     }
+    outcome
 }
 
 /// The outcome `check` gives for a server that sends `stream`'s bytes after our request,
@@ -190,6 +250,7 @@ pub async fn judge_stream<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> 
         Err(Failure::Connect(_) | Failure::Io(_)) => {
             Outcome::failure(FailureKind::Connection, 0, Detail::None)
         }
+        Err(Failure::Handshake(kind, detail)) => Outcome::failure(kind, 0, detail),
         Err(Failure::Protocol(text)) => {
             Outcome::failure(FailureKind::Protocol, 0, Detail::Text(text))
         }
@@ -204,6 +265,8 @@ pub async fn judge_stream<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> 
 #[derive(Debug)]
 enum Failure {
     Connect(io::Error),
+    /// The TLS handshake failed: how (`tls` or `certificate`) and why.
+    Handshake(FailureKind, Detail),
     Io(io::Error),
     Protocol(&'static str),
     /// A bound crossed: how the check fails, the message start, and the bound in bytes.
@@ -230,11 +293,31 @@ struct Reply {
     serving_status: Option<u64>,
 }
 
-async fn call(cfg: &GrpcConfig, connected: &Cell<bool>) -> Result<Reply, Failure> {
+async fn call(
+    cfg: &GrpcConfig,
+    deadline: &Deadline,
+    connected: &Cell<bool>,
+    cert_days: &Cell<Option<i32>>,
+) -> Result<Reply, Failure> {
     let mut stream = TcpStream::connect(cfg.addr).await.map_err(|e| Failure::Connect(e.into()))?;
     connected.set(true);
     stream.set_nodelay(true).map_err(|e| Failure::Io(e.into()))?;
+    let Some(t) = &cfg.tls else {
+        stream.write_all(&cfg.request).await?;
+        return read_reply(&mut stream).await;
+    };
+    let hs = tls::handshake(stream, &t.config, &t.name, deadline)
+        .await
+        .map_err(|(kind, detail)| Failure::Handshake(kind, detail))?;
+    cert_days.set(hs.cert_days_left);
+    if hs.stream.get_ref().1.alpn_protocol() != Some(ALPN_H2) {
+        return Err(Failure::Protocol(
+            "the server did not agree to HTTP/2 (ALPN h2): not a gRPC server over TLS?",
+        ));
+    }
+    let mut stream = hs.stream;
     stream.write_all(&cfg.request).await?;
+    stream.flush().await?;
     read_reply(&mut stream).await
 }
 
@@ -278,6 +361,8 @@ async fn read_reply<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Result
                 ack[3] = frame::SETTINGS;
                 ack[4] = flag::ACK;
                 stream.write_all(&ack).await?;
+                // Over TLS the bytes wait in the session's buffer until flushed.
+                stream.flush().await?;
             }
             frame::PING if flags & flag::ACK == 0 && len == 8 => {
                 let mut pong = [0u8; 17];
@@ -286,6 +371,7 @@ async fn read_reply<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Result
                 pong[4] = flag::ACK;
                 pong[9..].copy_from_slice(body);
                 stream.write_all(&pong).await?;
+                stream.flush().await?;
             }
             frame::GOAWAY if len >= 8 => {
                 let last = u32::from_be_bytes([body[0], body[1], body[2], body[3]]) & 0x7fff_ffff;
@@ -570,16 +656,16 @@ fn grpc_status_text(code: u32) -> &'static str {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream as StdTcp};
+    use std::net::TcpListener;
 
-    fn write_frame(out: &mut StdTcp, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+    fn write_frame(out: &mut impl Write, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
         let mut buf = Vec::new();
         frame_header(&mut buf, payload.len(), kind, flags, stream);
         buf.extend_from_slice(payload);
         out.write_all(&buf).unwrap();
     }
 
-    fn read_frame(conn: &mut StdTcp) -> (u8, u8, u32, Vec<u8>) {
+    fn read_frame(conn: &mut impl Read) -> (u8, u8, u32, Vec<u8>) {
         let mut h = [0u8; 9];
         conn.read_exact(&mut h).unwrap();
         let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
@@ -607,7 +693,7 @@ mod tests {
         (addr, handle)
     }
 
-    fn serve_one(conn: &mut StdTcp, first: bool) -> (String, String) {
+    fn serve_one<S: Read + Write>(conn: &mut S, first: bool) -> (String, String) {
         let mut preface = [0u8; 24];
         conn.read_exact(&mut preface).unwrap();
         assert_eq!(&preface, PREFACE);
@@ -651,7 +737,7 @@ mod tests {
         };
         let trailers =
             |enc: &mut fluke_hpack::Encoder, code: &[u8]| enc.encode([(&b"grpc-status"[..], code)]);
-        let reply_status = |conn: &mut StdTcp, enc: &mut fluke_hpack::Encoder, status: u8| {
+        let reply_status = |conn: &mut S, enc: &mut fluke_hpack::Encoder, status: u8| {
             let block = response_headers(enc, b"200");
             write_frame(conn, frame::HEADERS, flag::END_HEADERS, 1, &block);
             // Padded DATA frame, to exercise the padding rules.
@@ -742,6 +828,152 @@ mod tests {
         }
     }
 
+    /// A gRPC health server over TLS (rustls, a test certificate for `localhost`), serving
+    /// `connections` connections in turn; `alpn` is what it agrees to (gRPC servers: `h2`).
+    fn tls_health_server(
+        cert: &crate::test_server::TestCert,
+        alpn: &[&[u8]],
+        connections: usize,
+    ) -> (SocketAddr, std::thread::JoinHandle<Vec<(String, String)>>) {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![rustls_pki_types::CertificateDer::from(cert.cert_der.clone())],
+                rustls_pki_types::PrivateKeyDer::Pkcs8(cert.key_der.clone().into()),
+            )
+            .unwrap();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for i in 0..connections {
+                let (tcp, _) = listener.accept().unwrap();
+                let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                // A client that refuses the handshake (or the ALPN) ends it here: no reply.
+                let mut preface = [0u8; 24];
+                if tls.read_exact(&mut preface).is_err() {
+                    seen.push((String::new(), String::new()));
+                    continue;
+                }
+                assert_eq!(&preface, PREFACE);
+                seen.push(serve_one(&mut PrefaceRead(Some(()), &mut tls), i == 0));
+            }
+            seen
+        });
+        (addr, handle)
+    }
+
+    /// Replays the preface already read off `1`, then reads and writes `1` itself.
+    struct PrefaceRead<'a, S>(Option<()>, &'a mut S);
+
+    impl<S: Read> Read for PrefaceRead<'_, S> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.take().is_some() {
+                buf[..PREFACE.len()].copy_from_slice(PREFACE);
+                return Ok(PREFACE.len());
+            }
+            self.1.read(buf)
+        }
+    }
+
+    impl<S: Write> Write for PrefaceRead<'_, S> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.1.write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.1.flush()
+        }
+    }
+
+    fn tls_config(cert: &crate::test_server::TestCert, dir: &std::path::Path) -> Arc<ClientConfig> {
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, &cert.cert_pem).unwrap();
+        let opts = tls::TlsOptions { ca_file: Some(ca), insecure_skip_verify: false };
+        h2_client_config(&tls::client_config(&opts).unwrap())
+    }
+
+    #[test]
+    fn health_check_over_tls_with_alpn_h2_and_days_left() {
+        let cert = crate::test_server::cert_expiring_in(20);
+        let dir = tempfile::tempdir().unwrap();
+        let client = tls_config(&cert, dir.path());
+        let cases = [("svc.Ok", Some(30), None), ("svc.Down", None, Some(FailureKind::Status))];
+        let (addr, server) = tls_health_server(&cert, &[b"h2"], cases.len());
+        let cfgs: Vec<_> = cases
+            .iter()
+            .map(|(svc, warn, _)| {
+                GrpcConfig::new(addr, "localhost:50051", svc)
+                    .unwrap()
+                    .with_tls("localhost:50051", client.clone(), "localhost", *warn)
+                    .unwrap()
+            })
+            .collect();
+        let outcomes = run_checks(cfgs, Duration::from_secs(10));
+        let seen = server.join().unwrap();
+        assert_eq!(seen[0], ("/grpc.health.v1.Health/Check".to_owned(), "svc.Ok".to_owned()));
+        for ((svc, _, kind), o) in cases.iter().zip(&outcomes) {
+            assert_eq!(o.failure, *kind, "{svc}: {o:?}");
+            let days = o.cert_days_left.expect("days left");
+            assert!((19..=20).contains(&days), "{days}");
+        }
+        assert!(
+            matches!(
+                outcomes[0].warning,
+                Some(Warning::CertificateExpiring { days_left: 19..=20 })
+            ),
+            "{:?}",
+            outcomes[0]
+        );
+        assert_eq!(outcomes[1].warning, None);
+    }
+
+    #[test]
+    fn tls_failures_name_their_cause() {
+        let cert = crate::test_server::cert_expiring_in(90);
+        let dir = tempfile::tempdir().unwrap();
+        let client = tls_config(&cert, dir.path());
+        // A TLS server that negotiates no ALPN (a plain TLS service on the port), one that
+        // knows only HTTP/1.1 (rustls refuses the handshake with an alert), the wrong name for
+        // the certificate, and a server that does not speak TLS at all.
+        let (no_alpn, no_alpn_server) = tls_health_server(&cert, &[], 1);
+        let (http1, http1_server) = tls_health_server(&cert, &[b"http/1.1"], 1);
+        let (wrong, wrong_server) = tls_health_server(&cert, &[b"h2"], 1);
+        let garbage = crate::test_server::garbage();
+        let make = |addr, name| {
+            GrpcConfig::new(addr, "localhost:1", "")
+                .unwrap()
+                .with_tls("localhost:1", client.clone(), name, None)
+                .unwrap()
+        };
+        let cfgs = vec![
+            make(no_alpn, "localhost"),
+            make(http1, "localhost"),
+            make(wrong, "other.example"),
+            make(garbage, "localhost"),
+        ];
+        let o = run_checks(cfgs, Duration::from_secs(10));
+        for server in [no_alpn_server, http1_server, wrong_server] {
+            server.join().unwrap();
+        }
+        assert_eq!(o[0].failure, Some(FailureKind::Protocol), "{:?}", o[0]);
+        assert!(o[0].describe("x").contains("ALPN h2"), "{}", o[0].describe("x"));
+        assert_eq!(o[1].failure, Some(FailureKind::Tls), "{:?}", o[1]);
+        assert_eq!(o[2].failure, Some(FailureKind::Certificate), "{:?}", o[2]);
+        assert!(o[2].describe("x").contains("not valid for this name"), "{:?}", o[2]);
+        assert_eq!(o[3].failure, Some(FailureKind::Tls), "{:?}", o[3]);
+        // A config without ALPN h2 is refused when the monitor is built.
+        let plain_config = tls::client_config(&tls::TlsOptions::default()).unwrap();
+        let err =
+            GrpcConfig::new(no_alpn, "h:1", "").unwrap().with_tls("h:1", plain_config, "h", None);
+        assert!(err.unwrap_err().contains("ALPN h2"));
+    }
+
     #[test]
     fn a_target_failing_once_fails_the_check_unless_retries_allow_one_more() {
         for (retries, connections, failure) in [(0, 1, Some(FailureKind::Status)), (1, 2, None)] {
@@ -825,7 +1057,7 @@ mod tests {
             0, 0, 0, 4, 1, 0, 0, 0, 0, // SETTINGS ACK
             0, 0, 1, 1, 5, 0, 0, 0, 1, 0x3f, // HEADERS, END_STREAM | END_HEADERS, stream 1
         ];
-        let (addr, server) = replay_server(build_request("x:1", "").len(), REPLY);
+        let (addr, server) = replay_server(build_request("x:1", "", "http").len(), REPLY);
         let cfg = GrpcConfig::new(addr, "x:1", "").unwrap();
         let o = run_checks(vec![cfg], Duration::from_secs(10));
         server.join().unwrap();
@@ -846,7 +1078,7 @@ mod tests {
 
     #[test]
     fn request_bytes_are_a_valid_h2_request() {
-        let req = build_request("api:50051", "pkg.Svc");
+        let req = build_request("api:50051", "pkg.Svc", "http");
         assert!(req.starts_with(PREFACE));
         let rest = &req[PREFACE.len()..];
         // SETTINGS(6) + HEADERS + DATA with the protobuf for service "pkg.Svc".

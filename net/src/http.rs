@@ -21,7 +21,10 @@ use rustls_pki_types::ServerName;
 
 use crate::conn::Conn;
 use crate::deadline::{retry_pause, saturating_us, within, Deadline};
-use crate::http_response::{dechunk, parse_head, status_ok, status_retryable, Framing, HeadError};
+use crate::http_response::{
+    check_headers, dechunk, parse_head, status_ok, status_retryable, ExpectedHeader, Framing,
+    HeadError,
+};
 use crate::limits::{
     Size, MAX_ATTEMPTS, MAX_BODY_BYTES, MAX_HEADERS, MAX_HEADER_BLOCK_BYTES,
     MAX_POOLED_CONNECTIONS, MAX_REQUEST_BYTES, MAX_SPARE_BUFFERS,
@@ -57,6 +60,8 @@ pub struct HttpSpec {
     pub expected_status: Vec<u16>,
     pub body_contains: Option<String>,
     pub body_regex: Option<String>,
+    /// `expected_headers`: name and exact value or `/regex/` (see [`ExpectedHeader`]).
+    pub expected_headers: Vec<(String, String)>,
     pub max_response_time: Option<Duration>,
     pub keep_alive: bool,
     pub cert_warn_days: Option<i32>,
@@ -80,6 +85,7 @@ impl HttpSpec {
             expected_status: Vec::new(),
             body_contains: None,
             body_regex: None,
+            expected_headers: Vec::new(),
             max_response_time: None,
             keep_alive: false,
             cert_warn_days: None,
@@ -134,6 +140,7 @@ pub struct HttpConfig {
     /// `body_contains` compiled as an escaped literal regex (a fast substring search).
     body_contains: Option<regex::bytes::Regex>,
     body_regex: Option<regex::bytes::Regex>,
+    expected_headers: Box<[ExpectedHeader]>,
     max_response_time: Option<Duration>,
     keep_alive: bool,
     cert_warn_days: Option<i32>,
@@ -145,6 +152,8 @@ pub struct HttpConfig {
 #[derive(Default)]
 pub struct TlsConfigCache {
     configs: HashMap<TlsOptions, Arc<ClientConfig>>,
+    /// The same, offering ALPN `h2` (grpc over TLS).
+    h2: HashMap<TlsOptions, Arc<ClientConfig>>,
 }
 
 impl TlsConfigCache {
@@ -154,6 +163,16 @@ impl TlsConfigCache {
         }
         let config = tls::client_config(opts)?;
         self.configs.insert(opts.clone(), config.clone());
+        Ok(config)
+    }
+
+    /// The config for `opts` offering ALPN `h2`, for grpc over TLS.
+    pub fn get_h2(&mut self, opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsConfigError> {
+        if let Some(config) = self.h2.get(opts) {
+            return Ok(config.clone());
+        }
+        let config = crate::grpc::h2_client_config(&*self.get(opts)?);
+        self.h2.insert(opts.clone(), config.clone());
         Ok(config)
     }
 }
@@ -242,6 +261,11 @@ impl HttpConfig {
             Some(p) => Some(compile_regex("body_regex", p)?),
             None => None,
         };
+        let expected_headers = spec
+            .expected_headers
+            .iter()
+            .map(|(name, value)| ExpectedHeader::compile(name, value).map_err(HttpConfigError))
+            .collect::<Result<Box<[_]>, _>>()?;
         if let Some(bad) = spec.expected_status.iter().find(|s| !(100..600).contains(*s)) {
             return err(format!("expected_status {bad} is not an HTTP status (100-599)"));
         }
@@ -266,6 +290,7 @@ impl HttpConfig {
             expected_status: spec.expected_status.clone().into_boxed_slice(),
             body_contains,
             body_regex,
+            expected_headers,
             max_response_time: spec.max_response_time,
             keep_alive: spec.keep_alive,
             cert_warn_days: spec.cert_warn_days,
@@ -553,6 +578,11 @@ async fn exchange(
     };
     debug_assert!(head.len <= filled && filled <= MAX_HEADER_BLOCK_BYTES);
     let status_good = status_ok(head.status, &cfg.expected_status);
+    if status_good {
+        if let Err((name, missing)) = check_headers(&buf[..head.len], &cfg.expected_headers) {
+            return Err((FailureKind::Assertion, Detail::Header { name, missing }).into());
+        }
+    }
     let judge_body = status_good && cfg.needs_body();
     let drain = cfg.keep_alive && !head.closes;
     if !judge_body && !drain {
@@ -822,6 +852,47 @@ mod tests {
         assert!(check_once(compile(&spec), T).is_success());
         spec.body_regex = Some("down".into());
         assert_eq!(check_once(compile(&spec), T).failure, Some(FailureKind::Assertion));
+    }
+
+    #[test]
+    fn expected_headers_against_a_local_server_over_http_and_https() {
+        fn versioned(_: &[u8]) -> (Vec<u8>, bool) {
+            let r = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Version: 2.4.1\r\n\
+                      Content-Length: 2\r\n\r\n{}";
+            (r.to_vec(), true)
+        }
+        let cert = cert_expiring_in(90);
+        let plain = test_server::http(versioned);
+        let tls = test_server::https(&cert, versioned);
+        for (server, https) in [(&plain, false), (&tls, true)] {
+            let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+            spec.tls = https;
+            spec.tls_options.insecure_skip_verify = true;
+            spec.keep_alive = true;
+            spec.expected_headers = vec![
+                ("content-type".into(), "application/json".into()),
+                ("X-Version".into(), r"/^2\.\d+/".into()),
+            ];
+            assert!(check_once(compile(&spec), T).is_success(), "https {https}");
+            spec.expected_headers[1].1 = "/^3/".into();
+            let o = check_once(compile(&spec), T);
+            assert_eq!(o.failure, Some(FailureKind::Assertion), "{o:?}");
+            assert_eq!(
+                o.describe("x"),
+                "response assertion failed for x: header X-Version does not have the expected value"
+            );
+            spec.expected_headers[1] = ("X-Request-Id".into(), "/./".into());
+            let o = check_once(compile(&spec), T);
+            assert_eq!(o.detail, Detail::Header { name: "X-Request-Id", missing: true });
+            assert!(o.describe("x").ends_with("header X-Request-Id is missing"), "{o:?}");
+        }
+        // A status that fails is reported as the status, before any header.
+        let mut spec = HttpSpec::get(plain.addr, "localhost", "/");
+        spec.expected_status = vec![204];
+        spec.expected_headers = vec![("X-Other".into(), "1".into())];
+        assert_eq!(check_once(compile(&spec), T).failure, Some(FailureKind::Status));
+        spec.expected_headers = vec![("X-Other".into(), "/(/".into())];
+        assert!(HttpConfig::compile(&spec, &mut TlsConfigCache::default()).is_err());
     }
 
     #[test]

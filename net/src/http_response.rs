@@ -1,9 +1,11 @@
 //! Pure decisions about an HTTP/1.1 response: parsing the head with httparse, the body's
-//! framing, in-place chunked decoding, and the success rule for the status code.
+//! framing, in-place chunked decoding, the success rule for the status code, and the
+//! `expected_headers` assertions.
 //!
 //! Nothing here touches a socket, so every rule is tested with byte strings.
 
-use crate::limits::MAX_HEADERS;
+use crate::limits::{MAX_HEADERS, MAX_HEADER_REGEX_BYTES};
+use crate::outcome::static_name;
 
 /// How the body that follows the head is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +103,75 @@ pub fn status_ok(status: u16, expected: &[u16]) -> bool {
 /// A status worth retrying (Go CPRA): 429 or any 5xx.
 pub fn status_retryable(status: u16) -> bool {
     status == 429 || (500..600).contains(&status)
+}
+
+/// What an `expected_headers` value means: `/.../` is a regular expression searched in the
+/// header's value (anchor it with `^` and `$` for a whole match); anything else is the exact
+/// value, compared byte for byte after the surrounding spaces HTTP allows are trimmed.
+#[derive(Clone, Debug)]
+pub struct ExpectedHeader {
+    /// For messages; kept for the life of the process (see [`static_name`]).
+    pub name: &'static str,
+    /// Exact values are compiled as `^escaped$`, so every assertion is one regex match.
+    value: regex::bytes::Regex,
+}
+
+/// Named when more distinct header names are asserted on than the process keeps.
+const UNNAMED_HEADER: &str = "(one of expected_headers)";
+
+impl ExpectedHeader {
+    /// Compiles one entry; the error says what is wrong with it (never repeating the value,
+    /// which may be a credential, unless it is a pattern that does not compile).
+    pub fn compile(name: &str, value: &str) -> Result<ExpectedHeader, String> {
+        if name.is_empty()
+            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        {
+            return Err(format!("header name '{}' is not an HTTP token", name.escape_debug()));
+        }
+        let pattern = match value.strip_prefix('/').and_then(|v| v.strip_suffix('/')) {
+            Some(re) if value.len() >= 2 => re.to_owned(),
+            _ => format!("^{}$", regex::escape(value.trim_matches([' ', '\t']))),
+        };
+        let value = regex::bytes::RegexBuilder::new(&pattern)
+            .size_limit(MAX_HEADER_REGEX_BYTES)
+            .build()
+            .map_err(|e| {
+                let text = e.to_string();
+                let last = text.lines().last().unwrap_or("");
+                let first = last.strip_prefix("error: ").unwrap_or(last).to_owned();
+                format!("expected value of header '{name}' is a bad regular expression: {first}")
+            })?;
+        Ok(ExpectedHeader { name: static_name(name).unwrap_or(UNNAMED_HEADER), value })
+    }
+}
+
+/// The first of `expected` that the response head `head` does not satisfy, as its name and
+/// whether it was missing (`Ok` when all hold). A header given several times holds when one
+/// of its values matches. `head` is a whole head that `parse_head` accepted.
+pub fn check_headers(head: &[u8], expected: &[ExpectedHeader]) -> Result<(), (&'static str, bool)> {
+    if expected.is_empty() {
+        return Ok(());
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    if !matches!(response.parse(head), Ok(httparse::Status::Complete(_))) {
+        // `parse_head` accepted these bytes; a head that does not parse twice is no header.
+        return Err((expected[0].name, true));
+    }
+    for want in expected {
+        let (mut present, mut matched) = (false, false);
+        for h in response.headers.iter().filter(|h| h.name.eq_ignore_ascii_case(want.name)) {
+            present = true;
+            if want.value.is_match(h.value.trim_ascii()) {
+                matched = true;
+                break;
+            }
+        }
+        if !matched {
+            return Err((want.name, !present));
+        }
+    }
+    Ok(())
 }
 
 /// Progress of an in-place chunked decode.
@@ -235,6 +306,32 @@ mod tests {
         let d = dechunk(&mut buf, d.consumed, d.body_len).unwrap();
         assert!(d.complete);
         assert_eq!(&buf[..d.body_len], b"hello world");
+    }
+
+    #[test]
+    fn expected_headers_exact_and_regex() {
+        let head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n\
+            X-Version:  2.4.1 \r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n";
+        let e = |n: &str, v: &str| ExpectedHeader::compile(n, v).unwrap();
+        assert_eq!(check_headers(head, &[e("x-version", "2.4.1")]), Ok(()));
+        assert_eq!(check_headers(head, &[e("X-Version", "2.4")]), Err(("X-Version", false)));
+        assert_eq!(check_headers(head, &[e("Content-Type", "/^application/json/")]), Ok(()));
+        assert_eq!(
+            check_headers(head, &[e("Content-Type", "/xml/")]),
+            Err(("Content-Type", false))
+        );
+        // Either of two values of a repeated header.
+        assert_eq!(check_headers(head, &[e("Set-Cookie", "b=2")]), Ok(()));
+        assert_eq!(
+            check_headers(head, &[e("X-Version", "/2/"), e("X-Missing", "1")]),
+            Err(("X-Missing", true))
+        );
+        // A regex metacharacter in an exact value is literal.
+        assert!(ExpectedHeader::compile("A", "1.2").unwrap().value.is_match(b"1.2"));
+        assert!(!ExpectedHeader::compile("A", "1.2").unwrap().value.is_match(b"132"));
+        assert!(ExpectedHeader::compile("A", "/(/").unwrap_err().contains("regular expression"));
+        assert!(ExpectedHeader::compile("Bad Name", "1").unwrap_err().contains("token"));
+        assert!(ExpectedHeader::compile("A", "/a{1000}{1000}/").is_err());
     }
 
     #[test]

@@ -23,6 +23,20 @@ pub const MAX_HEADER_BLOCK_BYTES: usize = 16 * 1024;
 /// with `protocol` ("too many response headers").
 pub const MAX_HEADERS: usize = 64;
 
+/// Header names a process keeps for the life of the process so that a failed
+/// `expected_headers` assertion can name its header in an `Outcome` (which holds only
+/// `&'static str`, so it never allocates). A fleet asserts on a handful of distinct names
+/// (`Content-Type`, `Cache-Control`, a version header); 4096 covers any real one, and reloads
+/// of the same names reuse them. Past it, an assertion names no header ("a header in
+/// expected_headers") instead of growing the process's memory.
+pub const MAX_ASSERTED_HEADER_NAMES: usize = 4096;
+
+/// Regular expressions of `expected_headers` are compiled to at most this many bytes each
+/// (the regex crate's `size_limit`). A header value is at most the 16 KiB head, so a pattern
+/// needing more than 1 MiB compiled is a mistake; refusing it at load keeps a fleet's memory
+/// bounded by its monitors rather than by its patterns.
+pub const MAX_HEADER_REGEX_BYTES: usize = 1024 * 1024;
+
 /// Most body bytes an http/https check reads, and only when an assertion (`body_contains`,
 /// `body_regex`) needs the body. 64 KiB covers any health payload; a body assertion sees at
 /// most this prefix, and the rest is never read (the connection is closed, never reused).
@@ -107,6 +121,16 @@ pub const MAX_DNS_MESSAGE_BYTES: usize = 512;
 /// so strays are late answers to an earlier, timed-out check; 8 is plenty for those, and the
 /// bound stops a hostile server from keeping a check spinning until its deadline.
 pub const MAX_DNS_STRAY_REPLIES: usize = 8;
+
+/// Compression pointers followed while reading one name of a DNS answer (for `expect`). A
+/// name has at most 127 labels, and a server compresses each suffix once, so an honest answer
+/// needs a handful; 32 leaves room for odd encoders and stops a pointer loop (a pointer to
+/// itself or to a name that points back) after 32 steps instead of never.
+pub const MAX_DNS_NAME_POINTERS: usize = 32;
+
+/// Longest DNS name in wire form, length bytes and the root label included (RFC 1035 2.3.4).
+/// A name read from an answer that grows past it is malformed, and the answer is refused.
+pub const MAX_DNS_NAME_BYTES: usize = 255;
 
 /// Largest payload a `udp` monitor may send: 1232 bytes fits in one datagram on any path
 /// without fragmentation (the figure DNS flag day 2020 settled on: 1280-byte IPv6 minimum MTU

@@ -136,6 +136,30 @@ pub enum Detail {
     /// A fixed explanation that ends with a count, usually a bound from `limits.rs`:
     /// `CountText("more response headers than", 64)`.
     CountText(&'static str, u32),
+    /// An `expected_headers` assertion that failed: the header's name (kept for the process's
+    /// life by [`static_name`]) and whether it was missing rather than different.
+    Header { name: &'static str, missing: bool },
+}
+
+/// `name`, kept for the life of the process (one copy per distinct name) so that an
+/// `Outcome` can point at it without allocating. Called at load, never per check; at most
+/// `MAX_ASSERTED_HEADER_NAMES` names are kept, and past that `None`.
+pub fn static_name(name: &str) -> Option<&'static str> {
+    use crate::limits::MAX_ASSERTED_HEADER_NAMES;
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    // Load-time only (the shard threads compile their checks): never on the check path.
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&kept) = names.get(name) {
+        return Some(kept);
+    }
+    if names.len() >= MAX_ASSERTED_HEADER_NAMES {
+        return None;
+    }
+    let kept: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(kept);
+    Some(kept)
 }
 
 /// The result of one check.
@@ -194,6 +218,10 @@ impl Outcome {
                 format!(": {text} {}", crate::limits::Size(u64::from(bytes)))
             }
             Detail::CountText(text, n) => format!(": {text} {n}"),
+            Detail::Header { name, missing: true } => format!(": header {name} is missing"),
+            Detail::Header { name, missing: false } => {
+                format!(": header {name} does not have the expected value")
+            }
         };
         let what = match self.failure {
             None => match self.warning {

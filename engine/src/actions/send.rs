@@ -166,6 +166,7 @@ impl Sender {
             expected_status: Vec::new(),
             body_contains: None,
             body_regex: None,
+            expected_headers: Vec::new(),
             max_response_time: None,
             keep_alive: false,
             cert_warn_days: None,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::run::{init_logging, load, run_plan, LogFormat, RunConfig};
+use super::run::{init_logging, load, run_plan_status, LogFormat, RunConfig};
 use super::{flags, EXIT_OK, EXIT_UNREADABLE};
 use crate::alert::RenderedAlert;
 use crate::colour::Colour;
@@ -201,8 +201,9 @@ fn icmp_problem() -> Option<&'static str> {
 
 pub fn run(args: &DemoArgs) -> i32 {
     // Alerts and the status line are the demo's output; logs only for warnings, unless
-    // RUST_LOG says otherwise.
-    init_logging(LogFormat::Human, "warn");
+    // RUST_LOG says otherwise. Not the deliveries cut off by the stop (alerts waiting for
+    // their cooldown, one line each): the summary at the end counts them.
+    init_logging(LogFormat::Human, "warn,cpra_engine::actions=error");
     if let Err(e) = crate::hangup::catch() {
         tracing::warn!("{e}");
     }
@@ -241,7 +242,7 @@ pub fn run(args: &DemoArgs) -> i32 {
     let mut out = std::io::stdout();
     let colour = out.is_terminal();
     let _ = writeln!(out, "cpra demo: a small fleet on 127.0.0.1 for {}", args.duration);
-    let _ = writeln!(out, "  manifest:     {} (run it yourself: cpra run {0})", path.display());
+    let _ = writeln!(out, "  manifest:      {}", path.display());
     let _ = writeln!(out, "  yellow alerts: log notifier -> {}", alert_log.display());
     let _ = writeln!(
         out,
@@ -258,7 +259,10 @@ pub fn run(args: &DemoArgs) -> i32 {
         Err(code) => return code,
     };
     let started = Instant::now();
+    let raised = Arc::new(AtomicU64::new(0));
+    let raised_seen = raised.clone();
     let observer = Arc::new(move |a: &RenderedAlert| {
+        raised_seen.fetch_add(1, Ordering::Relaxed);
         // Shards print from their own threads: one write per line keeps lines whole.
         let mut line = alert_line(a, started.elapsed(), colour);
         // The runtime's clock starts just after `started`, so this slightly overstates the
@@ -285,19 +289,87 @@ pub fn run(args: &DemoArgs) -> i32 {
         node: crate::placement::Node::SINGLE,
         ..RunConfig::default()
     };
-    let code = run_plan(Arc::new(plan), &config, &mut std::io::stdout());
-    let delivered = fleet.receiver.requests(Some("/alerts"));
-    let _ = writeln!(
-        out,
-        "webhook receiver got {} requests ({} answered 503 and were retried); intervention endpoint called {} times",
-        delivered.len(),
-        delivered.iter().filter(|r| r.status == 503).count(),
-        fleet.targets.requests(Some("/restart")).len()
-    );
+    let mut last = None;
+    let code = run_plan_status(Arc::new(plan), &config, &mut std::io::stdout(), &mut last);
     if code == EXIT_OK && args.dir.is_none() {
-        let _ = writeln!(out, "(files left in {} for a look)", dir.display());
+        let _ = writeln!(
+            out,
+            "(manifest and alert log left in {}; the targets stopped with the demo, so \
+             `cpra validate {}` still reads the manifest, but a run of it finds them gone)",
+            dir.display(),
+            path.display()
+        );
+    }
+    let Some(status) = last else { return code };
+    let webhook = fleet.receiver.requests(Some("/alerts"));
+    let summary = Summary {
+        raised: raised.load(Ordering::Relaxed),
+        status,
+        webhook_requests: webhook.len() as u64,
+        webhook_503: webhook.iter().filter(|r| r.status == 503).count() as u64,
+        log_lines: std::fs::read_to_string(&alert_log).map_or(0, |t| t.lines().count() as u64),
+        restarts: fleet.targets.requests(Some("/restart")).len() as u64,
+    };
+    for line in summary.lines() {
+        let _ = writeln!(out, "{line}");
     }
     code
+}
+
+/// What the demo did, from the engine's own counts and what its receivers got.
+struct Summary {
+    /// Alerts the state machine raised (the lines printed above).
+    raised: u64,
+    status: crate::shard::StatusSnapshot,
+    webhook_requests: u64,
+    webhook_503: u64,
+    /// Lines in the log notifier's file (one per yellow delivered).
+    log_lines: u64,
+    restarts: u64,
+}
+
+impl Summary {
+    /// The demo's last lines: every alert accounted for. Each code of the demo has one
+    /// notifier, so an alert raised is one delivery queued.
+    fn lines(&self) -> Vec<String> {
+        let s = &self.status;
+        let mut out = vec![format!(
+            "summary: {} alerts raised; {} delivered ({} to the webhook in {} requests, {} of \
+             them a 503 that CPRA retried; {} to the log file)",
+            self.raised,
+            s.alerts_sent,
+            self.webhook_requests - self.webhook_503,
+            self.webhook_requests,
+            self.webhook_503,
+            self.log_lines
+        )];
+        let mut rest = Vec::new();
+        if s.alerts_undelivered > 0 {
+            rest.push(format!(
+                "{} still waiting for their {}-minute cooldown (or a retry) when the demo \
+                 stopped",
+                s.alerts_undelivered,
+                crate::state::DEFAULT_COOLDOWN_MS / 60_000
+            ));
+        }
+        if s.alerts_deduplicated > 0 {
+            rest.push(format!(
+                "{} de-duplicated (the same alert was already on its way)",
+                s.alerts_deduplicated
+            ));
+        }
+        if s.alerts_cancelled > 0 {
+            rest.push(format!("{} cancelled", s.alerts_cancelled));
+        }
+        if !rest.is_empty() {
+            out.push(format!("         not delivered: {}", rest.join("; ")));
+        }
+        out.push(format!(
+            "         checkout-api: restarted {} time(s) by its webhook intervention",
+            self.restarts
+        ));
+        out
+    }
 }
 
 #[cfg(test)]
@@ -315,6 +387,36 @@ mod tests {
             assert_eq!(report.problems.warnings, 0, "{:?}", report.problems.kept);
             assert_eq!(monitors.len(), 10 + usize::from(icmp));
         }
+    }
+
+    #[test]
+    fn the_summary_accounts_for_every_alert_raised() {
+        let status = crate::shard::StatusSnapshot {
+            alerts_queued: 21,
+            alerts_sent: 17,
+            alerts_undelivered: 3,
+            alerts_deduplicated: 1,
+            ..Default::default()
+        };
+        let summary = Summary {
+            raised: 21,
+            status,
+            webhook_requests: 11,
+            webhook_503: 2,
+            log_lines: 8,
+            restarts: 1,
+        };
+        let lines = summary.lines();
+        assert_eq!(
+            lines[0],
+            "summary: 21 alerts raised; 17 delivered (9 to the webhook in 11 requests, 2 of them \
+             a 503 that CPRA retried; 8 to the log file)"
+        );
+        assert!(lines[1].contains("3 still waiting") && lines[1].contains("1 de-duplicated"));
+        // Raised = delivered + not delivered; delivered = webhook + log.
+        let s = &summary.status;
+        assert_eq!(summary.raised, s.alerts_sent + s.alerts_undelivered + s.alerts_deduplicated);
+        assert_eq!(s.alerts_sent, 9 + summary.log_lines);
     }
 
     #[test]

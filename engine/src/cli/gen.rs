@@ -1,4 +1,4 @@
-//! `cpra gen --monitors N [--format yaml|json] [--target HOST:PORT]... [--mix ...] [--interval 60s] [--seed S] [--output FILE]`.
+//! `cpra gen --monitors N [--format yaml|json] [--target HOST:PORT]... [--mix ...] [--interval 60s] [--seed S] [--alert-log FILE] [--receiver URL] [--output FILE]`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use super::{flags, EXIT_OK, EXIT_UNREADABLE};
 use crate::limits::{MAX_GEN_MONITORS, MAX_INTERVAL_MS, MIN_INTERVAL_MS};
 use crate::manifest::duration::{format_ms, parse_go_duration};
-use crate::manifest::gen::{parse_mix, write_manifest, GenOptions};
+use crate::manifest::gen::{parse_mix, write_manifest, GenOptions, DEFAULT_RECEIVER};
 use crate::manifest::Format;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -37,6 +37,13 @@ pub struct GenArgs {
     /// Seed: the same seed gives the same manifest.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The file yellow alerts are written to (log notifier); default: cpra's own log.
+    #[arg(long, value_name = "FILE")]
+    pub alert_log: Option<String>,
+    /// Base URL of the receiver red and green alerts go to: a webhook to URL/alerts and a
+    /// PagerDuty stand-in to URL/pagerduty.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_RECEIVER)]
+    pub receiver: String,
     /// Write here instead of stdout.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
@@ -78,6 +85,18 @@ pub fn run(args: &GenArgs) -> i32 {
             return EXIT_UNREADABLE;
         }
     }
+    // The loader's own URL check, so the output validates.
+    for path in ["/alerts", "/pagerduty"] {
+        let url = format!("{}{path}", args.receiver.trim_end_matches('/'));
+        if let Err(p) = crate::manifest::check::http_url(&url) {
+            eprintln!("error: --receiver '{}': {}; {}", args.receiver, p.message, p.hint);
+            return EXIT_UNREADABLE;
+        }
+    }
+    if args.alert_log.as_deref().is_some_and(str::is_empty) {
+        eprintln!("error: --alert-log is empty; leave it out to write yellow alerts to cpra's log");
+        return EXIT_UNREADABLE;
+    }
     let opts = GenOptions {
         monitors: args.monitors,
         format: match args.format {
@@ -88,6 +107,8 @@ pub fn run(args: &GenArgs) -> i32 {
         mix,
         interval: args.interval.clone(),
         seed: args.seed,
+        alert_log: args.alert_log.clone(),
+        receiver: args.receiver.clone(),
     };
     let result = match &args.output {
         Some(path) => File::create(path).and_then(|f| {

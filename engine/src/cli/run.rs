@@ -92,14 +92,16 @@ pub struct RunArgs {
     /// default: the CPRA_API_TOKEN environment variable; with neither, writes answer 403.
     #[arg(long, value_name = "PATH")]
     pub api_token_file: Option<PathBuf>,
-    /// Every colour's alert cooldown: a colour queued within it of its last send waits for
-    /// its end (green bypasses it; docs/state-machine.md). At most 8h; default 5m.
+    /// The alert cooldown of every colour whose code and monitor give no `cooldown`: a colour
+    /// queued within it of its last send waits for its end (green bypasses it;
+    /// docs/state-machine.md). At most 8h; default 5m.
     #[arg(long, value_name = "D")]
     pub cooldown: Option<String>,
     #[command(flatten)]
     pub fields: UnknownFieldArgs,
     #[command(flatten)]
     pub runtime: super::flags::RuntimeFlags,
+    #[command(flatten)]
     pub node: super::placement::NodeArgs,
 }
 
@@ -342,7 +344,8 @@ pub struct RunConfig {
     pub journal: Option<JournalConfig>,
     /// Where the control plane listens; `None`: no control plane.
     pub listen: Option<String>,
-    /// Every colour's cooldown (`--cooldown`); `None`: the state machine's default.
+    /// The cooldown of colours the manifest gives none (`--cooldown`); `None`: the state
+    /// machine's default.
     pub cooldown_ms: Option<u32>,
     /// The manifest file a reload (SIGHUP, `POST /api/v1/reload`) reads again; `None`: the
     /// plan did not come from a file (`cpra demo`) and cannot be reloaded.
@@ -398,7 +401,19 @@ pub fn status_line(s: &StatusSnapshot, checks_per_s: f64) -> String {
 /// Runs `plan` until a signal or `config.duration`, printing the status line to `out` every
 /// [`STATUS_EVERY`]; then drains. Returns the exit code.
 pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32 {
+    run_plan_status(plan, config, out, &mut None)
+}
+
+/// [`run_plan`], leaving the fleet's status at the end in `last_status` (`cpra demo` sums
+/// it up).
+pub fn run_plan_status(
+    plan: Arc<Plan>,
+    config: &RunConfig,
+    out: &mut dyn Write,
+    last_status: &mut Option<StatusSnapshot>,
+) -> i32 {
     let monitors = plan.monitors.len();
+    let first_checks = first_checks_note(&plan.monitors);
     let asked = RuntimeSettings { shards: Some(config.shards), ..config.settings.clone() };
     let effective = match crate::settings::resolve(&asked, &allowed_cores(), &spread_cores) {
         Ok(effective) => effective,
@@ -548,7 +563,7 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
         shards = running.runtime.shards(),
         node = %format_args!("{}/{}", node.index, node.count),
         replica = node.replica,
-        "running"
+        "running; {first_checks}"
     );
     if let Err(e) = crate::hangup::catch() {
         tracing::warn!("{e}");
@@ -609,15 +624,15 @@ pub fn run_plan(plan: Arc<Plan>, config: &RunConfig, out: &mut dyn Write) -> i32
             );
             let _ = writeln!(
                 out,
-                "stopped: {} checks, {} alerts queued, {} sent, {} undelivered, {} checks abandoned, \
-                 {} delayed for want of a local resource",
-                report.counters.checks_completed,
-                s.alerts_queued,
-                s.alerts_sent,
-                s.alerts_undelivered,
-                abandoned,
-                report.counters.checks_delayed_local_resource
+                "{}",
+                stopped_line(
+                    &s,
+                    report.counters.checks_completed,
+                    abandoned,
+                    report.counters.checks_delayed_local_resource
+                )
             );
+            *last_status = Some(s);
             EXIT_OK
         }
         Err(e) => {
@@ -659,6 +674,48 @@ pub fn start_line(
     )
 }
 
+/// When the first checks come, for the start line: each monitor's first check is spread over
+/// its interval by its id hash (`schedule::first_slot_ms`), so with a long interval the first
+/// result can be minutes away, and a user watching should know why nothing happens yet.
+fn first_checks_note(monitors: &[crate::manifest::Monitor]) -> String {
+    use crate::manifest::duration::format_ms;
+    let enabled = || monitors.iter().filter(|m| m.enabled);
+    let (Some(shortest), Some(longest)) =
+        (enabled().map(|m| m.interval_ms()).min(), enabled().map(|m| m.interval_ms()).max())
+    else {
+        return "no enabled monitor: nothing to check".to_owned();
+    };
+    if shortest == longest {
+        format!("first checks spread over {}, then every {0}", format_ms(longest))
+    } else {
+        format!(
+            "first checks spread over each monitor's interval ({} to {}), so all within {1}",
+            format_ms(shortest),
+            format_ms(longest)
+        )
+    }
+}
+
+/// The last line of a run: checks, and every alert queued accounted for (sent, undelivered,
+/// de-duplicated, cancelled add up to queued once the run has drained).
+fn stopped_line(s: &StatusSnapshot, checks: u64, abandoned: u32, delayed: u64) -> String {
+    let mut alerts = format!(
+        "{} alerts queued, {} sent, {} undelivered",
+        s.alerts_queued, s.alerts_sent, s.alerts_undelivered
+    );
+    if s.alerts_deduplicated > 0 {
+        let n = s.alerts_deduplicated;
+        alerts.push_str(&format!(", {n} de-duplicated (the same alert was already on its way)"));
+    }
+    if s.alerts_cancelled > 0 {
+        alerts.push_str(&format!(", {} cancelled", s.alerts_cancelled));
+    }
+    format!(
+        "stopped: {checks} checks, {alerts}, {abandoned} checks abandoned, {delayed} delayed for \
+         want of a local resource"
+    )
+}
+
 /// A SIGHUP's reload, on the main thread (the shards run on meanwhile); what it did or the
 /// manifest's problems go to the log. False when another reload was running (try again).
 fn reload_on_hangup(reloader: &Reloader) -> bool {
@@ -679,6 +736,34 @@ fn reload_on_hangup(reloader: &Reloader) -> bool {
         Err(e) => tracing::error!("reload: {e}"),
     }
     true
+}
+
+#[cfg(test)]
+mod first_checks_tests {
+    use super::first_checks_note;
+    use crate::manifest::{load_str, LoadOptions};
+
+    #[test]
+    fn the_start_line_says_when_first_checks_come() {
+        let fleet = |intervals: &[&str]| {
+            let mut text = String::from("monitors:\n");
+            for (i, iv) in intervals.iter().enumerate() {
+                text.push_str(&format!(
+                    "  - name: m{i}\n    pulse_check: {{type: tcp, interval: {iv}, config: {{host: h, port: 1}}}}\n"
+                ));
+            }
+            load_str(&text, None, &LoadOptions::default()).0
+        };
+        assert_eq!(
+            first_checks_note(&fleet(&["30s", "30s"])),
+            "first checks spread over 30s, then every 30s"
+        );
+        assert_eq!(
+            first_checks_note(&fleet(&["10s", "5m"])),
+            "first checks spread over each monitor's interval (10s to 5m), so all within 5m"
+        );
+        assert_eq!(first_checks_note(&[]), "no enabled monitor: nothing to check");
+    }
 }
 
 #[cfg(test)]

@@ -306,6 +306,29 @@ pub fn header_value(value: &str) -> Result<(), Problem> {
     }
 }
 
+/// A `cooldown` (a monitor's or a code's): at most what the state machine keeps.
+pub fn cooldown_ms(ms: u64) -> Result<u32, Problem> {
+    use crate::state::MAX_COOLDOWN_MS;
+    match u32::try_from(ms) {
+        Ok(ms) if ms <= MAX_COOLDOWN_MS => Ok(ms),
+        _ => Err(problem(
+            format!(
+                "{} is longer than {}, the longest cooldown CPRA keeps",
+                super::duration::format_ms(ms),
+                super::duration::format_ms(u64::from(MAX_COOLDOWN_MS))
+            ),
+            "use at most 8h (0s: no cooldown)",
+        )),
+    }
+}
+
+/// One `expected_headers` entry of an http pulse: the runtime's own compiler.
+pub fn expected_header(name: &str, value: &str) -> Result<(), Problem> {
+    cpra_net::http_response::ExpectedHeader::compile(name, value).map(drop).map_err(|m| {
+        problem(m, "give the exact value, or a regular expression between slashes: /^2\\./")
+    })
+}
+
 /// A `dns` pulse's `server`, as the runtime reads it (`ip` or `ip:port`).
 pub fn dns_server(server: &str) -> Result<(), Problem> {
     match crate::shard::target::dns_server(Some(server)) {
@@ -348,6 +371,13 @@ pub fn dns_name(host: &str) -> Result<(), Problem> {
     DnsConfig::new(ANY_ADDR, host, DnsRecord::A)
         .map(|_| ())
         .map_err(|m| problem(m, "write a DNS name, e.g. api.example.com"))
+}
+
+/// A `dns` pulse's `expect`, for its `record_type`: the runtime's own parser.
+pub fn dns_expect(record: cpra_net::dns::DnsRecord, expect: &str) -> Result<(), Problem> {
+    cpra_net::dns::check_expect(record, expect).map_err(|m| {
+        problem(m, "an address for A and AAAA, a name for CNAME, NS, MX and SRV, text for TXT")
+    })
 }
 
 /// The name a `tls` pulse verifies (`server_name`, else `host`).
@@ -484,7 +514,8 @@ mod tests {
         let mut plain = 0;
         for _ in 0..20_000 {
             let n = 1 + rng.next() % 8;
-            let mut url = String::from(if rng.next().is_multiple_of(2) { "http://" } else { "https://" });
+            let mut url =
+                String::from(if rng.next().is_multiple_of(2) { "http://" } else { "https://" });
             for _ in 0..n {
                 url.push_str(pieces[(rng.next() % pieces.len() as u64) as usize]);
             }

@@ -20,8 +20,17 @@ use super::schema::*;
 use crate::limits::{MAX_INTERVENTION_RETRIES, MAX_LIST_ITEMS, MAX_MONITOR_HEADERS};
 
 pub const TOP_FIELDS: &[&str] = &["version", "monitors", "endpoints", "notification_groups"];
-pub const MONITOR_FIELDS: &[&str] =
-    &["id", "name", "enabled", "tags", "pulse_check", "codes", "intervention", "maintenance"];
+pub const MONITOR_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "enabled",
+    "tags",
+    "pulse_check",
+    "codes",
+    "intervention",
+    "maintenance",
+    "cooldown",
+];
 pub const PULSE_CHECK_FIELDS: &[&str] = &[
     "type",
     "interval",
@@ -45,12 +54,22 @@ pub const HTTP_FIELDS: &[&str] = &[
     "body_regex",
     "max_response_time",
     "ca_file",
+    "expected_headers",
 ];
 pub const TCP_FIELDS: &[&str] = &["host", "port", "retries"];
 pub const ICMP_FIELDS: &[&str] = &["host", "count", "ignore_privilege", "retries"];
-pub const DNS_FIELDS: &[&str] = &["host", "server", "retries"];
+pub const DNS_FIELDS: &[&str] = &["host", "server", "retries", "record_type", "expect"];
 pub const UDP_FIELDS: &[&str] = &["host", "port", "payload", "retries"];
-pub const GRPC_FIELDS: &[&str] = &["host", "port", "service", "retries"];
+pub const GRPC_FIELDS: &[&str] = &[
+    "host",
+    "port",
+    "service",
+    "retries",
+    "tls",
+    "server_name",
+    "ca_file",
+    "insecure_skip_verify",
+];
 pub const TLS_FIELDS: &[&str] = &[
     "host",
     "port",
@@ -69,9 +88,9 @@ pub const KUBERNETES_TARGET_FIELDS: &[&str] =
     &["namespace", "kind", "name", "replicas", "kubeconfig_path", "timeout"];
 pub const AWS_TARGET_FIELDS: &[&str] =
     &["type", "region", "operation", "instance_id", "endpoint", "timeout"];
-pub const CODE_FIELDS: &[&str] = &["dispatch", "notify", "config", "notify_group"];
+pub const CODE_FIELDS: &[&str] = &["dispatch", "notify", "config", "notify_group", "cooldown"];
 pub const ENDPOINT_FIELDS: &[&str] = &["type", "config"];
-pub const MAINTENANCE_FIELDS: &[&str] = &["cron", "duration", "timezone"];
+pub const MAINTENANCE_FIELDS: &[&str] = &["cron", "duration", "timezone", "start", "end"];
 pub const LOG_FIELDS: &[&str] = &["file"];
 pub const WEBHOOK_NOTIFY_FIELDS: &[&str] = &["url", "method", "headers"];
 pub const SLACK_FIELDS: &[&str] = &["hook"];
@@ -90,6 +109,9 @@ pub const PUSHOVER_FIELDS: &[&str] =
     &["app_token", "user_key", "title", "priority", "retry", "expire", "sound", "url"];
 pub const DATADOG_FIELDS: &[&str] = &["api_key", "app_key", "site", "tags", "url"];
 pub const TWILIO_FIELDS: &[&str] = &["account_sid", "auth_token", "from", "to", "url"];
+
+/// The `record_type`s of a dns pulse, as the docs list them.
+pub const DNS_RECORD_TYPES: [&str; 7] = ["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SRV"];
 
 /// Fields the Go CPRA reads that CPRA does not use: in the field list they belong to, a
 /// warning that says why rather than an unknown-field error, so Go manifests load unchanged.
@@ -804,6 +826,61 @@ impl Ctx<'_> {
         self.interners.headers.intern(out)
     }
 
+    /// `cooldown` in `f` (a monitor or a code): a duration from 0 (no cooldown) to the
+    /// longest the state machine keeps.
+    fn cooldown_ms(&mut self, f: &Fields) -> Option<u32> {
+        let ms = self.opt_duration_ms(f, "cooldown", false)?;
+        match check::cooldown_ms(ms) {
+            Ok(ms) => Some(ms),
+            Err(p) => {
+                self.refuse(f, "cooldown", p);
+                None
+            }
+        }
+    }
+
+    /// `expected_headers`: a map from header name to its exact value or a `/regex/`, each
+    /// checked by the runtime's own compiler (`cpra_net::http_response::ExpectedHeader`).
+    fn expected_headers(&mut self, f: &Fields) -> Headers {
+        let key = "expected_headers";
+        let mut out = Headers::new();
+        let Some(e) = self.entry(f, key) else { return out };
+        let NodeKind::Map(entries) = e.value.kind else {
+            self.error(
+                Class::WrongType,
+                e.value.pos,
+                f.sub(key),
+                format!(
+                    "expected a mapping of header names to values, found {}",
+                    e.value.type_name()
+                ),
+                "write e.g. `expected_headers: {Content-Type: application/json}`",
+            );
+            return out;
+        };
+        for en in entries.iter().take(MAX_MONITOR_HEADERS) {
+            let sub = || format!("{}.{}", f.sub(key), en.key);
+            let Some((v, _)) = self.scalar_text(&en.value, &sub, "a header value or /regex/")
+            else {
+                continue;
+            };
+            if let Err(p) = check::expected_header(en.key, &v) {
+                self.error(Class::BadValue, en.value.pos, sub(), p.message, p.hint);
+            }
+            out.push((en.key.to_string(), v.into_owned()));
+        }
+        if entries.len() > MAX_MONITOR_HEADERS {
+            self.error(
+                Class::BadValue,
+                e.value.pos,
+                f.sub(key),
+                format!("more than {MAX_MONITOR_HEADERS} headers"),
+                "assert on fewer headers",
+            );
+        }
+        out
+    }
+
     /// Reports a header name or value HTTP forbids (or CPRA sets itself), at its position.
     fn check_header(
         &mut self,
@@ -969,6 +1046,11 @@ fn decode_monitor_inner(
         None => None,
     };
     let maintenance = decode_maintenance(ctx, &f);
+    let codes = match ctx.cooldown_ms(&f) {
+        // Rare: the codes block is interned again with the monitor's default in it.
+        Some(ms) => ctx.interners.codes.intern(Codes { cooldown_ms: Some(ms), ..(*codes).clone() }),
+        None => codes,
+    };
     let pulse_check = match pulse_check {
         Some(p) if !ctx.had_error => p,
         _ => {
@@ -1096,14 +1178,22 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<(Pulse, Option<
                 };
                 ctx.refuse(&c, "ca_file", problem);
             }
+            let expected_headers = ctx.expected_headers(&c);
             Pulse::Http(HttpPulse {
                 url,
                 method: ctx.interners.methods.intern(method),
                 headers,
                 expected_status: ctx.interners.statuses.intern(expected_status),
                 insecure_skip_verify,
-                extra: HttpExtra { body, body_contains, body_regex, max_response_time_ms, ca_file }
-                    .boxed(),
+                extra: HttpExtra {
+                    body,
+                    body_contains,
+                    body_regex,
+                    max_response_time_ms,
+                    ca_file,
+                    expected_headers,
+                }
+                .boxed(),
             })
         }
         "tcp" => {
@@ -1146,7 +1236,30 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<(Pulse, Option<
                     }
                 }
             }
-            Pulse::Dns(DnsPulse { host, server })
+            let record_text = ctx.opt_str(&c, "record_type");
+            let known_type =
+                record_text.as_deref().is_none_or(|t| cpra_net::dns::DnsRecord::parse(t).is_some());
+            let record_type = match record_text {
+                None => cpra_net::dns::DnsRecord::A,
+                Some(text) => cpra_net::dns::DnsRecord::parse(&text).unwrap_or_else(|| {
+                    let pos = c.get("record_type").map(|e| e.value.pos).unwrap_or(c.pos);
+                    ctx.error(
+                        Class::BadValue,
+                        pos,
+                        c.sub("record_type"),
+                        format!("unknown DNS record type '{text}'"),
+                        choices_hint(&text, &DNS_RECORD_TYPES),
+                    );
+                    cpra_net::dns::DnsRecord::A
+                }),
+            };
+            let expect = ctx.opt_str(&c, "expect");
+            // Against an unknown type, `expect` has no form to check: one error, not two.
+            let checked = expect.as_deref().filter(|_| known_type);
+            if let Some(Err(p)) = checked.map(|e| check::dns_expect(record_type, e)) {
+                ctx.refuse(&c, "expect", p);
+            }
+            Pulse::Dns(DnsPulse { host, server, record_type, expect: expect.map(Into::into) })
         }
         "udp" => {
             let c = ctx.config(f, "config", UDP_FIELDS);
@@ -1171,7 +1284,37 @@ fn decode_pulse(ctx: &mut Ctx, f: &Fields, kind: &str) -> Option<(Pulse, Option<
             if let Some(Err(p)) = service.as_deref().map(check::grpc_service) {
                 ctx.refuse(&c, "service", p);
             }
-            Pulse::Grpc(GrpcPulse { host, port, service })
+            let tls = ctx.bool_or(&c, "tls", false);
+            let server_name = ctx.opt_str(&c, "server_name");
+            let ca_file = ctx.opt_str(&c, "ca_file");
+            let insecure_skip_verify = ctx.bool_or(&c, "insecure_skip_verify", false);
+            if !tls {
+                // Said rather than ignored: a monitor that looks verified must be.
+                for key in ["server_name", "ca_file", "insecure_skip_verify"] {
+                    if c.get(key).is_some() {
+                        let problem = Problem {
+                            message: "only used over TLS, and this grpc pulse is h2c".into(),
+                            hint: "add `tls: true`, or remove it",
+                        };
+                        ctx.refuse(&c, key, problem);
+                    }
+                }
+            }
+            let name_key = if server_name.is_some() { "server_name" } else { "host" };
+            let name = server_name.as_deref().unwrap_or(&host);
+            if let (true, false, Err(p)) = (tls, name.is_empty(), check::tls_server_name(name)) {
+                ctx.refuse(&c, name_key, p);
+            }
+            if let Some(Err(e)) = ca_file.as_deref().map(|p| ctx.interners.ca_file(p)) {
+                let problem = Problem {
+                    message: format!("cannot use it: {e}"),
+                    hint: "name a readable PEM file of CA certificates (a relative path is from \
+                           the directory cpra starts in)",
+                };
+                ctx.refuse(&c, "ca_file", problem);
+            }
+            let tls = tls.then(|| Box::new(GrpcTls { server_name, ca_file, insecure_skip_verify }));
+            Pulse::Grpc(GrpcPulse { host, port, service, tls })
         }
         "tls" => {
             let c = ctx.config(f, "config", TLS_FIELDS);
@@ -1778,6 +1921,7 @@ fn decode_codes_block(ctx: &mut Ctx, f: &Fields) -> Arc<Codes> {
                         continue;
                     };
                     let dispatch = ctx.bool_or(&cf, "dispatch", true);
+                    let cooldown_ms = ctx.cooldown_ms(&cf);
                     let target = if let Some(group) = ctx.opt_str(&cf, "notify_group") {
                         if cf.get("notify").is_some() {
                             let pos = cf.get("notify").map(|e| e.key_pos).unwrap_or(cf.pos);
@@ -1811,7 +1955,8 @@ fn decode_codes_block(ctx: &mut Ctx, f: &Fields) -> Arc<Codes> {
                         None
                     };
                     if let Some(target) = target {
-                        codes.by_colour[colour.index()] = Some(Code { dispatch, target });
+                        codes.by_colour[colour.index()] =
+                            Some(Code { dispatch, cooldown_ms, target });
                     }
                 }
             }
@@ -1849,6 +1994,12 @@ fn decode_maintenance(ctx: &mut Ctx, f: &Fields) -> Vec<MaintenanceWindow> {
         let Some(w) = ctx.fields(&item, FieldPath::Index(&path, i), MAINTENANCE_FIELDS) else {
             continue;
         };
+        if w.get("start").is_some() || w.get("end").is_some() {
+            if let Some(win) = decode_one_off_window(ctx, &w) {
+                out.push(win);
+            }
+            continue;
+        }
         let cron = ctx.req_str(&w, "cron", "\"0 2 * * *\"");
         let duration_ms = match ctx.opt_duration_ms(&w, "duration", true) {
             Some(d) => d,
@@ -1894,6 +2045,47 @@ fn decode_maintenance(ctx: &mut Ctx, f: &Fields) -> Vec<MaintenanceWindow> {
         }
     }
     out
+}
+
+/// A one-off window (`start` and `end`, RFC 3339): neither `cron`, `duration` nor
+/// `timezone` goes with it, so a window is never half one kind and half the other.
+fn decode_one_off_window(ctx: &mut Ctx, w: &Fields) -> Option<MaintenanceWindow> {
+    use super::maintenance::parse_rfc3339_ms;
+    for key in ["cron", "duration", "timezone"] {
+        if w.get(key).is_some() {
+            let problem = Problem {
+                message: format!("a window with start and end has no {key}"),
+                hint: "a window is either cron + duration (+ timezone) or start + end; \
+                       start and end carry their own UTC offset",
+            };
+            ctx.refuse(w, key, problem);
+        }
+    }
+    let at = |ctx: &mut Ctx, key: &str| -> Option<i64> {
+        let text = ctx.req_str(w, key, "2026-03-01T02:00:00Z");
+        if text.is_empty() {
+            return None;
+        }
+        match parse_rfc3339_ms(&text) {
+            Ok(ms) => Some(ms),
+            Err(message) => {
+                let problem =
+                    Problem { message, hint: "RFC 3339: date, T, time and Z or an offset" };
+                ctx.refuse(w, key, problem);
+                None
+            }
+        }
+    };
+    let (start, end) = (at(ctx, "start"), at(ctx, "end"));
+    let (start, end) = (start?, end?);
+    match MaintenanceWindow::once(start, end) {
+        Ok(win) => Some(win),
+        Err(message) => {
+            let problem = Problem { message, hint: "make end later than start" };
+            ctx.refuse(w, "end", problem);
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use super::schema::*;
 
 /// Headers are kept as a list of pairs (file order, Go CPRA's list form included) and written
 /// as the manifest's map form.
-fn headers_map<S: Serializer>(h: &Headers, s: S) -> Result<S::Ok, S::Error> {
+fn headers_map<S: Serializer>(h: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
     s.collect_map(h.iter().map(|(k, v)| (k, v)))
 }
 
@@ -245,6 +245,8 @@ enum PulseConfig<'a> {
         max_response_time: Option<u64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         ca_file: Option<&'a str>,
+        #[serde(skip_serializing_if = "<[_]>::is_empty", serialize_with = "headers_map")]
+        expected_headers: &'a [(String, String)],
     },
     /// Tcp and the fields udp and grpc share with it.
     HostPort {
@@ -254,6 +256,9 @@ enum PulseConfig<'a> {
         payload: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         service: Option<&'a str>,
+        /// grpc over TLS: `tls: true` and its options.
+        #[serde(flatten)]
+        tls: Option<GrpcTlsOut<'a>>,
     },
     Icmp {
         host: &'a str,
@@ -264,6 +269,11 @@ enum PulseConfig<'a> {
         host: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         server: Option<&'a str>,
+        /// Left out for A, the default.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        record_type: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expect: Option<&'a str>,
     },
     Tls {
         host: &'a str,
@@ -277,6 +287,16 @@ enum PulseConfig<'a> {
     Docker {
         container: &'a str,
     },
+}
+
+#[derive(Serialize)]
+struct GrpcTlsOut<'a> {
+    tls: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ca_file: Option<&'a str>,
+    insecure_skip_verify: bool,
 }
 
 impl<'a> From<&'a Pulse> for PulseConfig<'a> {
@@ -293,28 +313,46 @@ impl<'a> From<&'a Pulse> for PulseConfig<'a> {
                 body_regex: h.body_regex(),
                 max_response_time: h.max_response_time_ms(),
                 ca_file: h.ca_file(),
+                expected_headers: h.expected_headers(),
             },
-            Pulse::Tcp(t) => {
-                PulseConfig::HostPort { host: &t.host, port: t.port, payload: None, service: None }
-            }
+            Pulse::Tcp(t) => PulseConfig::HostPort {
+                host: &t.host,
+                port: t.port,
+                payload: None,
+                service: None,
+                tls: None,
+            },
             Pulse::Udp(u) => PulseConfig::HostPort {
                 host: &u.host,
                 port: u.port,
                 payload: u.payload.as_deref(),
                 service: None,
+                tls: None,
             },
             Pulse::Grpc(g) => PulseConfig::HostPort {
                 host: &g.host,
                 port: g.port,
                 payload: None,
                 service: g.service.as_deref(),
+                tls: g.tls.as_deref().map(|t| GrpcTlsOut {
+                    tls: true,
+                    server_name: t.server_name.as_deref(),
+                    ca_file: t.ca_file.as_deref(),
+                    insecure_skip_verify: t.insecure_skip_verify,
+                }),
             },
             Pulse::Icmp(i) => PulseConfig::Icmp {
                 host: &i.host,
                 count: i.count,
                 ignore_privilege: i.ignore_privilege,
             },
-            Pulse::Dns(d) => PulseConfig::Dns { host: &d.host, server: d.server.as_deref() },
+            Pulse::Dns(d) => PulseConfig::Dns {
+                host: &d.host,
+                server: d.server.as_deref(),
+                record_type: (d.record_type != cpra_net::dns::DnsRecord::A)
+                    .then(|| d.record_type.as_str()),
+                expect: d.expect.as_deref(),
+            },
             Pulse::Tls(t) => PulseConfig::Tls {
                 host: &t.host,
                 port: t.port,
@@ -361,6 +399,8 @@ struct ConfigOut<'a> {
 #[derive(Serialize)]
 struct CodeOut<'a> {
     dispatch: bool,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "go_duration_opt")]
+    cooldown: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     notify: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -375,7 +415,13 @@ impl<'a> From<&'a Code> for CodeOut<'a> {
             CodeTarget::Notify(n) => (Some(n.kind()), Some(NotifyConfig::from(&**n)), None),
             CodeTarget::Group { name, .. } => (None, None, Some(name.as_str())),
         };
-        CodeOut { dispatch: c.dispatch, notify, config, notify_group }
+        CodeOut {
+            dispatch: c.dispatch,
+            cooldown: c.cooldown_ms.map(u64::from),
+            notify,
+            config,
+            notify_group,
+        }
     }
 }
 
@@ -492,17 +538,35 @@ struct InterventionOut<'a> {
     max_failures: Option<i64>,
 }
 
+/// A window: `cron`, `duration` and `timezone`, or a one-off's `start` and `end`.
 #[derive(Serialize)]
-struct WindowOut<'a> {
-    cron: &'a str,
-    #[serde(serialize_with = "go_duration")]
-    duration: u64,
-    timezone: &'a str,
+#[serde(untagged)]
+enum WindowOut<'a> {
+    Cron {
+        cron: &'a str,
+        #[serde(serialize_with = "go_duration")]
+        duration: u64,
+        timezone: &'a str,
+    },
+    Once {
+        start: String,
+        end: String,
+    },
 }
 
 impl<'a> From<&'a MaintenanceWindow> for WindowOut<'a> {
     fn from(w: &'a MaintenanceWindow) -> Self {
-        WindowOut { cron: &w.cron, duration: w.duration_ms, timezone: w.timezone.name() }
+        use super::maintenance::format_rfc3339_ms;
+        match w.once_bounds() {
+            Some((start, end)) => {
+                WindowOut::Once { start: format_rfc3339_ms(start), end: format_rfc3339_ms(end) }
+            }
+            None => WindowOut::Cron {
+                cron: &w.cron,
+                duration: w.duration_ms,
+                timezone: w.timezone.name(),
+            },
+        }
     }
 }
 
@@ -519,6 +583,8 @@ struct MonitorOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     intervention: Option<InterventionOut<'a>>,
     maintenance: Vec<WindowOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "go_duration_opt")]
+    cooldown: Option<u64>,
 }
 
 impl<'a> From<&'a Monitor> for MonitorOut<'a> {
@@ -551,6 +617,7 @@ impl<'a> From<&'a Monitor> for MonitorOut<'a> {
                 max_failures: i.max_failures,
             }),
             maintenance: m.maintenance.iter().map(WindowOut::from).collect(),
+            cooldown: m.codes.cooldown_ms.map(u64::from),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Synthetic manifests for big-fleet tests and benchmarks (`cpra gen`, `cpra-bench load`):
 //! monitors spread over the given targets, a mix of pulse types, and realistic codes (red to
-//! a webhook or PagerDuty through a notification group, yellow to a log). Deterministic for a
-//! given seed. Written straight to a `Write`, one monitor at a time, so generating millions
+//! a webhook or PagerDuty through a notification group, both on one receiver; yellow to a
+//! log). Deterministic for a given seed. Written straight to a `Write`, one monitor at a time, so generating millions
 //! needs no memory.
 
 use std::io::{self, Write};
@@ -19,7 +19,15 @@ pub struct GenOptions {
     /// A Go duration string.
     pub interval: String,
     pub seed: u64,
+    /// The yellow code's log file; `None`: the process's own log (`cpra run` prints it).
+    pub alert_log: Option<String>,
+    /// Base URL of the receiver of red and green: the webhook endpoint posts to
+    /// `<receiver>/alerts`, the PagerDuty one to `<receiver>/pagerduty`.
+    pub receiver: String,
 }
+
+/// Where `cpra gen` sends red and green unless told: `cpra-bench`'s mock receiver's port.
+pub const DEFAULT_RECEIVER: &str = "http://127.0.0.1:9099";
 
 impl Default for GenOptions {
     fn default() -> Self {
@@ -30,6 +38,10 @@ impl Default for GenOptions {
             mix: vec![("http".into(), 80), ("tcp".into(), 10), ("icmp".into(), 10)],
             interval: "60s".into(),
             seed: 1,
+            // The fleet the load benchmarks measured (docs/benchmarks); `cpra gen`'s own
+            // default is no file.
+            alert_log: Some("/var/log/cpra/alerts.log".into()),
+            receiver: DEFAULT_RECEIVER.into(),
         }
     }
 }
@@ -90,13 +102,24 @@ pub fn write_manifest(opts: &GenOptions, out: &mut dyn Write) -> io::Result<()> 
     let total_weight: u64 = opts.mix.iter().map(|(_, w)| u64::from(*w)).sum::<u64>().max(1);
     let mut rng = Rng(opts.seed);
     let json = opts.format == Format::Json;
+    // User-given text is written as a JSON string, which is also a YAML double-quoted scalar.
+    let quoted = |s: &str| serde_json::Value::from(s).to_string();
+    let receiver = opts.receiver.trim_end_matches('/');
+    let webhook = quoted(&format!("{receiver}/alerts"));
+    let pagerduty = quoted(&format!("{receiver}/pagerduty"));
+    let log_config = match &opts.alert_log {
+        Some(file) => format!(r#"{{"file":{}}}"#, quoted(file)),
+        None => "{}".to_owned(),
+    };
     if json {
-        out.write_all(
-            br#"{"version":"1","endpoints":{"oncall-webhook":{"type":"webhook","config":{"url":"http://127.0.0.1:9099/alerts","method":"POST"}},"oncall-pagerduty":{"type":"pagerduty","config":{"routing_key":"synthetic-routing-key","url":"http://127.0.0.1:9099/pagerduty"}}},"notification_groups":{"oncall":["oncall-webhook","oncall-pagerduty"],"webhook-only":["oncall-webhook"]},"monitors":["#,
+        write!(
+            out,
+            r#"{{"version":"1","endpoints":{{"oncall-webhook":{{"type":"webhook","config":{{"url":{webhook},"method":"POST"}}}},"oncall-pagerduty":{{"type":"pagerduty","config":{{"routing_key":"synthetic-routing-key","url":{pagerduty}}}}}}},"notification_groups":{{"oncall":["oncall-webhook","oncall-pagerduty"],"webhook-only":["oncall-webhook"]}},"monitors":["#,
         )?;
     } else {
-        out.write_all(
-            b"# Synthetic manifest written by `cpra gen`.\nversion: \"1\"\nendpoints:\n  oncall-webhook:\n    type: webhook\n    config: {url: \"http://127.0.0.1:9099/alerts\", method: POST}\n  oncall-pagerduty:\n    type: pagerduty\n    config: {routing_key: synthetic-routing-key, url: \"http://127.0.0.1:9099/pagerduty\"}\nnotification_groups:\n  oncall: [oncall-webhook, oncall-pagerduty]\n  webhook-only: [oncall-webhook]\nmonitors:\n",
+        write!(
+            out,
+            "# Synthetic manifest written by `cpra gen`.\nversion: \"1\"\nendpoints:\n  oncall-webhook:\n    type: webhook\n    config: {{url: {webhook}, method: POST}}\n  oncall-pagerduty:\n    type: pagerduty\n    config: {{routing_key: synthetic-routing-key, url: {pagerduty}}}\nnotification_groups:\n  oncall: [oncall-webhook, oncall-pagerduty]\n  webhook-only: [oncall-webhook]\nmonitors:\n",
         )?;
     }
     for i in 0..opts.monitors {
@@ -129,14 +152,14 @@ pub fn write_manifest(opts: &GenOptions, out: &mut dyn Write) -> io::Result<()> 
             }
             write!(
                 out,
-                r#"{{"name":"svc-{i:08}","tags":["synthetic","shard-{}"],"pulse_check":{{"type":"{kind}","interval":"{interval}","timeout":"5s","unhealthy_threshold":{threshold},"healthy_threshold":2,"config":{config}}},"codes":{{"red":{{"notify_group":"{group}"}},"yellow":{{"notify":"log","config":{{"file":"/var/log/cpra/alerts.log"}}}},"green":{{"notify_group":"{group}"}}}}}}"#,
+                r#"{{"name":"svc-{i:08}","tags":["synthetic","shard-{}"],"pulse_check":{{"type":"{kind}","interval":"{interval}","timeout":"5s","unhealthy_threshold":{threshold},"healthy_threshold":2,"config":{config}}},"codes":{{"red":{{"notify_group":"{group}"}},"yellow":{{"notify":"log","config":{log_config}}},"green":{{"notify_group":"{group}"}}}}}}"#,
                 i % 16
             )?;
             out.write_all(b"\n")?;
         } else {
             write!(
                 out,
-                "  - name: svc-{i:08}\n    tags: [synthetic, shard-{}]\n    pulse_check:\n      type: {kind}\n      interval: {interval}\n      timeout: 5s\n      unhealthy_threshold: {threshold}\n      healthy_threshold: 2\n      config: {config}\n    codes:\n      red: {{notify_group: {group}}}\n      yellow: {{notify: log, config: {{file: /var/log/cpra/alerts.log}}}}\n      green: {{notify_group: {group}}}\n",
+                "  - name: svc-{i:08}\n    tags: [synthetic, shard-{}]\n    pulse_check:\n      type: {kind}\n      interval: {interval}\n      timeout: 5s\n      unhealthy_threshold: {threshold}\n      healthy_threshold: 2\n      config: {config}\n    codes:\n      red: {{notify_group: {group}}}\n      yellow: {{notify: log, config: {log_config}}}\n      green: {{notify_group: {group}}}\n",
                 i % 16
             )?;
         }
@@ -171,6 +194,54 @@ mod tests {
             assert_eq!(monitors.len(), 200);
             // Two groups and one log code: identical codes blocks are shared.
             assert!(report.distinct_codes <= 2, "{}", report.distinct_codes);
+        }
+    }
+
+    #[test]
+    fn the_alert_file_and_receiver_are_the_ones_given() {
+        for format in [Format::Yaml, Format::Json] {
+            let opts = GenOptions {
+                monitors: 3,
+                format,
+                alert_log: Some("/tmp/my alerts \"x\".log".into()),
+                receiver: "http://alerts.internal:8080/hooks/".into(),
+                ..Default::default()
+            };
+            let mut buf = Vec::new();
+            write_manifest(&opts, &mut buf).unwrap();
+            let text = String::from_utf8(buf).unwrap();
+            let (monitors, report) = load_str(&text, Some(format), &LoadOptions::default());
+            assert!(report.is_valid(), "{:?}\n{text}", report.problems.kept);
+            let yellow = monitors[0].codes.get(crate::colour::Colour::Yellow).unwrap();
+            let super::super::CodeTarget::Notify(n) = &yellow.target else { panic!("notify") };
+            assert_eq!(
+                **n,
+                super::super::Notify::Log { file: Some("/tmp/my alerts \"x\".log".into()) }
+            );
+            let urls: Vec<String> = report
+                .registry
+                .endpoints
+                .iter()
+                .map(|(_, e)| match &**e {
+                    super::super::Notify::Webhook { url, .. } => url.clone(),
+                    super::super::Notify::Pagerduty { url, .. } => url.clone().unwrap_or_default(),
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            assert!(
+                urls.contains(&"http://alerts.internal:8080/hooks/alerts".to_owned()),
+                "{urls:?}"
+            );
+            assert!(urls.contains(&"http://alerts.internal:8080/hooks/pagerduty".to_owned()));
+            // Without a file, yellow goes to the process's own log.
+            let mut buf = Vec::new();
+            let opts = GenOptions { monitors: 1, format, alert_log: None, ..Default::default() };
+            write_manifest(&opts, &mut buf).unwrap();
+            let (monitors, _) =
+                load_str(std::str::from_utf8(&buf).unwrap(), Some(format), &LoadOptions::default());
+            let yellow = monitors[0].codes.get(crate::colour::Colour::Yellow).unwrap();
+            let super::super::CodeTarget::Notify(n) = &yellow.target else { panic!("notify") };
+            assert_eq!(**n, super::super::Notify::Log { file: None });
         }
     }
 

@@ -926,6 +926,7 @@ fn pulse_config(
                     body_regex: None,
                     max_response_time_ms,
                     ca_file,
+                    expected_headers: Headers::new(),
                 }
                 .boxed(),
             })
@@ -966,7 +967,7 @@ fn pulse_config(
             }
             match kind {
                 "udp" => Pulse::Udp(UdpPulse { host, port, payload: extra }),
-                "grpc" => Pulse::Grpc(GrpcPulse { host, port, service: extra }),
+                "grpc" => Pulse::Grpc(GrpcPulse { host, port, service: extra, tls: None }),
                 _ => Pulse::Tcp(TcpPulse { host, port }),
             }
         }
@@ -1015,7 +1016,12 @@ fn pulse_config(
             {
                 return bail();
             }
-            Pulse::Dns(DnsPulse { host, server })
+            Pulse::Dns(DnsPulse {
+                host,
+                server,
+                record_type: cpra_net::dns::DnsRecord::A,
+                expect: None,
+            })
         }
         "tls" => {
             let (mut host, mut port_v, mut server_name) = (None, 443, None);

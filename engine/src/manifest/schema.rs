@@ -182,6 +182,16 @@ impl Monitor {
         self.pulse_check.interval_ms
     }
 
+    /// The cooldown of `colour`: its code's `cooldown`, else the monitor's `cooldown`, else
+    /// `process_default_ms` (`cpra run --cooldown`, itself 5 minutes by default).
+    pub fn cooldown_ms_of(&self, colour: Colour, process_default_ms: u32) -> u32 {
+        self.codes
+            .get(colour)
+            .and_then(|c| c.cooldown_ms)
+            .or(self.codes.cooldown_ms)
+            .unwrap_or(process_default_ms)
+    }
+
     pub fn timeout_ms(&self) -> u64 {
         self.pulse_check.timeout_ms
     }
@@ -333,6 +343,9 @@ pub struct HttpExtra {
     pub body_regex: Option<String>,
     pub max_response_time_ms: Option<u64>,
     pub ca_file: Option<String>,
+    /// `expected_headers`, in file order: name, and exact value or `/regex/` (checked at
+    /// load). Empty when absent.
+    pub expected_headers: Headers,
 }
 
 impl HttpExtra {
@@ -367,6 +380,10 @@ impl HttpPulse {
     pub fn ca_file(&self) -> Option<&str> {
         self.extra()?.ca_file.as_deref()
     }
+
+    pub fn expected_headers(&self) -> &[(String, String)] {
+        self.extra().map_or(&[], |e| &e.expected_headers)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -387,6 +404,11 @@ pub struct IcmpPulse {
 pub struct DnsPulse {
     pub host: String,
     pub server: Option<String>,
+    /// Default A.
+    pub record_type: cpra_net::dns::DnsRecord,
+    /// An answer record of `record_type` must have this value (checked at load). Boxed `str`:
+    /// two words, so a dns pulse stays no larger than an http one.
+    pub expect: Option<Box<str>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -401,6 +423,17 @@ pub struct GrpcPulse {
     pub host: String,
     pub port: u16,
     pub service: Option<String>,
+    /// `tls: true` and its options; `None` for h2c. Boxed: most grpc monitors have none.
+    pub tls: Option<Box<GrpcTls>>,
+}
+
+/// How a grpc pulse with `tls: true` verifies its server: the https options.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct GrpcTls {
+    /// SNI and the name verified; default `host`.
+    pub server_name: Option<String>,
+    pub ca_file: Option<String>,
+    pub insecure_skip_verify: bool,
 }
 
 /// Default `warn_days`: a month's notice is the usual renewal window.
@@ -433,6 +466,9 @@ pub use crate::colour::Colour;
 pub struct Codes {
     /// Indexed by [`Colour::index`].
     pub by_colour: [Option<Code>; Colour::COUNT],
+    /// The monitor's `cooldown`, the default of its codes: kept with them (interned) rather
+    /// than on `Monitor`, whose every byte counts a million times.
+    pub cooldown_ms: Option<u32>,
 }
 
 impl Codes {
@@ -450,6 +486,9 @@ impl Codes {
 pub struct Code {
     /// Default true.
     pub dispatch: bool,
+    /// `cooldown`: this colour's, over the monitor's and the process's (see
+    /// [`Monitor::cooldown_ms_of`]). At most `state::MAX_COOLDOWN_MS`, checked at load.
+    pub cooldown_ms: Option<u32>,
     pub target: CodeTarget,
 }
 

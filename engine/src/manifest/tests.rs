@@ -57,6 +57,7 @@ monitors:
         body_regex: "^o.$"
         max_response_time: 250ms
         ca_file: tests/fixtures/ca.pem
+        expected_headers: {Content-Type: application/json, X-Version: "/^2\\./"}
     intervention:
       action: webhook
       target: {url: "http://127.0.0.1:1/fix", method: put, headers: {A: b}, body: x, timeout: 3s}
@@ -64,8 +65,10 @@ monitors:
       max_failures: 3
     maintenance:
       - {cron: "30 1 * * 1", duration: 45m, timezone: America/New_York}
+      - {start: "2026-03-01T02:00:00+01:00", end: "2026-03-01T04:00:00Z"}
+    cooldown: 10m
     codes:
-      red: {dispatch: false, notify: slack, config: {hook: "http://127.0.0.1:1/s"}}
+      red: {dispatch: false, cooldown: 1m, notify: slack, config: {hook: "http://127.0.0.1:1/s"}}
       yellow: {notify: log, config: {file: /tmp/x.log}}
       green: {notify_group: team}
       cyan: {notify: discord, config: {webhook_url: "http://127.0.0.1:1/d"}}
@@ -83,7 +86,7 @@ monitors:
     pulse_check: {type: icmp, config: {host: h, count: 3, ignore_privilege: true}}
     intervention: {action: systemd, target: {unit: u.service, mode: restart, timeout: 20s}}
   - name: dns
-    pulse_check: {type: dns, config: {host: h, server: "127.0.0.1:53"}}
+    pulse_check: {type: dns, config: {host: h, server: "127.0.0.1:53", record_type: mx, expect: mx.example.com}}
     intervention:
       action: kubernetes
       target: {namespace: n, kind: statefulset, name: s, replicas: 2, kubeconfig_path: /k, timeout: 1m}
@@ -94,7 +97,7 @@ monitors:
       target: {type: ec2, region: eu-west-1, operation: reboot-instance, instance_id: i-1234abcd, endpoint: "http://127.0.0.1:1/ec2", timeout: 40s}
     codes: {red: {notify_group: paging}}
   - name: grpc
-    pulse_check: {type: grpc, config: {host: h, port: 3, service: s}}
+    pulse_check: {type: grpc, config: {host: h, port: 3, service: s, tls: true, server_name: sn, ca_file: tests/fixtures/ca.pem, insecure_skip_verify: true}}
   - name: tls
     pulse_check: {type: tls, config: {host: h, port: 4, server_name: sn, warn_days: 20, critical_days: 5, insecure_skip_verify: true}}
   - name: docker
@@ -199,6 +202,31 @@ fn every_field_is_read() {
     );
     let Pulse::Icmp(ic) = &m[2].pulse_check.pulse else { panic!("icmp") };
     assert_eq!((ic.count, ic.ignore_privilege), (3, true));
+    // The fields added for issue 18.
+    assert_eq!(
+        h.expected_headers(),
+        [
+            ("Content-Type".to_owned(), "application/json".to_owned()),
+            ("X-Version".to_owned(), "/^2\\./".to_owned())
+        ]
+    );
+    let Pulse::Dns(d) = &m[3].pulse_check.pulse else { panic!("dns") };
+    assert_eq!(
+        (d.record_type, d.expect.as_deref()),
+        (cpra_net::dns::DnsRecord::Mx, Some("mx.example.com"))
+    );
+    let Pulse::Grpc(g) = &m[5].pulse_check.pulse else { panic!("grpc") };
+    let t = g.tls.as_deref().expect("tls: true");
+    assert_eq!(
+        (t.server_name.as_deref(), t.ca_file.as_deref(), t.insecure_skip_verify),
+        (Some("sn"), Some("tests/fixtures/ca.pem"), true)
+    );
+    // 02:00+01:00 is 01:00Z; the window lasts three hours.
+    assert_eq!(a.maintenance[1].once_bounds(), Some((1_772_326_800_000, 1_772_337_600_000)));
+    // Cooldowns: the code's, else the monitor's, else the process's.
+    assert_eq!(a.cooldown_ms_of(Colour::Red, 300_000), 60_000);
+    assert_eq!(a.cooldown_ms_of(Colour::Yellow, 300_000), 600_000);
+    assert_eq!(tcp.cooldown_ms_of(Colour::Red, 300_000), 300_000);
 }
 
 /// Load, write back as JSON, load again: the same monitors and registry.
@@ -481,6 +509,19 @@ const BAD: &[(&str, Class, &str)] = &[
     ("- name: a\n  pulse_check: {type: tls, config: {host: h, server_name: \"bad name\"}}", Class::BadValue, "server_name: TLS: `bad name` is not a valid server name"),
     ("- name: a\n  pulse_check: {type: dns, config: {host: \"a..b\"}}", Class::BadValue, "host: invalid DNS name"),
     ("- name: a\n  pulse_check: {type: grpc, config: {host: \"a b\", port: 1}}", Class::BadValue, "host: invalid grpc authority"),
+    ("- name: a\n  pulse_check: {type: grpc, config: {host: h, port: 1, server_name: x}}", Class::BadValue, "server_name: only used over TLS"),
+    ("- name: a\n  pulse_check: {type: grpc, config: {host: h, port: 1, tls: true, server_name: \"bad name\"}}", Class::BadValue, "server_name: TLS: `bad name` is not a valid server name"),
+    ("- name: a\n  pulse_check: {type: grpc, config: {host: h, port: 1, tls: true, ca_file: /surely/not/here.pem}}", Class::BadValue, "ca_file: cannot use it"),
+    ("- name: a\n  pulse_check: {type: dns, config: {host: h, server: 127.0.0.1, record_type: PTR}}", Class::BadValue, "unknown DNS record type 'PTR'"),
+    ("- name: a\n  pulse_check: {type: dns, config: {host: h, server: 127.0.0.1, record_type: AAAA, expect: 10.0.0.1}}", Class::BadValue, "expect: `10.0.0.1` is not an IPv6 address"),
+    ("- name: a\n  pulse_check: {type: http, config: {url: \"http://h/\", expected_headers: {X-A: \"/(/\"}}}", Class::BadValue, "bad regular expression"),
+    ("- name: a\n  pulse_check: {type: http, config: {url: \"http://h/\", expected_headers: [\"X-A: 1\"]}}", Class::WrongType, "expected a mapping of header names"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  cooldown: 9h", Class::BadValue, "cooldown: 9h is longer than 8h"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  codes: {red: {notify: log, cooldown: soon}}", Class::BadDuration, "bad duration"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  maintenance: [{start: \"2026-03-01 02:00\", end: \"2026-03-01T03:00:00Z\"}]", Class::BadValue, "start: '2026-03-01 02:00' is not an RFC 3339 time"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  maintenance: [{start: \"2026-03-01T04:00:00Z\", end: \"2026-03-01T03:00:00Z\"}]", Class::BadValue, "end: the window ends"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  maintenance: [{start: \"2026-03-01T02:00:00Z\", end: \"2026-03-01T03:00:00Z\", timezone: UTC}]", Class::BadValue, "timezone: a window with start and end has no timezone"),
+    ("- name: a\n  pulse_check: {type: tcp, config: {host: h, port: 1}}\n  maintenance: [{start: \"2026-03-01T02:00:00Z\"}]", Class::Missing, "missing required field 'end'"),
 ];
 
 #[test]
@@ -876,6 +917,7 @@ fn generated(monitors: u64, format: Format, seed: u64, mix: &str) -> Vec<u8> {
         mix: parse_mix(mix).unwrap(),
         interval: "15s".into(),
         seed,
+        ..GenOptions::default()
     };
     let mut out = Vec::new();
     write_manifest(&opts, &mut out).unwrap();
@@ -929,79 +971,110 @@ proptest! {
     }
 }
 
-/// The part of `doc` from the line starting `heading` to the next heading of the same or a
-/// higher level.
+use super::decode::{
+    ALERTMANAGER_FIELDS, AWS_TARGET_FIELDS, CODE_FIELDS, DATADOG_FIELDS, DISCORD_FIELDS,
+    DNS_FIELDS, DNS_RECORD_TYPES, DOCKER_PULSE_FIELDS, DOCKER_TARGET_FIELDS, EMAIL_FIELDS,
+    ENDPOINT_FIELDS, GRPC_FIELDS, HTTP_FIELDS, ICMP_FIELDS, INTERVENTION_FIELDS,
+    KUBERNETES_TARGET_FIELDS, LOG_FIELDS, MAINTENANCE_FIELDS, MATTERMOST_FIELDS, MONITOR_FIELDS,
+    OPSGENIE_FIELDS, PAGERDUTY_FIELDS, PULSE_CHECK_FIELDS, PUSHOVER_FIELDS, SLACK_FIELDS,
+    SYSTEMD_TARGET_FIELDS, TCP_FIELDS, TEAMS_FIELDS, TELEGRAM_FIELDS, TLS_FIELDS, TOP_FIELDS,
+    TWILIO_FIELDS, UDP_FIELDS, VICTOROPS_FIELDS, WEBHOOK_NOTIFY_FIELDS, WEBHOOK_TARGET_FIELDS,
+};
+
+/// Where a field list is documented in docs/configuration.md: all the text under a heading
+/// (to the next heading of any level), or one row of a table in it (a notify kind, an action).
+enum DocPlace {
+    Section(&'static str),
+    Row(&'static str, &'static str),
+}
+
+/// Every field list and its place in the docs: a field mentioned only in another section (an
+/// http field in the tls table) is not documented where a reader looks for it.
+const FIELD_DOCS: &[(&[&str], DocPlace)] = &[
+    (TOP_FIELDS, DocPlace::Section("## Top level")),
+    (ENDPOINT_FIELDS, DocPlace::Section("### Endpoint")),
+    (MONITOR_FIELDS, DocPlace::Section("## Monitor")),
+    (PULSE_CHECK_FIELDS, DocPlace::Section("### `pulse_check`")),
+    (HTTP_FIELDS, DocPlace::Section("#### `http`")),
+    (TCP_FIELDS, DocPlace::Section("#### `tcp`")),
+    (ICMP_FIELDS, DocPlace::Section("#### `icmp`")),
+    (DNS_FIELDS, DocPlace::Section("#### `dns`")),
+    (UDP_FIELDS, DocPlace::Section("#### `udp`")),
+    (GRPC_FIELDS, DocPlace::Section("#### `grpc`")),
+    (TLS_FIELDS, DocPlace::Section("#### `tls`")),
+    (DOCKER_PULSE_FIELDS, DocPlace::Section("#### `docker`")),
+    (CODE_FIELDS, DocPlace::Section("### `codes`")),
+    (INTERVENTION_FIELDS, DocPlace::Section("### `intervention`")),
+    (DOCKER_TARGET_FIELDS, DocPlace::Row("### `intervention`", "docker")),
+    (WEBHOOK_TARGET_FIELDS, DocPlace::Row("### `intervention`", "webhook")),
+    (SYSTEMD_TARGET_FIELDS, DocPlace::Row("### `intervention`", "systemd")),
+    (KUBERNETES_TARGET_FIELDS, DocPlace::Row("### `intervention`", "kubernetes")),
+    (AWS_TARGET_FIELDS, DocPlace::Row("### `intervention`", "aws")),
+    (MAINTENANCE_FIELDS, DocPlace::Section("### `maintenance`")),
+    (LOG_FIELDS, DocPlace::Row("#### Notify kinds", "log")),
+    (WEBHOOK_NOTIFY_FIELDS, DocPlace::Row("#### Notify kinds", "webhook")),
+    (SLACK_FIELDS, DocPlace::Row("#### Notify kinds", "slack")),
+    (PAGERDUTY_FIELDS, DocPlace::Row("#### Notify kinds", "pagerduty")),
+    (EMAIL_FIELDS, DocPlace::Row("#### Notify kinds", "email")),
+    (DISCORD_FIELDS, DocPlace::Row("#### Notify kinds", "discord")),
+    (TELEGRAM_FIELDS, DocPlace::Row("#### Notify kinds", "telegram")),
+    (OPSGENIE_FIELDS, DocPlace::Row("#### Notify kinds", "opsgenie")),
+    (MATTERMOST_FIELDS, DocPlace::Row("#### Notify kinds", "mattermost")),
+    (TEAMS_FIELDS, DocPlace::Row("#### Notify kinds", "teams")),
+    (ALERTMANAGER_FIELDS, DocPlace::Row("#### Notify kinds", "alertmanager")),
+    (VICTOROPS_FIELDS, DocPlace::Row("#### Notify kinds", "victorops")),
+    (PUSHOVER_FIELDS, DocPlace::Row("#### Notify kinds", "pushover")),
+    (DATADOG_FIELDS, DocPlace::Row("#### Notify kinds", "datadog")),
+    (TWILIO_FIELDS, DocPlace::Row("#### Notify kinds", "twilio")),
+];
+
+/// The text under `heading` (its own line excluded) up to the next heading.
 fn doc_section<'a>(doc: &'a str, heading: &str) -> &'a str {
-    let start = doc.find(&format!("\n{heading}\n")).unwrap_or_else(|| panic!("no `{heading}`")) + 1;
-    let level = heading.bytes().take_while(|&b| b == b'#').count();
-    let rest = &doc[start + heading.len()..];
-    let end = rest
-        .match_indices("\n#")
-        .find(|(at, _)| rest[at + 1..].bytes().take_while(|&b| b == b'#').count() <= level)
-        .map_or(rest.len(), |(at, _)| at);
-    &doc[start..start + heading.len() + end]
-}
-
-/// Each notify kind's and intervention action's fields are documented in its own row, and
-/// the fields of each block in its own section (not merely somewhere on the page).
-#[test]
-fn fields_are_documented_in_their_section() {
-    use super::decode::*;
-    let doc = include_str!("../../../docs/configuration.md");
-    let row = |section: &str, word: &str| -> String {
-        let prefix = format!("| `{word}` |");
-        section
-            .lines()
-            .find(|l| l.starts_with(&prefix))
-            .unwrap_or_else(|| panic!("no row for `{word}`"))
-            .to_owned()
-    };
-    let kinds = doc_section(doc, "#### Notify kinds");
-    for kind in NOTIFY_KINDS {
-        let line = row(kinds, kind);
-        for field in notify_fields(kind) {
-            assert!(line.contains(&format!("`{field}`")), "`{kind}` row lacks `{field}`");
+    let start = doc
+        .lines()
+        .position(|l| l.trim_end() == heading)
+        .unwrap_or_else(|| panic!("docs/configuration.md has no heading `{heading}`"));
+    let mut offset = 0;
+    let mut lines = doc.split_inclusive('\n').enumerate();
+    for (_, l) in lines.by_ref().take(start + 1) {
+        offset += l.len();
+    }
+    let mut end = offset;
+    for (_, l) in lines {
+        if l.starts_with('#') {
+            break;
         }
+        end += l.len();
     }
-    let interventions = doc_section(doc, "### `intervention`");
-    for field in INTERVENTION_FIELDS {
-        assert!(interventions.contains(&format!("| `{field}` |")), "intervention: `{field}`");
-    }
-    for action in INTERVENTION_ACTIONS {
-        let line = row(interventions, action);
-        for field in intervention_target_fields(action) {
-            assert!(line.contains(&format!("`{field}`")), "`{action}` row lacks `{field}`");
-        }
-    }
-    for (heading, fields) in [
-        ("### `pulse_check`", PULSE_CHECK_FIELDS),
-        ("#### `http`", HTTP_FIELDS),
-        ("#### `tcp`", TCP_FIELDS),
-        ("#### `icmp`", ICMP_FIELDS),
-        ("#### `dns`", DNS_FIELDS),
-        ("#### `udp`", UDP_FIELDS),
-        ("#### `grpc`", GRPC_FIELDS),
-        ("#### `tls`", TLS_FIELDS),
-        ("#### `docker`", DOCKER_PULSE_FIELDS),
-        ("### `codes`", CODE_FIELDS),
-        ("### `maintenance`", MAINTENANCE_FIELDS),
-        ("### Endpoint", ENDPOINT_FIELDS),
-    ] {
-        let section = doc_section(doc, heading);
-        for field in fields {
-            assert!(section.contains(&format!("| `{field}` |")), "{heading} lacks `{field}`");
-        }
-    }
+    &doc[offset..end]
 }
 
 #[test]
-fn every_accepted_field_is_documented() {
+fn every_accepted_field_is_documented_in_its_section() {
     let doc = include_str!("../../../docs/configuration.md");
     for list in ALL_FIELD_LISTS {
+        assert!(
+            FIELD_DOCS.iter().any(|(l, _)| l == list),
+            "{list:?} has no place in FIELD_DOCS: add the section of docs/configuration.md \
+             that documents it"
+        );
+    }
+    assert_eq!(FIELD_DOCS.len(), ALL_FIELD_LISTS.len());
+    for (list, place) in FIELD_DOCS {
+        let (text, where_) = match place {
+            DocPlace::Section(h) => (doc_section(doc, h), (*h).to_owned()),
+            DocPlace::Row(h, kind) => {
+                let row = doc_section(doc, h)
+                    .lines()
+                    .find(|l| l.starts_with(&format!("| `{kind}` |")))
+                    .unwrap_or_else(|| panic!("no row for `{kind}` under `{h}`"));
+                (row, format!("{h}, row `{kind}`"))
+            }
+        };
         for field in *list {
             assert!(
-                doc.contains(&format!("`{field}`")),
-                "docs/configuration.md does not mention `{field}`"
+                text.contains(&format!("`{field}`")),
+                "docs/configuration.md does not document `{field}` under {where_}"
             );
         }
     }
@@ -1010,6 +1083,7 @@ fn every_accepted_field_is_documented() {
         .chain(NOTIFY_KINDS.iter())
         .chain(INTERVENTION_ACTIONS.iter())
         .chain(COLOURS.iter())
+        .chain(DNS_RECORD_TYPES.iter())
     {
         assert!(
             doc.contains(&format!("`{word}`")),

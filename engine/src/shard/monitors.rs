@@ -192,12 +192,14 @@ fn shown_as<R>(m: &Monitor, f: impl FnOnce(&MonitorInfo<'_>) -> R) -> R {
     })
 }
 
-/// The state machine's policy for `m`, with every colour's cooldown set by `--cooldown` when
-/// given: at start and for monitors a reload adds or changes alike.
+/// The state machine's policy for `m`, each colour's cooldown from its code's `cooldown`,
+/// else the monitor's, else `--cooldown` (`cooldown_ms`, when given), else the default: at
+/// start and for monitors a reload adds or changes alike.
 fn policy_of(m: &Monitor, cooldown_ms: Option<u32>) -> Policy {
     let mut policy = Policy::from(m);
-    if let Some(ms) = cooldown_ms {
-        policy.cooldown_ms = [ms; Colour::COUNT];
+    let process_ms = cooldown_ms.unwrap_or(crate::state::DEFAULT_COOLDOWN_MS);
+    for colour in Colour::ALL {
+        policy.cooldown_ms[colour.index()] = m.cooldown_ms_of(colour, process_ms);
     }
     policy
 }
@@ -1464,6 +1466,8 @@ impl Monitors {
         s.alerts_undelivered = c.undelivered;
         s.alerts_sent_by_colour = c.sent_by_colour;
         s.alerts_undelivered_by_colour = c.undelivered_by_colour;
+        s.alerts_deduplicated = c.deduplicated;
+        s.alerts_cancelled = c.cancelled;
         s.interventions_succeeded = c.interventions_succeeded;
         s.interventions_failed = c.interventions_failed;
         s.interventions_unknown = c.interventions_unknown;
@@ -1723,5 +1727,37 @@ monitors:
         let b = Policy::from(&monitors[1]);
         assert_eq!((b.unhealthy, b.healthy, b.has_intervention), (1, 5, false));
         assert_eq!(b.dispatch, ColourSet::EMPTY);
+    }
+
+    #[test]
+    fn each_colours_cooldown_is_its_codes_else_the_monitors_else_the_processes() {
+        let yaml = r#"
+monitors:
+  - name: both
+    cooldown: 10m
+    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}
+    codes:
+      red: {notify: log, cooldown: 0s}
+      yellow: {notify: log}
+  - name: codes-only
+    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}
+    codes:
+      yellow: {notify: log, cooldown: 90s}
+  - name: none
+    pulse_check: {type: tcp, config: {host: 127.0.0.1, port: 1}}
+"#;
+        let (monitors, report) = load_str(yaml, None, &LoadOptions::default());
+        assert!(report.is_valid(), "{:?}", report.problems.kept);
+        let cooldowns = |m: &Monitor, process: Option<u32>| {
+            let p = policy_of(m, process);
+            (p.cooldown_ms[Colour::Red.index()], p.cooldown_ms[Colour::Yellow.index()])
+        };
+        let default = crate::state::DEFAULT_COOLDOWN_MS;
+        // A code's own (0s: none) over the monitor's; the monitor's over `--cooldown`.
+        assert_eq!(cooldowns(&monitors[0], Some(60_000)), (0, 600_000));
+        assert_eq!(cooldowns(&monitors[1], Some(60_000)), (60_000, 90_000));
+        assert_eq!(cooldowns(&monitors[1], None), (default, 90_000));
+        assert_eq!(cooldowns(&monitors[2], None), (default, default));
+        assert_eq!(cooldowns(&monitors[2], Some(1_000)), (1_000, 1_000));
     }
 }

@@ -22,6 +22,8 @@ pub struct ShardStatus {
     alerts_sent: [AtomicU64; Colour::COUNT],
     alerts_undelivered: [AtomicU64; Colour::COUNT],
     alerts_silenced: [AtomicU64; Colour::COUNT],
+    alerts_deduplicated: AtomicU64,
+    alerts_cancelled: AtomicU64,
     interventions: AtomicU64,
     interventions_succeeded: AtomicU64,
     interventions_failed: AtomicU64,
@@ -52,6 +54,12 @@ pub struct StatusSnapshot {
     pub alerts_undelivered_by_colour: [u64; Colour::COUNT],
     /// Deliveries held back because the monitor was silenced (through the API), by colour.
     pub alerts_silenced_by_colour: [u64; Colour::COUNT],
+    /// Deliveries queued while the same one (endpoint, monitor, colour, send time) was already
+    /// on its way, so not sent twice: `alerts_queued` = sent + undelivered + deduplicated +
+    /// cancelled + those still in flight.
+    pub alerts_deduplicated: u64,
+    /// Deliveries dropped before they were sent (their monitor disabled, changed or removed).
+    pub alerts_cancelled: u64,
     /// Interventions started.
     pub interventions: u64,
     pub interventions_succeeded: u64,
@@ -79,6 +87,8 @@ impl StatusSnapshot {
         add_each(&mut self.alerts_sent_by_colour, &o.alerts_sent_by_colour);
         add_each(&mut self.alerts_undelivered_by_colour, &o.alerts_undelivered_by_colour);
         add_each(&mut self.alerts_silenced_by_colour, &o.alerts_silenced_by_colour);
+        self.alerts_deduplicated += o.alerts_deduplicated;
+        self.alerts_cancelled += o.alerts_cancelled;
         self.interventions += o.interventions;
         self.interventions_succeeded += o.interventions_succeeded;
         self.interventions_failed += o.interventions_failed;
@@ -109,6 +119,8 @@ impl ShardStatus {
         store_each(&self.alerts_sent, &s.alerts_sent_by_colour);
         store_each(&self.alerts_undelivered, &s.alerts_undelivered_by_colour);
         store_each(&self.alerts_silenced, &s.alerts_silenced_by_colour);
+        self.alerts_deduplicated.store(s.alerts_deduplicated, Ordering::Relaxed);
+        self.alerts_cancelled.store(s.alerts_cancelled, Ordering::Relaxed);
         self.interventions.store(s.interventions, Ordering::Relaxed);
         self.interventions_succeeded.store(s.interventions_succeeded, Ordering::Relaxed);
         self.interventions_failed.store(s.interventions_failed, Ordering::Relaxed);
@@ -134,6 +146,8 @@ impl ShardStatus {
             alerts_silenced_by_colour: std::array::from_fn(|i| {
                 self.alerts_silenced[i].load(Ordering::Relaxed)
             }),
+            alerts_deduplicated: self.alerts_deduplicated.load(Ordering::Relaxed),
+            alerts_cancelled: self.alerts_cancelled.load(Ordering::Relaxed),
             interventions: self.interventions.load(Ordering::Relaxed),
             interventions_succeeded: self.interventions_succeeded.load(Ordering::Relaxed),
             interventions_failed: self.interventions_failed.load(Ordering::Relaxed),

@@ -68,10 +68,12 @@ pub fn describe_target(pulse: &Pulse) -> String {
         Pulse::Http(h) => h.url.clone(),
         Pulse::Tcp(t) => format!("{}:{}", t.host, t.port),
         Pulse::Udp(u) => format!("udp {}:{}", u.host, u.port),
+        Pulse::Grpc(g) if g.tls.is_some() => format!("grpcs {}:{}", g.host, g.port),
         Pulse::Grpc(g) => format!("grpc {}:{}", g.host, g.port),
         Pulse::Tls(t) => format!("tls {}:{}", t.host, t.port),
         Pulse::Icmp(i) => format!("icmp {}", i.host),
-        Pulse::Dns(d) => format!("dns {}", d.host),
+        Pulse::Dns(d) if d.record_type == DnsRecord::A => format!("dns {}", d.host),
+        Pulse::Dns(d) => format!("dns {} {}", d.record_type.as_str(), d.host),
         Pulse::Docker(d) => format!("docker {}", d.container),
     }
 }
@@ -101,6 +103,7 @@ fn http_spec(h: &HttpPulse, addr: SocketAddr, retries: u32) -> Result<HttpSpec, 
     spec.expected_status = h.expected_status.to_vec();
     spec.body_contains = h.body_contains().map(str::to_string);
     spec.body_regex = h.body_regex().map(str::to_string);
+    spec.expected_headers = h.expected_headers().to_vec();
     spec.max_response_time = h.max_response_time_ms().map(std::time::Duration::from_millis);
     spec.tls_options = TlsOptions {
         ca_file: h.ca_file().map(PathBuf::from),
@@ -139,7 +142,20 @@ fn compile_check(
             Check::Udp(UdpConfig::new(need()?, u.payload.as_deref().unwrap_or("").as_bytes())?)
         }
         Pulse::Grpc(g) => {
-            Check::Grpc(GrpcConfig::new(need()?, &g.host, g.service.as_deref().unwrap_or(""))?)
+            let grpc = GrpcConfig::new(need()?, &g.host, g.service.as_deref().unwrap_or(""))?;
+            Check::Grpc(match &g.tls {
+                None => grpc,
+                Some(t) => {
+                    let opts = TlsOptions {
+                        ca_file: t.ca_file.as_deref().map(PathBuf::from),
+                        insecure_skip_verify: t.insecure_skip_verify,
+                    };
+                    let client = tls_cache.get_h2(&opts).map_err(|e| e.0)?;
+                    let name = t.server_name.as_deref().unwrap_or(&g.host);
+                    // No days-left warning, as for https: the days are reported with each result.
+                    grpc.with_tls(&g.host, client, name, None)?
+                }
+            })
         }
         Pulse::Tls(t) => {
             let opts = TlsOptions { ca_file: None, insecure_skip_verify: t.insecure_skip_verify };
@@ -161,7 +177,11 @@ fn compile_check(
             Check::Icmp(icmp.with_retries(retries))
         }
         Pulse::Dns(d) => {
-            Check::Dns(DnsConfig::new(dns_server(d.server.as_deref())?, &d.host, DnsRecord::A)?)
+            let cfg = DnsConfig::new(dns_server(d.server.as_deref())?, &d.host, d.record_type)?;
+            Check::Dns(match d.expect.as_deref() {
+                Some(expect) => cfg.with_expect(expect)?,
+                None => cfg,
+            })
         }
         Pulse::Docker(d) => Check::Docker(DockerConfig::from_docker_host(
             std::env::var("DOCKER_HOST").ok().as_deref(),
@@ -209,6 +229,7 @@ mod tests {
                 mix: parse_mix(&mix).unwrap(),
                 interval: "15s".into(),
                 seed,
+                ..GenOptions::default()
             };
             let mut out = Vec::new();
             write_manifest(&opts, &mut out).unwrap();
