@@ -287,7 +287,7 @@ pub fn load_node(
         if node.owns(&m.id) {
             monitors.push(m);
         }
-        if progress && seen % PROGRESS_EVERY_MONITORS == 0 {
+        if progress && seen.is_multiple_of(PROGRESS_EVERY_MONITORS) {
             eprint!(
                 "\rloading {}: {} monitors, {}% of the file",
                 file.display(),
