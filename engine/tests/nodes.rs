@@ -157,7 +157,7 @@ fn run_nodes(
     assert!(checked(&requests), "not every monitor was checked three times");
     for (i, node) in nodes.iter().enumerate() {
         // The start line is logged once the API serves the fleet: checks have run since.
-        let start = "running monitors=";
+        let start = "cli::run: running";
         let line = node.stderr().lines().find(|l| l.contains(start)).map(str::to_owned);
         let line = line.unwrap_or_else(|| panic!("no start line:\n{}", node.stderr()));
         assert!(line.contains(&format!("node={i}/{count} replica=0")), "{line}");
