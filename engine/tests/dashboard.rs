@@ -203,6 +203,8 @@ fn open(browser: &Path, out: &Path, name: &str, url: &str, size: &str, budget_ms
             .args(["--headless=new", "--disable-gpu", "--hide-scrollbars", "--no-first-run"])
             // The sandbox needs user namespaces, which a CI container running as root lacks.
             .arg("--no-sandbox")
+            // A container's /dev/shm is often 64 MB: too small for the renderer.
+            .arg("--disable-dev-shm-usage")
             .arg(format!("--user-data-dir={}", profile.path().display()))
             // The browser's own traffic (updates, sign-in, autofill) off: only the page's left.
             .args(["--disable-background-networking", "--disable-component-update"])

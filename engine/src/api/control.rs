@@ -53,11 +53,7 @@ fn not_ready() -> Answered {
 }
 
 /// Puts `question` in `shard`'s ring and waits (at most `API_QUERY_WAIT_MS`) for its answer.
-pub(super) async fn ask(
-    fleet: &Fleet,
-    shard: usize,
-    question: Question,
-) -> Result<Answer, Answered> {
+async fn ask(fleet: &Fleet, shard: usize, question: Question) -> Result<Answer, Answered> {
     let reply: Arc<Reply> = Arc::default();
     let query = Query { question, reply: reply.clone() };
     if fleet.queries.shard(shard).ask(query).is_err() {

@@ -229,42 +229,60 @@ pub async fn list(state: &ApiState, query: Option<&str>) -> Response<Full<Bytes>
     json_response(StatusCode::OK, &body)
 }
 
-/// A list in state order: one round of questions per state (down, unknown, up, disabled), each
-/// asking for what the page still lacks (and its total only, once the page is full), so a page
-/// costs at most four rounds. The cursor's state is where the page starts.
+/// A list in state order: one question per state (down, unknown, up, disabled) to every shard,
+/// all asked at once (so a page waits for one round of the shards, not four), each for a
+/// page and its total; the pages are joined in state order and cut. States before the
+/// cursor's are asked for their totals only.
 async fn list_by_state(state: &ApiState, request: ListRequest) -> Response<Full<Bytes>> {
     let Some(fleet) = state.fleet() else {
         let body = json!({ "error": "not ready: loading the manifest" });
         return json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
     };
-    let Ok(_turn) = state.lists.acquire().await else {
+    // One turn per state: the states are asked at once, one question each in every ring.
+    let Ok(_turns) = state.lists.acquire_many(STATE_ORDER.len() as u32).await else {
         return json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "error": "stopping" }));
     };
     let limit = request.filter.limit.min(API_LIST_MAX_LIMIT);
     // One more than the page: whether it exists says if a next page does.
     let wanted = limit + 1;
-    let mut rows: Vec<MonitorRow> = Vec::with_capacity(wanted);
-    let mut total = 0;
-    for (rank, health) in STATE_ORDER.into_iter().enumerate() {
-        if request.filter.state.is_some_and(|s| s != health) {
-            continue;
-        }
+    let rounds = STATE_ORDER.map(|health| {
+        let rank = STATE_ORDER.iter().position(|&h| h == health).unwrap_or(0);
+        let asked = request.filter.state.is_none_or(|s| s == health);
         let mut filter = request.filter.clone();
         filter.state = Some(health);
-        // States before the cursor's, and all once the page is full: their totals only.
-        filter.limit = if rank < request.start_state { 0 } else { wanted - rows.len() };
+        // States before the cursor's: their totals only.
+        filter.limit = if rank < request.start_state { 0 } else { wanted };
         if rank != request.start_state {
             filter.after = None;
         }
-        let pages = match ask_shards(fleet, &filter).await {
-            Ok(pages) => pages,
+        async move {
+            if !asked {
+                return Ok((Vec::new(), 0));
+            }
+            let pages = ask_shards(fleet, &filter).await?;
+            let (rows, _, matched) = merge_pages(pages, filter.limit);
+            Ok::<_, String>((rows, matched))
+        }
+    });
+    let [down, unknown, up, disabled] = rounds;
+    let answers = futures_lite::future::zip(
+        futures_lite::future::zip(down, unknown),
+        futures_lite::future::zip(up, disabled),
+    )
+    .await;
+    let ((down, unknown), (up, disabled)) = answers;
+    let mut rows: Vec<MonitorRow> = Vec::with_capacity(wanted);
+    let mut total = 0;
+    for answer in [down, unknown, up, disabled] {
+        match answer {
+            Ok((some, matched)) => {
+                rows.extend(some.into_iter().take(wanted - rows.len()));
+                total += matched;
+            }
             Err(e) => {
                 return json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "error": e }))
             }
-        };
-        let (some, _, matched) = merge_pages(pages, filter.limit);
-        rows.extend(some);
-        total += matched;
+        }
     }
     let next = (rows.len() > limit).then(|| {
         rows.truncate(limit);
@@ -286,17 +304,10 @@ pub async fn summary(state: &ApiState) -> Response<Full<Bytes>> {
         let body = json!({ "error": "not ready: loading the manifest" });
         return json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
     };
-    let mut silenced = 0;
-    for shard in 0..fleet.queries.shards() {
-        match super::control::ask(fleet, shard, Question::CountSilenced).await {
-            Ok(Answer::Count(n)) => silenced += n,
-            Ok(_) => {
-                let body = json!({ "error": "unexpected answer" });
-                return json_response(StatusCode::INTERNAL_SERVER_ERROR, &body);
-            }
-            Err(response) => return response,
-        }
-    }
+    let silenced = match count_silenced(fleet).await {
+        Ok(n) => n,
+        Err(e) => return json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "error": e })),
+    };
     let s = fleet.status.read();
     let body = json!({
         "monitors": s.monitors(),
@@ -308,6 +319,35 @@ pub async fn summary(state: &ApiState) -> Response<Full<Bytes>> {
         "incidents_open": s.incidents_open,
     });
     json_response(StatusCode::OK, &body)
+}
+
+/// How many monitors are silenced now, over every shard: the question is put in every ring
+/// first, then the answers are waited for together (at most `API_QUERY_WAIT_MS`).
+async fn count_silenced(fleet: &Fleet) -> Result<u64, String> {
+    let shards = fleet.queries.shards();
+    let replies: Vec<Arc<Reply>> = (0..shards).map(|_| Arc::default()).collect();
+    for (shard, reply) in replies.iter().enumerate() {
+        let query = Query { question: Question::CountSilenced, reply: reply.clone() };
+        if fleet.queries.shard(shard).ask(query).is_err() {
+            return Err(format!("shard {shard} is busy; try again"));
+        }
+    }
+    let deadline = Instant::now() + Duration::from_millis(API_QUERY_WAIT_MS);
+    let mut counts: Vec<Option<u64>> = vec![None; shards];
+    loop {
+        for (count, reply) in counts.iter_mut().zip(&replies) {
+            if let (None, Some(Answer::Count(n))) = (&count, reply.take()) {
+                *count = Some(n);
+            }
+        }
+        match counts.iter().position(Option::is_none) {
+            None => return Ok(counts.into_iter().flatten().sum()),
+            Some(missing) if Instant::now() >= deadline || fleet.stop.is_stopped() => {
+                return Err(format!("shard {missing} did not answer in time; try again"))
+            }
+            Some(_) => tokio::time::sleep(ANSWER_POLL).await,
+        }
+    }
 }
 
 /// The `group` of `/metrics/monitors`, required: without it the scrape would be the whole

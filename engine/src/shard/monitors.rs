@@ -1448,6 +1448,11 @@ impl Monitors {
                 break;
             }
             let health = self.health_of(local);
+            // The state first: it is in the shard's own arrays, while the name and groups are
+            // in the plan (a cache miss each), so a state list of a big shard reads only those.
+            if filter.state.is_some_and(|s| s != health) {
+                continue;
+            }
             let m = self.monitor(local);
             if filter.matches(&m.name, &m.pulse_check.groups, health) {
                 if rows.len() < limit {

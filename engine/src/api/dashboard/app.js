@@ -210,7 +210,8 @@
   function renderChart(recent) {
     // Oldest on the left, newest on the right; 20 slots of 20 units in a 400x100 box.
     const oldestFirst = recent.slice(0, RECENT_MAX).reverse();
-    const top = Math.max(0.001, ...oldestFirst.map((r) => r.latency_ms));
+    // Scaled to the slowest success: a failure's latency (a timeout) would flatten the rest.
+    const top = Math.max(0.001, ...oldestFirst.filter((r) => r.success).map((r) => r.latency_ms));
     let failed = 0;
     bars.forEach(({ bar, cross }, i) => {
       const r = oldestFirst[i];
