@@ -105,4 +105,12 @@ mod tests {
         assert!(!PAGE.contains("<script>") && !PAGE.contains("style="));
         assert!(total_bytes() < 64 * 1024, "{} bytes", total_bytes());
     }
+
+    #[test]
+    fn the_docs_say_the_size_sent() {
+        let n = total_bytes();
+        let said = format!("{},{:03} bytes in all", n / 1000, n % 1000);
+        let docs = include_str!("../../../docs/dashboard.md");
+        assert!(docs.contains(&said), "docs/dashboard.md should say `{said}`");
+    }
 }
