@@ -244,7 +244,8 @@ fn health_readiness_and_metrics_tell_what_the_engine_does() {
     // What is not an endpoint is 404; an endpoint asked the wrong way says so.
     assert_eq!(get(cpra.addr, "/api/v1/monitors/nope").0, 404);
     assert_eq!(get(cpra.addr, "/api/v1/monitors/up/explode").0, 404);
-    assert_eq!(get(cpra.addr, "/").0, 404);
+    assert_eq!(get(cpra.addr, "/nope").0, 404);
+    assert_eq!(get(cpra.addr, "/").0, 200, "the dashboard");
     let post =
         "POST /metrics HTTP/1.1\r\nHost: cpra\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     assert_eq!(request(cpra.addr, post).0, 405);
@@ -461,6 +462,47 @@ fn the_monitor_list_pages_through_every_shard_in_id_order() {
     let (eu, _) = walk(cpra.addr, "group=eu&limit=50");
     assert_eq!(eu.len(), N.div_ceil(4));
     assert!(eu.iter().all(|m| m["groups"] == serde_json::json!(["eu", "all"])));
+
+    // In state order (the dashboard's): down first, then up, then disabled, each by id; the
+    // cursor carries the state across the pages.
+    let (by_state, totals) = walk(cpra.addr, "order=state&limit=7");
+    assert!(totals.iter().all(|&t| t == N as u64), "{totals:?}");
+    let rank = |m: &serde_json::Value| match m["state"].as_str().unwrap() {
+        "down" => 0,
+        "unknown" => 1,
+        "up" => 2,
+        _ => 3,
+    };
+    let keys: Vec<(u8, &str)> =
+        by_state.iter().map(|m| (rank(m), m["id"].as_str().unwrap())).collect();
+    assert_eq!(keys.len(), N);
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "not down first, or repeated: {keys:?}");
+    assert_eq!(keys.iter().filter(|k| k.0 == 0).count(), down);
+    let (named, totals) = walk(cpra.addr, "order=state&q=m01&limit=4");
+    assert_eq!(named.len(), 10);
+    assert!(totals.iter().all(|&t| t == 10));
+    assert!(named.iter().all(|m| m["state_since"].as_str().unwrap().ends_with('Z')));
+    let (status, body) = get(cpra.addr, "/api/v1/monitors?order=sideways");
+    assert_eq!((status, json(&body)["error"].as_str().unwrap().contains("order")), (400, true));
+
+    // The dashboard's header: the fleet by state, silenced ones and open incidents.
+    let (status, body) = get(cpra.addr, "/api/v1/summary");
+    assert_eq!(status, 200, "{body}");
+    let summary = json(&body);
+    assert_eq!(summary["monitors"], N);
+    assert_eq!(summary["down"], down);
+    assert_eq!(summary["up"], N - down - disabled);
+    assert_eq!(summary["disabled"], disabled);
+    assert_eq!((summary["unknown"].as_u64(), summary["silenced"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(summary["incidents_open"], down);
+    // One monitor's incidents, from its shard only.
+    let (status, body) = get(cpra.addr, "/api/v1/incidents?monitor=m000");
+    assert_eq!(status, 200, "{body}");
+    let incidents = json(&body);
+    assert_eq!(incidents["total"], 1, "{body}");
+    assert_eq!(incidents["incidents"][0]["id"], "m000#1");
+    let (_, body) = get(cpra.addr, "/api/v1/incidents?monitor=m001");
+    assert_eq!(json(&body)["total"], 0, "an up monitor has none: {body}");
 
     // The group's monitors as series: one per checked monitor, valued by its state.
     let (status, body) = get(cpra.addr, "/metrics/monitors?group=eu");

@@ -231,11 +231,13 @@ pub async fn ack(state: &ApiState, incident: &str, request: Request<Incoming>) -
     }
 }
 
-/// `GET /api/v1/incidents?open=true|false&limit=N`: every shard's, newest opened first, at
-/// most `limit` (default and most: `API_LIST_MAX_LIMIT`), with how many matched in all.
+/// `GET /api/v1/incidents?open=true|false&limit=N&monitor=ID`: every shard's (or, with
+/// `monitor`, the owning shard's for that monitor), newest opened first, at most `limit`
+/// (default and most: `API_LIST_MAX_LIMIT`), with how many matched in all.
 pub async fn incidents(state: &ApiState, query: Option<&str>) -> Answered {
     let mut open = None;
     let mut limit = API_LIST_MAX_LIMIT;
+    let mut monitor: Option<String> = None;
     for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match (key.as_ref(), value.as_ref()) {
             ("open", "true") => open = Some(true),
@@ -255,10 +257,11 @@ pub async fn incidents(state: &ApiState, query: Option<&str>) -> Answered {
                     )
                 }
             },
+            ("monitor", id) if !id.is_empty() => monitor = Some(id.to_owned()),
             (other, _) => {
                 return error(
                     StatusCode::BAD_REQUEST,
-                    &format!("unknown parameter `{other}` (known: open, limit)"),
+                    &format!("unknown parameter `{other}` (known: open, limit, monitor)"),
                 )
             }
         }
@@ -266,8 +269,13 @@ pub async fn incidents(state: &ApiState, query: Option<&str>) -> Answered {
     let Some(fleet) = state.fleet() else { return not_ready() };
     let mut rows = Vec::new();
     let mut total = 0;
-    for shard in 0..fleet.queries.shards() {
-        match ask(fleet, shard, Question::Incidents(open, limit)).await {
+    // A monitor's incidents are on its shard only.
+    let shards = match &monitor {
+        Some(id) => owner(fleet, id)..owner(fleet, id) + 1,
+        None => 0..fleet.queries.shards(),
+    };
+    for shard in shards {
+        match ask(fleet, shard, Question::Incidents(open, limit, monitor.clone())).await {
             Ok(Answer::Incidents(mut some, matched)) => {
                 rows.append(&mut some);
                 total += matched;

@@ -1,5 +1,6 @@
 //! The control plane: an HTTP/1.1 server on one thread of its own (not a shard), serving
-//! `/healthz`, `/readyz`, `/metrics`, `/api/v1/monitors` and `POST /api/v1/reload`.
+//! `/healthz`, `/readyz`, `/metrics`, `/api/v1/monitors`, `POST /api/v1/reload` and the
+//! dashboard (`/`, `dashboard`).
 //!
 //! What it is for: letting an operator and Prometheus watch a running engine. It runs hyper
 //! on a current-thread tokio runtime owned by its thread, so a slow or hostile client costs
@@ -13,6 +14,7 @@
 
 pub mod auth;
 pub mod control;
+pub mod dashboard;
 pub mod metrics;
 pub mod monitors;
 pub mod reload;
@@ -26,6 +28,7 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{
     HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
+    X_CONTENT_TYPE_OPTIONS,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -283,6 +286,17 @@ async fn handle(state: &ApiState, request: Request<Incoming>) -> Response<Full<B
     let Some(route) = Route::parse(request.uri().path()) else {
         return text(StatusCode::NOT_FOUND, "not found\n");
     };
+    let mut response = answer(state, route, request).await;
+    // No answer is to be read as another type than it says (a JSON error as HTML).
+    response.headers_mut().insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
+async fn answer(
+    state: &ApiState,
+    route: Route,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let write = route.is_write();
     let (allowed, name) = if write { (Method::POST, "POST") } else { (Method::GET, "GET") };
     if request.method() != allowed {
@@ -320,6 +334,8 @@ async fn handle(state: &ApiState, request: Request<Incoming>) -> Response<Full<B
         Route::Ack(id) => control::ack(state, &id, request).await,
         Route::Reload => reload::answer(state).await,
         Route::Node => node(state),
+        Route::Summary => monitors::summary(state).await,
+        Route::Dashboard(file) => dashboard::answer(file),
     }
 }
 
@@ -341,6 +357,10 @@ enum Route {
     Reload,
     /// This process's slice of the fleet (`GET /api/v1/node`).
     Node,
+    /// The fleet's counts by state (`GET /api/v1/summary`).
+    Summary,
+    /// A file of the dashboard (its page for `/` and `/monitors/{id}`).
+    Dashboard(dashboard::File),
 }
 
 impl Route {
@@ -354,7 +374,8 @@ impl Route {
             "/api/v1/incidents" => Some(Route::Incidents),
             "/api/v1/reload" => Some(Route::Reload),
             "/api/v1/node" => Some(Route::Node),
-            _ => None,
+            "/api/v1/summary" => Some(Route::Summary),
+            _ => dashboard::File::at(path).map(Route::Dashboard),
         };
         if fixed.is_some() {
             return fixed;
@@ -508,6 +529,15 @@ mod tests {
         assert!(Route::parse("/api/v1/incidents/x%231/ack").unwrap().is_write());
         assert!(Route::parse("/api/v1/reload").unwrap().is_write());
         assert!(!Route::parse("/api/v1/incidents").unwrap().is_write());
+        assert_eq!(Route::parse("/"), Some(Route::Dashboard(dashboard::File::Page)));
+        assert_eq!(
+            Route::parse("/monitors/web%231"),
+            Some(Route::Dashboard(dashboard::File::Page))
+        );
+        assert_eq!(Route::parse("/monitors/"), None);
+        assert_eq!(Route::parse("/ui/app.js"), Some(Route::Dashboard(dashboard::File::Script)));
+        assert_eq!(Route::parse("/ui/other.js"), None);
+        assert!(!Route::parse("/").unwrap().is_write());
     }
 
     #[test]

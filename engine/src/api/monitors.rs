@@ -59,9 +59,42 @@ fn decode_cursor(cursor: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// The order of a list: by id (the default), or by state, down monitors first (`order=state`,
+/// what the dashboard shows), then by id within a state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    Id,
+    State,
+}
+
+/// The states in the order `order=state` lists them: what needs a look first.
+pub const STATE_ORDER: [MonitorHealth; 4] =
+    [MonitorHealth::Down, MonitorHealth::Unknown, MonitorHealth::Up, MonitorHealth::Disabled];
+
+/// The cursor of a list by state: the state and the last id shown in it.
+fn encode_state_cursor(health: MonitorHealth, id: &str) -> String {
+    encode_cursor(&format!("{}:{id}", health.as_str()))
+}
+
+/// A list asked for: which monitors, in which order, and where to start. In state order the
+/// cursor's state is the first state to look in (its id the last one shown there).
+#[derive(Debug)]
+pub struct ListRequest {
+    pub filter: ListFilter,
+    pub order: Order,
+    pub start_state: usize,
+}
+
 /// The list's filter from the query string, or what is wrong with it.
 pub fn parse_filter(query: Option<&str>) -> Result<ListFilter, String> {
+    parse_list(query).map(|l| l.filter)
+}
+
+/// The list asked for by the query string, or what is wrong with it.
+pub fn parse_list(query: Option<&str>) -> Result<ListRequest, String> {
     let mut filter = ListFilter { limit: API_LIST_DEFAULT_LIMIT, ..ListFilter::default() };
+    let mut order = Order::Id;
+    let mut cursor = None;
     for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match key.as_ref() {
             "state" => {
@@ -81,18 +114,37 @@ pub fn parse_filter(query: Option<&str>) -> Result<ListFilter, String> {
                 filter.limit = n.min(API_LIST_MAX_LIMIT);
             }
             "cursor" => {
-                filter.after = Some(decode_cursor(&value).ok_or_else(|| {
+                cursor = Some(decode_cursor(&value).ok_or_else(|| {
                     "cursor: not a cursor this API gave (pass `next` back as it is)".to_string()
                 })?);
             }
+            "order" => {
+                order = match value.as_ref() {
+                    "id" => Order::Id,
+                    "state" => Order::State,
+                    _ => return Err(format!("order: `{value}` is not one of id, state")),
+                };
+            }
             other => {
                 return Err(format!(
-                    "unknown parameter `{other}` (known: state, q, group, limit, cursor)"
+                    "unknown parameter `{other}` (known: state, q, group, limit, cursor, order)"
                 ))
             }
         }
     }
-    Ok(filter)
+    let mut start_state = 0;
+    match (order, cursor) {
+        (_, None) => {}
+        (Order::Id, Some(after)) => filter.after = Some(after),
+        (Order::State, Some(cursor)) => {
+            let bad = || "cursor: not a cursor of order=state (pass `next` back as it is)";
+            let (state, after) = cursor.split_once(':').ok_or_else(bad)?;
+            let health = MonitorHealth::parse(state).ok_or_else(bad)?;
+            start_state = STATE_ORDER.iter().position(|&h| h == health).ok_or_else(bad)?;
+            filter.after = Some(after.to_owned());
+        }
+    }
+    Ok(ListRequest { filter, order, start_state })
 }
 
 pub fn row_json(row: &MonitorRow) -> Value {
@@ -109,6 +161,7 @@ pub fn row_json(row: &MonitorRow) -> Value {
             .and_then(|l| l.failure.as_ref())
             .map(|(kind, message)| json!({ "kind": kind, "message": message })),
         "silenced_until": row.silenced_until_unix_ms.map(rfc3339),
+        "state_since": rfc3339(row.state_since_unix_ms),
         "groups": row.groups.as_slice(),
     })
 }
@@ -146,12 +199,16 @@ async fn ask_shards(fleet: &Fleet, filter: &ListFilter) -> Result<Vec<MonitorPag
     }
 }
 
-/// The answer to `GET /api/v1/monitors?state=&q=&group=&limit=&cursor=`.
+/// The answer to `GET /api/v1/monitors?state=&q=&group=&limit=&cursor=&order=`.
 pub async fn list(state: &ApiState, query: Option<&str>) -> Response<Full<Bytes>> {
-    let filter = match parse_filter(query) {
-        Ok(f) => f,
+    let request = match parse_list(query) {
+        Ok(r) => r,
         Err(e) => return bad_request(&e),
     };
+    if request.order == Order::State {
+        return list_by_state(state, request).await;
+    }
+    let filter = request.filter;
     let Some(fleet) = state.fleet() else {
         let body = json!({ "error": "not ready: loading the manifest" });
         return json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
@@ -170,6 +227,127 @@ pub async fn list(state: &ApiState, query: Option<&str>) -> Response<Full<Bytes>
         "total": total,
     });
     json_response(StatusCode::OK, &body)
+}
+
+/// A list in state order: one question per state (down, unknown, up, disabled) to every shard,
+/// all asked at once (so a page waits for one round of the shards, not four), each for a
+/// page and its total; the pages are joined in state order and cut. States before the
+/// cursor's are asked for their totals only.
+async fn list_by_state(state: &ApiState, request: ListRequest) -> Response<Full<Bytes>> {
+    let Some(fleet) = state.fleet() else {
+        let body = json!({ "error": "not ready: loading the manifest" });
+        return json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
+    };
+    // One turn per state: the states are asked at once, one question each in every ring.
+    let Ok(_turns) = state.lists.acquire_many(STATE_ORDER.len() as u32).await else {
+        return json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "error": "stopping" }));
+    };
+    let limit = request.filter.limit.min(API_LIST_MAX_LIMIT);
+    // One more than the page: whether it exists says if a next page does.
+    let wanted = limit + 1;
+    let rounds = STATE_ORDER.map(|health| {
+        let rank = STATE_ORDER.iter().position(|&h| h == health).unwrap_or(0);
+        let asked = request.filter.state.is_none_or(|s| s == health);
+        let mut filter = request.filter.clone();
+        filter.state = Some(health);
+        // States before the cursor's: their totals only.
+        filter.limit = if rank < request.start_state { 0 } else { wanted };
+        if rank != request.start_state {
+            filter.after = None;
+        }
+        async move {
+            if !asked {
+                return Ok((Vec::new(), 0));
+            }
+            let pages = ask_shards(fleet, &filter).await?;
+            let (rows, _, matched) = merge_pages(pages, filter.limit);
+            Ok::<_, String>((rows, matched))
+        }
+    });
+    let [down, unknown, up, disabled] = rounds;
+    let answers = futures_lite::future::zip(
+        futures_lite::future::zip(down, unknown),
+        futures_lite::future::zip(up, disabled),
+    )
+    .await;
+    let ((down, unknown), (up, disabled)) = answers;
+    let mut rows: Vec<MonitorRow> = Vec::with_capacity(wanted);
+    let mut total = 0;
+    for answer in [down, unknown, up, disabled] {
+        match answer {
+            Ok((some, matched)) => {
+                rows.extend(some.into_iter().take(wanted - rows.len()));
+                total += matched;
+            }
+            Err(e) => {
+                return json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "error": e }))
+            }
+        }
+    }
+    let next = (rows.len() > limit).then(|| {
+        rows.truncate(limit);
+        rows.last().map(|r| encode_state_cursor(r.health, &r.id))
+    });
+    let body = json!({
+        "monitors": rows.iter().map(row_json).collect::<Vec<_>>(),
+        "next": next.flatten(),
+        "total": total,
+    });
+    json_response(StatusCode::OK, &body)
+}
+
+/// The answer to `GET /api/v1/summary`: the fleet's size, its monitors by state and its open
+/// incidents, for the dashboard's header. The counts are what the shards publish (read without
+/// asking them); `silenced` is asked of each shard (a scan of its 16-byte control records).
+pub async fn summary(state: &ApiState) -> Response<Full<Bytes>> {
+    let Some(fleet) = state.fleet() else {
+        let body = json!({ "error": "not ready: loading the manifest" });
+        return json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
+    };
+    let silenced = match count_silenced(fleet).await {
+        Ok(n) => n,
+        Err(e) => return json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "error": e })),
+    };
+    let s = fleet.status.read();
+    let body = json!({
+        "monitors": s.monitors(),
+        "up": s.up,
+        "down": s.down,
+        "unknown": s.unknown,
+        "disabled": s.disabled,
+        "silenced": silenced,
+        "incidents_open": s.incidents_open,
+    });
+    json_response(StatusCode::OK, &body)
+}
+
+/// How many monitors are silenced now, over every shard: the question is put in every ring
+/// first, then the answers are waited for together (at most `API_QUERY_WAIT_MS`).
+async fn count_silenced(fleet: &Fleet) -> Result<u64, String> {
+    let shards = fleet.queries.shards();
+    let replies: Vec<Arc<Reply>> = (0..shards).map(|_| Arc::default()).collect();
+    for (shard, reply) in replies.iter().enumerate() {
+        let query = Query { question: Question::CountSilenced, reply: reply.clone() };
+        if fleet.queries.shard(shard).ask(query).is_err() {
+            return Err(format!("shard {shard} is busy; try again"));
+        }
+    }
+    let deadline = Instant::now() + Duration::from_millis(API_QUERY_WAIT_MS);
+    let mut counts: Vec<Option<u64>> = vec![None; shards];
+    loop {
+        for (count, reply) in counts.iter_mut().zip(&replies) {
+            if let (None, Some(Answer::Count(n))) = (&count, reply.take()) {
+                *count = Some(n);
+            }
+        }
+        match counts.iter().position(Option::is_none) {
+            None => return Ok(counts.into_iter().flatten().sum()),
+            Some(missing) if Instant::now() >= deadline || fleet.stop.is_stopped() => {
+                return Err(format!("shard {missing} did not answer in time; try again"))
+            }
+            Some(_) => tokio::time::sleep(ANSWER_POLL).await,
+        }
+    }
 }
 
 /// The `group` of `/metrics/monitors`, required: without it the scrape would be the whole
@@ -277,6 +455,12 @@ mod tests {
         assert!(parse_filter(Some("limit=ten")).unwrap_err().contains("limit"));
         assert!(parse_filter(Some("cursor=%%%")).unwrap_err().contains("cursor"));
         assert!(parse_filter(Some("colour=red")).unwrap_err().contains("unknown parameter"));
+        let by_state = encode_state_cursor(MonitorHealth::Up, "web:1");
+        let l = parse_list(Some(&format!("cursor={by_state}&order=state"))).unwrap();
+        assert_eq!((l.order, l.start_state), (Order::State, 2));
+        assert_eq!(l.filter.after.as_deref(), Some("web:1"), "split at the first colon");
+        assert!(parse_list(Some(&format!("order=state&cursor={cursor}"))).is_err());
+        assert!(parse_list(Some("order=name")).unwrap_err().contains("order"));
         assert_eq!(parse_group(Some("group=eu%20west")).unwrap(), "eu west");
         assert!(parse_group(None).unwrap_err().contains("required"));
         assert!(parse_group(Some("group=a&state=up")).unwrap_err().contains("unknown"));

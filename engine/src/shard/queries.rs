@@ -82,6 +82,9 @@ pub struct MonitorRow {
     pub last_check: Option<LastCheck>,
     /// Alerts are held back until then (Unix ms), if silenced.
     pub silenced_until_unix_ms: Option<i64>,
+    /// Since when (Unix ms) the monitor has been in `health`: its last change of state in this
+    /// run, or the shard's start.
+    pub state_since_unix_ms: i64,
 }
 
 /// The last check of a monitor, as the API shows it.
@@ -125,8 +128,10 @@ pub enum Question {
     /// A change to one monitor, by id; answered with the monitor as it is after it.
     Control(String, Command),
     /// The shard's incidents: open ones, closed ones or both (`None`); at most the limit,
-    /// newest opened first.
-    Incidents(Option<bool>, usize),
+    /// newest opened first; only the monitor's with this id, if one is given.
+    Incidents(Option<bool>, usize, Option<String>),
+    /// How many of the shard's monitors are silenced now.
+    CountSilenced,
     /// Acknowledge the open incident with this id, by whom.
     Ack {
         incident: String,
@@ -180,6 +185,7 @@ pub enum Answer {
     /// At most the limit asked, newest opened first, and how many matched in all.
     Incidents(Vec<IncidentRow>, usize),
     Incident(Result<IncidentRow, Refused>),
+    Count(u64),
 }
 
 /// Where a shard puts its answer: one slot, written once by the shard, read by the API.
@@ -302,6 +308,7 @@ mod tests {
             groups: Arc::default(),
             last_check: None,
             silenced_until_unix_ms: None,
+            state_since_unix_ms: 0,
         }
     }
 
