@@ -21,7 +21,7 @@ use cpra_engine::plan::Plan;
 use cpra_engine::runtime::shard_of;
 use cpra_engine::state::{transition, Effect, Event, MonitorState, Policy};
 use cpra_engine::store::{
-    config_check, encode, recover, segment_path, DataDir, Fsync, Record, SavedAlert,
+    config_check, encode, recover, segment_path, DataDir, Fsync, Record, SavedAlert, SavedControl,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -213,6 +213,9 @@ fn run_in(args: &JournalArgs, policy: &Policy, work: &std::path::Path) -> Result
     let (_recovery, report) = recover(&dir, &plan, args.shards, Fsync::EveryMs(10))?;
     let recover_ms = started.elapsed().as_secs_f64() * 1000.0;
     let after = dir_bytes(&data);
+    // A snapshot of one shard holding half the fleet, a tenth of it down.
+    let snap_monitors = (args.monitors / 2) as usize;
+    let (snapshot_ms, snapshot_bytes) = snapshot_like(snap_monitors, snap_monitors / 10, policy);
 
     println!(
         "journal: one incident (yellow, red, green, each delivered) writes {} bytes",
@@ -229,9 +232,18 @@ fn run_in(args: &JournalArgs, policy: &Policy, work: &std::path::Path) -> Result
         after as f64 / (1 << 20) as f64
     );
     println!(
+        "journal: a snapshot of a shard of {snap_monitors} monitors ({} down) built in \
+         {snapshot_ms:.1} ms ({:.1} MiB), on the shard's thread",
+        snap_monitors / 10,
+        snapshot_bytes as f64 / (1 << 20) as f64
+    );
+    println!(
         "{}",
         serde_json::json!({
             "bench": "journal",
+            "snapshot_monitors": snap_monitors,
+            "snapshot_ms": snapshot_ms,
+            "snapshot_bytes": snapshot_bytes,
             "monitors": args.monitors,
             "open_incidents": report.open_incidents,
             "bytes_per_incident": one.len(),
@@ -241,6 +253,50 @@ fn run_in(args: &JournalArgs, policy: &Policy, work: &std::path::Path) -> Result
         })
     );
     Ok(())
+}
+
+/// What `Monitors::snapshot` does on the shard's thread, over a shard of `monitors` of which
+/// `incidents` are down (an open incident each): every monitor's saved state at now (with its
+/// cooldowns as Unix ms), compared with a fresh one, those not fresh encoded, then the control
+/// and open-incident records. The same calls in the same loop (the method itself needs a
+/// running shard). Returns the milliseconds taken and the bytes it built.
+fn snapshot_like(monitors: usize, incidents: usize, policy: &Policy) -> (f64, usize) {
+    let ids: Vec<String> = (0..monitors).map(|i| format!("web-frontend-{i:07}")).collect();
+    let mut states = vec![MonitorState::new(); monitors];
+    for state in states.iter_mut().take(incidents) {
+        for _ in 0..2 {
+            let event = check(state, false);
+            transition(state, policy, event, 1_000);
+        }
+    }
+    let configs = vec![0x1234_5678_u32; monitors];
+    let started = Instant::now();
+    let fresh = MonitorState::new().saved();
+    let mut bytes = Vec::new();
+    for (i, state) in states.iter().enumerate() {
+        let saved = state.saved_at(2_000, 1_780_000_000_000);
+        if saved == fresh {
+            continue;
+        }
+        let record =
+            Record::MonitorState { monitor: ids[i].clone(), config: configs[i], state: saved };
+        encode(&record, &mut bytes).unwrap();
+    }
+    for (i, state) in states.iter().enumerate() {
+        let mut records = SavedControl::default().records(&ids[i]);
+        if state.incident_open() {
+            records.push(Record::IncidentOpened {
+                monitor: ids[i].clone(),
+                incident_seq: state.incident_seq(),
+                at_unix_ms: 1_780_000_000_000,
+                colour: Colour::Red,
+            });
+        }
+        for record in records {
+            encode(&record, &mut bytes).unwrap();
+        }
+    }
+    (started.elapsed().as_secs_f64() * 1000.0, bytes.len())
 }
 
 pub fn dir_bytes(dir: &Path) -> u64 {

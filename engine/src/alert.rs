@@ -86,6 +86,10 @@ pub struct RenderedAlert {
     pub monitor_id: String,
     /// `None` for gray (a maintenance window is not an incident).
     pub incident_id: Option<String>,
+    /// The monitor-local number in `incident_id`: with the colour and `not_before_ms`, what
+    /// tells two alerts of one monitor apart (`actions::DedupKey`). Not a payload field.
+    #[serde(skip)]
+    pub incident_seq: Option<u32>,
     /// One line that says what happened.
     pub summary: String,
     /// The recommended action, one line.
@@ -135,6 +139,7 @@ pub fn rebuild(
         monitor: monitor.name.to_owned(),
         monitor_id: monitor.id.to_owned(),
         incident_id: incident_seq.map(|seq| incident_id(monitor.id, seq)),
+        incident_seq,
         summary,
         action,
         next_steps,
@@ -280,6 +285,7 @@ pub fn acknowledgement(
         monitor_id: monitor.id.to_owned(),
         summary: format!("incident {id} acknowledged by {by}: {}", monitor.target),
         incident_id: Some(id),
+        incident_seq: Some(incident_seq),
         action,
         next_steps,
         not_before_ms: now_ms,

@@ -54,6 +54,9 @@
 //!   waiting for its cooldown, so it does not overtake the red it resolves: green "bypasses
 //!   the cooldown" of its own colour only. Other colours do not wait for each other (a red
 //!   must not wait behind a yellow in its cooldown).
+//! - A cooldown delays a new incident's alerts but never merges them into an older
+//!   incident's: alerts of several incidents may share a `not_before_ms` (the end of one
+//!   cooldown), and each is its own alert, told apart by `incident_seq`.
 //! - "The first failure of an episode" is `pulse_failures == 1` (the text) and also
 //!   `consecutive_failures == 1`: otherwise, after the threshold resets `pulse_failures`
 //!   without opening the incident (an intervention was queued), the next failure of the same

@@ -4,12 +4,16 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::alert::RenderedAlert;
 use crate::colour::Colour;
 use crate::manifest::Notify;
 
 /// What makes two queued deliveries the same (docs/state-machine.md, Alerts): the endpoint, the
-/// monitor, the colour and `not_before_ms`. Not (monitor, colour) alone: two greens of two
-/// episodes can both be waiting, with different `not_before_ms`.
+/// monitor, the colour, the incident and `not_before_ms`. Alerts of one incident that a
+/// cooldown coalesced share all of these. The incident is part of it because alerts of two
+/// incidents can be due at the same moment (the end of one cooldown) and each must be sent:
+/// without it, a later incident's yellow, red and green were dropped as copies of an
+/// earlier one's, and its id never reached the receiver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DedupKey {
     /// The endpoint's identity: its address. Endpoints are interned by the manifest loader,
@@ -17,18 +21,21 @@ pub struct DedupKey {
     pub endpoint: usize,
     pub monitor: u32,
     pub colour: Colour,
+    /// `None` for gray (not about an incident).
+    pub incident_seq: Option<u32>,
     pub not_before_ms: u64,
     /// The endpoint's kind, for logs.
     pub notifier: &'static str,
 }
 
 impl DedupKey {
-    pub fn new(endpoint: &Arc<Notify>, monitor: u32, colour: Colour, not_before_ms: u64) -> Self {
+    pub fn new(endpoint: &Arc<Notify>, monitor: u32, alert: &RenderedAlert) -> Self {
         DedupKey {
             endpoint: Arc::as_ptr(endpoint) as usize,
             monitor,
-            colour,
-            not_before_ms,
+            colour: alert.colour,
+            incident_seq: alert.incident_seq,
+            not_before_ms: alert.not_before_ms,
             notifier: endpoint.kind(),
         }
     }
@@ -113,7 +120,9 @@ mod tests {
 
     fn key(monitor: u32, not_before_ms: u64) -> DedupKey {
         let endpoint = Arc::new(Notify::Log { file: None });
-        let mut k = DedupKey::new(&endpoint, monitor, Colour::Red, not_before_ms);
+        let mut alert = crate::actions::payload::tests::alert(Colour::Red);
+        alert.not_before_ms = not_before_ms;
+        let mut k = DedupKey::new(&endpoint, monitor, &alert);
         k.endpoint = 1;
         k
     }

@@ -402,7 +402,7 @@ impl Actions {
         alert: Rc<RenderedAlert>,
         outbox: Option<u64>,
     ) {
-        let key = DedupKey::new(&endpoint, monitor, alert.colour, alert.not_before_ms);
+        let key = DedupKey::new(&endpoint, monitor, &alert);
         let mut queue = self.queue.borrow_mut();
         if queue.contains(&key) {
             bump(&self.counters.deduplicated);

@@ -528,6 +528,7 @@ pub(crate) mod tests {
             monitor: "Checkout API".into(),
             monitor_id: "checkout-api".into(),
             incident_id: (colour != Colour::Gray).then(|| "checkout-api#3".into()),
+            incident_seq: (colour != Colour::Gray).then_some(3),
             summary: "3 consecutive failures: connect refused to 10.0.0.5:443".into(),
             action: "Investigate".into(),
             next_steps: vec!["Look".into()],

@@ -309,6 +309,66 @@ fn dedup_cancel_and_queue_bound() {
     assert!(rx.seen().is_empty());
 }
 
+/// Incidents that follow each other within one cooldown: the state machine (under a virtual
+/// clock that stands still at the actions' now) delays the later incidents' yellow, red and
+/// green to the end of the cooldown, all at the same moment; each is still its own alert and
+/// reaches the receiver with its own incident id. (Before the incident was part of the
+/// delivery's identity, #3's alerts were dropped as copies of #2's.)
+#[test]
+fn alerts_of_incidents_due_at_one_moment_are_each_delivered() {
+    use crate::alert::{render, MonitorInfo};
+    use crate::state::{transition, Effect, Event, MonitorState, Policy};
+    let rx = Receiver::start(vec![]);
+    let url = rx.url("/");
+    run(move || async move {
+        let config = fast_config();
+        let now = config.clock.now_ms();
+        let actions = Actions::new(config);
+        let endpoints = [webhook(url)];
+        let policy = Policy {
+            unhealthy: 1,
+            healthy: 1,
+            cooldown_ms: [1_000; Colour::COUNT],
+            ..Policy::default()
+        };
+        let info = MonitorInfo { id: "web", name: "web", target: "http://web", intervention: None };
+        let mut state = MonitorState::new();
+        let mut queued = 0;
+        // Three incidents (F then S each); the second and third fall in the first one's cooldown.
+        for ok in [false, true, false, true, false, true] {
+            let generation = state.begin_check(state.generation().next());
+            let event = if ok {
+                Event::CheckSucceeded { generation, warning: None }
+            } else {
+                Event::CheckFailed { generation, kind: cpra_net::FailureKind::ConnectRefused }
+            };
+            for effect in &transition(&mut state, &policy, event, now) {
+                if let Some(alert) = render(effect, &info, None) {
+                    assert!(matches!(effect, Effect::Alert { .. }));
+                    queued += 1;
+                    actions.queue_alert(1, &endpoints, Rc::new(alert));
+                }
+            }
+        }
+        assert_eq!(queued, 9, "a yellow, a red and a green per incident");
+        actions.drain(WAIT).await;
+        assert_eq!(actions.counters().deduplicated, 0);
+    });
+    let mut got: Vec<(String, String)> = rx
+        .seen()
+        .iter()
+        .map(|s| {
+            let v: serde_json::Value = serde_json::from_slice(&s.body).unwrap();
+            (v["incident_id"].as_str().unwrap().to_owned(), v["color"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    got.sort();
+    let want: Vec<(String, String)> = (1..=3)
+        .flat_map(|n| ["green", "red", "yellow"].map(|c| (format!("web#{n}"), c.to_owned())))
+        .collect();
+    assert_eq!(got, want);
+}
+
 #[test]
 fn a_monitors_alerts_reach_an_endpoint_in_order_retries_included() {
     // Yellow's first attempt gets 503; red, queued right after, must wait for yellow's retry.

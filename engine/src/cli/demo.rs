@@ -430,6 +430,7 @@ mod tests {
             monitor: "failing-api".into(),
             monitor_id: "failing-api".into(),
             incident_id: Some("failing-api#1".into()),
+            incident_seq: Some(1),
             summary: "2 consecutive failures".into(),
             action: String::new(),
             next_steps: Vec::new(),

@@ -48,7 +48,9 @@ pub(super) struct SendAt {
     pub not_before_ms: u64,
     /// Later than now because of the colour's own cooldown or an earlier waiting alert.
     pub delayed: bool,
-    /// Joined an alert of the same colour that is still waiting.
+    /// Joined the send moment of an alert of the same colour that is still waiting. Of the
+    /// same incident, it is the same alert; of another, a separate one due at the same
+    /// moment (the caller's `incident_seq` tells them apart).
     pub coalesced: bool,
 }
 
@@ -125,7 +127,9 @@ impl Cooldowns {
 
     /// Decides when an alert of `colour` queued at `now_ms` may be sent and records it.
     /// Alerts that coalesce get the same `not_before_ms`, so the delivery layer's
-    /// "not queued twice" key is (monitor, colour, `not_before_ms`).
+    /// "not queued twice" key is (monitor, colour, incident, `not_before_ms`): a new
+    /// incident's alert is delayed to the same moment as a waiting one of an older incident,
+    /// never merged into it (docs/state-machine.md).
     ///
     /// `cooldown_ms == None` means the colour bypasses its cooldown (green by default).
     /// With `after_waiting`, the alert never goes before an alert of the same monitor that is

@@ -71,8 +71,11 @@ pub enum Effect {
     /// waiting). A colour already queued for an endpoint is not queued twice: that is the
     /// delivery layer's job; the state machine gives a coalesced alert the same
     /// `not_before_ms` as the one it joins, so the delivery layer drops an alert whose
-    /// (monitor, colour, `not_before_ms`) is already queued for the endpoint. It must not
-    /// drop on (monitor, colour) alone: two greens of two episodes can both be waiting.
+    /// (monitor, colour, `incident_seq`, `not_before_ms`) is already queued for the endpoint.
+    /// It must not drop on (monitor, colour) alone (two greens of two episodes can both be
+    /// waiting), nor without `incident_seq`: a cooldown delays a new incident's alerts to the
+    /// moment an older incident's are waiting for, and each incident's must still be sent
+    /// (docs/state-machine.md).
     Alert {
         colour: Colour,
         reason: Reason,
@@ -100,7 +103,8 @@ pub enum Effect {
 pub enum Counter {
     /// An alert was given a `not_before_ms` later than now by its colour's cooldown.
     AlertDelayed,
-    /// An alert joined one of the same colour still waiting for its cooldown.
+    /// An alert joined the send moment of one of the same colour still waiting for its
+    /// cooldown (the same alert if of the same incident; each incident's is still sent).
     AlertCoalesced,
     /// An alert other than gray was not queued because of a maintenance window.
     SuppressedByMaintenance,

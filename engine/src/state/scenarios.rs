@@ -284,6 +284,62 @@ fn scenario_7_cooldown_delays_second_red() {
     assert_eq!(last.counters.get(Counter::AlertDelayed), 1);
 }
 
+/// Scenario 7 carried on: incidents 2 and 3 both begin and end inside the cooldown of
+/// incident 1's alerts. Each is delayed to the end of that cooldown, and each keeps its own
+/// number: they are separate alerts due at the same moment, not one merged into the other
+/// (docs/state-machine.md, "A cooldown delays a new incident's alerts").
+#[test]
+fn scenario_7_incidents_within_one_cooldown_are_each_announced_and_closed() {
+    let mut sim = Sim::new(policy(1, 1, false));
+    let m = |n: u64| T0 + n * MIN;
+    let end = m(5);
+    sim.run(
+        "7c",
+        &[
+            (
+                m(0),
+                Ev::F,
+                vec![
+                    alert(Yellow, FirstFailure, 1, 1, m(0)),
+                    opened(1),
+                    alert(Red, ThresholdReached, 1, 1, m(0)),
+                ],
+            ),
+            (m(1), Ev::S, vec![closed(1), alert(Green, Recovered, 1, 0, m(1))]),
+            (
+                m(2),
+                Ev::F,
+                vec![
+                    alert(Yellow, FirstFailure, 2, 1, end),
+                    opened(2),
+                    alert(Red, ThresholdReached, 2, 1, end),
+                ],
+            ),
+            (m(3), Ev::S, vec![closed(2), alert(Green, Recovered, 2, 0, end)]),
+            (
+                m(4),
+                Ev::F,
+                vec![
+                    alert(Yellow, FirstFailure, 3, 1, end),
+                    opened(3),
+                    alert(Red, ThresholdReached, 3, 1, end),
+                ],
+            ),
+            (m(4) + 30 * SEC, Ev::S, vec![closed(3), alert(Green, Recovered, 3, 0, end)]),
+            // After that moment, the next incident's red waits a whole cooldown after it.
+            (
+                m(6),
+                Ev::F,
+                vec![
+                    alert(Yellow, FirstFailure, 4, 1, m(10)),
+                    opened(4),
+                    alert(Red, ThresholdReached, 4, 1, m(10)),
+                ],
+            ),
+        ],
+    );
+}
+
 #[test]
 fn scenario_7_green_without_bypass_has_its_own_cooldown() {
     let mut sim = Sim::new(Policy { green_bypasses_cooldown: false, ..policy(1, 1, false) });

@@ -11,15 +11,18 @@
 //! crash during recovery loses nothing.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+use rustc_hash::FxHashMap;
 
 use super::datadir::DataDir;
 use super::frame::encode;
 use super::record::{Record, SavedAlert};
-use super::segment::{read_shard_dir, segment_numbers, segment_path};
+use super::segment::{read_segment, segment_numbers, segment_path, segments_in};
 use super::Fsync;
 use crate::manifest::{Monitor, Notify};
 use crate::plan::Plan;
@@ -32,7 +35,17 @@ const DROPPED_NAMED: usize = 10;
 /// A checksum of a monitor's check config: when it differs from the one in the journal, the
 /// monitor keeps its incident but restarts its counts.
 pub fn config_check(monitor: &Monitor) -> u32 {
-    crc32c::crc32c(format!("{:?}", monitor.pulse_check).as_bytes())
+    config_check_in(monitor, &mut String::new())
+}
+
+/// [`config_check`] with the text built in `buf`, so a caller checking many monitors (recovery)
+/// allocates once. (Feeding each piece `Debug` writes to the checksum as it comes was slower:
+/// it writes many tiny pieces.)
+fn config_check_in(monitor: &Monitor, buf: &mut String) -> u32 {
+    buf.clear();
+    // Writing to a String cannot fail.
+    let _ = write!(buf, "{:?}", monitor.pulse_check);
+    crc32c::crc32c(buf.as_bytes())
 }
 
 /// A checksum of an endpoint's config, to tell that an outbox alert's endpoint is still the
@@ -83,6 +96,19 @@ pub struct SavedControl {
 }
 
 impl SavedControl {
+    /// What still holds at `now_unix_ms` when the monitor's open incident is `open`: a
+    /// silence until it ends, an acknowledgement while its incident is open. `None`: nothing.
+    fn holding(&self, open: Option<u32>, now_unix_ms: i64) -> Option<SavedControl> {
+        let mut control = self.clone();
+        if control.silenced_until_unix_ms <= now_unix_ms {
+            control.silenced_until_unix_ms = 0;
+        }
+        if control.acked.as_ref().is_some_and(|(seq, _)| Some(*seq) != open) {
+            control.acked = None;
+        }
+        (control != SavedControl::default()).then_some(control)
+    }
+
     /// The records that set it again (the checkpoint's and a snapshot's).
     pub fn records(&self, monitor: &str) -> Vec<Record> {
         let mut records = Vec::new();
@@ -139,65 +165,33 @@ pub fn recover_at(
     let dirs = dir.existing_shard_dirs().map_err(|e| ctx("cannot read", dir.path(), e))?;
     let mut report = RecoveryReport::default();
     let mut segments = Vec::new();
-    let mut next_segment = 0;
     for (_, shard_dir) in &dirs {
-        let log = read_shard_dir(shard_dir).map_err(|e| ctx("cannot read", shard_dir, e))?;
-        for torn in &log.torn {
+        segments.extend(segments_in(shard_dir).map_err(|e| ctx("cannot read", shard_dir, e))?);
+    }
+    // A monitor's records are in the order its shards wrote them: segment numbers grow
+    // across runs and every run starts new ones, so reading in number order orders them.
+    segments.sort_by_key(|(n, _)| *n);
+    let next_segment = segments.last().map_or(0, |(n, _)| n + 1);
+
+    let mut fold = Fold::default();
+    for (_, path) in &segments {
+        let torn = read_segment(path, |record| fold.apply(record))
+            .map_err(|e| ctx("cannot read", path, e))?;
+        if let Some(torn) = torn {
             tracing::warn!("journal: {torn}");
             report.torn.push(torn.to_string());
         }
-        next_segment = next_segment.max(log.next_segment);
-        segments.extend(log.segments);
     }
-    // A monitor's records are in the order its shards wrote them: segment numbers grow
-    // across runs and every run starts new ones, so sorting by number orders them.
-    segments.sort_by_key(|(n, _)| *n);
+    report.records = fold.records;
 
-    let mut states: HashMap<String, (u32, SavedState)> = HashMap::new();
-    let mut max_seq: HashMap<String, u32> = HashMap::new();
-    let mut outbox: HashMap<u64, SavedAlert> = HashMap::new();
-    let mut controls: HashMap<String, SavedControl> = HashMap::new();
-    let mut opened_at: HashMap<String, (u32, i64)> = HashMap::new();
-    for (_, records) in segments {
-        for record in records {
-            report.records += 1;
-            match record {
-                Record::MonitorState { monitor, config, state } => {
-                    bump_seq(&mut max_seq, &monitor, state.incident_seq);
-                    states.insert(monitor, (config, state));
-                }
-                Record::IncidentOpened { monitor, incident_seq, at_unix_ms, .. } => {
-                    bump_seq(&mut max_seq, &monitor, incident_seq);
-                    opened_at.insert(monitor, (incident_seq, at_unix_ms));
-                }
-                Record::IncidentClosed { monitor, incident_seq, .. } => {
-                    bump_seq(&mut max_seq, &monitor, incident_seq)
-                }
-                Record::AlertQueued(alert) => {
-                    outbox.insert(alert.id, alert);
-                }
-                Record::AlertDelivered { id } | Record::AlertGivenUp { id } => {
-                    outbox.remove(&id);
-                }
-                Record::Disabled { monitor, disabled } => {
-                    controls.entry(monitor).or_default().disabled = Some(disabled)
-                }
-                Record::Silenced { monitor, until_unix_ms } => {
-                    controls.entry(monitor).or_default().silenced_until_unix_ms = until_unix_ms
-                }
-                Record::Acked { monitor, incident_seq, by } => {
-                    controls.entry(monitor).or_default().acked = Some((incident_seq, by))
-                }
-                Record::Removed { monitor } => {
-                    states.remove(&monitor);
-                    controls.remove(&monitor);
-                    opened_at.remove(&monitor);
-                }
-            }
+    // Each monitor the journal knows, paired with its monitor in the manifest. One pass over
+    // the manifest with look-ups into the (smaller) fold, rather than a map of the whole
+    // manifest built for the look-ups the other way.
+    for monitor in &plan.monitors {
+        if let Some(folded) = fold.monitors.get_mut(monitor.id.as_str()) {
+            folded.now = Some(monitor);
         }
     }
-
-    let by_id: HashMap<&str, &Monitor> = plan.monitors.iter().map(|m| (m.id.as_str(), m)).collect();
     let mut recovery = Recovery {
         fsync: match fsync {
             Fsync::EveryMs(ms) => Some(ms),
@@ -205,93 +199,74 @@ pub fn recover_at(
         },
         ..Recovery::default()
     };
-    let mut known: Vec<&String> = states.keys().chain(max_seq.keys()).collect();
-    known.sort_unstable();
-    known.dedup();
-    for id in known {
-        let Some(monitor) = by_id.get(id.as_str()) else {
-            report.dropped.push(id.clone());
-            continue;
-        };
-        let seq = max_seq.get(id).copied().unwrap_or(0);
-        let state = match states.get(id) {
-            Some(&(config, saved)) => {
-                let changed = config != config_check(monitor);
-                report.config_changed += usize::from(changed);
-                let cooldowns_unix_ms = saved.cooldowns_unix_ms;
-                let mut saved = MonitorState::restore(saved, changed).saved();
-                saved.incident_seq = saved.incident_seq.max(seq);
-                // Cooldowns are per colour, not per check config: they continue either way.
-                saved.cooldowns_unix_ms = cooldowns_unix_ms;
-                saved
-            }
-            None => MonitorState::resume(seq).saved(),
-        };
-        if MonitorState::restore(state, false).incident_open() {
-            report.open_incidents += 1;
-        }
-        recovery.states.insert(id.clone(), state);
-    }
-    // What an operator set holds while it means something: a silence until it ends, an
-    // acknowledgement while its incident is open.
-    let open_seq = |id: &str| {
-        let state = MonitorState::restore(*recovery.states.get(id)?, false);
-        state.incident_open().then(|| state.incident_seq())
-    };
-    let mut control_ids: Vec<String> = controls.keys().cloned().collect();
-    control_ids.sort_unstable();
-    for id in control_ids {
-        let mut control = controls.remove(&id).unwrap_or_default();
-        if !by_id.contains_key(id.as_str()) {
-            if !report.dropped.contains(&id) {
-                report.dropped.push(id);
+    // What the checkpoint writes per monitor: its shard now, its config checksum, its state.
+    let mut kept: Vec<(&str, usize, u32, SavedState)> = Vec::with_capacity(fold.monitors.len());
+    let mut text = String::new();
+    for (id, folded) in &fold.monitors {
+        let Some(monitor) = folded.now else {
+            if folded.max_seq.is_some() || folded.control.is_some() {
+                report.dropped.push(id.clone());
             }
             continue;
+        };
+        let mut open = None;
+        if let Some(seq) = folded.max_seq {
+            let config = config_check_in(monitor, &mut text);
+            let state = match folded.state {
+                Some((saved_config, saved)) => {
+                    let changed = saved_config != config;
+                    report.config_changed += usize::from(changed);
+                    let cooldowns_unix_ms = saved.cooldowns_unix_ms;
+                    let mut saved = MonitorState::restore(saved, changed).saved();
+                    saved.incident_seq = saved.incident_seq.max(seq);
+                    // Cooldowns are per colour, not per check config: they continue either way.
+                    saved.cooldowns_unix_ms = cooldowns_unix_ms;
+                    saved
+                }
+                None => MonitorState::resume(seq).saved(),
+            };
+            open = open_incident(&state);
+            if let Some(open) = open {
+                report.open_incidents += 1;
+                // When it opened, for the API, if the journal still says so.
+                if let Some(opened) = folded.opened_at.filter(|(s, _)| *s == open) {
+                    recovery.opened_at.insert(id.clone(), opened);
+                }
+            }
+            recovery.states.insert(id.clone(), state);
+            kept.push((id, shard_of(monitor.id_hash(), shards), config, state));
         }
-        if control.silenced_until_unix_ms <= now_unix_ms {
-            control.silenced_until_unix_ms = 0;
-        }
-        let open = open_seq(&id);
-        if control.acked.as_ref().is_some_and(|(seq, _)| Some(*seq) != open) {
-            control.acked = None;
-        }
-        if control != SavedControl::default() {
-            recovery.controls.insert(id, control);
+        if let Some(control) = folded.control.as_ref().and_then(|c| c.holding(open, now_unix_ms)) {
+            recovery.controls.insert(id.clone(), control);
         }
     }
     report.controls = recovery.controls.len();
-    for (id, (seq, at)) in opened_at {
-        if by_id.contains_key(id.as_str()) && open_seq(&id) == Some(seq) {
-            recovery.opened_at.insert(id, (seq, at));
-        }
-    }
-    let mut alerts: Vec<SavedAlert> = outbox.into_values().collect();
+    let mut alerts: Vec<SavedAlert> = fold.outbox.drain().map(|(_, a)| a).collect();
     alerts.sort_by_key(|a| a.id);
+    let shard_by_id = |id: &str| {
+        let monitor = fold.monitors.get(id)?.now?;
+        Some(shard_of(monitor.id_hash(), shards))
+    };
     for alert in alerts {
-        if by_id.contains_key(alert.monitor.as_str()) {
-            recovery.outbox.entry(alert.monitor.clone()).or_default().push(alert);
-        } else if !report.dropped.contains(&alert.monitor) {
-            report.dropped.push(alert.monitor.clone());
+        match shard_by_id(&alert.monitor) {
+            Some(_) => recovery.outbox.entry(alert.monitor.clone()).or_default().push(alert),
+            None => report.dropped.push(alert.monitor.clone()),
         }
     }
+    report.dropped.sort_unstable();
+    report.dropped.dedup();
     report.monitors = recovery.states.len();
 
     // Checkpoint: one new segment per shard of this run, durable before the old go.
     let mut per_shard: Vec<Vec<u8>> = vec![Vec::new(); shards];
     let mut alert_ids: Vec<u64> =
         (0..shards).map(|s| alert_id_base(next_segment + s as u64)).collect();
-    for (id, state) in &recovery.states {
-        let monitor = by_id[id.as_str()];
-        let shard = shard_of(monitor.id_hash(), shards);
-        let record = Record::MonitorState {
-            monitor: id.clone(),
-            config: config_check(monitor),
-            state: *state,
-        };
+    for &(id, shard, config, state) in &kept {
+        let record = Record::MonitorState { monitor: id.to_owned(), config, state };
         encode(&record, &mut per_shard[shard]).map_err(|e| format!("journal: {e}"))?;
         if let Some(&(incident_seq, at_unix_ms)) = recovery.opened_at.get(id) {
             let record = Record::IncidentOpened {
-                monitor: id.clone(),
+                monitor: id.to_owned(),
                 incident_seq,
                 at_unix_ms,
                 colour: crate::colour::Colour::Red,
@@ -300,13 +275,13 @@ pub fn recover_at(
         }
     }
     for (id, control) in &recovery.controls {
-        let shard = shard_of(by_id[id.as_str()].id_hash(), shards);
+        let shard = shard_by_id(id).expect("controls are kept for monitors in the manifest");
         for record in control.records(id) {
             encode(&record, &mut per_shard[shard]).map_err(|e| format!("journal: {e}"))?;
         }
     }
     for (id, alerts) in &mut recovery.outbox {
-        let shard = shard_of(by_id[id.as_str()].id_hash(), shards);
+        let shard = shard_by_id(id).expect("alerts are kept for monitors in the manifest");
         for alert in alerts {
             alert.id = alert_ids[shard];
             alert_ids[shard] += 1;
@@ -372,11 +347,88 @@ fn alert_id_base(segment: u64) -> u64 {
     segment << 32
 }
 
-fn bump_seq(max_seq: &mut HashMap<String, u32>, monitor: &str, seq: u32) {
-    match max_seq.get_mut(monitor) {
-        Some(m) => *m = (*m).max(seq),
-        None => {
-            max_seq.insert(monitor.to_owned(), seq);
+/// The number of the incident `state` has open, if any.
+fn open_incident(state: &SavedState) -> Option<u32> {
+    let state = MonitorState::restore(*state, false);
+    state.incident_open().then(|| state.incident_seq())
+}
+
+/// What the journal says about one monitor, folded record by record.
+#[derive(Debug, Default)]
+struct Folded<'p> {
+    /// Its last saved state, with the check config checksum it was saved under.
+    state: Option<(u32, SavedState)>,
+    /// The highest incident number any record named: kept after a removal, so a number is
+    /// never used twice. `None`: no record named one (nothing to continue).
+    max_seq: Option<u32>,
+    /// The last incident opened (number, Unix ms).
+    opened_at: Option<(u32, i64)>,
+    /// What an operator set, if any control record was seen.
+    control: Option<SavedControl>,
+    /// The monitor in this run's manifest, once matched (`None`: no longer in it).
+    now: Option<&'p Monitor>,
+}
+
+impl Folded<'_> {
+    fn saw_seq(&mut self, seq: u32) {
+        self.max_seq = Some(self.max_seq.map_or(seq, |m| m.max(seq)));
+    }
+}
+
+/// The fold over every record of every segment, in order: each record is applied as it is
+/// decoded (`read_segment`), so the journal is never held as a list of records.
+#[derive(Debug, Default)]
+struct Fold<'p> {
+    monitors: FxHashMap<String, Folded<'p>>,
+    /// Alerts queued and not (yet) delivered or given up, by outbox id.
+    outbox: FxHashMap<u64, SavedAlert>,
+    records: usize,
+}
+
+impl<'p> Fold<'p> {
+    fn monitor(&mut self, id: String) -> &mut Folded<'p> {
+        self.monitors.entry(id).or_default()
+    }
+
+    fn apply(&mut self, record: Record) {
+        self.records += 1;
+        match record {
+            Record::MonitorState { monitor, config, state } => {
+                let f = self.monitor(monitor);
+                f.saw_seq(state.incident_seq);
+                f.state = Some((config, state));
+            }
+            Record::IncidentOpened { monitor, incident_seq, at_unix_ms, .. } => {
+                let f = self.monitor(monitor);
+                f.saw_seq(incident_seq);
+                f.opened_at = Some((incident_seq, at_unix_ms));
+            }
+            Record::IncidentClosed { monitor, incident_seq, .. } => {
+                self.monitor(monitor).saw_seq(incident_seq)
+            }
+            Record::AlertQueued(alert) => {
+                self.outbox.insert(alert.id, alert);
+            }
+            Record::AlertDelivered { id } | Record::AlertGivenUp { id } => {
+                self.outbox.remove(&id);
+            }
+            Record::Disabled { monitor, disabled } => {
+                self.monitor(monitor).control.get_or_insert_default().disabled = Some(disabled)
+            }
+            Record::Silenced { monitor, until_unix_ms } => {
+                let control = self.monitor(monitor).control.get_or_insert_default();
+                control.silenced_until_unix_ms = until_unix_ms;
+            }
+            Record::Acked { monitor, incident_seq, by } => {
+                self.monitor(monitor).control.get_or_insert_default().acked =
+                    Some((incident_seq, by))
+            }
+            Record::Removed { monitor } => {
+                let f = self.monitor(monitor);
+                f.state = None;
+                f.control = None;
+                f.opened_at = None;
+            }
         }
     }
 }
@@ -445,6 +497,16 @@ mod tests {
             action: "look".into(),
             next_steps: vec![],
             not_before_unix_ms: 0,
+        }
+    }
+
+    /// The checksum is the CRC-32C of the check config's `Debug` text, as journals already on
+    /// disk were written with (streamed into the checksum, not built as a string first).
+    #[test]
+    fn config_check_is_the_checksum_of_the_configs_text() {
+        for monitor in &plan(TWO).monitors {
+            let text = format!("{:?}", monitor.pulse_check);
+            assert_eq!(config_check(monitor), crc32c::crc32c(text.as_bytes()));
         }
     }
 
