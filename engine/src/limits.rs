@@ -33,6 +33,11 @@ pub const DEFAULT_MAX_DELIVERIES_IN_FLIGHT: usize = 32;
 /// silently.
 pub const DEFAULT_MAX_QUEUED_DELIVERIES: usize = 4096;
 
+/// How often a delivery whose send time has come looks whether the deliveries ordered before
+/// it in its lane have had their turn (`actions/lane.rs`). Those are due too and their timers
+/// fire within a millisecond, so this wait is about one poll; 1 ms is the timers' resolution.
+pub const LANE_ORDER_POLL_MS: u64 = 1;
+
 /// Attempts per delivery to one endpoint, first included. 3: enough to ride out a receiver's
 /// restart or a rate-limit window, few enough that a dead receiver does not hold a slot for
 /// long; after the last, the delivery is recorded undelivered.

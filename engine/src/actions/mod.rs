@@ -40,6 +40,7 @@ pub mod aws;
 pub mod delivery;
 pub mod intervention;
 pub mod kubeconfig;
+pub mod lane;
 pub mod logfile;
 pub mod payload;
 pub mod retry;
@@ -323,7 +324,7 @@ pub struct Actions {
     interventions: RefCell<HashMap<u32, RunningIntervention>>,
     /// One lane per (endpoint, monitor): a monitor's alerts reach an endpoint in the order
     /// they were queued (yellow before red), retries included. A lane is dropped when idle.
-    lanes: RefCell<HashMap<(usize, u32), Rc<Semaphore>>>,
+    lanes: RefCell<HashMap<(usize, u32), Rc<lane::Lane>>>,
     counters: CounterCells,
     recent_undelivered: RefCell<VecDeque<Undelivered>>,
     sender: send::Sender,
@@ -424,18 +425,15 @@ impl Actions {
         // delivery with nothing to wait for finishes (and unregisters) in its first poll.
         queue.insert(job, key, QueuedDelivery { alert: alert.clone(), outbox, task: None });
         drop(queue);
+        // In line now, in queue order: the task may first run after a later delivery's.
+        let lane_key = (key.endpoint, monitor);
+        let ticket =
+            self.lanes.borrow_mut().entry(lane_key).or_default().join(alert.not_before_ms, job);
         let me = self.clone();
         let handle = self
             .spawn(async move {
-                let lane_key = (key.endpoint, monitor);
-                let lane = me
-                    .lanes
-                    .borrow_mut()
-                    .entry(lane_key)
-                    .or_insert_with(|| Rc::new(Semaphore::new(1)))
-                    .clone();
-                me.deliver(job, monitor, endpoint, alert, &lane, outbox).await;
-                drop(lane);
+                me.deliver(job, monitor, endpoint, alert, &ticket, outbox).await;
+                drop(ticket);
                 me.release_lane(lane_key);
                 me.finish_job(job);
             })
@@ -464,7 +462,7 @@ impl Actions {
         monitor: u32,
         endpoint: Arc<Notify>,
         alert: Rc<RenderedAlert>,
-        lane: &Semaphore,
+        ticket: &lane::Ticket,
         outbox: Option<u64>,
     ) {
         let now_ms = self.config.clock.now_ms();
@@ -473,7 +471,7 @@ impl Actions {
         }
         // Held across retry pauses: the next alert of this monitor to this endpoint must not
         // overtake this one. The in-flight slot, by contrast, is released during pauses.
-        let _turn = lane.acquire_permit(1).await;
+        let _turn = ticket.turn().await;
         let mut schedule = retry::Schedule::new(self.config.retry, job);
         let mut parts_done = 0;
         loop {

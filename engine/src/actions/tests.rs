@@ -1497,3 +1497,46 @@ fn aws_reaches_an_https_endpoint_behind_an_internal_ca() {
     let seen = server.join().unwrap();
     assert!(seen.starts_with("POST / AWS4-HMAC-SHA256 Credential=AKIDTLS/"), "{seen}");
 }
+
+/// A clock whose next reading is set by the test: a delivery computes its sleep from the
+/// reading it gets when its task starts.
+struct SetClock(Cell<u64>);
+
+impl crate::clock::Clock for SetClock {
+    fn now_us(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+#[test]
+fn alerts_due_at_the_same_moment_arrive_in_queue_order() {
+    // A red held by its cooldown and the green that resolves it share a send time. Their
+    // timers are computed from different readings of the clock (the green's later), so the
+    // green's fires first; it must still wait for the red, or a paging service is told
+    // "resolved" before "triggered" and keeps the incident open.
+    let rx = Receiver::start(vec![]);
+    let url = rx.url("/");
+    run(move || async move {
+        let clock = Rc::new(SetClock(Cell::new(0)));
+        let mut config = fast_config();
+        config.clock = clock.clone();
+        let actions = Actions::new(config);
+        let endpoint = webhook(url);
+        actions.queue_alert(1, std::slice::from_ref(&endpoint), alert(Colour::Red, 60));
+        // The red's task reads 0 ms: it sleeps 60 ms.
+        glommio::executor().yield_task_queue_now().await;
+        clock.0.set(55_000);
+        // The green's task reads 55 ms: it sleeps 5 ms and wakes first.
+        actions.queue_alert(1, std::slice::from_ref(&endpoint), alert(Colour::Green, 60));
+        glommio::executor().yield_task_queue_now().await;
+        clock.0.set(1_000_000);
+        actions.drain(WAIT).await;
+        assert_eq!(actions.counters().sent, 2);
+    });
+    let colours: Vec<String> = rx
+        .seen()
+        .iter()
+        .map(|s| serde_json::from_slice::<serde_json::Value>(&s.body).unwrap()["color"].to_string())
+        .collect();
+    assert_eq!(colours, ["\"red\"", "\"green\""]);
+}
