@@ -175,8 +175,12 @@ tidy() { grep -v '^#' | grep -v '^$' | sed -E 's/[[:space:]]+-[[:space:]]+-[[:sp
         echo "## perf stat per thread (shard threads are named cpra-shard-N or after the executor)"
         echo
         echo '```'
-        # Rows of threads that did not run in the window ("<not counted>") are left out.
-        grep -v '^#' "$out/perf-stat.txt" | grep -v '^$' | grep -v '<not counted>' | sed 's/ *$//' | head -60
+        # Rows of threads that did not run in the window ("<not counted>") are left out, and
+        # counters the machine lacks (no PMU in most VMs) are named once instead of per thread.
+        grep -v '^#' "$out/perf-stat.txt" | grep -v '^$' | grep -v '<not counted>' |
+            grep -v '<not supported>' | sed 's/ *$//' | head -60
+        missing=$(grep '<not supported>' "$out/perf-stat.txt" | awk '{print $NF}' | sort -u | tr '\n' ' ')
+        [ -n "$missing" ] && echo "not supported on this machine: $missing"
         echo '```'
         echo
     fi
