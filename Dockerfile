@@ -17,7 +17,7 @@
 #   (net.ipv4.ping_group_range), so no capability; without them, --cap-add NET_RAW and
 #   run as root. No other capability is needed: --cap-drop ALL is fine.
 
-FROM rust:1.85-bookworm AS build
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY engine engine

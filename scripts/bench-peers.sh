@@ -31,10 +31,21 @@ out=target/bench-probes.jsonl
 log=target/bench-probes.log
 : > "$out"
 : > "$log"
+# The benchmark starts nginx and blackbox_exporter each in its own process group and stops the
+# whole group (workers included) when done or interrupted; checked here against what ran before.
+nginx_before=$(pgrep -c -x nginx || true)
 for kind in http-close http-keepalive tcp https; do
     echo "== probes --kind $kind --seconds $seconds --in-flight $in_flight" | tee -a "$log"
     target/release/cpra-bench probes --kind "$kind" --seconds "$seconds" --in-flight "$in_flight" \
         | tee -a "$log"
     tail -n 1 "$log" >> "$out"
+    # Connections this machine holds in TIME_WAIT (both ends of loopback; 60 s each): a prober
+    # that closes first fills its ephemeral ports with them.
+    echo "   TIME_WAIT sockets after --kind $kind: $(ss -tan state time-wait | tail -n +2 | wc -l)" | tee -a "$log"
 done
+nginx_after=$(pgrep -c -x nginx || true)
+if [ "$nginx_after" -gt "$nginx_before" ]; then
+    echo "warning: $((nginx_after - nginx_before)) nginx processes left running by the benchmark:" >&2
+    pgrep -a -x nginx >&2 || true
+fi
 echo "summaries: $log; JSON lines: $out"

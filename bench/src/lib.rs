@@ -8,3 +8,4 @@
 /// benchmarks and their tests.
 pub use cpra_engine::demo::fleet;
 pub mod probes;
+pub mod process_group;

@@ -45,6 +45,7 @@ enum Command {
 }
 
 fn main() {
+    cpra_engine::allocator::set_policy();
     let code = match Cli::parse().command {
         Command::Load(args) => load::run(&args),
         Command::Scheduler(args) => scheduler::run(args),

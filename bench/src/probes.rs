@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +26,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use crate::fleet;
+use crate::process_group::Group;
 
 /// Longest run accepted: a benchmark, not a soak test.
 const MAX_SECONDS: u64 = 300;
@@ -152,19 +153,9 @@ fn wait_until_accepting(addr: SocketAddr) -> bool {
     false
 }
 
-/// A child process we started; killed by its own pid when dropped.
-struct Spawned(Child);
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The benchmark target: nginx (preferred) or the mock fleet.
 enum Target {
-    Nginx { _child: Spawned, _dir: tempfile::TempDir, http: SocketAddr, https: SocketAddr },
+    Nginx { _child: Group, _dir: tempfile::TempDir, http: SocketAddr, https: SocketAddr },
     Fleet { http: fleet::Server, https: fleet::Server },
 }
 
@@ -224,16 +215,16 @@ fn start_nginx(nginx: &Path, cert: &fleet::FleetCert) -> Result<Target, String> 
     );
     let conf_path = dir.path().join("nginx.conf");
     std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
-    let child = Command::new(nginx)
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&conf_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let child = Spawned(child);
+    let child = Group::spawn(
+        Command::new(nginx)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .map_err(|e| e.to_string())?;
     let http: SocketAddr = ([127, 0, 0, 1], http_port).into();
     let https: SocketAddr = ([127, 0, 0, 1], https_port).into();
     if !wait_until_accepting(http) || !wait_until_accepting(https) {
@@ -450,14 +441,14 @@ fn run_blackbox(
     std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
     let port = free_port();
     let listen: SocketAddr = ([127, 0, 0, 1], port).into();
-    let child = Command::new(&exe)
-        .arg(format!("--config.file={}", conf_path.display()))
-        .arg(format!("--web.listen-address={listen}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("blackbox_exporter: {e}"))?;
-    let child = Spawned(child);
+    let child = Group::spawn(
+        Command::new(&exe)
+            .arg(format!("--config.file={}", conf_path.display()))
+            .arg(format!("--web.listen-address={listen}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .map_err(|e| format!("blackbox_exporter: {e}"))?;
     if !wait_until_accepting(listen) {
         return Err("blackbox_exporter did not start accepting".into());
     }
@@ -473,7 +464,7 @@ fn run_blackbox(
     let stop = Arc::new(AtomicBool::new(false));
     let results =
         Arc::new(Mutex::new((Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap(), 0u64)));
-    let pid = child.0.id();
+    let pid = child.id();
     let cpu0 = proc_cpu_seconds(pid).ok_or("blackbox_exporter: cannot read /proc stat")?;
     let start = Instant::now();
     let threads: Vec<_> = (0..drivers)

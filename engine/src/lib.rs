@@ -7,6 +7,7 @@
 
 pub mod actions;
 pub mod alert;
+pub mod allocator;
 pub mod api;
 pub mod cli;
 pub mod clock;

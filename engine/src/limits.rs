@@ -123,7 +123,9 @@ const _: () = assert!(DEFAULT_MAX_OPEN_LOG_FILES > 0 && MAX_RECENT_UNDELIVERED >
 
 /// The default bound on checks in flight per shard (in the ring or running in a probe). At
 /// 4096 a shard can hold 4096 slow checks (e.g. 4 s timeouts at 1000 checks/s) without
-/// refusing work, while a probe task per slot costs only a few hundred bytes each. At the
+/// refusing work. A probe task holds a whole check's future (about 94 KiB, the largest probe's
+/// buffers), so tasks are started only as checks need them: memory follows the checks really
+/// in flight (4096 of them: about 380 MiB a shard), not this bound. At the
 /// bound the dispatcher stops and due monitors wait in the wheel for the next tick. `cpra run`
 /// lowers it to what the file-descriptor limit allows (`fd_budget`).
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 4096;

@@ -15,6 +15,17 @@ pub enum Conn {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
+impl Conn {
+    /// Ends the connection with a reset when it is dropped: for a check that closes first
+    /// once it has its answer (see [`crate::tcp::reset_on_close`]).
+    pub fn reset_on_close(&self) {
+        match self {
+            Conn::Plain(s) => crate::tcp::reset_on_close(s),
+            Conn::Tls(s) => crate::tcp::reset_on_close(s.get_ref().0),
+        }
+    }
+}
+
 impl AsyncRead for Conn {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -301,6 +301,8 @@ async fn call(
 ) -> Result<Reply, Failure> {
     let mut stream = TcpStream::connect(cfg.addr).await.map_err(|e| Failure::Connect(e.into()))?;
     connected.set(true);
+    // The check closes first once the reply is in: a reset, not a TIME_WAIT per check.
+    crate::tcp::reset_on_close(&stream);
     stream.set_nodelay(true).map_err(|e| Failure::Io(e.into()))?;
     let Some(t) = &cfg.tls else {
         stream.write_all(&cfg.request).await?;

@@ -13,9 +13,10 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use rustls::client::ClientSessionMemoryCache;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
@@ -123,8 +124,13 @@ struct PoolKey {
 
 #[derive(Clone, Debug)]
 struct TlsTarget {
+    /// Resumes sessions from `sessions` (see [`tls::FULL_TLS_HANDSHAKE_EVERY`]).
     config: Arc<ClientConfig>,
+    sessions: Arc<ClientSessionMemoryCache>,
     name: ServerName<'static>,
+    /// When this monitor last made a full handshake (a check of the certificate). A `Cell`:
+    /// a compiled monitor is used by its own shard only.
+    last_full_handshake: Cell<Option<Instant>>,
 }
 
 /// A compiled `http`/`https` monitor: everything a check needs, prepared once at load.
@@ -148,22 +154,41 @@ pub struct HttpConfig {
 }
 
 /// Shares rustls client configs between monitors with the same TLS options (building one
-/// copies the root store; a manifest has few distinct option sets).
+/// copies the root store; a manifest has few distinct option sets). Each option set has a
+/// config resuming sessions (https checks) with its session store, and one never resuming
+/// (`tls` checks), with the same roots and verifier.
 #[derive(Default)]
 pub struct TlsConfigCache {
-    configs: HashMap<TlsOptions, Arc<ClientConfig>>,
-    /// The same, offering ALPN `h2` (grpc over TLS).
+    configs: HashMap<TlsOptions, TlsConfigs>,
+    /// The never-resuming config offering ALPN `h2` (grpc over TLS: every handshake checks the
+    /// certificate, whose days left the check reports).
     h2: HashMap<TlsOptions, Arc<ClientConfig>>,
 }
 
+struct TlsConfigs {
+    resuming: Arc<ClientConfig>,
+    sessions: Arc<ClientSessionMemoryCache>,
+    full: Arc<ClientConfig>,
+}
+
 impl TlsConfigCache {
-    pub fn get(&mut self, opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsConfigError> {
-        if let Some(config) = self.configs.get(opts) {
-            return Ok(config.clone());
+    fn configs(&mut self, opts: &TlsOptions) -> Result<&TlsConfigs, TlsConfigError> {
+        if !self.configs.contains_key(opts) {
+            let (resuming, sessions) = tls::resuming_client_config(opts)?;
+            let full = tls::without_resumption(&resuming);
+            self.configs.insert(opts.clone(), TlsConfigs { resuming, sessions, full });
         }
-        let config = tls::client_config(opts)?;
-        self.configs.insert(opts.clone(), config.clone());
-        Ok(config)
+        Ok(&self.configs[opts])
+    }
+
+    /// The config that resumes sessions (https checks).
+    pub fn get(&mut self, opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsConfigError> {
+        Ok(self.configs(opts)?.resuming.clone())
+    }
+
+    /// The config that never resumes: every handshake checks the certificate (`tls` checks).
+    pub fn get_full(&mut self, opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsConfigError> {
+        Ok(self.configs(opts)?.full.clone())
     }
 
     /// The config for `opts` offering ALPN `h2`, for grpc over TLS.
@@ -171,7 +196,7 @@ impl TlsConfigCache {
         if let Some(config) = self.h2.get(opts) {
             return Ok(config.clone());
         }
-        let config = crate::grpc::h2_client_config(&*self.get(opts)?);
+        let config = crate::grpc::h2_client_config(&*self.get_full(opts)?);
         self.h2.insert(opts.clone(), config.clone());
         Ok(config)
     }
@@ -270,9 +295,12 @@ impl HttpConfig {
             return err(format!("expected_status {bad} is not an HTTP status (100-599)"));
         }
         let tls = if spec.tls {
+            let configs = tls_cache.configs(&spec.tls_options)?;
             Some(TlsTarget {
-                config: tls_cache.get(&spec.tls_options)?,
+                config: configs.resuming.clone(),
+                sessions: configs.sessions.clone(),
                 name: tls::server_name(&spec.host)?,
+                last_full_handshake: Cell::new(None),
             })
         } else {
             None
@@ -447,8 +475,22 @@ impl HttpClient {
             Some(target) => {
                 // Boxed: the rustls handshake state is kilobytes; kept out of every plain
                 // check's future (a TLS handshake allocates anyway).
+                // The deadline's start stands for "now": one clock read fewer per check.
+                let now = deadline.start();
+                let full_due = target.last_full_handshake.get().is_none_or(|last| {
+                    now.saturating_duration_since(last) >= tls::FULL_TLS_HANDSHAKE_EVERY
+                });
+                if full_due {
+                    // No session to resume: a full handshake, whose tickets (and certificate)
+                    // the next checks resume from.
+                    tls::forget_sessions(&target.sessions, &target.name);
+                }
                 let hs =
                     Box::pin(tls::handshake(tcp, &target.config, &target.name, deadline)).await?;
+                if !hs.resumed {
+                    // Also when there was no ticket yet (or the server declined one).
+                    target.last_full_handshake.set(Some(now));
+                }
                 cert_days.set(hs.cert_days_left);
                 Ok(Conn::Tls(Box::new(hs.stream)))
             }
@@ -487,6 +529,10 @@ impl HttpClient {
             Ok((status, reusable)) => {
                 if cfg.keep_alive && reusable {
                     self.pool_put(cfg.pool_key, conn, cert_days.get());
+                } else {
+                    // The answer is in: we close first, so a reset rather than a TIME_WAIT
+                    // on one of our ephemeral ports per check.
+                    conn.reset_on_close();
                 }
                 Ok(status)
             }
@@ -763,6 +809,82 @@ mod tests {
         let o = check_once(compile(&HttpSpec::get(server.addr, "localhost", "/")), T);
         assert!(o.is_success(), "{o:?}");
         assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+    }
+
+    /// Serves one connection: reads the request head, answers 200 with the connection left
+    /// open, then reports whether the client ended it with a reset (not a FIN).
+    fn answer_then_see_reset(listener: std::net::TcpListener) -> std::thread::JoinHandle<bool> {
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).unwrap();
+                assert!(n > 0, "the client closed before its request was complete");
+                head.extend_from_slice(&buf[..n]);
+            }
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").unwrap();
+            loop {
+                match conn.read(&mut buf) {
+                    Ok(0) => return false,
+                    Ok(_) => continue,
+                    Err(e) => return e.kind() == std::io::ErrorKind::ConnectionReset,
+                }
+            }
+        })
+    }
+
+    #[test]
+    fn a_check_that_closes_first_ends_with_a_reset_and_a_kept_alive_one_does_not() {
+        for keep_alive in [false, true] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut spec = HttpSpec::get(listener.local_addr().unwrap(), "localhost", "/");
+            spec.keep_alive = keep_alive;
+            let server = answer_then_see_reset(listener);
+            let cfg = compile(&spec);
+            // The pooled connection is dropped with the client, at the end of `run`.
+            let o = check_once(cfg, T);
+            assert!(o.is_success(), "{o:?}");
+            let reset = server.join().unwrap();
+            assert_eq!(reset, !keep_alive, "keep_alive {keep_alive}: reset {reset}");
+        }
+    }
+
+    #[test]
+    fn https_checks_resume_the_session_and_make_a_full_handshake_every_interval() {
+        let cert = cert_expiring_in(200);
+        let server = test_server::https(&cert, ok_close);
+        let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        spec.tls = true;
+        spec.tls_options.insecure_skip_verify = true;
+        spec.cert_warn_days = Some(30);
+        let cfg = compile(&spec);
+        let (outcomes, cfg) = run(move || async move {
+            let client = HttpClient::new();
+            let mut outcomes = Vec::new();
+            for _ in 0..3 {
+                outcomes.push(client.check(&cfg, T).await);
+            }
+            // The last full handshake as if it were an interval ago: the next one is full.
+            let target = cfg.tls.as_ref().unwrap();
+            let long_ago =
+                target.last_full_handshake.get().unwrap() - tls::FULL_TLS_HANDSHAKE_EVERY;
+            target.last_full_handshake.set(Some(long_ago));
+            outcomes.push(client.check(&cfg, T).await);
+            outcomes.push(client.check(&cfg, T).await);
+            (outcomes, cfg)
+        });
+        for o in &outcomes {
+            assert!(o.is_success(), "{o:?}");
+            // A resumed session still reports the certificate its full handshake saw.
+            assert!(o.cert_days_left.is_some_and(|d| (199..=200).contains(&d)), "{o:?}");
+        }
+        // Full, resumed, resumed, full (the interval passed), resumed.
+        assert_eq!(server.connections.load(Ordering::SeqCst), 5);
+        assert_eq!(server.resumed.load(Ordering::SeqCst), 3);
+        drop(cfg);
     }
 
     fn unavailable(_: &[u8]) -> (Vec<u8>, bool) {

@@ -76,6 +76,13 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// leaves room and stops a mistaken path to a huge file; a larger file is refused at load.
 pub const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
 
+/// Hosts whose TLS sessions a shard remembers for resumption, per set of TLS options (most
+/// manifests have one). rustls's default remembers 32; a shard checking more https hosts than
+/// this resumes with some and makes full handshakes with the rest (correct, only slower). Each
+/// host holds up to 8 tickets and the certificate chain, a few KiB, so at most about 6 MiB a
+/// shard, and only for hosts actually checked.
+pub const TLS_SESSION_HOSTS: usize = 256;
+
 // ---- docker ----
 
 /// Longest container name or id accepted (Docker's own ids are 64 hex digits; names are

@@ -14,6 +14,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
     pub requests: Arc<AtomicUsize>,
+    /// TLS handshakes that resumed an earlier session (no certificate sent).
+    pub resumed: Arc<AtomicUsize>,
 }
 
 /// A certificate and its key, PEM and DER.
@@ -98,7 +100,8 @@ fn start_dropping(
     let addr = listener.local_addr().unwrap();
     let connections = Arc::new(AtomicUsize::new(0));
     let requests = Arc::new(AtomicUsize::new(0));
-    let (c, r) = (connections.clone(), requests.clone());
+    let resumed = Arc::new(AtomicUsize::new(0));
+    let (c, r, resumed_count) = (connections.clone(), requests.clone(), resumed.clone());
     // Detached: the thread ends with the test process; each connection gets its own thread so
     // a slow test client never blocks another.
     std::thread::spawn(move || {
@@ -107,17 +110,26 @@ fn start_dropping(
             if c.fetch_add(1, Ordering::SeqCst) < dropped {
                 continue;
             }
-            let (tls, r) = (tls.clone(), r.clone());
+            let (tls, r, resumed_count) = (tls.clone(), r.clone(), resumed_count.clone());
             std::thread::spawn(move || match tls {
                 None => serve_conn(stream, script, &r),
                 Some(config) => {
                     let Ok(conn) = rustls::ServerConnection::new(config) else { return };
-                    serve_conn(rustls::StreamOwned::new(conn, stream), script, &r);
+                    let mut tls = rustls::StreamOwned::new(conn, stream);
+                    while tls.conn.is_handshaking() {
+                        if tls.conn.complete_io(&mut tls.sock).is_err() {
+                            return;
+                        }
+                    }
+                    if tls.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                        resumed_count.fetch_add(1, Ordering::SeqCst);
+                    }
+                    serve_conn(tls, script, &r);
                 }
             });
         }
     });
-    Server { addr, connections, requests }
+    Server { addr, connections, requests, resumed }
 }
 
 /// A plain HTTP server.

@@ -9,12 +9,13 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_rustls::client::TlsStream;
 use futures_rustls::TlsConnector;
 use glommio::net::TcpStream;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ClientSessionMemoryCache, ClientSessionStore};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
@@ -23,11 +24,26 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::deadline::{within, Deadline};
-use crate::limits::{Size, MAX_CA_FILE_BYTES};
+use crate::limits::{Size, MAX_CA_FILE_BYTES, TLS_SESSION_HOSTS};
 use crate::outcome::{Detail, FailureKind};
 use crate::tcp::Failure;
 
 const SECONDS_PER_DAY: i64 = 86_400;
+
+/// The longest an `https` monitor goes without a full TLS handshake. In between, its checks
+/// resume the session (TLS 1.3 tickets, or TLS 1.2 session ids, from rustls's in-memory store
+/// shared by the shard's monitors of that host): a resumed handshake still runs a key exchange
+/// but skips the certificate and its signature check, about half the client's CPU per
+/// handshake. Once a minute is the trade: a certificate the server started presenting (an
+/// expired one, one for another name, one from an unknown issuer) fails the check within a
+/// minute of its deployment, sooner than most monitors' alerting thresholds, while a monitor
+/// checked every few seconds pays for a full handshake on one check in twenty or more. The
+/// `tls` pulse, whose whole point is the certificate, never resumes.
+pub const FULL_TLS_HANDSHAKE_EVERY: Duration = Duration::from_secs(60);
+
+/// TLS 1.3 tickets rustls's memory store keeps per host (its `MAX_TLS13_TICKETS_PER_SERVER`):
+/// sizes the store and bounds [`forget_sessions`]'s loop.
+const TLS13_TICKETS_PER_HOST: usize = 8;
 
 /// How a monitor wants the peer verified. Monitors with equal options share one config.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -73,6 +89,38 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsConfigEr
         builder.with_root_certificates(roots).with_no_client_auth()
     };
     Ok(Arc::new(config))
+}
+
+/// The same client config without session resumption: every handshake is a full one, so the
+/// certificate is seen and checked each time (the `tls` pulse).
+pub fn without_resumption(config: &ClientConfig) -> Arc<ClientConfig> {
+    let mut full = config.clone();
+    full.resumption = rustls::client::Resumption::disabled();
+    Arc::new(full)
+}
+
+/// The client config for `opts` resuming sessions from `sessions`, a store the caller keeps so
+/// that it can [`forget_sessions`] of a host before a check that must make a full handshake.
+pub fn resuming_client_config(
+    opts: &TlsOptions,
+) -> Result<(Arc<ClientConfig>, Arc<ClientSessionMemoryCache>), TlsConfigError> {
+    let sessions =
+        Arc::new(ClientSessionMemoryCache::new(TLS_SESSION_HOSTS * TLS13_TICKETS_PER_HOST));
+    let mut config = (*client_config(opts)?).clone();
+    config.resumption = rustls::client::Resumption::store(sessions.clone());
+    Ok((Arc::new(config), sessions))
+}
+
+/// Removes what `sessions` holds for `name` (its TLS 1.2 session and TLS 1.3 tickets), so the
+/// next handshake with `name` is a full one whose tickets replace them. Bounded by the store's
+/// own bound per host.
+pub fn forget_sessions(sessions: &ClientSessionMemoryCache, name: &ServerName<'static>) {
+    sessions.remove_tls12_session(name);
+    for _ in 0..TLS13_TICKETS_PER_HOST {
+        if sessions.take_tls13_ticket(name).is_none() {
+            break;
+        }
+    }
 }
 
 fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), TlsConfigError> {
@@ -129,6 +177,9 @@ pub fn cert_days_left(der: &[u8], now_unix: i64) -> Option<i32> {
 pub struct Handshake {
     pub stream: TlsStream<TcpStream>,
     pub cert_days_left: Option<i32>,
+    /// The session was resumed: the certificate (and its days left) is the one the full
+    /// handshake that started the session saw, not checked again by this one.
+    pub resumed: bool,
 }
 
 /// Runs the TLS handshake on `tcp` before the deadline. A deadline hit reports `Timeout`.
@@ -148,7 +199,9 @@ pub async fn handshake(
                 .peer_certificates()
                 .and_then(|chain| chain.first())
                 .and_then(|leaf| cert_days_left(leaf, now_unix()));
-            Ok(Handshake { stream, cert_days_left: days })
+            let resumed =
+                stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+            Ok(Handshake { stream, cert_days_left: days, resumed })
         }
         Some(Err(err)) => Err(classify_handshake_error(&err)),
     }

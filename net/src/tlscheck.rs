@@ -65,6 +65,8 @@ pub async fn check(cfg: &TlsCheckConfig, timeout: Duration) -> Outcome {
         Ok(tcp) => tcp,
         Err((kind, detail)) => return Outcome::failure(kind, deadline.elapsed_us(), detail),
     };
+    // The check closes first, right after the handshake: a reset, not a TIME_WAIT per check.
+    tcp::reset_on_close(&tcp);
     let hs = match tls::handshake(tcp, &cfg.client, &cfg.name, &deadline).await {
         Ok(hs) => hs,
         Err((kind, detail)) => return Outcome::failure(kind, deadline.elapsed_us(), detail),
@@ -165,6 +167,35 @@ mod handshake_tests {
             });
             assert_eq!(o.failure, failure, "retries {retries}: {o:?}");
         }
+    }
+
+    #[test]
+    fn every_tls_check_makes_a_full_handshake_and_ends_with_a_reset() {
+        let cert = cert_expiring_in(200);
+        let server = test_server::https(&cert, ok_close);
+        let opts = TlsOptions { ca_file: None, insecure_skip_verify: true };
+        let client = crate::http::TlsConfigCache::default().get_full(&opts).unwrap();
+        let cfg = TlsCheckConfig::new(server.addr, "localhost", client, 30, 7).unwrap();
+        let outcomes = run(move || async move {
+            let mut outcomes = Vec::new();
+            for _ in 0..3 {
+                outcomes.push(check(&cfg, Duration::from_secs(3)).await);
+            }
+            outcomes
+        });
+        assert!(outcomes.iter().all(Outcome::is_success), "{outcomes:?}");
+        assert_eq!(server.connections.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert_eq!(server.resumed.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = client_config(&opts).unwrap();
+        let cfg = TlsCheckConfig::new(addr, "localhost", client, 30, 7).unwrap();
+        // A plain listener: the handshake fails (the peer never answers the ClientHello) and
+        // the check's socket is closed first, with a reset.
+        let watcher = std::thread::spawn(move || crate::tcp::tests::peer_resets(&listener));
+        let o = run(move || async move { check(&cfg, Duration::from_millis(300)).await });
+        assert_eq!(o.failure, Some(FailureKind::Timeout), "{o:?}");
+        assert!(watcher.join().unwrap());
     }
 
     #[test]

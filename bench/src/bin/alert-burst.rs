@@ -154,6 +154,7 @@ fn phase(port: u16, alerts: usize, in_flight: usize) -> Phase {
 }
 
 fn main() {
+    cpra_engine::allocator::set_policy();
     let args = Args::parse();
     let alerts = args.alerts.clamp(1, MAX_ALERTS);
     let in_flight = args.in_flight.clamp(1, 1024);

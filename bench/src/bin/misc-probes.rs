@@ -411,6 +411,7 @@ fn run_blackbox(args: &Args, target: &str, dns_query: &str) -> Result<Figures, S
 }
 
 fn main() {
+    cpra_engine::allocator::set_policy();
     let args = Args::parse();
     if args.seconds == 0
         || args.seconds > MAX_SECONDS

@@ -51,6 +51,7 @@ fn xorshift(x: &mut u64) -> u64 {
 }
 
 fn main() {
+    cpra_engine::allocator::set_policy();
     let args = Args::parse();
     let monitors = args.monitors.clamp(1, MAX_MONITORS);
     let rounds = args.rounds.clamp(1, MAX_ROUNDS);

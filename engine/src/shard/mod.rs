@@ -166,6 +166,13 @@ pub struct Shard<P, H, C> {
     parked: RefCell<Vec<(Waker, Rc<Cell<bool>>)>>,
     /// Probe tasks able to take a job now (not parked, not blocked in a probe).
     available: Cell<u32>,
+    /// The probe tasks started so far. They are started as checks need them, up to
+    /// `max_in_flight`, and kept until the shard exits: each holds a whole check's future
+    /// (tens of KiB: the largest probe's buffers), so starting all of them up front cost
+    /// hundreds of MiB per shard for a fleet that never has that many checks in flight.
+    probe_tasks: RefCell<Vec<glommio::Task<()>>>,
+    /// This shard, for starting probe tasks from `&self`.
+    me: std::rc::Weak<Self>,
     dispatcher: RefCell<Option<Waker>>,
     dispatcher_notified: Cell<bool>,
     /// The dispatcher sleeps until this ms; 0 = it waits for any completion (ring full,
@@ -187,7 +194,7 @@ impl<P: Probe, H: ResultHandler, C: Clock> Shard<P, H, C> {
         stop: Arc<AtomicBool>,
     ) -> Rc<Self> {
         let tasks = config.max_in_flight;
-        Rc::new(Shard {
+        Rc::new_cyclic(|me| Shard {
             config,
             core: RefCell::new(core),
             probe,
@@ -198,7 +205,9 @@ impl<P: Probe, H: ResultHandler, C: Clock> Shard<P, H, C> {
             shared,
             stop,
             parked: RefCell::new(Vec::with_capacity(tasks as usize)),
-            available: Cell::new(tasks),
+            available: Cell::new(0),
+            probe_tasks: RefCell::new(Vec::with_capacity(tasks as usize)),
+            me: me.clone(),
             dispatcher: RefCell::new(None),
             dispatcher_notified: Cell::new(false),
             dispatcher_wake_ms: Cell::new(0),
@@ -209,9 +218,6 @@ impl<P: Probe, H: ResultHandler, C: Clock> Shard<P, H, C> {
     /// Runs the shard until `stop` is set, then lets checks in flight finish within the grace
     /// period, then what the handler started (alert deliveries) within the same period.
     pub async fn run(self: Rc<Self>) -> ShardReport {
-        let probe_tasks: Vec<_> = (0..self.config.max_in_flight)
-            .map(|_| spawn_into(self.clone().probe_task(), self.queues.probes))
-            .collect();
         spawn_into(self.clone().dispatch_loop(), self.queues.probes).await;
         // Then what the handler started, within its own grace period: the drain future is
         // the handler's, so no handler borrow is held while it runs.
@@ -231,6 +237,7 @@ impl<P: Probe, H: ResultHandler, C: Clock> Shard<P, H, C> {
         // the handler, whose sockets and tasks need a live executor to close) would be
         // dropped where glommio cannot run anything, and abort the process.
         // Bounded by a timer, which also wakes the executor should it park with work left.
+        let probe_tasks = std::mem::take(&mut *self.probe_tasks.borrow_mut());
         let end_tasks = async {
             for task in probe_tasks {
                 task.cancel().await;
@@ -333,12 +340,28 @@ impl<P: Probe, H: ResultHandler, C: Clock> Shard<P, H, C> {
         );
     }
 
+    /// Gives the ring one more probe task: a parked one, or else a new one while fewer than
+    /// `max_in_flight` exist.
     fn wake_one_parked(&self) {
         let popped = self.parked.borrow_mut().pop();
         if let Some((waker, parked)) = popped {
             parked.set(false);
             self.available.set(self.available.get() + 1);
             waker.wake();
+        } else if !self.exiting.get() {
+            self.start_probe_task();
+        }
+    }
+
+    fn start_probe_task(&self) {
+        let mut tasks = self.probe_tasks.borrow_mut();
+        if tasks.len() >= self.config.max_in_flight as usize {
+            return;
+        }
+        if let Some(me) = self.me.upgrade() {
+            // Available from now: its first poll takes a job or parks.
+            self.available.set(self.available.get() + 1);
+            tasks.push(spawn_into(me.probe_task(), self.queues.probes));
         }
     }
 

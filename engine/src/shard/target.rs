@@ -159,7 +159,8 @@ fn compile_check(
         }
         Pulse::Tls(t) => {
             let opts = TlsOptions { ca_file: None, insecure_skip_verify: t.insecure_skip_verify };
-            let client = tls_cache.get(&opts).map_err(|e| e.0)?;
+            // Never resuming: a `tls` check exists to see the certificate every time.
+            let client = tls_cache.get_full(&opts).map_err(|e| e.0)?;
             let name = t.server_name.as_deref().unwrap_or(&t.host);
             Check::Tls(
                 TlsCheckConfig::new(
