@@ -54,12 +54,16 @@ EOF
 touch "$work/broken" "$work/hook.log"
 python3 "$work/servers.py" "$HTTP" "$work" & pids+=($!)
 
+# group_interval well above the peer timeout: the second Alertmanager sends what it saw at a
+# flush 1 s later unless the first one's notification reached it; a resolution landing inside
+# that second makes it send the firing it held (Alertmanager is at-least-once). The target
+# heals 3 s after the first flush, far from the next one 10 s on.
 cat >"$work/alertmanager.yml" <<EOF
 route:
   receiver: hook
   group_by: [monitor_id, color]
   group_wait: 1s
-  group_interval: 2s
+  group_interval: 10s
   repeat_interval: 1h
 receivers:
   - name: hook

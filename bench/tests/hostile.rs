@@ -43,7 +43,7 @@ struct Case {
 }
 
 enum Probe {
-    Http(HttpConfig),
+    Http(Box<HttpConfig>),
     Tcp(TcpConfig),
     Tls(TlsCheckConfig),
 }
@@ -53,7 +53,9 @@ fn http(addr: SocketAddr, tls: bool, tune: impl FnOnce(&mut HttpSpec)) -> Probe 
     spec.tls = tls;
     spec.tls_options.insecure_skip_verify = tls;
     tune(&mut spec);
-    Probe::Http(HttpConfig::compile(&spec, &mut TlsConfigCache::default()).expect("compile"))
+    Probe::Http(Box::new(
+        HttpConfig::compile(&spec, &mut TlsConfigCache::default()).expect("compile"),
+    ))
 }
 
 fn cases(fleet: &Fleet) -> Vec<Case> {

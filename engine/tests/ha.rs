@@ -23,6 +23,13 @@ const BOUND: Duration = Duration::from_secs(60);
 /// How long an Alertmanager waits for the peer before it to notify, per position in the
 /// cluster (`--cluster.peer-timeout`, 15 s by default), shortened for the test.
 const PEER_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often an Alertmanager flushes an alert group after its first notification (Alertmanager's
+/// `group_interval`, 5 m by default), shortened for the test but kept well above
+/// PEER_TIMEOUT: the second member sends what it saw at a flush PEER_TIMEOUT later unless the
+/// first member's notification log says it was sent; a change that lands inside that wait
+/// (the alert resolved) makes it send the firing it held. With flushes 10 s apart and the
+/// target healed 2 s after a flush, the resolution lands outside every such wait.
+const GROUP_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The Alertmanager binary: Debian installs it as `prometheus-alertmanager`.
 fn alertmanager() -> Option<PathBuf> {
@@ -98,6 +105,14 @@ fn firing_received(addr: SocketAddr) -> u64 {
         .filter(|l| l.starts_with("alertmanager_alerts_received_total{") && l.contains("firing"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
+}
+
+/// Whether the Alertmanager at `addr` sees both members and has settled (`/api/v2/status`).
+fn cluster_formed(addr: SocketAddr) -> bool {
+    let Some((200, body)) = fetch(addr, "/api/v2/status") else { return false };
+    let Ok(status) = serde_json::from_str::<serde_json::Value>(&body) else { return false };
+    let cluster = &status["cluster"];
+    cluster["status"] == "ready" && cluster["peers"].as_array().is_some_and(|p| p.len() == 2)
 }
 
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
@@ -215,8 +230,9 @@ fn an_alertmanager_cluster_notifies_once_per_alert_from_two_replicas_and_after_o
         dir.path().join("alertmanager.yml"),
         format!(
             "route:\n  receiver: hook\n  group_by: [monitor_id, color]\n  group_wait: 1s\n  \
-             group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    \
+             group_interval: {}s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    \
              webhook_configs:\n      - url: {}\n        send_resolved: true\n",
+            GROUP_INTERVAL.as_secs(),
             receiver.url("/hook")
         ),
     )
@@ -228,6 +244,10 @@ fn an_alertmanager_cluster_notifies_once_per_alert_from_two_replicas_and_after_o
     for port in web {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         wait_until("alertmanager ready", || get(addr, "/-/ready") == Some(200));
+        // Ready is not clustered: until each has the other as a peer, both notify (on a
+        // loaded machine the join took longer than the first alert, and every alert came
+        // twice).
+        wait_until("alertmanager cluster formed", || cluster_formed(addr));
     }
 
     let manifest = dir.path().join("fleet.yaml");
@@ -273,6 +293,12 @@ fn an_alertmanager_cluster_notifies_once_per_alert_from_two_replicas_and_after_o
         wait_until("both replicas' alerts received", || firing_received(addr) >= 4);
     }
 
+    // The second Alertmanager sends what it saw at the flush only after PEER_TIMEOUT, if the
+    // first one's notification has not reached it by then. Let that wait pass before the
+    // target heals (see GROUP_INTERVAL): a resolution inside it makes the second send the
+    // firing it held, Alertmanager's at-least-once, not a failure of de-duplication.
+    std::thread::sleep(PEER_TIMEOUT * 2);
+
     // One replica dies without a word; the other alone sees the target heal and sends green.
     a.kill();
     target.script(|s| s.statuses("/web", &[], 200));
@@ -283,17 +309,40 @@ fn an_alertmanager_cluster_notifies_once_per_alert_from_two_replicas_and_after_o
     let all = receiver.wait_for(Some("/hook"), BOUND, resolved);
     assert!(resolved(&all), "no resolution after the kill: {:?}", notified(&all));
     // The second Alertmanager notifies only if the first has not, after PEER_TIMEOUT: wait
-    // that long three times over for a duplicate to show (a wait for something that must not
+    // that long twice over for a duplicate to show (a wait for something that must not
     // happen; a slow machine can only make it miss a duplicate, never fail a good run).
-    std::thread::sleep(PEER_TIMEOUT * 3);
+    std::thread::sleep(PEER_TIMEOUT * 2);
     b.terminate();
     for am in &mut ams {
         am.terminate();
     }
-    let seen = notified(&receiver.requests(Some("/hook")));
+    let requests = receiver.requests(Some("/hook"));
+    let seen = notified(&requests);
     assert_eq!(seen.len(), 2, "{seen:?}");
+    // On a failure, what each Alertmanager did (its notifications and cluster view).
+    let story =
+        || {
+            let mut text = String::new();
+            for r in &requests {
+                text.push_str(&format!("posted: {}\n", String::from_utf8_lossy(&r.body)));
+            }
+            for n in 0..2 {
+                let log = std::fs::read_to_string(dir.path().join(format!("am{n}.log")));
+                for line in log.unwrap_or_default().lines().filter(|l| {
+                    l.contains("Notify") || l.contains("cluster") || l.contains("nflog")
+                }) {
+                    text.push_str(&format!("am{n}: {line}\n"));
+                }
+            }
+            text
+        };
     for (labels, counts) in &seen {
-        assert_eq!(*counts, (1, 1), "{labels}: notified (firing, resolved) {counts:?} times");
+        assert_eq!(
+            *counts,
+            (1, 1),
+            "{labels}: notified (firing, resolved) {counts:?} times\n{}",
+            story()
+        );
         let labels: serde_json::Value = serde_json::from_str(labels).unwrap();
         assert_eq!(labels["monitor_id"], "web");
         assert_eq!(labels["alertname"], "CPRAMonitor");

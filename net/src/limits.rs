@@ -27,8 +27,8 @@ pub const MAX_HEADERS: usize = 64;
 /// `expected_headers` assertion can name its header in an `Outcome` (which holds only
 /// `&'static str`, so it never allocates). A fleet asserts on a handful of distinct names
 /// (`Content-Type`, `Cache-Control`, a version header); 4096 covers any real one, and reloads
-/// of the same names reuse them. Past it, an assertion names no header ("a header in
-/// expected_headers") instead of growing the process's memory.
+/// of the same names reuse them. Past it, an assertion's message names no header ("one of
+/// expected_headers") instead of growing the process's memory; it still checks its own header.
 pub const MAX_ASSERTED_HEADER_NAMES: usize = 4096;
 
 /// Regular expressions of `expected_headers` are compiled to at most this many bytes each

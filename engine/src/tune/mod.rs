@@ -48,6 +48,10 @@ pub struct HostFacts {
     pub governors: Vec<(usize, String)>,
     /// The selected mode of `transparent_hugepage/enabled`.
     pub thp: Option<String>,
+    /// Whether `cpra run` will let its allocator use huge pages: only when the environment
+    /// asks for them (`MIMALLOC_ALLOW_THP`, not 0); otherwise it turns them off for itself
+    /// (engine/src/allocator.rs), whatever the host's mode.
+    pub allocator_thp: bool,
     /// Steal time over the sample, in tenths of a percent, and the sample's seconds.
     pub steal_per_mille: Option<(u64, u64)>,
     pub loadavg: Option<f64>,
@@ -226,7 +230,9 @@ fn nofile(f: &HostFacts, e: &Effective) -> Check {
 }
 
 fn memlock(f: &HostFacts, e: &Effective) -> Check {
-    let huge_pages = f.thp.as_deref().is_some_and(|mode| mode != "never");
+    // A registered buffer is charged a whole huge page only if it lies in one: the host must
+    // offer them and cpra's allocator must be allowed to use them.
+    let huge_pages = f.allocator_thp && f.thp.as_deref().is_some_and(|mode| mode != "never");
     let needed = memlock_needed(
         e.shards as u64,
         e.io_memory_bytes as u64,
@@ -586,6 +592,7 @@ mod tests {
             nic_irqs: vec![NicIrq { irq: 24, name: "eth0-rx-0".into(), cores: vec![0] }],
             governors: vec![(0, "performance".into()), (1, "performance".into())],
             thp: Some("madvise".into()),
+            allocator_thp: false,
             steal_per_mille: Some((0, 1)),
             loadavg: Some(0.1),
             clocksource: Some(("tsc".into(), vec!["tsc".into(), "hpet".into()])),
@@ -650,9 +657,12 @@ mod tests {
             memlock(&HostFacts { memlock: (64 << 10, 64 << 10), ..f.clone() }, &e).status,
             Status::Fail
         );
-        // In huge pages (THP madvise or always) each registration is charged 2 MiB.
-        let c = memlock(&HostFacts { thp: Some("madvise".into()), ..f.clone() }, &e);
-        assert!(c.what.contains("needing 24MiB"), "{c}");
+        // In huge pages (THP madvise or always, and MIMALLOC_ALLOW_THP set) each
+        // registration is charged 2 MiB; without that variable cpra keeps off them.
+        let thp = HostFacts { thp: Some("madvise".into()), allocator_thp: true, ..f.clone() };
+        assert!(memlock(&thp, &e).what.contains("needing 24MiB"), "{}", memlock(&thp, &e));
+        let no_thp = HostFacts { thp: Some("madvise".into()), ..f.clone() };
+        assert!(memlock(&no_thp, &e).what.contains("needing 12MiB"), "{}", memlock(&no_thp, &e));
         let c = memlock(&f, &e);
         assert_eq!(c.status, Status::Warn);
         assert_eq!(

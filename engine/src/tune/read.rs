@@ -74,6 +74,8 @@ pub fn read_files(root: &Path, steal_secs: u64) -> HostFacts {
         nic_irqs: nic_irqs(root),
         governors,
         thp: text("sys/kernel/mm/transparent_hugepage/enabled").and_then(|t| selected(&t)),
+        allocator_thp: std::env::var_os(crate::allocator::THP_OVERRIDE_ENV)
+            .is_some_and(|v| v != "0"),
         steal_per_mille,
         loadavg: text("proc/loadavg").and_then(|t| t.split_whitespace().next()?.parse().ok()),
         clocksource,
