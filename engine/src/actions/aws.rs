@@ -351,6 +351,10 @@ pub fn exchange(
         .map_err(|e| Exchange::NotSent(format!("cannot resolve {}: {e}", target.host)))?
         .next()
         .ok_or_else(|| Exchange::NotSent(format!("cannot resolve {}", target.host)))?;
+    // Queued behind other blocking work, or a slow lookup: too late to start the call.
+    if Instant::now() >= deadline {
+        return Err(Exchange::NotSent("timed out before connecting".into()));
+    }
     let tcp = TcpStream::connect_timeout(&addr, left())
         .map_err(|e| Exchange::NotSent(format!("connect to {addr}: {e}")))?;
     let _ = tcp.set_nodelay(true);
@@ -510,18 +514,19 @@ fn complete(buf: &mut [u8]) -> Option<Result<(u16, Vec<u8>), Exchange>> {
     }
 }
 
-/// Reboots `instance_id` once: credentials, the signed call, EC2's answer judged. Blocks:
-/// call it on a blocking thread. `ca_file`: extra trusted roots for an `endpoint` behind an
+/// Reboots `instance_id` once: credentials, the signed call, EC2's answer judged, all by
+/// `deadline` (set when the attempt was queued: a blocking thread busy with other work must
+/// not start the call late, after the shard stopped waiting). Blocks: call it on a blocking
+/// thread. `ca_file`: extra trusted roots for an `endpoint` behind an
 /// internal CA (the actions' `extra_ca_file`).
 pub fn reboot(
     sources: &Sources,
     region: &str,
     instance_id: &str,
     endpoint: Option<&str>,
-    timeout: Duration,
+    deadline: Instant,
     ca_file: Option<&Path>,
 ) -> InterventionResult {
-    let deadline = Instant::now() + timeout;
     let credentials = match credentials(sources, deadline) {
         Ok(c) => c,
         Err(e) => {

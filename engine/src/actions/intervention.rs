@@ -384,6 +384,9 @@ pub async fn run(
                 (config.aws.clone(), region.clone(), instance_id.clone(), endpoint.clone());
             let ca_file = config.extra_ca_file.clone();
             let timeout = timeout_of(*timeout_ms);
+            // From now, not from when the blocking thread gets to it: the race below starts
+            // now too, and the call must not start after the shard stopped waiting.
+            let deadline = Instant::now() + timeout;
             // Files, name resolution and blocking sockets: never on the shard thread.
             let attempt = glommio::executor().spawn_blocking(move || {
                 super::aws::reboot(
@@ -391,7 +394,7 @@ pub async fn run(
                     &region,
                     &instance_id,
                     endpoint.as_deref(),
-                    timeout,
+                    deadline,
                     ca_file.as_deref(),
                 )
             });

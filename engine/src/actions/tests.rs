@@ -1651,40 +1651,51 @@ fn aws_an_answer_trickling_past_the_deadline_is_unknown_timed_out() {
 fn aws_a_step_past_every_deadline_loses_the_race_as_unknown() {
     // A credentials file that is a FIFO nobody writes: opening it blocks the way a hung name
     // lookup does, where no socket deadline reaches. The shard stops waiting at the attempt's
-    // timeout plus AWS_RACE_MARGIN; once the step is released, the blocking thread serves
-    // the next job again.
+    // timeout plus AWS_RACE_MARGIN. A second intervention queued behind it on the blocking
+    // thread is unknown too, and once the step is released it does not call EC2 late: its
+    // deadline ran from when it was queued.
     use std::os::unix::fs::OpenOptionsExt;
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("credentials");
     let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: `path` is a valid NUL-terminated string that outlives the call.
     assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
-    let env = aws_env(&[
+    let stuck = aws_env(&[
         ("AWS_SHARED_CREDENTIALS_FILE", fifo.to_str().unwrap()),
         ("AWS_EC2_METADATA_DISABLED", "true"),
     ]);
+    let keyed = aws_env(&[("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "s")]);
+    let ec2 = Receiver::start(vec![Reply::Answer(200, EC2_OK)]);
+    let late = reboot_within(ec2.url("/"), None, 300);
     let out = Arc::new(Mutex::new(None));
     let out2 = out.clone();
     run(move || async move {
-        let mut config = fast_config();
-        config.aws = env;
-        let actions = Actions::new(config);
-        let result = Rc::new(Cell::new(None));
-        let r2 = result.clone();
-        let action = reboot_within("http://127.0.0.1:9/".into(), Some(2), 300);
-        actions.start_intervention(4, &action, Box::new(move |r| r2.set(Some(r))));
+        let started = |aws: aws::Sources, action: &Intervention| {
+            let mut config = fast_config();
+            config.aws = aws;
+            let actions = Actions::new(config);
+            let result = Rc::new(Cell::new(None));
+            let r2 = result.clone();
+            actions.start_intervention(4, action, Box::new(move |r| r2.set(Some(r))));
+            (actions, result)
+        };
+        let first = started(stuck, &reboot_within("http://127.0.0.1:9/".into(), Some(2), 300));
+        let second = started(keyed, &late);
         let start = std::time::Instant::now();
-        while result.get().is_none() && start.elapsed() < WAIT {
+        while (first.1.get().is_none() || second.1.get().is_none()) && start.elapsed() < WAIT {
             glommio::timer::sleep(Duration::from_millis(2)).await;
         }
         // A writer that closes at once: the stuck open returns and its read sees the end.
         let _ = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo);
+        // One blocking thread takes jobs in order: this one runs after both attempts ended.
         let next = glommio::executor().spawn_blocking(|| true);
         let freed = glommio::timer::timeout(WAIT, async { Ok(next.await) }).await.unwrap_or(false);
-        *out2.lock().unwrap() = Some((result.get(), freed));
+        *out2.lock().unwrap() = Some((first.1.get(), second.1.get(), freed));
     });
     let r = out.lock().unwrap().take();
-    assert_eq!(r, Some((Some(InterventionResult::Unknown), true)));
+    let unknown = Some(InterventionResult::Unknown);
+    assert_eq!(r, Some((unknown, unknown, true)));
+    assert!(ec2.seen().is_empty(), "the queued attempt called EC2 after its deadline");
 }
 
 /// A clock whose next reading is set by the test: a delivery computes its sleep from the
