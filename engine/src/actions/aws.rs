@@ -343,14 +343,22 @@ pub fn exchange(
 ) -> Result<(u16, Vec<u8>), Exchange> {
     let target = Target::parse(url).map_err(Exchange::NotSent)?;
     let left = || deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+    // A numeric address (an IP `endpoint`, the metadata service) is parsed, not looked up;
+    // a host name goes through getaddrinfo, which takes no deadline: the caller's race
+    // against the attempt's timeout (intervention.rs) bounds that wait instead.
     let addr = (target.host.as_str(), target.port)
         .to_socket_addrs()
         .map_err(|e| Exchange::NotSent(format!("cannot resolve {}: {e}", target.host)))?
         .next()
         .ok_or_else(|| Exchange::NotSent(format!("cannot resolve {}", target.host)))?;
+    // Queued behind other blocking work, or a slow lookup: too late to start the call.
+    if Instant::now() >= deadline {
+        return Err(Exchange::NotSent("timed out before connecting".into()));
+    }
     let tcp = TcpStream::connect_timeout(&addr, left())
         .map_err(|e| Exchange::NotSent(format!("connect to {addr}: {e}")))?;
     let _ = tcp.set_nodelay(true);
+    let mut socket = Deadlined { tcp, deadline };
     let mut request = format!("{method} {} HTTP/1.1\r\n", target.path);
     let has_host = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host"));
     if !has_host {
@@ -374,13 +382,60 @@ pub fn exchange(
             cpra_net::tls::client_config(&options).map_err(|e| Exchange::NotSent(e.to_string()))?;
         let name = rustls_pki_types::ServerName::try_from(target.host.clone())
             .map_err(|e| Exchange::NotSent(format!("TLS name {}: {e}", target.host)))?;
-        let conn = rustls::ClientConnection::new(config, name)
+        let mut conn = rustls::ClientConnection::new(config, name)
             .map_err(|e| Exchange::NotSent(format!("TLS: {e}")))?;
-        let stream = rustls::StreamOwned::new(conn, tcp);
-        talk(stream, &wire, left, |s| &s.sock)
+        // The handshake on its own, before any request byte is handed to TLS: whatever ends
+        // it (an untrusted certificate, a peer that never answers the ClientHello, the
+        // deadline) left the request unsent, so the attempt failed and may be retried.
+        while conn.is_handshaking() {
+            conn.complete_io(&mut socket)
+                .map_err(|e| Exchange::NotSent(format!("TLS handshake with {addr}: {e}")))?;
+        }
+        talk(rustls::StreamOwned::new(conn, socket), &wire, deadline)
     } else {
-        talk(tcp, &wire, left, |s| s)
+        talk(socket, &wire, deadline)
     }
+}
+
+/// A socket whose every read and write ends by `deadline`, and none starts after it. TLS
+/// makes several per call (a handshake's flights, a record arriving in pieces), so a timeout
+/// set once would let a peer answering a byte at a time run far past the attempt's bound.
+struct Deadlined {
+    tcp: TcpStream,
+    deadline: Instant,
+}
+
+impl Deadlined {
+    fn left(&self) -> std::io::Result<Duration> {
+        match self.deadline.checked_duration_since(Instant::now()) {
+            Some(left) if !left.is_zero() => Ok(left),
+            _ => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out")),
+        }
+    }
+}
+
+impl Read for Deadlined {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.tcp.set_read_timeout(Some(self.left()?))?;
+        self.tcp.read(buf)
+    }
+}
+
+impl Write for Deadlined {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tcp.set_write_timeout(Some(self.left()?))?;
+        self.tcp.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+/// Whether a socket error is the deadline's (a read or write timeout shows as `WouldBlock`
+/// on Unix, `TimedOut` elsewhere and from [`Deadlined`]).
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
 }
 
 /// `Host` as HTTP writes it: the port only when it is not the scheme's.
@@ -396,10 +451,8 @@ pub fn host_header(target: &Target) -> String {
 fn talk<S: Read + Write>(
     mut stream: S,
     wire: &[u8],
-    left: impl Fn() -> Duration,
-    tcp: impl Fn(&S) -> &TcpStream,
+    deadline: Instant,
 ) -> Result<(u16, Vec<u8>), Exchange> {
-    let _ = tcp(&stream).set_write_timeout(Some(left()));
     // A failed write may still have delivered the request (TLS flushes in pieces): only a
     // failure before any byte went out is certain, and a write error here cannot tell.
     if let Err(e) = stream.write_all(wire).and_then(|()| stream.flush()) {
@@ -408,9 +461,12 @@ fn talk<S: Read + Write>(
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     loop {
-        let _ = tcp(&stream).set_read_timeout(Some(left()));
         if let Some(done) = complete(&mut buf) {
             return done;
+        }
+        // A peer trickling its answer gets no more than the time left.
+        if Instant::now() >= deadline {
+            return Err(Exchange::Unknown("timed out".into()));
         }
         match stream.read(&mut chunk) {
             Ok(0) => break,
@@ -420,6 +476,7 @@ fn talk<S: Read + Write>(
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             // A TLS peer closing without close_notify after the whole answer: judged below.
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) if timed_out(&e) => return Err(Exchange::Unknown("timed out".into())),
             Err(e) => return Err(Exchange::Unknown(format!("reading the answer: {e}"))),
         }
     }
@@ -457,18 +514,19 @@ fn complete(buf: &mut [u8]) -> Option<Result<(u16, Vec<u8>), Exchange>> {
     }
 }
 
-/// Reboots `instance_id` once: credentials, the signed call, EC2's answer judged. Blocks:
-/// call it on a blocking thread. `ca_file`: extra trusted roots for an `endpoint` behind an
+/// Reboots `instance_id` once: credentials, the signed call, EC2's answer judged, all by
+/// `deadline` (set when the attempt was queued: a blocking thread busy with other work must
+/// not start the call late, after the shard stopped waiting). Blocks: call it on a blocking
+/// thread. `ca_file`: extra trusted roots for an `endpoint` behind an
 /// internal CA (the actions' `extra_ca_file`).
 pub fn reboot(
     sources: &Sources,
     region: &str,
     instance_id: &str,
     endpoint: Option<&str>,
-    timeout: Duration,
+    deadline: Instant,
     ca_file: Option<&Path>,
 ) -> InterventionResult {
-    let deadline = Instant::now() + timeout;
     let credentials = match credentials(sources, deadline) {
         Ok(c) => c,
         Err(e) => {

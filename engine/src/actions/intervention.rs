@@ -31,6 +31,11 @@ pub const DOCKER_DEFAULT_STOP_SECS: u64 = 10;
 /// Extra time given to a docker restart beyond its stop timeout: the start itself.
 pub const DOCKER_START_MARGIN: Duration = Duration::from_secs(20);
 
+/// Time an aws attempt gets beyond its timeout before the shard stops waiting for it: the
+/// attempt ends by its deadline on its own unless a name lookup hangs, and a second covers
+/// the hand-back from the blocking thread.
+pub const AWS_RACE_MARGIN: Duration = Duration::from_secs(1);
+
 /// How often a blocking thread looks at a running `systemctl`: cheap, and short next to any
 /// unit's restart time.
 const CHILD_POLL: Duration = Duration::from_millis(10);
@@ -379,19 +384,37 @@ pub async fn run(
                 (config.aws.clone(), region.clone(), instance_id.clone(), endpoint.clone());
             let ca_file = config.extra_ca_file.clone();
             let timeout = timeout_of(*timeout_ms);
+            // From now, not from when the blocking thread gets to it: the race below starts
+            // now too, and the call must not start after the shard stopped waiting.
+            let deadline = Instant::now() + timeout;
             // Files, name resolution and blocking sockets: never on the shard thread.
-            glommio::executor()
-                .spawn_blocking(move || {
-                    super::aws::reboot(
-                        &sources,
-                        &region,
-                        &instance_id,
-                        endpoint.as_deref(),
-                        timeout,
-                        ca_file.as_deref(),
-                    )
-                })
-                .await
+            let attempt = glommio::executor().spawn_blocking(move || {
+                super::aws::reboot(
+                    &sources,
+                    &region,
+                    &instance_id,
+                    endpoint.as_deref(),
+                    deadline,
+                    ca_file.as_deref(),
+                )
+            });
+            // The attempt keeps its own deadline on every socket wait; this race bounds what
+            // it cannot: resolving a host-name endpoint (getaddrinfo takes no timeout). If the
+            // race is lost the outcome is unknown, and the blocking thread may stay in that
+            // lookup until the resolver gives up; glommio has one blocking thread per
+            // executor, so the journal's file removals and systemd interventions queue behind
+            // it until then.
+            let bound = timeout + AWS_RACE_MARGIN;
+            match glommio::timer::timeout(bound, async { Ok(attempt.await) }).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!(
+                        ?bound,
+                        "aws intervention: no outcome in time (it may have run)"
+                    );
+                    InterventionResult::Unknown
+                }
+            }
         }
         InterventionAction::Kubernetes { timeout_ms, .. } => {
             let timeout = timeout_of(*timeout_ms);

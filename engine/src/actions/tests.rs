@@ -1249,13 +1249,17 @@ fn aws_env(vars: &[(&str, &str)]) -> aws::Sources {
 }
 
 fn reboot(endpoint: String, retries: Option<u32>) -> Intervention {
+    reboot_within(endpoint, retries, 5_000)
+}
+
+fn reboot_within(endpoint: String, retries: Option<u32>, timeout_ms: u64) -> Intervention {
     Intervention {
         action: InterventionAction::Aws {
             region: "eu-west-1".into(),
             operation: aws::REBOOT_INSTANCE.into(),
             instance_id: "i-0123456789abcdef0".into(),
             endpoint: Some(endpoint),
-            timeout_ms: Some(5_000),
+            timeout_ms: Some(timeout_ms),
         },
         retries,
         max_failures: None,
@@ -1442,19 +1446,14 @@ fn systemd_retries_a_failure_but_not_a_timeout() {
     assert_eq!(runs(&record), 1);
 }
 
-/// An EC2 stand-in over TLS (a private cloud's endpoint behind an internal CA, trusted through
-/// `extra_ca_file`): answers one request, returns what it saw.
-fn tls_ec2(
-    reply: &'static str,
-) -> (u16, std::path::PathBuf, tempfile::TempDir, thread::JoinHandle<String>) {
+/// A TLS server config with a self-signed certificate for 127.0.0.1, and that certificate's
+/// PEM (to trust it, or not).
+fn self_signed_server() -> (Arc<rustls::ServerConfig>, String) {
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
         .unwrap()
         .self_signed(&key)
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("cloud-ca.pem");
-    std::fs::write(&ca, cert.pem()).unwrap();
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -1466,12 +1465,24 @@ fn tls_ec2(
         rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
     )
     .unwrap();
+    (Arc::new(config), cert.pem())
+}
+
+/// An EC2 stand-in over TLS (a private cloud's endpoint behind an internal CA, trusted through
+/// `extra_ca_file`): answers one request, returns what it saw.
+fn tls_ec2(
+    reply: &'static str,
+) -> (u16, std::path::PathBuf, tempfile::TempDir, thread::JoinHandle<String>) {
+    let (config, pem) = self_signed_server();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("cloud-ca.pem");
+    std::fs::write(&ca, pem).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = thread::spawn(move || {
         let (tcp, _) = listener.accept().unwrap();
         tcp.set_read_timeout(Some(WAIT)).unwrap();
-        let conn = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+        let conn = rustls::ServerConnection::new(config).unwrap();
         let mut tls = rustls::StreamOwned::new(conn, tcp);
         let seen = read_request(&mut tls).unwrap();
         answer(&mut tls, Reply::Answer(200, reply));
@@ -1496,6 +1507,195 @@ fn aws_reaches_an_https_endpoint_behind_an_internal_ca() {
     assert_eq!(result, Some(InterventionResult::Succeeded));
     let seen = server.join().unwrap();
     assert!(seen.starts_with("POST / AWS4-HMAC-SHA256 Credential=AKIDTLS/"), "{seen}");
+}
+
+/// A TCP server on 127.0.0.1 that runs `serve` on each connection it accepts, each on its
+/// own thread, and counts them. `serve` gets the stop flag and returns once it is set (or after twice
+/// [`WAIT`], so that a test of a client that never lets go still ends). Stopped and joined
+/// when dropped.
+struct StandIn {
+    port: u16,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl StandIn {
+    fn start(serve: impl Fn(std::net::TcpStream, &AtomicBool) + Send + Sync + 'static) -> StandIn {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (accepted2, stop2) = (accepted.clone(), stop.clone());
+        let serve = Arc::new(serve);
+        let thread = thread::spawn(move || {
+            let mut connections = Vec::new();
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        accepted2.fetch_add(1, Ordering::Relaxed);
+                        stream.set_nonblocking(false).unwrap();
+                        stream.set_read_timeout(Some(WAIT)).unwrap();
+                        let (serve, stop) = (serve.clone(), stop2.clone());
+                        connections.push(thread::spawn(move || serve(stream, &stop)));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(1)),
+                }
+            }
+            for c in connections {
+                let _ = c.join();
+            }
+        });
+        StandIn { port, accepted, stop, thread: Some(thread) }
+    }
+
+    fn https(&self) -> String {
+        format!("https://127.0.0.1:{}/", self.port)
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Waits until `stop` is set, or twice [`WAIT`] at most.
+fn hold_until(stop: &AtomicBool) {
+    let start = std::time::Instant::now();
+    while !stop.load(Ordering::Relaxed) && start.elapsed() < 2 * WAIT {
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn aws_an_endpoint_that_never_answers_the_tls_handshake_fails_within_its_timeout() {
+    // Accepts the connection, reads the ClientHello, never answers: the attempt ends at its
+    // own 300 ms timeout, not sent (so failed, and retried), and frees the blocking thread.
+    let mute = StandIn::start(|stream, stop| {
+        hold_until(stop);
+        drop(stream);
+    });
+    let env = aws_env(&[("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "s")]);
+    let result = intervene_with(move |c| c.aws = env, reboot_within(mute.https(), Some(1), 300));
+    assert_eq!(result, Some(InterventionResult::Failed));
+    assert_eq!(mute.accepted(), 2);
+}
+
+#[test]
+fn aws_an_untrusted_certificate_fails_and_is_retried() {
+    // A real TLS server whose certificate no trusted root signed (no extra_ca_file): the
+    // handshake fails before the request is handed to TLS, so nothing was sent.
+    let (config, _pem) = self_signed_server();
+    let untrusted = StandIn::start(move |tcp, _| {
+        let mut conn = rustls::ServerConnection::new(config.clone()).unwrap();
+        let mut tcp = tcp;
+        while conn.is_handshaking() {
+            if conn.complete_io(&mut tcp).is_err() {
+                break;
+            }
+        }
+    });
+    let env = aws_env(&[("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "s")]);
+    let result = intervene_with(move |c| c.aws = env, reboot(untrusted.https(), Some(1)));
+    assert_eq!(result, Some(InterventionResult::Failed));
+    assert_eq!(untrusted.accepted(), 2);
+}
+
+#[test]
+fn aws_an_answer_trickling_past_the_deadline_is_unknown_timed_out() {
+    // Reads the request, sends a head promising more than the answer bound, then a byte every
+    // half millisecond: every read gets something, only the deadline ends the attempt.
+    let trickle = || {
+        StandIn::start(|stream, stop| {
+            let mut stream = stream;
+            if read_request(&stream).is_none() {
+                return;
+            }
+            let head = "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n";
+            let start = std::time::Instant::now();
+            let mut ok = stream.write_all(head.as_bytes()).is_ok();
+            while ok && !stop.load(Ordering::Relaxed) && start.elapsed() < 2 * WAIT {
+                ok = stream.write_all(b"x").is_ok();
+                thread::sleep(Duration::from_micros(500));
+            }
+        })
+    };
+    let server = trickle();
+    let url = format!("http://127.0.0.1:{}/", server.port);
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_millis(300);
+        let _ = tx.send(aws::exchange(&url, "POST", &[], b"x", deadline, None));
+    });
+    assert_eq!(rx.recv_timeout(WAIT), Ok(Err(aws::Exchange::Unknown("timed out".into()))));
+    drop(server);
+    // The same through the intervention: unknown (the request went out), not retried.
+    let server = trickle();
+    let env = aws_env(&[("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "s")]);
+    let url = format!("http://127.0.0.1:{}/", server.port);
+    let result = intervene_with(move |c| c.aws = env, reboot_within(url, Some(2), 300));
+    assert_eq!(result, Some(InterventionResult::Unknown));
+    assert_eq!(server.accepted(), 1);
+}
+
+#[test]
+fn aws_a_step_past_every_deadline_loses_the_race_as_unknown() {
+    // A credentials file that is a FIFO nobody writes: opening it blocks the way a hung name
+    // lookup does, where no socket deadline reaches. The shard stops waiting at the attempt's
+    // timeout plus AWS_RACE_MARGIN. A second intervention queued behind it on the blocking
+    // thread is unknown too, and once the step is released it does not call EC2 late: its
+    // deadline ran from when it was queued.
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("credentials");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: `path` is a valid NUL-terminated string that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let stuck = aws_env(&[
+        ("AWS_SHARED_CREDENTIALS_FILE", fifo.to_str().unwrap()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]);
+    let keyed = aws_env(&[("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "s")]);
+    let ec2 = Receiver::start(vec![Reply::Answer(200, EC2_OK)]);
+    let late = reboot_within(ec2.url("/"), None, 300);
+    let out = Arc::new(Mutex::new(None));
+    let out2 = out.clone();
+    run(move || async move {
+        let started = |aws: aws::Sources, action: &Intervention| {
+            let mut config = fast_config();
+            config.aws = aws;
+            let actions = Actions::new(config);
+            let result = Rc::new(Cell::new(None));
+            let r2 = result.clone();
+            actions.start_intervention(4, action, Box::new(move |r| r2.set(Some(r))));
+            (actions, result)
+        };
+        let first = started(stuck, &reboot_within("http://127.0.0.1:9/".into(), Some(2), 300));
+        let second = started(keyed, &late);
+        let start = std::time::Instant::now();
+        while (first.1.get().is_none() || second.1.get().is_none()) && start.elapsed() < WAIT {
+            glommio::timer::sleep(Duration::from_millis(2)).await;
+        }
+        // A writer that closes at once: the stuck open returns and its read sees the end.
+        let _ = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo);
+        // One blocking thread takes jobs in order: this one runs after both attempts ended.
+        let next = glommio::executor().spawn_blocking(|| true);
+        let freed = glommio::timer::timeout(WAIT, async { Ok(next.await) }).await.unwrap_or(false);
+        *out2.lock().unwrap() = Some((first.1.get(), second.1.get(), freed));
+    });
+    let r = out.lock().unwrap().take();
+    let unknown = Some(InterventionResult::Unknown);
+    assert_eq!(r, Some((unknown, unknown, true)));
+    assert!(ec2.seen().is_empty(), "the queued attempt called EC2 after its deadline");
 }
 
 /// A clock whose next reading is set by the test: a delivery computes its sleep from the
