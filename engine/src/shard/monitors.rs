@@ -1211,8 +1211,8 @@ impl Monitors {
             .map(|r| {
                 let outcome = r.outcome();
                 RecentRow {
-                    at_unix_ms: now_unix_ms - now_ms.saturating_sub(r.at_ms) as i64,
-                    latency_us: r.latency_us,
+                    at_unix_ms: now_unix_ms - now_ms.saturating_sub(r.at_ms(now_ms)) as i64,
+                    latency_us: r.latency_us(),
                     failure: r.failure().map(|k| (k.as_str(), outcome.describe(&target))),
                 }
             })
@@ -1790,4 +1790,29 @@ monitors:
         assert_eq!(cooldowns(&monitors[2], None), (default, default));
         assert_eq!(cooldowns(&monitors[2], Some(1_000)), (1_000, 1_000));
     }
+}
+
+#[cfg(test)]
+mod future_sizes {
+    use super::*;
+
+    /// The size of what `f` returns, without calling it.
+    fn returned_size<A: 'static, B: 'static, R, F: FnOnce(&'static A, B) -> R>(_: F) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    /// Every probe task holds one check's future whatever pulse it runs, and a shard can
+    /// have `max_in_flight` tasks: at 4096 a shard, each KiB of it is 4 MiB. This bounds it
+    /// (debug build; release futures are smaller), so a large inline buffer in any pulse's
+    /// check fails here rather than in a 1M-monitor run.
+    #[test]
+    fn a_check_future_stays_small() {
+        let size = returned_size(|m: &'static Monitors, job: &'static Job| m.run_check(job));
+        eprintln!("check future: {size} bytes");
+        assert!(size <= PROBE_FUTURE_MAX_BYTES, "a check's future is {size} bytes");
+    }
+
+    /// 5.5 KiB in a debug build today (grpc's, the largest); 94 KiB before its reply buffers
+    /// and TLS sessions moved out of the future.
+    const PROBE_FUTURE_MAX_BYTES: usize = 8 * 1024;
 }
