@@ -118,9 +118,11 @@ pub struct Monitors {
     /// When (shard ms) each monitor's state (up, down, unknown, disabled) last changed, for the
     /// API's "down for 5 min": 8 bytes a monitor, written on a change of state only.
     state_since_ms: RefCell<Vec<u64>>,
-    /// Each monitor's last outcome and when it ended (shard ms), for the API (meaningful once
-    /// `health` is not `Unknown`): 56 bytes a monitor, outside the hot state.
-    last: RefCell<Vec<(u64, Outcome)>>,
+    /// The detail of each monitor's last outcome (its fixed explanation included, which the
+    /// recent ring does not keep), for the API's `failure.message`; the rest of the last check
+    /// (time, latency, kind) is the ring's newest result. 24 bytes a monitor, where the whole
+    /// outcome and its time took 56 (32 MB more at a million monitors).
+    last_detail: RefCell<Vec<Detail>>,
     /// Shard-local indexes in monitor id order: the API's lists page through it.
     by_id: RefCell<Vec<u32>>,
     /// What the API set on each monitor (disabled, silenced): one small record each.
@@ -336,7 +338,7 @@ impl Monitors {
             states: RefCell::new(states),
             health: RefCell::new(vec![Health::Unknown; n]),
             state_since_ms: RefCell::new(vec![0; n]),
-            last: RefCell::new(vec![(0, Outcome::success(0)); n]),
+            last_detail: RefCell::new(vec![Detail::None; n]),
             by_id: RefCell::new(by_id),
             control: RefCell::new(control),
             recent: RefCell::new(RecentResults::new(n)),
@@ -551,7 +553,7 @@ impl Monitors {
 
     fn record(&self, local: u32, outcome: &Outcome, now_ms: u64) {
         let i = local as usize;
-        self.last.borrow_mut()[i] = (now_ms, *outcome);
+        self.last_detail.borrow_mut()[i] = outcome.detail;
         self.recent.borrow_mut().push(local, RecentResult::new(now_ms, outcome));
         let now = if outcome.is_success() { Health::Up } else { Health::Down };
         let before = std::mem::replace(&mut self.health.borrow_mut()[i], now);
@@ -973,7 +975,7 @@ impl Monitors {
             self.states.borrow_mut().push(MonitorState::new());
             self.health.borrow_mut().push(Health::Unknown);
             self.state_since_ms.borrow_mut().push(self.clock.now_ms());
-            self.last.borrow_mut().push((0, Outcome::success(0)));
+            self.last_detail.borrow_mut().push(Detail::None);
             self.prepared.borrow_mut().push(Prepared::Empty);
             return;
         }
@@ -989,7 +991,7 @@ impl Monitors {
         self.states.borrow_mut()[i] = MonitorState::in_reused_slot(generation);
         self.health.borrow_mut()[i] = Health::Unknown;
         self.state_since_ms.borrow_mut()[i] = self.clock.now_ms();
-        self.last.borrow_mut()[i] = (0, Outcome::success(0));
+        self.last_detail.borrow_mut()[i] = Detail::None;
         self.prepared.borrow_mut()[i] = Prepared::Empty;
     }
 
@@ -1153,15 +1155,20 @@ impl Monitors {
         let state = self.states.borrow()[i];
         let incident =
             state.incident_open().then(|| incident_id(&monitor.id, state.incident_seq()));
-        let last_check = matches!(health, MonitorHealth::Up | MonitorHealth::Down).then(|| {
-            let (at_ms, outcome) = self.last.borrow()[i];
-            let target = self.shown_check_target(local);
-            LastCheck {
-                at_unix_ms: now_unix_ms - now_ms.saturating_sub(at_ms) as i64,
-                latency_us: outcome.latency_us,
-                failure: outcome.failure.map(|k| (k.as_str(), outcome.describe(&target))),
-            }
-        });
+        let last_check = matches!(health, MonitorHealth::Up | MonitorHealth::Down)
+            .then(|| {
+                // Health is Up or Down only once `record` ran, which pushed to the ring.
+                let newest = *self.recent.borrow().newest_first(local).next()?;
+                let mut outcome = newest.outcome();
+                outcome.detail = self.last_detail.borrow()[i];
+                let target = self.shown_check_target(local);
+                Some(LastCheck {
+                    at_unix_ms: now_unix_ms - now_ms.saturating_sub(newest.at_ms(now_ms)) as i64,
+                    latency_us: outcome.latency_us,
+                    failure: outcome.failure.map(|k| (k.as_str(), outcome.describe(&target))),
+                })
+            })
+            .flatten();
         let silenced = self.control.borrow()[i].silenced_until_unix_ms;
         let since_ms = self.state_since_ms.borrow()[i];
         MonitorRow {
