@@ -227,7 +227,14 @@ impl Monitors {
         let cold: Vec<u32> = info.monitors.iter().map(|s| s.cold).collect();
         let manifest_monitors = || cold.iter().map(|&c| &plan.monitors[c as usize]);
         let policies = manifest_monitors().map(|m| policy_of(m, cooldown_ms)).collect();
-        let hosts = manifest_monitors().map(host_handle).collect();
+        let hosts = {
+            // Monitors of one host share its handle: one allocation a host, not a monitor
+            // (32 MB at a million monitors). The set lives only while the table is built.
+            let mut shared: std::collections::HashSet<Rc<str>> = std::collections::HashSet::new();
+            manifest_monitors()
+                .map(|m| host_handle(m).map(|(host, port)| (shared_host(&mut shared, host), port)))
+                .collect()
+        };
         let has_icmp = manifest_monitors().any(is_icmp);
         let now_unix_ms = match &wall_clock {
             Some(clock) => clock(),
@@ -1566,6 +1573,16 @@ impl std::ops::Deref for Cold {
 
     fn deref(&self) -> &Monitor {
         &self.plan.monitors[self.index]
+    }
+}
+
+fn shared_host(shared: &mut std::collections::HashSet<Rc<str>>, host: Rc<str>) -> Rc<str> {
+    match shared.get(&*host) {
+        Some(known) => known.clone(),
+        None => {
+            shared.insert(host.clone());
+            host
+        }
     }
 }
 
