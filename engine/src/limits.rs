@@ -487,9 +487,10 @@ pub const RELOAD_RING: usize = 2;
 pub const RELOAD_APPLY_WAIT_MS: u64 = 10_000;
 
 /// Results kept per monitor for `GET /api/v1/monitors/{id}` (`recent`): 20, what the issue
-/// asks, enough to see a flap or the run of failures behind an incident. Each is 16 bytes, so
-/// the ring costs 321 bytes a monitor (`RECENT_BYTES_PER_MONITOR`), allocated at start,
-/// outside the 64-byte hot state: 321 MB for a million monitors.
+/// asks, enough to see a flap or the run of failures behind an incident. Each is 8 bytes
+/// (`shard::control::RecentResult`: the time modulo 2^32 ms, a 16-bit float latency, the
+/// outcome), so the ring costs 162 bytes a monitor (`RECENT_BYTES_PER_MONITOR`), allocated at
+/// start, outside the 64-byte hot state: 162 MB for a million monitors.
 pub const RECENT_RESULTS: usize = 20;
 
 /// Closed incidents a shard keeps for `GET /api/v1/incidents` besides the open ones (at most
@@ -556,3 +557,18 @@ pub const MAX_NODE_COUNT: u32 = 1_024;
 /// so past a handful the targets see a multiple of their checks for no added safety; 15 is
 /// far past what high availability needs (two or three) and catches a typo.
 pub const MAX_REPLICA: u32 = 15;
+
+/// Monitors `cpra run` loads before it reserves room for the whole file's, estimated from the
+/// bytes read so far (`cli::run`): 65,536 is a few MB of manifest, so the reader's buffering
+/// (and a header of endpoints and groups) skews the estimate by a few percent at most, and
+/// the list's growth up to there costs at most 16 MB of copies.
+pub const LOAD_ESTIMATE_AFTER_MONITORS: usize = 65_536;
+
+/// The estimate is raised by 1/8 (12.5 %): a file whose later monitors are shorter than its
+/// first ones still fits without a last doubling; the room left over is address space only.
+pub const LOAD_ESTIMATE_MARGIN_DIVISOR: usize = 8;
+
+/// Most monitors reserved for from an estimate: 16 Mi (4 GiB of address space at 256 bytes
+/// each, within what the kernel's default overcommit grants a small server), so an estimate
+/// cannot ask for more than a real fleet; past it the list grows by doubling.
+pub const LOAD_ESTIMATE_MAX_MONITORS: usize = 16 << 20;

@@ -15,7 +15,7 @@
 //! The request bytes (preface, SETTINGS, HEADERS, DATA) are built once per monitor; a check
 //! writes them in one call.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use rustls_pki_types::ServerName;
 use crate::deadline::{saturating_us, until, Deadline};
 use crate::limits::{
     MAX_GRPC_AUTHORITY_BYTES, MAX_GRPC_FRAMES, MAX_GRPC_MESSAGE_BYTES, MAX_GRPC_SERVICE_NAME_BYTES,
-    MAX_H2_FRAME_BYTES, MAX_HEADER_BLOCK_BYTES,
+    MAX_H2_FRAME_BYTES, MAX_HEADER_BLOCK_BYTES, MAX_SPARE_GRPC_BUFFERS,
 };
 use crate::outcome::{is_local_resource_errno, Detail, FailureKind, Outcome, Warning};
 use crate::tls;
@@ -317,20 +317,59 @@ async fn call(
             "the server did not agree to HTTP/2 (ALPN h2): not a gRPC server over TLS?",
         ));
     }
-    let mut stream = hs.stream;
+    // Boxed, as https boxes its own: the TLS session's state inline would grow every probe
+    // task's future (a TLS handshake allocates anyway, so this adds no allocation class).
+    let mut stream = Box::new(hs.stream);
     stream.write_all(&cfg.request).await?;
     stream.flush().await?;
-    read_reply(&mut stream).await
+    read_reply(&mut *stream).await
+}
+
+/// Bytes of one check's reply buffers: a frame's payload, a header block, a gRPC message.
+const REPLY_BUFFER_BYTES: usize =
+    MAX_H2_FRAME_BYTES + MAX_HEADER_BLOCK_BYTES + MAX_GRPC_MESSAGE_BYTES + 5;
+
+thread_local! {
+    /// The shard's spare reply buffers (a shard is a thread): taken and given back per check,
+    /// so steady checking allocates nothing.
+    static SPARE_REPLY_BUFFERS: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One check's reply buffers, given back to the shard's spares when dropped (a check cut off
+/// by its deadline included).
+struct ReplyBuffers(Box<[u8]>);
+
+impl ReplyBuffers {
+    fn take() -> ReplyBuffers {
+        let spare = SPARE_REPLY_BUFFERS.with(|s| s.borrow_mut().pop());
+        // Not zeroed on reuse: every byte read is written first (the frame reader reads a
+        // payload before it looks at it).
+        ReplyBuffers(spare.unwrap_or_else(|| vec![0u8; REPLY_BUFFER_BYTES].into_boxed_slice()))
+    }
+}
+
+impl Drop for ReplyBuffers {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.0);
+        SPARE_REPLY_BUFFERS.with(|s| {
+            let mut spare = s.borrow_mut();
+            if spare.len() < MAX_SPARE_GRPC_BUFFERS {
+                spare.push(buf);
+            }
+        });
+    }
 }
 
 /// Reads the server's frames, answering SETTINGS and PING, until our stream's reply is
 /// complete. Generic over the stream so that the frame reader runs on bytes in the fuzz target.
 async fn read_reply<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Result<Reply, Failure> {
     let mut decoder = fluke_hpack::Decoder::new();
-    let mut payload = [0u8; MAX_H2_FRAME_BYTES];
-    let mut block = [0u8; MAX_HEADER_BLOCK_BYTES];
+    // On the heap, from the shard's spares: inline, these 33 KiB made every probe task's
+    // future (any check's, since a task can run any pulse) 94 KiB instead of a few.
+    let mut buffers = ReplyBuffers::take();
+    let (payload, rest) = buffers.0.split_at_mut(MAX_H2_FRAME_BYTES);
+    let (block, message) = rest.split_at_mut(MAX_HEADER_BLOCK_BYTES);
     let mut block_len = 0usize;
-    let mut message = [0u8; MAX_GRPC_MESSAGE_BYTES + 5];
     let mut message_len = 0usize;
     let mut reply = Reply::default();
     let mut stream_ends = false;

@@ -137,20 +137,29 @@ struct TlsTarget {
 #[derive(Clone, Debug)]
 pub struct HttpConfig {
     addr: SocketAddr,
-    tls: Option<TlsTarget>,
     request: Box<[u8]>,
+    expected_status: Box<[u16]>,
+    /// What few monitors set, apart: a shard holds one config per monitor once checked, so at
+    /// a million monitors each byte here is a MB (120 bytes with them apart, 288 inline).
+    extras: Option<Box<HttpExtras>>,
+    /// Hash of the Host, for the keep-alive pool's key.
+    host_hash: u64,
+    attempts: u32,
     head_request: bool,
     retryable_method: bool,
-    attempts: u32,
-    expected_status: Box<[u16]>,
+    keep_alive: bool,
+}
+
+/// The parts of an [`HttpConfig`] a plain check does not set.
+#[derive(Clone, Debug, Default)]
+struct HttpExtras {
+    tls: Option<TlsTarget>,
     /// `body_contains` compiled as an escaped literal regex (a fast substring search).
     body_contains: Option<regex::bytes::Regex>,
     body_regex: Option<regex::bytes::Regex>,
     expected_headers: Box<[ExpectedHeader]>,
     max_response_time: Option<Duration>,
-    keep_alive: bool,
     cert_warn_days: Option<i32>,
-    pool_key: PoolKey,
 }
 
 /// Shares rustls client configs between monitors with the same TLS options (building one
@@ -308,22 +317,59 @@ impl HttpConfig {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         spec.host.hash(&mut hasher);
         let retryable_method = matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS");
-        Ok(HttpConfig {
-            addr: spec.addr,
+        let extras = HttpExtras {
             tls,
-            request: request.into_boxed_slice(),
-            head_request: method == "HEAD",
-            retryable_method,
-            attempts: crate::retry::attempts(spec.retries),
-            expected_status: spec.expected_status.clone().into_boxed_slice(),
             body_contains,
             body_regex,
             expected_headers,
             max_response_time: spec.max_response_time,
-            keep_alive: spec.keep_alive,
             cert_warn_days: spec.cert_warn_days,
-            pool_key: PoolKey { addr: spec.addr, tls: spec.tls, host_hash: hasher.finish() },
+        };
+        let plain = extras.tls.is_none()
+            && extras.body_contains.is_none()
+            && extras.body_regex.is_none()
+            && extras.expected_headers.is_empty()
+            && extras.max_response_time.is_none()
+            && extras.cert_warn_days.is_none();
+        Ok(HttpConfig {
+            addr: spec.addr,
+            request: request.into_boxed_slice(),
+            expected_status: spec.expected_status.clone().into_boxed_slice(),
+            extras: (!plain).then(|| Box::new(extras)),
+            host_hash: hasher.finish(),
+            attempts: crate::retry::attempts(spec.retries),
+            head_request: method == "HEAD",
+            retryable_method,
+            keep_alive: spec.keep_alive,
         })
+    }
+
+    fn tls(&self) -> Option<&TlsTarget> {
+        self.extras.as_ref().and_then(|e| e.tls.as_ref())
+    }
+
+    fn body_contains(&self) -> Option<&regex::bytes::Regex> {
+        self.extras.as_ref().and_then(|e| e.body_contains.as_ref())
+    }
+
+    fn body_regex(&self) -> Option<&regex::bytes::Regex> {
+        self.extras.as_ref().and_then(|e| e.body_regex.as_ref())
+    }
+
+    fn expected_headers(&self) -> &[ExpectedHeader] {
+        self.extras.as_ref().map_or(&[], |e| &e.expected_headers)
+    }
+
+    fn max_response_time(&self) -> Option<Duration> {
+        self.extras.as_ref().and_then(|e| e.max_response_time)
+    }
+
+    fn cert_warn_days(&self) -> Option<i32> {
+        self.extras.as_ref().and_then(|e| e.cert_warn_days)
+    }
+
+    fn pool_key(&self) -> PoolKey {
+        PoolKey { addr: self.addr, tls: self.tls().is_some(), host_hash: self.host_hash }
     }
 
     /// The rendered request bytes (for tests and debugging).
@@ -332,7 +378,7 @@ impl HttpConfig {
     }
 
     fn needs_body(&self) -> bool {
-        self.body_contains.is_some() || self.body_regex.is_some()
+        self.body_contains().is_some() || self.body_regex().is_some()
     }
 }
 
@@ -470,7 +516,7 @@ impl HttpClient {
         cert_days: &Cell<Option<i32>>,
     ) -> Result<Conn, Failure> {
         let tcp = tcp::connect(cfg.addr, deadline).await?;
-        match &cfg.tls {
+        match cfg.tls() {
             None => Ok(Conn::Plain(tcp)),
             Some(target) => {
                 // Boxed: the rustls handshake state is kilobytes; kept out of every plain
@@ -506,7 +552,7 @@ impl HttpClient {
         cert_days: &Cell<Option<i32>>,
     ) -> Result<u16, Failure> {
         let pooled =
-            if cfg.keep_alive { self.pool.borrow_mut().remove(&cfg.pool_key) } else { None };
+            if cfg.keep_alive { self.pool.borrow_mut().remove(&cfg.pool_key()) } else { None };
         let reused = pooled.is_some();
         let mut conn = match pooled {
             Some((conn, days)) => {
@@ -528,7 +574,7 @@ impl HttpClient {
         match result {
             Ok((status, reusable)) => {
                 if cfg.keep_alive && reusable {
-                    self.pool_put(cfg.pool_key, conn, cert_days.get());
+                    self.pool_put(cfg.pool_key(), conn, cert_days.get());
                 } else {
                     // The answer is in: we close first, so a reset rather than a TIME_WAIT
                     // on one of our ephemeral ports per check.
@@ -625,7 +671,7 @@ async fn exchange(
     debug_assert!(head.len <= filled && filled <= MAX_HEADER_BLOCK_BYTES);
     let status_good = status_ok(head.status, &cfg.expected_status);
     if status_good {
-        if let Err((name, missing)) = check_headers(&buf[..head.len], &cfg.expected_headers) {
+        if let Err((name, missing)) = check_headers(&buf[..head.len], cfg.expected_headers()) {
             return Err((FailureKind::Assertion, Detail::Header { name, missing }).into());
         }
     }
@@ -700,7 +746,7 @@ async fn exchange(
     if judge_body {
         let body = &buf[body_start..body_start + body_len];
         let truncated = !complete && !matches!(head.framing, Framing::UntilClose | Framing::Empty);
-        if let Some(re) = &cfg.body_contains {
+        if let Some(re) = cfg.body_contains() {
             if !re.is_match(body) {
                 let why = if truncated {
                     Detail::SizeText("body_contains not found in the first", BODY_BOUND)
@@ -710,7 +756,7 @@ async fn exchange(
                 return Err((FailureKind::Assertion, why).into());
             }
         }
-        if let Some(re) = &cfg.body_regex {
+        if let Some(re) = cfg.body_regex() {
             if !re.is_match(body) {
                 let why = if truncated {
                     Detail::SizeText("body_regex did not match the first", BODY_BOUND)
@@ -736,7 +782,7 @@ fn finish(cfg: &HttpConfig, deadline: &Deadline, attempt: Attempt) -> Outcome {
         Ok(status) if !status_ok(status, &cfg.expected_status) => {
             Outcome::failure(FailureKind::Status, latency_us, Detail::HttpStatus(status))
         }
-        Ok(_) => match cfg.max_response_time {
+        Ok(_) => match cfg.max_response_time() {
             Some(max) if latency_us > saturating_us(max) => Outcome::failure(
                 FailureKind::Assertion,
                 latency_us,
@@ -746,7 +792,7 @@ fn finish(cfg: &HttpConfig, deadline: &Deadline, attempt: Attempt) -> Outcome {
         },
     };
     outcome.cert_days_left = attempt.cert_days_left;
-    if let (Some(days), Some(warn)) = (attempt.cert_days_left, cfg.cert_warn_days) {
+    if let (Some(days), Some(warn)) = (attempt.cert_days_left, cfg.cert_warn_days()) {
         if outcome.is_success() && days <= warn {
             outcome.warning = Some(Warning::CertificateExpiring { days_left: days });
         }
@@ -868,7 +914,7 @@ mod tests {
                 outcomes.push(client.check(&cfg, T).await);
             }
             // The last full handshake as if it were an interval ago: the next one is full.
-            let target = cfg.tls.as_ref().unwrap();
+            let target = cfg.tls().unwrap();
             let long_ago =
                 target.last_full_handshake.get().unwrap() - tls::FULL_TLS_HANDSHAKE_EVERY;
             target.last_full_handshake.set(Some(long_ago));

@@ -190,7 +190,10 @@ pub async fn handshake(
     deadline: &Deadline,
 ) -> Result<Handshake, Failure> {
     let connector = TlsConnector::from(config.clone());
-    match within(deadline, connector.connect(name.clone(), tcp)).await {
+    // Boxed: the session's state (kilobytes) inline would be in the future of every check
+    // that can run a handshake, so in every probe task; a handshake allocates anyway.
+    let connect = Box::pin(connector.connect(name.clone(), tcp));
+    match within(deadline, connect).await {
         None => Err((FailureKind::Timeout, Detail::Text("TLS handshake did not finish"))),
         Some(Ok(stream)) => {
             let days = stream

@@ -19,6 +19,9 @@ use super::validate::{write_human, UnknownFieldArgs};
 use super::{EXIT_INVALID, EXIT_OK, EXIT_UNREADABLE};
 use crate::api::{ApiServer, Fleet};
 use crate::fd_budget::{FdBudget, Wanted};
+use crate::limits::{
+    LOAD_ESTIMATE_AFTER_MONITORS, LOAD_ESTIMATE_MARGIN_DIVISOR, LOAD_ESTIMATE_MAX_MONITORS,
+};
 use crate::manifest::duration::parse_go_duration;
 use crate::manifest::{load_path, LoadOptions};
 use crate::placement::Node;
@@ -286,6 +289,9 @@ pub fn load_node(
         seen += 1;
         if node.owns(&m.id) {
             monitors.push(m);
+            if monitors.len() == LOAD_ESTIMATE_AFTER_MONITORS {
+                reserve_for_the_rest(&mut monitors, read_bytes.load(Ordering::Relaxed), file_bytes);
+            }
         }
         if progress && seen.is_multiple_of(PROGRESS_EVERY_MONITORS) {
             eprint!(
@@ -331,6 +337,25 @@ pub fn load_node(
         );
     }
     Ok(Plan { monitors, registry: report.registry })
+}
+
+/// Reserves room for every monitor the file holds, estimated from the share of it read so
+/// far: left to double, the list's last growth would hold the old and the new copy at once
+/// (1.5 times the fleet's list, 400 MB at a million monitors) and leave up to half of it
+/// unused. An estimate too high costs address space only (pages never written are not
+/// resident); too low, the list grows as before.
+fn reserve_for_the_rest(
+    monitors: &mut Vec<crate::manifest::Monitor>,
+    read_bytes: u64,
+    file_bytes: u64,
+) {
+    if read_bytes == 0 || file_bytes <= read_bytes {
+        return;
+    }
+    let estimate = monitors.len() as u128 * u128::from(file_bytes) / u128::from(read_bytes);
+    let estimate = estimate + estimate / LOAD_ESTIMATE_MARGIN_DIVISOR as u128;
+    let estimate = usize::try_from(estimate).unwrap_or(usize::MAX).min(LOAD_ESTIMATE_MAX_MONITORS);
+    monitors.reserve_exact(estimate.saturating_sub(monitors.len()));
 }
 
 /// How to run a loaded plan.

@@ -118,9 +118,11 @@ pub struct Monitors {
     /// When (shard ms) each monitor's state (up, down, unknown, disabled) last changed, for the
     /// API's "down for 5 min": 8 bytes a monitor, written on a change of state only.
     state_since_ms: RefCell<Vec<u64>>,
-    /// Each monitor's last outcome and when it ended (shard ms), for the API (meaningful once
-    /// `health` is not `Unknown`): 56 bytes a monitor, outside the hot state.
-    last: RefCell<Vec<(u64, Outcome)>>,
+    /// The detail of each monitor's last outcome (its fixed explanation included, which the
+    /// recent ring does not keep), for the API's `failure.message`; the rest of the last check
+    /// (time, latency, kind) is the ring's newest result. 24 bytes a monitor, where the whole
+    /// outcome and its time took 56 (32 MB more at a million monitors).
+    last_detail: RefCell<Vec<Detail>>,
     /// Shard-local indexes in monitor id order: the API's lists page through it.
     by_id: RefCell<Vec<u32>>,
     /// What the API set on each monitor (disabled, silenced): one small record each.
@@ -225,7 +227,14 @@ impl Monitors {
         let cold: Vec<u32> = info.monitors.iter().map(|s| s.cold).collect();
         let manifest_monitors = || cold.iter().map(|&c| &plan.monitors[c as usize]);
         let policies = manifest_monitors().map(|m| policy_of(m, cooldown_ms)).collect();
-        let hosts = manifest_monitors().map(host_handle).collect();
+        let hosts = {
+            // Monitors of one host share its handle: one allocation a host, not a monitor
+            // (32 MB at a million monitors). The set lives only while the table is built.
+            let mut shared: std::collections::HashSet<Rc<str>> = std::collections::HashSet::new();
+            manifest_monitors()
+                .map(|m| host_handle(m).map(|(host, port)| (shared_host(&mut shared, host), port)))
+                .collect()
+        };
         let has_icmp = manifest_monitors().any(is_icmp);
         let now_unix_ms = match &wall_clock {
             Some(clock) => clock(),
@@ -336,7 +345,7 @@ impl Monitors {
             states: RefCell::new(states),
             health: RefCell::new(vec![Health::Unknown; n]),
             state_since_ms: RefCell::new(vec![0; n]),
-            last: RefCell::new(vec![(0, Outcome::success(0)); n]),
+            last_detail: RefCell::new(vec![Detail::None; n]),
             by_id: RefCell::new(by_id),
             control: RefCell::new(control),
             recent: RefCell::new(RecentResults::new(n)),
@@ -551,7 +560,7 @@ impl Monitors {
 
     fn record(&self, local: u32, outcome: &Outcome, now_ms: u64) {
         let i = local as usize;
-        self.last.borrow_mut()[i] = (now_ms, *outcome);
+        self.last_detail.borrow_mut()[i] = outcome.detail;
         self.recent.borrow_mut().push(local, RecentResult::new(now_ms, outcome));
         let now = if outcome.is_success() { Health::Up } else { Health::Down };
         let before = std::mem::replace(&mut self.health.borrow_mut()[i], now);
@@ -973,7 +982,7 @@ impl Monitors {
             self.states.borrow_mut().push(MonitorState::new());
             self.health.borrow_mut().push(Health::Unknown);
             self.state_since_ms.borrow_mut().push(self.clock.now_ms());
-            self.last.borrow_mut().push((0, Outcome::success(0)));
+            self.last_detail.borrow_mut().push(Detail::None);
             self.prepared.borrow_mut().push(Prepared::Empty);
             return;
         }
@@ -989,7 +998,7 @@ impl Monitors {
         self.states.borrow_mut()[i] = MonitorState::in_reused_slot(generation);
         self.health.borrow_mut()[i] = Health::Unknown;
         self.state_since_ms.borrow_mut()[i] = self.clock.now_ms();
-        self.last.borrow_mut()[i] = (0, Outcome::success(0));
+        self.last_detail.borrow_mut()[i] = Detail::None;
         self.prepared.borrow_mut()[i] = Prepared::Empty;
     }
 
@@ -1153,15 +1162,20 @@ impl Monitors {
         let state = self.states.borrow()[i];
         let incident =
             state.incident_open().then(|| incident_id(&monitor.id, state.incident_seq()));
-        let last_check = matches!(health, MonitorHealth::Up | MonitorHealth::Down).then(|| {
-            let (at_ms, outcome) = self.last.borrow()[i];
-            let target = self.shown_check_target(local);
-            LastCheck {
-                at_unix_ms: now_unix_ms - now_ms.saturating_sub(at_ms) as i64,
-                latency_us: outcome.latency_us,
-                failure: outcome.failure.map(|k| (k.as_str(), outcome.describe(&target))),
-            }
-        });
+        let last_check = matches!(health, MonitorHealth::Up | MonitorHealth::Down)
+            .then(|| {
+                // Health is Up or Down only once `record` ran, which pushed to the ring.
+                let newest = *self.recent.borrow().newest_first(local).next()?;
+                let mut outcome = newest.outcome();
+                outcome.detail = self.last_detail.borrow()[i];
+                let target = self.shown_check_target(local);
+                Some(LastCheck {
+                    at_unix_ms: now_unix_ms - now_ms.saturating_sub(newest.at_ms(now_ms)) as i64,
+                    latency_us: outcome.latency_us,
+                    failure: outcome.failure.map(|k| (k.as_str(), outcome.describe(&target))),
+                })
+            })
+            .flatten();
         let silenced = self.control.borrow()[i].silenced_until_unix_ms;
         let since_ms = self.state_since_ms.borrow()[i];
         MonitorRow {
@@ -1211,8 +1225,8 @@ impl Monitors {
             .map(|r| {
                 let outcome = r.outcome();
                 RecentRow {
-                    at_unix_ms: now_unix_ms - now_ms.saturating_sub(r.at_ms) as i64,
-                    latency_us: r.latency_us,
+                    at_unix_ms: now_unix_ms - now_ms.saturating_sub(r.at_ms(now_ms)) as i64,
+                    latency_us: r.latency_us(),
                     failure: r.failure().map(|k| (k.as_str(), outcome.describe(&target))),
                 }
             })
@@ -1562,6 +1576,16 @@ impl std::ops::Deref for Cold {
     }
 }
 
+fn shared_host(shared: &mut std::collections::HashSet<Rc<str>>, host: Rc<str>) -> Rc<str> {
+    match shared.get(&*host) {
+        Some(known) => known.clone(),
+        None => {
+            shared.insert(host.clone());
+            host
+        }
+    }
+}
+
 fn host_handle(m: &Monitor) -> Host {
     host_of(&m.pulse_check.pulse).ok().flatten().map(|(host, port)| (Rc::from(host), port))
 }
@@ -1790,4 +1814,37 @@ monitors:
         assert_eq!(cooldowns(&monitors[2], None), (default, default));
         assert_eq!(cooldowns(&monitors[2], Some(1_000)), (1_000, 1_000));
     }
+}
+
+#[cfg(test)]
+mod future_sizes {
+    use super::*;
+
+    /// The size of what `f` returns, without calling it.
+    fn returned_size<A: 'static, B: 'static, R, F: FnOnce(&'static A, B) -> R>(_: F) -> usize {
+        std::mem::size_of::<R>()
+    }
+
+    /// Every probe task holds one check's future whatever pulse it runs, and a shard can
+    /// have `max_in_flight` tasks: at 4096 a shard, each KiB of it is 4 MiB. This bounds it
+    /// (debug build; release futures are smaller), so a large inline buffer in any pulse's
+    /// check fails here rather than in a 1M-monitor run.
+    #[test]
+    fn a_check_future_stays_small() {
+        let size = returned_size(|m: &'static Monitors, job: &'static Job| m.run_check(job));
+        eprintln!("check future: {size} bytes");
+        assert!(size <= PROBE_FUTURE_MAX_BYTES, "a check's future is {size} bytes");
+    }
+
+    /// A shard keeps a compiled config per monitor once checked: at a million monitors each
+    /// byte of it is a MB. 96 bytes (http's config with its rare parts apart, the larger pulse
+    /// types boxed); 296 before.
+    #[test]
+    fn a_compiled_check_stays_small() {
+        assert!(std::mem::size_of::<Compiled>() <= 96);
+    }
+
+    /// 5.5 KiB in a debug build today (grpc's, the largest); 94 KiB before its reply buffers
+    /// and TLS sessions moved out of the future.
+    const PROBE_FUTURE_MAX_BYTES: usize = 8 * 1024;
 }

@@ -30,16 +30,18 @@ pub struct Compiled {
     pub retries: u32,
 }
 
-/// The compiled probe of one pulse type.
+/// The compiled probe of one pulse type. A shard keeps one per monitor once checked, so the
+/// enum is kept to the size of the common pulses' configs (http, tcp, icmp); the others,
+/// larger, are boxed (once, at compile, not per check).
 pub enum Check {
     Http(HttpConfig),
     Tcp(TcpConfig),
-    Udp(UdpConfig),
-    Dns(DnsConfig),
-    Grpc(GrpcConfig),
-    Tls(TlsCheckConfig),
+    Udp(Box<UdpConfig>),
+    Dns(Box<DnsConfig>),
+    Grpc(Box<GrpcConfig>),
+    Tls(Box<TlsCheckConfig>),
     Icmp(IcmpConfig),
-    Docker(DockerConfig),
+    Docker(Box<DockerConfig>),
 }
 
 /// The host a pulse needs resolved and the port it goes to, or `None` when nothing is
@@ -139,11 +141,12 @@ fn compile_check(
         }
         Pulse::Tcp(_) => Check::Tcp(TcpConfig { addr: need()? }),
         Pulse::Udp(u) => {
-            Check::Udp(UdpConfig::new(need()?, u.payload.as_deref().unwrap_or("").as_bytes())?)
+            let cfg = UdpConfig::new(need()?, u.payload.as_deref().unwrap_or("").as_bytes())?;
+            Check::Udp(Box::new(cfg))
         }
         Pulse::Grpc(g) => {
             let grpc = GrpcConfig::new(need()?, &g.host, g.service.as_deref().unwrap_or(""))?;
-            Check::Grpc(match &g.tls {
+            Check::Grpc(Box::new(match &g.tls {
                 None => grpc,
                 Some(t) => {
                     let opts = TlsOptions {
@@ -155,14 +158,14 @@ fn compile_check(
                     // No days-left warning, as for https: the days are reported with each result.
                     grpc.with_tls(&g.host, client, name, None)?
                 }
-            })
+            }))
         }
         Pulse::Tls(t) => {
             let opts = TlsOptions { ca_file: None, insecure_skip_verify: t.insecure_skip_verify };
             // Never resuming: a `tls` check exists to see the certificate every time.
             let client = tls_cache.get_full(&opts).map_err(|e| e.0)?;
             let name = t.server_name.as_deref().unwrap_or(&t.host);
-            Check::Tls(
+            Check::Tls(Box::new(
                 TlsCheckConfig::new(
                     need()?,
                     name,
@@ -171,7 +174,7 @@ fn compile_check(
                     t.critical_days.min(i32::MAX as u32) as i32,
                 )
                 .map_err(|e| e.0)?,
-            )
+            ))
         }
         Pulse::Icmp(i) => {
             let icmp = IcmpConfig::new(need()?.ip(), i.count.clamp(1, 255) as u8)?;
@@ -179,15 +182,15 @@ fn compile_check(
         }
         Pulse::Dns(d) => {
             let cfg = DnsConfig::new(dns_server(d.server.as_deref())?, &d.host, d.record_type)?;
-            Check::Dns(match d.expect.as_deref() {
+            Check::Dns(Box::new(match d.expect.as_deref() {
                 Some(expect) => cfg.with_expect(expect)?,
                 None => cfg,
-            })
+            }))
         }
-        Pulse::Docker(d) => Check::Docker(DockerConfig::from_docker_host(
+        Pulse::Docker(d) => Check::Docker(Box::new(DockerConfig::from_docker_host(
             std::env::var("DOCKER_HOST").ok().as_deref(),
             &d.container,
-        )?),
+        )?)),
     })
 }
 
