@@ -182,6 +182,10 @@ pub struct Handshake {
     pub resumed: bool,
 }
 
+/// What a handshake that did not finish before the deadline reports.
+pub const HANDSHAKE_TIMEOUT: Failure =
+    (FailureKind::Timeout, Detail::Text("TLS handshake did not finish"));
+
 /// Runs the TLS handshake on `tcp` before the deadline. A deadline hit reports `Timeout`.
 pub async fn handshake(
     tcp: TcpStream,
@@ -189,21 +193,39 @@ pub async fn handshake(
     name: &ServerName<'static>,
     deadline: &Deadline,
 ) -> Result<Handshake, Failure> {
+    within(deadline, handshake_unbounded(tcp, config, name, None))
+        .await
+        .unwrap_or(Err(HANDSHAKE_TIMEOUT))
+}
+
+/// [`handshake`] for a caller that races the whole check against its deadline (the HTTP
+/// probe: one timer per check). `resumed_days_left` is the days left its last full handshake
+/// read: a resumed session carries the certificate that full handshake saw, so parsing it
+/// again on every check (x509-parser) tells nothing new; the figure is then at most
+/// [`FULL_TLS_HANDSHAKE_EVERY`] old.
+pub async fn handshake_unbounded(
+    tcp: TcpStream,
+    config: &Arc<ClientConfig>,
+    name: &ServerName<'static>,
+    resumed_days_left: Option<i32>,
+) -> Result<Handshake, Failure> {
     let connector = TlsConnector::from(config.clone());
-    match within(deadline, connector.connect(name.clone(), tcp)).await {
-        None => Err((FailureKind::Timeout, Detail::Text("TLS handshake did not finish"))),
-        Some(Ok(stream)) => {
-            let days = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| chain.first())
-                .and_then(|leaf| cert_days_left(leaf, now_unix()));
+    match connector.connect(name.clone(), tcp).await {
+        Ok(stream) => {
             let resumed =
                 stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+            let days = match resumed_days_left {
+                Some(days) if resumed => Some(days),
+                _ => stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(|leaf| cert_days_left(leaf, now_unix())),
+            };
             Ok(Handshake { stream, cert_days_left: days, resumed })
         }
-        Some(Err(err)) => Err(classify_handshake_error(&err)),
+        Err(err) => Err(classify_handshake_error(&err)),
     }
 }
 
