@@ -127,6 +127,8 @@ struct PoolKey {
 struct TlsTarget {
     /// Resumes sessions from `sessions` (see [`tls::FULL_TLS_HANDSHAKE_EVERY`]).
     config: Arc<ClientConfig>,
+    /// Resumes a session whose full handshake was TLS 1.2 ([`tls::resuming_client_configs`]).
+    config_tls12: Arc<ClientConfig>,
     sessions: Arc<ClientSessionMemoryCache>,
     name: ServerName<'static>,
     /// When this monitor last made a full handshake (a check of the certificate). A `Cell`:
@@ -135,6 +137,8 @@ struct TlsTarget {
     /// The certificate's days left as that full handshake read them; resumed handshakes
     /// report these rather than parse the same certificate again.
     full_handshake_days_left: Cell<Option<i32>>,
+    /// That full handshake was TLS 1.2.
+    full_handshake_tls12: Cell<bool>,
 }
 
 /// A compiled `http`/`https` monitor: everything a check needs, prepared once at load.
@@ -172,6 +176,7 @@ pub struct TlsConfigCache {
 
 struct TlsConfigs {
     resuming: Arc<ClientConfig>,
+    resuming_tls12: Arc<ClientConfig>,
     sessions: Arc<ClientSessionMemoryCache>,
     full: Arc<ClientConfig>,
 }
@@ -179,9 +184,11 @@ struct TlsConfigs {
 impl TlsConfigCache {
     fn configs(&mut self, opts: &TlsOptions) -> Result<&TlsConfigs, TlsConfigError> {
         if !self.configs.contains_key(opts) {
-            let (resuming, sessions) = tls::resuming_client_config(opts)?;
+            let tls::ResumingConfigs { default: resuming, tls12: resuming_tls12, sessions } =
+                tls::resuming_client_configs(opts)?;
             let full = tls::without_resumption(&resuming);
-            self.configs.insert(opts.clone(), TlsConfigs { resuming, sessions, full });
+            self.configs
+                .insert(opts.clone(), TlsConfigs { resuming, resuming_tls12, sessions, full });
         }
         Ok(&self.configs[opts])
     }
@@ -303,10 +310,12 @@ impl HttpConfig {
             let configs = tls_cache.configs(&spec.tls_options)?;
             Some(Box::new(TlsTarget {
                 config: configs.resuming.clone(),
+                config_tls12: configs.resuming_tls12.clone(),
                 sessions: configs.sessions.clone(),
                 name: tls::server_name(&spec.host)?,
                 last_full_handshake: Cell::new(None),
                 full_handshake_days_left: Cell::new(None),
+                full_handshake_tls12: Cell::new(false),
             }))
         } else {
             None
@@ -511,17 +520,37 @@ impl HttpClient {
                 phase.set(Phase::Handshake);
                 let known_days =
                     if full_due { None } else { target.full_handshake_days_left.get() };
-                let hs = Box::pin(tls::handshake_unbounded(
-                    tcp,
-                    &target.config,
-                    &target.name,
-                    known_days,
-                ))
-                .await?;
+                let tls12_only = !full_due && target.full_handshake_tls12.get();
+                let config = if tls12_only { &target.config_tls12 } else { &target.config };
+                let hs =
+                    match Box::pin(tls::handshake_unbounded(tcp, config, &target.name, known_days))
+                        .await
+                    {
+                        Ok(hs) => hs,
+                        Err(_) if tls12_only => {
+                            // The server no longer takes what its last full handshake agreed
+                            // (TLS 1.2): a full handshake now, on a new connection, rather than a
+                            // failure that only our shortcut caused. Its own failure is reported.
+                            tls::forget_sessions(&target.sessions, &target.name);
+                            target.full_handshake_tls12.set(false);
+                            phase.set(Phase::Connect);
+                            let tcp = tcp::connect_unbounded(cfg.addr).await?;
+                            phase.set(Phase::Handshake);
+                            Box::pin(tls::handshake_unbounded(
+                                tcp,
+                                &target.config,
+                                &target.name,
+                                None,
+                            ))
+                            .await?
+                        }
+                        Err(failure) => return Err(failure),
+                    };
                 if !hs.resumed {
                     // Also when there was no ticket yet (or the server declined one).
                     target.last_full_handshake.set(Some(now));
                     target.full_handshake_days_left.set(hs.cert_days_left);
+                    target.full_handshake_tls12.set(hs.tls12);
                 }
                 cert_days.set(hs.cert_days_left);
                 Ok(Conn::Tls(Box::new(hs.stream)))
@@ -915,6 +944,34 @@ mod tests {
         // Full, resumed, resumed, full (the interval passed), resumed.
         assert_eq!(server.connections.load(Ordering::SeqCst), 5);
         assert_eq!(server.resumed.load(Ordering::SeqCst), 3);
+        drop(cfg);
+    }
+
+    #[test]
+    fn a_tls12_server_is_resumed_with_tls12_offered_only() {
+        let cert = cert_expiring_in(200);
+        let server = test_server::https_tls12(&cert, ok_close);
+        let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        spec.tls = true;
+        spec.tls_options.insecure_skip_verify = true;
+        let cfg = compile(&spec);
+        let (outcomes, cfg) = run(move || async move {
+            let client = HttpClient::new();
+            let mut outcomes = Vec::new();
+            for _ in 0..3 {
+                outcomes.push(client.check(&cfg, T).await);
+            }
+            (outcomes, cfg)
+        });
+        for o in &outcomes {
+            assert!(o.is_success(), "{o:?}");
+            assert!(o.cert_days_left.is_some_and(|d| (199..=200).contains(&d)), "{o:?}");
+        }
+        let target = cfg.tls.as_ref().unwrap();
+        assert!(target.full_handshake_tls12.get());
+        // Full, then two resumed with the TLS 1.2-only config.
+        assert_eq!(server.connections.load(Ordering::SeqCst), 3);
+        assert_eq!(server.resumed.load(Ordering::SeqCst), 2);
         drop(cfg);
     }
 
