@@ -6,6 +6,8 @@
 //! glommio's timer. What it is not for: scheduling (the engine's wheel does that).
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// The longest pause between two attempts of one check. Go CPRA's rule: short enough that a
@@ -77,15 +79,65 @@ pub async fn within<F: Future>(deadline: &Deadline, work: F) -> Option<F::Output
 /// [`within`] for a bare end instant (a probe that splits its deadline into shorter ones,
 /// like one ICMP echo among `count`).
 pub async fn until<F: Future>(end: Instant, work: F) -> Option<F::Output> {
-    let remaining = end.saturating_duration_since(Instant::now());
-    if remaining.is_zero() {
+    until_from(end, Instant::now(), work).await
+}
+
+/// [`until`] for a caller that has just read the clock (`now`): one clock read fewer per check.
+/// The shard's timer is armed only if `work` has to wait, and only once per race; a `now` a
+/// few microseconds old makes that timer fire as much later, never earlier.
+pub async fn until_from<F: Future>(end: Instant, now: Instant, work: F) -> Option<F::Output> {
+    if now >= end {
         return None;
     }
-    futures_lite::future::or(async { Some(work.await) }, async {
-        glommio::timer::Timer::new(remaining).await;
-        None
-    })
-    .await
+    let work = std::pin::pin!(work);
+    Race { work, end, started: now, armed: None }.await
+}
+
+/// `work` raced against one glommio timer. Not `futures_lite::future::or` over a `Timer`:
+/// glommio's `Timer` re-registers itself in the reactor's timer tree (and reads the clock) on
+/// every poll, and it would be created (an `Rc`) even for work that never waits. Here the timer
+/// is created on the first poll that finds `work` pending and registered once; later polls
+/// (woken by `work`'s socket) compare the clock with `end` instead, and poll the timer again
+/// only if the task's waker changed.
+struct Race<'a, F> {
+    work: Pin<&'a mut F>,
+    end: Instant,
+    /// The caller's clock reading, standing for "now" when the timer is armed.
+    started: Instant,
+    /// The registered timer and the waker it will wake.
+    armed: Option<(glommio::timer::Timer, Waker)>,
+}
+
+impl<F: Future> Future for Race<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Poll::Ready(out) = this.work.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        match &mut this.armed {
+            Some((timer, waker)) => {
+                if !waker.will_wake(cx.waker()) {
+                    // Polled from another task: move the registration to its waker.
+                    waker.clone_from(cx.waker());
+                    if Pin::new(timer).poll(cx).is_ready() {
+                        return Poll::Ready(None);
+                    }
+                } else if Instant::now() >= this.end {
+                    return Poll::Ready(None);
+                }
+            }
+            None => {
+                let mut timer = glommio::timer::Timer::new(this.end - this.started);
+                if Pin::new(&mut timer).poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                this.armed = Some((timer, cx.waker().clone()));
+            }
+        }
+        Poll::Pending
+    }
 }
 
 /// A duration in whole microseconds, saturating at `u32::MAX` (~71 minutes, far above any
@@ -129,6 +181,43 @@ mod tests {
         let d = Deadline::new(t0, Duration::from_secs(1));
         assert_eq!(d.elapsed_us_at(t0 + Duration::from_micros(1234)), 1234);
         assert_eq!(d.elapsed_us_at(t0 + Duration::from_secs(10_000)), u32::MAX);
+    }
+
+    #[test]
+    fn a_race_returns_the_work_or_none_at_the_deadline_after_wakes_from_the_work() {
+        let (done, never, woken) = crate::test_executor::run(|| async {
+            let now = Instant::now();
+            let done = until(now + Duration::from_secs(5), async { 7 }).await;
+            // Work that wakes its task many times before the deadline and never finishes:
+            // each wake polls the race again without ending it early.
+            let ticks = std::cell::Cell::new(0u32);
+            let work = async {
+                loop {
+                    glommio::timer::sleep(Duration::from_millis(5)).await;
+                    ticks.set(ticks.get() + 1);
+                }
+            };
+            let start = Instant::now();
+            let never: Option<()> = until(start + Duration::from_millis(100), work).await;
+            assert!(start.elapsed() >= Duration::from_millis(100));
+            (done, never, ticks.get())
+        });
+        assert_eq!(done, Some(7));
+        assert_eq!(never, None);
+        assert!(woken > 1, "{woken}");
+    }
+
+    #[test]
+    fn a_race_past_its_end_does_not_start_the_work() {
+        let started = crate::test_executor::run(|| async {
+            let now = Instant::now();
+            let started = std::rc::Rc::new(std::cell::Cell::new(false));
+            let s = started.clone();
+            let out = until_from(now, now, async move { s.set(true) }).await;
+            assert_eq!(out, None);
+            started.get()
+        });
+        assert!(!started);
     }
 
     #[test]

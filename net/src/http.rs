@@ -16,12 +16,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use rustc_hash::FxHashMap;
 use rustls::client::ClientSessionMemoryCache;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
 use crate::conn::Conn;
-use crate::deadline::{retry_pause, saturating_us, within, Deadline};
+use crate::deadline::{retry_pause, saturating_us, until_from, Deadline};
 use crate::http_response::{
     check_headers, dechunk, parse_head, status_ok, status_retryable, ExpectedHeader, Framing,
     HeadError,
@@ -126,11 +127,18 @@ struct PoolKey {
 struct TlsTarget {
     /// Resumes sessions from `sessions` (see [`tls::FULL_TLS_HANDSHAKE_EVERY`]).
     config: Arc<ClientConfig>,
+    /// Resumes a session whose full handshake was TLS 1.2 ([`tls::resuming_client_configs`]).
+    config_tls12: Arc<ClientConfig>,
     sessions: Arc<ClientSessionMemoryCache>,
     name: ServerName<'static>,
     /// When this monitor last made a full handshake (a check of the certificate). A `Cell`:
     /// a compiled monitor is used by its own shard only.
     last_full_handshake: Cell<Option<Instant>>,
+    /// The certificate's days left as that full handshake read them; resumed handshakes
+    /// report these rather than parse the same certificate again.
+    full_handshake_days_left: Cell<Option<i32>>,
+    /// That full handshake was TLS 1.2.
+    full_handshake_tls12: Cell<bool>,
 }
 
 /// A compiled `http`/`https` monitor: everything a check needs, prepared once at load.
@@ -176,6 +184,7 @@ pub struct TlsConfigCache {
 
 struct TlsConfigs {
     resuming: Arc<ClientConfig>,
+    resuming_tls12: Arc<ClientConfig>,
     sessions: Arc<ClientSessionMemoryCache>,
     full: Arc<ClientConfig>,
 }
@@ -183,9 +192,11 @@ struct TlsConfigs {
 impl TlsConfigCache {
     fn configs(&mut self, opts: &TlsOptions) -> Result<&TlsConfigs, TlsConfigError> {
         if !self.configs.contains_key(opts) {
-            let (resuming, sessions) = tls::resuming_client_config(opts)?;
+            let tls::ResumingConfigs { default: resuming, tls12: resuming_tls12, sessions } =
+                tls::resuming_client_configs(opts)?;
             let full = tls::without_resumption(&resuming);
-            self.configs.insert(opts.clone(), TlsConfigs { resuming, sessions, full });
+            self.configs
+                .insert(opts.clone(), TlsConfigs { resuming, resuming_tls12, sessions, full });
         }
         Ok(&self.configs[opts])
     }
@@ -307,9 +318,12 @@ impl HttpConfig {
             let configs = tls_cache.configs(&spec.tls_options)?;
             Some(TlsTarget {
                 config: configs.resuming.clone(),
+                config_tls12: configs.resuming_tls12.clone(),
                 sessions: configs.sessions.clone(),
                 name: tls::server_name(&spec.host)?,
                 last_full_handshake: Cell::new(None),
+                full_handshake_days_left: Cell::new(None),
+                full_handshake_tls12: Cell::new(false),
             })
         } else {
             None
@@ -386,6 +400,7 @@ impl HttpConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Connect,
+    Handshake,
     Exchange,
 }
 
@@ -413,7 +428,9 @@ fn io_failure(err: &std::io::Error, what: &'static str) -> Failure {
 pub struct HttpClient {
     spare_buffers: RefCell<Vec<Box<[u8]>>>,
     /// Idle kept-alive connections, with the days left of the certificate seen at handshake.
-    pool: RefCell<HashMap<PoolKey, (Conn, Option<i32>)>>,
+    /// Fx rather than SipHash: taken from and put back on every keep-alive check, and its keys
+    /// come from the operator's manifest (the host already hashed at load), not from peers.
+    pool: RefCell<FxHashMap<PoolKey, (Conn, Option<i32>)>>,
 }
 
 impl HttpClient {
@@ -452,13 +469,20 @@ impl HttpClient {
 
     /// Runs one check of `cfg` within `timeout` (retries and pauses included).
     pub async fn check(&self, cfg: &HttpConfig, timeout: Duration) -> Outcome {
-        let deadline = Deadline::after(timeout);
+        self.check_within(cfg, Deadline::after(timeout)).await
+    }
+
+    /// [`check`](Self::check) bounded by `deadline`, which must start now: a caller that has
+    /// just read the clock saves a reading. Its start is the start of the latency measured.
+    pub async fn check_within(&self, cfg: &HttpConfig, deadline: Deadline) -> Outcome {
+        // The one clock reading of a check that succeeds at once (the other is its latency).
+        let mut now = deadline.start();
         let mut buf = self.take_buffer();
         let mut attempts_left = cfg.attempts;
         debug_assert!((1..=MAX_ATTEMPTS).contains(&attempts_left));
         let outcome = loop {
             attempts_left -= 1;
-            let attempt = self.attempt_within(cfg, &deadline, &mut buf).await;
+            let attempt = self.attempt_within(cfg, &deadline, now, &mut buf).await;
             let outcome = finish(cfg, &deadline, attempt);
             let retry = cfg.retryable_method
                 && attempts_left > 0
@@ -481,6 +505,7 @@ impl HttpClient {
                 break outcome;
             }
             glommio::timer::Timer::new(pause).await;
+            now = Instant::now();
         };
         self.give_buffer(buf);
         outcome
@@ -490,6 +515,7 @@ impl HttpClient {
         &self,
         cfg: &HttpConfig,
         deadline: &Deadline,
+        now: Instant,
         buf: &mut [u8],
     ) -> Attempt {
         let phase = Cell::new(Phase::Connect);
@@ -497,14 +523,17 @@ impl HttpClient {
         // Pinned in place and raced by reference: the attempt's future is large (it holds the
         // exchange's state), and moving it into the race costs a memcpy per check.
         let work = std::pin::pin!(self.attempt(cfg, deadline, buf, &phase, &cert_days));
-        match within(deadline, work).await {
+        // The one timer of the attempt: connect, handshake and exchange run unbounded inside it,
+        // and `phase` says which one the deadline interrupted.
+        match until_from(deadline.end(), now, work).await {
             Some(result) => Attempt { result, cert_days_left: cert_days.get() },
             None => {
                 let kind = match phase.get() {
-                    Phase::Connect => FailureKind::ConnectTimeout,
-                    Phase::Exchange => FailureKind::Timeout,
+                    Phase::Connect => (FailureKind::ConnectTimeout, Detail::None),
+                    Phase::Handshake => tls::HANDSHAKE_TIMEOUT,
+                    Phase::Exchange => (FailureKind::Timeout, Detail::None),
                 };
-                Attempt { result: Err((kind, Detail::None)), cert_days_left: cert_days.get() }
+                Attempt { result: Err(kind), cert_days_left: cert_days.get() }
             }
         }
     }
@@ -513,9 +542,11 @@ impl HttpClient {
         &self,
         cfg: &HttpConfig,
         deadline: &Deadline,
+        phase: &Cell<Phase>,
         cert_days: &Cell<Option<i32>>,
     ) -> Result<Conn, Failure> {
-        let tcp = tcp::connect(cfg.addr, deadline).await?;
+        phase.set(Phase::Connect);
+        let tcp = tcp::connect_unbounded(cfg.addr).await?;
         match cfg.tls() {
             None => Ok(Conn::Plain(tcp)),
             Some(target) => {
@@ -531,11 +562,40 @@ impl HttpClient {
                     // the next checks resume from.
                     tls::forget_sessions(&target.sessions, &target.name);
                 }
+                phase.set(Phase::Handshake);
+                let known_days =
+                    if full_due { None } else { target.full_handshake_days_left.get() };
+                let tls12_only = !full_due && target.full_handshake_tls12.get();
+                let config = if tls12_only { &target.config_tls12 } else { &target.config };
                 let hs =
-                    Box::pin(tls::handshake(tcp, &target.config, &target.name, deadline)).await?;
+                    match Box::pin(tls::handshake_unbounded(tcp, config, &target.name, known_days))
+                        .await
+                    {
+                        Ok(hs) => hs,
+                        Err(_) if tls12_only => {
+                            // The server no longer takes what its last full handshake agreed
+                            // (TLS 1.2): a full handshake now, on a new connection, rather than a
+                            // failure that only our shortcut caused. Its own failure is reported.
+                            tls::forget_sessions(&target.sessions, &target.name);
+                            target.full_handshake_tls12.set(false);
+                            phase.set(Phase::Connect);
+                            let tcp = tcp::connect_unbounded(cfg.addr).await?;
+                            phase.set(Phase::Handshake);
+                            Box::pin(tls::handshake_unbounded(
+                                tcp,
+                                &target.config,
+                                &target.name,
+                                None,
+                            ))
+                            .await?
+                        }
+                        Err(failure) => return Err(failure),
+                    };
                 if !hs.resumed {
                     // Also when there was no ticket yet (or the server declined one).
                     target.last_full_handshake.set(Some(now));
+                    target.full_handshake_days_left.set(hs.cert_days_left);
+                    target.full_handshake_tls12.set(hs.tls12);
                 }
                 cert_days.set(hs.cert_days_left);
                 Ok(Conn::Tls(Box::new(hs.stream)))
@@ -559,15 +619,14 @@ impl HttpClient {
                 cert_days.set(days);
                 conn
             }
-            None => self.connect(cfg, deadline, cert_days).await?,
+            None => self.connect(cfg, deadline, phase, cert_days).await?,
         };
         phase.set(Phase::Exchange);
         let mut result = exchange(cfg, &mut conn, buf).await;
         if reused && matches!(result, Err(Stale)) {
             // The server closed the idle connection before our request reached it: that is
             // not the target failing, so reconnect once without spending an attempt.
-            phase.set(Phase::Connect);
-            conn = self.connect(cfg, deadline, cert_days).await?;
+            conn = self.connect(cfg, deadline, phase, cert_days).await?;
             phase.set(Phase::Exchange);
             result = exchange(cfg, &mut conn, buf).await;
         }
@@ -933,6 +992,34 @@ mod tests {
         drop(cfg);
     }
 
+    #[test]
+    fn a_tls12_server_is_resumed_with_tls12_offered_only() {
+        let cert = cert_expiring_in(200);
+        let server = test_server::https_tls12(&cert, ok_close);
+        let mut spec = HttpSpec::get(server.addr, "localhost", "/");
+        spec.tls = true;
+        spec.tls_options.insecure_skip_verify = true;
+        let cfg = compile(&spec);
+        let (outcomes, cfg) = run(move || async move {
+            let client = HttpClient::new();
+            let mut outcomes = Vec::new();
+            for _ in 0..3 {
+                outcomes.push(client.check(&cfg, T).await);
+            }
+            (outcomes, cfg)
+        });
+        for o in &outcomes {
+            assert!(o.is_success(), "{o:?}");
+            assert!(o.cert_days_left.is_some_and(|d| (199..=200).contains(&d)), "{o:?}");
+        }
+        let target = cfg.tls().unwrap();
+        assert!(target.full_handshake_tls12.get());
+        // Full, then two resumed with the TLS 1.2-only config.
+        assert_eq!(server.connections.load(Ordering::SeqCst), 3);
+        assert_eq!(server.resumed.load(Ordering::SeqCst), 2);
+        drop(cfg);
+    }
+
     fn unavailable(_: &[u8]) -> (Vec<u8>, bool) {
         (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec(), false)
     }
@@ -1121,6 +1208,19 @@ mod tests {
         let o =
             check_once(compile(&HttpSpec::get(addr, "localhost", "/")), Duration::from_millis(300));
         assert_eq!(o.failure, Some(FailureKind::Timeout), "{o:?}");
+        assert!(o.latency_us >= 300_000, "{o:?}");
+    }
+
+    #[test]
+    fn silent_server_times_out_in_the_tls_handshake_with_the_handshake_named() {
+        // Connect, handshake and exchange share one timer: the phase still names the step.
+        let addr = test_server::silent();
+        let mut spec = HttpSpec::get(addr, "localhost", "/");
+        spec.tls = true;
+        spec.tls_options.insecure_skip_verify = true;
+        let o = check_once(compile(&spec), Duration::from_millis(300));
+        assert_eq!(o.failure, Some(FailureKind::Timeout), "{o:?}");
+        assert!(o.describe("x").contains("TLS handshake did not finish"), "{}", o.describe("x"));
         assert!(o.latency_us >= 300_000, "{o:?}");
     }
 

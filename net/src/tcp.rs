@@ -24,14 +24,22 @@ pub type Failure = (FailureKind, Detail);
 /// Connects to `addr` before the deadline. Never resolves a name (`SocketAddr` only), so the
 /// shard thread never blocks.
 pub async fn connect(addr: SocketAddr, deadline: &Deadline) -> Result<TcpStream, Failure> {
-    match within(deadline, TcpStream::connect(addr)).await {
+    match within(deadline, connect_unbounded(addr)).await {
         None => Err((FailureKind::ConnectTimeout, Detail::None)),
-        Some(Ok(stream)) => {
+        Some(result) => result,
+    }
+}
+
+/// [`connect`] for a caller that already races the whole check against its deadline (the
+/// HTTP probe): one timer per check rather than one per step.
+pub async fn connect_unbounded(addr: SocketAddr) -> Result<TcpStream, Failure> {
+    match TcpStream::connect(addr).await {
+        Ok(stream) => {
             // Health requests are one small write; Nagle would only add latency.
             let _ = stream.set_nodelay(true);
             Ok(stream)
         }
-        Some(Err(err)) => Err(classify_connect_error(&io::Error::from(err))),
+        Err(err) => Err(classify_connect_error(&io::Error::from(err))),
     }
 }
 

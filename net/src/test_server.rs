@@ -144,9 +144,24 @@ pub fn https(cert: &TestCert, script: Script) -> Server {
 
 /// An HTTPS server presenting `cert` that closes its first `dropped` connections unanswered.
 pub fn https_dropping(cert: &TestCert, script: Script, dropped: usize) -> Server {
+    https_with(cert, script, dropped, rustls::DEFAULT_VERSIONS)
+}
+
+/// An HTTPS server presenting `cert` that speaks TLS 1.2 only (as nginx before 1.23.4 does by
+/// default).
+pub fn https_tls12(cert: &TestCert, script: Script) -> Server {
+    https_with(cert, script, 0, &[&rustls::version::TLS12])
+}
+
+fn https_with(
+    cert: &TestCert,
+    script: Script,
+    dropped: usize,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Server {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(

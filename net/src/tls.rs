@@ -15,7 +15,7 @@ use futures_rustls::client::TlsStream;
 use futures_rustls::TlsConnector;
 use glommio::net::TcpStream;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{ClientSessionMemoryCache, ClientSessionStore};
+use rustls::client::{ClientSessionMemoryCache, ClientSessionStore, ResolvesClientCert};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
@@ -32,9 +32,9 @@ const SECONDS_PER_DAY: i64 = 86_400;
 
 /// The longest an `https` monitor goes without a full TLS handshake. In between, its checks
 /// resume the session (TLS 1.3 tickets, or TLS 1.2 session ids, from rustls's in-memory store
-/// shared by the shard's monitors of that host): a resumed handshake still runs a key exchange
-/// but skips the certificate and its signature check, about half the client's CPU per
-/// handshake. Once a minute is the trade: a certificate the server started presenting (an
+/// shared by the shard's monitors of that host): a resumed handshake skips the certificate and
+/// its signature check (a TLS 1.3 one still runs an x25519 exchange; a TLS 1.2 one, offered
+/// TLS 1.2 only, none), half or more of the client's CPU per handshake. Once a minute is the trade: a certificate the server started presenting (an
 /// expired one, one for another name, one from an unknown issuer) fails the check within a
 /// minute of its deployment, sooner than most monitors' alerting thresholds, while a monitor
 /// checked every few seconds pays for a full handshake on one check in twenty or more. The
@@ -99,16 +99,75 @@ pub fn without_resumption(config: &ClientConfig) -> Arc<ClientConfig> {
     Arc::new(full)
 }
 
-/// The client config for `opts` resuming sessions from `sessions`, a store the caller keeps so
-/// that it can [`forget_sessions`] of a host before a check that must make a full handshake.
-pub fn resuming_client_config(
-    opts: &TlsOptions,
-) -> Result<(Arc<ClientConfig>, Arc<ClientSessionMemoryCache>), TlsConfigError> {
+/// The configs an `https` monitor resumes sessions with, over one session store the caller
+/// keeps (so that it can [`forget_sessions`] of a host before a check that must make a full
+/// handshake): the default one, and one offering TLS 1.2 only, for resuming a session whose
+/// full handshake the server answered with TLS 1.2. Offering TLS 1.3 too makes rustls
+/// generate an x25519 key share for the ClientHello (a quarter of the client's CPU per resumed
+/// check against such a server, measured) that a TLS 1.2 abbreviated handshake never uses. A
+/// server that moved to TLS 1.3 since refuses the TLS 1.2-only hello; the caller then makes a
+/// full handshake with the default config. Both share one verifier and one (empty) client
+/// certificate resolver: rustls resumes a session only under the same ones it was made with.
+pub fn resuming_client_configs(opts: &TlsOptions) -> Result<ResumingConfigs, TlsConfigError> {
     let sessions =
         Arc::new(ClientSessionMemoryCache::new(TLS_SESSION_HOSTS * TLS13_TICKETS_PER_HOST));
-    let mut config = (*client_config(opts)?).clone();
-    config.resumption = rustls::client::Resumption::store(sessions.clone());
-    Ok((Arc::new(config), sessions))
+    let provider = provider();
+    let verifier: Arc<dyn ServerCertVerifier> = if opts.insecure_skip_verify {
+        Arc::new(AcceptAnyCertificate { provider: provider.clone() })
+    } else {
+        let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        if let Some(path) = &opts.ca_file {
+            add_ca_file(&mut roots, path)?;
+        }
+        rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| TlsConfigError(format!("TLS: {e}")))?
+    };
+    let no_client_cert: Arc<dyn ResolvesClientCert> = Arc::new(NoClientCertificate);
+    let build = |versions: &[&'static rustls::SupportedProtocolVersion]| {
+        let mut config = ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .map_err(|e| TlsConfigError(format!("TLS: {e}")))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone())
+            .with_client_cert_resolver(no_client_cert.clone());
+        config.resumption = rustls::client::Resumption::store(sessions.clone());
+        Ok::<_, TlsConfigError>(Arc::new(config))
+    };
+    Ok(ResumingConfigs {
+        default: build(rustls::DEFAULT_VERSIONS)?,
+        tls12: build(&[&rustls::version::TLS12])?,
+        sessions,
+    })
+}
+
+/// What [`resuming_client_configs`] builds.
+pub struct ResumingConfigs {
+    pub default: Arc<ClientConfig>,
+    pub tls12: Arc<ClientConfig>,
+    pub sessions: Arc<ClientSessionMemoryCache>,
+}
+
+/// No client certificate (what `with_no_client_auth` sets, as a value both resuming configs
+/// can share).
+#[derive(Debug)]
+struct NoClientCertificate;
+
+impl ResolvesClientCert for NoClientCertificate {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
 }
 
 /// Removes what `sessions` holds for `name` (its TLS 1.2 session and TLS 1.3 tickets), so the
@@ -180,7 +239,13 @@ pub struct Handshake {
     /// The session was resumed: the certificate (and its days left) is the one the full
     /// handshake that started the session saw, not checked again by this one.
     pub resumed: bool,
+    /// The server answered with TLS 1.2.
+    pub tls12: bool,
 }
+
+/// What a handshake that did not finish before the deadline reports.
+pub const HANDSHAKE_TIMEOUT: Failure =
+    (FailureKind::Timeout, Detail::Text("TLS handshake did not finish"));
 
 /// Runs the TLS handshake on `tcp` before the deadline. A deadline hit reports `Timeout`.
 pub async fn handshake(
@@ -189,24 +254,43 @@ pub async fn handshake(
     name: &ServerName<'static>,
     deadline: &Deadline,
 ) -> Result<Handshake, Failure> {
+    within(deadline, handshake_unbounded(tcp, config, name, None))
+        .await
+        .unwrap_or(Err(HANDSHAKE_TIMEOUT))
+}
+
+/// [`handshake`] for a caller that races the whole check against its deadline (the HTTP
+/// probe: one timer per check). `resumed_days_left` is the days left its last full handshake
+/// read: a resumed session carries the certificate that full handshake saw, so parsing it
+/// again on every check (x509-parser) tells nothing new; the figure is then at most
+/// [`FULL_TLS_HANDSHAKE_EVERY`] old.
+pub async fn handshake_unbounded(
+    tcp: TcpStream,
+    config: &Arc<ClientConfig>,
+    name: &ServerName<'static>,
+    resumed_days_left: Option<i32>,
+) -> Result<Handshake, Failure> {
     let connector = TlsConnector::from(config.clone());
     // Boxed: the session's state (kilobytes) inline would be in the future of every check
     // that can run a handshake, so in every probe task; a handshake allocates anyway.
-    let connect = Box::pin(connector.connect(name.clone(), tcp));
-    match within(deadline, connect).await {
-        None => Err((FailureKind::Timeout, Detail::Text("TLS handshake did not finish"))),
-        Some(Ok(stream)) => {
-            let days = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| chain.first())
-                .and_then(|leaf| cert_days_left(leaf, now_unix()));
+    match Box::pin(connector.connect(name.clone(), tcp)).await {
+        Ok(stream) => {
             let resumed =
                 stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-            Ok(Handshake { stream, cert_days_left: days, resumed })
+            let days = match resumed_days_left {
+                Some(days) if resumed => Some(days),
+                _ => stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(|leaf| cert_days_left(leaf, now_unix())),
+            };
+            let tls12 =
+                stream.get_ref().1.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_2);
+            Ok(Handshake { stream, cert_days_left: days, resumed, tls12 })
         }
-        Some(Err(err)) => Err(classify_handshake_error(&err)),
+        Err(err) => Err(classify_handshake_error(&err)),
     }
 }
 

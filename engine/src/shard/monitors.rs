@@ -539,10 +539,12 @@ impl Monitors {
             Ok(c) => c,
             Err(outcome) => return outcome,
         };
-        let left = deadline.remaining();
+        // Read once: the HTTP check's own deadline starts at this reading.
+        let now = Instant::now();
+        let left = deadline.remaining_at(now);
         let retries = compiled.retries;
         match &compiled.check {
-            Check::Http(c) => self.http.check(c, left).await,
+            Check::Http(c) => self.http.check_within(c, Deadline::new(now, left)).await,
             Check::Tcp(c) => with_retries(retries, left, |t| cpra_net::tcp::check(c, t)).await,
             Check::Udp(c) => with_retries(retries, left, |t| cpra_net::udp::check(c, t)).await,
             Check::Dns(c) => with_retries(retries, left, |t| cpra_net::dns::check(c, t)).await,
