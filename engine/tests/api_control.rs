@@ -1,7 +1,9 @@
 //! The control requests against a real `cpra run` child on loopback: the token (401, 403),
 //! a monitor's detail, disable and enable, check now, silence, acknowledge and the incidents.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -45,27 +47,11 @@ impl Cpra {
             command.args(["--data-dir", "none"]);
         }
         let mut child = command.spawn().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let pipe = child.stderr.take().unwrap();
-            let stderr = stderr.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { return };
-                    if let Some(addr) = line.strip_prefix("control plane: listening on http://") {
-                        let _ = tx.send(addr.trim().to_string());
-                    }
-                    let mut all = stderr.lock().unwrap();
-                    all.push_str(&line);
-                    all.push('\n');
-                }
-            });
-        }
+        let (listening, stderr) = support::capture_listening(&mut child, BOUND);
         let mut cpra = Cpra { child, addr: "127.0.0.1:1".parse().unwrap(), stderr };
-        match rx.recv_timeout(BOUND) {
-            Ok(addr) => cpra.addr = addr.parse().unwrap(),
-            Err(_) => panic!("no listen line; stderr:\n{}", cpra.stderr()),
+        match listening {
+            Some(addr) => cpra.addr = addr,
+            None => panic!("no listen line; stderr:\n{}", cpra.stderr()),
         }
         // Ready, and every shard answering its ring: on a loaded host a shard may take
         // seconds after /readyz to answer its first question (then the API says 503).

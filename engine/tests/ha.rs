@@ -7,8 +7,10 @@
 //! Needs Debian's `prometheus-alertmanager` (or `alertmanager` on the PATH); without it the
 //! test says so and passes without running (`.ci/run` installs it).
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -165,27 +167,11 @@ fn start_cpra(manifest: &Path, data_dir: &Path, replica: u32) -> (Guard, Arc<Mut
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    {
-        let pipe = child.stderr.take().unwrap();
-        let stderr = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { return };
-                if let Some(addr) = line.strip_prefix("control plane: listening on http://") {
-                    let _ = tx.send(addr.trim().to_string());
-                }
-                let mut all = stderr.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-    }
+    let (listening, stderr) = support::capture_listening(&mut child, BOUND);
     let guard = Guard(Some(child));
-    let addr: SocketAddr = match rx.recv_timeout(BOUND) {
-        Ok(addr) => addr.parse().unwrap(),
-        Err(_) => panic!("replica {replica}: no listen line:\n{}", stderr.lock().unwrap()),
+    let addr: SocketAddr = match listening {
+        Some(addr) => addr,
+        None => panic!("replica {replica}: no listen line:\n{}", stderr.lock().unwrap()),
     };
     wait_until("cpra ready", || get(addr, "/readyz") == Some(200));
     (guard, stderr)

@@ -5,8 +5,10 @@
 //! environment, so the path a check arrives on names the node that made it: the test sees
 //! exactly who checks what, with no timing involved.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -37,27 +39,11 @@ impl Node {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let pipe = child.stderr.take().unwrap();
-            let stderr = stderr.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { return };
-                    if let Some(addr) = line.strip_prefix("control plane: listening on http://") {
-                        let _ = tx.send(addr.trim().to_string());
-                    }
-                    let mut all = stderr.lock().unwrap();
-                    all.push_str(&line);
-                    all.push('\n');
-                }
-            });
-        }
+        let (listening, stderr) = support::capture_listening(&mut child, BOUND);
         let mut node = Node { child, addr: "127.0.0.1:1".parse().unwrap(), stderr };
-        match rx.recv_timeout(BOUND) {
-            Ok(addr) => node.addr = addr.parse().unwrap(),
-            Err(_) => panic!("no listen line; stderr:\n{}", node.stderr()),
+        match listening {
+            Some(addr) => node.addr = addr,
+            None => panic!("no listen line; stderr:\n{}", node.stderr()),
         }
         node
     }

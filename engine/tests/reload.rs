@@ -4,7 +4,9 @@
 //! so it needs the API token; a monitor added in a removed one's slot inherits nothing of it,
 //! and a restart on the same data dir does not bring back an incident a reload closed.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -47,28 +49,12 @@ impl Cpra {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let pipe = child.stderr.take().unwrap();
-            let stderr = stderr.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { return };
-                    if let Some(addr) = line.strip_prefix("control plane: listening on http://") {
-                        let _ = tx.send(addr.trim().to_string());
-                    }
-                    let mut all = stderr.lock().unwrap();
-                    all.push_str(&line);
-                    all.push('\n');
-                }
-            });
-        }
+        let (listening, stderr) = support::capture_listening(&mut child, BOUND);
         let manifest = path.to_path_buf();
         let mut cpra = Cpra { child, addr: "127.0.0.1:1".parse().unwrap(), manifest, stderr };
-        match rx.recv_timeout(BOUND) {
-            Ok(addr) => cpra.addr = addr.parse().unwrap(),
-            Err(_) => panic!("no listen line; stderr:\n{}", cpra.stderr()),
+        match listening {
+            Some(addr) => cpra.addr = addr,
+            None => panic!("no listen line; stderr:\n{}", cpra.stderr()),
         }
         // Ready, and every shard answering its ring (a loaded host may take seconds more).
         let end = Instant::now() + BOUND;
