@@ -132,7 +132,7 @@ impl Generation {
 
 /// What the state machine needs from a monitor's configuration. Built once per monitor at load
 /// (or reload) from the manifest; plain data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Policy {
     /// Failed checks that reach the threshold (intervention or red). Values < 1 count as 1.
     pub unhealthy: u16,

@@ -12,6 +12,8 @@ use std::collections::{HashMap, VecDeque};
 
 use cpra_net::{Detail, FailureKind, Outcome};
 
+use rustc_hash::FxHashMap;
+
 use crate::limits::{INCIDENTS_CLOSED_KEPT, RECENT_RESULTS};
 
 /// What the API set on one monitor. `Copy`, 16 bytes: the journal snapshots it as is.
@@ -29,6 +31,43 @@ impl MonitorControl {
     }
 }
 
+/// The [`MonitorControl`] of each of a shard's monitors, kept only for monitors with a setting:
+/// nearly every monitor has none, and a table of all of them cost 16 bytes a monitor (16 MB at
+/// a million) to say so. At most one entry per monitor; an entry set back to the default is
+/// dropped.
+#[derive(Default)]
+pub struct Controls(FxHashMap<u32, MonitorControl>);
+
+impl Controls {
+    /// The monitor's settings (the default when it has none): one length test when no
+    /// monitor of the shard has any, the usual case on the check path.
+    pub fn get(&self, monitor: u32) -> MonitorControl {
+        if self.0.is_empty() {
+            return MonitorControl::default();
+        }
+        self.0.get(&monitor).copied().unwrap_or_default()
+    }
+
+    pub fn set(&mut self, monitor: u32, control: MonitorControl) {
+        if control == MonitorControl::default() {
+            self.0.remove(&monitor);
+        } else {
+            self.0.insert(monitor, control);
+        }
+    }
+
+    pub fn update(&mut self, monitor: u32, change: impl FnOnce(&mut MonitorControl)) {
+        let mut control = self.get(monitor);
+        change(&mut control);
+        self.set(monitor, control);
+    }
+
+    /// The monitors with a setting, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, MonitorControl)> + '_ {
+        self.0.iter().map(|(&m, &c)| (m, c))
+    }
+}
+
 /// One result in a monitor's ring: 8 bytes (asserted), what the API shows of a check. At a
 /// million monitors the ring is 20 of these each, so every byte here is 20 MB.
 ///
@@ -38,8 +77,10 @@ impl MonitorControl {
 /// - `latency`: a 16-bit float (5-bit shift, 11-bit mantissa): exact below 2.048 ms, within
 ///   0.05 % above (the API shows ms with µs digits; a 1.5 s check may read 1 ms off).
 /// - `what`: 4 bits the outcome (0 success, else 1 + the failure kind's index in
-///   `FailureKind::ALL`), 2 bits the detail's tag (1 HTTP status, 2 errno, 0 none), 10 bits
-///   the code (statuses are 100-599 and errnos below 1024; a larger code is not kept).
+///   `FailureKind::ALL`), 2 bits the detail's tag (1 HTTP status, 2 errno, 3 certificate days
+///   left, 0 none), 10 bits the code (statuses are 100-599, errnos below 1024, days left
+///   -512..511 as two's complement; a detail outside these is not kept here: see
+///   [`RecentResult::keeps`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecentResult {
     at: u32,
@@ -54,6 +95,9 @@ const _: () = assert!(FailureKind::ALL.len() < 16, "the outcome has 4 bits");
 const LATENCY_MANTISSA_BITS: u32 = 11;
 /// Largest code kept in the 10 bits.
 const MAX_KEPT_CODE: u16 = (1 << 10) - 1;
+/// Certificate days left kept in the 10 bits (two's complement): a year and a half either way,
+/// past what a public certificate may last (398 days).
+const KEPT_DAYS: std::ops::RangeInclusive<i32> = -512..=511;
 
 /// What the recent results cost a monitor: the ring and its head.
 pub const RECENT_BYTES_PER_MONITOR: usize =
@@ -82,6 +126,9 @@ impl RecentResult {
             Detail::Errno(errno) if (0..=i32::from(MAX_KEPT_CODE)).contains(&errno) => {
                 (2, errno as u16)
             }
+            Detail::CertDaysLeft(days) if KEPT_DAYS.contains(&days) => {
+                (3, days as u16 & MAX_KEPT_CODE)
+            }
             _ => (0, 0),
         };
         RecentResult {
@@ -89,6 +136,13 @@ impl RecentResult {
             latency: encode_latency(outcome.latency_us),
             what: kind << 12 | detail_tag << 10 | code,
         }
+    }
+
+    /// Whether this result, made from `outcome`, gives back what the API shows of it: a
+    /// success's detail is never shown; a failure's fixed text, size, or code out of range is
+    /// not kept.
+    pub fn keeps(&self, outcome: &Outcome) -> bool {
+        outcome.is_success() || self.outcome().detail == outcome.detail
     }
 
     /// When the check ended, in ms of the shard's clock, given that clock's `now_ms`.
@@ -112,6 +166,8 @@ impl RecentResult {
         let detail = match (self.what >> 10) & 3 {
             1 => Detail::HttpStatus(code),
             2 => Detail::Errno(i32::from(code)),
+            // Sign-extended from 10 bits.
+            3 => Detail::CertDaysLeft(i32::from((code << 6) as i16 >> 6)),
             _ => Detail::None,
         };
         let latency_us = self.latency_us();
@@ -275,6 +331,38 @@ mod tests {
         assert_eq!(RecentResult::new(0, &refused).outcome(), refused);
         let odd = Outcome::failure(FailureKind::Status, 9, Detail::HttpStatus(4000));
         assert_eq!(RecentResult::new(0, &odd).outcome().detail, Detail::None);
+    }
+
+    #[test]
+    fn certificate_days_are_kept_within_a_year_and_a_half_either_way() {
+        let expiring =
+            |days| Outcome::failure(FailureKind::Protocol, 5, Detail::CertDaysLeft(days));
+        for days in [-512, -1, 0, 1, 30, 397, 511] {
+            let r = RecentResult::new(0, &expiring(days));
+            assert!(r.keeps(&expiring(days)), "{days}");
+            assert_eq!(r.outcome(), expiring(days));
+        }
+        for days in [-513, 512, 3650] {
+            assert!(!RecentResult::new(0, &expiring(days)).keeps(&expiring(days)), "{days}");
+        }
+        let text = Outcome::failure(FailureKind::Protocol, 3, Detail::Text("bad head"));
+        assert!(!RecentResult::new(0, &text).keeps(&text));
+        let ok = Outcome { detail: Detail::Text("served"), ..Outcome::success(5) };
+        assert!(RecentResult::new(0, &ok).keeps(&ok), "a success's detail is not shown");
+    }
+
+    #[test]
+    fn controls_keep_only_monitors_with_a_setting() {
+        let mut controls = Controls::default();
+        assert_eq!(controls.get(3), MonitorControl::default());
+        controls.update(3, |c| c.disabled = Some(true));
+        controls.update(4, |c| c.silenced_until_unix_ms = 99);
+        assert_eq!(controls.get(3).disabled, Some(true));
+        assert!(controls.get(4).silenced_at(98));
+        assert_eq!(controls.iter().count(), 2);
+        controls.update(3, |c| c.disabled = None);
+        controls.set(4, MonitorControl::default());
+        assert_eq!(controls.iter().count(), 0, "a setting back to the default drops its entry");
     }
 
     #[test]

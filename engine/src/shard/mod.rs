@@ -25,6 +25,7 @@
 pub mod control;
 pub mod core;
 pub mod monitors;
+pub mod policies;
 pub mod queries;
 pub mod reload;
 pub mod status;

@@ -22,9 +22,11 @@ use cpra_net::icmp::IcmpClient;
 use cpra_net::resolver::ShardResolver;
 use cpra_net::retry::with_retries;
 use cpra_net::{Deadline, Detail, FailureKind, Outcome};
+use rustc_hash::FxHashMap;
 
-use super::control::{Incidents, MonitorControl, RecentResult, RecentResults};
+use super::control::{Controls, Incidents, MonitorControl, RecentResult, RecentResults};
 use super::core::ScheduleChange;
+use super::policies::Policies;
 use super::queries::{
     Answer, Command, FleetQueries, IncidentRow, LastCheck, ListFilter, MonitorDetail,
     MonitorHealth, MonitorPage, MonitorRow, Question, RecentRow, Refused,
@@ -101,7 +103,7 @@ pub struct Monitors {
     /// Shard-local monitor index (the core's slot) -> index in `plan.monitors`; `REMOVED` for
     /// a slot whose monitor a reload removed.
     cold: RefCell<Vec<u32>>,
-    policies: RefCell<Vec<Policy>>,
+    policies: RefCell<Policies>,
     /// The last incident number of each monitor a reload removed (at most
     /// `REMOVED_INCIDENT_SEQS_KEPT`), for one added back later in this run.
     removed_seqs: RefCell<HashMap<String, u32>>,
@@ -118,15 +120,16 @@ pub struct Monitors {
     /// When (shard ms) each monitor's state (up, down, unknown, disabled) last changed, for the
     /// API's "down for 5 min": 8 bytes a monitor, written on a change of state only.
     state_since_ms: RefCell<Vec<u64>>,
-    /// The detail of each monitor's last outcome (its fixed explanation included, which the
-    /// recent ring does not keep), for the API's `failure.message`; the rest of the last check
-    /// (time, latency, kind) is the ring's newest result. 24 bytes a monitor, where the whole
-    /// outcome and its time took 56 (32 MB more at a million monitors).
-    last_detail: RefCell<Vec<Detail>>,
+    /// The detail of a monitor's last outcome when the recent ring does not keep it (a fixed
+    /// explanation, a size, a code out of range: `RecentResult::keeps`), for the API's
+    /// `failure.message`; the rest of the last check is the ring's newest result. Only such
+    /// monitors have an entry (at most one each), where a table of every monitor's detail
+    /// cost 24 bytes a monitor (24 MB at a million), nearly all of them repeating the ring.
+    odd_details: RefCell<FxHashMap<u32, Detail>>,
     /// Shard-local indexes in monitor id order: the API's lists page through it.
     by_id: RefCell<Vec<u32>>,
     /// What the API set on each monitor (disabled, silenced): one small record each.
-    control: RefCell<Vec<MonitorControl>>,
+    control: RefCell<Controls>,
     /// Each monitor's last results, for `GET /api/v1/monitors/{id}`.
     recent: RefCell<RecentResults>,
     incidents: RefCell<Incidents>,
@@ -226,7 +229,7 @@ impl Monitors {
         let n = info.monitors.len();
         let cold: Vec<u32> = info.monitors.iter().map(|s| s.cold).collect();
         let manifest_monitors = || cold.iter().map(|&c| &plan.monitors[c as usize]);
-        let policies = manifest_monitors().map(|m| policy_of(m, cooldown_ms)).collect();
+        let policies = Policies::new(manifest_monitors().map(|m| policy_of(m, cooldown_ms)));
         let hosts = {
             // Monitors of one host share its handle: one allocation a host, not a monitor
             // (32 MB at a million monitors). The set lives only while the table is built.
@@ -242,23 +245,22 @@ impl Monitors {
         };
         // What an operator set before a restart holds again: recovery kept only what still
         // means something (a silence may have ended since).
-        let control: Vec<MonitorControl> = match &journal {
-            None => vec![MonitorControl::default(); n],
-            Some(j) => manifest_monitors()
-                .map(|m| match j.recovery.controls.get(&m.id) {
-                    Some(saved) => MonitorControl {
-                        disabled: saved.disabled,
-                        silenced_until_unix_ms: if saved.silenced_until_unix_ms > now_unix_ms {
-                            saved.silenced_until_unix_ms
-                        } else {
-                            0
-                        },
-                    },
-                    None => MonitorControl::default(),
-                })
-                .collect(),
-        };
-        let disabled_at_start = |l: usize, m: &Monitor| control[l].disabled.unwrap_or(!m.enabled);
+        let mut control = Controls::default();
+        if let Some(j) = &journal {
+            for (l, m) in manifest_monitors().enumerate() {
+                if let Some(saved) = j.recovery.controls.get(&m.id) {
+                    let silenced_until_unix_ms = if saved.silenced_until_unix_ms > now_unix_ms {
+                        saved.silenced_until_unix_ms
+                    } else {
+                        0
+                    };
+                    let saved = MonitorControl { disabled: saved.disabled, silenced_until_unix_ms };
+                    control.set(l as u32, saved);
+                }
+            }
+        }
+        let disabled_at_start =
+            |l: usize, m: &Monitor| control.get(l as u32).disabled.unwrap_or(!m.enabled);
         let disabled =
             manifest_monitors().enumerate().filter(|&(l, m)| disabled_at_start(l, m)).count()
                 as u64;
@@ -268,7 +270,7 @@ impl Monitors {
         let mut schedule_changes = std::collections::VecDeque::with_capacity(API_QUERY_RING);
         for (l, m) in manifest_monitors().enumerate() {
             let monitor = l as u32;
-            match control[l].disabled {
+            match control.get(monitor).disabled {
                 Some(true) if m.enabled => {
                     schedule_changes.push_back(ScheduleChange::Disable { monitor })
                 }
@@ -345,7 +347,7 @@ impl Monitors {
             states: RefCell::new(states),
             health: RefCell::new(vec![Health::Unknown; n]),
             state_since_ms: RefCell::new(vec![0; n]),
-            last_detail: RefCell::new(vec![Detail::None; n]),
+            odd_details: RefCell::new(FxHashMap::default()),
             by_id: RefCell::new(by_id),
             control: RefCell::new(control),
             recent: RefCell::new(RecentResults::new(n)),
@@ -562,8 +564,16 @@ impl Monitors {
 
     fn record(&self, local: u32, outcome: &Outcome, now_ms: u64) {
         let i = local as usize;
-        self.last_detail.borrow_mut()[i] = outcome.detail;
-        self.recent.borrow_mut().push(local, RecentResult::new(now_ms, outcome));
+        let kept = RecentResult::new(now_ms, outcome);
+        self.recent.borrow_mut().push(local, kept);
+        let mut odd = self.odd_details.borrow_mut();
+        if !kept.keeps(outcome) {
+            // Grows to its high-water mark once (at most a monitor an entry), then reuses it.
+            odd.insert(local, outcome.detail);
+        } else if !odd.is_empty() {
+            odd.remove(&local);
+        }
+        drop(odd);
         let now = if outcome.is_success() { Health::Up } else { Health::Down };
         let before = std::mem::replace(&mut self.health.borrow_mut()[i], now);
         // A disabled monitor's check that was in flight: counted under disabled still.
@@ -605,7 +615,8 @@ impl Monitors {
         let (effects, changed) = {
             let mut states = self.states.borrow_mut();
             let before = states[i];
-            let effects = transition(&mut states[i], &self.policies.borrow()[i], event, state_ms);
+            let effects =
+                transition(&mut states[i], self.policies.borrow().get(local), event, state_ms);
             (effects, (!before.same_saved(&states[i])).then_some(states[i]))
         };
         // Journal first, act after: everything a transition records precedes, in the journal,
@@ -669,7 +680,7 @@ impl Monitors {
                 let Some(alert) = shown_as(&monitor, |info| render(effect, info, outcome)) else {
                     return;
                 };
-                let control = self.control.borrow()[local as usize];
+                let control = self.control.borrow().get(local);
                 if control.silenced_at(self.now_unix_ms()) {
                     tracing::info!(
                         shard = self.shard,
@@ -842,7 +853,7 @@ impl Monitors {
                 let was_enabled = !self.is_disabled(local);
                 // Disabled or enabled through the API: that holds over the manifest's flag.
                 let mut spec = *spec;
-                if let Some(disabled) = self.control.borrow()[local as usize].disabled {
+                if let Some(disabled) = self.control.borrow().get(local).disabled {
                     spec.enabled = !disabled;
                 }
                 if let Err(e) = core.update_monitor(local, &spec, now_ms) {
@@ -858,7 +869,7 @@ impl Monitors {
         for (local, was_enabled) in changed {
             let i = local as usize;
             let monitor = self.monitor(local);
-            self.policies.borrow_mut()[i] = policy_of(&monitor, self.cooldown_ms);
+            self.policies.borrow_mut().set(local, policy_of(&monitor, self.cooldown_ms));
             self.hosts.borrow_mut()[i] = host_handle(&monitor);
             self.prepared.borrow_mut()[i] = Prepared::Empty;
             if let Some(journal) = &self.journal {
@@ -974,7 +985,6 @@ impl Monitors {
         let journaled = self.journal.is_some();
         if i == cold_v.len() {
             cold_v.push(cold);
-            self.control.borrow_mut().push(MonitorControl::default());
             self.recent.borrow_mut().grow();
             if journaled {
                 self.configs.borrow_mut().push(0);
@@ -984,23 +994,22 @@ impl Monitors {
             self.states.borrow_mut().push(MonitorState::new());
             self.health.borrow_mut().push(Health::Unknown);
             self.state_since_ms.borrow_mut().push(self.clock.now_ms());
-            self.last_detail.borrow_mut().push(Detail::None);
             self.prepared.borrow_mut().push(Prepared::Empty);
             return;
         }
         assert!(i < cold_v.len() && cold_v[i] == REMOVED, "slot {local} given while in use");
         cold_v[i] = cold;
-        self.control.borrow_mut()[i] = MonitorControl::default();
+        self.control.borrow_mut().set(local, MonitorControl::default());
         self.recent.borrow_mut().clear(local);
         if journaled {
             self.configs.borrow_mut()[i] = 0;
         }
-        self.policies.borrow_mut()[i] = policy;
+        self.policies.borrow_mut().set(local, policy);
         self.hosts.borrow_mut()[i] = host;
         self.states.borrow_mut()[i] = MonitorState::in_reused_slot(generation);
         self.health.borrow_mut()[i] = Health::Unknown;
         self.state_since_ms.borrow_mut()[i] = self.clock.now_ms();
-        self.last_detail.borrow_mut()[i] = Detail::None;
+        self.odd_details.borrow_mut().remove(&local);
         self.prepared.borrow_mut()[i] = Prepared::Empty;
     }
 
@@ -1094,8 +1103,18 @@ impl Monitors {
         // What an operator set and what the API shows of the open incidents.
         let now_unix_ms = self.now_unix_ms();
         let incidents = self.incidents.borrow();
-        for (i, control) in self.control.borrow().iter().enumerate() {
-            let local = i as u32;
+        let controls = self.control.borrow();
+        // The monitors with a setting or an open incident, in slot order (the same bytes for
+        // the same state).
+        let mut noted: Vec<u32> = controls.iter().map(|(local, _)| local).collect();
+        noted.extend(incidents.list(Some(true)).map(|r| r.monitor));
+        noted.sort_unstable();
+        noted.dedup();
+        for local in noted {
+            if self.is_removed(local) {
+                continue;
+            }
+            let control = controls.get(local);
             let open = incidents.open_of(local);
             let saved = SavedControl {
                 disabled: control.disabled,
@@ -1122,7 +1141,7 @@ impl Monitors {
                 }
             }
         }
-        drop(incidents);
+        drop((incidents, controls));
         let mut alerts: Vec<&SavedAlert> = Vec::new();
         let outbox = self.outbox.borrow();
         alerts.extend(outbox.values());
@@ -1169,7 +1188,9 @@ impl Monitors {
                 // Health is Up or Down only once `record` ran, which pushed to the ring.
                 let newest = *self.recent.borrow().newest_first(local).next()?;
                 let mut outcome = newest.outcome();
-                outcome.detail = self.last_detail.borrow()[i];
+                if let Some(&detail) = self.odd_details.borrow().get(&local) {
+                    outcome.detail = detail;
+                }
                 let target = self.shown_check_target(local);
                 Some(LastCheck {
                     at_unix_ms: now_unix_ms - now_ms.saturating_sub(newest.at_ms(now_ms)) as i64,
@@ -1178,7 +1199,7 @@ impl Monitors {
                 })
             })
             .flatten();
-        let silenced = self.control.borrow()[i].silenced_until_unix_ms;
+        let silenced = self.control.borrow().get(local).silenced_until_unix_ms;
         let since_ms = self.state_since_ms.borrow()[i];
         MonitorRow {
             id: monitor.id.clone(),
@@ -1195,7 +1216,7 @@ impl Monitors {
 
     /// Whether the monitor is not checked: disabled through the API, else by the manifest.
     fn is_disabled(&self, local: u32) -> bool {
-        self.control.borrow()[local as usize].disabled.unwrap_or(!self.monitor(local).enabled)
+        self.control.borrow().get(local).disabled.unwrap_or(!self.monitor(local).enabled)
     }
 
     /// How the API names a check's target: by host and port, never by URL (a URL may carry
@@ -1270,7 +1291,7 @@ impl Monitors {
         match command {
             Command::Disable if !disabled => {
                 self.move_count(local, false);
-                self.control.borrow_mut()[i].disabled = Some(true);
+                self.control.borrow_mut().update(local, |c| c.disabled = Some(true));
                 self.state_since_ms.borrow_mut()[i] = self.clock.now_ms();
                 tracing::info!(monitor = %monitor.shown_name(), "disabled through the API");
                 self.apply(local, Event::Disabled, self.clock.now_ms(), None);
@@ -1280,7 +1301,7 @@ impl Monitors {
                 });
             }
             Command::Enable if disabled => {
-                self.control.borrow_mut()[i].disabled = Some(false);
+                self.control.borrow_mut().update(local, |c| c.disabled = Some(false));
                 self.state_since_ms.borrow_mut()[i] = self.clock.now_ms();
                 self.move_count(local, true);
                 tracing::info!(monitor = %monitor.shown_name(), "enabled through the API");
@@ -1291,7 +1312,9 @@ impl Monitors {
                 });
             }
             Command::Silence { until_unix_ms } => {
-                self.control.borrow_mut()[i].silenced_until_unix_ms = until_unix_ms;
+                self.control
+                    .borrow_mut()
+                    .update(local, |c| c.silenced_until_unix_ms = until_unix_ms);
                 let until = crate::actions::payload::rfc3339(until_unix_ms);
                 tracing::info!(monitor = %monitor.shown_name(), "silenced until {until}");
                 self.journal_control(Record::Silenced {
@@ -1300,7 +1323,7 @@ impl Monitors {
                 });
             }
             Command::Unsilence => {
-                self.control.borrow_mut()[i].silenced_until_unix_ms = 0;
+                self.control.borrow_mut().update(local, |c| c.silenced_until_unix_ms = 0);
                 tracing::info!(monitor = %monitor.shown_name(), "silence lifted");
                 self.journal_control(Record::Silenced {
                     monitor: monitor.id.clone(),
@@ -1408,7 +1431,7 @@ impl Monitors {
             return;
         }
         let alert = shown_as(&monitor, |info| acknowledgement(info, seq, by, self.clock.now_ms()));
-        if self.control.borrow()[local as usize].silenced_at(self.now_unix_ms()) {
+        if self.control.borrow().get(local).silenced_at(self.now_unix_ms()) {
             tracing::info!(monitor = %monitor.shown_name(), silenced = true, "acknowledgement held back: {}", alert.summary);
             let held = actions::endpoints_for(&monitor.codes, Colour::Cyan, &monitor.plan.registry);
             let mut s = self.local_status.get();
@@ -1438,7 +1461,9 @@ impl Monitors {
             Question::CountSilenced => {
                 let now_unix_ms = self.now_unix_ms();
                 let control = self.control.borrow();
-                Answer::Count(control.iter().filter(|c| c.silenced_at(now_unix_ms)).count() as u64)
+                Answer::Count(
+                    control.iter().filter(|(_, c)| c.silenced_at(now_unix_ms)).count() as u64
+                )
             }
             Question::Ack { incident, by } => Answer::Incident(self.ack(incident, by)),
         }
