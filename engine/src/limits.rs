@@ -487,10 +487,11 @@ pub const RELOAD_RING: usize = 2;
 pub const RELOAD_APPLY_WAIT_MS: u64 = 10_000;
 
 /// Results kept per monitor for `GET /api/v1/monitors/{id}` (`recent`): 20, what the issue
-/// asks, enough to see a flap or the run of failures behind an incident. Each is 8 bytes
-/// (`shard::control::RecentResult`: the time modulo 2^32 ms, a 16-bit float latency, the
-/// outcome), so the ring costs 162 bytes a monitor (`RECENT_BYTES_PER_MONITOR`), allocated at
-/// start, outside the 64-byte hot state: 162 MB for a million monitors.
+/// asks, enough to see a flap or the run of failures behind an incident. Each is 6 bytes in
+/// the ring (`shard::control::RecentResult`: a 16-bit float latency, the outcome, and the time
+/// as a 16-bit float gap to the next newer result; the newest's time whole in the head), so the
+/// ring costs 128 bytes a monitor (`RECENT_BYTES_PER_MONITOR`), allocated at start, outside the
+/// 64-byte hot state: 128 MB for a million monitors.
 pub const RECENT_RESULTS: usize = 20;
 
 /// Closed incidents a shard keeps for `GET /api/v1/incidents` besides the open ones (at most

@@ -1186,7 +1186,7 @@ impl Monitors {
         let last_check = matches!(health, MonitorHealth::Up | MonitorHealth::Down)
             .then(|| {
                 // Health is Up or Down only once `record` ran, which pushed to the ring.
-                let newest = *self.recent.borrow().newest_first(local).next()?;
+                let newest = self.recent.borrow().newest_first(local).next()?;
                 let mut outcome = newest.outcome();
                 if let Some(&detail) = self.odd_details.borrow().get(&local) {
                     outcome.detail = detail;
