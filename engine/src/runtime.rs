@@ -39,6 +39,12 @@ pub const DEFAULT_GRACE_MS: u64 = 10_000;
 /// milliseconds; a minute means something is badly wrong (the host is swapping).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A shard that took longer than this to build its monitors starts its schedule again from
+/// when it is ready ([`schedule_from_start`]): what came due in 100 ms is at most a tenth of a
+/// second's checks at once, which the in-flight bound absorbs; rebuilding the wheel costs
+/// about as long for half a million monitors, so below this it is not worth it.
+const START_LAG_REBUILD_MS: u64 = 100;
+
 /// The shard a monitor lives on: `id_hash % shards`.
 pub fn shard_of(id_hash: u64, shards: usize) -> usize {
     assert!(shards > 0);
@@ -145,6 +151,27 @@ impl fmt::Display for RuntimeError {
 }
 
 impl std::error::Error for RuntimeError {}
+
+/// The shard's schedule as it starts dispatching at `now_ms`: the core built at `load_ms`
+/// when a shard took longer than [`START_LAG_REBUILD_MS`] to build its monitors is built again
+/// from `now_ms`. Otherwise every first slot that came due while the shard was being built
+/// (a million monitors take the shards a second) would go at once: up to `max_in_flight`
+/// checks in flight together, each with its task and buffers (118 MiB at a million monitors
+/// on two shards), and an ICMP burst whose replies are lost, which pages falsely.
+fn schedule_from_start(
+    core: ShardCore,
+    specs: &[MonitorSpec],
+    load_ms: u64,
+    now_ms: u64,
+    max_in_flight: u32,
+) -> ShardCore {
+    if now_ms.saturating_sub(load_ms) <= START_LAG_REBUILD_MS {
+        return core;
+    }
+    drop(core);
+    // The same specs built at `load_ms` before any thread started, so this cannot fail.
+    ShardCore::new(specs, now_ms, max_in_flight).expect("specs validated at load")
+}
 
 /// Turns an executor start failure into advice. io_uring rings are locked memory: under a
 /// low `RLIMIT_MEMLOCK` the ring setup fails with ENOMEM/EPERM.
@@ -321,9 +348,18 @@ impl Runtime {
                     let build = async move {
                         let epoch = clock.epoch();
                         let info = ShardInfo { shard, shards, monitors: &specs, epoch, queues };
-                        factory(&info)
+                        let built = factory(&info);
+                        (built, specs)
                     };
-                    let (probe, handler) = spawn_into(build, queues.probes).await;
+                    let ((probe, handler), specs) = spawn_into(build, queues.probes).await;
+                    let core = schedule_from_start(
+                        core,
+                        &specs,
+                        load_ms,
+                        clock.now_ms(),
+                        config.max_in_flight,
+                    );
+                    drop(specs);
                     // Running from before the start is reported until the task ends or panics.
                     let _running = RunningGuard::new(shared.clone());
                     let _ = started_tx.send(shard);
@@ -489,6 +525,40 @@ impl Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shard_slow_to_build_spreads_its_first_checks_from_when_it_is_ready() {
+        let interval_ms = 10_000;
+        let specs: Vec<MonitorSpec> = (0..1000u32)
+            .map(|i| MonitorSpec {
+                id_hash: u64::from(i) * 7919,
+                interval_ms,
+                timeout_ms: 1000,
+                enabled: true,
+                cold: i,
+            })
+            .collect();
+        let built = || ShardCore::new(&specs, 0, 4096).unwrap();
+        let phase_within = |ms: u64| {
+            specs.iter().filter(|s| s.id_hash % u64::from(interval_ms) <= ms).count() as u32
+        };
+        // Ready 50 ms after load: the schedule built at load stands.
+        let mut quick = schedule_from_start(built(), &specs, 0, 50, 4096);
+        assert_eq!(quick.dispatch_due(50_000), phase_within(50));
+        // Ready 3 s after load: without the rebuild, the 30 % of first slots that came due
+        // meanwhile would all go at once; with it, only those whose phase is 0.
+        assert_eq!(built().dispatch_due(3_000_000), phase_within(3_000));
+        let mut slow = schedule_from_start(built(), &specs, 0, 3_000, 4096);
+        let at_once = slow.dispatch_due(3_000_000);
+        assert_eq!(at_once, phase_within(0));
+        assert!(at_once < 10, "{at_once}");
+        // And every monitor still has its first check within one interval of being ready.
+        let mut started = at_once;
+        for ms in 3_001..3_000 + u64::from(interval_ms) {
+            started += slow.dispatch_due(ms * 1000);
+        }
+        assert_eq!(started, specs.len() as u32);
+    }
 
     #[test]
     fn placement_is_id_hash_mod_shards() {
