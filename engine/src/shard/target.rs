@@ -34,7 +34,7 @@ pub struct Compiled {
 /// enum is kept to the size of the common pulses' configs (http, tcp, icmp); the others,
 /// larger, are boxed (once, at compile, not per check).
 pub enum Check {
-    Http(HttpConfig),
+    Http(HttpConfig<'static>),
     Tcp(TcpConfig),
     Udp(Box<UdpConfig>),
     Dns(Box<DnsConfig>),
