@@ -156,7 +156,7 @@ pub struct HttpConfig<'a> {
     /// What few monitors set, apart: a shard holds one config per compiled monitor, so at
     /// a million monitors each byte here is a MB (120 bytes with them apart, 288 inline).
     extras: Option<Box<HttpExtras>>,
-    /// Hash of the Host, for the keep-alive pool's key.
+    /// Hash of the Host, for the keep-alive pool's key (0 without keep-alive).
     host_hash: u64,
     attempts: u32,
     head_request: bool,
@@ -461,15 +461,21 @@ impl<'a> HttpConfig<'a> {
         extras: Option<Box<HttpExtras>>,
         retries: u32,
     ) -> HttpConfig<'a> {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        parts.host.hash(&mut hasher);
+        // Only a kept-alive connection is pooled (and looked up) by its key.
+        let host_hash = if parts.keep_alive {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            parts.host.hash(&mut hasher);
+            hasher.finish()
+        } else {
+            0
+        };
         let method = parts.method;
         HttpConfig {
             addr,
             request,
             expected_status,
             extras,
-            host_hash: hasher.finish(),
+            host_hash,
             attempts: crate::retry::attempts(retries),
             head_request: method.eq_ignore_ascii_case("HEAD"),
             retryable_method: ["GET", "HEAD", "OPTIONS"]
