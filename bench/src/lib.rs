@@ -7,5 +7,7 @@
 /// The mock fleet now lives in the engine (the `cpra demo` runs it); re-exported here for the
 /// benchmarks and their tests.
 pub use cpra_engine::demo::fleet;
+/// In the library so the probe benchmark can read it; `cpra-bench`'s `main` installs it.
+pub mod counting_alloc;
 pub mod probes;
 pub mod process_group;

@@ -2,7 +2,6 @@
 //! human summary and, last, one JSON line.
 
 mod api;
-mod counting_alloc;
 mod journal;
 mod journal_onoff;
 mod load;
@@ -14,7 +13,7 @@ mod scheduler;
 use clap::{Parser, Subcommand};
 
 #[global_allocator]
-static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
+static GLOBAL: cpra_bench::counting_alloc::Counting = cpra_bench::counting_alloc::Counting;
 
 #[derive(Parser)]
 #[command(

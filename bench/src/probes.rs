@@ -20,8 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use cpra_net::http::{HttpClient, HttpConfig, HttpSpec, TlsConfigCache};
+use cpra_net::http::{HttpClient, HttpConfig, HttpSpec, PlainHttp, TlsConfigCache};
 use cpra_net::tcp::{self, TcpConfig};
+use cpra_net::Deadline;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
@@ -77,6 +78,11 @@ pub struct ProbesArgs {
     /// Skip the peers (CPRA only).
     #[arg(long)]
     pub no_peers: bool,
+    /// `http-close` only: CPRA builds each check's config per check from a borrowed monitor
+    /// config, its request rendered into a reused buffer (`HttpClient::check_plain`), as the
+    /// engine does for plain `http://` monitors; without it, one config compiled per task.
+    #[arg(long)]
+    pub plain: bool,
 }
 
 /// Figures for one side.
@@ -89,6 +95,8 @@ pub struct Figures {
     pub p50_us: u64,
     pub p90_us: u64,
     pub p99_us: u64,
+    /// Allocations (the whole process's) over the run, CPRA only: per check in the output.
+    pub allocations: Option<u64>,
 }
 
 impl Figures {
@@ -111,11 +119,16 @@ impl Figures {
             "p50_us": self.p50_us,
             "p90_us": self.p90_us,
             "p99_us": self.p99_us,
+            "allocations_per_check": self.allocations.map(|a| round2(a as f64 / self.checks.max(1) as f64)),
         })
     }
     fn line(&self, who: &str) -> String {
+        let allocations = match self.allocations {
+            Some(a) => format!("  allocs/check {:.2}", a as f64 / self.checks.max(1) as f64),
+            None => String::new(),
+        };
         format!(
-            "{who:<18} {:>10.0} checks/s {:>9.1} µs CPU/check  p50 {:>7} µs  p90 {:>7} µs  p99 {:>7} µs  errors {}",
+            "{who:<18} {:>10.0} checks/s {:>9.1} µs CPU/check  p50 {:>7} µs  p90 {:>7} µs  p99 {:>7} µs  errors {}{allocations}",
             self.checks_per_sec(),
             self.cpu_us_per_check(),
             self.p50_us,
@@ -254,7 +267,7 @@ fn percentiles(h: &Histogram<u64>) -> (u64, u64, u64) {
 }
 
 /// CPRA: one glommio shard, `in_flight` tasks, each checking in a loop until the time is up.
-fn run_cpra(kind: Kind, target: &Target, seconds: u64, in_flight: usize) -> Figures {
+fn run_cpra(kind: Kind, target: &Target, seconds: u64, in_flight: usize, plain: bool) -> Figures {
     let addr = match kind {
         Kind::Https => target.https(),
         _ => target.http(),
@@ -283,6 +296,7 @@ fn run_cpra(kind: Kind, target: &Target, seconds: u64, in_flight: usize) -> Figu
             let hist =
                 Rc::new(RefCell::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap()));
             let errors = Rc::new(std::cell::Cell::new(0u64));
+            let allocations0 = crate::counting_alloc::allocations();
             let cpu0 = thread_cpu_seconds();
             let start = Instant::now();
             let end = start + Duration::from_secs(seconds);
@@ -292,9 +306,22 @@ fn run_cpra(kind: Kind, target: &Target, seconds: u64, in_flight: usize) -> Figu
                     let (client, hist, errors) = (client.clone(), hist.clone(), errors.clone());
                     glommio::spawn_local(async move {
                         let tcp_cfg = TcpConfig { addr };
+                        let plain_cfg = PlainHttp {
+                            addr,
+                            host: "localhost",
+                            method: "GET",
+                            path: "/",
+                            headers: &[],
+                            expected_status: &[],
+                            retries: 0,
+                        };
                         while Instant::now() < end {
                             let o = match kind {
                                 Kind::Tcp => tcp::check(&tcp_cfg, CHECK_TIMEOUT).await,
+                                Kind::HttpClose if plain => client
+                                    .check_plain(&plain_cfg, Deadline::after(CHECK_TIMEOUT))
+                                    .await
+                                    .expect("bench spec renders"),
                                 _ => client.check(&cfg, CHECK_TIMEOUT).await,
                             };
                             if o.is_success() {
@@ -311,6 +338,7 @@ fn run_cpra(kind: Kind, target: &Target, seconds: u64, in_flight: usize) -> Figu
             }
             let elapsed = start.elapsed().as_secs_f64();
             let cpu = thread_cpu_seconds() - cpu0;
+            let allocations = crate::counting_alloc::allocations() - allocations0;
             let h = hist.borrow();
             let (p50_us, p90_us, p99_us) = percentiles(&h);
             Figures {
@@ -321,6 +349,7 @@ fn run_cpra(kind: Kind, target: &Target, seconds: u64, in_flight: usize) -> Figu
                 p50_us,
                 p90_us,
                 p99_us,
+                allocations: Some(allocations),
             }
         })
         .expect("start shard")
@@ -523,6 +552,7 @@ fn run_blackbox(
         p50_us,
         p90_us,
         p99_us,
+        allocations: None,
     })
 }
 
@@ -607,7 +637,10 @@ pub fn run(args: &ProbesArgs) -> Result<(), String> {
         target.http(),
         target.https()
     );
-    let cpra = run_cpra(kind, &target, args.seconds, args.in_flight);
+    if args.plain && kind != Kind::HttpClose {
+        return Err("--plain is for --kind http-close (a plain check closes its connection)".into());
+    }
+    let cpra = run_cpra(kind, &target, args.seconds, args.in_flight, args.plain);
     println!("{}", cpra.line("cpra"));
     let peer = |name: &str, r: Result<Figures, String>| match r {
         Ok(f) => {
@@ -650,6 +683,7 @@ pub fn run(args: &ProbesArgs) -> Result<(), String> {
         "seconds": args.seconds,
         "in_flight": args.in_flight,
         "target": target.name(),
+        "plain": args.plain,
         "checks_per_sec": round1(cpra.checks_per_sec()),
         "client_cpu_us_per_check": round1(cpra_cpc),
         "p50_us": cpra.p50_us,

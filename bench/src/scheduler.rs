@@ -32,7 +32,7 @@ use cpra_net::Outcome;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use hdrhistogram::Histogram;
 
-use crate::counting_alloc::allocations;
+use cpra_bench::counting_alloc::allocations;
 
 /// The interval of the saturated workload: every monitor is due again as soon as its check
 /// ends, so the scheduler never waits for time.

@@ -43,7 +43,7 @@ struct Case {
 }
 
 enum Probe {
-    Http(Box<HttpConfig>),
+    Http(Box<HttpConfig<'static>>),
     Tcp(TcpConfig),
     Tls(TlsCheckConfig),
 }

@@ -1,12 +1,15 @@
 //! The `http` and `https` pulses: one HTTP/1.1 exchange (or a few retries) inside one deadline.
 //!
-//! What it is for: a health check. The request is rendered once at load ([`HttpConfig::compile`]);
-//! a check writes it, parses the response head with httparse, reads the body only when an
-//! assertion needs it (at most [`MAX_BODY_BYTES`]) or a kept-alive connection must be drained,
-//! and closes otherwise. Each shard owns one [`HttpClient`]: its reusable buffers and its
-//! keep-alive pool (one connection per target). What it is not for: redirects, compression,
+//! What it is for: a health check. The request is rendered once per compiled config
+//! ([`HttpConfig::compile`]) or, for a plain `http://` check, per check into a reused buffer
+//! ([`HttpClient::check_plain`], so a shard keeps nothing per such monitor), by one function
+//! for both. A check writes it, parses the response head with httparse, reads the body only
+//! when an assertion needs it (at most [`MAX_BODY_BYTES`]) or a kept-alive connection must be
+//! drained, and closes otherwise. Each shard owns one [`HttpClient`]: its reusable buffers and
+//! its keep-alive pool (one connection per target). What it is not for: redirects, compression,
 //! HTTP/2, cookies; a health endpoint needs none of them.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
@@ -29,7 +32,8 @@ use crate::http_response::{
 };
 use crate::limits::{
     Size, MAX_ATTEMPTS, MAX_BODY_BYTES, MAX_HEADERS, MAX_HEADER_BLOCK_BYTES,
-    MAX_POOLED_CONNECTIONS, MAX_REQUEST_BYTES, MAX_SPARE_BUFFERS,
+    MAX_KEPT_REQUEST_BYTES, MAX_POOLED_CONNECTIONS, MAX_REQUEST_BYTES, MAX_SPARE_BUFFERS,
+    REQUEST_BUFFER_BYTES,
 };
 use crate::outcome::{Detail, FailureKind, Outcome, Warning};
 use crate::tcp::{self, Failure};
@@ -141,16 +145,18 @@ struct TlsTarget {
     full_handshake_tls12: Cell<bool>,
 }
 
-/// A compiled `http`/`https` monitor: everything a check needs, prepared once at load.
+/// A compiled `http`/`https` monitor: everything a check needs. [`HttpConfig::compile`] makes
+/// an owned one (`'static`), kept while its address holds; [`HttpConfig::plain`] one borrowing
+/// the monitor's config and a request buffer, made per check.
 #[derive(Clone, Debug)]
-pub struct HttpConfig {
+pub struct HttpConfig<'a> {
     addr: SocketAddr,
-    request: Box<[u8]>,
-    expected_status: Box<[u16]>,
-    /// What few monitors set, apart: a shard holds one config per monitor once checked, so at
+    request: Cow<'a, [u8]>,
+    expected_status: Cow<'a, [u16]>,
+    /// What few monitors set, apart: a shard holds one config per compiled monitor, so at
     /// a million monitors each byte here is a MB (120 bytes with them apart, 288 inline).
     extras: Option<Box<HttpExtras>>,
-    /// Hash of the Host, for the keep-alive pool's key.
+    /// Hash of the Host, for the keep-alive pool's key (0 without keep-alive).
     host_hash: u64,
     attempts: u32,
     head_request: bool,
@@ -230,69 +236,124 @@ fn is_field_value(s: &str) -> bool {
     s.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
 }
 
-impl HttpConfig {
+/// What a request is rendered from, borrowed from an [`HttpSpec`] or a [`PlainHttp`].
+struct RequestParts<'s> {
+    host: &'s str,
+    /// The port the request goes to: named in `Host` unless it is the scheme's default.
+    port: u16,
+    tls: bool,
+    method: &'s str,
+    path: &'s str,
+    headers: &'s [(String, String)],
+    body: Option<&'s [u8]>,
+    keep_alive: bool,
+}
+
+/// Checks `parts` and renders its request into `out` (cleared first): the one rendering of a
+/// request, for compiled and plain configs alike. Allocates only to grow `out` (and to word an
+/// error). Errors say which field is wrong.
+fn render_request(parts: &RequestParts<'_>, out: &mut Vec<u8>) -> Result<(), HttpConfigError> {
+    use std::io::Write;
+    let err = |m: String| Err(HttpConfigError(m));
+    if !is_token(parts.method) {
+        return err(format!("method `{}` is not a valid HTTP method", parts.method));
+    }
+    if !parts.path.starts_with('/') || !parts.path.bytes().all(|b| b.is_ascii_graphic()) {
+        // The path is not repeated: its query may hold a token.
+        return err("the path must start with `/` and contain no spaces".to_owned());
+    }
+    if parts.host.is_empty() || !is_field_value(parts.host) || parts.host.contains(' ') {
+        return err(format!("host `{}` is not a valid host name", parts.host));
+    }
+    out.clear();
+    // Writing to a `Vec` cannot fail: the `write!`s below are infallible.
+    out.extend(parts.method.bytes().map(|b| b.to_ascii_uppercase()));
+    out.push(b' ');
+    out.extend_from_slice(parts.path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let user_sets = |name: &str| parts.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    if !user_sets("host") {
+        out.extend_from_slice(b"Host: ");
+        out.extend_from_slice(parts.host.as_bytes());
+        let default_port = if parts.tls { 443 } else { 80 };
+        if parts.port != default_port {
+            let _ = write!(out, ":{}", parts.port);
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    if !user_sets("user-agent") {
+        out.extend_from_slice(b"User-Agent: cpra\r\n");
+    }
+    for (name, value) in parts.headers {
+        if !is_token(name) || !is_field_value(value) {
+            // The value is not repeated: it is often a credential.
+            return err(format!("header `{name}` is not a valid HTTP header"));
+        }
+        if name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case("content-length") {
+            return err(format!("header `{name}` is set by CPRA (use keep_alive / body instead)"));
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let connection: &[u8] = if parts.keep_alive { b"keep-alive" } else { b"close" };
+    out.extend_from_slice(b"Connection: ");
+    out.extend_from_slice(connection);
+    out.extend_from_slice(b"\r\n");
+    if let Some(body) = parts.body {
+        let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+        out.extend_from_slice(body);
+    } else {
+        out.extend_from_slice(b"\r\n");
+    }
+    if out.len() > MAX_REQUEST_BYTES {
+        return err(format!(
+            "request is {} bytes, more than the {} allowed",
+            out.len(),
+            Size::bytes(MAX_REQUEST_BYTES)
+        ));
+    }
+    Ok(())
+}
+
+/// A plain `http://` check, borrowed from a manifest monitor: no TLS, body, body or header
+/// assertion, maximum response time or keep-alive; anything else is an [`HttpSpec`] compiled
+/// once ([`HttpConfig::compile`]).
+#[derive(Clone, Copy, Debug)]
+pub struct PlainHttp<'s> {
+    pub addr: SocketAddr,
+    /// `Host` header.
+    pub host: &'s str,
+    pub method: &'s str,
+    /// Path and query, starting with `/`.
+    pub path: &'s str,
+    pub headers: &'s [(String, String)],
+    /// Accepted statuses; empty means any 2xx.
+    pub expected_status: &'s [u16],
+    /// Retries after the first attempt, as [`HttpSpec::retries`].
+    pub retries: u32,
+}
+
+impl HttpConfig<'static> {
     /// Validates `spec` and renders its request. Errors say which field is wrong.
     pub fn compile(
         spec: &HttpSpec,
         tls_cache: &mut TlsConfigCache,
     ) -> Result<Self, HttpConfigError> {
         let err = |m: String| Err(HttpConfigError(m));
-        let method = spec.method.to_ascii_uppercase();
-        if !is_token(&method) {
-            return err(format!("method `{}` is not a valid HTTP method", spec.method));
-        }
-        if !spec.path.starts_with('/') || !spec.path.bytes().all(|b| b.is_ascii_graphic()) {
-            // The path is not repeated: its query may hold a token.
-            return err("the path must start with `/` and contain no spaces".to_owned());
-        }
-        if spec.host.is_empty() || !is_field_value(&spec.host) || spec.host.contains(' ') {
-            return err(format!("host `{}` is not a valid host name", spec.host));
-        }
+        let parts = RequestParts {
+            host: &spec.host,
+            port: spec.addr.port(),
+            tls: spec.tls,
+            method: &spec.method,
+            path: &spec.path,
+            headers: &spec.headers,
+            body: spec.body.as_deref(),
+            keep_alive: spec.keep_alive,
+        };
         let mut request = Vec::with_capacity(256);
-        request.extend_from_slice(format!("{method} {} HTTP/1.1\r\n", spec.path).as_bytes());
-        let user_sets = |name: &str| spec.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
-        if !user_sets("host") {
-            let default_port = if spec.tls { 443 } else { 80 };
-            if spec.addr.port() == default_port {
-                request.extend_from_slice(format!("Host: {}\r\n", spec.host).as_bytes());
-            } else {
-                request.extend_from_slice(
-                    format!("Host: {}:{}\r\n", spec.host, spec.addr.port()).as_bytes(),
-                );
-            }
-        }
-        if !user_sets("user-agent") {
-            request.extend_from_slice(b"User-Agent: cpra\r\n");
-        }
-        for (name, value) in &spec.headers {
-            if !is_token(name) || !is_field_value(value) {
-                // The value is not repeated: it is often a credential.
-                return err(format!("header `{name}` is not a valid HTTP header"));
-            }
-            if name.eq_ignore_ascii_case("connection")
-                || name.eq_ignore_ascii_case("content-length")
-            {
-                return err(format!(
-                    "header `{name}` is set by CPRA (use keep_alive / body instead)"
-                ));
-            }
-            request.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
-        }
-        let connection = if spec.keep_alive { "keep-alive" } else { "close" };
-        request.extend_from_slice(format!("Connection: {connection}\r\n").as_bytes());
-        if let Some(body) = &spec.body {
-            request.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
-            request.extend_from_slice(body);
-        } else {
-            request.extend_from_slice(b"\r\n");
-        }
-        if request.len() > MAX_REQUEST_BYTES {
-            return err(format!(
-                "request is {} bytes, more than the {} allowed",
-                request.len(),
-                Size::bytes(MAX_REQUEST_BYTES)
-            ));
-        }
+        render_request(&parts, &mut request)?;
         let compile_regex = |what: &str, pattern: &str| {
             regex::bytes::Regex::new(pattern)
                 .map_err(|e| HttpConfigError(format!("{what} `{pattern}` does not compile: {e}")))
@@ -311,9 +372,7 @@ impl HttpConfig {
             .iter()
             .map(|(name, value)| ExpectedHeader::compile(name, value).map_err(HttpConfigError))
             .collect::<Result<Box<[_]>, _>>()?;
-        if let Some(bad) = spec.expected_status.iter().find(|s| !(100..600).contains(*s)) {
-            return err(format!("expected_status {bad} is not an HTTP status (100-599)"));
-        }
+        check_statuses(&spec.expected_status)?;
         let tls = if spec.tls {
             let configs = tls_cache.configs(&spec.tls_options)?;
             Some(TlsTarget {
@@ -328,9 +387,6 @@ impl HttpConfig {
         } else {
             None
         };
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        spec.host.hash(&mut hasher);
-        let retryable_method = matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS");
         let extras = HttpExtras {
             tls,
             body_contains,
@@ -345,17 +401,88 @@ impl HttpConfig {
             && extras.expected_headers.is_empty()
             && extras.max_response_time.is_none()
             && extras.cert_warn_days.is_none();
-        Ok(HttpConfig {
-            addr: spec.addr,
-            request: request.into_boxed_slice(),
-            expected_status: spec.expected_status.clone().into_boxed_slice(),
-            extras: (!plain).then(|| Box::new(extras)),
-            host_hash: hasher.finish(),
-            attempts: crate::retry::attempts(spec.retries),
-            head_request: method == "HEAD",
-            retryable_method,
-            keep_alive: spec.keep_alive,
-        })
+        Ok(HttpConfig::assemble(
+            &parts,
+            spec.addr,
+            Cow::Owned(request),
+            Cow::Owned(spec.expected_status.clone()),
+            (!plain).then(|| Box::new(extras)),
+            spec.retries,
+        ))
+    }
+}
+
+/// Each accepted status must be one (100-599).
+fn check_statuses(statuses: &[u16]) -> Result<(), HttpConfigError> {
+    match statuses.iter().find(|s| !(100..600).contains(*s)) {
+        Some(bad) => {
+            Err(HttpConfigError(format!("expected_status {bad} is not an HTTP status (100-599)")))
+        }
+        None => Ok(()),
+    }
+}
+
+impl<'a> HttpConfig<'a> {
+    /// The config of one check of `plain`, its request rendered into `request` (a buffer the
+    /// caller reuses: nothing is allocated once it is large enough), borrowing both. The bytes
+    /// are those [`HttpConfig::compile`] renders for the same monitor.
+    pub fn plain(
+        plain: &PlainHttp<'a>,
+        request: &'a mut Vec<u8>,
+    ) -> Result<HttpConfig<'a>, HttpConfigError> {
+        let parts = RequestParts {
+            host: plain.host,
+            port: plain.addr.port(),
+            tls: false,
+            method: plain.method,
+            path: plain.path,
+            headers: plain.headers,
+            body: None,
+            keep_alive: false,
+        };
+        render_request(&parts, request)?;
+        check_statuses(plain.expected_status)?;
+        let request: &'a Vec<u8> = request;
+        Ok(HttpConfig::assemble(
+            &parts,
+            plain.addr,
+            Cow::Borrowed(request.as_slice()),
+            Cow::Borrowed(plain.expected_status),
+            None,
+            plain.retries,
+        ))
+    }
+
+    fn assemble(
+        parts: &RequestParts<'_>,
+        addr: SocketAddr,
+        request: Cow<'a, [u8]>,
+        expected_status: Cow<'a, [u16]>,
+        extras: Option<Box<HttpExtras>>,
+        retries: u32,
+    ) -> HttpConfig<'a> {
+        // Only a kept-alive connection is pooled (and looked up) by its key.
+        let host_hash = if parts.keep_alive {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            parts.host.hash(&mut hasher);
+            hasher.finish()
+        } else {
+            0
+        };
+        let method = parts.method;
+        HttpConfig {
+            addr,
+            request,
+            expected_status,
+            extras,
+            host_hash,
+            attempts: crate::retry::attempts(retries),
+            head_request: method.eq_ignore_ascii_case("HEAD"),
+            retryable_method: ["GET", "HEAD", "OPTIONS"]
+                .iter()
+                .any(|m| method.eq_ignore_ascii_case(m)),
+            keep_alive: parts.keep_alive,
+        }
     }
 
     fn tls(&self) -> Option<&TlsTarget> {
@@ -427,6 +554,9 @@ fn io_failure(err: &std::io::Error, what: &'static str) -> Failure {
 #[derive(Default)]
 pub struct HttpClient {
     spare_buffers: RefCell<Vec<Box<[u8]>>>,
+    /// Request buffers of plain checks ([`check_plain`](Self::check_plain)), rendered into per
+    /// check and kept for the next (at most [`MAX_SPARE_BUFFERS`]).
+    spare_requests: RefCell<Vec<Vec<u8>>>,
     /// Idle kept-alive connections, with the days left of the certificate seen at handshake.
     /// Fx rather than SipHash: taken from and put back on every keep-alive check, and its keys
     /// come from the operator's manifest (the host already hashed at load), not from peers.
@@ -458,6 +588,20 @@ impl HttpClient {
         }
     }
 
+    fn take_request_buffer(&self) -> Vec<u8> {
+        self.spare_requests
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(REQUEST_BUFFER_BYTES))
+    }
+
+    fn give_request_buffer(&self, buf: Vec<u8>) {
+        let mut spare = self.spare_requests.borrow_mut();
+        if spare.len() < MAX_SPARE_BUFFERS && buf.capacity() <= MAX_KEPT_REQUEST_BYTES {
+            spare.push(buf);
+        }
+    }
+
     fn pool_put(&self, key: PoolKey, conn: Conn, cert_days_left: Option<i32>) {
         let mut pool = self.pool.borrow_mut();
         // One per target: a second concurrent connection to the same target is closed. At the
@@ -468,13 +612,31 @@ impl HttpClient {
     }
 
     /// Runs one check of `cfg` within `timeout` (retries and pauses included).
-    pub async fn check(&self, cfg: &HttpConfig, timeout: Duration) -> Outcome {
+    pub async fn check(&self, cfg: &HttpConfig<'_>, timeout: Duration) -> Outcome {
         self.check_within(cfg, Deadline::after(timeout)).await
+    }
+
+    /// A check of `plain` bounded by `deadline` (as [`check_within`](Self::check_within)), its
+    /// request rendered into one of this client's request buffers: nothing is kept, and, once
+    /// the client has as many buffers as checks in flight, nothing allocated. An error (a field
+    /// [`HttpConfig::compile`] would refuse too) comes before any I/O.
+    pub async fn check_plain(
+        &self,
+        plain: &PlainHttp<'_>,
+        deadline: Deadline,
+    ) -> Result<Outcome, HttpConfigError> {
+        let mut request = self.take_request_buffer();
+        let outcome = match HttpConfig::plain(plain, &mut request) {
+            Ok(cfg) => Ok(self.check_within(&cfg, deadline).await),
+            Err(e) => Err(e),
+        };
+        self.give_request_buffer(request);
+        outcome
     }
 
     /// [`check`](Self::check) bounded by `deadline`, which must start now: a caller that has
     /// just read the clock saves a reading. Its start is the start of the latency measured.
-    pub async fn check_within(&self, cfg: &HttpConfig, deadline: Deadline) -> Outcome {
+    pub async fn check_within(&self, cfg: &HttpConfig<'_>, deadline: Deadline) -> Outcome {
         // The one clock reading of a check that succeeds at once (the other is its latency).
         let mut now = deadline.start();
         let mut buf = self.take_buffer();
@@ -513,7 +675,7 @@ impl HttpClient {
 
     async fn attempt_within(
         &self,
-        cfg: &HttpConfig,
+        cfg: &HttpConfig<'_>,
         deadline: &Deadline,
         now: Instant,
         buf: &mut [u8],
@@ -540,7 +702,7 @@ impl HttpClient {
 
     async fn connect(
         &self,
-        cfg: &HttpConfig,
+        cfg: &HttpConfig<'_>,
         deadline: &Deadline,
         phase: &Cell<Phase>,
         cert_days: &Cell<Option<i32>>,
@@ -605,7 +767,7 @@ impl HttpClient {
 
     async fn attempt(
         &self,
-        cfg: &HttpConfig,
+        cfg: &HttpConfig<'_>,
         deadline: &Deadline,
         buf: &mut [u8],
         phase: &Cell<Phase>,
@@ -667,7 +829,7 @@ impl From<Failure> for ExchangeError {
 /// the connection may be reused (the whole response was consumed and the server keeps it open).
 /// Body assertions are judged here, while the body is in `buf`.
 async fn exchange(
-    cfg: &HttpConfig,
+    cfg: &HttpConfig<'_>,
     conn: &mut Conn,
     buf: &mut [u8],
 ) -> Result<(u16, bool), ExchangeError> {
@@ -834,7 +996,7 @@ async fn read_body(conn: &mut Conn, into: &mut [u8]) -> Result<usize, ExchangeEr
 }
 
 /// Turns an attempt into the outcome: status rule, response time, certificate warning.
-fn finish(cfg: &HttpConfig, deadline: &Deadline, attempt: Attempt) -> Outcome {
+fn finish(cfg: &HttpConfig<'_>, deadline: &Deadline, attempt: Attempt) -> Outcome {
     let latency_us = deadline.elapsed_us();
     let mut outcome = match attempt.result {
         Err((kind, detail)) => Outcome::failure(kind, latency_us, detail),
@@ -868,11 +1030,11 @@ mod tests {
 
     const T: Duration = Duration::from_secs(3);
 
-    fn compile(spec: &HttpSpec) -> HttpConfig {
+    fn compile(spec: &HttpSpec) -> HttpConfig<'static> {
         HttpConfig::compile(spec, &mut TlsConfigCache::default()).expect("compile")
     }
 
-    fn check_once(cfg: HttpConfig, timeout: Duration) -> Outcome {
+    fn check_once(cfg: HttpConfig<'static>, timeout: Duration) -> Outcome {
         run(move || async move { HttpClient::new().check(&cfg, timeout).await })
     }
 
@@ -890,6 +1052,96 @@ mod tests {
              X-Token: abc\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
         );
         assert!(!cfg.retryable_method);
+    }
+
+    /// A plain check renders per check exactly what `compile` renders once: one function
+    /// renders both, and this pins it (default and other ports, headers, methods, statuses).
+    #[test]
+    fn a_plain_check_renders_the_request_compile_renders() {
+        let headers = vec![("X-Token".to_owned(), "abc".to_owned())];
+        let host_set = vec![("host".to_owned(), "other".to_owned())];
+        let mut buf = Vec::new();
+        for (port, method, path, headers, statuses) in [
+            (80, "GET", "/", &Vec::new(), &[][..]),
+            (8080, "get", "/health?x=1", &headers, &[200, 204][..]),
+            (80, "HEAD", "/h", &host_set, &[][..]),
+        ] {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let mut spec = HttpSpec::get(addr, "api.example.com", path);
+            spec.method = method.into();
+            spec.headers = headers.clone();
+            spec.expected_status = statuses.to_vec();
+            spec.retries = 2;
+            let compiled = compile(&spec);
+            let plain = PlainHttp {
+                addr,
+                host: "api.example.com",
+                method,
+                path,
+                headers,
+                expected_status: statuses,
+                retries: 2,
+            };
+            let borrowed = HttpConfig::plain(&plain, &mut buf).unwrap();
+            assert_eq!(borrowed.request_bytes(), compiled.request_bytes(), "{method} {path}");
+            assert_eq!(borrowed.expected_status, compiled.expected_status);
+            assert_eq!(
+                (borrowed.attempts, borrowed.head_request, borrowed.retryable_method),
+                (compiled.attempts, compiled.head_request, compiled.retryable_method)
+            );
+            assert_eq!(borrowed.pool_key(), compiled.pool_key());
+            assert!(borrowed.extras.is_none() && compiled.extras.is_none());
+        }
+        let bad = PlainHttp {
+            addr: "127.0.0.1:80".parse().unwrap(),
+            host: "h",
+            method: "GE T",
+            path: "/",
+            headers: &[],
+            expected_status: &[],
+            retries: 0,
+        };
+        assert!(HttpConfig::plain(&bad, &mut buf).unwrap_err().0.contains("method"));
+        let bad = PlainHttp { method: "GET", expected_status: &[999], ..bad };
+        assert!(HttpConfig::plain(&bad, &mut buf).unwrap_err().0.contains("expected_status"));
+    }
+
+    /// A plain check against a real server: its request arrives as rendered, and its request
+    /// buffer goes back to the client for the next check.
+    #[test]
+    fn a_plain_check_reuses_its_request_buffer() {
+        fn echo_ok(head: &[u8]) -> (Vec<u8>, bool) {
+            let ok = head.starts_with(b"GET /p?q=1 HTTP/1.1\r\nHost: localhost:")
+                && head.ends_with(b"\r\nX-A: b\r\nConnection: close\r\n\r\n");
+            let status = if ok { "204 No Content" } else { "400 Bad Request" };
+            (format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").into_bytes(), false)
+        }
+        let server = test_server::http(echo_ok);
+        let headers = vec![("X-A".to_owned(), "b".to_owned())];
+        let addr = server.addr;
+        let (outcomes, spare) = run(move || async move {
+            let client = HttpClient::new();
+            let plain = PlainHttp {
+                addr,
+                host: "localhost",
+                method: "GET",
+                path: "/p?q=1",
+                headers: &headers,
+                expected_status: &[204],
+                retries: 0,
+            };
+            let mut outcomes = Vec::new();
+            for _ in 0..3 {
+                outcomes.push(client.check_plain(&plain, Deadline::after(T)).await.unwrap());
+            }
+            let spare = client.spare_requests.borrow().len();
+            (outcomes, spare)
+        });
+        for outcome in &outcomes {
+            assert!(outcome.is_success(), "{outcome:?}");
+        }
+        assert_eq!(server.requests.load(Ordering::SeqCst), 3);
+        assert_eq!(spare, 1, "one request buffer, taken and given back by each check");
     }
 
     #[test]

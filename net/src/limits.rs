@@ -72,6 +72,16 @@ pub const MAX_SPARE_BUFFERS: usize = 4096;
 /// send small requests; a larger one is a manifest mistake reported at load.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
+/// First capacity of a request buffer a plain http check renders into
+/// (`HttpClient::check_plain`): a health check's request is a request line, `Host`,
+/// `User-Agent`, `Connection` and a few headers, 150 to 300 bytes.
+pub const REQUEST_BUFFER_BYTES: usize = 512;
+
+/// Largest request buffer kept for reuse (one spare per check in flight, so at most 16 MiB at
+/// 4096 in flight, 2 MiB while requests stay under 512 bytes). Room for a bearer token or a
+/// cookie of a kilobyte or two; a monitor whose request is larger grows a buffer per check.
+pub const MAX_KEPT_REQUEST_BYTES: usize = 4 * 1024;
+
 // ---- TLS ----
 
 /// Largest `ca_file` read at load (PEM). A bundle of a few hundred CAs is ~200 KiB; 1 MiB

@@ -47,6 +47,84 @@ impl Target {
     }
 }
 
+/// An `http`/`https` URL's parts borrowed from it, for what reads a URL per check (a plain
+/// check reads its monitor's URL each time rather than keep its parts): no allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TargetRef<'a> {
+    pub tls: bool,
+    /// Host name or dotted IPv4 address.
+    pub host: &'a str,
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path: &'a str,
+}
+
+impl<'a> TargetRef<'a> {
+    /// Splits `url` when it is already written the way the `url` crate writes it back, so its
+    /// parts are exactly [`Target::parse`]'s: `http://` or `https://`, a lower-case host name
+    /// (letters, digits, `-`, non-empty labels, no IDNA `xn--` label, not ending in a number)
+    /// or a dotted IPv4 address as `Ipv4Addr` writes it, an optional port, and a path and
+    /// query of characters the crate keeps as they are, without dot segments. Any other URL
+    /// (IPv6, upper case, characters to escape, ...) gives `None`, and the caller takes
+    /// [`Target::parse`]. It validates nothing: that stays `Target::parse`'s, which the loader
+    /// ran on every URL this reads.
+    pub fn split(url: &'a str) -> Option<TargetRef<'a>> {
+        let (tls, rest) = match url.strip_prefix("http://") {
+            Some(rest) => (false, rest),
+            None => (true, url.strip_prefix("https://")?),
+        };
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let (host, port) = match authority.split_once(':') {
+            None => (authority, if tls { 443 } else { 80 }),
+            Some((host, port)) => {
+                if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                (host, port.parse().ok()?)
+            }
+        };
+        if !normal_host(host) {
+            return None;
+        }
+        let path = &tail[..tail.find('#').unwrap_or(tail.len())];
+        let path = match path {
+            "" => "/",
+            p if p.starts_with('/') && normal_path(p) => p,
+            _ => return None,
+        };
+        Some(TargetRef { tls, host, port, path })
+    }
+}
+
+/// A host the `url` crate writes back as it is (see [`TargetRef::split`]).
+fn normal_host(host: &str) -> bool {
+    let well_formed = host.split('.').all(|label| {
+        !label.is_empty()
+            && !label.starts_with("xn--")
+            && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    });
+    if !well_formed {
+        return false;
+    }
+    let last = host.rsplit('.').next().unwrap_or("");
+    // A host ending in a number is an IPv4 address to the crate, which it rewrites unless it
+    // is already dotted-decimal without leading zeros (which `Ipv4Addr` refuses).
+    let numeric = last.bytes().all(|b| b.is_ascii_digit()) || last.starts_with("0x");
+    !numeric || host.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+/// A path and query the `url` crate keeps as they are: unreserved and sub-delimiter
+/// characters (but `'`, which it escapes in a query), `:`, `@`, `/`, `%`, `?` (the query), and
+/// no `.` or `..` segment (which it resolves), escaped or not.
+fn normal_path(path_and_query: &str) -> bool {
+    let kept = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&()*+,;=:@/%?".contains(&b);
+    let path = &path_and_query[..path_and_query.find('?').unwrap_or(path_and_query.len())];
+    path_and_query.bytes().all(kept)
+        && !path.split('/').any(|segment| segment == "." || segment == "..")
+        && !path.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1] == b'2' && w[2] | 0x20 == b'e')
+}
+
 /// `base` with `segments` appended to its path, each percent-encoded as one segment (an
 /// Opsgenie alias has a `#`), and `query` when given, by the `url` crate. A `base` that does
 /// not parse, or cannot take a path, is returned as it is, so [`Target::parse`] reports it as
@@ -121,6 +199,65 @@ mod tests {
         );
         let t = Target::parse("http://[::1]:8080/x").unwrap();
         assert_eq!(t.host, "::1");
+    }
+
+    /// What `TargetRef::split` splits, it splits as `Target::parse` does; what it cannot
+    /// (the crate would rewrite it), it leaves to `Target::parse`.
+    #[test]
+    fn a_borrowed_split_gives_the_parts_parse_gives_or_none() {
+        let split = [
+            "http://127.0.0.1:18080/",
+            "http://127.0.0.1:18080",
+            "http://10.1.2.3/health?x=1&y=a%20b",
+            "https://api.example.com/h?x=1",
+            "https://api.example.com:8443",
+            "http://svc-1.internal.example:80/a/b;c=d/e:f@g~h!$&()*+,",
+            "http://host/p#fragment",
+            "http://host:0080/p",
+            "http://a.b/.well-known/x",
+            "http://a.b/%zz/%41",
+            "http://a.b/q?a=/b?c",
+            "http://host.1a/",
+        ];
+        let left = [
+            "http://[::1]:9000/a",
+            "HTTP://example.com/",
+            "http://Example.com/",
+            "http://example.com/a b",
+            "http://example.com/%7Ea b?q=1",
+            "http://h?q",
+            "http://example.com/a/../b",
+            "http://example.com/a/./b",
+            "http://example.com/a/%2E%2e/b",
+            "http://example.com/a\\b",
+            "http://example.com/?q='x'",
+            "http://example.com/{x}",
+            "http://127.0.0.01/",
+            "http://127.1/",
+            "http://0x7f.0.0.1/",
+            "http://1.2.3.4.5/",
+            "http://xn--nxasmq6b.com/",
+            "http://a..b/",
+            "http://example.com./",
+            "http://example.com:/",
+            "http://example.com:+80/",
+            "http://user@example.com/",
+            " http://example.com/",
+            "ftp://example.com/",
+            "http:///example.com/",
+        ];
+        for url in split {
+            let t = Target::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            let r = TargetRef::split(url).unwrap_or_else(|| panic!("{url} not split"));
+            assert_eq!(
+                (r.tls, r.host, r.port, r.path),
+                (t.tls, t.host.as_str(), t.port, t.path.as_str()),
+                "{url}"
+            );
+        }
+        for url in left {
+            assert_eq!(TargetRef::split(url), None, "{url}");
+        }
     }
 
     #[test]

@@ -18,9 +18,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cpra_net::http::{HttpClient, TlsConfigCache};
-use cpra_net::icmp::IcmpClient;
+use cpra_net::icmp::{IcmpClient, IcmpConfig};
 use cpra_net::resolver::ShardResolver;
 use cpra_net::retry::with_retries;
+use cpra_net::tcp::TcpConfig;
 use cpra_net::{Deadline, Detail, FailureKind, Outcome};
 use rustc_hash::FxHashMap;
 
@@ -34,7 +35,7 @@ use super::queries::{
 use super::reload::ShardReload;
 use super::spawn_into;
 use super::status::{FleetStatus, StatusSnapshot};
-use super::target::{compile, host_of, Check, Compiled};
+use super::target::{compile, host_of, plain, plain_http, Check, Compiled, Plain};
 use super::ShardCore;
 use crate::actions::{self, Actions, InterventionResult};
 use crate::alert::{acknowledgement, incident_id, render, MonitorInfo, RenderedAlert};
@@ -77,10 +78,14 @@ pub type AlertObserver = Arc<dyn Fn(&RenderedAlert) + Send + Sync>;
 /// Unix time in ms, for maintenance windows (cron in a timezone is wall-clock time).
 pub type WallClock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
-/// The compiled check of one monitor, for the address it was compiled against.
+/// The compiled check of a monitor that is not plain (see `target::plain`), kept from its first
+/// check: for the address it was compiled against, with the host it resolves (parsed once).
 enum Prepared {
-    Empty,
-    Ready(Option<SocketAddr>, Rc<Compiled>),
+    Ready {
+        host: Option<(Box<str>, u16)>,
+        addr: Option<SocketAddr>,
+        compiled: Compiled,
+    },
     /// The config cannot be compiled (logged once); every check fails `unsupported`.
     Invalid,
 }
@@ -109,9 +114,6 @@ pub struct Monitors {
     removed_seqs: RefCell<HashMap<String, u32>>,
     /// `--cooldown` for every colour, if given: applied to monitors a reload adds or changes.
     cooldown_ms: Option<u32>,
-    /// The host and port to resolve per monitor (parsed once), `None` when nothing is resolved.
-    /// `Rc<str>`: a check takes its own handle to the host without allocating.
-    hosts: RefCell<Vec<Host>>,
     /// The monitors with maintenance windows (shard-local indexes): the only ones the
     /// housekeeping task looks at, so a big shard without windows costs it nothing.
     with_windows: RefCell<Vec<u32>>,
@@ -136,7 +138,10 @@ pub struct Monitors {
     /// Scheduling changes the API asked for, for the dispatcher (`take_schedule_change`);
     /// at most `API_QUERY_RING` (past it the request is answered busy).
     schedule_changes: RefCell<std::collections::VecDeque<ScheduleChange>>,
-    prepared: RefCell<Vec<Prepared>>,
+    /// The compiled checks of the monitors that are not plain, by shard-local index, from
+    /// their first check on. A plain monitor (tcp, icmp, plain http: most of a fleet) has no
+    /// entry: its check is built per check from the plan.
+    prepared: RefCell<FxHashMap<u32, Rc<Prepared>>>,
     tls_cache: RefCell<TlsConfigCache>,
     http: HttpClient,
     /// Made when the shard first has an ICMP monitor (at start or on a reload).
@@ -230,14 +235,6 @@ impl Monitors {
         let cold: Vec<u32> = info.monitors.iter().map(|s| s.cold).collect();
         let manifest_monitors = || cold.iter().map(|&c| &plan.monitors[c as usize]);
         let policies = Policies::new(manifest_monitors().map(|m| policy_of(m, cooldown_ms)));
-        let hosts = {
-            // Monitors of one host share its handle: one allocation a host, not a monitor
-            // (32 MB at a million monitors). The set lives only while the table is built.
-            let mut shared: std::collections::HashSet<Rc<str>> = std::collections::HashSet::new();
-            manifest_monitors()
-                .map(|m| host_handle(m).map(|(host, port)| (shared_host(&mut shared, host), port)))
-                .collect()
-        };
         let has_icmp = manifest_monitors().any(is_icmp);
         let now_unix_ms = match &wall_clock {
             Some(clock) => clock(),
@@ -342,7 +339,6 @@ impl Monitors {
             policies: RefCell::new(policies),
             removed_seqs: RefCell::new(HashMap::new()),
             cooldown_ms,
-            hosts: RefCell::new(hosts),
             with_windows: RefCell::new(with_windows),
             states: RefCell::new(states),
             health: RefCell::new(vec![Health::Unknown; n]),
@@ -353,7 +349,7 @@ impl Monitors {
             recent: RefCell::new(RecentResults::new(n)),
             incidents: RefCell::new(incidents),
             schedule_changes: RefCell::new(schedule_changes),
-            prepared: RefCell::new((0..n).map(|_| Prepared::Empty).collect()),
+            prepared: RefCell::new(FxHashMap::default()),
             tls_cache: RefCell::new(TlsConfigCache::default()),
             http: HttpClient::new(),
             icmp: RefCell::new(has_icmp.then(|| Rc::new(IcmpClient::new()))),
@@ -480,10 +476,22 @@ impl Monitors {
         self.cold.borrow()[local as usize] == REMOVED
     }
 
-    /// The compiled check for `local`, (re)compiled when its address changed.
-    async fn compiled(&self, local: u32, deadline: &Deadline) -> Result<Rc<Compiled>, Outcome> {
-        let i = local as usize;
-        let host = self.hosts.borrow()[i].clone();
+    /// The compiled check of `monitor` (slot `local`, whose kept entry is `kept`), (re)compiled
+    /// when its address changed.
+    async fn compiled(
+        &self,
+        local: u32,
+        monitor: &Cold,
+        kept: Option<Rc<Prepared>>,
+        deadline: &Deadline,
+    ) -> Result<Rc<Prepared>, Outcome> {
+        let pulse = &monitor.pulse_check.pulse;
+        let host = match kept.as_deref() {
+            Some(Prepared::Invalid) => return Err(invalid_config()),
+            Some(Prepared::Ready { host, .. }) => host.clone(),
+            // The first check (or the first since a reload changed it): parsed once, kept.
+            None => host_of(pulse).ok().flatten().map(|(host, port)| (host.into_boxed_str(), port)),
+        };
         let addr = match &host {
             None => None,
             Some((host, port)) => {
@@ -493,31 +501,66 @@ impl Monitors {
                 }
             }
         };
-        match &self.prepared.borrow()[i] {
-            Prepared::Ready(a, c) if *a == addr => return Ok(c.clone()),
-            Prepared::Invalid => return Err(invalid_config()),
-            _ => {}
+        if let Some(kept) = kept {
+            if matches!(&*kept, Prepared::Ready { addr: a, .. } if *a == addr) {
+                return Ok(kept);
+            }
         }
-        let monitor = self.monitor(local);
         let compiled = compile(
-            &monitor.pulse_check.pulse,
+            pulse,
             addr,
             monitor.pulse_check.retries_per_check(),
             &mut self.tls_cache.borrow_mut(),
         );
-        let mut prepared = self.prepared.borrow_mut();
-        match compiled {
-            Ok(c) => {
-                let c = Rc::new(c);
-                prepared[i] = Prepared::Ready(addr, c.clone());
-                Ok(c)
-            }
+        let prepared = match compiled {
+            Ok(compiled) => Prepared::Ready { host, addr, compiled },
             Err(e) => {
                 tracing::error!(monitor = %monitor.shown_name(), line = monitor.line, "cannot check: {e}");
-                prepared[i] = Prepared::Invalid;
-                Err(invalid_config())
+                Prepared::Invalid
             }
+        };
+        let prepared = Rc::new(prepared);
+        self.prepared.borrow_mut().insert(local, prepared.clone());
+        match &*prepared {
+            Prepared::Ready { .. } => Ok(prepared),
+            Prepared::Invalid => Err(invalid_config()),
         }
+    }
+
+    /// Runs a plain check (see `target::plain`), built from the plan for this check only.
+    /// `None` when its config cannot be built (which the loader's checks should rule out):
+    /// the caller compiles it, which logs why once and keeps it as invalid.
+    async fn run_plain(
+        &self,
+        check: Plain<'_>,
+        retries: u32,
+        deadline: &Deadline,
+    ) -> Option<Outcome> {
+        let (host, port) = check.host();
+        let addr = match self.resolver.resolve_socket_addr(host, port, deadline.remaining()).await {
+            Ok(addr) => addr,
+            Err(e) => return Some(e.to_outcome(deadline.elapsed_us())),
+        };
+        // Read once: the HTTP check's own deadline starts at this reading.
+        let now = Instant::now();
+        let left = deadline.remaining_at(now);
+        Some(match check {
+            Plain::Tcp { .. } => {
+                let c = TcpConfig { addr };
+                with_retries(retries, left, |t| cpra_net::tcp::check(&c, t)).await
+            }
+            Plain::Icmp { count, .. } => {
+                let c = IcmpConfig::new(addr.ip(), count).ok()?.with_retries(retries);
+                match self.icmp() {
+                    Some(icmp) => icmp.check(&c, left).await,
+                    None => invalid_config(),
+                }
+            }
+            Plain::Http { url, pulse } => {
+                let c = plain_http(url, pulse, addr, retries);
+                self.http.check_plain(&c, Deadline::new(now, left)).await.ok()?
+            }
+        })
     }
 
     async fn run_check(&self, job: &Job) -> Outcome {
@@ -537,10 +580,22 @@ impl Monitors {
         let start = Instant::now();
         let end = self.clock.instant_at_ms(job.deadline_ms);
         let deadline = Deadline::new(start, end.saturating_duration_since(start));
-        let compiled = match self.compiled(job.monitor, &deadline).await {
+        let monitor = self.monitor(job.monitor);
+        let retries = monitor.pulse_check.retries_per_check();
+        // Empty for a plain monitor, unless its config could not be built (then invalid).
+        let kept = self.prepared.borrow().get(&job.monitor).cloned();
+        if kept.is_none() {
+            if let Some(check) = plain(&monitor.pulse_check.pulse) {
+                if let Some(outcome) = self.run_plain(check, retries, &deadline).await {
+                    return outcome;
+                }
+            }
+        }
+        let prepared = match self.compiled(job.monitor, &monitor, kept, &deadline).await {
             Ok(c) => c,
             Err(outcome) => return outcome,
         };
+        let Prepared::Ready { compiled, .. } = &*prepared else { return invalid_config() };
         // Read once: the HTTP check's own deadline starts at this reading.
         let now = Instant::now();
         let left = deadline.remaining_at(now);
@@ -838,7 +893,7 @@ impl Monitors {
             // Its incidents name it through the slot, which a later monitor may take.
             self.incidents.borrow_mut().forget(local);
             self.cold.borrow_mut()[local as usize] = REMOVED;
-            self.prepared.borrow_mut()[local as usize] = Prepared::Empty;
+            self.prepared.borrow_mut().remove(&local);
         }
         for &(old, new) in &order.moved {
             if let Some(local) = slot(old) {
@@ -870,8 +925,7 @@ impl Monitors {
             let i = local as usize;
             let monitor = self.monitor(local);
             self.policies.borrow_mut().set(local, policy_of(&monitor, self.cooldown_ms));
-            self.hosts.borrow_mut()[i] = host_handle(&monitor);
-            self.prepared.borrow_mut()[i] = Prepared::Empty;
+            self.prepared.borrow_mut().remove(&local);
             if let Some(journal) = &self.journal {
                 self.configs.borrow_mut()[i] = config_check(&monitor);
                 // The new config's checksum with the state as it is (its incident kept), so
@@ -912,11 +966,7 @@ impl Monitors {
             };
             let monitor = Cold { plan: self.plan.borrow().clone(), index: spec.cold as usize };
             let generation = core.generation(local);
-            self.place(
-                local,
-                (spec.cold, policy_of(&monitor, self.cooldown_ms), host_handle(&monitor)),
-                generation,
-            );
+            self.place(local, (spec.cold, policy_of(&monitor, self.cooldown_ms)), generation);
             if let Some(seq) = self.removed_seqs.borrow_mut().remove(&monitor.id) {
                 let mut states = self.states.borrow_mut();
                 states[local as usize] = states[local as usize].continuing(seq);
@@ -975,7 +1025,7 @@ impl Monitors {
     fn place(
         &self,
         local: u32,
-        (cold, policy, host): (u32, Policy, Host),
+        (cold, policy): (u32, Policy),
         generation: crate::state::Generation,
     ) {
         let i = local as usize;
@@ -990,11 +1040,9 @@ impl Monitors {
                 self.configs.borrow_mut().push(0);
             }
             self.policies.borrow_mut().push(policy);
-            self.hosts.borrow_mut().push(host);
             self.states.borrow_mut().push(MonitorState::new());
             self.health.borrow_mut().push(Health::Unknown);
             self.state_since_ms.borrow_mut().push(self.clock.now_ms());
-            self.prepared.borrow_mut().push(Prepared::Empty);
             return;
         }
         assert!(i < cold_v.len() && cold_v[i] == REMOVED, "slot {local} given while in use");
@@ -1005,12 +1053,11 @@ impl Monitors {
             self.configs.borrow_mut()[i] = 0;
         }
         self.policies.borrow_mut().set(local, policy);
-        self.hosts.borrow_mut()[i] = host;
         self.states.borrow_mut()[i] = MonitorState::in_reused_slot(generation);
         self.health.borrow_mut()[i] = Health::Unknown;
         self.state_since_ms.borrow_mut()[i] = self.clock.now_ms();
         self.odd_details.borrow_mut().remove(&local);
-        self.prepared.borrow_mut()[i] = Prepared::Empty;
+        self.prepared.borrow_mut().remove(&local);
     }
 
     /// Gives up the outbox alerts of a monitor a reload removed, in the journal too, so a
@@ -1222,9 +1269,10 @@ impl Monitors {
     /// How the API names a check's target: by host and port, never by URL (a URL may carry
     /// credentials).
     fn shown_check_target(&self, local: u32) -> String {
-        match &self.hosts.borrow()[local as usize] {
-            Some((host, port)) => format!("{host}:{port}"),
-            None => self.monitor(local).pulse_check.pulse.type_name().to_string(),
+        let monitor = self.monitor(local);
+        match host_of(&monitor.pulse_check.pulse) {
+            Ok(Some((host, port))) => format!("{host}:{port}"),
+            _ => monitor.pulse_check.pulse.type_name().to_string(),
         }
     }
 
@@ -1586,9 +1634,6 @@ impl std::ops::Deref for ShardPlan {
     }
 }
 
-/// A monitor's host and port to resolve, `None` when nothing is resolved.
-type Host = Option<(Rc<str>, u16)>;
-
 /// A monitor's config in the plan in force, held by the shard's own count on that plan.
 struct Cold {
     plan: Rc<ShardPlan>,
@@ -1601,20 +1646,6 @@ impl std::ops::Deref for Cold {
     fn deref(&self) -> &Monitor {
         &self.plan.monitors[self.index]
     }
-}
-
-fn shared_host(shared: &mut std::collections::HashSet<Rc<str>>, host: Rc<str>) -> Rc<str> {
-    match shared.get(&*host) {
-        Some(known) => known.clone(),
-        None => {
-            shared.insert(host.clone());
-            host
-        }
-    }
-}
-
-fn host_handle(m: &Monitor) -> Host {
-    host_of(&m.pulse_check.pulse).ok().flatten().map(|(host, port)| (Rc::from(host), port))
 }
 
 /// Whether a `permission` failure of `pulse` is kept out of the state machine: an icmp pulse
@@ -1863,15 +1894,193 @@ mod future_sizes {
         assert!(size <= PROBE_FUTURE_MAX_BYTES, "a check's future is {size} bytes");
     }
 
-    /// A shard keeps a compiled config per monitor once checked: at a million monitors each
-    /// byte of it is a MB. 96 bytes (http's config with its rare parts apart, the larger pulse
-    /// types boxed); 296 before.
+    /// A shard keeps a compiled config per monitor that is not plain, once checked (a plain
+    /// one keeps none): at a million such monitors each byte of it is a MB. 112 bytes (http's
+    /// config with its rare parts apart, its request and statuses owned or borrowed, the larger
+    /// pulse types boxed); 296 before.
     #[test]
     fn a_compiled_check_stays_small() {
-        assert!(std::mem::size_of::<Compiled>() <= 96);
+        assert!(std::mem::size_of::<Compiled>() <= 112);
     }
 
     /// 5.5 KiB in a debug build today (grpc's, the largest); 94 KiB before its reply buffers
     /// and TLS sessions moved out of the future.
     const PROBE_FUTURE_MAX_BYTES: usize = 8 * 1024;
+}
+
+/// What a shard keeps per monitor after its checks, against real loopback servers.
+#[cfg(test)]
+mod kept_per_monitor {
+    use super::*;
+    use crate::manifest::{load_str, LoadOptions};
+    use crate::shard::TaskQueues;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::Mutex;
+
+    /// A loopback HTTP server recording each request head, answering `200` with body `ok`.
+    /// Its thread ends with the test process (blocked in `accept`), as net's test servers.
+    fn recorder() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                seen.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            }
+        });
+        (addr, heads)
+    }
+
+    fn plan_of(yaml: &str) -> Plan {
+        let (monitors, report) = load_str(yaml, None, &LoadOptions::default());
+        assert!(report.is_valid(), "{:?}", report.problems.kept);
+        Plan { monitors, registry: Default::default() }
+    }
+
+    /// Runs `test` on a glommio executor with a one-shard `Monitors` over `plan`.
+    fn on_shard<F, Fut>(plan: Plan, test: F)
+    where
+        F: FnOnce(Rc<Monitors>, Arc<Plan>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let resolver = cpra_net::resolver::Resolver::start(Default::default()).unwrap();
+        let plan = Arc::new(plan);
+        let shard_resolver = resolver.shard_client();
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let specs = plan.specs();
+                let epoch = Instant::now();
+                let info = ShardInfo {
+                    shard: 0,
+                    shards: 1,
+                    monitors: &specs,
+                    epoch,
+                    queues: TaskQueues::create(),
+                };
+                let clock: Rc<dyn Clock> = Rc::new(MonotonicClock::new(epoch));
+                let monitors = Monitors::new(
+                    &info,
+                    plan.clone(),
+                    Rc::new(shard_resolver),
+                    Actions::new(actions::ActionsConfig::new(clock)),
+                    FleetStatus::new(1),
+                    FleetQueries::new(1),
+                    None,
+                    None,
+                    None,
+                    None,
+                );
+                test(monitors, plan).await;
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        drop(resolver);
+    }
+
+    /// Checks slot `monitor` (its `generation`th check) within 5 s.
+    async fn check(m: &Monitors, monitor: u32, generation: u32) -> Outcome {
+        let deadline_ms = m.clock.now_ms() + 5_000;
+        let job = Job { monitor, cold: monitor, generation, scheduled_ms: 0, deadline_ms };
+        m.run_check(&job).await
+    }
+
+    fn kept(m: &Monitors, monitor: u32) -> Option<Rc<Prepared>> {
+        m.prepared.borrow().get(&monitor).cloned()
+    }
+
+    fn manifest(addr: SocketAddr, path: &str) -> String {
+        format!(
+            "monitors:\n\
+             - {{name: plain, pulse_check: {{type: http, config: {{url: \"http://{addr}{path}\", headers: {{X-A: b}}}}}}}}\n\
+             - {{name: asserts, pulse_check: {{type: http, config: {{url: \"http://{addr}/a\", body_contains: ok}}}}}}\n\
+             - {{name: connect, pulse_check: {{type: tcp, config: {{host: 127.0.0.1, port: {port}}}}}}}\n",
+            port = addr.port()
+        )
+    }
+
+    #[test]
+    fn a_plain_monitor_keeps_nothing_and_one_that_is_not_is_compiled_once() {
+        let (addr, heads) = recorder();
+        on_shard(plan_of(&manifest(addr, "/v1?x=1")), move |m, _| async move {
+            let mut first = None;
+            for generation in 1..=2 {
+                for monitor in 0..3 {
+                    let outcome = check(&m, monitor, generation).await;
+                    assert!(outcome.is_success(), "monitor {monitor}: {outcome:?}");
+                }
+                assert!(kept(&m, 0).is_none(), "a plain http monitor keeps nothing");
+                assert!(kept(&m, 2).is_none(), "a tcp monitor keeps nothing");
+                let compiled = kept(&m, 1).expect("a monitor with assertions is compiled");
+                assert!(matches!(&*compiled, Prepared::Ready { .. }));
+                // The same config on its second check: compiled once.
+                let first = first.get_or_insert_with(|| compiled.clone());
+                assert!(Rc::ptr_eq(first, &compiled), "compiled again");
+            }
+        });
+        let heads = heads.lock().unwrap();
+        let plain: Vec<_> = heads.iter().filter(|h| h.starts_with("GET /v1")).collect();
+        assert_eq!(plain.len(), 2, "{heads:?}");
+        let want = format!(
+            "GET /v1?x=1 HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: cpra\r\nX-A: b\r\n\
+             Connection: close\r\n\r\n"
+        );
+        assert_eq!(plain[0], &want);
+    }
+
+    /// A plain monitor whose config cannot be built (the loader rules that out; here the plan
+    /// is changed after it) is compiled like any other: one error logged, kept as invalid.
+    #[test]
+    fn a_plain_monitor_that_cannot_be_built_is_kept_as_invalid() {
+        let (addr, heads) = recorder();
+        let mut plan = plan_of(&manifest(addr, "/"));
+        let Pulse::Http(h) = &mut plan.monitors[0].pulse_check.pulse else { unreachable!() };
+        h.method = Arc::new("GE T".to_owned());
+        on_shard(plan, move |m, _| async move {
+            let outcome = check(&m, 0, 1).await;
+            assert_eq!(outcome.failure, Some(FailureKind::Unsupported), "{outcome:?}");
+            let invalid = kept(&m, 0).expect("kept");
+            assert!(matches!(&*invalid, Prepared::Invalid));
+            let outcome = check(&m, 0, 2).await;
+            assert_eq!(outcome.failure, Some(FailureKind::Unsupported), "{outcome:?}");
+            assert!(Rc::ptr_eq(&invalid, &kept(&m, 0).unwrap()), "compiled again");
+        });
+        assert!(heads.lock().unwrap().is_empty(), "nothing sent");
+    }
+
+    /// A reload that changes a plain monitor's URL: its next check requests the new one.
+    #[test]
+    fn a_reload_of_a_plain_monitors_url_takes_effect_at_its_next_check() {
+        let (addr, heads) = recorder();
+        let changed = Arc::new(plan_of(&manifest(addr, "/v2")));
+        on_shard(plan_of(&manifest(addr, "/v1")), move |m, plan| async move {
+            assert!(check(&m, 0, 1).await.is_success());
+            let mut core = ShardCore::new(&plan.specs(), 0, 16).unwrap();
+            let order = ShardReload {
+                plan: changed.clone(),
+                removed: Vec::new(),
+                changed: vec![(0, changed.spec(0))],
+                moved: Vec::new(),
+                added: Vec::new(),
+            };
+            let mut handler = m.clone();
+            ResultHandler::reload(&mut handler, &order, &mut core, m.clock.now_ms());
+            assert!(check(&m, 0, 2).await.is_success());
+            assert!(kept(&m, 0).is_none());
+        });
+        let heads = heads.lock().unwrap();
+        let paths: Vec<_> = heads.iter().map(|h| h.split(' ').nth(1).unwrap_or("")).collect();
+        assert_eq!(paths, ["/v1", "/v2"]);
+    }
 }

@@ -1,10 +1,13 @@
 //! Where a pulse is aimed: the host to resolve, and how to turn the resolved address into a
-//! compiled `cpra-net` check config.
+//! `cpra-net` check config.
 //!
-//! What it is for: the per-monitor work done once per resolved address (parsing the URL,
-//! rendering the request, building TLS configs), never per check. What it is not for:
-//! resolving (the shard's `ShardResolver` does it) or running the check (`Monitors::run_check`
-//! in `monitors.rs`).
+//! What it is for: telling a plain check ([`plain`]: tcp, icmp, and http to an `http://` URL
+//! without the rare fields), whose config is built per check from the monitor's own config
+//! without allocating (the http request rendered into a reused buffer), so a shard keeps
+//! nothing per such monitor; and compiling every other check once per resolved address
+//! (parsing the URL, rendering the request, building TLS configs), kept by the shard. What it
+//! is not for: resolving (the shard's `ShardResolver` does it) or running the check
+//! (`Monitors::run_check` in `monitors.rs`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -12,14 +15,14 @@ use std::path::PathBuf;
 use cpra_net::dns::{system_nameserver, DnsConfig, DnsRecord};
 use cpra_net::docker::DockerConfig;
 use cpra_net::grpc::GrpcConfig;
-use cpra_net::http::{HttpConfig, HttpSpec, TlsConfigCache};
+use cpra_net::http::{HttpConfig, HttpSpec, PlainHttp, TlsConfigCache};
 use cpra_net::icmp::IcmpConfig;
 use cpra_net::tcp::TcpConfig;
 use cpra_net::tls::TlsOptions;
 use cpra_net::tlscheck::TlsCheckConfig;
 use cpra_net::udp::UdpConfig;
 
-use crate::actions::target::Target;
+use crate::actions::target::{Target, TargetRef};
 use crate::manifest::{HttpPulse, Pulse};
 
 /// A compiled check, ready to run against one resolved address, and the retries it makes
@@ -34,7 +37,7 @@ pub struct Compiled {
 /// enum is kept to the size of the common pulses' configs (http, tcp, icmp); the others,
 /// larger, are boxed (once, at compile, not per check).
 pub enum Check {
-    Http(HttpConfig),
+    Http(HttpConfig<'static>),
     Tcp(TcpConfig),
     Udp(Box<UdpConfig>),
     Dns(Box<DnsConfig>),
@@ -42,6 +45,61 @@ pub enum Check {
     Tls(Box<TlsCheckConfig>),
     Icmp(IcmpConfig),
     Docker(Box<DockerConfig>),
+}
+
+/// A check built per check from its monitor's config, borrowed from the plan: nothing about it
+/// is kept between checks.
+#[derive(Clone, Copy, Debug)]
+pub enum Plain<'a> {
+    Tcp { host: &'a str, port: u16 },
+    Icmp { host: &'a str, count: u8 },
+    Http { url: TargetRef<'a>, pulse: &'a HttpPulse },
+}
+
+impl<'a> Plain<'a> {
+    /// The host to resolve and the port the check goes to (0 for icmp).
+    pub fn host(&self) -> (&'a str, u16) {
+        match *self {
+            Plain::Tcp { host, port } => (host, port),
+            Plain::Icmp { host, .. } => (host, 0),
+            Plain::Http { url, .. } => (url.host, url.port),
+        }
+    }
+}
+
+/// `pulse` as a plain check, when it is one: tcp, icmp, or http to an `http://` URL the plan
+/// can split without allocating ([`TargetRef::split`]) with none of the rare fields (no TLS,
+/// body, body or header assertion, maximum response time, CA file). Every other pulse is
+/// compiled ([`compile`]) and kept.
+pub fn plain(pulse: &Pulse) -> Option<Plain<'_>> {
+    match pulse {
+        Pulse::Tcp(t) => Some(Plain::Tcp { host: &t.host, port: t.port }),
+        Pulse::Icmp(i) => Some(Plain::Icmp { host: &i.host, count: i.count.clamp(1, 255) as u8 }),
+        Pulse::Http(h) if h.extra.is_none() => match TargetRef::split(&h.url) {
+            Some(url) if !url.tls => Some(Plain::Http { url, pulse: h }),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The borrowed config of a plain http check against `addr` (see [`PlainHttp`]): the same
+/// fields [`http_spec`] gives a compiled one.
+pub fn plain_http<'a>(
+    url: TargetRef<'a>,
+    pulse: &'a HttpPulse,
+    addr: SocketAddr,
+    retries: u32,
+) -> PlainHttp<'a> {
+    PlainHttp {
+        addr,
+        host: url.host,
+        method: &pulse.method,
+        path: url.path,
+        headers: &pulse.headers,
+        expected_status: &pulse.expected_status,
+        retries,
+    }
 }
 
 /// The host a pulse needs resolved and the port it goes to, or `None` when nothing is
@@ -241,6 +299,7 @@ mod tests {
         }
         let mut tls_cache = TlsConfigCache::default();
         let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let mut plain_http_checks = 0;
         for bytes in &manifests {
             let mut monitors = Vec::new();
             let opts = LoadOptions::default();
@@ -253,8 +312,49 @@ mod tests {
                 let retries = m.pulse_check.retries_per_check();
                 let compiled = compile(pulse, Some(addr), retries, &mut tls_cache);
                 assert!(compiled.is_ok(), "{}: {}", m.name, compiled.err().unwrap_or_default());
+                // A plain http check renders per check the request compiled once would send.
+                if let (Some(Plain::Http { url, pulse: h }), Check::Http(compiled)) =
+                    (plain(pulse), &compiled.unwrap().check)
+                {
+                    let mut buf = Vec::new();
+                    let borrowed = plain_http(url, h, addr, retries);
+                    let borrowed = HttpConfig::plain(&borrowed, &mut buf);
+                    let borrowed = borrowed.unwrap_or_else(|e| panic!("{}: {e}", m.name));
+                    assert_eq!(borrowed.request_bytes(), compiled.request_bytes(), "{}", m.name);
+                    plain_http_checks += 1;
+                }
             }
         }
+        assert!(plain_http_checks > 10, "{plain_http_checks} plain http checks seen");
+    }
+
+    #[test]
+    fn plain_checks_are_tcp_icmp_and_http_without_the_rare_fields() {
+        let yaml = "monitors:\n\
+            - {name: a, pulse_check: {type: http, config: {url: \"http://127.0.0.1:9/h\", headers: {X-A: b}}}}\n\
+            - {name: b, pulse_check: {type: tcp, config: {host: db.internal, port: 5432}}}\n\
+            - {name: c, pulse_check: {type: icmp, config: {host: 10.0.0.1}}}\n\
+            - {name: d, pulse_check: {type: http, config: {url: \"https://example.com/\"}}}\n\
+            - {name: e, pulse_check: {type: http, config: {url: \"http://127.0.0.1:9/\", body_contains: ok}}}\n\
+            - {name: f, pulse_check: {type: http, config: {url: \"http://[::1]:9/\"}}}\n\
+            - {name: g, pulse_check: {type: udp, config: {host: 127.0.0.1, port: 9}}}\n";
+        let (monitors, report) =
+            crate::manifest::load_str(yaml, None, &crate::manifest::LoadOptions::default());
+        assert!(report.is_valid(), "{:?}", report.problems.kept);
+        let hosts: Vec<_> =
+            monitors.iter().map(|m| plain(&m.pulse_check.pulse).map(|p| p.host())).collect();
+        assert_eq!(
+            hosts,
+            [
+                Some(("127.0.0.1", 9)),
+                Some(("db.internal", 5432)),
+                Some(("10.0.0.1", 0)),
+                None,
+                None,
+                None,
+                None
+            ]
+        );
     }
 
     #[test]
