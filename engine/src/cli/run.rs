@@ -590,6 +590,7 @@ pub fn run_plan_status(
         replica = node.replica,
         "running; {first_checks}"
     );
+    crate::allocator::release_freed_memory();
     if let Err(e) = crate::hangup::catch() {
         tracing::warn!("{e}");
     }
